@@ -1,0 +1,347 @@
+//! Wire types shared by the controller, the node agent and the CLI.
+//!
+//! Everything here is plain data with serde derives: no HTTP, no I/O. Two APIs use it:
+//!
+//! * the controller's public REST API under `/v1/` ([`App`], [`Release`], [`ErrorBody`], …),
+//!   used by the CLI, the dashboard and scripts;
+//! * the node agent's API under `/v1/` on the agent ([`JobSpec`], [`JobStatus`], …), used by
+//!   the controller, and the agent's heartbeat to the controller ([`NodeHeartbeat`]).
+//!
+//! Unknown fields are ignored when reading so that older clients keep working when a newer
+//! server adds fields; new fields must therefore be optional or carry a default.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub mod names;
+
+/// The one error shape of every paas HTTP API: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// A machine-readable `code` (stable, snake_case) and a human message that says what is
+/// wrong and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        ErrorBody {
+            error: ErrorDetail {
+                code: code.into(),
+                message: message.into(),
+            },
+        }
+    }
+}
+
+/// Stable error codes used across the APIs.
+pub mod codes {
+    pub const NOT_FOUND: &str = "not_found";
+    pub const CONFLICT: &str = "conflict";
+    pub const VALIDATION: &str = "validation_error";
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    pub const FORBIDDEN: &str = "forbidden";
+    pub const INTERNAL: &str = "internal_error";
+    pub const UNAVAILABLE: &str = "unavailable";
+    pub const BAD_REQUEST: &str = "bad_request";
+}
+
+// ---------------------------------------------------------------------------------------
+// Controller REST API
+// ---------------------------------------------------------------------------------------
+
+/// `POST /v1/apps`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateApp {
+    pub name: String,
+}
+
+/// An application as the controller reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct App {
+    pub name: String,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+    /// The version number of the release that is live, if any (`2` for v2).
+    #[serde(default)]
+    pub current_release: Option<u32>,
+    /// `http://<app>.<domain>:<router port>`
+    pub web_url: String,
+    /// `http://<controller>/git/<app>.git`
+    pub git_url: String,
+    /// up, crashed, building, deploying, idle (no release yet)
+    #[serde(default)]
+    pub status: String,
+}
+
+/// An immutable release: an image plus the config and process types it runs with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    pub app: String,
+    /// 1, 2, 3, … per app.
+    pub version: u32,
+    /// Image reference in the controller's registry, `<repository>@sha256:…`.
+    pub image: String,
+    /// The git commit the image was built from, when it came from a push.
+    #[serde(default)]
+    pub source_version: Option<String>,
+    /// Process type name → command, from the Procfile and the buildpack's `bin/release`.
+    #[serde(default)]
+    pub process_types: BTreeMap<String, String>,
+    /// Config var names. Values are not listed here.
+    #[serde(default)]
+    pub config_keys: Vec<String>,
+    /// "Deploy 1a2b3c4", "Rollback to v3", "Set FOO config vars", …
+    pub description: String,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// One build (a push that ran the buildpacks).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Build {
+    pub id: String,
+    pub app: String,
+    /// pending, building, succeeded, failed
+    pub status: String,
+    #[serde(default)]
+    pub source_version: Option<String>,
+    /// The release this build created, if it succeeded.
+    #[serde(default)]
+    pub release: Option<u32>,
+    pub created_at: String,
+    #[serde(default)]
+    pub finished_at: Option<String>,
+}
+
+/// A node as the controller knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    pub name: String,
+    pub url: String,
+    /// up, down, draining
+    pub state: String,
+    pub memory_bytes: u64,
+    pub last_seen: String,
+    #[serde(default)]
+    pub jobs: u32,
+}
+
+// ---------------------------------------------------------------------------------------
+// Node agent API (controller → agent) and heartbeat (agent → controller)
+// ---------------------------------------------------------------------------------------
+
+/// An image in an OCI distribution registry (the controller's `/v2/`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRef {
+    /// Base URL of the registry, e.g. `http://127.0.0.1:8080` (no trailing slash, no `/v2`).
+    pub registry: String,
+    /// Repository name, e.g. `apps/hello` or `stacks/tiny`.
+    pub repository: String,
+    /// A tag or a `sha256:…` manifest digest.
+    pub reference: String,
+}
+
+/// A tarball to fetch and unpack into the container before the process starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobInput {
+    /// `GET` this URL (with the agent's bearer token); the body is a tar, gzip or plain.
+    pub url: String,
+    /// Absolute path in the container where the tar is unpacked (a fresh host directory
+    /// bind-mounted there).
+    pub path: String,
+    #[serde(default)]
+    pub readonly: bool,
+}
+
+/// A named volume: a directory on the node that outlives the job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeMount {
+    /// `[a-z0-9][a-z0-9_.-]*`
+    pub name: String,
+    /// Absolute path in the container.
+    pub path: String,
+    #[serde(default)]
+    pub readonly: bool,
+}
+
+/// After the process exits 0, the agent packs the directory at `path` (which must be one
+/// of the job's inputs) into a gzip tar layer whose entries start with `path` without the
+/// leading slash (so `/app/x` is stored as `app/x`), pushes the blob to
+/// `<registry>/v2/<repository>/blobs/uploads/` and reports it in
+/// [`JobStatus::output_layer`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobOutput {
+    pub path: String,
+    pub registry: String,
+    pub repository: String,
+}
+
+/// A layer the agent produced from a job's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerInfo {
+    /// sha256 of the gzip blob, `sha256:…`.
+    pub digest: String,
+    /// sha256 of the uncompressed tar, `sha256:…` (the OCI config's diff_id).
+    pub diff_id: String,
+    /// Size of the gzip blob in bytes.
+    pub size: u64,
+}
+
+/// `POST /v1/jobs` on an agent: run one container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// Unique id chosen by the controller: `[a-z0-9][a-z0-9-]{0,62}`.
+    pub id: String,
+    /// Free-form labels the controller uses to find its jobs again (app, release, type).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub image: ImageRef,
+    /// argv. Empty means the image config's Entrypoint + Cmd.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Added to (and overriding) the image config's Env.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Empty means the image config's WorkingDir, else `/`.
+    #[serde(default)]
+    pub working_dir: Option<String>,
+    /// The TCP port the process listens on inside the container. When set, the agent maps
+    /// a host port to it and reports [`JobStatus::addr`].
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
+    #[serde(default)]
+    pub pids_limit: Option<u64>,
+    #[serde(default)]
+    pub inputs: Vec<JobInput>,
+    #[serde(default)]
+    pub volumes: Vec<VolumeMount>,
+    #[serde(default)]
+    pub output: Option<JobOutput>,
+    /// Hostname inside the container; defaults to the job id.
+    #[serde(default)]
+    pub hostname: Option<String>,
+}
+
+/// Lifecycle of a job on a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Pulling the image, unpacking inputs, creating the container.
+    Starting,
+    /// The process is running.
+    Up,
+    /// Stop requested; waiting for the process to exit.
+    Stopping,
+    /// The process exited 0 (or was stopped on request).
+    Down,
+    /// The process exited non-zero, was killed by a signal it did not ask for, or the job
+    /// failed to start.
+    Crashed,
+}
+
+/// Why a job's process ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ExitInfo {
+    #[serde(default)]
+    pub code: Option<i32>,
+    #[serde(default)]
+    pub signal: Option<i32>,
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// Human summary: "exited 0", "killed by SIGKILL", "out of memory",
+    /// "failed to start: …".
+    pub reason: String,
+}
+
+/// What an agent reports about one job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobStatus {
+    pub id: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub state: JobState,
+    /// Host pid of the container's process while it runs.
+    #[serde(default)]
+    pub pid: Option<i32>,
+    /// The container's IP on the node bridge.
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// The host port mapped to [`JobSpec::port`].
+    #[serde(default)]
+    pub host_port: Option<u16>,
+    /// `host:port` at which the controller/router reaches the job's port.
+    #[serde(default)]
+    pub addr: Option<String>,
+    #[serde(default)]
+    pub exit: Option<ExitInfo>,
+    #[serde(default)]
+    pub output_layer: Option<LayerInfo>,
+    /// RFC 3339 UTC.
+    #[serde(default)]
+    pub started_at: Option<String>,
+    #[serde(default)]
+    pub finished_at: Option<String>,
+}
+
+/// `POST /v1/jobs/{id}/stop` on an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct StopJob {
+    /// Seconds between SIGTERM and SIGKILL; default 10.
+    #[serde(default)]
+    pub grace_seconds: Option<u64>,
+}
+
+/// `POST /v1/nodes/heartbeat` on the controller, every few seconds from each agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeHeartbeat {
+    pub name: String,
+    /// Base URL of the agent's API, e.g. `http://127.0.0.1:39121`.
+    pub url: String,
+    pub memory_bytes: u64,
+    #[serde(default)]
+    pub jobs: Vec<JobStatus>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_body_shape_is_stable() {
+        let body = ErrorBody::new(codes::NOT_FOUND, "no app named x");
+        let json = serde_json::to_value(&body).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"error": {"code": "not_found", "message": "no app named x"}})
+        );
+    }
+
+    #[test]
+    fn job_spec_defaults_fill_in() {
+        let spec: JobSpec = serde_json::from_str(
+            r#"{"id":"j1","image":{"registry":"http://r","repository":"a","reference":"latest"}}"#,
+        )
+        .unwrap();
+        assert!(spec.command.is_empty());
+        assert!(spec.output.is_none());
+        assert_eq!(spec.port, None);
+    }
+
+    #[test]
+    fn job_state_is_snake_case() {
+        assert_eq!(
+            serde_json::to_string(&JobState::Crashed).unwrap(),
+            "\"crashed\""
+        );
+    }
+}

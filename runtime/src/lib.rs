@@ -1,0 +1,216 @@
+//! paas-runtime: one container on one host, as a synchronous library.
+//!
+//! THIS FILE IS THE CONTRACT the node agent codes against. The runtime helper implements
+//! it (in submodules) and may add to it, but must not change these signatures without
+//! updating every caller.
+//!
+//! A container is: an overlayfs rootfs (read-only image layer dirs as lowers, a fresh upper
+//! dir), new pid/mnt/uts/ipc(/net/cgroup) namespaces, pivot_root, /proc, a minimal /dev,
+//! cgroup limits (v1 or v2, detected at run time), stdout/stderr appended to log files,
+//! and its state on disk under `state_dir/<id>/`.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Errors of the runtime. Every variant says what failed and on what.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("container {0:?} not found")]
+    NotFound(String),
+    #[error("container {0:?} already exists")]
+    AlreadyExists(String),
+    #[error("invalid container spec: {0}")]
+    InvalidSpec(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what}: {source}")]
+    Sys {
+        what: String,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("container process failed to start: {0}")]
+    Start(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Where the runtime keeps its state and which host-global names it uses.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// `state_dir/<id>/` holds state.json, the overlay upper/work/merged dirs.
+    pub state_dir: PathBuf,
+    /// Name of the cgroup parent under each hierarchy (e.g. "paas" →
+    /// /sys/fs/cgroup/memory/paas/<id> on v1, /sys/fs/cgroup/paas/<id> on v2).
+    pub cgroup_parent: String,
+    /// Root of the cgroup filesystem, normally /sys/fs/cgroup (a parameter for tests).
+    pub cgroup_root: PathBuf,
+}
+
+/// A bind mount from the host into the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindMount {
+    pub source: PathBuf,
+    /// Absolute path inside the container; created if missing.
+    pub destination: String,
+    pub readonly: bool,
+}
+
+/// The container's network namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Network {
+    /// A new, empty network namespace with only `lo` (brought up).
+    None,
+    /// The host's network namespace.
+    Host,
+    /// Join an existing network namespace, e.g. `/run/netns/<name>` made by the caller
+    /// (the node agent sets up the veth there before the container starts).
+    Join(PathBuf),
+}
+
+/// cgroup limits. `None` means no limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Resources {
+    pub memory_bytes: Option<u64>,
+    pub pids_max: Option<u64>,
+    /// Relative CPU weight in cgroup v1 `cpu.shares` units (1024 = one default share).
+    pub cpu_shares: Option<u64>,
+}
+
+/// Everything needed to create one container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// `[A-Za-z0-9][A-Za-z0-9_.-]{0,63}`
+    pub id: String,
+    /// Read-only image layer directories, TOP-MOST FIRST (overlayfs `lowerdir` order).
+    pub layers: Vec<PathBuf>,
+    /// argv; `args[0]` is resolved with PATH from `env` inside the container.
+    pub args: Vec<String>,
+    /// `KEY=VALUE` entries.
+    pub env: Vec<String>,
+    /// Absolute working directory inside the container (created if missing).
+    pub cwd: String,
+    pub hostname: String,
+    /// uid, gid to run as; None = 0:0.
+    pub user: Option<(u32, u32)>,
+    pub mounts: Vec<BindMount>,
+    pub network: Network,
+    pub resources: Resources,
+    /// stdout and stderr are appended to these files (may be the same path).
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+}
+
+/// Lifecycle state, as in the OCI runtime spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+/// What `state` returns and what is kept in `state_dir/<id>/state.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerState {
+    pub id: String,
+    /// Host pid of the container's init process (0 before it exists).
+    pub pid: i32,
+    pub status: Status,
+    /// The merged overlay mount (the container's `/` seen from the host).
+    pub rootfs: PathBuf,
+    /// The overlay upper dir: everything the container wrote to its rootfs.
+    pub upper_dir: PathBuf,
+    /// RFC 3339 UTC.
+    pub created: String,
+}
+
+/// How the container's process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitStatus {
+    /// Exit code when it exited normally.
+    pub code: Option<i32>,
+    /// Signal number when it was killed by a signal.
+    pub signal: Option<i32>,
+    /// The cgroup recorded an OOM kill.
+    pub oom_killed: bool,
+}
+
+/// The runtime: a handle on a state dir and cgroup parent. Cheap to clone, `Send + Sync`.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    config: RuntimeConfig,
+}
+
+impl Runtime {
+    /// Creates the state dir if needed. Does not touch cgroups until a container is made.
+    pub fn new(config: RuntimeConfig) -> Result<Runtime> {
+        let _ = &config;
+        todo!("runtime helper")
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    /// Sets up the rootfs and cgroup and forks the container's init, which waits until
+    /// [`Runtime::start`] before it execs the process. Safe to call from a multi-threaded
+    /// process (the node agent runs tokio): the child after clone/fork does no allocation.
+    pub fn create(&self, spec: &ContainerSpec) -> Result<ContainerState> {
+        let _ = spec;
+        todo!("runtime helper")
+    }
+
+    /// Lets a created container exec its process.
+    pub fn start(&self, id: &str) -> Result<()> {
+        let _ = id;
+        todo!("runtime helper")
+    }
+
+    /// `create` + `start`.
+    pub fn run(&self, spec: &ContainerSpec) -> Result<ContainerState> {
+        let state = self.create(spec)?;
+        self.start(&spec.id)?;
+        self.state(&state.id)
+    }
+
+    /// Current state (Running/Stopped is checked against the live process).
+    pub fn state(&self, id: &str) -> Result<ContainerState> {
+        let _ = id;
+        todo!("runtime helper")
+    }
+
+    /// Every container in the state dir.
+    pub fn list(&self) -> Result<Vec<ContainerState>> {
+        todo!("runtime helper")
+    }
+
+    /// Sends `signal` to the container's init process.
+    pub fn kill(&self, id: &str, signal: i32) -> Result<()> {
+        let _ = (id, signal);
+        todo!("runtime helper")
+    }
+
+    /// Blocks until the container's process has exited and returns how. Works whether or
+    /// not the caller is the process's parent (a re-started agent is not); when it is not,
+    /// the exit code may be unknown (`code` and `signal` None).
+    pub fn wait(&self, id: &str) -> Result<ExitStatus> {
+        let _ = id;
+        todo!("runtime helper")
+    }
+
+    /// Removes the container: kills it first if `force` (else it must be stopped),
+    /// unmounts the rootfs, removes the cgroup and the state dir. Leaves no mount and no
+    /// cgroup behind.
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let _ = (id, force);
+        todo!("runtime helper")
+    }
+}
