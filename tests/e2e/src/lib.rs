@@ -1,1 +1,402 @@
-//! End-to-end journeys live in tests/.
+//! The end-to-end harness: a real `paas-controller --standalone` process (which starts a real
+//! `paas-agent`), the real `git` client, real containers.
+//!
+//! Every [`Paas`] gets its own data dir, ports, host-global prefix, subnet and host port
+//! range, so journeys run in parallel; dropping it stops the controller and runs
+//! `paas-agent cleanup` so no container, bridge or nftables table is left behind.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// True when the test may run; false (the caller returns early) when not root outside CI.
+/// Under `CI=true` a missing root is a failure, never a skip.
+pub fn require_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if euid == 0 {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("this test needs root (containers, cgroups, nftables) and CI=true: run as root");
+    }
+    eprintln!("skipping: needs root");
+    false
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => workspace_root().join("target"),
+    }
+}
+
+/// Paths of the binaries under test, built once per test process.
+pub struct Bins {
+    pub controller: PathBuf,
+    pub agent: PathBuf,
+    pub cli: PathBuf,
+}
+
+pub fn bins() -> &'static Bins {
+    static BINS: OnceLock<Bins> = OnceLock::new();
+    BINS.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(workspace_root())
+            .args([
+                "build",
+                "-p",
+                "paas-controller",
+                "-p",
+                "paas-node-agent",
+                "-p",
+                "paas",
+                "--bins",
+            ])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build of the paas binaries failed");
+        let dir = target_dir().join("debug");
+        Bins {
+            controller: dir.join("paas-controller"),
+            agent: dir.join("paas-agent"),
+            cli: dir.join("paas"),
+        }
+    })
+}
+
+/// The `tiny` stack as an OCI layout, built once per test process by deploy/build-stack.
+pub fn stacks_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = target_dir()
+            .join("e2e-stacks")
+            .join(std::process::id().to_string());
+        let out = Command::new(workspace_root().join("deploy/build-stack"))
+            .arg("tiny")
+            .arg(dir.join("tiny"))
+            .output()
+            .expect("run deploy/build-stack");
+        assert!(
+            out.status.success(),
+            "deploy/build-stack tiny failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running standalone paas.
+pub struct Paas {
+    child: Child,
+    pub data: tempfile::TempDir,
+    pub api: String,
+    pub router_addr: String,
+    pub token: String,
+    pub prefix: String,
+    log_path: PathBuf,
+}
+
+static INSTANCE: AtomicU32 = AtomicU32::new(0);
+
+impl Paas {
+    pub fn start() -> Paas {
+        let bins = bins();
+        let stacks = stacks_dir();
+        let n = INSTANCE.fetch_add(1, Ordering::SeqCst);
+        let slot = (std::process::id() * 7 + n * 13) % 200 + 20;
+        let prefix = format!("e2{:04x}", (std::process::id() * 16 + n) % 0xffff);
+        let data = tempfile::Builder::new()
+            .prefix("paas-e2e-")
+            .tempdir()
+            .unwrap();
+        let api_port = free_port();
+        let router_port = free_port();
+        let log_path = data.path().join("controller.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let child = Command::new(&bins.controller)
+            .arg("--standalone")
+            .arg("--data-dir")
+            .arg(data.path())
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{api_port}"))
+            .arg("--router-listen")
+            .arg(format!("127.0.0.1:{router_port}"))
+            .args(["--domain", "localhost", "--prefix", &prefix])
+            .arg("--subnet")
+            .arg(format!("10.201.{slot}.0/24"))
+            .arg("--port-range")
+            .arg(format!("{}-{}", 30000 + slot * 100, 30000 + slot * 100 + 99))
+            .arg("--stacks-dir")
+            .arg(stacks)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start paas-controller");
+        let mut paas = Paas {
+            child,
+            api: format!("http://127.0.0.1:{api_port}"),
+            router_addr: format!("127.0.0.1:{router_port}"),
+            token: String::new(),
+            prefix,
+            log_path,
+            data,
+        };
+        paas.wait_ready();
+        paas
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let token_path = self.data.path().join("admin-token");
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "paas-controller exited during start-up ({status}):\n{}",
+                    self.log()
+                );
+            }
+            if let Ok(token) = std::fs::read_to_string(&token_path) {
+                self.token = token.trim().to_string();
+                if let Ok(resp) = self.client().get(format!("{}/v1/apps", self.api)).send() {
+                    if resp.status().is_success() && self.node_up() {
+                        return;
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "paas-controller was not ready (API + one node up) within 30 s:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn node_up(&self) -> bool {
+        self.get_json("/v1/nodes")
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .is_some_and(|nodes| nodes.iter().any(|n| n["state"] == "up"))
+    }
+
+    /// The controller's (and its agent's) log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn client(&self) -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    }
+
+    /// GET an API path with the admin token; the JSON body on 2xx.
+    pub fn get_json(&self, path: &str) -> Result<serde_json::Value> {
+        let resp = self
+            .client()
+            .get(format!("{}{}", self.api, path))
+            .bearer_auth(&self.token)
+            .send()?;
+        let status = resp.status();
+        let body = resp.text()?;
+        if !status.is_success() {
+            bail!("GET {path}: {status}: {body}");
+        }
+        Ok(serde_json::from_str(&body)?)
+    }
+
+    /// The git URL of an app, with the admin token as the basic-auth password.
+    pub fn git_url(&self, app: &str) -> String {
+        self.git_url_with(app, Some(&self.token.clone()))
+    }
+
+    pub fn git_url_with(&self, app: &str, token: Option<&str>) -> String {
+        let host = self.api.trim_start_matches("http://");
+        match token {
+            Some(t) => format!("http://user:{t}@{host}/git/{app}.git"),
+            None => format!("http://{host}/git/{app}.git"),
+        }
+    }
+
+    /// One plain HTTP/1.1 request to the router with `Host: <app>.localhost`.
+    pub fn request_app(&self, app: &str, path: &str) -> Result<(u16, String)> {
+        let mut stream = TcpStream::connect(&self.router_addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {app}.localhost\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw)?;
+        let text = String::from_utf8_lossy(&raw).to_string();
+        let status: u16 = text
+            .split_whitespace()
+            .nth(1)
+            .context("no status line")?
+            .parse()?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Ok((status, body))
+    }
+
+    /// Waits until the app answers 200 with a body containing `needle`.
+    pub fn wait_for_body(&self, app: &str, needle: &str, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            match self.request_app(app, "/") {
+                Ok((200, body)) if body.contains(needle) => return Ok(()),
+                Ok((status, body)) => last = format!("{status}: {body}"),
+                Err(e) => last = e.to_string(),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!("{app} did not answer with {needle:?} in {timeout:?}; last answer: {last}")
+    }
+
+    /// The jobs the local agent reports, asked of the agent directly with the node token.
+    pub fn agent_jobs(&self) -> Result<Vec<serde_json::Value>> {
+        let nodes = self.get_json("/v1/nodes")?;
+        let url = nodes[0]["url"].as_str().context("node url")?.to_string();
+        let node_token = std::fs::read_to_string(self.data.path().join("node-token"))?;
+        let resp = self
+            .client()
+            .get(format!("{url}/v1/jobs"))
+            .bearer_auth(node_token.trim())
+            .send()?;
+        Ok(serde_json::from_str::<Vec<serde_json::Value>>(&resp.text()?)?)
+    }
+}
+
+impl Drop for Paas {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid; the worst case is ESRCH.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The agent leaves containers running on exit by design; tests must not.
+        let out = Command::new(&bins().agent)
+            .arg("cleanup")
+            .arg("--state-dir")
+            .arg(self.data.path().join("agent"))
+            .args(["--prefix", &self.prefix])
+            .output();
+        if let Ok(out) = out {
+            if !out.status.success() {
+                eprintln!(
+                    "paas-agent cleanup failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        if std::thread::panicking() {
+            eprintln!("---- controller log ----\n{}", self.log());
+        }
+    }
+}
+
+/// An app's source folder: a git repository with `main` checked out.
+pub struct AppDir {
+    pub dir: tempfile::TempDir,
+    home: tempfile::TempDir,
+}
+
+/// What a `git push` printed and whether it succeeded.
+pub struct Push {
+    pub ok: bool,
+    pub output: String,
+}
+
+impl AppDir {
+    pub fn new() -> AppDir {
+        let app = AppDir {
+            dir: tempfile::Builder::new().prefix("paas-app-").tempdir().unwrap(),
+            home: tempfile::tempdir().unwrap(),
+        };
+        app.git(&["init", "-q", "-b", "main"]).unwrap();
+        app
+    }
+
+    pub fn write(&self, path: &str, content: &str) -> &AppDir {
+        let full = self.dir.path().join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, content).unwrap();
+        self
+    }
+
+    pub fn commit(&self, message: &str) {
+        self.git(&["add", "-A"]).unwrap();
+        self.git(&["commit", "-q", "-m", message]).unwrap();
+    }
+
+    /// Runs git in the app folder with a clean environment (no prompts, no helpers).
+    pub fn git(&self, args: &[&str]) -> Result<Output> {
+        let out = Command::new("git")
+            .current_dir(self.dir.path())
+            .env("HOME", self.home.path())
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .args([
+                "-c",
+                "credential.helper=",
+                "-c",
+                "user.name=paas test",
+                "-c",
+                "user.email=test@paas.invalid",
+            ])
+            .args(args)
+            .output()?;
+        Ok(out)
+    }
+
+    /// `git push <url> <refspec>`; the combined output, as the user sees it.
+    pub fn push(&self, url: &str, refspec: &str) -> Push {
+        let out = self.git(&["push", url, refspec]).unwrap();
+        let mut output = String::from_utf8_lossy(&out.stdout).to_string();
+        output.push_str(&String::from_utf8_lossy(&out.stderr));
+        Push {
+            ok: out.status.success(),
+            output,
+        }
+    }
+}
+
+impl Default for AppDir {
+    fn default() -> Self {
+        AppDir::new()
+    }
+}
