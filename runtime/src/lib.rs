@@ -13,6 +13,17 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub mod cgroup;
+mod fs;
+mod init;
+mod lifecycle;
+mod plan;
+pub mod spec;
+mod state;
+
+pub use cgroup::{CgroupError, CgroupManager, CgroupVersion};
+pub use spec::{validate_id, validate_spec, DEFAULT_PATH};
+
 /// Errors of the runtime. Every variant says what failed and on what.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -152,8 +163,8 @@ pub struct Runtime {
 impl Runtime {
     /// Creates the state dir if needed. Does not touch cgroups until a container is made.
     pub fn new(config: RuntimeConfig) -> Result<Runtime> {
-        let _ = &config;
-        todo!("runtime helper")
+        lifecycle::init_state_dir(&config)?;
+        Ok(Runtime { config })
     }
 
     pub fn config(&self) -> &RuntimeConfig {
@@ -163,54 +174,89 @@ impl Runtime {
     /// Sets up the rootfs and cgroup and forks the container's init, which waits until
     /// [`Runtime::start`] before it execs the process. Safe to call from a multi-threaded
     /// process (the node agent runs tokio): the child after clone/fork does no allocation.
+    ///
+    /// On failure everything this call made (mount, cgroups, state dir) is removed again,
+    /// so the id can be reused at once.
     pub fn create(&self, spec: &ContainerSpec) -> Result<ContainerState> {
-        let _ = spec;
-        todo!("runtime helper")
+        lifecycle::create(&self.config, spec)
     }
 
-    /// Lets a created container exec its process.
+    /// Lets a created container exec its process. Works from any process (it talks to the
+    /// waiting init through named FIFOs in the state dir). Returns [`Error::Start`] when
+    /// the exec fails (e.g. `exec "/bin/x": Exec format error`).
     pub fn start(&self, id: &str) -> Result<()> {
-        let _ = id;
-        todo!("runtime helper")
+        lifecycle::start(&self.config, id)
     }
 
-    /// `create` + `start`.
+    /// `create` + `start`. If `start` fails, the container is deleted again before the
+    /// error is returned (so a failed `run` leaves nothing behind).
     pub fn run(&self, spec: &ContainerSpec) -> Result<ContainerState> {
         let state = self.create(spec)?;
-        self.start(&spec.id)?;
+        if let Err(e) = self.start(&spec.id) {
+            let _ = self.delete(&spec.id, true);
+            return Err(e);
+        }
         self.state(&state.id)
     }
 
     /// Current state (Running/Stopped is checked against the live process).
     pub fn state(&self, id: &str) -> Result<ContainerState> {
-        let _ = id;
-        todo!("runtime helper")
+        lifecycle::state(&self.config, id)
     }
 
-    /// Every container in the state dir.
+    /// Every container in the state dir, sorted by id. Half-created containers (whose
+    /// state file is missing) are listed as `Creating` with pid 0 so they can be deleted.
     pub fn list(&self) -> Result<Vec<ContainerState>> {
-        todo!("runtime helper")
+        lifecycle::list(&self.config)
     }
 
-    /// Sends `signal` to the container's init process.
+    /// Sends `signal` to the container's init process. Fails with `Error::Sys` (ESRCH) if
+    /// the process is already gone. Note the kernel drops signals the init (pid 1 of its
+    /// pid namespace) has no handler for, except SIGKILL and SIGSTOP.
     pub fn kill(&self, id: &str, signal: i32) -> Result<()> {
-        let _ = (id, signal);
-        todo!("runtime helper")
+        lifecycle::kill(&self.config, id, signal)
     }
 
     /// Blocks until the container's process has exited and returns how. Works whether or
     /// not the caller is the process's parent (a re-started agent is not); when it is not,
     /// the exit code may be unknown (`code` and `signal` None).
+    ///
+    /// When the caller is the parent this also reaps the process. The result is recorded
+    /// in the state file, so later calls (from any process) return the same answer.
     pub fn wait(&self, id: &str) -> Result<ExitStatus> {
-        let _ = id;
-        todo!("runtime helper")
+        lifecycle::wait(&self.config, id)
     }
 
     /// Removes the container: kills it first if `force` (else it must be stopped),
     /// unmounts the rootfs, removes the cgroup and the state dir. Leaves no mount and no
     /// cgroup behind.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
-        let _ = (id, force);
-        todo!("runtime helper")
+        lifecycle::delete(&self.config, id, force)
+    }
+
+    /// Removes the cgroup parent (`cgroup_parent`) under every hierarchy, e.g. for an
+    /// uninstall or `paas-agent cleanup` after every container was deleted. Missing
+    /// directories are fine; one that still holds a container fails (EBUSY).
+    pub fn remove_cgroup_parent(&self) -> Result<()> {
+        cgroup::remove_parent(&self.config.cgroup_root, &self.config.cgroup_parent)
+            .map_err(Error::from)
+    }
+
+    /// The cgroup directories of a container (one per v1 hierarchy, one on v2), whether
+    /// or not they exist yet.
+    pub fn cgroup_paths(&self, id: &str) -> Vec<PathBuf> {
+        cgroup::manager(&self.config.cgroup_root, &self.config.cgroup_parent, id).paths()
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        })
     }
 }

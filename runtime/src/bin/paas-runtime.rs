@@ -1,2 +1,299 @@
-//! paas-runtime: debug CLI of the runtime crate (to be written by the runtime helper).
-fn main() {}
+//! paas-runtime: debug CLI of the runtime crate. A thin layer over [`paas_runtime::Runtime`]:
+//!
+//! ```text
+//! paas-runtime [--root DIR] [--cgroup-parent NAME] [--cgroup-root DIR] <command>
+//!   run    [container options] ID -- CMD...   create + start in the foreground; exits
+//!                                             with the container's code (128+N if killed
+//!                                             by signal N, 125 if it could not start)
+//!   create [container options] ID -- CMD...   leaves it waiting for `start`
+//!   start ID | state ID | list | kill ID [SIG] | delete [--force] ID
+//! ```
+//!
+//! Subcommands take one container each, as the OCI runtime CLI does, so `--bundle` can
+//! be added to `create`/`run` later without changing the rest.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::str::FromStr;
+
+use clap::{Args, Parser, Subcommand};
+use nix::sys::signal::{SigSet, Signal};
+use paas_runtime::{
+    BindMount, ContainerSpec, Error, Network, Resources, Runtime, RuntimeConfig, DEFAULT_PATH,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "paas-runtime",
+    version,
+    about = "Debug CLI of the paas container runtime"
+)]
+struct Cli {
+    /// State dir (one subdirectory per container).
+    #[arg(long, global = true, default_value = "/run/paas-runtime")]
+    root: PathBuf,
+    /// cgroup parent name under each hierarchy.
+    #[arg(long, global = true, default_value = "paas-runtime")]
+    cgroup_parent: String,
+    /// Root of the cgroup filesystem.
+    #[arg(long, global = true, default_value = "/sys/fs/cgroup")]
+    cgroup_root: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create and start a container in the foreground, then delete it.
+    Run(ContainerArgs),
+    /// Create a container that waits for `start`.
+    Create(ContainerArgs),
+    /// Let a created container exec its process.
+    Start { id: String },
+    /// Print a container's state as JSON.
+    State { id: String },
+    /// List the containers.
+    List,
+    /// Send a signal (name or number, default TERM) to a container's init.
+    Kill { id: String, signal: Option<String> },
+    /// Remove a container (kill it first with --force).
+    Delete {
+        #[arg(long, short)]
+        force: bool,
+        id: String,
+    },
+}
+
+#[derive(Args)]
+struct ContainerArgs {
+    /// A directory to use as the (only, read-only) image layer.
+    #[arg(long, conflicts_with = "layer")]
+    rootfs: Option<PathBuf>,
+    /// Image layer directories, top-most first (repeat).
+    #[arg(long)]
+    layer: Vec<PathBuf>,
+    /// Hostname (default: the id).
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Memory limit in bytes.
+    #[arg(long)]
+    memory: Option<u64>,
+    /// Maximum number of processes.
+    #[arg(long)]
+    pids: Option<u64>,
+    /// CPU weight in cpu.shares units (1024 = default).
+    #[arg(long)]
+    cpu_shares: Option<u64>,
+    /// `none` (own namespace with lo), `host`, or a netns path to join.
+    #[arg(long, default_value = "none")]
+    net: String,
+    /// KEY=VALUE (repeat). PATH defaults to the usual one.
+    #[arg(long, short)]
+    env: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(long, default_value = "/")]
+    cwd: String,
+    /// UID[:GID] to run as.
+    #[arg(long)]
+    user: Option<String>,
+    /// SOURCE:DEST[:ro] bind mount (repeat).
+    #[arg(long = "mount")]
+    mounts: Vec<String>,
+    /// File for stdout and stderr (default: the terminal for `run`,
+    /// `<root>/<id>.log` for `create`).
+    #[arg(long)]
+    log: Option<PathBuf>,
+    id: String,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+/// A user-facing failure: message and exit code.
+struct Failure(String, u8);
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure(e.to_string(), 1)
+    }
+}
+
+fn parse_network(s: &str) -> Result<Network, Failure> {
+    match s {
+        "none" => Ok(Network::None),
+        "host" => Ok(Network::Host),
+        p if p.starts_with('/') => Ok(Network::Join(PathBuf::from(p))),
+        other => Err(Failure(
+            format!("--net {other:?}: expected none, host or an absolute netns path"),
+            2,
+        )),
+    }
+}
+
+fn parse_user(s: &str) -> Result<(u32, u32), Failure> {
+    let bad = || {
+        Failure(
+            format!("--user {s:?}: expected UID or UID:GID (numbers)"),
+            2,
+        )
+    };
+    let (u, g) = s.split_once(':').unwrap_or((s, s));
+    Ok((u.parse().map_err(|_| bad())?, g.parse().map_err(|_| bad())?))
+}
+
+fn parse_mount(s: &str) -> Result<BindMount, Failure> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let (source, destination, readonly) = match parts.as_slice() {
+        [src, dst] => (src, dst, false),
+        [src, dst, "ro"] => (src, dst, true),
+        [src, dst, "rw"] => (src, dst, false),
+        _ => {
+            return Err(Failure(
+                format!("--mount {s:?}: expected SOURCE:DEST or SOURCE:DEST:ro"),
+                2,
+            ))
+        }
+    };
+    Ok(BindMount {
+        source: PathBuf::from(source),
+        destination: destination.to_string(),
+        readonly,
+    })
+}
+
+fn parse_signal(s: &str) -> Result<i32, Failure> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Ok(n);
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    Signal::from_str(&name)
+        .map(|sig| sig as i32)
+        .map_err(|_| Failure(format!("unknown signal {s:?}"), 2))
+}
+
+fn spec_of(
+    a: &ContainerArgs,
+    root: &std::path::Path,
+    foreground: bool,
+) -> Result<ContainerSpec, Failure> {
+    let layers = match &a.rootfs {
+        Some(r) => vec![r.clone()],
+        None => a.layer.clone(),
+    };
+    let mut env = a.env.clone();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, format!("PATH={DEFAULT_PATH}"));
+    }
+    let (stdout, stderr) = match (&a.log, foreground) {
+        (Some(log), _) => (log.clone(), log.clone()),
+        (None, true) => (PathBuf::from("/dev/stdout"), PathBuf::from("/dev/stderr")),
+        (None, false) => {
+            let log = root.join(format!("{}.log", a.id));
+            (log.clone(), log)
+        }
+    };
+    Ok(ContainerSpec {
+        id: a.id.clone(),
+        layers,
+        args: a.command.clone(),
+        env,
+        cwd: a.cwd.clone(),
+        hostname: a.hostname.clone().unwrap_or_else(|| a.id.clone()),
+        user: a.user.as_deref().map(parse_user).transpose()?,
+        mounts: a
+            .mounts
+            .iter()
+            .map(|m| parse_mount(m))
+            .collect::<Result<_, _>>()?,
+        network: parse_network(&a.net)?,
+        resources: Resources {
+            memory_bytes: a.memory,
+            pids_max: a.pids,
+            cpu_shares: a.cpu_shares,
+        },
+        stdout,
+        stderr,
+    })
+}
+
+/// Forwards SIGINT/SIGTERM/SIGHUP to the container; a second one sends SIGKILL.
+fn forward_signals(rt: Runtime, id: String) -> Result<(), Failure> {
+    let mut set = SigSet::empty();
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(sig);
+    }
+    set.thread_block()
+        .map_err(|e| Failure(format!("blocking signals: {e}"), 1))?;
+    std::thread::spawn(move || {
+        let mut count = 0;
+        while let Ok(sig) = set.wait() {
+            count += 1;
+            let send = if count > 1 { libc::SIGKILL } else { sig as i32 };
+            let _ = rt.kill(&id, send);
+        }
+    });
+    Ok(())
+}
+
+fn run(rt: &Runtime, a: &ContainerArgs, root: &std::path::Path) -> Result<u8, Failure> {
+    let spec = spec_of(a, root, true)?;
+    forward_signals(rt.clone(), spec.id.clone())?;
+    let cant_start = |e: Error| Failure(e.to_string(), 125);
+    rt.run(&spec).map_err(cant_start)?;
+    let exit = rt.wait(&spec.id)?;
+    rt.delete(&spec.id, true)?;
+    Ok(match (exit.code, exit.signal) {
+        (Some(code), _) => code as u8,
+        (None, Some(sig)) => 128u8.wrapping_add(sig as u8),
+        (None, None) => 255,
+    })
+}
+
+fn main_result(cli: Cli) -> Result<u8, Failure> {
+    let rt = Runtime::new(RuntimeConfig {
+        state_dir: cli.root.clone(),
+        cgroup_parent: cli.cgroup_parent.clone(),
+        cgroup_root: cli.cgroup_root.clone(),
+    })?;
+    match &cli.command {
+        Command::Run(a) => return run(&rt, a, &cli.root),
+        Command::Create(a) => {
+            let state = rt.create(&spec_of(a, &cli.root, false)?)?;
+            println!("{}", state.pid);
+        }
+        Command::Start { id } => rt.start(id)?,
+        Command::State { id } => {
+            let state = rt.state(id)?;
+            let json = serde_json::to_string_pretty(&state)
+                .map_err(|e| Failure(format!("encoding the state: {e}"), 1))?;
+            println!("{json}");
+        }
+        Command::List => {
+            println!("{:<24} {:>8} {:<9} CREATED", "ID", "PID", "STATUS");
+            for s in rt.list()? {
+                println!("{:<24} {:>8} {:<9} {}", s.id, s.pid, s.status, s.created);
+            }
+        }
+        Command::Kill { id, signal } => {
+            let sig = signal.as_deref().map(parse_signal).transpose()?;
+            rt.kill(id, sig.unwrap_or(libc::SIGTERM))?;
+        }
+        Command::Delete { force, id } => rt.delete(id, *force)?,
+    }
+    Ok(0)
+}
+
+fn main() -> ExitCode {
+    match main_result(Cli::parse()) {
+        Ok(code) => ExitCode::from(code),
+        Err(Failure(msg, code)) => {
+            eprintln!("paas-runtime: {msg}");
+            ExitCode::from(code)
+        }
+    }
+}

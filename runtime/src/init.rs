@@ -1,0 +1,629 @@
+//! The container's init: the clone, the child's setup, and the two handshakes.
+//!
+//! **The child does not allocate, lock or panic.** It is a fork-like copy of a process
+//! that may be multi-threaded (the node agent runs tokio): any lock another thread held at
+//! clone time (malloc's included) stays locked forever in the child. So everything it
+//! needs is prepared in a [`Plan`] and [`ChildFds`] before the clone, and the child only
+//! makes raw syscalls through `libc`. It uses raw `syscall()` for setuid/setgid/setgroups
+//! (glibc's wrappers broadcast to the *parent's* other threads, which don't exist here)
+//! and never `PR_SET_PDEATHSIG` (it fires when the *thread* that cloned exits, and the
+//! agent's blocking-pool threads come and go).
+//!
+//! Handshake 1, create (anonymous pipes, same process): the parent writes the child's pid
+//! into the cgroup(s) and then one byte into `sync`; the child joins/creates its
+//! namespaces, mounts, pivots, and writes `R` into `ready` (or `E` + errno + text, then
+//! exits) and blocks.
+//!
+//! Handshake 2, start (named FIFOs in the state dir, any process): the child holds
+//! `exec.fifo` open read-write (so its blocking read waits for data, never sees EOF) and
+//! `exec.result` open read-write with `O_CLOEXEC`. `start` opens `exec.result` for reading,
+//! then `exec.fifo` for writing *non-blocking* (ENXIO = no reader = the init is gone) and
+//! writes one byte. The child execs; on success the kernel closes its `exec.result` at
+//! exec and `start` reads EOF; on failure the child writes `E` + errno + text first.
+
+use std::ffi::{c_char, c_void};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::ptr;
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, open, FcntlArg, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
+use nix::sys::stat::Mode;
+
+use crate::plan::{Op, Plan};
+use crate::{Error, Result};
+
+/// Message tags on the ready and result channels.
+const READY: u8 = b'R';
+const FAILED: u8 = b'E';
+/// Exit code of an init whose exec failed (as shells do for "command not found").
+pub(crate) const EXEC_FAILED: i32 = 127;
+
+/// The descriptors the child keeps (all `O_CLOEXEC`, all ≥ 3).
+#[derive(Debug)]
+pub(crate) struct ChildFds {
+    pub sync_read: OwnedFd,
+    pub ready_write: OwnedFd,
+    pub exec_fifo: OwnedFd,
+    pub exec_result: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    pub netns: Option<OwnedFd>,
+}
+
+/// Moves `fd` to a number ≥ 3 (so dup2 onto 0..2 in the child never clobbers it).
+pub(crate) fn above_stdio(fd: OwnedFd) -> Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    let raw = fcntl(fd.as_fd(), FcntlArg::F_DUPFD_CLOEXEC(3)).map_err(|source| Error::Sys {
+        what: "duplicating a descriptor above stdio".into(),
+        source,
+    })?;
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) returned a new descriptor that nothing else owns.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
+}
+
+/// Everything the child reads, as plain values and pointers into the parent's (copied)
+/// memory.
+struct ChildArgs<'a> {
+    plan: &'a Plan,
+    sync_read: RawFd,
+    ready_write: RawFd,
+    exec_fifo: RawFd,
+    exec_result: RawFd,
+    stdout: RawFd,
+    stderr: RawFd,
+    netns: RawFd,
+    /// Sorted descriptors to keep; the rest (≥ 3) are closed first thing.
+    keep: [RawFd; 7],
+    argv: &'a [*const c_char],
+    envp: &'a [*const c_char],
+}
+
+/// Clones the container's init with the plan's namespaces. Returns its host pid; the
+/// child waits on `sync` before doing anything.
+pub(crate) fn spawn(plan: &Plan, fds: &ChildFds) -> Result<i32> {
+    let argv: Vec<*const c_char> = plan
+        .argv
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(ptr::null()))
+        .collect();
+    let envp: Vec<*const c_char> = plan
+        .envp
+        .iter()
+        .map(|e| e.as_ptr())
+        .chain(std::iter::once(ptr::null()))
+        .collect();
+    let netns = fds.netns.as_ref().map_or(-1, |f| f.as_raw_fd());
+    let mut keep = [
+        fds.sync_read.as_raw_fd(),
+        fds.ready_write.as_raw_fd(),
+        fds.exec_fifo.as_raw_fd(),
+        fds.exec_result.as_raw_fd(),
+        fds.stdout.as_raw_fd(),
+        fds.stderr.as_raw_fd(),
+        netns,
+    ];
+    keep.sort_unstable();
+    let args = ChildArgs {
+        plan,
+        sync_read: fds.sync_read.as_raw_fd(),
+        ready_write: fds.ready_write.as_raw_fd(),
+        exec_fifo: fds.exec_fifo.as_raw_fd(),
+        exec_result: fds.exec_result.as_raw_fd(),
+        stdout: fds.stdout.as_raw_fd(),
+        stderr: fds.stderr.as_raw_fd(),
+        netns,
+        keep,
+        argv: &argv,
+        envp: &envp,
+    };
+
+    // Block every signal across the clone so no inherited handler runs in the child
+    // before it resets them to the defaults.
+    let mut old = SigSet::empty();
+    pthread_sigmask(
+        SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::all()),
+        Some(&mut old),
+    )
+    .map_err(|source| Error::Sys {
+        what: "blocking signals around clone".into(),
+        source,
+    })?;
+    let flags = (plan.clone_flags | libc::SIGCHLD) as libc::c_ulong;
+    // SAFETY: clone without CLONE_VM and with a null stack behaves like fork(): the child
+    // gets a copy-on-write copy of the address space and continues here on its own copy
+    // of this stack. The child branch never returns (child_main ends in execve or _exit)
+    // and only makes raw syscalls on memory prepared above.
+    let ret = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    if ret == 0 {
+        // SAFETY: we are the freshly cloned child; see child_main's contract.
+        unsafe { child_main(&args) }
+    }
+    let errno = Errno::last();
+    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    if ret < 0 {
+        return Err(Error::Sys {
+            what: "cloning the container init (new pid/mount/uts/ipc namespaces)".into(),
+            source: errno,
+        });
+    }
+    Ok(ret as i32)
+}
+
+/// A fixed-size message built without allocating.
+struct Msg {
+    buf: [u8; 1024],
+    len: usize,
+}
+
+impl Msg {
+    fn new(tag: u8, errno: i32) -> Msg {
+        let mut m = Msg {
+            buf: [0; 1024],
+            len: 0,
+        };
+        m.push(&[tag]);
+        m.push(&errno.to_le_bytes());
+        m
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if let Some(slot) = self.buf.get_mut(self.len) {
+                *slot = b;
+                self.len += 1;
+            }
+        }
+    }
+}
+
+/// Reads the calling thread's errno.
+fn errno() -> i32 {
+    // SAFETY: __errno_location returns a valid pointer to this thread's errno.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Writes `E` + errno + `parts` to `fd` and exits with `code`. Child only.
+///
+/// # Safety
+/// Only in the cloned child.
+unsafe fn die(fd: RawFd, code: i32, parts: &[&[u8]]) -> ! {
+    let mut msg = Msg::new(FAILED, errno());
+    for p in parts {
+        msg.push(p);
+    }
+    // SAFETY: msg.buf is valid for msg.len bytes; _exit never returns.
+    unsafe {
+        libc::write(fd, msg.buf.as_ptr().cast(), msg.len);
+        libc::_exit(code)
+    }
+}
+
+/// Reads one byte, retrying on EINTR. Returns what read(2) returned.
+///
+/// # Safety
+/// `fd` must be a descriptor of this process.
+unsafe fn read_byte(fd: RawFd) -> isize {
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: reading one byte into a local.
+        let n = unsafe { libc::read(fd, (&raw mut byte).cast(), 1) };
+        if n < 0 && errno() == libc::EINTR {
+            continue;
+        }
+        return n;
+    }
+}
+
+fn opt_ptr(s: &Option<std::ffi::CString>) -> *const c_char {
+    s.as_ref().map_or(ptr::null(), |c| c.as_ptr())
+}
+
+/// Resets every signal to its default action and unblocks all of them.
+///
+/// # Safety
+/// Only in the cloned child.
+unsafe fn reset_signals() {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: a zeroed sigaction with SIG_DFL is a valid argument; errors (glibc's
+        // reserved signals) are ignored.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(sig, &sa, ptr::null_mut());
+        }
+    }
+    let empty: u64 = 0;
+    // SAFETY: the raw syscall takes an 8-byte kernel sigset.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &raw const empty,
+            ptr::null_mut::<u64>(),
+            8usize,
+        );
+    }
+}
+
+/// Closes every descriptor ≥ 3 that is not in `keep` (sorted; -1 entries ignored).
+///
+/// # Safety
+/// Only in the cloned child.
+unsafe fn close_others(keep: &[RawFd]) {
+    let mut next: u32 = 3;
+    let close = |first: u32, last: u32| {
+        // SAFETY: close_range only closes descriptors of this process.
+        let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+        if r != 0 {
+            let end = last.min(4095);
+            for fd in first..=end {
+                // SAFETY: closing a descriptor number, unknown ones fail with EBADF.
+                unsafe { libc::close(fd as i32) };
+            }
+        }
+    };
+    for &fd in keep {
+        if fd < 3 {
+            continue;
+        }
+        let fd = fd as u32;
+        if fd > next {
+            close(next, fd - 1);
+        }
+        next = next.max(fd + 1);
+    }
+    close(next, u32::MAX);
+}
+
+/// Brings `lo` up in the current network namespace.
+///
+/// # Safety
+/// Only in the cloned child.
+unsafe fn loopback_up() -> bool {
+    // SAFETY: plain socket/ioctl calls on a zeroed ifreq naming "lo".
+    unsafe {
+        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if sock < 0 {
+            return false;
+        }
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        ifr.ifr_name[0] = b'l' as c_char;
+        ifr.ifr_name[1] = b'o' as c_char;
+        let mut ok = libc::ioctl(sock, libc::SIOCGIFFLAGS, &raw mut ifr) == 0;
+        if ok {
+            ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+            ok = libc::ioctl(sock, libc::SIOCSIFFLAGS, &raw const ifr) == 0;
+        }
+        libc::close(sock);
+        ok
+    }
+}
+
+/// Runs one filesystem step, dying with a message on failure.
+///
+/// # Safety
+/// Only in the cloned child.
+unsafe fn run_op(op: &Op, err: RawFd) {
+    // SAFETY: every pointer comes from a CString of the plan, alive in our copy of the
+    // parent's memory.
+    unsafe {
+        match op {
+            Op::Mount {
+                what,
+                source,
+                target,
+                fstype,
+                flags,
+                data,
+                optional,
+            } => {
+                let data_ptr: *const c_void = opt_ptr(data).cast();
+                let r = libc::mount(
+                    opt_ptr(source),
+                    target.as_ptr(),
+                    opt_ptr(fstype),
+                    *flags,
+                    data_ptr,
+                );
+                if r != 0 && !*optional {
+                    let src = source.as_ref().map_or(&b""[..], |s| s.to_bytes());
+                    die(
+                        err,
+                        1,
+                        &[
+                            b"mount ",
+                            what.as_bytes(),
+                            b" ",
+                            src,
+                            b" on ",
+                            target.to_bytes(),
+                        ],
+                    );
+                }
+            }
+            Op::Mkdir { path, mode } => {
+                if libc::mkdir(path.as_ptr(), *mode) != 0 && errno() != libc::EEXIST {
+                    die(err, 1, &[b"mkdir ", path.to_bytes()]);
+                }
+            }
+            Op::Touch { path } => {
+                let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+                let fd = libc::open(path.as_ptr(), flags, 0o666 as libc::c_uint);
+                if fd < 0 {
+                    die(err, 1, &[b"create ", path.to_bytes()]);
+                }
+                libc::close(fd);
+            }
+            Op::Symlink { target, link } => {
+                if libc::symlink(target.as_ptr(), link.as_ptr()) != 0 && errno() != libc::EEXIST {
+                    die(err, 1, &[b"symlink ", link.to_bytes()]);
+                }
+            }
+        }
+    }
+}
+
+/// The container's init, from clone to execve.
+///
+/// # Safety
+/// Only in the cloned child, once. Does not allocate, lock or unwind.
+unsafe fn child_main(a: &ChildArgs) -> ! {
+    let p = a.plan;
+    let err = a.ready_write;
+    // SAFETY: raw syscalls on descriptors and C strings prepared by the parent.
+    unsafe {
+        reset_signals();
+        libc::umask(0o022);
+        close_others(&a.keep);
+
+        // Wait until the parent has put us into the cgroup(s).
+        if read_byte(a.sync_read) != 1 {
+            libc::_exit(1);
+        }
+        libc::close(a.sync_read);
+
+        if a.netns >= 0 {
+            if libc::setns(a.netns, libc::CLONE_NEWNET) != 0 {
+                die(err, 1, &[b"joining the network namespace"]);
+            }
+            libc::close(a.netns);
+        }
+        // After joining the cgroup, so the namespace's root is the container's cgroup.
+        if p.new_cgroupns && libc::unshare(libc::CLONE_NEWCGROUP) != 0 {
+            die(err, 1, &[b"unsharing the cgroup namespace"]);
+        }
+        if p.loopback_up && !loopback_up() {
+            die(err, 1, &[b"bringing up lo"]);
+        }
+        for op in &p.ops {
+            run_op(op, err);
+        }
+
+        // pivot_root(".", "."): the old root ends up stacked on the new one and is
+        // detached at once; no put_old directory is needed (see pivot_root(2)).
+        if libc::chdir(p.rootfs.as_ptr()) != 0 {
+            die(err, 1, &[b"chdir ", p.rootfs.to_bytes()]);
+        }
+        let dot = c".".as_ptr();
+        if libc::syscall(libc::SYS_pivot_root, dot, dot) != 0 {
+            die(err, 1, &[b"pivot_root into ", p.rootfs.to_bytes()]);
+        }
+        if libc::umount2(dot, libc::MNT_DETACH) != 0 {
+            die(err, 1, &[b"detaching the old root"]);
+        }
+        if libc::chdir(c"/".as_ptr()) != 0 {
+            die(err, 1, &[b"chdir /"]);
+        }
+        let host = p.hostname.to_bytes();
+        if libc::sethostname(host.as_ptr().cast(), host.len()) != 0 {
+            die(err, 1, &[b"sethostname ", host]);
+        }
+        if libc::chdir(p.cwd.as_ptr()) != 0 {
+            die(
+                err,
+                1,
+                &[b"chdir to the working directory ", p.cwd.to_bytes()],
+            );
+        }
+
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if null < 0 {
+            die(err, 1, &[b"opening /dev/null in the container"]);
+        }
+        if libc::dup2(null, 0) < 0 || libc::dup2(a.stdout, 1) < 0 || libc::dup2(a.stderr, 2) < 0 {
+            die(err, 1, &[b"setting up stdin/stdout/stderr"]);
+        }
+        if null > 2 {
+            libc::close(null);
+        }
+
+        if libc::syscall(libc::SYS_setgroups, 0usize, ptr::null::<libc::gid_t>()) != 0 {
+            die(err, 1, &[b"setgroups"]);
+        }
+        if let Some((uid, gid)) = p.user {
+            if libc::syscall(libc::SYS_setresgid, gid, gid, gid) != 0 {
+                die(err, 1, &[b"setting the group id"]);
+            }
+            if libc::syscall(libc::SYS_setresuid, uid, uid, uid) != 0 {
+                die(err, 1, &[b"setting the user id"]);
+            }
+        }
+
+        // Set up: tell the parent, then wait for `start`.
+        libc::write(err, [READY].as_ptr().cast(), 1);
+        libc::close(err);
+        if read_byte(a.exec_fifo) != 1 {
+            libc::_exit(1);
+        }
+        libc::close(a.exec_fifo);
+
+        libc::execve(p.exec_path.as_ptr(), a.argv.as_ptr(), a.envp.as_ptr());
+        die(
+            a.exec_result,
+            EXEC_FAILED,
+            &[b"exec \"", p.exec_path.to_bytes(), b"\""],
+        )
+    }
+}
+
+/// Turns a message from the child into text: `None` for `R`, else `<text>: <errno text>`.
+pub(crate) fn decode(msg: &[u8]) -> Option<String> {
+    match msg.split_first() {
+        Some((&READY, _)) => None,
+        Some((&FAILED, rest)) if rest.len() >= 4 => {
+            let (num, text) = rest.split_at(4);
+            let errno = i32::from_le_bytes([num[0], num[1], num[2], num[3]]);
+            Some(format!(
+                "{}: {}",
+                String::from_utf8_lossy(text),
+                Errno::from_raw(errno).desc()
+            ))
+        }
+        _ => Some(format!(
+            "garbled message from the container init: {:?}",
+            String::from_utf8_lossy(msg)
+        )),
+    }
+}
+
+/// What the parent learned from the ready pipe.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Ready {
+    Ok,
+    Failed(String),
+    /// EOF without a message: the child died (killed, or exited before reporting).
+    Died,
+}
+
+/// Blocks until the child reports on the ready pipe.
+pub(crate) fn wait_ready(fd: &OwnedFd) -> Ready {
+    let mut buf = [0u8; 1100];
+    loop {
+        match nix::unistd::read(fd, &mut buf) {
+            Ok(0) => return Ready::Died,
+            Ok(n) => {
+                return match decode(&buf[..n]) {
+                    None => Ready::Ok,
+                    Some(msg) => Ready::Failed(msg),
+                }
+            }
+            Err(Errno::EINTR) => continue,
+            Err(_) => return Ready::Died,
+        }
+    }
+}
+
+/// Handshake 2 from the `start` side: lets the init exec and returns `Error::Start` with
+/// the init's message if the exec failed. `alive` tells whether the init still runs (to
+/// stop waiting if it vanished without closing its end, which should not happen).
+pub(crate) fn release(
+    exec_fifo: &Path,
+    exec_result: &Path,
+    alive: impl Fn() -> bool,
+) -> Result<()> {
+    let not_waiting = |what: &str| {
+        Error::Start(format!(
+            "the container init is not waiting to be started ({what}); it exited or was \
+             killed, or the container was already started"
+        ))
+    };
+    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let result = match open(exec_result, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Err(not_waiting("no exec.result")),
+        Err(source) => {
+            return Err(Error::Sys {
+                what: format!("opening {}", exec_result.display()),
+                source,
+            })
+        }
+    };
+    let flags = OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let go = match open(exec_fifo, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::ENXIO) => return Err(not_waiting("nobody reads exec.fifo")),
+        Err(Errno::ENOENT) => return Err(not_waiting("no exec.fifo")),
+        Err(source) => {
+            return Err(Error::Sys {
+                what: format!("opening {}", exec_fifo.display()),
+                source,
+            })
+        }
+    };
+    nix::unistd::write(&go, &[0u8]).map_err(|source| Error::Sys {
+        what: format!("writing to {}", exec_fifo.display()),
+        source,
+    })?;
+    drop(go);
+
+    let mut msg = Vec::new();
+    let mut buf = [0u8; 1100];
+    loop {
+        let mut fds = [PollFd::new(result.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(200u16)) {
+            Ok(0) => {
+                if !alive() {
+                    break;
+                }
+                continue;
+            }
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(source) => {
+                return Err(Error::Sys {
+                    what: format!("waiting on {}", exec_result.display()),
+                    source,
+                })
+            }
+        }
+        match nix::unistd::read(&result, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => msg.extend_from_slice(&buf[..n]),
+            Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
+            Err(source) => {
+                return Err(Error::Sys {
+                    what: format!("reading {}", exec_result.display()),
+                    source,
+                })
+            }
+        }
+    }
+    match msg.is_empty() {
+        true => Ok(()),
+        false => Err(Error::Start(decode(&msg).unwrap_or_default())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_decode() {
+        assert_eq!(decode(b"R"), None);
+        let mut m = Msg::new(FAILED, libc::ENOENT);
+        m.push(b"exec \"/bin/nosuch\"");
+        assert_eq!(
+            decode(&m.buf[..m.len]).unwrap(),
+            "exec \"/bin/nosuch\": No such file or directory"
+        );
+        assert!(decode(b"").unwrap().contains("garbled"));
+        assert!(decode(b"E12").unwrap().contains("garbled"));
+    }
+
+    #[test]
+    fn long_messages_are_cut_not_overflowed() {
+        let mut m = Msg::new(FAILED, 1);
+        m.push(&[b'x'; 5000]);
+        assert_eq!(m.len, 1024);
+    }
+}

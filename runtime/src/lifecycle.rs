@@ -1,0 +1,530 @@
+//! The container lifecycle behind [`crate::Runtime`]: create, start, state, list, kill,
+//! wait, delete. Nothing is kept in memory between calls: each call reads
+//! `state_dir/<id>/state.json` and checks the process in `/proc`, so a fresh `Runtime`
+//! value, another thread or another process (the debug CLI, a restarted agent) can pick
+//! a container up at any point.
+
+use std::fs;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{open, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill as send_signal, Signal};
+use nix::sys::stat::Mode;
+use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
+use nix::unistd::{mkfifo, pipe2, Pid};
+
+use crate::cgroup::{self, CgroupManager};
+use crate::init::{self, above_stdio, ChildFds, Ready};
+use crate::spec::{validate_id, validate_spec};
+use crate::state::{self, Layout, StateFile};
+use crate::{
+    plan, ContainerSpec, ContainerState, Error, ExitStatus, Result, RuntimeConfig, Status,
+};
+
+/// How long `delete` keeps killing stragglers and retrying a busy cgroup rmdir.
+const CLEANUP_PATIENCE: Duration = Duration::from_secs(10);
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Io { what, source }
+}
+
+fn sys_err(what: impl Into<String>) -> impl FnOnce(Errno) -> Error {
+    let what = what.into();
+    move |source| Error::Sys { what, source }
+}
+
+pub(crate) fn init_state_dir(cfg: &RuntimeConfig) -> Result<()> {
+    fs::create_dir_all(&cfg.state_dir).map_err(io_err(format!(
+        "creating the runtime state dir {}",
+        cfg.state_dir.display()
+    )))
+}
+
+fn manager(cfg: &RuntimeConfig, id: &str) -> Box<dyn CgroupManager> {
+    cgroup::manager(&cfg.cgroup_root, &cfg.cgroup_parent, id)
+}
+
+/// A container's state file, or `None` for a half-made container (dir without state).
+fn load(cfg: &RuntimeConfig, id: &str) -> Result<(Layout, Option<StateFile>)> {
+    validate_id(id).map_err(|_| Error::NotFound(id.to_owned()))?;
+    let layout = Layout::new(&cfg.state_dir, id);
+    if !layout.dir.is_dir() {
+        return Err(Error::NotFound(id.to_owned()));
+    }
+    let sf = state::read(&layout)?;
+    Ok((layout, sf))
+}
+
+/// The status, checked against the live process.
+fn live_status(layout: &Layout, sf: &StateFile) -> Status {
+    let pid = sf.state.pid;
+    if sf.exit.is_some() || sf.state.status == Status::Stopped {
+        return Status::Stopped;
+    }
+    if pid == 0 {
+        return sf.state.status;
+    }
+    if !state::is_alive(pid, sf.pid_start_time) {
+        return Status::Stopped;
+    }
+    match sf.state.status {
+        Status::Created if !layout.exec_fifo.exists() => Status::Running,
+        s => s,
+    }
+}
+
+fn partial_state(layout: &Layout, id: &str) -> ContainerState {
+    let created = fs::metadata(&layout.dir)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| state::format_rfc3339(d.as_secs()))
+        .unwrap_or_default();
+    ContainerState {
+        id: id.to_owned(),
+        pid: 0,
+        status: Status::Creating,
+        rootfs: layout.rootfs.clone(),
+        upper_dir: layout.upper.clone(),
+        created,
+    }
+}
+
+pub(crate) fn state(cfg: &RuntimeConfig, id: &str) -> Result<ContainerState> {
+    let (layout, sf) = load(cfg, id)?;
+    Ok(match sf {
+        Some(sf) => ContainerState {
+            status: live_status(&layout, &sf),
+            ..sf.state
+        },
+        None => partial_state(&layout, id),
+    })
+}
+
+pub(crate) fn list(cfg: &RuntimeConfig) -> Result<Vec<ContainerState>> {
+    let entries = fs::read_dir(&cfg.state_dir).map_err(io_err(format!(
+        "listing the state dir {}",
+        cfg.state_dir.display()
+    )))?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io_err(format!("listing {}", cfg.state_dir.display())))?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if validate_id(&name).is_err() || !entry.path().is_dir() {
+            continue;
+        }
+        match state(cfg, &name) {
+            Ok(s) => out.push(s),
+            Err(Error::NotFound(_)) => {} // deleted meanwhile
+            Err(e) => return Err(e),
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+/// Kills and reaps the cloned child if `create` fails after the clone.
+struct ChildGuard {
+    pid: i32,
+    armed: bool,
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = send_signal(Pid::from_raw(self.pid), Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(self.pid), None);
+        }
+    }
+}
+
+pub(crate) fn create(cfg: &RuntimeConfig, spec: &ContainerSpec) -> Result<ContainerState> {
+    validate_spec(spec)?;
+    let layout = Layout::new(&cfg.state_dir, &spec.id);
+    match fs::create_dir(&layout.dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            return Err(Error::AlreadyExists(spec.id.clone()))
+        }
+        Err(e) => return Err(io_err(format!("creating {}", layout.dir.display()))(e)),
+    }
+    let cg = manager(cfg, &spec.id);
+    let mut sf = StateFile {
+        state: ContainerState {
+            id: spec.id.clone(),
+            pid: 0,
+            status: Status::Creating,
+            rootfs: layout.rootfs.clone(),
+            upper_dir: layout.upper.clone(),
+            created: state::now_rfc3339(),
+        },
+        pid_start_time: 0,
+        cgroup_version: cg.version(),
+        cgroups: cg.paths(),
+        exit: None,
+        spec: spec.clone(),
+    };
+    let made = state::write(&layout, &sf).and_then(|()| set_up(spec, &layout, &*cg, &mut sf));
+    match made {
+        Ok(()) => Ok(sf.state),
+        Err(e) => {
+            let _ = clean_up(&layout, &*cg);
+            Err(e)
+        }
+    }
+}
+
+/// Everything of `create` after the state dir exists; `clean_up` undoes it on error.
+fn set_up(
+    spec: &ContainerSpec,
+    layout: &Layout,
+    cg: &dyn CgroupManager,
+    sf: &mut StateFile,
+) -> Result<()> {
+    for dir in [&layout.upper, &layout.work, &layout.rootfs] {
+        fs::create_dir(dir).map_err(io_err(format!("creating {}", dir.display())))?;
+    }
+    crate::fs::mount_overlay(&spec.layers, &layout.upper, &layout.work, &layout.rootfs)?;
+    cg.create()?;
+    cg.apply(&spec.resources)?;
+    let plan = plan::build(spec, &layout.rootfs)?;
+    let (child_fds, sync_write, ready_read) = open_fds(spec, layout)?;
+
+    let pid = init::spawn(&plan, &child_fds)?;
+    drop(child_fds);
+    let mut guard = ChildGuard { pid, armed: true };
+    cg.add_process(pid)?;
+    let start_time = state::proc_stat(pid).map(|s| s.start_time).ok_or_else(|| {
+        Error::Start(format!(
+            "the container init (pid {pid}) vanished right after clone"
+        ))
+    })?;
+    sf.state.pid = pid;
+    sf.pid_start_time = start_time;
+    state::write(layout, sf)?;
+
+    nix::unistd::write(&sync_write, &[1u8]).map_err(sys_err("releasing the container init"))?;
+    drop(sync_write);
+    match init::wait_ready(&ready_read) {
+        Ready::Ok => {}
+        Ready::Failed(msg) => {
+            return Err(Error::Start(format!("setting up the container: {msg}")));
+        }
+        Ready::Died => {
+            guard.armed = false;
+            let how = match waitpid(Pid::from_raw(pid), None) {
+                Ok(WaitStatus::Exited(_, code)) => format!("exited with status {code}"),
+                Ok(WaitStatus::Signaled(_, sig, _)) => format!("was killed by {sig}"),
+                _ => "vanished".to_owned(),
+            };
+            return Err(Error::Start(format!(
+                "the container init {how} while setting up the container"
+            )));
+        }
+    }
+    sf.state.status = Status::Created;
+    state::write(layout, sf)?;
+    guard.armed = false;
+    Ok(())
+}
+
+/// Opens the child's descriptors; returns them with the parent's ends of the pipes
+/// (sync write end, ready read end).
+fn open_fds(spec: &ContainerSpec, layout: &Layout) -> Result<(ChildFds, OwnedFd, OwnedFd)> {
+    let log = |path: &Path| -> Result<OwnedFd> {
+        let file = fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o644)
+            .open(path)
+            .map_err(io_err(format!("opening the log file {}", path.display())))?;
+        above_stdio(file.into())
+    };
+    let stdout = log(&spec.stdout)?;
+    let stderr = if spec.stderr == spec.stdout {
+        above_stdio(
+            stdout
+                .try_clone()
+                .map_err(io_err("duplicating the log file"))?,
+        )?
+    } else {
+        log(&spec.stderr)?
+    };
+    let netns = match &spec.network {
+        crate::Network::Join(path) => {
+            let file = fs::File::open(path).map_err(io_err(format!(
+                "opening network namespace {}",
+                path.display()
+            )))?;
+            Some(above_stdio(file.into())?)
+        }
+        _ => None,
+    };
+    let (sync_read, sync_write) = pipe2(OFlag::O_CLOEXEC).map_err(sys_err("making a pipe"))?;
+    let (ready_read, ready_write) = pipe2(OFlag::O_CLOEXEC).map_err(sys_err("making a pipe"))?;
+    let fifo = |path: &Path| -> Result<OwnedFd> {
+        mkfifo(path, Mode::from_bits_truncate(0o600))
+            .map_err(sys_err(format!("making the FIFO {}", path.display())))?;
+        let fd = open(path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(sys_err(format!("opening the FIFO {}", path.display())))?;
+        above_stdio(fd)
+    };
+    let fds = ChildFds {
+        sync_read: above_stdio(sync_read)?,
+        ready_write: above_stdio(ready_write)?,
+        exec_fifo: fifo(&layout.exec_fifo)?,
+        exec_result: fifo(&layout.exec_result)?,
+        stdout,
+        stderr,
+        netns,
+    };
+    Ok((fds, sync_write, ready_read))
+}
+
+pub(crate) fn start(cfg: &RuntimeConfig, id: &str) -> Result<()> {
+    let (layout, sf) = load(cfg, id)?;
+    let Some(sf) = sf else {
+        return Err(Error::Start(format!(
+            "container {id:?} is still being created"
+        )));
+    };
+    let status = live_status(&layout, &sf);
+    if status != Status::Created {
+        return Err(Error::Start(format!(
+            "container {id:?} is {status}; only a created container can be started"
+        )));
+    }
+    let (pid, start_time) = (sf.state.pid, sf.pid_start_time);
+    let released = init::release(&layout.exec_fifo, &layout.exec_result, || {
+        state::is_alive(pid, start_time)
+    });
+    let _ = fs::remove_file(&layout.exec_fifo);
+    let _ = fs::remove_file(&layout.exec_result);
+    match released {
+        Ok(()) => {
+            state::update(&layout, id, |s| {
+                if s.state.status == Status::Created {
+                    s.state.status = Status::Running;
+                }
+            })?;
+            Ok(())
+        }
+        Err(e) => {
+            // The init exits right after reporting; record how (and reap it if ours).
+            let _ = wait(cfg, id);
+            Err(e)
+        }
+    }
+}
+
+fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) };
+    Errno::result(ret)?;
+    // SAFETY: the kernel just returned this descriptor to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as i32) })
+}
+
+fn pidfd_send_signal(fd: &OwnedFd, signal: i32) -> nix::Result<()> {
+    // SAFETY: a pidfd, a signal number, no siginfo, no flags.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0u32,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// A pidfd for the container's init if it still exists (zombie included), checked
+/// against the saved start time so a recycled pid is never taken for ours.
+fn open_init(sf: &StateFile) -> Option<OwnedFd> {
+    let pid = sf.state.pid;
+    if pid == 0 {
+        return None;
+    }
+    let fd = pidfd_open(pid).ok()?;
+    state::exists(pid, sf.pid_start_time).then_some(fd)
+}
+
+pub(crate) fn kill(cfg: &RuntimeConfig, id: &str, signal: i32) -> Result<()> {
+    Signal::try_from(signal)
+        .map_err(|_| Error::InvalidSpec(format!("{signal} is not a signal")))?;
+    let (_, sf) = load(cfg, id)?;
+    let not_running = || Error::Sys {
+        what: format!("container {id:?} is not running, nothing to signal"),
+        source: Errno::ESRCH,
+    };
+    let sf = sf.ok_or_else(not_running)?;
+    let fd = open_init(&sf).ok_or_else(not_running)?;
+    if !state::is_alive(sf.state.pid, sf.pid_start_time) {
+        return Err(not_running());
+    }
+    pidfd_send_signal(&fd, signal).map_err(|e| match e {
+        Errno::ESRCH => not_running(),
+        e => Error::Sys {
+            what: format!("sending signal {signal} to container {id:?}"),
+            source: e,
+        },
+    })
+}
+
+/// Blocks until a pidfd is readable (its process exited).
+fn wait_exit(fd: &OwnedFd) -> Result<()> {
+    loop {
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(sys_err("waiting for the container process")(e)),
+        }
+    }
+}
+
+pub(crate) fn wait(cfg: &RuntimeConfig, id: &str) -> Result<ExitStatus> {
+    let (layout, sf) = load(cfg, id)?;
+    let unknown = ExitStatus {
+        code: None,
+        signal: None,
+        oom_killed: false,
+    };
+    let Some(sf) = sf else {
+        return Ok(unknown);
+    };
+    let mut known = None;
+    let mut reap = None;
+    match open_init(&sf) {
+        Some(fd) => {
+            let me = nix::unistd::getpid().as_raw();
+            let parent = state::proc_stat(sf.state.pid).is_some_and(|s| s.ppid == me);
+            if !parent {
+                if let Some(exit) = sf.exit {
+                    return Ok(exit);
+                }
+            }
+            wait_exit(&fd)?;
+            if parent {
+                let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
+                known = match waitid(Id::PIDFd(fd.as_fd()), flags) {
+                    Ok(WaitStatus::Exited(_, code)) => Some((Some(code), None)),
+                    Ok(WaitStatus::Signaled(_, sig, _)) => Some((None, Some(sig as i32))),
+                    _ => None,
+                };
+                reap = Some(fd);
+            }
+        }
+        None => {
+            if let Some(exit) = sf.exit {
+                return Ok(exit);
+            }
+        }
+    }
+    let oom_killed = manager(cfg, id).oom_kills().unwrap_or(0) > 0;
+    let exit = match known {
+        Some((code, signal)) => ExitStatus {
+            code,
+            signal,
+            oom_killed,
+        },
+        None => ExitStatus {
+            oom_killed,
+            ..unknown
+        },
+    };
+    let recorded = state::update(&layout, id, |s| {
+        let better = s
+            .exit
+            .is_none_or(|e| e.code.is_none() && e.signal.is_none() && known.is_some());
+        if better {
+            s.exit = Some(exit);
+        }
+        s.state.status = Status::Stopped;
+    });
+    if let Some(fd) = reap {
+        let _ = waitid(Id::PIDFd(fd.as_fd()), WaitPidFlag::WEXITED);
+    }
+    match recorded {
+        Ok(s) => Ok(s.exit.unwrap_or(exit)),
+        // Deleted meanwhile (delete waits too): what we saw is the answer.
+        Err(Error::NotFound(_)) => Ok(exit),
+        Err(e) => Err(e),
+    }
+}
+
+pub(crate) fn delete(cfg: &RuntimeConfig, id: &str, force: bool) -> Result<()> {
+    let (layout, sf) = load(cfg, id)?;
+    if let Some(sf) = &sf {
+        if let Some(fd) = open_init(sf) {
+            if state::is_alive(sf.state.pid, sf.pid_start_time) {
+                if !force {
+                    return Err(Error::Sys {
+                        what: format!(
+                            "container {id:?} is {}: stop it first or delete it with force",
+                            live_status(&layout, sf)
+                        ),
+                        source: Errno::EBUSY,
+                    });
+                }
+                match pidfd_send_signal(&fd, libc::SIGKILL) {
+                    Ok(()) | Err(Errno::ESRCH) => {}
+                    Err(e) => return Err(sys_err(format!("killing container {id:?}"))(e)),
+                }
+            }
+            // Waits until it is gone, and reaps it if it is our child.
+            wait(cfg, id)?;
+        }
+    }
+    clean_up(&layout, &*manager(cfg, id))
+}
+
+/// Removes what `create` made, as far as it exists: processes left in the cgroup, the
+/// rootfs mount, the cgroup directories, the state dir.
+fn clean_up(layout: &Layout, cg: &dyn CgroupManager) -> Result<()> {
+    let deadline = Instant::now() + CLEANUP_PATIENCE;
+    loop {
+        let procs = cg.procs()?;
+        if procs.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Sys {
+                what: format!("processes {procs:?} are still in the container's cgroup"),
+                source: Errno::EBUSY,
+            });
+        }
+        for pid in procs {
+            let _ = send_signal(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    crate::fs::unmount_all(&layout.rootfs)?;
+    loop {
+        match cg.remove() {
+            Ok(()) => break,
+            Err(e) => {
+                let busy = e.io_source().and_then(io::Error::raw_os_error) == Some(libc::EBUSY);
+                if !busy || Instant::now() > deadline {
+                    return Err(e.into());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    match fs::remove_dir_all(&layout.dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(format!("removing {}", layout.dir.display()))(e)),
+    }
+}

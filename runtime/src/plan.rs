@@ -1,0 +1,476 @@
+//! Everything the container's init will do, computed by the parent before it clones.
+//!
+//! The init runs in a copy of a possibly multi-threaded process (the node agent), where
+//! another thread may have held the allocator's lock at the moment of the clone: it must
+//! not allocate. So the parent resolves every path, creates every mountpoint it can in
+//! the overlay, finds the executable, and turns it all into C strings here; the init only
+//! walks [`Plan::ops`] and makes raw syscalls.
+//!
+//! Mount sequence (in the container's new mount namespace, before pivot_root):
+//! 1. `/` recursively private (nothing propagates back to the host);
+//! 2. the spec's bind mounts in order (recursive; read-only ones remounted `ro`);
+//! 3. `proc` at `/proc`;
+//! 4. a tmpfs at `/dev` with empty files `null zero full random urandom tty` and the host's
+//!    device nodes bind-mounted onto them (mknod may be forbidden), `devpts` (newinstance,
+//!    ptmxmode=0666) at `/dev/pts` and a `/dev/ptmx` symlink, a tmpfs at `/dev/shm`, and the
+//!    `/dev/fd`, `/dev/std{in,out,err}` symlinks;
+//! 5. `sysfs` read-only at `/sys` (allowed to fail with the host network: a sysfs mount
+//!    needs a network namespace of its own on some kernels).
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+use crate::fs::ContainerFs;
+use crate::spec::{is_under, DEFAULT_PATH};
+use crate::{ContainerSpec, Error, Network, Result};
+
+/// One filesystem step of the init, run in order before pivot_root.
+#[derive(Debug)]
+pub(crate) enum Op {
+    Mount {
+        /// Short description for error messages, e.g. `proc` or `bind`.
+        what: &'static str,
+        source: Option<CString>,
+        target: CString,
+        fstype: Option<CString>,
+        flags: libc::c_ulong,
+        data: Option<CString>,
+        /// A failure is ignored (only sysfs with the host network).
+        optional: bool,
+    },
+    Mkdir {
+        path: CString,
+        mode: libc::mode_t,
+    },
+    /// Creates an empty file (a bind-mount target).
+    Touch {
+        path: CString,
+    },
+    Symlink {
+        target: CString,
+        link: CString,
+    },
+}
+
+/// What the init needs, all prepared up front.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub clone_flags: libc::c_int,
+    pub new_cgroupns: bool,
+    pub loopback_up: bool,
+    pub ops: Vec<Op>,
+    pub rootfs: CString,
+    pub hostname: CString,
+    /// Resolved, symlink-free working directory inside the container.
+    pub cwd: CString,
+    pub user: Option<(u32, u32)>,
+    /// `args[0]` as found on PATH (or as given when it holds a `/`).
+    pub exec_path: CString,
+    pub argv: Vec<CString>,
+    pub envp: Vec<CString>,
+}
+
+/// Devices bind-mounted from the host's `/dev`.
+pub(crate) const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+fn cstr(what: &str, s: impl Into<Vec<u8>>) -> Result<CString> {
+    CString::new(s).map_err(|_| Error::InvalidSpec(format!("{what} contains a NUL byte")))
+}
+
+fn cpath(p: &Path) -> Result<CString> {
+    cstr(&p.display().to_string(), p.as_os_str().as_encoded_bytes())
+}
+
+fn mount_op(
+    what: &'static str,
+    source: Option<&str>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> Result<Op> {
+    Ok(Op::Mount {
+        what,
+        source: source.map(|s| cstr("mount source", s)).transpose()?,
+        target: cpath(target)?,
+        fstype: fstype.map(|s| cstr("fstype", s)).transpose()?,
+        flags,
+        data: data.map(|s| cstr("mount data", s)).transpose()?,
+        optional: false,
+    })
+}
+
+/// Builds the plan for `spec` whose overlay is mounted at `rootfs`, creating missing
+/// mountpoints and the working directory in the overlay (or in a bind mount's source)
+/// on the way. Fails with `Error::Start` when `args[0]` cannot be found.
+pub(crate) fn build(spec: &ContainerSpec, rootfs: &Path) -> Result<Plan> {
+    let mut cfs = ContainerFs::new(rootfs);
+    let mut ops = vec![mount_op(
+        "make-private",
+        None,
+        Path::new("/"),
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+    )?];
+    for m in &spec.mounts {
+        let source = std::fs::canonicalize(&m.source).map_err(|e| Error::Io {
+            what: format!("resolving mount source {}", m.source.display()),
+            source: e,
+        })?;
+        let dest = if source.is_dir() {
+            cfs.ensure_dir(&m.destination)?
+        } else {
+            cfs.ensure_file(&m.destination)?
+        };
+        let target = cfs.mount_target(&dest);
+        let src = Some(source.to_str().ok_or_else(|| {
+            Error::InvalidSpec(format!("mount source {} is not UTF-8", source.display()))
+        })?);
+        ops.push(mount_op(
+            "bind",
+            src,
+            &target,
+            None,
+            libc::MS_BIND | libc::MS_REC,
+            None,
+        )?);
+        if m.readonly {
+            let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
+            ops.push(mount_op(
+                "read-only remount",
+                None,
+                &target,
+                None,
+                flags,
+                None,
+            )?);
+        }
+        cfs.add_mount(&dest, &source);
+    }
+
+    let proc_dir = cfs.mount_target(&cfs.ensure_dir("/proc")?);
+    let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    ops.push(mount_op(
+        "proc",
+        Some("proc"),
+        &proc_dir,
+        Some("proc"),
+        flags,
+        None,
+    )?);
+
+    let dev = cfs.mount_target(&cfs.ensure_dir("/dev")?);
+    dev_ops(&dev, &mut ops)?;
+
+    let sys = cfs.mount_target(&cfs.ensure_dir("/sys")?);
+    let flags = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    let mut sysfs = mount_op("sysfs", Some("sysfs"), &sys, Some("sysfs"), flags, None)?;
+    if let Op::Mount { optional, .. } = &mut sysfs {
+        *optional = spec.network == Network::Host;
+    }
+    ops.push(sysfs);
+
+    let cwd = cfs.ensure_dir(&spec.cwd)?;
+    let exec_path = resolve_exec(&cfs, spec, &cwd)?;
+    let hostname = if spec.hostname.is_empty() {
+        &spec.id
+    } else {
+        &spec.hostname
+    };
+
+    let mut clone_flags =
+        libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+    if spec.network == Network::None {
+        clone_flags |= libc::CLONE_NEWNET;
+    }
+    Ok(Plan {
+        clone_flags,
+        new_cgroupns: Path::new("/proc/self/ns/cgroup").exists(),
+        loopback_up: spec.network == Network::None,
+        ops,
+        rootfs: cpath(rootfs)?,
+        hostname: cstr("hostname", hostname.as_str())?,
+        cwd: cstr("cwd", cwd)?,
+        user: spec.user,
+        exec_path: cstr("args[0]", exec_path)?,
+        argv: spec
+            .args
+            .iter()
+            .map(|a| cstr("argument", a.as_str()))
+            .collect::<Result<_>>()?,
+        envp: spec
+            .env
+            .iter()
+            .map(|e| cstr("env entry", e.as_str()))
+            .collect::<Result<_>>()?,
+    })
+}
+
+/// The `/dev` steps under `dev` (the host path of the container's `/dev`).
+fn dev_ops(dev: &Path, ops: &mut Vec<Op>) -> Result<()> {
+    let tmpfs_flags = libc::MS_NOSUID | libc::MS_STRICTATIME;
+    ops.push(mount_op(
+        "tmpfs",
+        Some("tmpfs"),
+        dev,
+        Some("tmpfs"),
+        tmpfs_flags,
+        Some("mode=755,size=65536k"),
+    )?);
+    for name in DEVICES {
+        let target = dev.join(name);
+        ops.push(Op::Touch {
+            path: cpath(&target)?,
+        });
+        let host = PathBuf::from("/dev").join(name);
+        ops.push(mount_op(
+            "bind",
+            host.to_str(),
+            &target,
+            None,
+            libc::MS_BIND,
+            None,
+        )?);
+    }
+    let pts = dev.join("pts");
+    ops.push(Op::Mkdir {
+        path: cpath(&pts)?,
+        mode: 0o755,
+    });
+    ops.push(mount_op(
+        "devpts",
+        Some("devpts"),
+        &pts,
+        Some("devpts"),
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )?);
+    let shm = dev.join("shm");
+    ops.push(Op::Mkdir {
+        path: cpath(&shm)?,
+        mode: 0o1777,
+    });
+    ops.push(mount_op(
+        "tmpfs",
+        Some("shm"),
+        &shm,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        Some("mode=1777,size=65536k"),
+    )?);
+    let links = [
+        ("pts/ptmx", "ptmx"),
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+    ];
+    for (target, link) in links {
+        ops.push(Op::Symlink {
+            target: cstr("symlink", target)?,
+            link: cpath(&dev.join(link))?,
+        });
+    }
+    Ok(())
+}
+
+/// Finds `args[0]` the way execvp would inside the container, but before the container
+/// exists: with a `/` it must exist (relative to `cwd` if relative); without one, the
+/// first executable regular file on the PATH of `spec.env` wins.
+fn resolve_exec(cfs: &ContainerFs, spec: &ContainerSpec, cwd: &str) -> Result<String> {
+    let name = &spec.args[0];
+    if name.contains('/') {
+        let full = if name.starts_with('/') {
+            name.clone()
+        } else {
+            format!("{}/{name}", cwd.trim_end_matches('/'))
+        };
+        // The runtime's own mounts are not there yet: leave those to execve.
+        let runtime_owned = ["/proc", "/dev", "/sys"]
+            .iter()
+            .any(|r| is_under(&crate::spec::normalize(&full), r));
+        if !runtime_owned && !cfs.exists(&full)? {
+            return Err(Error::Start(format!(
+                "exec {name:?}: No such file or directory"
+            )));
+        }
+        return Ok(name.clone());
+    }
+    let path = spec
+        .env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    for dir in path.split(':').filter(|d| d.starts_with('/')) {
+        let candidate = format!("{}/{name}", dir.trim_end_matches('/'));
+        if cfs.is_executable(&candidate)? {
+            return Ok(candidate);
+        }
+    }
+    Err(Error::Start(format!(
+        "exec {name:?}: executable file not found in $PATH ({path})"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BindMount, Resources};
+    use std::fs;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    fn fixture() -> (tempfile::TempDir, PathBuf, ContainerSpec) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("rootfs");
+        fs::create_dir_all(root.join("bin")).unwrap();
+        let sh = root.join("bin/busybox");
+        fs::write(&sh, "").unwrap();
+        fs::set_permissions(&sh, fs::Permissions::from_mode(0o755)).unwrap();
+        symlink("busybox", root.join("bin/sh")).unwrap();
+        fs::write(root.join("bin/notexec"), "").unwrap();
+        let spec = ContainerSpec {
+            id: "c1".into(),
+            layers: vec![root.clone()],
+            args: vec!["sh".into(), "-c".into(), "true".into()],
+            env: vec!["PATH=/usr/bin:/bin".into()],
+            cwd: "/work/dir".into(),
+            hostname: String::new(),
+            user: Some((1000, 1000)),
+            mounts: vec![],
+            network: Network::None,
+            resources: Resources::default(),
+            stdout: dir.path().join("log"),
+            stderr: dir.path().join("log"),
+        };
+        (dir, root, spec)
+    }
+
+    fn targets(plan: &Plan) -> Vec<(String, String)> {
+        plan.ops
+            .iter()
+            .map(|op| match op {
+                Op::Mount { what, target, .. } => {
+                    (what.to_string(), target.to_string_lossy().into_owned())
+                }
+                Op::Mkdir { path, .. } => ("mkdir".into(), path.to_string_lossy().into_owned()),
+                Op::Touch { path } => ("touch".into(), path.to_string_lossy().into_owned()),
+                Op::Symlink { link, .. } => ("symlink".into(), link.to_string_lossy().into_owned()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn mount_sequence_and_resolution() {
+        let (dir, root, mut spec) = fixture();
+        let src = dir.path().join("app-src");
+        fs::create_dir(&src).unwrap();
+        spec.mounts.push(BindMount {
+            source: src.clone(),
+            destination: "/app".into(),
+            readonly: true,
+        });
+        let plan = build(&spec, &root).unwrap();
+        let r = root.display().to_string();
+        let t = targets(&plan);
+        let expect_prefix = [
+            ("make-private".to_string(), "/".to_string()),
+            ("bind".into(), format!("{r}/app")),
+            ("read-only remount".into(), format!("{r}/app")),
+            ("proc".into(), format!("{r}/proc")),
+            ("tmpfs".into(), format!("{r}/dev")),
+            ("touch".into(), format!("{r}/dev/null")),
+            ("bind".into(), format!("{r}/dev/null")),
+        ];
+        assert_eq!(t[..expect_prefix.len()], expect_prefix[..]);
+        assert_eq!(
+            t.last().unwrap(),
+            &("sysfs".to_string(), format!("{r}/sys"))
+        );
+        assert!(t.contains(&("devpts".into(), format!("{r}/dev/pts"))));
+        assert!(t.contains(&("symlink".into(), format!("{r}/dev/ptmx"))));
+        for d in ["app", "proc", "dev", "sys", "work/dir"] {
+            assert!(root.join(d).is_dir(), "{d} made in the rootfs");
+        }
+        assert_eq!(plan.exec_path.to_str().unwrap(), "/bin/sh");
+        assert_eq!(plan.cwd.to_str().unwrap(), "/work/dir");
+        assert_eq!(plan.hostname.to_str().unwrap(), "c1", "empty hostname = id");
+        assert_ne!(plan.clone_flags & libc::CLONE_NEWNET, 0);
+        assert!(plan.loopback_up);
+        assert_eq!(plan.argv.len(), 3);
+        let sysfs_optional = plan.ops.iter().any(|op| {
+            matches!(
+                op,
+                Op::Mount {
+                    what: "sysfs",
+                    optional: true,
+                    ..
+                }
+            )
+        });
+        assert!(
+            !sysfs_optional,
+            "sysfs is required with a network namespace"
+        );
+    }
+
+    #[test]
+    fn host_network_makes_sysfs_optional() {
+        let (_dir, root, mut spec) = fixture();
+        spec.network = Network::Host;
+        let plan = build(&spec, &root).unwrap();
+        assert_eq!(plan.clone_flags & libc::CLONE_NEWNET, 0);
+        assert!(!plan.loopback_up);
+        assert!(plan.ops.iter().any(|op| {
+            matches!(
+                op,
+                Op::Mount {
+                    what: "sysfs",
+                    optional: true,
+                    ..
+                }
+            )
+        }));
+    }
+
+    #[test]
+    fn exec_resolution_errors_are_start_errors() {
+        let (_dir, root, mut spec) = fixture();
+        spec.args = vec!["/bin/nosuch".into()];
+        match build(&spec, &root) {
+            Err(Error::Start(m)) => {
+                assert_eq!(m, "exec \"/bin/nosuch\": No such file or directory")
+            }
+            other => panic!("{other:?}"),
+        }
+        spec.args = vec!["notexec".into()];
+        match build(&spec, &root) {
+            Err(Error::Start(m)) => assert!(m.contains("not found in $PATH"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        spec.args = vec!["/bin/notexec".into()];
+        let plan = build(&spec, &root).unwrap();
+        assert_eq!(
+            plan.exec_path.to_str().unwrap(),
+            "/bin/notexec",
+            "execve reports it"
+        );
+        spec.args = vec!["/proc/self/exe".into()];
+        build(&spec, &root).unwrap();
+    }
+
+    #[test]
+    fn file_mounts_get_a_file_target() {
+        let (dir, root, mut spec) = fixture();
+        let file = dir.path().join("resolv.conf");
+        fs::write(&file, "nameserver 10.0.0.1\n").unwrap();
+        spec.mounts.push(BindMount {
+            source: file,
+            destination: "/etc/resolv.conf".into(),
+            readonly: false,
+        });
+        build(&spec, &root).unwrap();
+        assert!(root.join("etc/resolv.conf").is_file());
+    }
+}
