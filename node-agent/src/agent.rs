@@ -1,0 +1,200 @@
+//! The agent as a whole: its parts (runtime, layer cache, network, job table), start-up
+//! (bridge and nft table, re-adoption of running containers) and the server loop.
+//!
+//! The agent never stops containers when it exits: they outlive it and a restarted agent
+//! re-adopts them from the state dir.
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use paas_runtime::{Runtime, RuntimeConfig};
+
+use crate::config::AgentConfig;
+use crate::images::{ImageError, ImageStore};
+use crate::jobs::{JobError, JobTable};
+use crate::network::{NetError, NetworkManager};
+
+/// Errors of agent start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("creating the state dir {path}: {source}")]
+    StateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "another paas-agent is using the state dir {path} (lock {path}/agent.lock): stop it \
+         or pick another --state-dir"
+    )]
+    Locked { path: PathBuf },
+    #[error("opening the container runtime: {0}")]
+    Runtime(#[source] paas_runtime::Error),
+    #[error("opening the layer cache: {0}")]
+    Images(#[source] ImageError),
+    #[error("setting up the node network (the agent must run as root): {0}")]
+    Network(#[source] NetError),
+    #[error("loading jobs: {0}")]
+    Jobs(#[source] JobError),
+    #[error("building the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("serving the API: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Everything the agent's handlers and tasks share.
+#[derive(Debug)]
+pub struct Agent {
+    pub config: AgentConfig,
+    pub runtime: Runtime,
+    pub client: reqwest::Client,
+    pub images: ImageStore,
+    pub network: NetworkManager,
+    pub jobs: JobTable,
+    url: OnceLock<String>,
+    /// Held for the agent's lifetime: one agent per state dir.
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl Agent {
+    /// Opens the state dir: runtime, layer cache, address book and job records. Touches
+    /// nothing outside the state dir (no root needed); [`Agent::start`] does that.
+    pub fn open(config: AgentConfig) -> Result<Arc<Agent>, AgentError> {
+        let dir = &config.state_dir;
+        for sub in ["", "containers", "layers", "jobs", "volumes"] {
+            let path = dir.join(sub);
+            std::fs::create_dir_all(&path)
+                .map_err(|source| AgentError::StateDir { path, source })?;
+        }
+        let lock_path = dir.join("agent.lock");
+        let lock_file =
+            std::fs::File::create(&lock_path).map_err(|source| AgentError::StateDir {
+                path: lock_path.clone(),
+                source,
+            })?;
+        let lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+            .map_err(|_| AgentError::Locked { path: dir.clone() })?;
+        let runtime = Runtime::new(RuntimeConfig {
+            state_dir: dir.join("containers"),
+            cgroup_parent: config.prefix.clone(),
+            cgroup_root: config.cgroup_root.clone(),
+        })
+        .map_err(AgentError::Runtime)?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(AgentError::Client)?;
+        let images = ImageStore::open(dir.join("layers"), client.clone(), config.token.clone())
+            .map_err(AgentError::Images)?;
+        let network = NetworkManager::open(
+            dir,
+            &config.prefix,
+            config.subnet,
+            config.port_range,
+            config.advertise_addr,
+        )
+        .map_err(AgentError::Network)?;
+        let jobs = JobTable::open(dir.join("jobs")).map_err(AgentError::Jobs)?;
+        Ok(Arc::new(Agent {
+            config,
+            runtime,
+            client,
+            images,
+            network,
+            jobs,
+            url: OnceLock::new(),
+            _lock: lock,
+        }))
+    }
+
+    /// Sets up the bridge and nft table, and re-adopts the jobs of the state dir. Needs
+    /// root.
+    pub async fn start(self: &Arc<Self>) -> Result<(), AgentError> {
+        self.network
+            .ensure_node()
+            .await
+            .map_err(AgentError::Network)?;
+        crate::jobs::adopt(self).await;
+        Ok(())
+    }
+
+    /// The agent's API base URL as reported in heartbeats, once the listener is bound.
+    pub fn url(&self) -> Option<&str> {
+        self.url.get().map(String::as_str)
+    }
+
+    /// Records the bound address: `http://<addr>`, with the advertise address in place of
+    /// an unspecified listen address (0.0.0.0).
+    pub fn set_bound(&self, addr: SocketAddr) {
+        let host = if addr.ip().is_unspecified() {
+            self.config.advertise_addr.to_string()
+        } else {
+            addr.ip().to_string()
+        };
+        let _ = self.url.set(format!("http://{host}:{}", addr.port()));
+    }
+}
+
+/// Runs the agent until SIGTERM or SIGINT: opens and starts it, binds the listener,
+/// sends heartbeats and serves the API. Containers keep running after it returns.
+pub async fn serve(config: AgentConfig) -> Result<(), AgentError> {
+    let agent = Agent::open(config)?;
+    agent.start().await?;
+    let listener = tokio::net::TcpListener::bind(agent.config.listen)
+        .await
+        .map_err(|source| AgentError::Listen {
+            addr: agent.config.listen,
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(AgentError::Serve)?;
+    agent.set_bound(bound);
+    tracing::info!(
+        url = agent.url().unwrap_or_default(),
+        node = %agent.config.node_name,
+        "agent listening"
+    );
+    if agent.config.controller.is_some() {
+        tokio::spawn(crate::heartbeat::run(agent.clone()));
+    } else {
+        tracing::warn!("no --controller: not sending heartbeats");
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server =
+        axum::serve(listener, crate::http::app(agent.clone())).with_graceful_shutdown(async move {
+            let _ = rx.await;
+        });
+    let mut server = std::pin::pin!(server.into_future());
+    tokio::select! {
+        result = &mut server => return result.map_err(AgentError::Serve),
+        () = shutdown_signal() => {}
+    }
+    tracing::info!("shutting down; containers keep running");
+    let _ = tx.send(());
+    // Followers of live logs would hold a graceful shutdown forever: give them a moment.
+    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot watch SIGTERM: {e}");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,88 @@
+//! The heartbeat: every 2 s, `POST {controller}/v1/nodes/heartbeat` with the node's name,
+//! API URL, memory and every job's status. Failures are logged and the loop goes on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use paas_api::NodeHeartbeat;
+
+use crate::agent::Agent;
+
+/// Time between heartbeats.
+pub const INTERVAL: Duration = Duration::from_secs(2);
+
+/// Errors of one heartbeat.
+#[derive(Debug, thiserror::Error)]
+pub enum HeartbeatError {
+    #[error("POST {url}: {source}")]
+    Http {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("POST {url}: the controller answered {status}")]
+    Status {
+        url: String,
+        status: reqwest::StatusCode,
+    },
+}
+
+/// The heartbeat the agent would send now.
+pub fn heartbeat(agent: &Agent) -> NodeHeartbeat {
+    NodeHeartbeat {
+        name: agent.config.node_name.clone(),
+        url: agent.url().unwrap_or_default().to_string(),
+        memory_bytes: crate::util::mem_total_bytes(),
+        jobs: agent.jobs.statuses(),
+    }
+}
+
+/// Sends one heartbeat to `controller`.
+pub async fn send(agent: &Agent, controller: &str) -> Result<(), HeartbeatError> {
+    let url = format!("{controller}/v1/nodes/heartbeat");
+    let resp = agent
+        .client
+        .post(&url)
+        .bearer_auth(&agent.config.token)
+        .timeout(Duration::from_secs(5))
+        .json(&heartbeat(agent))
+        .send()
+        .await
+        .map_err(|source| HeartbeatError::Http {
+            url: url.clone(),
+            source,
+        })?;
+    if !resp.status().is_success() {
+        return Err(HeartbeatError::Status {
+            url,
+            status: resp.status(),
+        });
+    }
+    Ok(())
+}
+
+/// Sends heartbeats forever (a no-op without a controller URL). Logs a failure once per
+/// streak and a recovery when the controller answers again.
+pub async fn run(agent: Arc<Agent>) {
+    let Some(controller) = agent.config.controller.clone() else {
+        return;
+    };
+    let mut failing = false;
+    let mut ticker = tokio::time::interval(INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match send(&agent, &controller).await {
+            Ok(()) if failing => {
+                tracing::info!("heartbeat: the controller answers again");
+                failing = false;
+            }
+            Ok(()) => {}
+            Err(e) if !failing => {
+                tracing::warn!("heartbeat failed (will keep trying): {e}");
+                failing = true;
+            }
+            Err(e) => tracing::debug!("heartbeat failed: {e}"),
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The agent's HTTP API (see docs/node-agent.md). Every route needs
+//! `Authorization: Bearer <node token>`; every error is an [`ErrorBody`] with a stable code.
+//! Handlers only parse and format: the work is in [`crate::jobs`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use paas_api::{codes, ErrorBody, JobSpec, StopJob};
+use serde::Deserialize;
+
+use crate::agent::Agent;
+use crate::jobs::{self, JobError};
+
+/// An API error: status, stable code, human message.
+#[derive(Debug, thiserror::Error)]
+#[error("{status} {code}: {message}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(status = %self.status, "{}", self.message);
+        }
+        let mut resp = (self.status, Json(ErrorBody::new(self.code, self.message))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+impl From<JobError> for ApiError {
+    fn from(e: JobError) -> Self {
+        let (status, code) = match &e {
+            JobError::Invalid(_) => (StatusCode::BAD_REQUEST, codes::VALIDATION),
+            JobError::Conflict { .. } => (StatusCode::CONFLICT, codes::CONFLICT),
+            JobError::NotFound { .. } => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
+            // The registry or the input server (the controller) failed us.
+            JobError::Pull { .. } | JobError::Input { .. } => {
+                (StatusCode::BAD_GATEWAY, codes::UNAVAILABLE)
+            }
+            JobError::Spec(_) => (StatusCode::UNPROCESSABLE_ENTITY, codes::VALIDATION),
+            JobError::Network(_)
+            | JobError::Runtime { .. }
+            | JobError::Io { .. }
+            | JobError::StopTimeout { .. } => (StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The agent's router, every route behind the bearer-token check.
+pub fn app(agent: Arc<Agent>) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/jobs", get(list_jobs).post(create_job))
+        .route("/v1/jobs/{id}", get(get_job).delete(delete_job))
+        .route("/v1/jobs/{id}/logs", get(job_logs))
+        .route("/v1/jobs/{id}/stop", post(stop_job))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(agent.clone(), auth))
+        .with_state(agent)
+}
+
+async fn auth(State(agent): State<Arc<Agent>>, req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(token)
+            if crate::util::constant_time_eq(token.as_bytes(), agent.config.token.as_bytes()) =>
+        {
+            next.run(req).await
+        }
+        Some(_) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            codes::UNAUTHORIZED,
+            "wrong node token in the Authorization header",
+        )
+        .into_response(),
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            codes::UNAUTHORIZED,
+            "missing `Authorization: Bearer <node token>` header",
+        )
+        .into_response(),
+    }
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        codes::NOT_FOUND,
+        format!("no route {} {}", req.method(), req.uri().path()),
+    )
+}
+
+async fn health(State(agent): State<Arc<Agent>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "name": agent.config.node_name }))
+}
+
+async fn list_jobs(State(agent): State<Arc<Agent>>) -> Json<Vec<paas_api::JobStatus>> {
+    Json(agent.jobs.statuses())
+}
+
+/// Parses a JSON body into `T`, with an [`ErrorBody`] (not axum's plain text) on failure.
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::VALIDATION,
+            format!("the body is not a valid {what}: {e}"),
+        )
+    })
+}
+
+async fn create_job(State(agent): State<Arc<Agent>>, body: Bytes) -> ApiResult<Response> {
+    let spec: JobSpec = parse_body(&body, "job spec (api::JobSpec JSON)")?;
+    let status = jobs::create(&agent, spec).await?;
+    Ok((StatusCode::CREATED, Json(status)).into_response())
+}
+
+async fn get_job(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<paas_api::JobStatus>> {
+    Ok(Json(agent.jobs.get(&id)?.status()))
+}
+
+async fn stop_job(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<paas_api::JobStatus>> {
+    let req: StopJob = if body.iter().all(u8::is_ascii_whitespace) {
+        StopJob::default()
+    } else {
+        parse_body(&body, "stop request (api::StopJob JSON)")?
+    };
+    let grace = Duration::from_secs(req.grace_seconds.unwrap_or(10));
+    Ok(Json(jobs::stop(&agent, &id, grace).await?))
+}
+
+async fn delete_job(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    jobs::delete(&agent, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+struct LogsQuery {
+    #[serde(default)]
+    follow: Option<String>,
+}
+
+async fn job_logs(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> ApiResult<Response> {
+    let job = agent.jobs.get(&id)?;
+    let follow = match q.follow.as_deref() {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") | Some("") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                codes::VALIDATION,
+                format!("follow={other:?}: expected true or false"),
+            ))
+        }
+    };
+    let stream = jobs::logs::stream(job.log_path(), job.subscribe(), follow);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}

@@ -1,0 +1,377 @@
+//! Node and job networking: the bridge, per-job network namespaces and veths, and the
+//! nftables table that maps host ports to containers.
+//!
+//! * Bridge `<prefix>0` holds the subnet's first address; `net.ipv4.ip_forward` is on.
+//! * Each job gets netns `<prefix>-<hash>` (`/run/netns/…`) and a veth pair: the host end
+//!   `<prefix>v<hash>` on the bridge, the other end moved into the netns as `eth0` with the
+//!   job's address from [`ipam::Ipam`], a default route via the bridge, and `lo` up.
+//! * Table `ip <prefix>`: map `jobports` (host port → container ip . port), DNAT in
+//!   `prerouting` and `output` for traffic to the node's own addresses
+//!   (`fib daddr type local`), masquerade in `postrouting` for the subnet's egress (and
+//!   for hairpin traffic), accept in `forward` for the bridge. A job's mapping is one map
+//!   element, so deleting the job deletes it and leaves no rule behind.
+//!
+//! Everything is done by running `ip` and `nft -f -`.
+
+pub mod ipam;
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+use crate::config::{PortRange, Subnet};
+use ipam::{Ipam, IpamError, Lease};
+
+/// Errors of network setup and teardown.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("`{command}` failed: {stderr}")]
+    Command { command: String, stderr: String },
+    #[error("running `{command}`: {source} (are iproute2 and nftables installed?)")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Ipam(#[from] IpamError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+type Result<T> = std::result::Result<T, NetError>;
+
+/// Host-global names of one job's network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobNames {
+    /// `<prefix>-<hash8>`
+    pub netns: String,
+    /// Host end of the veth, on the bridge: `<prefix>v<hash>` (≤ 15 chars).
+    pub veth_host: String,
+    /// The other end before it is moved into the netns and renamed `eth0`.
+    pub veth_peer: String,
+}
+
+impl JobNames {
+    pub fn new(prefix: &str, job: &str) -> JobNames {
+        let hash = hex::encode(Sha256::digest(job.as_bytes()));
+        let n = 15usize.saturating_sub(prefix.len() + 1).min(8);
+        JobNames {
+            netns: format!("{prefix}-{}", &hash[..8]),
+            veth_host: format!("{prefix}v{}", &hash[..n]),
+            veth_peer: format!("{prefix}p{}", &hash[..n]),
+        }
+    }
+
+    pub fn netns_path(&self) -> PathBuf {
+        Path::new("/run/netns").join(&self.netns)
+    }
+}
+
+/// A job's network as the job manager needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobNet {
+    pub netns_path: PathBuf,
+    pub ip: Ipv4Addr,
+    pub host_port: Option<u16>,
+    /// Where the controller reaches the job's port.
+    pub addr: Option<String>,
+}
+
+/// The node's network: bridge, nft table and the job address book.
+#[derive(Debug)]
+pub struct NetworkManager {
+    prefix: String,
+    subnet: Subnet,
+    advertise: Ipv4Addr,
+    ipam: Mutex<Ipam>,
+}
+
+impl NetworkManager {
+    /// Loads the address book from `state_dir/network.json`. Touches nothing on the host.
+    pub fn open(
+        state_dir: &Path,
+        prefix: &str,
+        subnet: Subnet,
+        ports: PortRange,
+        advertise: Ipv4Addr,
+    ) -> Result<NetworkManager> {
+        let ipam = Ipam::open(&state_dir.join("network.json"), subnet, ports)?;
+        Ok(NetworkManager {
+            prefix: prefix.to_string(),
+            subnet,
+            advertise,
+            ipam: Mutex::new(ipam),
+        })
+    }
+
+    pub fn bridge(&self) -> String {
+        bridge_name(&self.prefix)
+    }
+
+    fn ipam(&self) -> std::sync::MutexGuard<'_, Ipam> {
+        self.ipam.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Creates (or repairs) the bridge and the nft table, and re-installs the port
+    /// mappings of every lease. Idempotent; run at agent start.
+    pub async fn ensure_node(&self) -> Result<()> {
+        let bridge = self.bridge();
+        if !Path::new("/sys/class/net").join(&bridge).exists() {
+            ip(&["link", "add", &bridge, "type", "bridge"]).await?;
+        }
+        let gw = format!("{}/{}", self.subnet.gateway(), self.subnet.prefix_len);
+        ip(&["addr", "replace", &gw, "dev", &bridge]).await?;
+        ip(&["link", "set", &bridge, "up"]).await?;
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(|source| NetError::Io {
+            what: "turning on /proc/sys/net/ipv4/ip_forward".into(),
+            source,
+        })?;
+        let leases: Vec<Lease> = self.ipam().leases().values().cloned().collect();
+        nft(&self.table_script(&leases)).await
+    }
+
+    /// The nft script that (re)defines the table and its base chains.
+    fn table_script(&self, leases: &[Lease]) -> String {
+        let (p, br, net) = (&self.prefix, self.bridge(), self.subnet);
+        let mut s = format!(
+            "add table ip {p}\n\
+             add map ip {p} jobports {{ type inet_service : ipv4_addr . inet_service; }}\n\
+             add chain ip {p} prerouting {{ type nat hook prerouting priority dstnat; policy accept; }}\n\
+             add chain ip {p} output {{ type nat hook output priority -100; policy accept; }}\n\
+             add chain ip {p} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}\n\
+             add chain ip {p} forward {{ type filter hook forward priority filter; policy accept; }}\n\
+             flush chain ip {p} prerouting\n\
+             flush chain ip {p} output\n\
+             flush chain ip {p} postrouting\n\
+             flush chain ip {p} forward\n\
+             flush map ip {p} jobports\n\
+             add rule ip {p} prerouting fib daddr type local dnat ip to tcp dport map @jobports\n\
+             add rule ip {p} output fib daddr type local dnat ip to tcp dport map @jobports\n\
+             add rule ip {p} postrouting ip saddr {net} oifname != \"{br}\" masquerade\n\
+             add rule ip {p} postrouting ct status dnat ip saddr {net} oifname \"{br}\" masquerade\n\
+             add rule ip {p} forward iifname \"{br}\" accept\n\
+             add rule ip {p} forward oifname \"{br}\" accept\n"
+        );
+        for lease in leases {
+            if let (Some(hp), Some(cp)) = (lease.host_port, lease.container_port) {
+                s.push_str(&format!(
+                    "add element ip {p} jobports {{ {hp} : {} . {cp} }}\n",
+                    lease.ip
+                ));
+            }
+        }
+        s
+    }
+
+    /// Gives `job` an address (and a host port if `port` is set), a netns with a veth on
+    /// the bridge, and its port mapping. On error, what was made is undone by
+    /// [`NetworkManager::teardown_job`] (the caller calls it).
+    pub async fn setup_job(&self, job: &str, port: Option<u16>) -> Result<JobNet> {
+        let lease = self.ipam().lease(job, port)?;
+        let names = JobNames::new(&self.prefix, job);
+        let ns = names.netns.as_str();
+        // Leftovers of an earlier try under the same names.
+        ignore_missing(ip(&["netns", "del", ns]).await)?;
+        ignore_missing(ip(&["link", "del", &names.veth_host]).await)?;
+        let addr = format!("{}/{}", lease.ip, self.subnet.prefix_len);
+        let gw = self.subnet.gateway().to_string();
+        let bridge = self.bridge();
+        ip(&["netns", "add", ns]).await?;
+        ip(&[
+            "link",
+            "add",
+            &names.veth_host,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &names.veth_peer,
+        ])
+        .await?;
+        ip(&["link", "set", &names.veth_host, "master", &bridge, "up"]).await?;
+        ip(&["link", "set", &names.veth_peer, "netns", ns]).await?;
+        ip(&["-n", ns, "link", "set", &names.veth_peer, "name", "eth0"]).await?;
+        ip(&["-n", ns, "addr", "add", &addr, "dev", "eth0"]).await?;
+        ip(&["-n", ns, "link", "set", "eth0", "up"]).await?;
+        ip(&["-n", ns, "link", "set", "lo", "up"]).await?;
+        ip(&["-n", ns, "route", "add", "default", "via", &gw]).await?;
+        if let (Some(hp), Some(cp)) = (lease.host_port, lease.container_port) {
+            nft(&format!(
+                "add element ip {} jobports {{ {hp} : {} . {cp} }}\n",
+                self.prefix, lease.ip
+            ))
+            .await?;
+        }
+        Ok(JobNet {
+            netns_path: names.netns_path(),
+            ip: lease.ip,
+            host_port: lease.host_port,
+            addr: self.addr(&lease),
+        })
+    }
+
+    /// `<container ip>:<port>` when the advertised address is loopback (one machine: the
+    /// host reaches the bridge directly), else `<advertise ip>:<host port>`.
+    pub fn addr(&self, lease: &Lease) -> Option<String> {
+        let cp = lease.container_port?;
+        if self.advertise.is_loopback() {
+            Some(format!("{}:{cp}", lease.ip))
+        } else {
+            Some(format!("{}:{}", self.advertise, lease.host_port?))
+        }
+    }
+
+    /// The lease `job` holds, if any.
+    pub fn lease(&self, job: &str) -> Option<Lease> {
+        self.ipam().get(job).cloned()
+    }
+
+    /// Removes the job's port mapping, netns and veth, and releases its address and port.
+    /// Missing pieces are fine (idempotent).
+    pub async fn teardown_job(&self, job: &str) -> Result<()> {
+        // The lease is taken before anything is made: without one there is nothing.
+        let Some(lease) = self.lease(job) else {
+            return Ok(());
+        };
+        let names = JobNames::new(&self.prefix, job);
+        if let Some(hp) = lease.host_port {
+            ignore_missing(
+                nft(&format!(
+                    "delete element ip {} jobports {{ {hp} }}\n",
+                    self.prefix
+                ))
+                .await,
+            )?;
+        }
+        ignore_missing(ip(&["netns", "del", &names.netns]).await)?;
+        ignore_missing(ip(&["link", "del", &names.veth_host]).await)?;
+        self.ipam().release(job)?;
+        Ok(())
+    }
+}
+
+/// The bridge of a prefix: `<prefix>0`.
+pub fn bridge_name(prefix: &str) -> String {
+    format!("{prefix}0")
+}
+
+/// Removes every network object of `prefix` from the host: job netns (`<prefix>-<8 hex>`),
+/// stray veths (`<prefix>v<hex>`), the nft table and the bridge. For `paas-agent cleanup`.
+pub async fn remove_all(prefix: &str) -> Result<()> {
+    let is_hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let veth_len = JobNames::new(prefix, "x").veth_host.len();
+    if let Ok(entries) = std::fs::read_dir("/run/netns") {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let ours = name
+                .strip_prefix(prefix)
+                .and_then(|r| r.strip_prefix('-'))
+                .is_some_and(|h| h.len() == 8 && is_hex(h));
+            if ours {
+                ignore_missing(ip(&["netns", "del", &name]).await)?;
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir("/sys/class/net") {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let ours = name.len() == veth_len
+                && name
+                    .strip_prefix(prefix)
+                    .and_then(|r| r.strip_prefix('v').or_else(|| r.strip_prefix('p')))
+                    .is_some_and(is_hex);
+            if ours {
+                ignore_missing(ip(&["link", "del", &name]).await)?;
+            }
+        }
+    }
+    ignore_missing(nft(&format!("delete table ip {prefix}\n")).await)?;
+    if Path::new("/sys/class/net")
+        .join(bridge_name(prefix))
+        .exists()
+    {
+        ignore_missing(ip(&["link", "del", &bridge_name(prefix)]).await)?;
+    }
+    Ok(())
+}
+
+/// Treats "it is already gone" answers of `ip`/`nft` as success.
+fn ignore_missing(result: Result<()>) -> Result<()> {
+    match result {
+        Err(NetError::Command { stderr, .. })
+            if stderr.contains("No such file")
+                || stderr.contains("Cannot find device")
+                || stderr.contains("does not exist")
+                || stderr.contains("No such device") =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+async fn ip(args: &[&str]) -> Result<()> {
+    run("ip", args, None).await
+}
+
+async fn nft(script: &str) -> Result<()> {
+    run("nft", &["-f", "-"], Some(script)).await
+}
+
+async fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<()> {
+    let command = format!("{program} {}", args.join(" "));
+    let spawn_err = |source| NetError::Spawn {
+        command: command.clone(),
+        source,
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .stdin(if stdin.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(spawn_err)?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input.as_bytes()).await.map_err(spawn_err)?;
+        drop(pipe);
+    }
+    let out = child.wait_with_output().await.map_err(spawn_err)?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        let command = match stdin {
+            Some(script) => format!("{command} <<< {:?}", script.lines().next().unwrap_or("")),
+            None => command,
+        };
+        Err(NetError::Command { command, stderr })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fit_the_kernel_limits() {
+        let n = JobNames::new("paas", "web-1");
+        assert_eq!(n.netns.len(), "paas-".len() + 8);
+        assert!(n.veth_host.len() <= 15 && n.veth_host.starts_with("paasv"));
+        let long = JobNames::new("abcdefghij", "web-1");
+        assert_eq!(long.veth_host.len(), 15);
+        assert_ne!(JobNames::new("paas", "a"), JobNames::new("paas", "b"));
+    }
+}

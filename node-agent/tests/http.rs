@@ -1,0 +1,201 @@
+//! The agent API without root: auth, error shapes, validation, and a failed pull turning
+//! the job `crashed` with a reason. Uses `tower::ServiceExt::oneshot` (no socket) except
+//! for the fake registry.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::{config, unique_names, FakeRegistry};
+use paas_node_agent::{app, Agent};
+use tower::ServiceExt;
+
+const TOKEN: &str = "s3cret-node-token";
+
+fn agent(dir: &std::path::Path) -> std::sync::Arc<Agent> {
+    Agent::open(config(dir, TOKEN, &unique_names())).expect("open agent")
+}
+
+async fn call(
+    agent: &std::sync::Arc<Agent>,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (StatusCode, serde_json::Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let resp = app(agent.clone())
+        .oneshot(req.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+#[tokio::test]
+async fn every_route_needs_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent(dir.path());
+    for (method, uri) in [
+        ("GET", "/v1/health"),
+        ("GET", "/v1/jobs"),
+        ("POST", "/v1/jobs"),
+        ("GET", "/v1/jobs/x"),
+        ("GET", "/v1/jobs/x/logs"),
+        ("POST", "/v1/jobs/x/stop"),
+        ("DELETE", "/v1/jobs/x"),
+        ("GET", "/nope"),
+    ] {
+        for token in [None, Some("wrong"), Some("s3cret-node-tokeN"), Some("")] {
+            let (status, body) = call(&agent, method, uri, token, "").await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri} {token:?}");
+            assert_eq!(body["error"]["code"], "unauthorized", "{body}");
+            assert!(body["error"]["message"].as_str().unwrap().contains("token"));
+        }
+    }
+    let (status, body) = call(&agent, "GET", "/v1/health", Some(TOKEN), "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, serde_json::json!({"name": "test-node"}));
+}
+
+#[tokio::test]
+async fn unknown_jobs_and_routes_are_404_error_bodies() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent(dir.path());
+    for (method, uri) in [
+        ("GET", "/v1/jobs/nope"),
+        ("GET", "/v1/jobs/nope/logs?follow=true"),
+        ("POST", "/v1/jobs/nope/stop"),
+        ("DELETE", "/v1/jobs/nope"),
+        ("GET", "/v2/whatever"),
+    ] {
+        let (status, body) = call(&agent, method, uri, Some(TOKEN), "").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {uri}");
+        let obj = body["error"].as_object().expect("error object");
+        assert_eq!(obj.len(), 2, "{body}");
+        assert_eq!(obj["code"], "not_found");
+        assert!(!obj["message"].as_str().unwrap().is_empty());
+    }
+    let (status, body) = call(&agent, "GET", "/v1/jobs", Some(TOKEN), "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn bad_specs_are_400_validation_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent(dir.path());
+    let image = r#""image":{"registry":"http://127.0.0.1:9","repository":"stacks/tiny","reference":"latest"}"#;
+    for (body, needle) in [
+        ("not json".to_string(), "job spec"),
+        (format!(r#"{{"id":"Bad_Id",{image}}}"#), "job id"),
+        (format!(r#"{{"id":"j1",{image},"port":0}}"#), "port"),
+        (
+            format!(r#"{{"id":"j1",{image},"inputs":[{{"url":"http://x/y","path":"../app"}}]}}"#),
+            "absolute",
+        ),
+        (
+            format!(
+                r#"{{"id":"j1",{image},"output":{{"path":"/app","registry":"http://r","repository":"apps/a"}}}}"#
+            ),
+            "output.path",
+        ),
+    ] {
+        let (status, resp) = call(&agent, "POST", "/v1/jobs", Some(TOKEN), &body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {resp}");
+        assert_eq!(resp["error"]["code"], "validation_error");
+        let msg = resp["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(needle), "{msg:?} should mention {needle:?}");
+    }
+    // Nothing was recorded for rejected specs.
+    let (_, list) = call(&agent, "GET", "/v1/jobs", Some(TOKEN), "").await;
+    assert_eq!(list, serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn a_failed_pull_crashes_the_job_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent(dir.path());
+    // The registry wants another token: every pull gets 401.
+    let registry = FakeRegistry::start("other-token").await;
+    let body = serde_json::json!({
+        "id": "build-1",
+        "labels": {"app": "hello"},
+        "image": {"registry": registry.url, "repository": "stacks/tiny", "reference": "latest"},
+    })
+    .to_string();
+    let (status, resp) = call(&agent, "POST", "/v1/jobs", Some(TOKEN), &body).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{resp}");
+    let msg = resp["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("pull stacks/tiny@latest: 401 Unauthorized"),
+        "{msg}"
+    );
+
+    let (status, job) = call(&agent, "GET", "/v1/jobs/build-1", Some(TOKEN), "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(job["state"], "crashed");
+    assert_eq!(job["labels"]["app"], "hello");
+    assert!(job["finished_at"].is_string());
+    let reason = job["exit"]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("failed to start: pull stacks/tiny@latest: 401"),
+        "{reason}"
+    );
+    // Persisted, and the same id again is a conflict.
+    let on_disk = std::fs::read_to_string(dir.path().join("jobs/build-1/status.json")).unwrap();
+    assert!(on_disk.contains("crashed"));
+    let (status, resp) = call(&agent, "POST", "/v1/jobs", Some(TOKEN), &body).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(resp["error"]["code"], "conflict");
+    // Logs of a final job end at once (empty here).
+    let resp = app(agent.clone())
+        .oneshot(
+            Request::get("/v1/jobs/build-1/logs?follow=true")
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert!(bytes.is_empty());
+}
+
+#[tokio::test]
+async fn jobs_are_reloaded_from_the_state_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = FakeRegistry::start("other-token").await;
+    {
+        let agent = agent(dir.path());
+        let body = serde_json::json!({
+            "id": "j2",
+            "image": {"registry": registry.url, "repository": "a", "reference": "latest"},
+        })
+        .to_string();
+        let (status, _) = call(&agent, "POST", "/v1/jobs", Some(TOKEN), &body).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY);
+    }
+    let agent = agent(dir.path());
+    let (status, job) = call(&agent, "GET", "/v1/jobs/j2", Some(TOKEN), "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(job["state"], "crashed");
+}
+
+#[tokio::test]
+async fn one_agent_per_state_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = agent(dir.path());
+    let err = Agent::open(config(dir.path(), TOKEN, &unique_names())).unwrap_err();
+    assert!(err.to_string().contains("another paas-agent"), "{err}");
+}
