@@ -2,6 +2,18 @@
 //!
 //! CONTRACT used by the rest of the controller (the registry helper implements the bodies
 //! and may add to this API, not change it).
+//!
+//! Submodules: `names` (validation of everything that becomes a path), `store` (the files),
+//! `manifest` (media types and manifest checks), `image` (OCI layout import and
+//! derived images) and `api` (the HTTP routes). See docs/registry.md.
+
+mod api;
+mod image;
+pub mod manifest;
+pub mod names;
+mod store;
+
+pub use store::BlobWriter;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,6 +37,13 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// `Error::NotFound::kind` values, so callers (and the HTTP layer) can tell them apart.
+pub const KIND_BLOB: &str = "blob";
+pub const KIND_MANIFEST: &str = "manifest";
+pub const KIND_TAG: &str = "tag";
+pub const KIND_REPOSITORY: &str = "repository";
+pub const KIND_UPLOAD: &str = "upload";
+
 /// Config fields a derived image sets on top of its base image's config.
 #[derive(Debug, Clone, Default)]
 pub struct ConfigPatch {
@@ -42,9 +61,29 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// Opens (creating if needed) a store under `root`, and removes temporary files a crash
+    /// may have left behind.
     pub fn open(root: PathBuf) -> Result<Registry> {
-        let _ = &root;
-        todo!("registry helper")
+        let registry = Registry { root };
+        for dir in [
+            registry.blobs_dir(),
+            registry.uploads_dir(),
+            registry.root.join("repositories"),
+        ] {
+            std::fs::create_dir_all(&dir).map_err(store::io_err(format!(
+                "creating registry directory {}",
+                dir.display()
+            )))?;
+        }
+        let uploads = registry.uploads_dir();
+        let entries = std::fs::read_dir(&uploads)
+            .map_err(store::io_err(format!("listing {}", uploads.display())))?;
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Ok(registry)
     }
 
     pub fn root(&self) -> &Path {
@@ -53,34 +92,61 @@ impl Registry {
 
     /// Stores bytes as a blob; returns `sha256:<hex>`.
     pub async fn put_blob(&self, bytes: &[u8]) -> Result<String> {
-        let _ = bytes;
-        todo!("registry helper")
+        let digest = store::sha256_digest(bytes);
+        if self.blob_size(&digest).await? == Some(bytes.len() as u64) {
+            return Ok(digest);
+        }
+        let mut w = store::BlobWriter::new(self).await?;
+        w.write(bytes).await?;
+        w.commit().await
     }
 
     /// Path of a stored blob, if present.
     pub fn blob_path(&self, digest: &str) -> Option<PathBuf> {
-        let _ = digest;
-        todo!("registry helper")
+        let path = self.blob_file(digest).ok()?;
+        path.is_file().then_some(path)
     }
 
     /// Stores a manifest under `repo` and, if `tag` is given, points the tag at it. Returns
     /// the manifest digest.
-    pub async fn put_manifest(&self, repo: &str, tag: Option<&str>, bytes: &[u8]) -> Result<String> {
-        let _ = (repo, tag, bytes);
-        todo!("registry helper")
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        tag: Option<&str>,
+        bytes: &[u8],
+    ) -> Result<String> {
+        let (digest, _) = self.store_manifest(repo, tag, bytes, None).await?;
+        Ok(digest)
     }
 
     /// (manifest bytes, media type, digest) for a tag or digest reference.
-    pub async fn get_manifest(&self, repo: &str, reference: &str) -> Result<(Vec<u8>, String, String)> {
-        let _ = (repo, reference);
-        todo!("registry helper")
+    pub async fn get_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<(Vec<u8>, String, String)> {
+        names::check_repo(repo)?;
+        let digest = if names::is_digest(reference) {
+            names::digest_hex(reference)?;
+            reference.to_string()
+        } else {
+            self.resolve_tag(repo, reference).await?
+        };
+        let not_found = || Error::NotFound {
+            kind: KIND_MANIFEST,
+            name: format!("{repo}@{digest}"),
+        };
+        let Some(media_type) = self.manifest_link(repo, &digest).await? else {
+            return Err(not_found());
+        };
+        let bytes = self.read_blob(&digest, KIND_MANIFEST).await?;
+        Ok((bytes, media_type, digest))
     }
 
     /// Imports the single image of an OCI image layout directory (oci-layout, index.json,
     /// blobs/) as `repo:tag`; returns the manifest digest.
     pub async fn import_oci_layout(&self, dir: &Path, repo: &str, tag: &str) -> Result<String> {
-        let _ = (dir, repo, tag);
-        todo!("registry helper")
+        image::import_oci_layout(self, dir, repo, tag).await
     }
 
     /// A new image = the base image's layers + `layer` (already stored as a blob), with the
@@ -94,13 +160,11 @@ impl Registry {
         repo: &str,
         tag: &str,
     ) -> Result<String> {
-        let _ = (base_repo, base_reference, layer, patch, repo, tag);
-        todo!("registry helper")
+        image::append_layer(self, base_repo, base_reference, layer, patch, repo, tag).await
     }
 }
 
 /// The `/v2/` routes (OCI distribution spec: pull and push, monolithic and chunked uploads).
 pub fn routes(registry: Registry, auth: AuthCheck) -> axum::Router {
-    let _ = (registry, auth);
-    todo!("registry helper")
+    api::routes(registry, auth)
 }

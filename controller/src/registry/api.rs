@@ -1,0 +1,687 @@
+//! The OCI distribution API (`/v2/`) over the store: pull (manifests, blobs with `Range`,
+//! tags list), push (monolithic and chunked uploads, cross-repository mounts, manifests)
+//! and deletes of manifests and tags. Request bodies stream to disk; nothing buffers a
+//! layer in memory. Errors use the spec's `{"errors":[{"code","message"}]}` shape.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use futures_util::StreamExt;
+use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use sha2::{Digest as _, Sha256};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use super::manifest::{ManifestError, MAX_MANIFEST_BYTES};
+use super::names::{self, digest_hex};
+use super::store::{self, BlobWriter};
+use super::{AuthCheck, Error, Registry};
+use super::{KIND_BLOB, KIND_MANIFEST, KIND_REPOSITORY, KIND_TAG, KIND_UPLOAD};
+
+const DIGEST_HEADER: &str = "docker-content-digest";
+const UPLOAD_UUID_HEADER: &str = "docker-upload-uuid";
+
+/// An HTTP-level failure, rendered in the distribution spec's error shape.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("{code}: {message}")]
+    Oci {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
+    #[error("internal registry error: {0}")]
+    Internal(#[source] Error),
+}
+
+fn oci(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::Oci {
+        status,
+        code,
+        message: message.into(),
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        let message = e.to_string();
+        match &e {
+            Error::NotFound { kind, .. } => {
+                let code = match *kind {
+                    KIND_BLOB => "BLOB_UNKNOWN",
+                    KIND_MANIFEST | KIND_TAG => "MANIFEST_UNKNOWN",
+                    KIND_REPOSITORY => "NAME_UNKNOWN",
+                    KIND_UPLOAD => "BLOB_UPLOAD_UNKNOWN",
+                    _ => "NAME_UNKNOWN",
+                };
+                oci(StatusCode::NOT_FOUND, code, message)
+            }
+            Error::Invalid { what, .. } => {
+                let code = if what.starts_with("repository name") {
+                    "NAME_INVALID"
+                } else if what.starts_with("digest") {
+                    "DIGEST_INVALID"
+                } else if what.starts_with("tag") {
+                    "TAG_INVALID"
+                } else {
+                    "MANIFEST_INVALID"
+                };
+                oci(StatusCode::BAD_REQUEST, code, message)
+            }
+            Error::Io { .. } => ApiError::Internal(e),
+        }
+    }
+}
+
+impl From<ManifestError> for ApiError {
+    fn from(e: ManifestError) -> ApiError {
+        match e {
+            ManifestError::Invalid { .. } => {
+                oci(StatusCode::BAD_REQUEST, "MANIFEST_INVALID", e.to_string())
+            }
+            ManifestError::BlobUnknown { .. } => oci(
+                StatusCode::BAD_REQUEST,
+                "MANIFEST_BLOB_UNKNOWN",
+                e.to_string(),
+            ),
+            ManifestError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = match self {
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                "authentication required: use basic auth with an API token as the password, \
+                 or a bearer token"
+                    .to_string(),
+            ),
+            ApiError::Oci {
+                status,
+                code,
+                message,
+            } => (status, code, message),
+            ApiError::Internal(e) => {
+                tracing::error!(error = %e, "registry request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "UNKNOWN",
+                    "internal registry error; see the controller log".to_string(),
+                )
+            }
+        };
+        let body = serde_json::json!({"errors": [{"code": code, "message": message}]});
+        let mut resp = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"paas\""),
+            );
+        }
+        resp
+    }
+}
+
+type ApiResult = std::result::Result<Response, ApiError>;
+
+/// The running hash of an upload, so finishing it need not re-read the file.
+struct UploadHash {
+    hasher: Sha256,
+    size: u64,
+}
+
+struct AppState {
+    reg: Registry,
+    auth: AuthCheck,
+    hashes: Mutex<HashMap<String, UploadHash>>,
+}
+
+pub(super) fn routes(reg: Registry, auth: AuthCheck) -> Router {
+    let state = Arc::new(AppState {
+        reg,
+        auth,
+        hashes: Mutex::new(HashMap::new()),
+    });
+    Router::new()
+        .route("/v2", any(base))
+        .route("/v2/", any(base))
+        .route("/v2/{*rest}", any(dispatch))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// Adds the header docker clients look for to every response.
+fn finish(result: ApiResult) -> Response {
+    let mut resp = result.unwrap_or_else(IntoResponse::into_response);
+    resp.headers_mut().insert(
+        "docker-distribution-api-version",
+        HeaderValue::from_static("registry/2.0"),
+    );
+    resp
+}
+
+async fn base(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    finish(if (st.auth)(&headers) {
+        Ok(axum::Json(serde_json::json!({})).into_response())
+    } else {
+        Err(ApiError::Unauthorized)
+    })
+}
+
+/// What a path under `/v2/` addresses. Repository names contain slashes, so the path is
+/// read from its end.
+#[derive(Debug, PartialEq, Eq)]
+enum Target<'a> {
+    Tags(&'a str),
+    Manifest(&'a str, &'a str),
+    Blob(&'a str, &'a str),
+    UploadStart(&'a str),
+    Upload(&'a str, &'a str),
+}
+
+fn parse_target(rest: &str) -> Option<Target<'_>> {
+    if let Some(name) = rest.strip_suffix("/tags/list") {
+        return Some(Target::Tags(name));
+    }
+    if let Some(name) = rest
+        .strip_suffix("/blobs/uploads/")
+        .or_else(|| rest.strip_suffix("/blobs/uploads"))
+    {
+        return Some(Target::UploadStart(name));
+    }
+    let (prefix, last) = rest.rsplit_once('/')?;
+    let (name, kind) = prefix.rsplit_once('/')?;
+    match kind {
+        "manifests" => Some(Target::Manifest(name, last)),
+        "blobs" => Some(Target::Blob(name, last)),
+        "uploads" => Some(Target::Upload(name.strip_suffix("/blobs")?, last)),
+        _ => None,
+    }
+}
+
+async fn dispatch(
+    State(st): State<Arc<AppState>>,
+    Path(rest): Path<String>,
+    req: Request,
+) -> Response {
+    if !(st.auth)(req.headers()) {
+        return finish(Err(ApiError::Unauthorized));
+    }
+    let Some(target) = parse_target(&rest) else {
+        return finish(Err(oci(
+            StatusCode::NOT_FOUND,
+            "NAME_UNKNOWN",
+            format!("no registry endpoint at /v2/{rest}"),
+        )));
+    };
+    let name = match target {
+        Target::Tags(n)
+        | Target::Manifest(n, _)
+        | Target::Blob(n, _)
+        | Target::UploadStart(n)
+        | Target::Upload(n, _) => n,
+    };
+    if let Err(e) = names::check_repo(name) {
+        return finish(Err(e.into()));
+    }
+    let method = req.method().clone();
+    let st = &st;
+    finish(match (target, method) {
+        (Target::Tags(n), Method::GET) => tags_list(st, n, req).await,
+        (Target::Manifest(n, r), Method::GET | Method::HEAD) => get_manifest(st, n, r, req).await,
+        (Target::Manifest(n, r), Method::PUT) => put_manifest(st, n, r, req).await,
+        (Target::Manifest(n, r), Method::DELETE) => delete_manifest(st, n, r).await,
+        (Target::Blob(_, d), Method::GET | Method::HEAD) => get_blob(st, d, req).await,
+        (Target::UploadStart(n), Method::POST) => start_upload(st, n, req).await,
+        (Target::Upload(n, id), Method::GET) => upload_status(st, n, id).await,
+        (Target::Upload(n, id), Method::PATCH) => patch_upload(st, n, id, req).await,
+        (Target::Upload(n, id), Method::PUT) => put_upload(st, n, id, req).await,
+        (Target::Upload(_, id), Method::DELETE) => delete_upload(st, id).await,
+        (_, m) => Err(oci(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "UNSUPPORTED",
+            format!("{m} is not supported on /v2/{rest}"),
+        )),
+    })
+}
+
+fn query(req: &Request) -> HashMap<String, String> {
+    Query::<HashMap<String, String>>::try_from_uri(req.uri())
+        .map(|q| q.0)
+        .unwrap_or_default()
+}
+
+fn hv(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+fn empty(status: StatusCode, headers: &[(&str, String)]) -> Response {
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = status;
+    for (k, v) in headers {
+        resp.headers_mut().insert(
+            http::HeaderName::from_bytes(k.as_bytes()).expect("static header names"),
+            hv(v),
+        );
+    }
+    resp.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    resp
+}
+
+// ---- pull ---------------------------------------------------------------------------------
+
+async fn tags_list(st: &AppState, name: &str, req: Request) -> ApiResult {
+    let q = query(&req);
+    let mut tags = st.reg.list_tags(name).await?;
+    if let Some(last) = q.get("last") {
+        tags.retain(|t| t.as_str() > last.as_str());
+    }
+    let mut link = None;
+    if let Some(n) = q.get("n").and_then(|n| n.parse::<usize>().ok()) {
+        if tags.len() > n {
+            tags.truncate(n);
+            if let Some(last) = tags.last() {
+                link = Some(format!(
+                    "</v2/{name}/tags/list?n={n}&last={last}>; rel=\"next\""
+                ));
+            }
+        }
+    }
+    let mut resp = axum::Json(serde_json::json!({"name": name, "tags": tags})).into_response();
+    if let Some(l) = link {
+        resp.headers_mut().insert(header::LINK, hv(&l));
+    }
+    Ok(resp)
+}
+
+async fn get_manifest(st: &AppState, name: &str, reference: &str, req: Request) -> ApiResult {
+    let (bytes, media_type, digest) = st.reg.get_manifest(name, reference).await?;
+    let len = bytes.len();
+    let body = if req.method() == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(bytes)
+    };
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, hv(&media_type));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(DIGEST_HEADER, hv(&digest));
+    h.insert(header::ETAG, hv(&format!("\"{digest}\"")));
+    Ok(resp)
+}
+
+/// Parses `bytes=a-b`, `bytes=a-` or `bytes=-n` against a length; `None` if unsatisfiable.
+fn parse_range(value: &str, len: u64) -> Option<(u64, u64)> {
+    let spec = value.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (start, end) = if a.is_empty() {
+        let n: u64 = b.parse().ok()?;
+        (len.checked_sub(n.min(len))?, len.checked_sub(1)?)
+    } else {
+        let start: u64 = a.parse().ok()?;
+        let end = if b.is_empty() {
+            len.checked_sub(1)?
+        } else {
+            b.parse::<u64>().ok()?.min(len.checked_sub(1)?)
+        };
+        (start, end)
+    };
+    (start <= end && end < len).then_some((start, end))
+}
+
+async fn get_blob(st: &AppState, digest: &str, req: Request) -> ApiResult {
+    digest_hex(digest)?;
+    let not_found = || Error::NotFound {
+        kind: KIND_BLOB,
+        name: digest.to_string(),
+    };
+    let path = st.reg.blob_file(digest)?;
+    let mut file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found().into()),
+        Err(e) => return Err(store::io_err(format!("opening {}", path.display()))(e).into()),
+    };
+    let len = file
+        .metadata()
+        .await
+        .map_err(store::io_err(format!("reading {}", path.display())))?
+        .len();
+    let range = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok());
+    let (status, start, count) = match range {
+        None => (StatusCode::OK, 0, len),
+        Some(r) => match parse_range(r, len) {
+            Some((s, e)) => (StatusCode::PARTIAL_CONTENT, s, e - s + 1),
+            None => {
+                let mut resp = empty(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    &[("content-range", format!("bytes */{len}"))],
+                );
+                resp.headers_mut().insert(DIGEST_HEADER, hv(digest));
+                return Ok(resp);
+            }
+        },
+    };
+    let body = if req.method() == Method::HEAD {
+        Body::empty()
+    } else {
+        if start > 0 {
+            file.seek(std::io::SeekFrom::Start(start))
+                .await
+                .map_err(store::io_err(format!("seeking in {}", path.display())))?;
+        }
+        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+            file.take(count),
+            256 * 1024,
+        ))
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(DIGEST_HEADER, hv(digest));
+    h.insert(header::ETAG, hv(&format!("\"{digest}\"")));
+    if status == StatusCode::PARTIAL_CONTENT {
+        h.insert(
+            header::CONTENT_RANGE,
+            hv(&format!("bytes {start}-{}/{len}", start + count - 1)),
+        );
+    }
+    Ok(resp)
+}
+
+// ---- push ---------------------------------------------------------------------------------
+
+fn body_error(e: axum::Error) -> ApiError {
+    oci(
+        StatusCode::BAD_REQUEST,
+        "BLOB_UPLOAD_INVALID",
+        format!("reading the request body failed: {e}"),
+    )
+}
+
+fn digest_mismatch(expected: &str, actual: &str) -> ApiError {
+    oci(
+        StatusCode::BAD_REQUEST,
+        "DIGEST_INVALID",
+        format!("the uploaded content has digest {actual}, not {expected}; nothing was stored"),
+    )
+}
+
+fn blob_created(name: &str, digest: &str) -> Response {
+    empty(
+        StatusCode::CREATED,
+        &[
+            ("location", format!("/v2/{name}/blobs/{digest}")),
+            (DIGEST_HEADER, digest.to_string()),
+        ],
+    )
+}
+
+/// `Range: 0-<last byte>` as the spec (and docker's registry) write it.
+fn range_header(size: u64) -> String {
+    format!("0-{}", size.saturating_sub(1))
+}
+
+fn upload_accepted(status: StatusCode, name: &str, id: &str, size: u64) -> Response {
+    empty(
+        status,
+        &[
+            ("location", format!("/v2/{name}/blobs/uploads/{id}")),
+            ("range", range_header(size)),
+            (UPLOAD_UUID_HEADER, id.to_string()),
+        ],
+    )
+}
+
+async fn start_upload(st: &AppState, name: &str, req: Request) -> ApiResult {
+    let q = query(&req);
+    if let Some(mount) = q.get("mount") {
+        // Blobs are shared by all repositories, so a mount only needs the blob to exist.
+        if digest_hex(mount).is_ok() && st.reg.blob_size(mount).await?.is_some() {
+            return Ok(blob_created(name, mount));
+        }
+    } else if let Some(expected) = q.get("digest") {
+        digest_hex(expected)?;
+        let mut w = BlobWriter::new(&st.reg).await?;
+        let mut stream = req.into_body().into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            w.write(&chunk.map_err(body_error)?).await?;
+        }
+        let actual = w.digest();
+        if &actual != expected {
+            return Err(digest_mismatch(expected, &actual));
+        }
+        w.commit().await?;
+        return Ok(blob_created(name, expected));
+    }
+    let id = st.reg.upload_create().await?;
+    st.hashes.lock().expect("upload hash lock").insert(
+        id.clone(),
+        UploadHash {
+            hasher: Sha256::new(),
+            size: 0,
+        },
+    );
+    Ok(upload_accepted(StatusCode::ACCEPTED, name, &id, 0))
+}
+
+async fn upload_status(st: &AppState, name: &str, id: &str) -> ApiResult {
+    let size = st.reg.upload_size(id).await?;
+    Ok(upload_accepted(StatusCode::NO_CONTENT, name, id, size))
+}
+
+/// Appends a request body to an upload, keeping its running hash when it is in step with
+/// the file. Returns the new size.
+async fn append(st: &AppState, id: &str, size: u64, body: Body) -> Result<u64, ApiError> {
+    let mut hash = st
+        .hashes
+        .lock()
+        .expect("upload hash lock")
+        .remove(id)
+        .filter(|h| h.size == size);
+    let path = st.reg.upload_path(id)?;
+    let mut file = tokio::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .await
+        .map_err(store::io_err(format!("opening {}", path.display())))?;
+    let mut stream = body.into_data_stream();
+    let mut new_size = size;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(body_error)?;
+        file.write_all(&chunk)
+            .await
+            .map_err(store::io_err(format!("writing {}", path.display())))?;
+        if let Some(h) = hash.as_mut() {
+            h.hasher.update(&chunk);
+            h.size += chunk.len() as u64;
+        }
+        new_size += chunk.len() as u64;
+    }
+    file.flush()
+        .await
+        .map_err(store::io_err(format!("writing {}", path.display())))?;
+    if let Some(h) = hash {
+        st.hashes
+            .lock()
+            .expect("upload hash lock")
+            .insert(id.to_string(), h);
+    }
+    Ok(new_size)
+}
+
+async fn patch_upload(st: &AppState, name: &str, id: &str, req: Request) -> ApiResult {
+    let size = st.reg.upload_size(id).await?;
+    if let Some(cr) = req
+        .headers()
+        .get(header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+    {
+        let start = cr
+            .trim()
+            .trim_start_matches("bytes ")
+            .split('-')
+            .next()
+            .and_then(|s| s.trim().parse::<u64>().ok());
+        if start != Some(size) {
+            let mut resp = upload_accepted(StatusCode::RANGE_NOT_SATISFIABLE, name, id, size);
+            let body = serde_json::json!({"errors": [{"code": "BLOB_UPLOAD_INVALID",
+                "message": format!("chunk starts at {cr:?} but the upload has {size} bytes; \
+                                    send chunks in order")}]});
+            *resp.body_mut() = Body::from(body.to_string());
+            resp.headers_mut().remove(header::CONTENT_LENGTH);
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            return Ok(resp);
+        }
+    }
+    let new_size = append(st, id, size, req.into_body()).await?;
+    Ok(upload_accepted(StatusCode::ACCEPTED, name, id, new_size))
+}
+
+async fn put_upload(st: &AppState, name: &str, id: &str, req: Request) -> ApiResult {
+    let size = st.reg.upload_size(id).await?;
+    let Some(expected) = query(&req).get("digest").cloned() else {
+        return Err(oci(
+            StatusCode::BAD_REQUEST,
+            "DIGEST_INVALID",
+            "finishing an upload needs ?digest=sha256:<hex>",
+        ));
+    };
+    digest_hex(&expected)?;
+    let size = append(st, id, size, req.into_body()).await?;
+    let hash = st.hashes.lock().expect("upload hash lock").remove(id);
+    let actual = match hash {
+        Some(h) if h.size == size => store::digest_of(h.hasher),
+        _ => store::hash_file(&st.reg.upload_path(id)?).await?.0,
+    };
+    if actual != expected {
+        st.reg.upload_delete(id).await?;
+        return Err(digest_mismatch(&expected, &actual));
+    }
+    st.reg.upload_commit(id, &expected).await?;
+    Ok(blob_created(name, &expected))
+}
+
+async fn delete_upload(st: &AppState, id: &str) -> ApiResult {
+    st.hashes.lock().expect("upload hash lock").remove(id);
+    st.reg.upload_delete(id).await?;
+    Ok(empty(StatusCode::NO_CONTENT, &[]))
+}
+
+async fn put_manifest(st: &AppState, name: &str, reference: &str, req: Request) -> ApiResult {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let bytes = axum::body::to_bytes(req.into_body(), MAX_MANIFEST_BYTES)
+        .await
+        .map_err(|e| {
+            oci(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "SIZE_INVALID",
+                format!("manifest larger than {MAX_MANIFEST_BYTES} bytes or unreadable: {e}"),
+            )
+        })?;
+    let tag = if names::is_digest(reference) {
+        digest_hex(reference)?;
+        let actual = store::sha256_digest(&bytes);
+        if actual != reference {
+            return Err(digest_mismatch(reference, &actual));
+        }
+        None
+    } else {
+        names::check_tag(reference)?;
+        Some(reference)
+    };
+    let (digest, _) = st
+        .reg
+        .store_manifest(name, tag, &bytes, content_type.as_deref())
+        .await?;
+    Ok(empty(
+        StatusCode::CREATED,
+        &[
+            ("location", format!("/v2/{name}/manifests/{digest}")),
+            (DIGEST_HEADER, digest),
+        ],
+    ))
+}
+
+async fn delete_manifest(st: &AppState, name: &str, reference: &str) -> ApiResult {
+    if names::is_digest(reference) {
+        st.reg.delete_manifest(name, reference).await?;
+    } else {
+        st.reg.delete_tag(name, reference).await?;
+    }
+    Ok(empty(StatusCode::ACCEPTED, &[]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        assert_eq!(parse_target("a/b/tags/list"), Some(Target::Tags("a/b")));
+        assert_eq!(
+            parse_target("a/b/manifests/latest"),
+            Some(Target::Manifest("a/b", "latest"))
+        );
+        assert_eq!(
+            parse_target("a/blobs/sha256:00"),
+            Some(Target::Blob("a", "sha256:00"))
+        );
+        assert_eq!(
+            parse_target("a/b/blobs/uploads/"),
+            Some(Target::UploadStart("a/b"))
+        );
+        assert_eq!(
+            parse_target("a/b/blobs/uploads"),
+            Some(Target::UploadStart("a/b"))
+        );
+        assert_eq!(
+            parse_target("a/b/blobs/uploads/xyz"),
+            Some(Target::Upload("a/b", "xyz"))
+        );
+        assert_eq!(parse_target("a/uploads/xyz"), None);
+        assert_eq!(parse_target("nothing"), None);
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));
+        assert_eq!(parse_range("bytes=90-", 100), Some((90, 99)));
+        assert_eq!(parse_range("bytes=-10", 100), Some((90, 99)));
+        assert_eq!(parse_range("bytes=50-500", 100), Some((50, 99)));
+        assert_eq!(parse_range("bytes=100-", 100), None);
+        assert_eq!(parse_range("bytes=0-1,3-4", 100), None);
+        assert_eq!(parse_range("bytes=0-0", 0), None);
+        assert_eq!(range_header(0), "0-0");
+        assert_eq!(range_header(10), "0-9");
+    }
+}

@@ -1,0 +1,182 @@
+//! Header work for the proxy: which host a request is for, hop-by-hop headers that must not
+//! be forwarded, and the `X-Forwarded-*` / `X-Request-Id` headers added on the way in.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Lower-cases a host, strips a port (also from `[v6]:port`) and a trailing dot.
+pub fn normalize_host(host: &str) -> String {
+    let host = host.trim();
+    let without_port = if let Some(rest) = host.strip_prefix('[') {
+        // IPv6 literal: keep the brackets, drop what follows `]`.
+        match rest.find(']') {
+            Some(i) => &host[..i + 2],
+            None => host,
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => host,
+        }
+    };
+    without_port.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// The host a request is for, as sent (with port): the `Host` header, else the URI's
+/// authority (HTTP/2 sends `:authority` instead of `Host`).
+pub fn request_host<B>(req: &http::Request<B>) -> Option<String> {
+    req.headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.as_str().to_string()))
+        .filter(|h| !h.is_empty())
+}
+
+/// Headers that describe one connection and never pass through a proxy (RFC 9110 §7.6.1).
+/// `expect` is answered by our own server (hyper sends `100 Continue` when the body is
+/// first read), so it is not passed on either.
+const HOP_BY_HOP: [&str; 10] = [
+    "expect",
+    "connection",
+    "proxy-connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// True if the request asks to switch protocols (`Connection: upgrade` + `Upgrade`).
+pub fn wants_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE) && connection_tokens(headers).any(|t| t == "upgrade")
+}
+
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+}
+
+/// Removes hop-by-hop headers, including those the `Connection` header names. With
+/// `keep_upgrade`, `Connection: upgrade` and `Upgrade` are put back so the next hop sees
+/// the protocol switch.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let upgrade = headers.get(header::UPGRADE).cloned();
+    let named: Vec<String> = connection_tokens(headers).collect();
+    for name in named {
+        if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
+            headers.remove(n);
+        }
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    if keep_upgrade {
+        if let Some(u) = upgrade {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            headers.insert(header::UPGRADE, u);
+        }
+    }
+}
+
+pub const X_FORWARDED_FOR: &str = "x-forwarded-for";
+pub const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+pub const X_FORWARDED_HOST: &str = "x-forwarded-host";
+pub const X_REQUEST_ID: &str = "x-request-id";
+
+/// Adds the forwarding headers; returns the request id used (kept or new).
+pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, host: &str) -> HeaderValue {
+    let ip = client.to_canonical().to_string();
+    let chain: Vec<&str> = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let xff = if chain.is_empty() {
+        ip
+    } else {
+        format!("{}, {ip}", chain.join(", "))
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR, v);
+    }
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    if let Ok(v) = HeaderValue::from_str(host) {
+        headers.insert(X_FORWARDED_HOST, v);
+    }
+    let id = headers
+        .get(X_REQUEST_ID)
+        .filter(|v| {
+            let b = v.as_bytes();
+            !b.is_empty() && b.len() <= 200 && b.iter().all(|c| c.is_ascii_graphic())
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            let bytes: [u8; 16] = rand::random();
+            HeaderValue::from_str(&hex::encode(bytes)).expect("hex is a valid header value")
+        });
+    headers.insert(X_REQUEST_ID, id.clone());
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts() {
+        assert_eq!(normalize_host("Hello.LocalHost:8000"), "hello.localhost");
+        assert_eq!(normalize_host("hello.localhost."), "hello.localhost");
+        assert_eq!(normalize_host("[::1]:8000"), "[::1]");
+        assert_eq!(normalize_host("[::1]"), "[::1]");
+        assert_eq!(normalize_host("a.b"), "a.b");
+    }
+
+    #[test]
+    fn hop_by_hop() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("x-kept"));
+
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("Upgrade"));
+        h.insert("upgrade", HeaderValue::from_static("websocket"));
+        assert!(wants_upgrade(&h));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h.get("upgrade").unwrap(), "websocket");
+        assert_eq!(h.get("connection").unwrap(), "upgrade");
+    }
+
+    #[test]
+    fn forwarded() {
+        let mut h = HeaderMap::new();
+        h.insert(X_FORWARDED_FOR, HeaderValue::from_static("1.2.3.4"));
+        h.insert(X_REQUEST_ID, HeaderValue::from_static("abc"));
+        let id = add_forwarded(&mut h, "127.0.0.1".parse().unwrap(), "a.localhost:8000");
+        assert_eq!(id, "abc");
+        assert_eq!(h.get(X_FORWARDED_FOR).unwrap(), "1.2.3.4, 127.0.0.1");
+        assert_eq!(h.get(X_FORWARDED_HOST).unwrap(), "a.localhost:8000");
+        assert_eq!(h.get(X_FORWARDED_PROTO).unwrap(), "http");
+        let mut h = HeaderMap::new();
+        let id = add_forwarded(&mut h, "::ffff:10.0.0.1".parse().unwrap(), "x");
+        assert_eq!(id.len(), 32);
+        assert_eq!(h.get(X_FORWARDED_FOR).unwrap(), "10.0.0.1");
+    }
+}
