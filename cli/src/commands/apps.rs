@@ -1,0 +1,98 @@
+//! `paas apps`, `paas apps:create NAME`, `paas apps:info -a APP`.
+
+use paas_api::{App, CreateApp};
+
+use super::{validate_app_name, CommandError, Context};
+use crate::output::{self, key_values, Spinner, Table};
+
+/// `paas apps`: NAME, RELEASE, STATUS, URL.
+pub(super) fn list(ctx: &Context) -> Result<(), CommandError> {
+    let client = ctx.client()?;
+    let mut apps: Vec<App> = {
+        let _spinner = Spinner::start("Listing apps…", ctx.json);
+        client.get("/v1/apps")?
+    };
+    if ctx.json {
+        output::print(&output::json(&apps));
+        return Ok(());
+    }
+    if apps.is_empty() {
+        output::print(
+            "No apps yet. Create one with `paas apps:create NAME`, then deploy it with \
+             `git push paas main`.\n",
+        );
+        return Ok(());
+    }
+    apps.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut table = Table::new(&["name", "release", "status", "url"]);
+    for app in &apps {
+        table.row(vec![
+            app.name.clone(),
+            release_label(app.current_release),
+            app.status.clone(),
+            app.web_url.clone(),
+        ]);
+    }
+    output::print(&table.render());
+    Ok(())
+}
+
+/// `paas apps:create NAME`
+pub(super) fn create(ctx: &Context, name: &str) -> Result<(), CommandError> {
+    validate_app_name(name)?;
+    let client = ctx.client()?;
+    let app: App = {
+        let _spinner = Spinner::start("Creating app…", ctx.json);
+        client.post(
+            "/v1/apps",
+            &CreateApp {
+                name: name.to_string(),
+            },
+        )?
+    };
+    if ctx.json {
+        output::print(&output::json(&app));
+        return Ok(());
+    }
+    output::print(&format!(
+        "Created app {}\n{}\nDeploy it from the app's git folder:\n  git remote add paas {}\n  \
+         git push paas main\n",
+        app.name,
+        key_values(&[
+            ("Web URL", app.web_url.clone()),
+            ("Git URL", app.git_url.clone())
+        ]),
+        app.git_url,
+    ));
+    Ok(())
+}
+
+/// `paas apps:info -a APP`
+pub(super) fn info(ctx: &Context, name: &str) -> Result<(), CommandError> {
+    let client = ctx.client()?;
+    let app: App = {
+        let _spinner = Spinner::start("Loading app…", ctx.json);
+        client.get(&format!("/v1/apps/{name}"))?
+    };
+    if ctx.json {
+        output::print(&output::json(&app));
+        return Ok(());
+    }
+    output::print(&format!(
+        "=== {}\n{}",
+        app.name,
+        key_values(&[
+            ("Status", app.status.clone()),
+            ("Release", release_label(app.current_release)),
+            ("Web URL", app.web_url.clone()),
+            ("Git URL", app.git_url.clone()),
+            ("Created", app.created_at.clone()),
+        ])
+    ));
+    Ok(())
+}
+
+/// `v2`, or `-` before the first release.
+fn release_label(version: Option<u32>) -> String {
+    version.map_or_else(|| "-".to_string(), |v| format!("v{v}"))
+}

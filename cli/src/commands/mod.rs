@@ -1,0 +1,149 @@
+//! The command line: global options, one subcommand per topic (Heroku-style names such as
+//! `apps:create`), and the errors every command can end with.
+
+use std::path::Path;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::client::{Client, ClientError};
+use crate::config::{self, ConfigError, Settings};
+use crate::git_remote::{self, GitRemoteError};
+
+mod apps;
+mod login;
+mod releases;
+
+/// paas: deploy apps with `git push` and manage them from here.
+#[derive(Debug, Parser)]
+#[command(name = "paas", version, arg_required_else_help = true)]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+struct Global {
+    /// Controller URL [default: the config file's, else http://127.0.0.1:8080]
+    #[arg(long, env = "PAAS_URL", global = true, value_name = "URL")]
+    url: Option<String>,
+    /// API token [default: the config file's]
+    #[arg(
+        long,
+        env = "PAAS_TOKEN",
+        global = true,
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+    /// Print JSON for scripts instead of tables
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List apps
+    Apps,
+    /// Create an app
+    #[command(name = "apps:create")]
+    AppsCreate {
+        /// 2 to 30 lowercase letters, digits and dashes, starting with a letter
+        name: String,
+    },
+    /// Show one app
+    #[command(name = "apps:info")]
+    AppsInfo(AppArg),
+    /// List an app's releases, newest first
+    Releases(AppArg),
+    /// Check a controller URL and token, and save them to the config file
+    Login,
+}
+
+/// `-a APP`, defaulting to the app of the `paas` git remote of the current folder.
+#[derive(Debug, Args)]
+struct AppArg {
+    /// The app [default: the app of the current folder's `paas` git remote]
+    #[arg(short, long, value_name = "APP")]
+    app: Option<String>,
+}
+
+/// Why a command failed; [`CommandError::exit_code`] maps it to the process exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// Bad input caught before calling the controller.
+    #[error("{0}")]
+    Usage(String),
+    #[error(
+        "no app given: use -a APP or run inside a folder whose `paas` git remote points at \
+         the app"
+    )]
+    NoApp,
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    GitRemote(#[from] GitRemoteError),
+}
+
+impl CommandError {
+    /// 0 ok, 1 usage or API error, 2 controller unreachable, 3 not logged in.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CommandError::Client(err) => err.exit_code(),
+            CommandError::Usage(_)
+            | CommandError::NoApp
+            | CommandError::Config(_)
+            | CommandError::GitRemote(_) => 1,
+        }
+    }
+}
+
+/// What a command runs with: the resolved settings and the output mode.
+struct Context {
+    settings: Settings,
+    json: bool,
+}
+
+impl Context {
+    fn client(&self) -> Result<Client, ClientError> {
+        Client::new(&self.settings.url, self.settings.token.clone())
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<(), CommandError> {
+    let file = config::load()?;
+    let ctx = Context {
+        settings: Settings::resolve(
+            cli.global.url.as_deref(),
+            cli.global.token.as_deref(),
+            &file,
+        ),
+        json: cli.global.json,
+    };
+    match cli.command {
+        Command::Apps => apps::list(&ctx),
+        Command::AppsCreate { name } => apps::create(&ctx, &name),
+        Command::AppsInfo(arg) => apps::info(&ctx, &resolve_app(arg)?),
+        Command::Releases(arg) => releases::list(&ctx, &resolve_app(arg)?),
+        Command::Login => login::login(&ctx, file),
+    }
+}
+
+/// The `-a` app, else the app of the `paas` git remote; validated either way.
+fn resolve_app(arg: AppArg) -> Result<String, CommandError> {
+    let app = match arg.app {
+        Some(app) => app,
+        None => git_remote::app_from_remote(Path::new("."))?.ok_or(CommandError::NoApp)?,
+    };
+    validate_app_name(&app)?;
+    Ok(app)
+}
+
+fn validate_app_name(name: &str) -> Result<(), CommandError> {
+    paas_api::names::validate_app_name(name).map_err(CommandError::Usage)
+}

@@ -1,0 +1,95 @@
+//! Turning templates into HTTP responses: the [`Page`] wrapper every handler returns, and
+//! [`PageError`], which becomes a friendly error page.
+
+use askama::Template;
+use axum::http::{header, HeaderName, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+
+/// Headers on every HTML page. The pages use no scripts, no inline styles and nothing from
+/// other origins, so the policy can be strict; `form-action` is ready for the login form.
+const SECURITY_HEADERS: [(HeaderName, &str); 3] = [
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'",
+    ),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::REFERRER_POLICY, "same-origin"),
+];
+
+/// A rendered template as an HTML response (status 200; pair it with a status code in a
+/// tuple for anything else). Askama escapes every `{{ value }}` for HTML.
+pub(crate) struct Page<T>(pub T);
+
+impl<T: Template> IntoResponse for Page<T> {
+    fn into_response(self) -> Response {
+        match self.0.render() {
+            Ok(html) => (SECURITY_HEADERS, Html(html)).into_response(),
+            Err(source) => {
+                let err = PageError::Render { source };
+                tracing::error!(error = %err, "dashboard page failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "The dashboard could not show this page. The controller log has the details.",
+                )
+                    .into_response()
+            }
+        }
+    }
+}
+
+/// Why a page could not be shown.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PageError {
+    /// The controller's [`crate::Dashboard`] returned an error.
+    #[error("the dashboard could not {action}: {message}")]
+    Backend {
+        action: &'static str,
+        message: String,
+    },
+    /// `/apps/{name}` for an app that does not exist.
+    #[error("no app named {name:?}")]
+    AppNotFound { name: String },
+    /// A template failed to render (a bug in a template or its data).
+    #[error("could not render a dashboard template: {source}")]
+    Render { source: askama::Error },
+}
+
+/// The error page: a title, one sentence on what happened and what to do.
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: String,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (status, page) = match &self {
+            PageError::AppNotFound { name } => (
+                StatusCode::NOT_FOUND,
+                ErrorPage {
+                    title: "App not found",
+                    message: format!(
+                        "There is no app named “{name}”. It may have been deleted, or the \
+                         name may be misspelled."
+                    ),
+                },
+            ),
+            PageError::Backend { .. } | PageError::Render { .. } => {
+                // Logged in full here; the page itself does not leak internal detail.
+                tracing::error!(error = %self, "dashboard page failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorPage {
+                        title: "Something went wrong",
+                        message: "The dashboard could not load this page. Try again in a \
+                                  moment; the controller log has the details."
+                            .to_string(),
+                    },
+                )
+            }
+        };
+        (status, Page(page)).into_response()
+    }
+}
