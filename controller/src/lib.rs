@@ -9,6 +9,26 @@
 //! * `registry`  – content-addressed blob store and the OCI distribution API (`/v2/`).
 //! * `router`    – the Host-header reverse proxy; its route table is pushed to it and it
 //!   never touches the store.
+//!
+//! Around them: `config` (command line, settings), `state` (the shared [`state::Controller`]),
+//! `auth` (tokens), `apps` (app services shared by the API and the dashboard), `dashboard`
+//! (the web UI's `Dashboard`), `agent_client` (the node agent API), `hook` (the git
+//! pre-receive hook subcommand), `standalone` (start-up, stacks, the local agent) and `util`.
+//! See docs/controller.md.
 
+pub mod agent_client;
+pub mod apps;
+pub mod auth;
+pub mod build;
+pub mod config;
+pub mod dashboard;
+pub mod git;
+pub mod hook;
+pub mod http;
 pub mod registry;
 pub mod router;
+pub mod scheduler;
+pub mod standalone;
+pub mod state;
+pub mod store;
+pub mod util;

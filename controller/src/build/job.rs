@@ -1,0 +1,320 @@
+//! The build job on a node and the wait for the deploy: the JobSpec of a build, running it
+//! while forwarding its output line by line, and waiting until the new release serves.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use paas_api::{ImageRef, JobInput, JobOutput, JobSpec, JobState, LayerInfo, VolumeMount};
+
+use super::{BuildError, Output};
+use crate::config::Settings;
+use crate::scheduler::labels;
+use crate::state::{Controller, NODE_TIMEOUT_MS};
+use crate::store::job_state;
+use crate::util::unix_ms;
+
+/// Memory of a build container.
+const BUILD_MEMORY_BYTES: u64 = 1024 * 1024 * 1024;
+const BUILD_PIDS: u64 = 4096;
+/// How long a build may run after its output stream ended early.
+const BUILD_STATUS_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// A deploy whose jobs crashed this many times in a row fails without waiting longer.
+const CRASHES_BEFORE_GIVING_UP: u32 = 3;
+/// How long to wait for a node to come up before a build gives up.
+const NODE_WAIT: Duration = Duration::from_secs(15);
+
+/// What a build is about.
+#[derive(Debug, Clone)]
+pub struct BuildInput {
+    pub id: String,
+    pub app: String,
+    /// The full commit id.
+    pub rev: String,
+}
+
+/// The JobSpec of a build (see docs/controller.md, "Build").
+pub fn build_job_spec(settings: &Settings, input: &BuildInput, job_id: &str) -> JobSpec {
+    let base = &settings.internal_url;
+    let inputs = vec![
+        JobInput {
+            url: format!("{base}/internal/builds/{}/source.tar", input.id),
+            path: "/app".into(),
+            readonly: false,
+        },
+        JobInput {
+            url: format!("{base}/internal/buildpacks.tar"),
+            path: "/buildpacks".into(),
+            readonly: true,
+        },
+        JobInput {
+            url: format!("{base}/internal/builds/{}/env.tar", input.id),
+            path: "/env".into(),
+            readonly: false,
+        },
+    ];
+    let env = BTreeMap::from([
+        ("STACK".to_string(), settings.stack.clone()),
+        ("SOURCE_VERSION".to_string(), input.rev.clone()),
+        ("BUILD_DIR".to_string(), "/app".to_string()),
+        ("CACHE_DIR".to_string(), "/cache".to_string()),
+        ("ENV_DIR".to_string(), "/env".to_string()),
+    ]);
+    let labels = BTreeMap::from([
+        (labels::KIND.to_string(), labels::KIND_BUILD.to_string()),
+        (labels::APP.to_string(), input.app.clone()),
+        (labels::BUILD.to_string(), input.id.clone()),
+    ]);
+    JobSpec {
+        id: job_id.into(),
+        labels,
+        image: ImageRef {
+            registry: base.clone(),
+            repository: format!("stacks/{}", settings.stack),
+            reference: "latest".into(),
+        },
+        command: vec!["/bin/sh".into(), "/buildpacks/bin/build".into()],
+        env,
+        working_dir: Some("/app".into()),
+        port: None,
+        memory_bytes: Some(BUILD_MEMORY_BYTES),
+        pids_limit: Some(BUILD_PIDS),
+        inputs,
+        volumes: vec![VolumeMount {
+            name: format!("cache-{}", input.app),
+            path: "/cache".into(),
+            readonly: false,
+        }],
+        output: Some(JobOutput {
+            path: "/app".into(),
+            registry: base.clone(),
+            repository: format!("apps/{}", input.app),
+        }),
+        hostname: None,
+    }
+}
+
+/// The up node with the fewest jobs, waiting a little for one to appear (the local agent
+/// may still be starting). Returns (name, url).
+pub async fn pick_node(c: &Controller, out: &mut Output) -> Result<(String, String), BuildError> {
+    let deadline = tokio::time::Instant::now() + NODE_WAIT;
+    let mut told = false;
+    loop {
+        let now = unix_ms();
+        let nodes = c.store.list_nodes().await.map_err(BuildError::Store)?;
+        let live = c
+            .heartbeats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let best = nodes
+            .into_iter()
+            .filter(|n| now - n.last_seen_ms <= NODE_TIMEOUT_MS)
+            .min_by_key(|n| {
+                (
+                    live.get(&n.name).map(|l| l.jobs).unwrap_or(0),
+                    n.name.clone(),
+                )
+            });
+        if let Some(n) = best {
+            return Ok((n.name, n.url));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(BuildError::NoNode);
+        }
+        if !told {
+            out.line("-----> Waiting for a node to run the build on...")
+                .await;
+            told = true;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Starts the build job, forwards its output line by line and returns the layer it pushed.
+pub async fn run_build_job(
+    c: &Controller,
+    node_url: &str,
+    spec: &JobSpec,
+    out: &mut Output,
+) -> Result<LayerInfo, BuildError> {
+    c.agents
+        .start_job(node_url, spec)
+        .await
+        .map_err(|e| BuildError::Start(e.user_message()))?;
+    match c.agents.follow_logs(node_url, &spec.id).await {
+        Ok(resp) => {
+            let mut stream = resp.bytes_stream();
+            let mut pending: Vec<u8> = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(bytes) => pending.extend_from_slice(&bytes),
+                    Err(e) => {
+                        tracing::warn!(job = %spec.id, "the build's output stream broke: {e}");
+                        break;
+                    }
+                }
+                while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = pending.drain(..=pos).collect();
+                    let text = String::from_utf8_lossy(&line[..line.len() - 1]);
+                    out.line(text.trim_end_matches('\r')).await;
+                }
+                if out.gone() {
+                    return Err(BuildError::ClientGone);
+                }
+            }
+            if !pending.is_empty() {
+                out.line(String::from_utf8_lossy(&pending).trim_end()).await;
+            }
+        }
+        Err(e) => {
+            tracing::warn!(job = %spec.id, "following the build's output failed: {e}");
+            out.line(" !     The build output is not available; waiting for the build to end.")
+                .await;
+        }
+    }
+
+    let deadline = tokio::time::Instant::now() + BUILD_STATUS_TIMEOUT;
+    let status = loop {
+        let status = c
+            .agents
+            .job(node_url, &spec.id)
+            .await
+            .map_err(|e| BuildError::Lost(e.to_string()))?;
+        if matches!(status.state, JobState::Down | JobState::Crashed) {
+            break status;
+        }
+        if tokio::time::Instant::now() >= deadline || out.gone() {
+            return Err(BuildError::Lost(
+                "the build did not finish in 30 minutes after its output ended".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let reason = status
+        .exit
+        .as_ref()
+        .map(|e| e.reason.clone())
+        .unwrap_or_else(|| "no exit status".into());
+    match (status.state, status.output_layer) {
+        (JobState::Down, Some(layer)) => Ok(layer),
+        (JobState::Down, None) => Err(BuildError::NoLayer),
+        _ => Err(BuildError::Failed { reason }),
+    }
+}
+
+/// Waits until release `version` serves: a web job of it is up, healthy and routed (or,
+/// for an app without a web process, a job of it runs). On time-out, says why as well as
+/// the store knows.
+pub async fn wait_deployed(
+    c: &Controller,
+    app: &str,
+    version: u32,
+    has_web: bool,
+    timeout: Duration,
+) -> Result<(), BuildError> {
+    let mut rx = c.scheduler.subscribe();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let crashes = loop {
+        let snap = rx.borrow_and_update().clone();
+        let of_version = |id: &String| {
+            snap.jobs
+                .iter()
+                .any(|j| &j.id == id && j.app == app && j.release == version)
+        };
+        let done = if has_web {
+            snap.routed
+                .get(app)
+                .is_some_and(|ids| ids.iter().any(of_version))
+        } else {
+            snap.jobs
+                .iter()
+                .any(|j| j.app == app && j.release == version && j.healthy)
+        };
+        if done {
+            return Ok(());
+        }
+        let crashes = snap
+            .crashing
+            .get(&(app.to_string(), version))
+            .copied()
+            .unwrap_or(0);
+        if crashes >= CRASHES_BEFORE_GIVING_UP {
+            break crashes;
+        }
+        match tokio::time::timeout_at(deadline, rx.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => break crashes,
+        }
+    };
+    let jobs = c.store.release_jobs(app, version).await.unwrap_or_default();
+    let what = if has_web { "web process" } else { "processes" };
+    let last_exit = jobs.iter().find_map(|j| j.exit_reason.clone());
+    let secs = timeout.as_secs();
+    let detail = match last_exit {
+        Some(reason) if crashes >= CRASHES_BEFORE_GIVING_UP => {
+            format!("its {what} crashed {crashes} times in a row (last: {reason})")
+        }
+        Some(reason) => format!("its {what} ended within {secs} s: {reason}"),
+        None if jobs.iter().any(|j| j.state == job_state::UP) => format!(
+            "its {what} runs but did not accept connections on $PORT ({}) within {secs} s",
+            crate::scheduler::APP_PORT
+        ),
+        None if jobs.is_empty() => {
+            format!("no job could be started for it within {secs} s (is a node up?)")
+        }
+        None => format!("its {what} was still starting after {secs} s"),
+    };
+    Err(BuildError::NotServing { version, detail })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_job_spec_matches_the_contract() {
+        let settings = Settings::new(
+            "/d".into(),
+            "127.0.0.1:8080".parse().unwrap(),
+            8000,
+            "localhost",
+        )
+        .unwrap();
+        let input = BuildInput {
+            id: "abc123".into(),
+            app: "hello".into(),
+            rev: "0123456789abcdef0123456789abcdef01234567".into(),
+        };
+        let spec = build_job_spec(&settings, &input, "build-abc123");
+        assert_eq!(spec.image.registry, "http://127.0.0.1:8080");
+        assert_eq!(spec.image.repository, "stacks/tiny");
+        assert_eq!(spec.image.reference, "latest");
+        assert_eq!(spec.command, ["/bin/sh", "/buildpacks/bin/build"]);
+        let paths: Vec<(&str, bool)> = spec
+            .inputs
+            .iter()
+            .map(|i| (i.path.as_str(), i.readonly))
+            .collect();
+        assert_eq!(
+            paths,
+            [("/app", false), ("/buildpacks", true), ("/env", false)]
+        );
+        assert_eq!(
+            spec.inputs[0].url,
+            "http://127.0.0.1:8080/internal/builds/abc123/source.tar"
+        );
+        assert_eq!(spec.volumes[0].name, "cache-hello");
+        assert_eq!(spec.volumes[0].path, "/cache");
+        assert_eq!(spec.env["SOURCE_VERSION"], input.rev);
+        assert_eq!(spec.env["STACK"], "tiny");
+        assert_eq!(spec.env["ENV_DIR"], "/env");
+        let output = spec.output.unwrap();
+        assert_eq!(
+            (output.path.as_str(), output.repository.as_str()),
+            ("/app", "apps/hello")
+        );
+        assert_eq!(spec.memory_bytes, Some(1 << 30));
+        assert_eq!(spec.labels["paas.kind"], "build");
+    }
+}

@@ -1,0 +1,343 @@
+//! Builds: a pushed commit → a build job on a node → an image in the registry → release vN
+//! → deployed.
+//!
+//! The git hook (`paas-controller hook`) POSTs `git archive` of the pushed commit to
+//! `/internal/hooks/pre-receive` ([`hook_endpoint`]). The source is stored at
+//! `DATA/builds/<id>/source.tar`, the build is recorded, and the response streams the
+//! build's output line by line (the hook prints it, git shows it as `remote:` lines). The
+//! last line is `paas-result: ok` or `paas-result: failed`.
+//!
+//! Submodules: `job` (the build job's spec, running it, waiting for the deploy),
+//! `procfile` (process types), `layer` (reading the release files from the app layer),
+//! `buildpacks` (the tarballs a build job unpacks) and `tar_dir`.
+
+pub mod buildpacks;
+mod job;
+mod layer;
+pub mod procfile;
+mod tar_dir;
+
+pub use job::{build_job_spec, BuildInput};
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use http::{header, HeaderMap, StatusCode};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::auth::constant_time_eq;
+use crate::registry::ConfigPatch;
+use crate::state::Controller;
+use crate::store::{ReleaseRow, StoreError};
+use crate::util::{now_rfc3339, random_hex, short_rev};
+
+/// Headers the hook sends.
+pub const HEADER_APP: &str = "x-paas-app";
+pub const HEADER_REV: &str = "x-paas-rev";
+pub const HEADER_REF: &str = "x-paas-ref";
+pub const HEADER_TOKEN: &str = "x-paas-hook-token";
+/// The prefix of the last line of the build output.
+pub const RESULT_PREFIX: &str = "paas-result: ";
+
+/// How long a new release may take to serve.
+const DEPLOY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why a build (or its deploy) failed. Each message is shown to the person pushing.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(
+        "no node is up to run the build: check `GET /v1/nodes` and the agent's log, then \
+         push again"
+    )]
+    NoNode,
+    #[error("the build could not start: {0}")]
+    Start(String),
+    #[error("lost track of the build job: {0}")]
+    Lost(String),
+    #[error(
+        "Build failed ({reason}); the output above says why. The running release is unchanged."
+    )]
+    Failed { reason: String },
+    #[error("the build finished but pushed no app layer: the node agent's log says why")]
+    NoLayer,
+    #[error("making the app image: {0}")]
+    Image(#[from] crate::registry::Error),
+    #[error("reading the built app: {0}")]
+    Layer(#[from] layer::LayerError),
+    #[error("{0}")]
+    ProcessTypes(#[from] procfile::ProcfileError),
+    #[error("saving the release: {0}")]
+    Store(#[from] StoreError),
+    #[error(
+        "v{version} did not start serving: {detail}. The previous release keeps serving; \
+         fix the app and push again."
+    )]
+    NotServing { version: u32, detail: String },
+    #[error("the git client went away; the build was abandoned")]
+    ClientGone,
+}
+
+/// The build output: sent to the hook line by line and kept for the build's log.
+pub struct Output {
+    tx: mpsc::Sender<Bytes>,
+    log: String,
+    gone: bool,
+}
+
+impl Output {
+    fn new(tx: mpsc::Sender<Bytes>) -> Output {
+        Output {
+            tx,
+            log: String::new(),
+            gone: false,
+        }
+    }
+
+    /// Sends one or more lines (a newline is added to each).
+    pub async fn line(&mut self, text: impl AsRef<str>) {
+        for line in text.as_ref().split('\n') {
+            self.log.push_str(line);
+            self.log.push('\n');
+            self.send(format!("{line}\n")).await;
+        }
+    }
+
+    async fn send(&mut self, text: String) {
+        if !self.gone && self.tx.send(Bytes::from(text)).await.is_err() {
+            self.gone = true;
+        }
+    }
+
+    /// True once the client stopped reading.
+    pub fn gone(&self) -> bool {
+        self.gone || self.tx.is_closed()
+    }
+}
+
+fn text_error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!(" !     {message}\n{RESULT_PREFIX}failed\n"),
+    )
+        .into_response()
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// `POST /internal/hooks/pre-receive`: stores the source, records the build and streams
+/// its output while it runs.
+pub async fn hook_endpoint(
+    State(c): State<Arc<Controller>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let token = header_str(&headers, HEADER_TOKEN);
+    if !constant_time_eq(token.as_bytes(), c.hook_secret.as_bytes()) {
+        return text_error(
+            StatusCode::UNAUTHORIZED,
+            "the hook's token is not this controller's: push again (the controller restarted?)",
+        );
+    }
+    let app = header_str(&headers, HEADER_APP).to_string();
+    if let Err(message) = paas_api::names::validate_app_name(&app) {
+        return text_error(StatusCode::BAD_REQUEST, &message);
+    }
+    let rev = header_str(&headers, HEADER_REV).to_ascii_lowercase();
+    if !(rev.len() == 40 || rev.len() == 64) || !rev.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return text_error(StatusCode::BAD_REQUEST, "the hook sent no valid commit id");
+    }
+    match c.store.get_app(&app).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return text_error(StatusCode::NOT_FOUND, &format!("no app named {app}")),
+        Err(e) => {
+            tracing::error!(%app, "hook: {e}");
+            return text_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the controller's store failed",
+            );
+        }
+    }
+    let id = random_hex(8);
+    if let Err(e) = save_source(&c, &id, body).await {
+        tracing::error!(%app, build = %id, "storing the pushed source: {e}");
+        return text_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the controller could not store the pushed source; its log has the details",
+        );
+    }
+    if let Err(e) = c.store.create_build(&id, &app, Some(&rev)).await {
+        tracing::error!(%app, build = %id, "recording the build: {e}");
+        let _ = tokio::fs::remove_dir_all(c.settings.build_dir(&id)).await;
+        return text_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the controller's store failed",
+        );
+    }
+    tracing::info!(%app, build = %id, %rev, git_ref = header_str(&headers, HEADER_REF), "build started");
+    let (tx, rx) = mpsc::channel::<Bytes>(256);
+    let input = BuildInput { id, app, rev };
+    tokio::spawn(run(c, input, Output::new(tx)));
+    let stream = ReceiverStream::new(rx).map(Ok::<_, Infallible>);
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+async fn save_source(c: &Controller, id: &str, body: Body) -> std::io::Result<()> {
+    let dir = c.settings.build_dir(id);
+    tokio::fs::create_dir_all(&dir).await?;
+    let mut file = tokio::fs::File::create(dir.join("source.tar")).await?;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(std::io::Error::other)?;
+        file.write_all(&chunk).await?;
+    }
+    file.sync_all().await
+}
+
+/// One build from start to `paas-result`.
+async fn run(c: Arc<Controller>, input: BuildInput, mut out: Output) {
+    let lock = c.build_lock(&input.app);
+    let _guard = match Arc::clone(&lock).try_lock_owned() {
+        Ok(guard) => guard,
+        Err(_) => {
+            out.line(format!(
+                "-----> Waiting for the running build of {} to finish",
+                input.app
+            ))
+            .await;
+            lock.lock_owned().await
+        }
+    };
+    c.set_building(&input.app, true);
+    let result = build_and_release(&c, &input, &mut out).await;
+    c.set_building(&input.app, false);
+    let (status, release) = match &result {
+        Ok(version) => ("succeeded", Some(*version)),
+        Err(BuildError::NotServing { version, .. }) => ("failed", Some(*version)),
+        Err(_) => ("failed", None),
+    };
+    if let Err(e) = &result {
+        tracing::info!(app = %input.app, build = %input.id, "build failed: {e}");
+        out.line(format!(" !     {e}")).await;
+    } else {
+        tracing::info!(app = %input.app, build = %input.id, ?release, "build deployed");
+    }
+    if let Err(e) = c
+        .store
+        .finish_build(&input.id, status, release, &out.log)
+        .await
+    {
+        tracing::error!(build = %input.id, "recording the build's end: {e}");
+    }
+    if let Err(e) = tokio::fs::remove_dir_all(c.settings.build_dir(&input.id)).await {
+        tracing::warn!(build = %input.id, "removing the build's directory: {e}");
+    }
+    let verdict = if result.is_ok() { "ok" } else { "failed" };
+    out.send(format!("{RESULT_PREFIX}{verdict}\n")).await;
+}
+
+async fn build_and_release(
+    c: &Arc<Controller>,
+    input: &BuildInput,
+    out: &mut Output,
+) -> Result<u32, BuildError> {
+    let app = input.app.as_str();
+    let short = short_rev(&input.rev).to_string();
+    let stack = c.settings.stack.clone();
+    out.line(format!(
+        "-----> Building {app} from {short} on stack {stack}"
+    ))
+    .await;
+    let (node, node_url) = job::pick_node(c, out).await?;
+    let job_id = format!("build-{}", input.id);
+    let spec = build_job_spec(&c.settings, input, &job_id);
+    tracing::debug!(%app, %node, job = %job_id, "running the build job");
+    let outcome = job::run_build_job(c, &node_url, &spec, out).await;
+    if let Err(e) = c.agents.delete_job(&node_url, &job_id).await {
+        tracing::warn!(job = %job_id, "deleting the build job: {e}");
+    }
+    let layer = outcome?;
+    if out.gone() {
+        return Err(BuildError::ClientGone);
+    }
+
+    let version = c.store.next_release_version(app).await?;
+    let patch = ConfigPatch {
+        env: vec!["HOME=/app".into()],
+        working_dir: Some("/app".into()),
+        cmd: None,
+    };
+    let repo = format!("apps/{app}");
+    let digest = c
+        .registry
+        .append_layer(
+            &format!("stacks/{stack}"),
+            "latest",
+            &layer,
+            &patch,
+            &repo,
+            &format!("v{version}"),
+        )
+        .await?;
+    let blob = c
+        .registry
+        .blob_path(&layer.digest)
+        .ok_or(BuildError::NoLayer)?;
+    let files = tokio::task::spawn_blocking(move || layer::release_files(&blob))
+        .await
+        .map_err(|e| BuildError::Lost(format!("reading the layer: {e}")))??;
+    let types = procfile::process_types(files.procfile.as_deref(), files.release_yml.as_deref())?;
+    let has_web = types.contains_key("web");
+    if !has_web {
+        out.line(format!(
+            "       No web process type: the app is not routed (types: {})",
+            types.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))
+        .await;
+    }
+    if out.gone() {
+        return Err(BuildError::ClientGone);
+    }
+    let release = ReleaseRow {
+        app: app.to_string(),
+        version,
+        image: format!("{repo}@{digest}"),
+        source_version: Some(input.rev.clone()),
+        process_types: types,
+        config: c.store.config_vars(app).await?,
+        description: format!("Deploy {short}"),
+        created_at: now_rfc3339(),
+    };
+    c.store.create_release(&release).await?;
+    out.line(format!("-----> Releasing v{version}")).await;
+    c.scheduler.notify();
+    job::wait_deployed(c, app, version, has_web, DEPLOY_TIMEOUT).await?;
+    out.line("-----> Deploying... done").await;
+    if has_web {
+        out.line(format!(
+            "       {} deployed to paas",
+            c.settings.web_url(app)
+        ))
+        .await;
+    }
+    Ok(version)
+}

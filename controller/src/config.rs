@@ -1,0 +1,236 @@
+//! The command line (`paas-controller --standalone …` and `paas-controller hook`) and the
+//! [`Settings`] every other module reads: where the data lives and the URLs the controller
+//! is reached at.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+/// `paas-controller`: REST API, git receive, builds, registry, scheduler and router.
+#[derive(Debug, Parser)]
+#[command(
+    name = "paas-controller",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The git pre-receive hook of every app repository (git runs it; not for people).
+    Hook,
+}
+
+/// Flags of the serving controller.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Run everything on this machine: controller, router and one local node agent.
+    #[arg(long)]
+    pub standalone: bool,
+    /// Where the database, registry, git repositories, builds and agent state live.
+    #[arg(long, default_value = "/var/lib/paas")]
+    pub data_dir: PathBuf,
+    /// Address of the REST API, git, registry and dashboard.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Address of the router (apps are served at `http://<app>.<domain>:<port>`).
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    pub router_listen: SocketAddr,
+    /// Apps are served at `<app>.<domain>`.
+    #[arg(long, default_value = "localhost")]
+    pub domain: String,
+    /// Prefix of the local agent's host-global names (bridge, nftables table, cgroups).
+    #[arg(long, default_value = "paas")]
+    pub prefix: String,
+    /// The local agent's container subnet.
+    #[arg(long, default_value = "10.88.0.0/24")]
+    pub subnet: String,
+    /// The local agent's host port range, FIRST-LAST.
+    #[arg(long, default_value = "20000-29999")]
+    pub port_range: String,
+    /// OCI image layouts imported as `stacks/<name>:latest` at start (default DATA/stacks).
+    #[arg(long)]
+    pub stacks_dir: Option<PathBuf>,
+    /// The node agent binary (default: `paas-agent` next to this executable).
+    #[arg(long)]
+    pub agent_bin: Option<PathBuf>,
+    /// Serve the buildpacks from this directory instead of the copy built into the binary.
+    #[arg(long)]
+    pub buildpacks_dir: Option<PathBuf>,
+}
+
+/// Errors in the command line values.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "this version only runs with --standalone (controller, router and one local agent \
+         on this machine): paas-controller --standalone --data-dir DIR"
+    )]
+    NotStandalone,
+    #[error(
+        "invalid domain {0:?}: use a host name such as localhost or paas.example.com \
+         (letters, digits, dashes and dots)"
+    )]
+    Domain(String),
+    #[error("finding this executable's path (for the git hook and the agent): {0}")]
+    CurrentExe(#[source] std::io::Error),
+}
+
+/// What the running controller knows about itself.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    /// `http://ip:port` at which agents and the git hook reach this controller (loopback when
+    /// listening on every address).
+    pub internal_url: String,
+    /// Base of the URLs shown to people (git remotes).
+    pub public_url: String,
+    /// The router's port, for `http://<app>.<domain>:<port>`.
+    pub router_port: u16,
+    pub domain: String,
+    /// The stack every build runs on.
+    pub stack: String,
+    /// Run-time override of the built-in buildpacks.
+    pub buildpacks_dir: Option<PathBuf>,
+    /// The program the git hook runs (`<exe> hook`).
+    pub hook_exe: PathBuf,
+}
+
+impl Settings {
+    /// Settings for a controller listening on `listen` (the bound address).
+    pub fn new(
+        data_dir: PathBuf,
+        listen: SocketAddr,
+        router_port: u16,
+        domain: &str,
+    ) -> Result<Settings, ConfigError> {
+        let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+        let ok = !domain.is_empty()
+            && domain.len() <= 200
+            && domain
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            && !domain.starts_with(['.', '-']);
+        if !ok {
+            return Err(ConfigError::Domain(domain));
+        }
+        let url = format!("http://{}", reachable(listen));
+        Ok(Settings {
+            data_dir,
+            internal_url: url.clone(),
+            public_url: url,
+            router_port,
+            domain,
+            stack: "tiny".into(),
+            buildpacks_dir: None,
+            hook_exe: std::env::current_exe().map_err(ConfigError::CurrentExe)?,
+        })
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("paas.db")
+    }
+
+    pub fn registry_dir(&self) -> PathBuf {
+        self.data_dir.join("registry")
+    }
+
+    pub fn git_dir(&self) -> PathBuf {
+        self.data_dir.join("git")
+    }
+
+    /// The bare repository of an app.
+    pub fn repo_path(&self, app: &str) -> PathBuf {
+        self.git_dir().join(format!("{app}.git"))
+    }
+
+    pub fn builds_dir(&self) -> PathBuf {
+        self.data_dir.join("builds")
+    }
+
+    pub fn build_dir(&self, id: &str) -> PathBuf {
+        self.builds_dir().join(id)
+    }
+
+    /// `http://<app>.<domain>:<router port>`
+    pub fn web_url(&self, app: &str) -> String {
+        format!("http://{app}.{}:{}", self.domain, self.router_port)
+    }
+
+    /// `http://<controller>/git/<app>.git`
+    pub fn git_url(&self, app: &str) -> String {
+        format!("{}/git/{app}.git", self.public_url)
+    }
+
+    /// The host the router serves an app at.
+    pub fn app_host(&self, app: &str) -> String {
+        format!("{app}.{}", self.domain)
+    }
+}
+
+/// The address a local client should connect to for a listening address: loopback in place
+/// of 0.0.0.0 / [::].
+pub fn reachable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        match addr {
+            SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port())),
+            SocketAddr::V6(_) => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port())),
+        }
+    } else {
+        addr
+    }
+}
+
+/// `paas-agent` next to this executable.
+pub fn default_agent_bin() -> Result<PathBuf, ConfigError> {
+    let exe = std::env::current_exe().map_err(ConfigError::CurrentExe)?;
+    Ok(exe
+        .parent()
+        .unwrap_or_else(|| Path::new("/"))
+        .join("paas-agent"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_as_documented() {
+        let cli = Cli::try_parse_from(["paas-controller", "--standalone"]).unwrap();
+        let s = cli.serve;
+        assert!(s.standalone);
+        assert_eq!(s.data_dir, PathBuf::from("/var/lib/paas"));
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.router_listen.to_string(), "127.0.0.1:8000");
+        assert_eq!(s.domain, "localhost");
+        assert_eq!(s.prefix, "paas");
+        assert_eq!(s.subnet, "10.88.0.0/24");
+        assert_eq!(s.port_range, "20000-29999");
+        assert!(s.stacks_dir.is_none() && s.agent_bin.is_none());
+        let cli = Cli::try_parse_from(["paas-controller", "hook"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Hook)));
+    }
+
+    #[test]
+    fn settings_derive_urls() {
+        let s = Settings::new(
+            "/d".into(),
+            "0.0.0.0:8080".parse().unwrap(),
+            8000,
+            "Example.COM.",
+        )
+        .unwrap();
+        assert_eq!(s.internal_url, "http://127.0.0.1:8080");
+        assert_eq!(s.web_url("hello"), "http://hello.example.com:8000");
+        assert_eq!(s.git_url("hello"), "http://127.0.0.1:8080/git/hello.git");
+        assert_eq!(s.repo_path("hello"), PathBuf::from("/d/git/hello.git"));
+        assert!(Settings::new("/d".into(), "127.0.0.1:1".parse().unwrap(), 1, "a b").is_err());
+    }
+}

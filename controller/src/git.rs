@@ -1,0 +1,396 @@
+//! Git smart HTTP, push only: the controller runs `git receive-pack --stateless-rpc` on the
+//! app's bare repository (`DATA/git/<app>.git`) and pipes the HTTP bodies through it. It
+//! does not implement the pack protocol itself.
+//!
+//! * `GET /git/<app>.git/info/refs?service=git-receive-pack` — admin token (Basic auth,
+//!   password = token; a 401 makes git ask for credentials), name check (a `text/plain`
+//!   400, which git prints as `remote:` lines), creates the app and the bare repository
+//!   on the first push, installs the `pre-receive` hook, advertises the refs.
+//! * `POST /git/<app>.git/git-receive-pack` — streams the request body (gunzipped when
+//!   `Content-Encoding: gzip`) into receive-pack and its output back AS IT COMES, so the
+//!   build output reaches the user live. The hook finds the controller through
+//!   `PAAS_HOOK_URL`, `PAAS_HOOK_TOKEN` and `PAAS_APP` in its environment.
+//! * `git-upload-pack` (clone, fetch) is refused with a 403 for now.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use futures_util::TryStreamExt;
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::process::Command;
+use tokio_util::io::{ReaderStream, StreamReader, SyncIoBridge};
+
+use crate::state::Controller;
+
+/// Why a git request failed (each becomes a `text/plain` answer git shows the user).
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what} failed: {stderr}")]
+    Git { what: String, stderr: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+pub fn routes() -> Router<Arc<Controller>> {
+    Router::new()
+        .route("/git/{repo}/info/refs", get(info_refs))
+        .route(
+            "/git/{repo}/git-receive-pack",
+            post(receive_pack).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/git/{repo}/git-upload-pack", post(upload_pack))
+}
+
+/// A plain-text answer (git prints the body of a text/plain error as `remote:` lines).
+fn text(status: StatusCode, message: &str) -> Response {
+    let mut body = message.trim_end().to_string();
+    body.push('\n');
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+fn unauthorized() -> Response {
+    let mut resp = text(
+        StatusCode::UNAUTHORIZED,
+        "Authentication required: use any user name and the admin token as the password",
+    );
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"paas\""),
+    );
+    resp
+}
+
+fn refuse_upload_pack() -> Response {
+    text(
+        StatusCode::FORBIDDEN,
+        "paas does not serve git clone or fetch yet: only `git push` is supported",
+    )
+}
+
+fn internal(e: GitError) -> Response {
+    tracing::error!("git: {e}");
+    text(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the paas controller failed to handle this push; its log has the details",
+    )
+}
+
+/// `<app>.git` (or `<app>`) → the app name, checked.
+fn app_name(repo: &str) -> Result<&str, String> {
+    let name = repo.strip_suffix(".git").unwrap_or(repo);
+    paas_api::names::validate_app_name(name).map(|()| name)
+}
+
+/// Auth and name checks shared by both endpoints.
+#[allow(clippy::result_large_err)]
+fn check(c: &Controller, headers: &HeaderMap, repo: &str) -> Result<String, Response> {
+    if !c.tokens.is_admin(headers) {
+        return Err(unauthorized());
+    }
+    app_name(repo)
+        .map(str::to_string)
+        .map_err(|message| text(StatusCode::BAD_REQUEST, &message))
+}
+
+fn no_cache(resp: &mut Response) {
+    let h = resp.headers_mut();
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, max-age=0, must-revalidate"),
+    );
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::EXPIRES,
+        HeaderValue::from_static("Fri, 01 Jan 1980 00:00:00 GMT"),
+    );
+}
+
+async fn info_refs(
+    State(c): State<Arc<Controller>>,
+    UrlPath(repo): UrlPath<String>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let app = match check(&c, &headers, &repo) {
+        Ok(app) => app,
+        Err(resp) => return resp,
+    };
+    if query.get("service").map(String::as_str) != Some("git-receive-pack") {
+        return refuse_upload_pack();
+    }
+    match advertise(&c, &app).await {
+        Ok(refs) => {
+            let mut body = b"001f# service=git-receive-pack\n0000".to_vec();
+            body.extend_from_slice(&refs);
+            let mut resp = (
+                [(
+                    header::CONTENT_TYPE,
+                    "application/x-git-receive-pack-advertisement",
+                )],
+                body,
+            )
+                .into_response();
+            no_cache(&mut resp);
+            resp
+        }
+        Err(e) => internal(e),
+    }
+}
+
+/// Creates the app and its repository when needed, refreshes the hook and returns the
+/// ref advertisement.
+async fn advertise(c: &Controller, app: &str) -> Result<Vec<u8>, GitError> {
+    let (_, created) = c.store.ensure_app(app).await?;
+    if created {
+        tracing::info!(%app, "app created by its first push");
+        c.scheduler.notify();
+    }
+    let repo = c.settings.repo_path(app);
+    ensure_repo(&repo).await?;
+    install_hook(&repo, &c.settings.hook_exe)?;
+    let out = Command::new("git")
+        .args(["receive-pack", "--stateless-rpc", "--advertise-refs"])
+        .arg(&repo)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|source| GitError::Io {
+            what: "running git receive-pack".into(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(GitError::Git {
+            what: format!("git receive-pack --advertise-refs {}", repo.display()),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(out.stdout)
+}
+
+/// `git init --bare` unless the repository exists.
+pub async fn ensure_repo(repo: &Path) -> Result<(), GitError> {
+    if repo.join("HEAD").is_file() {
+        return Ok(());
+    }
+    let out = Command::new("git")
+        .args(["init", "--bare", "--quiet", "--initial-branch=main"])
+        .arg(repo)
+        .output()
+        .await
+        .map_err(|source| GitError::Io {
+            what: "running git init".into(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(GitError::Git {
+            what: format!("git init --bare {}", repo.display()),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// The hook script: runs this controller's binary as `hook`.
+pub fn hook_script(exe: &Path) -> String {
+    let quoted = exe.display().to_string().replace('\'', r"'\''");
+    format!("#!/bin/sh\nexec '{quoted}' hook\n")
+}
+
+/// Writes `hooks/pre-receive` (mode 0755) atomically, so a push running it never sees a
+/// half-written file.
+pub fn install_hook(repo: &Path, exe: &Path) -> Result<(), GitError> {
+    let hooks = repo.join("hooks");
+    let io = |what: String| move |source| GitError::Io { what, source };
+    std::fs::create_dir_all(&hooks).map_err(io(format!("creating {}", hooks.display())))?;
+    let script = hook_script(exe);
+    let path = hooks.join("pre-receive");
+    if std::fs::read_to_string(&path).is_ok_and(|s| s == script) {
+        return Ok(());
+    }
+    let tmp = hooks.join(format!(".pre-receive.{}", crate::util::random_hex(4)));
+    let mut file =
+        std::fs::File::create(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
+    file.write_all(script.as_bytes())
+        .and_then(|()| file.set_permissions(std::fs::Permissions::from_mode(0o755)))
+        .map_err(io(format!("writing {}", tmp.display())))?;
+    drop(file);
+    std::fs::rename(&tmp, &path).map_err(io(format!("installing {}", path.display())))
+}
+
+async fn upload_pack(
+    State(c): State<Arc<Controller>>,
+    UrlPath(repo): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    match check(&c, &headers, &repo) {
+        Ok(_) => refuse_upload_pack(),
+        Err(resp) => resp,
+    }
+}
+
+async fn receive_pack(
+    State(c): State<Arc<Controller>>,
+    UrlPath(repo): UrlPath<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let app = match check(&c, &headers, &repo) {
+        Ok(app) => app,
+        Err(resp) => return resp,
+    };
+    let path = c.settings.repo_path(&app);
+    if !path.join("HEAD").is_file() {
+        return text(
+            StatusCode::NOT_FOUND,
+            &format!("no repository for {app} yet: push again (git asks for info/refs first)"),
+        );
+    }
+    let gzip = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip") || v.eq_ignore_ascii_case("x-gzip"));
+    let spawned = Command::new("git")
+        .args(["receive-pack", "--stateless-rpc"])
+        .arg(&path)
+        .env(
+            "PAAS_HOOK_URL",
+            format!("{}/internal/hooks/pre-receive", c.settings.internal_url),
+        )
+        .env("PAAS_HOOK_TOKEN", &c.hook_secret)
+        .env("PAAS_APP", &app)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(source) => {
+            return internal(GitError::Io {
+                what: "starting git receive-pack".into(),
+                source,
+            })
+        }
+    };
+    let (Some(stdin), Some(stdout), Some(stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return internal(GitError::Git {
+            what: "git receive-pack".into(),
+            stderr: "its pipes were not set up".into(),
+        });
+    };
+    tracing::info!(%app, gzip, "git push received");
+
+    let reader = StreamReader::new(body.into_data_stream().map_err(std::io::Error::other));
+    if gzip {
+        let reader = SyncIoBridge::new(reader);
+        let mut writer = SyncIoBridge::new(stdin);
+        tokio::task::spawn_blocking(move || {
+            let mut decoder = flate2::read::GzDecoder::new(reader);
+            if let Err(e) = std::io::copy(&mut decoder, &mut writer) {
+                tracing::warn!("feeding git receive-pack (gzip): {e}");
+            }
+            let _ = writer.shutdown();
+        });
+    } else {
+        let mut stdin = stdin;
+        tokio::spawn(async move {
+            let mut reader = reader;
+            if let Err(e) = tokio::io::copy(&mut reader, &mut stdin).await {
+                tracing::warn!("feeding git receive-pack: {e}");
+            }
+            let _ = stdin.shutdown().await;
+        });
+    }
+    let log_app = app.clone();
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            tracing::warn!(app = %log_app, "git receive-pack: {line}");
+        }
+    });
+    tokio::spawn(async move {
+        match child.wait().await {
+            Ok(status) if !status.success() => {
+                tracing::info!(%app, "git receive-pack ended: {status}")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(%app, "waiting for git receive-pack: {e}"),
+        }
+    });
+
+    let mut resp = (
+        [(
+            header::CONTENT_TYPE,
+            "application/x-git-receive-pack-result",
+        )],
+        Body::from_stream(ReaderStream::new(stdout)),
+    )
+        .into_response();
+    no_cache(&mut resp);
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_names_come_from_the_repo_path() {
+        assert_eq!(app_name("hello.git"), Ok("hello"));
+        assert_eq!(app_name("hello"), Ok("hello"));
+        assert!(app_name("Bad_Name.git")
+            .unwrap_err()
+            .contains("invalid app name"));
+    }
+
+    #[test]
+    fn hook_script_quotes_the_path() {
+        assert_eq!(
+            hook_script(Path::new("/usr/bin/paas-controller")),
+            "#!/bin/sh\nexec '/usr/bin/paas-controller' hook\n"
+        );
+        assert_eq!(
+            hook_script(Path::new("/o'k/x")),
+            "#!/bin/sh\nexec '/o'\\''k/x' hook\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn repo_and_hook_are_made_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("hello.git");
+        ensure_repo(&repo).await.unwrap();
+        ensure_repo(&repo).await.unwrap();
+        install_hook(&repo, Path::new("/bin/paas-controller")).unwrap();
+        install_hook(&repo, Path::new("/bin/paas-controller")).unwrap();
+        let hook = repo.join("hooks/pre-receive");
+        let mode = std::fs::metadata(&hook).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o755);
+        assert!(std::fs::read_to_string(&hook)
+            .unwrap()
+            .contains("exec '/bin/paas-controller' hook"));
+        let head = std::fs::read_to_string(repo.join("HEAD")).unwrap();
+        assert!(head.contains("refs/heads/main"), "{head}");
+    }
+}

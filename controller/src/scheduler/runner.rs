@@ -1,0 +1,709 @@
+//! The scheduler loop: every second (or at once when notified) it reads the store, asks each
+//! live agent for its jobs, merges the two, health-checks up web jobs (TCP connect to their
+//! `addr`), pushes the route table to the router, runs [`super::plan`] and applies the
+//! actions. A job row is written BEFORE the agent is asked to start it, and job ids are
+//! persisted, so a restarted controller matches what the agents report instead of starting
+//! duplicates.
+//!
+//! Starts and stops run as tasks (a start may pull an image); ids in flight are remembered
+//! so that a job being started counts as `Starting` and one being stopped as `Stopping`.
+//! A process type whose jobs keep crashing is restarted with a growing delay (1 s … 30 s).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use paas_api::{ImageRef, JobSpec, JobState, JobStatus};
+use tokio::sync::{watch, Notify};
+
+use super::{plan, Action, Formation, NodeInfo, ObservedJob, Phase};
+use crate::config::Settings;
+use crate::router::{Backend, Route};
+use crate::state::{Controller, NODE_TIMEOUT_MS};
+use crate::store::{job_state, JobRow, ReleaseRow, StoreError};
+use crate::util::{now_rfc3339, random_hex, unix_ms};
+
+/// Time between two passes when nothing notifies the loop.
+const INTERVAL: Duration = Duration::from_secs(1);
+/// The port every process is told to listen on (`PORT`).
+pub const APP_PORT: u16 = 5000;
+const APP_MEMORY_BYTES: u64 = 512 * 1024 * 1024;
+const APP_PIDS: u64 = 1024;
+/// Seconds between SIGTERM and SIGKILL when stopping a job.
+const STOP_GRACE_SECONDS: u64 = 10;
+/// Consecutive failed health checks before a once-healthy job leaves the routes.
+const HEALTH_FAILURES: u32 = 3;
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Job labels the controller sets and reads back.
+pub mod labels {
+    pub const KIND: &str = "paas.kind";
+    pub const KIND_PROCESS: &str = "process";
+    pub const KIND_BUILD: &str = "build";
+    pub const APP: &str = "paas.app";
+    pub const RELEASE: &str = "paas.release";
+    pub const TYPE: &str = "paas.type";
+    pub const DYNO: &str = "paas.dyno";
+    pub const BUILD: &str = "paas.build";
+}
+
+type ProcessKey = (String, String, u32);
+
+#[derive(Default)]
+struct Inflight {
+    starting: HashSet<String>,
+    stopping: HashSet<String>,
+    failed_starts: Vec<ProcessKey>,
+}
+
+/// What the last pass saw, for the build (waiting for a deploy) and the app status.
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    pub pass: u64,
+    pub jobs: Vec<ObservedJob>,
+    /// App → the ids of the jobs the router sends it to.
+    pub routed: HashMap<String, Vec<String>>,
+    /// (app, release) → how many times its jobs crashed in a row (reset once one of them
+    /// is healthy); those are restarted with a growing delay.
+    pub crashing: HashMap<(String, u32), u32>,
+}
+
+/// The scheduler's side of [`Controller`]: wake-ups, jobs in flight, the last snapshot.
+pub struct Handle {
+    notify: Notify,
+    inflight: Mutex<Inflight>,
+    snapshot: watch::Sender<Arc<Snapshot>>,
+}
+
+impl Default for Handle {
+    fn default() -> Self {
+        Handle::new()
+    }
+}
+
+impl Handle {
+    pub fn new() -> Handle {
+        Handle {
+            notify: Notify::new(),
+            inflight: Mutex::new(Inflight::default()),
+            snapshot: watch::channel(Arc::new(Snapshot::default())).0,
+        }
+    }
+
+    /// Runs a pass soon (a release changed, a node appeared, a job finished).
+    pub fn notify(&self) {
+        self.notify.notify_one();
+    }
+
+    /// The snapshot of every pass from now on.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.snapshot.subscribe()
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.snapshot.borrow())
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Inflight) -> T) -> T {
+        f(&mut self.inflight.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+#[derive(Default)]
+struct Health {
+    ever: bool,
+    failures: u32,
+}
+
+struct Crashes {
+    count: u32,
+    last: Instant,
+}
+
+/// State the loop keeps between passes.
+#[derive(Default)]
+struct LoopState {
+    pass: u64,
+    health: HashMap<String, Health>,
+    crashes: HashMap<ProcessKey, Crashes>,
+    counted_crashes: HashSet<String>,
+    unreachable: HashSet<String>,
+    releases: HashMap<(String, u32), Arc<ReleaseRow>>,
+}
+
+impl LoopState {
+    async fn release(
+        &mut self,
+        c: &Controller,
+        app: &str,
+        version: u32,
+    ) -> Result<Option<Arc<ReleaseRow>>, StoreError> {
+        let key = (app.to_string(), version);
+        if let Some(r) = self.releases.get(&key) {
+            return Ok(Some(Arc::clone(r)));
+        }
+        let Some(row) = c.store.get_release(app, version).await? else {
+            return Ok(None);
+        };
+        let row = Arc::new(row);
+        self.releases.insert(key, Arc::clone(&row));
+        Ok(Some(row))
+    }
+
+    fn crash(&mut self, key: ProcessKey) {
+        let entry = self.crashes.entry(key).or_insert(Crashes {
+            count: 0,
+            last: Instant::now(),
+        });
+        entry.count += 1;
+        entry.last = Instant::now();
+    }
+
+    fn backing_off(&self, key: &ProcessKey) -> bool {
+        let Some(c) = self.crashes.get(key) else {
+            return false;
+        };
+        let delay =
+            Duration::from_secs(1 << c.count.clamp(1, 5).saturating_sub(1)).min(MAX_BACKOFF);
+        c.last.elapsed() < delay
+    }
+}
+
+/// Runs the loop forever.
+pub async fn run(c: Arc<Controller>) {
+    let mut st = LoopState::default();
+    loop {
+        if let Err(e) = pass(&c, &mut st).await {
+            tracing::warn!("scheduler pass failed (will retry): {e}");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(INTERVAL) => {}
+            _ = c.scheduler.notify.notified() => {}
+        }
+    }
+}
+
+/// A job as this pass sees it.
+struct Seen {
+    job: ObservedJob,
+    addr: Option<String>,
+    crashed: bool,
+}
+
+fn phase_of(state: JobState) -> Phase {
+    match state {
+        JobState::Starting => Phase::Starting,
+        JobState::Up => Phase::Up,
+        JobState::Stopping => Phase::Stopping,
+        JobState::Down | JobState::Crashed => Phase::Finished,
+    }
+}
+
+fn state_name(state: JobState) -> &'static str {
+    match state {
+        JobState::Starting => job_state::STARTING,
+        JobState::Up => job_state::UP,
+        JobState::Stopping => job_state::STOPPING,
+        JobState::Down => job_state::DOWN,
+        JobState::Crashed => job_state::CRASHED,
+    }
+}
+
+async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError> {
+    st.pass += 1;
+    // Snapshot what is in flight BEFORE asking the agents: a start that finishes after this
+    // line is already in the agent's list when it answers.
+    let (starting, stopping, failed) = c.scheduler.with(|i| {
+        (
+            i.starting.clone(),
+            i.stopping.clone(),
+            std::mem::take(&mut i.failed_starts),
+        )
+    });
+    for key in failed {
+        st.crash(key);
+    }
+
+    let now = unix_ms();
+    let node_rows = c.store.list_nodes().await?;
+    let node_urls: HashMap<String, String> = node_rows
+        .iter()
+        .map(|n| (n.name.clone(), n.url.clone()))
+        .collect();
+    let asked = node_rows
+        .iter()
+        .filter(|n| now - n.last_seen_ms <= NODE_TIMEOUT_MS)
+        .map(|n| async move { (n.name.clone(), c.agents.list_jobs(&n.url).await) });
+    let mut reports: HashMap<String, Vec<JobStatus>> = HashMap::new();
+    for (name, result) in join_all(asked).await {
+        match result {
+            Ok(jobs) => {
+                if st.unreachable.remove(&name) {
+                    tracing::info!(node = %name, "node agent answers again");
+                }
+                reports.insert(name, jobs);
+            }
+            Err(e) => {
+                if st.unreachable.insert(name.clone()) {
+                    tracing::warn!(node = %name, "node agent does not answer: {e}");
+                }
+            }
+        }
+    }
+    let nodes: Vec<NodeInfo> = node_rows
+        .iter()
+        .map(|n| NodeInfo {
+            name: n.name.clone(),
+            up: reports.contains_key(&n.name),
+        })
+        .collect();
+
+    let mut seen = observe(c, &reports, &starting, &stopping).await?;
+    check_health(st, &mut seen).await;
+
+    // Crash bookkeeping for the restart delay.
+    for s in &seen {
+        let key = (s.job.app.clone(), s.job.process_type.clone(), s.job.release);
+        if s.crashed && st.counted_crashes.insert(s.job.id.clone()) {
+            st.crash(key);
+        } else if s.job.healthy {
+            st.crashes.remove(&key);
+        }
+    }
+    let ids: HashSet<&str> = seen.iter().map(|s| s.job.id.as_str()).collect();
+    st.counted_crashes.retain(|id| ids.contains(id.as_str()));
+    st.health.retain(|id, _| ids.contains(id.as_str()));
+
+    // Desired state: formations of current releases, for process types the release has.
+    let mut desired = Vec::new();
+    for f in c.store.formations().await? {
+        let Some(version) = f.release else { continue };
+        let Some(release) = st.release(c, &f.app, version).await? else {
+            continue;
+        };
+        if release.process_types.contains_key(&f.process_type) {
+            desired.push(Formation {
+                app: f.app,
+                process_type: f.process_type,
+                count: f.count,
+                release: version,
+            });
+        }
+    }
+
+    let routed = push_routes(c, &seen).await?;
+    let mut crashing: HashMap<(String, u32), u32> = HashMap::new();
+    for ((app, _, release), crashes) in &st.crashes {
+        *crashing.entry((app.clone(), *release)).or_default() += crashes.count;
+    }
+    let observed: Vec<ObservedJob> = seen.iter().map(|s| s.job.clone()).collect();
+    let actions = plan(&desired, &nodes, &observed);
+    c.scheduler.snapshot.send_replace(Arc::new(Snapshot {
+        pass: st.pass,
+        jobs: observed.clone(),
+        routed,
+        crashing,
+    }));
+
+    let mut dynos: HashMap<ProcessKey, u32> = HashMap::new();
+    for job in observed.iter().filter(|j| j.active()) {
+        *dynos
+            .entry((job.app.clone(), job.process_type.clone(), job.release))
+            .or_default() += 1;
+    }
+    for action in actions {
+        match action {
+            Action::Start {
+                app,
+                release,
+                process_type,
+                node,
+            } => {
+                let key = (app.clone(), process_type.clone(), release);
+                if st.backing_off(&key) {
+                    continue;
+                }
+                let (Some(url), Some(rel)) =
+                    (node_urls.get(&node), st.release(c, &app, release).await?)
+                else {
+                    continue;
+                };
+                let n = dynos.entry(key).or_default();
+                *n += 1;
+                start_job(c, &node, url, &rel, &process_type, *n).await?;
+            }
+            Action::Stop { job_id } => {
+                let Some(job) = observed.iter().find(|j| j.id == job_id) else {
+                    continue;
+                };
+                if let Some(url) = node_urls.get(&job.node) {
+                    stop_job(c, url, &job_id).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Merges the store's job rows with the agents' reports, updating rows that changed,
+/// dropping rows their (answering) node no longer has, and adopting labelled jobs the store
+/// does not know.
+async fn observe(
+    c: &Controller,
+    reports: &HashMap<String, Vec<JobStatus>>,
+    starting: &HashSet<String>,
+    stopping: &HashSet<String>,
+) -> Result<Vec<Seen>, StoreError> {
+    let rows = c.store.active_jobs().await?;
+    let known: HashSet<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let mut seen = Vec::new();
+    for row in rows {
+        let Some(report) = reports.get(&row.node) else {
+            continue; // node down or not answering: nothing is known about its jobs
+        };
+        let observed = |phase, healthy| ObservedJob {
+            id: row.id.clone(),
+            app: row.app.clone(),
+            release: row.release,
+            process_type: row.process_type.clone(),
+            node: row.node.clone(),
+            phase,
+            healthy,
+        };
+        match report.iter().find(|s| s.id == row.id) {
+            Some(status) => {
+                let being_stopped = stopping.contains(&row.id);
+                let state = if being_stopped {
+                    job_state::STOPPING
+                } else {
+                    state_name(status.state)
+                };
+                if state != row.state || status.addr != row.addr {
+                    let reason = status.exit.as_ref().map(|e| e.reason.as_str());
+                    c.store
+                        .update_job(&row.id, state, status.addr.as_deref(), reason)
+                        .await?;
+                }
+                let phase = if being_stopped {
+                    Phase::Stopping
+                } else {
+                    phase_of(status.state)
+                };
+                seen.push(Seen {
+                    job: observed(phase, false),
+                    addr: status.addr.clone(),
+                    crashed: status.state == JobState::Crashed,
+                });
+            }
+            None if starting.contains(&row.id) => seen.push(Seen {
+                job: observed(Phase::Starting, false),
+                addr: None,
+                crashed: false,
+            }),
+            None if stopping.contains(&row.id) => {}
+            None => {
+                tracing::info!(job = %row.id, node = %row.node, "the node no longer has this job");
+                c.store
+                    .set_job_state(
+                        &row.id,
+                        job_state::REMOVED,
+                        Some("its node no longer has this job"),
+                    )
+                    .await?;
+            }
+        }
+    }
+    for (node, statuses) in reports {
+        for status in statuses.iter().filter(|s| !known.contains(&s.id)) {
+            let Some(job) = adoptable(node, status) else {
+                continue;
+            };
+            tracing::info!(job = %job.id, %node, "adopting a job the store did not list");
+            let now = now_rfc3339();
+            c.store
+                .upsert_job(&JobRow {
+                    id: job.id.clone(),
+                    app: job.app.clone(),
+                    release: job.release,
+                    process_type: job.process_type.clone(),
+                    node: node.clone(),
+                    state: state_name(status.state).to_string(),
+                    addr: status.addr.clone(),
+                    exit_reason: status.exit.as_ref().map(|e| e.reason.clone()),
+                    created_at: now.clone(),
+                    updated_at: now,
+                })
+                .await?;
+            seen.push(Seen {
+                job,
+                addr: status.addr.clone(),
+                crashed: status.state == JobState::Crashed,
+            });
+        }
+    }
+    Ok(seen)
+}
+
+/// An app job (by its labels) that the store does not list.
+fn adoptable(node: &str, status: &JobStatus) -> Option<ObservedJob> {
+    let l = &status.labels;
+    if l.get(labels::KIND).map(String::as_str) != Some(labels::KIND_PROCESS) {
+        return None;
+    }
+    Some(ObservedJob {
+        id: status.id.clone(),
+        app: l.get(labels::APP)?.clone(),
+        release: l.get(labels::RELEASE)?.parse().ok()?,
+        process_type: l.get(labels::TYPE)?.clone(),
+        node: node.to_string(),
+        phase: phase_of(status.state),
+        healthy: false,
+    })
+}
+
+/// TCP-connects to every up web job; other up jobs count as healthy while they run.
+async fn check_health(st: &mut LoopState, seen: &mut [Seen]) {
+    let checks = seen
+        .iter()
+        .filter(|s| s.job.phase == Phase::Up && s.job.process_type == "web")
+        .filter_map(|s| s.addr.clone().map(|a| (s.job.id.clone(), a)))
+        .map(|(id, addr)| async move {
+            let ok = matches!(
+                tokio::time::timeout(
+                    Duration::from_secs(1),
+                    tokio::net::TcpStream::connect(addr.as_str())
+                )
+                .await,
+                Ok(Ok(_))
+            );
+            (id, ok)
+        });
+    let results: HashMap<String, bool> = join_all(checks).await.into_iter().collect();
+    for s in seen.iter_mut() {
+        if s.job.phase != Phase::Up {
+            continue;
+        }
+        if s.job.process_type != "web" {
+            s.job.healthy = true;
+            continue;
+        }
+        let h = st.health.entry(s.job.id.clone()).or_default();
+        match results.get(&s.job.id) {
+            Some(true) => {
+                if !h.ever {
+                    tracing::info!(job = %s.job.id, addr = ?s.addr, "web job answers");
+                }
+                h.ever = true;
+                h.failures = 0;
+            }
+            _ => h.failures += 1,
+        }
+        s.job.healthy = h.ever && h.failures < HEALTH_FAILURES;
+    }
+}
+
+/// Replaces the router's table: every app → its healthy web jobs of the current release,
+/// or, while there are none, the healthy web jobs of older releases. Returns app → job ids.
+async fn push_routes(
+    c: &Controller,
+    seen: &[Seen],
+) -> Result<HashMap<String, Vec<String>>, StoreError> {
+    let apps = c.store.list_apps().await?;
+    let mut routes = Vec::with_capacity(apps.len());
+    let mut routed = HashMap::new();
+    for app in apps {
+        let mut ready: Vec<&Seen> = seen
+            .iter()
+            .filter(|s| s.job.app == app.name && s.job.process_type == "web")
+            .filter(|s| s.job.ready() && s.addr.is_some())
+            .collect();
+        let current: Vec<&Seen> = ready
+            .iter()
+            .copied()
+            .filter(|s| Some(s.job.release) == app.current_release)
+            .collect();
+        if !current.is_empty() {
+            ready = current;
+        }
+        ready.sort_by(|a, b| {
+            b.job
+                .release
+                .cmp(&a.job.release)
+                .then(a.job.id.cmp(&b.job.id))
+        });
+        let backends: Vec<Backend> = ready
+            .iter()
+            .map(|s| Backend {
+                addr: s.addr.clone().unwrap_or_default(),
+                job_id: s.job.id.clone(),
+            })
+            .collect();
+        routed.insert(
+            app.name.clone(),
+            backends.iter().map(|b| b.job_id.clone()).collect(),
+        );
+        routes.push(Route {
+            hosts: vec![c.settings.app_host(&app.name)],
+            app: app.name,
+            backends,
+        });
+    }
+    c.routes.replace(routes);
+    Ok(routed)
+}
+
+/// The JobSpec of one process of a release.
+pub fn process_job_spec(
+    settings: &Settings,
+    release: &ReleaseRow,
+    process_type: &str,
+    dyno: u32,
+    id: &str,
+) -> JobSpec {
+    let (repository, reference) = release
+        .image
+        .split_once('@')
+        .unwrap_or((release.image.as_str(), "latest"));
+    let command = release
+        .process_types
+        .get(process_type)
+        .cloned()
+        .unwrap_or_default();
+    let mut env: BTreeMap<String, String> = release.config.clone();
+    env.insert("PORT".into(), APP_PORT.to_string());
+    env.insert("DYNO".into(), format!("{process_type}.{dyno}"));
+    let labels = BTreeMap::from([
+        (labels::KIND.into(), labels::KIND_PROCESS.into()),
+        (labels::APP.into(), release.app.clone()),
+        (labels::RELEASE.into(), release.version.to_string()),
+        (labels::TYPE.into(), process_type.into()),
+        (labels::DYNO.into(), format!("{process_type}.{dyno}")),
+    ]);
+    JobSpec {
+        id: id.into(),
+        labels,
+        image: ImageRef {
+            registry: settings.internal_url.clone(),
+            repository: repository.into(),
+            reference: reference.into(),
+        },
+        command: vec!["/bin/sh".into(), "-c".into(), command],
+        env,
+        working_dir: None,
+        port: (process_type == "web").then_some(APP_PORT),
+        memory_bytes: Some(APP_MEMORY_BYTES),
+        pids_limit: Some(APP_PIDS),
+        inputs: Vec::new(),
+        volumes: Vec::new(),
+        output: None,
+        hostname: None,
+    }
+}
+
+/// Writes the job row, then asks the agent (in a task) to start the job.
+async fn start_job(
+    c: &Arc<Controller>,
+    node: &str,
+    url: &str,
+    release: &ReleaseRow,
+    process_type: &str,
+    dyno: u32,
+) -> Result<(), StoreError> {
+    let id = format!("{}-v{}-{}", release.app, release.version, random_hex(4));
+    let now = now_rfc3339();
+    c.store
+        .insert_job(&JobRow {
+            id: id.clone(),
+            app: release.app.clone(),
+            release: release.version,
+            process_type: process_type.into(),
+            node: node.into(),
+            state: job_state::PENDING.into(),
+            addr: None,
+            exit_reason: None,
+            created_at: now.clone(),
+            updated_at: now,
+        })
+        .await?;
+    c.scheduler.with(|i| i.starting.insert(id.clone()));
+    tracing::info!(job = %id, node, "starting {process_type}.{dyno} of {} v{}", release.app, release.version);
+    let spec = process_job_spec(&c.settings, release, process_type, dyno, &id);
+    let key = (
+        release.app.clone(),
+        process_type.to_string(),
+        release.version,
+    );
+    let (c, url) = (Arc::clone(c), url.to_string());
+    tokio::spawn(async move {
+        let result = c.agents.start_job(&url, &spec).await;
+        let stored = match &result {
+            Ok(status) => {
+                let reason = status.exit.as_ref().map(|e| e.reason.as_str());
+                c.store
+                    .update_job(
+                        &id,
+                        state_name(status.state),
+                        status.addr.as_deref(),
+                        reason,
+                    )
+                    .await
+            }
+            Err(e) => {
+                tracing::warn!(job = %id, "starting the job failed: {e}");
+                let reason = format!("failed to start: {}", e.user_message());
+                c.store
+                    .set_job_state(&id, job_state::CRASHED, Some(&reason))
+                    .await
+            }
+        };
+        if let Err(e) = stored {
+            tracing::warn!(job = %id, "recording the job's start: {e}");
+        }
+        c.scheduler.with(|i| {
+            i.starting.remove(&id);
+            if result.is_err() {
+                i.failed_starts.push(key);
+            }
+        });
+        c.scheduler.notify();
+    });
+    Ok(())
+}
+
+/// Marks the job stopping, then (in a task) stops and deletes it on its node.
+async fn stop_job(c: &Arc<Controller>, url: &str, id: &str) -> Result<(), StoreError> {
+    let fresh = c.scheduler.with(|i| i.stopping.insert(id.to_string()));
+    if !fresh {
+        return Ok(());
+    }
+    c.store.set_job_state(id, job_state::STOPPING, None).await?;
+    tracing::info!(job = %id, "stopping and removing job");
+    let (c, url, id) = (Arc::clone(c), url.to_string(), id.to_string());
+    tokio::spawn(async move {
+        let reason = match c.agents.stop_job(&url, &id, STOP_GRACE_SECONDS).await {
+            Ok(status) => status.exit.map(|e| e.reason),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => {
+                tracing::warn!(job = %id, "stopping the job failed (will retry): {e}");
+                c.scheduler.with(|i| i.stopping.remove(&id));
+                return;
+            }
+        };
+        if let Err(e) = c.agents.delete_job(&url, &id).await {
+            tracing::warn!(job = %id, "deleting the job failed (will retry): {e}");
+            c.scheduler.with(|i| i.stopping.remove(&id));
+            return;
+        }
+        if let Err(e) = c
+            .store
+            .set_job_state(&id, job_state::REMOVED, reason.as_deref())
+            .await
+        {
+            tracing::warn!(job = %id, "recording the job's removal: {e}");
+        }
+        c.scheduler.with(|i| i.stopping.remove(&id));
+        c.scheduler.notify();
+    });
+    Ok(())
+}

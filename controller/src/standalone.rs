@@ -1,0 +1,310 @@
+//! `paas-controller --standalone`: everything on one machine. Opens the data directory,
+//! imports the stack images, serves the API (with git, registry and dashboard) and the
+//! router, runs the scheduler loop, and supervises one local `paas-agent` child (restarted
+//! when it exits; sent SIGTERM when the controller stops — containers outlive both).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::{default_agent_bin, ConfigError, ServeArgs, Settings};
+use crate::registry::Registry;
+use crate::state::{Controller, OpenError};
+
+/// Why the controller could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error("listening on {addr} ({what}): {source}; pass another address with {flag}")]
+    Listen {
+        what: &'static str,
+        flag: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the node agent binary {path} does not exist: build it (cargo build -p \
+         paas-node-agent) or pass --agent-bin"
+    )]
+    NoAgent { path: String },
+    #[error("importing the stack {name} from {path}: {source}")]
+    Import {
+        name: String,
+        path: String,
+        #[source]
+        source: crate::registry::Error,
+    },
+    #[error("reading the stacks directory {path}: {source}")]
+    Stacks {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "there is no `tiny` stack in {stacks}: run deploy/build-stack tiny {stacks}/tiny \
+         first (or pass --stacks-dir)"
+    )]
+    NoTinyStack { stacks: String },
+    #[error("waiting for SIGINT/SIGTERM: {0}")]
+    Signals(#[source] std::io::Error),
+}
+
+/// Runs the standalone controller until SIGINT or SIGTERM.
+pub async fn run(args: ServeArgs) -> Result<(), StartError> {
+    if !args.standalone {
+        return Err(ConfigError::NotStandalone.into());
+    }
+    let listener = bind(args.listen, "API", "--listen").await?;
+    let router_listener = bind(args.router_listen, "router", "--router-listen").await?;
+    let listen = listener.local_addr().unwrap_or(args.listen);
+    let router_addr = router_listener.local_addr().unwrap_or(args.router_listen);
+    let mut settings = Settings::new(
+        args.data_dir.clone(),
+        listen,
+        router_addr.port(),
+        &args.domain,
+    )?;
+    settings.buildpacks_dir = args.buildpacks_dir.clone();
+    let agent_bin = match &args.agent_bin {
+        Some(p) => p.clone(),
+        None => default_agent_bin()?,
+    };
+    if !agent_bin.is_file() {
+        return Err(StartError::NoAgent {
+            path: agent_bin.display().to_string(),
+        });
+    }
+
+    let c = Controller::open(settings).await?;
+    let stacks = args
+        .stacks_dir
+        .clone()
+        .unwrap_or_else(|| c.settings.data_dir.join("stacks"));
+    import_stacks(&c.registry, &stacks).await?;
+    if c.registry
+        .get_manifest("stacks/tiny", "latest")
+        .await
+        .is_err()
+    {
+        return Err(StartError::NoTinyStack {
+            stacks: stacks.display().to_string(),
+        });
+    }
+
+    let api = tokio::spawn(serve_api(listener, crate::http::app(Arc::clone(&c))));
+    let router = tokio::spawn(crate::router::serve(router_listener, c.routes.clone()));
+    let scheduler = tokio::spawn(crate::scheduler::run(Arc::clone(&c)));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let agent = tokio::spawn(supervise_agent(
+        agent_command(&c, &args, &agent_bin),
+        stop_rx,
+    ));
+
+    print_banner(&c, router_addr);
+    wait_for_signal().await?;
+    tracing::info!("stopping: SIGTERM to the agent (containers keep running)");
+    let _ = stop_tx.send(true);
+    let _ = agent.await;
+    api.abort();
+    router.abort();
+    scheduler.abort();
+    Ok(())
+}
+
+async fn bind(
+    addr: SocketAddr,
+    what: &'static str,
+    flag: &'static str,
+) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen {
+            what,
+            flag,
+            addr,
+            source,
+        })
+}
+
+async fn serve_api(listener: TcpListener, app: axum::Router) {
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!("the API server stopped: {e}");
+    }
+}
+
+/// Imports every OCI image layout `<stacks>/<name>/` (with an `index.json`) as
+/// `stacks/<name>:latest`, skipping those whose tag already points at the layout's image.
+pub async fn import_stacks(registry: &Registry, stacks: &Path) -> Result<Vec<String>, StartError> {
+    let entries = match std::fs::read_dir(stacks) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(StartError::Stacks {
+                path: stacks.display().to_string(),
+                source,
+            })
+        }
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("index.json").is_file())
+        .collect();
+    dirs.sort();
+    let mut imported = Vec::new();
+    for dir in dirs {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let repo = format!("stacks/{name}");
+        if crate::registry::names::check_repo(&repo).is_err() {
+            tracing::warn!(
+                "skipping the stack directory {}: {name:?} is not a valid image name",
+                dir.display()
+            );
+            continue;
+        }
+        let layout_digest = layout_digest(&dir);
+        if let (Some(want), Ok((_, _, have))) =
+            (&layout_digest, registry.get_manifest(&repo, "latest").await)
+        {
+            if *want == have {
+                tracing::debug!(%repo, "stack already imported");
+                continue;
+            }
+        }
+        let digest = registry
+            .import_oci_layout(&dir, &repo, "latest")
+            .await
+            .map_err(|source| StartError::Import {
+                name: name.clone(),
+                path: dir.display().to_string(),
+                source,
+            })?;
+        tracing::info!(%repo, %digest, "stack imported");
+        imported.push(name);
+    }
+    Ok(imported)
+}
+
+/// The manifest digest an OCI layout's `index.json` names first.
+fn layout_digest(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("index.json")).ok()?;
+    let index: serde_json::Value = serde_json::from_str(&text).ok()?;
+    index["manifests"][0]["digest"].as_str().map(str::to_string)
+}
+
+/// The local agent's command line. The node token goes in the environment
+/// (`PAAS_NODE_TOKEN`, which the agent reads like `--token`) so it does not show in `ps`.
+fn agent_command(c: &Controller, args: &ServeArgs, bin: &Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(bin);
+    cmd.arg("--controller")
+        .arg(&c.settings.internal_url)
+        .args(["--node-name", "local", "--listen", "127.0.0.1:0"])
+        .arg("--state-dir")
+        .arg(c.settings.data_dir.join("agent"))
+        .args(["--prefix", &args.prefix])
+        .args(["--subnet", &args.subnet])
+        .args(["--port-range", &args.port_range])
+        .args(["--advertise-addr", "127.0.0.1"])
+        .env("PAAS_NODE_TOKEN", c.tokens.node())
+        .stdin(Stdio::null())
+        .kill_on_drop(false);
+    cmd
+}
+
+/// Keeps the agent running: restarts it (with a growing delay if it keeps dying) until
+/// `stop` turns true, then sends it SIGTERM and waits up to 10 s.
+async fn supervise_agent(mut cmd: tokio::process::Command, mut stop: watch::Receiver<bool>) {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        let started = Instant::now();
+        let mut child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                tracing::error!("starting paas-agent failed: {e}");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.changed() => return,
+                }
+                delay = (delay * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        };
+        tracing::info!(pid = child.id(), "paas-agent started");
+        tokio::select! {
+            status = child.wait() => {
+                if started.elapsed() > Duration::from_secs(30) {
+                    delay = Duration::from_secs(1);
+                }
+                match status {
+                    Ok(s) => tracing::warn!("paas-agent exited ({s}); restarting in {delay:?}"),
+                    Err(e) => tracing::warn!("waiting for paas-agent: {e}; restarting in {delay:?}"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.changed() => return,
+                }
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            _ = stop.changed() => {
+                if let Some(pid) = child.id() {
+                    // SAFETY: kill(2) on the pid of our own child, which has not been reaped
+                    // yet (we still hold it), so the pid cannot belong to another process.
+                    unsafe {
+                        libc::kill(pid as libc::pid_t, libc::SIGTERM);
+                    }
+                }
+                if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
+                    tracing::warn!("paas-agent did not exit 10 s after SIGTERM; killing it");
+                    let _ = child.kill().await;
+                }
+                return;
+            }
+        }
+    }
+}
+
+async fn wait_for_signal() -> Result<(), StartError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+fn print_banner(c: &Controller, router: SocketAddr) {
+    let s = &c.settings;
+    let token = c.tokens.admin();
+    let router_port = router.port();
+    println!(
+        "\npaas is running.\n\
+         \n  API, git and dashboard  {api}/\
+         \n  apps                    http://<app>.{domain}:{router_port}/\
+         \n  admin token             {token}\
+         \n                          (also in {token_file})\
+         \n\nDeploy an app from its git repository:\
+         \n\n  git remote add paas {git}\
+         \n  git push paas main        # user: anything, password: the admin token\
+         \n  curl http://hello.{domain}:{router_port}/\
+         \n\nThe API:\
+         \n\n  curl -H 'Authorization: Bearer {token}' {api}/v1/apps\n",
+        api = s.public_url,
+        domain = s.domain,
+        git = s.git_url("hello"),
+        token_file = s.data_dir.join("admin-token").display(),
+    );
+}

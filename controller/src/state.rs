@@ -1,0 +1,133 @@
+//! [`Controller`]: the shared state every handler, the build and the scheduler loop hold
+//! (`Arc<Controller>`): settings, store, registry, tokens, route table, the scheduler's
+//! handle and the agent client. Opening it makes the data directory's layout.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use crate::agent_client::AgentClient;
+use crate::auth::Tokens;
+use crate::config::Settings;
+use crate::registry::Registry;
+use crate::router::RouteTable;
+use crate::scheduler::Handle as SchedulerHandle;
+use crate::store::Store;
+use crate::util::{load_or_create_token, random_hex, UtilError};
+
+/// A node is up while its heartbeats are at most this old.
+pub const NODE_TIMEOUT_MS: i64 = 10_000;
+
+/// Why the controller could not open its data.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("creating the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Token(#[from] UtilError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("opening the registry: {0}")]
+    Registry(#[from] crate::registry::Error),
+}
+
+/// What the last heartbeat of a node said beyond its row in the store.
+#[derive(Debug, Clone, Default)]
+pub struct NodeLive {
+    pub jobs: u32,
+}
+
+/// The controller's shared state.
+pub struct Controller {
+    pub settings: Settings,
+    pub store: Store,
+    pub registry: Registry,
+    pub tokens: Tokens,
+    /// The per-controller secret the git hook sends back (`PAAS_HOOK_TOKEN`).
+    pub hook_secret: String,
+    pub routes: RouteTable,
+    pub scheduler: SchedulerHandle,
+    pub agents: AgentClient,
+    /// Latest heartbeat details by node name.
+    pub heartbeats: Mutex<HashMap<String, NodeLive>>,
+    /// One build at a time per app.
+    build_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Apps with a build running (for the app status).
+    building: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Controller {
+    /// Makes the data directory's layout (`paas.db`, `registry/`, `git/`, `builds/`, the
+    /// token files), opens the store and the registry, and fails builds a previous run left
+    /// unfinished.
+    pub async fn open(settings: Settings) -> Result<Arc<Controller>, OpenError> {
+        for dir in [
+            settings.data_dir.clone(),
+            settings.git_dir(),
+            settings.builds_dir(),
+        ] {
+            std::fs::create_dir_all(&dir).map_err(|source| OpenError::DataDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let admin = load_or_create_token(&settings.data_dir.join("admin-token"))?;
+        let node = load_or_create_token(&settings.data_dir.join("node-token"))?;
+        let store = Store::open(&settings.db_path()).await?;
+        let interrupted = store.fail_interrupted_builds().await?;
+        if interrupted > 0 {
+            tracing::warn!(
+                interrupted,
+                "builds interrupted by a restart were marked failed"
+            );
+        }
+        let registry = Registry::open(settings.registry_dir())?;
+        Ok(Arc::new(Controller {
+            settings,
+            store,
+            registry,
+            agents: AgentClient::new(node.clone()),
+            tokens: Tokens::new(admin, node),
+            hook_secret: random_hex(32),
+            routes: RouteTable::new(),
+            scheduler: SchedulerHandle::new(),
+            heartbeats: Mutex::new(HashMap::new()),
+            build_locks: Mutex::new(HashMap::new()),
+            building: Mutex::new(HashSet::new()),
+        }))
+    }
+
+    /// The lock that serializes builds of one app.
+    pub fn build_lock(&self, app: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.build_locks.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(locks.entry(app.to_string()).or_default())
+    }
+
+    /// Marks an app as building (or not).
+    pub fn set_building(&self, app: &str, on: bool) {
+        let mut set = self.building.lock().unwrap_or_else(|e| e.into_inner());
+        if on {
+            set.insert(app.to_string());
+        } else {
+            set.remove(app);
+        }
+    }
+
+    pub fn is_building(&self, app: &str) -> bool {
+        self.building
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(app)
+    }
+}

@@ -1,0 +1,275 @@
+//! Apps, releases, config vars and formations.
+
+use std::collections::BTreeMap;
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::{
+    is_unique_violation, json_map, map_json, query, AppRow, FormationRow, ReleaseRow, Result,
+    Store, StoreError,
+};
+use crate::util::now_rfc3339;
+
+fn app_row(row: &SqliteRow) -> std::result::Result<AppRow, sqlx::Error> {
+    Ok(AppRow {
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+        current_release: row
+            .try_get::<Option<i64>, _>("current_release")?
+            .map(|v| v as u32),
+    })
+}
+
+fn release_row(row: &SqliteRow) -> Result<ReleaseRow> {
+    let get = |e| StoreError::Query {
+        what: "reading a release row",
+        source: e,
+    };
+    let process_types: String = row.try_get("process_types").map_err(get)?;
+    let config: String = row.try_get("config").map_err(get)?;
+    Ok(ReleaseRow {
+        app: row.try_get("app").map_err(get)?,
+        version: row.try_get::<i64, _>("version").map_err(get)? as u32,
+        image: row.try_get("image").map_err(get)?,
+        source_version: row.try_get("source_version").map_err(get)?,
+        process_types: json_map("release process types", &process_types)?,
+        config: json_map("release config", &config)?,
+        description: row.try_get("description").map_err(get)?,
+        created_at: row.try_get("created_at").map_err(get)?,
+    })
+}
+
+impl Store {
+    /// Creates an app; [`StoreError::AppExists`] when the name is taken.
+    pub async fn create_app(&self, name: &str) -> Result<AppRow> {
+        let created_at = now_rfc3339();
+        let res = sqlx::query("INSERT INTO apps (name, created_at) VALUES (?, ?)")
+            .bind(name)
+            .bind(&created_at)
+            .execute(self.pool())
+            .await;
+        match res {
+            Ok(_) => Ok(AppRow {
+                name: name.to_string(),
+                created_at,
+                current_release: None,
+            }),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::AppExists(name.to_string())),
+            Err(e) => Err(query("creating an app")(e)),
+        }
+    }
+
+    /// The app, creating it when it does not exist yet (a first `git push`). The flag says
+    /// whether it was created now.
+    pub async fn ensure_app(&self, name: &str) -> Result<(AppRow, bool)> {
+        match self.create_app(name).await {
+            Ok(app) => Ok((app, true)),
+            Err(StoreError::AppExists(_)) => {
+                let app = self
+                    .get_app(name)
+                    .await?
+                    .ok_or_else(|| StoreError::NoApp(name.to_string()))?;
+                Ok((app, false))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn get_app(&self, name: &str) -> Result<Option<AppRow>> {
+        let row = sqlx::query("SELECT name, created_at, current_release FROM apps WHERE name = ?")
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(query("reading an app"))?;
+        row.map(|r| app_row(&r))
+            .transpose()
+            .map_err(query("reading an app row"))
+    }
+
+    /// Every app, by name.
+    pub async fn list_apps(&self) -> Result<Vec<AppRow>> {
+        let rows = sqlx::query("SELECT name, created_at, current_release FROM apps ORDER BY name")
+            .fetch_all(self.pool())
+            .await
+            .map_err(query("listing apps"))?;
+        rows.iter()
+            .map(app_row)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(query("reading an app row"))
+    }
+
+    /// The version the next release of `app` gets (1 for the first).
+    pub async fn next_release_version(&self, app: &str) -> Result<u32> {
+        let max: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM releases WHERE app = ?")
+                .bind(app)
+                .fetch_one(self.pool())
+                .await
+                .map_err(query("finding the next release version"))?;
+        Ok(max.unwrap_or(0) as u32 + 1)
+    }
+
+    /// Stores a release and makes it the app's current one, in one transaction. When the
+    /// release declares a `web` process type and the app has no `web` formation yet, the
+    /// formation becomes `web=1` (the default of a first deploy).
+    pub async fn create_release(&self, release: &ReleaseRow) -> Result<()> {
+        let mut tx = self
+            .pool()
+            .begin()
+            .await
+            .map_err(query("starting a transaction"))?;
+        let res = sqlx::query(
+            "INSERT INTO releases (app, version, image, source_version, process_types, config, \
+             description, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&release.app)
+        .bind(release.version as i64)
+        .bind(&release.image)
+        .bind(&release.source_version)
+        .bind(map_json(&release.process_types))
+        .bind(map_json(&release.config))
+        .bind(&release.description)
+        .bind(&release.created_at)
+        .execute(&mut *tx)
+        .await;
+        match res {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::ReleaseExists {
+                    app: release.app.clone(),
+                    version: release.version,
+                })
+            }
+            Err(e) => return Err(query("storing a release")(e)),
+        }
+        let updated = sqlx::query("UPDATE apps SET current_release = ? WHERE name = ?")
+            .bind(release.version as i64)
+            .bind(&release.app)
+            .execute(&mut *tx)
+            .await
+            .map_err(query("setting the current release"))?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NoApp(release.app.clone()));
+        }
+        if release.process_types.contains_key("web") {
+            sqlx::query(
+                "INSERT OR IGNORE INTO formations (app, process_type, count) VALUES (?, 'web', 1)",
+            )
+            .bind(&release.app)
+            .execute(&mut *tx)
+            .await
+            .map_err(query("setting the default formation"))?;
+        }
+        tx.commit().await.map_err(query("committing a release"))?;
+        Ok(())
+    }
+
+    /// The releases of an app, newest first.
+    pub async fn list_releases(&self, app: &str) -> Result<Vec<ReleaseRow>> {
+        let rows = sqlx::query("SELECT * FROM releases WHERE app = ? ORDER BY version DESC")
+            .bind(app)
+            .fetch_all(self.pool())
+            .await
+            .map_err(query("listing releases"))?;
+        rows.iter().map(release_row).collect()
+    }
+
+    pub async fn get_release(&self, app: &str, version: u32) -> Result<Option<ReleaseRow>> {
+        let row = sqlx::query("SELECT * FROM releases WHERE app = ? AND version = ?")
+            .bind(app)
+            .bind(version as i64)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(query("reading a release"))?;
+        row.as_ref().map(release_row).transpose()
+    }
+
+    /// The app's config vars.
+    pub async fn config_vars(&self, app: &str) -> Result<BTreeMap<String, String>> {
+        let rows = sqlx::query("SELECT key, value FROM config_vars WHERE app = ? ORDER BY key")
+            .bind(app)
+            .fetch_all(self.pool())
+            .await
+            .map_err(query("reading config vars"))?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
+            .collect::<std::result::Result<_, sqlx::Error>>()
+            .map_err(query("reading a config var row"))
+    }
+
+    /// Sets (or with `None` removes) one config var.
+    pub async fn set_config_var(&self, app: &str, key: &str, value: Option<&str>) -> Result<()> {
+        let res = match value {
+            Some(v) => {
+                sqlx::query(
+                    "INSERT INTO config_vars (app, key, value) VALUES (?, ?, ?) \
+                     ON CONFLICT (app, key) DO UPDATE SET value = excluded.value",
+                )
+                .bind(app)
+                .bind(key)
+                .bind(v)
+                .execute(self.pool())
+                .await
+            }
+            None => {
+                sqlx::query("DELETE FROM config_vars WHERE app = ? AND key = ?")
+                    .bind(app)
+                    .bind(key)
+                    .execute(self.pool())
+                    .await
+            }
+        };
+        match res {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+                Err(StoreError::NoApp(app.to_string()))
+            }
+            Err(e) => Err(query("setting a config var")(e)),
+        }
+    }
+
+    /// Sets how many jobs of `process_type` the app runs.
+    pub async fn set_formation(&self, app: &str, process_type: &str, count: u32) -> Result<()> {
+        let res = sqlx::query(
+            "INSERT INTO formations (app, process_type, count) VALUES (?, ?, ?) \
+             ON CONFLICT (app, process_type) DO UPDATE SET count = excluded.count",
+        )
+        .bind(app)
+        .bind(process_type)
+        .bind(count as i64)
+        .execute(self.pool())
+        .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+                Err(StoreError::NoApp(app.to_string()))
+            }
+            Err(e) => Err(query("setting a formation")(e)),
+        }
+    }
+
+    /// Every formation with its app's current release.
+    pub async fn formations(&self) -> Result<Vec<FormationRow>> {
+        let rows = sqlx::query(
+            "SELECT f.app, f.process_type, f.count, a.current_release FROM formations f \
+             JOIN apps a ON a.name = f.app ORDER BY f.app, f.process_type",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(query("listing formations"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(FormationRow {
+                    app: r.try_get("app")?,
+                    process_type: r.try_get("process_type")?,
+                    count: r.try_get::<i64, _>("count")?.max(0) as u32,
+                    release: r
+                        .try_get::<Option<i64>, _>("current_release")?
+                        .map(|v| v as u32),
+                })
+            })
+            .collect::<std::result::Result<_, sqlx::Error>>()
+            .map_err(query("reading a formation row"))
+    }
+}

@@ -1,0 +1,237 @@
+//! The controller's persistent state in SQLite (sqlx, WAL mode, numbered migrations in
+//! `controller/migrations/sqlite/`). Plain functions over a pool; no compile-time-checked
+//! query macros, so building needs no database.
+//!
+//! The store is the source of truth the scheduler and the build read before acting, and
+//! every change is written here BEFORE the controller acts on it (a job row exists before
+//! the agent is asked to start it), so a restarted controller picks up where it stopped.
+//!
+//! Submodules: `apps` (apps, releases, config vars, formations) and `work` (builds, jobs,
+//! nodes). Tests get a fresh temporary database each.
+
+mod apps;
+mod work;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("opening the database {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("migrating the database to the current schema: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database query failed ({what}): {source}")]
+    Query {
+        what: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("an app named {0} already exists: pick another name")]
+    AppExists(String),
+    #[error("no app named {0}")]
+    NoApp(String),
+    #[error("release v{version} of {app} already exists")]
+    ReleaseExists { app: String, version: u32 },
+    #[error("stored {what} is corrupt: {why}")]
+    Corrupt { what: &'static str, why: String },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Wraps a sqlx error with what the query was for.
+pub(crate) fn query(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Query { what, source }
+}
+
+/// True when the error is a UNIQUE / PRIMARY KEY violation.
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// An app row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppRow {
+    pub name: String,
+    pub created_at: String,
+    pub current_release: Option<u32>,
+}
+
+/// A release row: immutable once written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseRow {
+    pub app: String,
+    pub version: u32,
+    /// `<repository>@sha256:…`
+    pub image: String,
+    pub source_version: Option<String>,
+    pub process_types: BTreeMap<String, String>,
+    pub config: BTreeMap<String, String>,
+    pub description: String,
+    pub created_at: String,
+}
+
+impl ReleaseRow {
+    /// The wire form (config values left out).
+    pub fn to_api(&self) -> paas_api::Release {
+        paas_api::Release {
+            app: self.app.clone(),
+            version: self.version,
+            image: self.image.clone(),
+            source_version: self.source_version.clone(),
+            process_types: self.process_types.clone(),
+            config_keys: self.config.keys().cloned().collect(),
+            description: self.description.clone(),
+            created_at: self.created_at.clone(),
+        }
+    }
+}
+
+/// A build row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildRow {
+    pub id: String,
+    pub app: String,
+    /// pending, building, succeeded, failed
+    pub status: String,
+    pub source_version: Option<String>,
+    pub release: Option<u32>,
+    pub log: String,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+}
+
+impl BuildRow {
+    pub fn to_api(&self) -> paas_api::Build {
+        paas_api::Build {
+            id: self.id.clone(),
+            app: self.app.clone(),
+            status: self.status.clone(),
+            source_version: self.source_version.clone(),
+            release: self.release,
+            created_at: self.created_at.clone(),
+            finished_at: self.finished_at.clone(),
+        }
+    }
+}
+
+/// How many jobs of one process type an app should run, with the app's current release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormationRow {
+    pub app: String,
+    pub process_type: String,
+    pub count: u32,
+    /// The app's current release, if it has one.
+    pub release: Option<u32>,
+}
+
+/// Job states as stored (`jobs.state`).
+pub mod job_state {
+    /// The row is written, the agent has not confirmed the job yet.
+    pub const PENDING: &str = "pending";
+    pub const STARTING: &str = "starting";
+    pub const UP: &str = "up";
+    pub const STOPPING: &str = "stopping";
+    pub const DOWN: &str = "down";
+    pub const CRASHED: &str = "crashed";
+    /// Deleted from its node; the row stays for its exit reason.
+    pub const REMOVED: &str = "removed";
+}
+
+/// A job row: one process of one release on one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRow {
+    pub id: String,
+    pub app: String,
+    pub release: u32,
+    pub process_type: String,
+    pub node: String,
+    pub state: String,
+    pub addr: Option<String>,
+    pub exit_reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A node row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRow {
+    pub name: String,
+    pub url: String,
+    pub memory_bytes: u64,
+    pub last_seen_ms: i64,
+}
+
+/// The controller's database. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `path` in WAL mode and applies the
+    /// migrations.
+    pub async fn open(path: &Path) -> Result<Store> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Marks builds that were running when the controller stopped as failed (their build
+    /// output stream is gone) and returns how many there were.
+    pub async fn fail_interrupted_builds(&self) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE builds SET status = 'failed', finished_at = ?, \
+             log = log || '\n !     The controller restarted during this build.\n' \
+             WHERE status IN ('pending', 'building')",
+        )
+        .bind(crate::util::now_rfc3339())
+        .execute(&self.pool)
+        .await
+        .map_err(query("failing interrupted builds"))?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// Parses a JSON object of strings stored in a TEXT column.
+pub(crate) fn json_map(what: &'static str, text: &str) -> Result<BTreeMap<String, String>> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        what,
+        why: e.to_string(),
+    })
+}
+
+/// Serializes a map of strings for a TEXT column.
+pub(crate) fn map_json(map: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(map).unwrap_or_else(|_| "{}".into())
+}
