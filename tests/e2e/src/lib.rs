@@ -31,7 +31,10 @@ pub fn require_root() -> bool {
 }
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 fn target_dir() -> PathBuf {
@@ -145,7 +148,11 @@ impl Paas {
             .arg("--subnet")
             .arg(format!("10.201.{slot}.0/24"))
             .arg("--port-range")
-            .arg(format!("{}-{}", 30000 + slot * 100, 30000 + slot * 100 + 99))
+            .arg(format!(
+                "{}-{}",
+                30000 + slot * 100,
+                30000 + slot * 100 + 99
+            ))
             .arg("--stacks-dir")
             .arg(stacks)
             .env("RUST_LOG", "info")
@@ -178,7 +185,12 @@ impl Paas {
             }
             if let Ok(token) = std::fs::read_to_string(&token_path) {
                 self.token = token.trim().to_string();
-                if let Ok(resp) = self.client().get(format!("{}/v1/apps", self.api)).send() {
+                if let Ok(resp) = self
+                    .client()
+                    .get(format!("{}/v1/apps", self.api))
+                    .bearer_auth(&self.token)
+                    .send()
+                {
                     if resp.status().is_success() && self.node_up() {
                         return;
                     }
@@ -289,7 +301,9 @@ impl Paas {
             .get(format!("{url}/v1/jobs"))
             .bearer_auth(node_token.trim())
             .send()?;
-        Ok(serde_json::from_str::<Vec<serde_json::Value>>(&resp.text()?)?)
+        Ok(serde_json::from_str::<Vec<serde_json::Value>>(
+            &resp.text()?,
+        )?)
     }
 }
 
@@ -344,7 +358,10 @@ pub struct Push {
 impl AppDir {
     pub fn new() -> AppDir {
         let app = AppDir {
-            dir: tempfile::Builder::new().prefix("paas-app-").tempdir().unwrap(),
+            dir: tempfile::Builder::new()
+                .prefix("paas-app-")
+                .tempdir()
+                .unwrap(),
             home: tempfile::tempdir().unwrap(),
         };
         app.git(&["init", "-q", "-b", "main"]).unwrap();

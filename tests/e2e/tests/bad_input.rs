@@ -29,12 +29,17 @@ fn bad_pushes_are_refused_with_clear_messages() {
     let push = app.push(&paas.git_url_with("notoken", None), "main");
     assert!(!push.ok, "{}", push.output);
     assert!(
-        push.output.contains("401") || push.output.contains("Authentication failed"),
+        push.output.contains("401")
+            || push.output.contains("Authentication failed")
+            || push.output.contains("could not read Username"),
         "{}",
         push.output
     );
     // A wrong token: 401 too.
-    let push = app.push(&paas.git_url_with("badtoken", Some("not-the-token")), "main");
+    let push = app.push(
+        &paas.git_url_with("badtoken", Some("not-the-token")),
+        "main",
+    );
     assert!(!push.ok, "{}", push.output);
     assert!(
         push.output.contains("Authentication failed") || push.output.contains("401"),
@@ -97,7 +102,11 @@ fn bad_pushes_are_refused_with_clear_messages() {
     app.write("notes.txt", "no app here\n");
     app.commit("nothing deployable");
     let push = app.push(&paas.git_url("keeper"), "main");
-    assert!(!push.ok, "a push with nothing to build succeeded:\n{}", push.output);
+    assert!(
+        !push.ok,
+        "a push with nothing to build succeeded:\n{}",
+        push.output
+    );
     for expected in ["Procfile", "index.html"] {
         assert!(
             push.output.contains(expected),

@@ -38,11 +38,7 @@ fn static_app_push_serves_and_second_push_replaces_v1() {
         );
     }
     // The build output reaches the user as git's `remote:` lines.
-    assert!(
-        push.output.contains("remote: -----> "),
-        "{}",
-        push.output
-    );
+    assert!(push.output.contains("remote: -----> "), "{}", push.output);
 
     let apps = paas.get_json("/v1/apps").unwrap();
     let hello = apps
@@ -86,9 +82,9 @@ fn static_app_push_serves_and_second_push_replaces_v1() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let jobs = paas.agent_jobs().unwrap();
-        let v1_still_up = jobs
-            .iter()
-            .any(|j| v1_jobs.contains(&j["id"].as_str().unwrap().to_string()) && j["state"] == "up");
+        let v1_still_up = jobs.iter().any(|j| {
+            v1_jobs.contains(&j["id"].as_str().unwrap().to_string()) && j["state"] == "up"
+        });
         if !v1_still_up {
             break;
         }
