@@ -1,0 +1,79 @@
+#!/bin/bash
+# bench/run deploy: time from `git push` to the first 200 through the router, for a static
+# app and a Procfile app, cold (first push) and warm (a second push with a one-line change).
+# Runs a throw-away standalone paas (own data dir, ports, prefix) and removes it at the end.
+# Last line: `deploy: static cold <ms> warm <ms> procfile cold <ms> warm <ms> ratio <warm static/2000 ms target>`
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" -eq 0 ] || { echo "bench/run deploy needs root (it runs containers)" >&2; exit 1; }
+
+cargo build --release -q -p paas-controller -p paas-node-agent
+bin=target/release
+work=$(mktemp -d /tmp/paas-bench-deploy.XXXXXX)
+prefix=bd$(printf '%04x' $(( $$ % 65535 )))
+api_port=$(( 18000 + $$ % 1000 ))
+router_port=$(( api_port + 1000 ))
+deploy/build-stack tiny "$work/stacks/tiny" >/dev/null
+
+"$bin/paas-controller" --standalone --data-dir "$work/data" --stacks-dir "$work/stacks" \
+    --listen 127.0.0.1:$api_port --router-listen 127.0.0.1:$router_port \
+    --prefix "$prefix" --subnet 10.202.7.0/24 --port-range 31000-31099 \
+    >"$work/controller.log" 2>&1 &
+pid=$!
+cleanup() {
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    "$bin/paas-agent" cleanup --state-dir "$work/data/agent" --prefix "$prefix" >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+for _ in $(seq 1 300); do
+    [ -s "$work/data/admin-token" ] && curl -sf -o /dev/null -H "Authorization: Bearer $(cat "$work/data/admin-token")" \
+        "http://127.0.0.1:$api_port/v1/apps" && break
+    sleep 0.1
+done
+token=$(cat "$work/data/admin-token")
+sleep 3 # the agent's first heartbeat
+
+now_ms() { date +%s%3N; }
+# push APP DIR NEEDLE → ms from push start to a 200 whose body contains NEEDLE
+push_ms() {
+    local app=$1 dir=$2 needle=$3 start
+    start=$(now_ms)
+    git -C "$dir" -c credential.helper= push -q "http://u:$token@127.0.0.1:$api_port/git/$app.git" main >/dev/null 2>&1 \
+        || { echo "push of $app failed; see $work/controller.log" >&2; exit 1; }
+    for _ in $(seq 1 600); do
+        if curl -sf -H "Host: $app.localhost" "http://127.0.0.1:$router_port/" 2>/dev/null | grep -q "$needle"; then
+            echo $(( $(now_ms) - start ))
+            return
+        fi
+        sleep 0.05
+    done
+    echo "no 200 from $app within 30 s" >&2
+    exit 1
+}
+
+mkapp() {
+    local dir=$work/src-$1
+    mkdir -p "$dir"
+    git -C "$dir" init -q -b main
+    echo "$dir"
+}
+commit() { git -C "$1" -c user.name=b -c user.email=b@paas.invalid add -A && git -C "$1" -c user.name=b -c user.email=b@paas.invalid commit -qm "$2"; }
+
+s=$(mkapp static); echo "<p>one</p>" > "$s/index.html"; commit "$s" one
+static_cold=$(push_ms bstatic "$s" one)
+echo "<p>two</p>" > "$s/index.html"; commit "$s" two
+static_warm=$(push_ms bstatic "$s" two)
+
+p=$(mkapp proc)
+printf '%s\n' "web: sh -c 'mkdir -p /tmp/w && echo one > /tmp/w/index.html && exec httpd -f -p \$PORT -h /tmp/w'" > "$p/Procfile"
+commit "$p" one
+proc_cold=$(push_ms bproc "$p" one)
+sed -i 's/echo one/echo two/' "$p/Procfile"; commit "$p" two
+proc_warm=$(push_ms bproc "$p" two)
+
+echo "static: cold ${static_cold} ms, warm ${static_warm} ms; procfile: cold ${proc_cold} ms, warm ${proc_warm} ms"
+ratio=$(awk -v w="$static_warm" 'BEGIN { printf "%.2f", w / 2000 }')
+echo "deploy: static cold ${static_cold} ms warm ${static_warm} ms procfile cold ${proc_cold} ms warm ${proc_warm} ms ratio ${ratio} (warm static / 2000 ms target)"
