@@ -46,8 +46,16 @@ mod tests {
             assert!(validate_app_name(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "a", "Hello", "1app", "-app", "my_app", "my.app", "app/x",
-            "abcdefghijabcdefghijabcdefghijk", "héllo",
+            "",
+            "a",
+            "Hello",
+            "1app",
+            "-app",
+            "my_app",
+            "my.app",
+            "app/x",
+            "abcdefghijabcdefghijabcdefghijk",
+            "héllo",
         ] {
             let err = validate_app_name(bad).unwrap_err();
             assert!(err.contains("lowercase letters"), "{bad}: {err}");
