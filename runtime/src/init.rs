@@ -32,6 +32,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
 use nix::sys::stat::Mode;
 
+use crate::harden;
 use crate::plan::{Op, Plan};
 use crate::{Error, Result};
 
@@ -184,7 +185,7 @@ impl Msg {
 }
 
 /// Reads the calling thread's errno.
-fn errno() -> i32 {
+pub(crate) fn errno() -> i32 {
     // SAFETY: __errno_location returns a valid pointer to this thread's errno.
     unsafe { *libc::__errno_location() }
 }
@@ -193,7 +194,7 @@ fn errno() -> i32 {
 ///
 /// # Safety
 /// Only in the cloned child.
-unsafe fn die(fd: RawFd, code: i32, parts: &[&[u8]]) -> ! {
+pub(crate) unsafe fn die(fd: RawFd, code: i32, parts: &[&[u8]]) -> ! {
     let mut msg = Msg::new(FAILED, errno());
     for p in parts {
         msg.push(p);
@@ -369,6 +370,7 @@ unsafe fn run_op(op: &Op, err: RawFd) {
                     die(err, 1, &[b"symlink ", link.to_bytes()]);
                 }
             }
+            Op::Mask { .. } | Op::ReadOnly { .. } => harden::run_post_op(op, err),
         }
     }
 }
@@ -424,6 +426,12 @@ unsafe fn child_main(a: &ChildArgs) -> ! {
         if libc::chdir(c"/".as_ptr()) != 0 {
             die(err, 1, &[b"chdir /"]);
         }
+        for op in &p.post_ops {
+            harden::run_post_op(op, err);
+        }
+        if p.readonly_rootfs {
+            harden::readonly_root(err);
+        }
         let host = p.hostname.to_bytes();
         if libc::sethostname(host.as_ptr().cast(), host.len()) != 0 {
             die(err, 1, &[b"sethostname ", host]);
@@ -447,17 +455,7 @@ unsafe fn child_main(a: &ChildArgs) -> ! {
             libc::close(null);
         }
 
-        if libc::syscall(libc::SYS_setgroups, 0usize, ptr::null::<libc::gid_t>()) != 0 {
-            die(err, 1, &[b"setgroups"]);
-        }
-        if let Some((uid, gid)) = p.user {
-            if libc::syscall(libc::SYS_setresgid, gid, gid, gid) != 0 {
-                die(err, 1, &[b"setting the group id"]);
-            }
-            if libc::syscall(libc::SYS_setresuid, uid, uid, uid) != 0 {
-                die(err, 1, &[b"setting the user id"]);
-            }
-        }
+        harden::apply(&p.privileges, err);
 
         // Set up: tell the parent, then wait for `start`.
         libc::write(err, [READY].as_ptr().cast(), 1);
