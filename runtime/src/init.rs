@@ -210,7 +210,7 @@ pub(crate) unsafe fn die(fd: RawFd, code: i32, parts: &[&[u8]]) -> ! {
 ///
 /// # Safety
 /// `fd` must be a descriptor of this process.
-unsafe fn read_byte(fd: RawFd) -> isize {
+pub(crate) unsafe fn read_byte(fd: RawFd) -> isize {
     let mut byte = 0u8;
     loop {
         // SAFETY: reading one byte into a local.
@@ -230,7 +230,7 @@ fn opt_ptr(s: &Option<std::ffi::CString>) -> *const c_char {
 ///
 /// # Safety
 /// Only in the cloned child.
-unsafe fn reset_signals() {
+pub(crate) unsafe fn reset_signals() {
     for sig in 1..=64 {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
@@ -260,7 +260,7 @@ unsafe fn reset_signals() {
 ///
 /// # Safety
 /// Only in the cloned child.
-unsafe fn close_others(keep: &[RawFd]) {
+pub(crate) unsafe fn close_others(keep: &[RawFd]) {
     let mut next: u32 = 3;
     let close = |first: u32, last: u32| {
         // SAFETY: close_range only closes descriptors of this process.

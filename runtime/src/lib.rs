@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub mod cgroup;
+mod exec;
 mod fs;
 mod harden;
 mod init;
@@ -25,6 +26,7 @@ pub mod spec;
 mod state;
 
 pub use cgroup::{CgroupError, CgroupManager, CgroupVersion, Stats};
+pub use exec::{ExecProcess, ExecSpec};
 pub use security::Rlimit;
 pub use spec::{validate_id, validate_spec, DEFAULT_PATH};
 
@@ -357,6 +359,14 @@ impl Runtime {
     /// cgroup behind.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
         lifecycle::delete(&self.config, id, force)
+    }
+
+    /// Runs another process in a running container: all its namespaces, its cgroup, its
+    /// privileges; env, cwd and user default to the container's. Returns once the
+    /// process has exec'd ([`Error::Start`] if it could not); wait with
+    /// [`ExecProcess::wait`] (the caller must be the one to wait: it is our child).
+    pub fn exec(&self, id: &str, spec: ExecSpec) -> Result<ExecProcess> {
+        exec::exec(&self.config, id, spec)
     }
 
     /// Stops a container: SIGTERM, up to `grace` for it to exit, then SIGKILL. Returns

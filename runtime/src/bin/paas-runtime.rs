@@ -56,6 +56,30 @@ enum Command {
     List,
     /// Send a signal (name or number, default TERM) to a container's init.
     Kill { id: String, signal: Option<String> },
+    /// Run a process in a running container; exits with its code.
+    Exec {
+        /// Allocate a pty for the process.
+        #[arg(long, short)]
+        tty: bool,
+        /// KEY=VALUE (repeat); default: the container's environment.
+        #[arg(long, short)]
+        env: Vec<String>,
+        /// Working directory; default: the container's.
+        #[arg(long)]
+        cwd: Option<String>,
+        /// UID[:GID]; default: the container's user.
+        #[arg(long)]
+        user: Option<String>,
+        id: String,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Freeze a container's processes.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// Print a container's memory, CPU and pid figures as JSON.
+    Stats { id: String },
     /// Remove a container (kill it first with --force).
     Delete {
         #[arg(long, short)]
@@ -254,6 +278,35 @@ fn run(rt: &Runtime, a: &ContainerArgs, root: &std::path::Path) -> Result<u8, Fa
     })
 }
 
+/// Copies our stdin to the pty master and the master to our stdout (until the process
+/// closes its side).
+fn relay_pty(master: &std::os::fd::OwnedFd) -> Result<(), Failure> {
+    use std::io::{Read, Write};
+    let fail = |e: std::io::Error| Failure(format!("relaying the pty: {e}"), 1);
+    let mut reader = std::fs::File::from(master.try_clone().map_err(fail)?);
+    let mut writer = std::fs::File::from(master.try_clone().map_err(fail)?);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let mut stdin = std::io::stdin();
+        while let Ok(n) = stdin.read(&mut buf) {
+            if n == 0 || writer.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    let mut buf = [0u8; 4096];
+    let mut stdout = std::io::stdout();
+    // EIO once the last slave descriptor is closed.
+    while let Ok(n) = reader.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        let _ = stdout.write_all(&buf[..n]);
+        let _ = stdout.flush();
+    }
+    Ok(())
+}
+
 fn main_result(cli: Cli) -> Result<u8, Failure> {
     let rt = Runtime::new(RuntimeConfig {
         state_dir: cli.root.clone(),
@@ -284,6 +337,37 @@ fn main_result(cli: Cli) -> Result<u8, Failure> {
             rt.kill(id, sig.unwrap_or(libc::SIGTERM))?;
         }
         Command::Delete { force, id } => rt.delete(id, *force)?,
+        Command::Exec {
+            tty,
+            env,
+            cwd,
+            user,
+            id,
+            command,
+        } => {
+            let spec = paas_runtime::ExecSpec {
+                args: command.clone(),
+                env: env.clone(),
+                cwd: cwd.clone(),
+                user: user.as_deref().map(parse_user).transpose()?,
+                tty: *tty,
+                ..Default::default()
+            };
+            let process = rt.exec(id, spec).map_err(|e| Failure(e.to_string(), 126))?;
+            if let Some(master) = &process.pty {
+                relay_pty(master)?;
+            }
+            let code = process.wait()?;
+            return Ok(code as u8);
+        }
+        Command::Pause { id } => rt.pause(id)?,
+        Command::Resume { id } => rt.resume(id)?,
+        Command::Stats { id } => {
+            let stats = rt.stats(id)?;
+            let json = serde_json::to_string_pretty(&stats)
+                .map_err(|e| Failure(format!("encoding the stats: {e}"), 1))?;
+            println!("{json}");
+        }
     }
     Ok(0)
 }
