@@ -49,6 +49,8 @@ pub(crate) struct ChildFds {
     pub ready_write: OwnedFd,
     pub exec_fifo: OwnedFd,
     pub exec_result: OwnedFd,
+    /// The caller's stdin (inherited stdio); None = the container's `/dev/null`.
+    pub stdin: Option<OwnedFd>,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
     pub netns: Option<OwnedFd>,
@@ -75,11 +77,12 @@ struct ChildArgs<'a> {
     ready_write: RawFd,
     exec_fifo: RawFd,
     exec_result: RawFd,
+    stdin: RawFd,
     stdout: RawFd,
     stderr: RawFd,
     netns: RawFd,
     /// Sorted descriptors to keep; the rest (≥ 3) are closed first thing.
-    keep: [RawFd; 7],
+    keep: [RawFd; 8],
     argv: &'a [*const c_char],
     envp: &'a [*const c_char],
 }
@@ -106,6 +109,7 @@ pub(crate) fn spawn(plan: &Plan, fds: &ChildFds) -> Result<i32> {
         fds.exec_fifo.as_raw_fd(),
         fds.exec_result.as_raw_fd(),
         fds.stdout.as_raw_fd(),
+        fds.stdin.as_ref().map_or(-1, |f| f.as_raw_fd()),
         fds.stderr.as_raw_fd(),
         netns,
     ];
@@ -116,6 +120,7 @@ pub(crate) fn spawn(plan: &Plan, fds: &ChildFds) -> Result<i32> {
         ready_write: fds.ready_write.as_raw_fd(),
         exec_fifo: fds.exec_fifo.as_raw_fd(),
         exec_result: fds.exec_result.as_raw_fd(),
+        stdin: fds.stdin.as_ref().map_or(-1, |f| f.as_raw_fd()),
         stdout: fds.stdout.as_raw_fd(),
         stderr: fds.stderr.as_raw_fd(),
         netns,
@@ -444,7 +449,11 @@ unsafe fn child_main(a: &ChildArgs) -> ! {
             );
         }
 
-        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        let null = if a.stdin >= 0 {
+            a.stdin
+        } else {
+            libc::open(c"/dev/null".as_ptr(), libc::O_RDWR)
+        };
         if null < 0 {
             die(err, 1, &[b"opening /dev/null in the container"]);
         }

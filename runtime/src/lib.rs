@@ -19,6 +19,7 @@ mod fs;
 mod harden;
 mod init;
 mod lifecycle;
+pub mod oci;
 mod ops;
 mod plan;
 pub mod security;
@@ -156,6 +157,11 @@ pub struct ContainerOptions {
     pub additional_gids: Vec<u32>,
     /// CPU bandwidth limit.
     pub cpu_quota: Option<CpuQuota>,
+    /// The process gets the caller's stdin/stdout/stderr (as runc's pass-through mode)
+    /// instead of `/dev/null` and the spec's log files.
+    pub inherit_stdio: bool,
+    /// The OCI bundle the container came from, for the OCI `state`.
+    pub oci_bundle: Option<PathBuf>,
 }
 
 impl Default for ContainerOptions {
@@ -171,6 +177,8 @@ impl Default for ContainerOptions {
             rlimits: Vec::new(),
             additional_gids: Vec::new(),
             cpu_quota: None,
+            inherit_stdio: false,
+            oci_bundle: None,
         }
     }
 }
@@ -329,6 +337,11 @@ impl Runtime {
     /// Current state (Running/Stopped is checked against the live process).
     pub fn state(&self, id: &str) -> Result<ContainerState> {
         lifecycle::state(&self.config, id)
+    }
+
+    /// The options a container was created with.
+    pub fn options(&self, id: &str) -> Result<ContainerOptions> {
+        lifecycle::options(&self.config, id)
     }
 
     /// Every container in the state dir, sorted by id. Half-created containers (whose

@@ -109,6 +109,11 @@ pub(crate) fn state(cfg: &RuntimeConfig, id: &str) -> Result<ContainerState> {
     })
 }
 
+pub(crate) fn options(cfg: &RuntimeConfig, id: &str) -> Result<ContainerOptions> {
+    let (_, sf) = load(cfg, id)?;
+    Ok(sf.map(|s| s.options).unwrap_or_default())
+}
+
 pub(crate) fn list(cfg: &RuntimeConfig) -> Result<Vec<ContainerState>> {
     let entries = fs::read_dir(&cfg.state_dir).map_err(io_err(format!(
         "listing the state dir {}",
@@ -206,7 +211,7 @@ fn set_up(
         cg.set_cpu_quota(q)?;
     }
     let plan = plan::build(spec, &sf.options, &layout.rootfs)?;
-    let (child_fds, sync_write, ready_read) = open_fds(spec, layout)?;
+    let (child_fds, sync_write, ready_read) = open_fds(spec, &sf.options, layout)?;
 
     let pid = init::spawn(&plan, &child_fds)?;
     drop(child_fds);
@@ -248,7 +253,23 @@ fn set_up(
 
 /// Opens the child's descriptors; returns them with the parent's ends of the pipes
 /// (sync write end, ready read end).
-fn open_fds(spec: &ContainerSpec, layout: &Layout) -> Result<(ChildFds, OwnedFd, OwnedFd)> {
+fn open_fds(
+    spec: &ContainerSpec,
+    opts: &ContainerOptions,
+    layout: &Layout,
+) -> Result<(ChildFds, OwnedFd, OwnedFd)> {
+    let inherit = |fd: i32| -> Result<OwnedFd> {
+        let raw = nix::fcntl::fcntl(
+            // SAFETY: 0..2 are open for the life of this call (checked by fcntl).
+            unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+            nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3),
+        )
+        .map_err(sys_err(format!(
+            "duplicating our descriptor {fd} for the container"
+        )))?;
+        // SAFETY: a new descriptor from F_DUPFD_CLOEXEC, owned by nobody else.
+        Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+    };
     let log = |path: &Path| -> Result<OwnedFd> {
         let file = fs::OpenOptions::new()
             .append(true)
@@ -258,8 +279,13 @@ fn open_fds(spec: &ContainerSpec, layout: &Layout) -> Result<(ChildFds, OwnedFd,
             .map_err(io_err(format!("opening the log file {}", path.display())))?;
         above_stdio(file.into())
     };
-    let stdout = log(&spec.stdout)?;
-    let stderr = if spec.stderr == spec.stdout {
+    let (stdin, stdout) = match opts.inherit_stdio {
+        true => (Some(inherit(0)?), inherit(1)?),
+        false => (None, log(&spec.stdout)?),
+    };
+    let stderr = if opts.inherit_stdio {
+        inherit(2)?
+    } else if spec.stderr == spec.stdout {
         above_stdio(
             stdout
                 .try_clone()
@@ -292,6 +318,7 @@ fn open_fds(spec: &ContainerSpec, layout: &Layout) -> Result<(ChildFds, OwnedFd,
         ready_write: above_stdio(ready_write)?,
         exec_fifo: fifo(&layout.exec_fifo)?,
         exec_result: fifo(&layout.exec_result)?,
+        stdin,
         stdout,
         stderr,
         netns,

@@ -307,7 +307,9 @@ impl V1 {
         let mut seen: Vec<PathBuf> = Vec::new();
         for controller in V1_CONTROLLERS {
             let mount = root.join(controller);
-            if !mount.is_dir() {
+            // A hierarchy is mounted where its root has `cgroup.procs` (a bare directory,
+            // or a tmpfs hiding the hierarchy, is not one).
+            if !mount.join("cgroup.procs").exists() {
                 continue;
             }
             let real = fs::canonicalize(&mount).unwrap_or_else(|_| mount.clone());
