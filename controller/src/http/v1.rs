@@ -96,13 +96,8 @@ async fn heartbeat(
     }
     let first = {
         let mut live = c.heartbeats.lock().unwrap_or_else(|e| e.into_inner());
-        live.insert(
-            hb.name.clone(),
-            NodeLive {
-                jobs: hb.jobs.len() as u32,
-            },
-        )
-        .is_none()
+        live.insert(hb.name.clone(), NodeLive::from_heartbeat(&hb))
+            .is_none()
     };
     c.store
         .upsert_node(&hb.name, &hb.url, hb.memory_bytes, unix_ms())
