@@ -50,7 +50,11 @@ fn main() {
             .iter()
             .filter(|a| matches!(a, Action::Start { .. }))
             .count();
-        assert_eq!(starts, (apps * per_app) as usize, "every job must be placed");
+        assert_eq!(
+            starts,
+            (apps * per_app) as usize,
+            "every job must be placed"
+        );
     }
     times.sort_by(f64::total_cmp);
     let ms = times[times.len() / 2];

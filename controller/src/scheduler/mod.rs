@@ -185,10 +185,10 @@ pub fn plan(desired: &[Formation], nodes: &[NodeInfo], jobs: &[ObservedJob]) -> 
         };
         let count = formation.count as usize;
         // Jobs on draining nodes are replaced like jobs of an old release.
-        let (mut current, old): (Vec<(&ObservedJob, usize)>, Vec<(&ObservedJob, usize)>) =
-            active.iter().copied().partition(|(j, i)| {
-                j.release == formation.release && !order[*i].draining
-            });
+        let (mut current, old): (Vec<(&ObservedJob, usize)>, Vec<(&ObservedJob, usize)>) = active
+            .iter()
+            .copied()
+            .partition(|(j, i)| j.release == formation.release && !order[*i].draining);
 
         if current.len() < count {
             for (_, i) in &current {
@@ -199,7 +199,11 @@ pub fn plan(desired: &[Formation], nodes: &[NodeInfo], jobs: &[ObservedJob]) -> 
             if layers > 0 {
                 missing.fill(layers);
                 for layer in &formation.layers {
-                    for &i in holders.get(layer.as_str()).map(Vec::as_slice).unwrap_or(&[]) {
+                    for &i in holders
+                        .get(layer.as_str())
+                        .map(Vec::as_slice)
+                        .unwrap_or(&[])
+                    {
                         missing[i] -= 1;
                     }
                 }

@@ -1,5 +1,5 @@
-//! The scheduler's columns (migration 0005): draining nodes, per-node subnets, and the
-//! restart count and last crash of each job.
+//! The scheduler's columns (migration 0005): draining nodes and the restart count and last
+//! crash of each job. (`nodes.subnet` is reserved for controller-allocated node subnets.)
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -37,32 +37,6 @@ impl Store {
             .map(|r| r.try_get::<String, _>("name"))
             .collect::<std::result::Result<_, _>>()
             .map_err(query("reading a node name"))
-    }
-
-    /// Node → subnet, for every node that has one.
-    pub async fn node_subnets(&self) -> Result<HashMap<String, String>> {
-        let rows = sqlx::query("SELECT name, subnet FROM nodes WHERE subnet IS NOT NULL")
-            .fetch_all(self.pool())
-            .await
-            .map_err(query("listing node subnets"))?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("name")?, r.try_get("subnet")?)))
-            .collect::<std::result::Result<_, sqlx::Error>>()
-            .map_err(query("reading a node subnet"))
-    }
-
-    /// Records a node's subnet (creating the row, not yet heartbeating, if needed).
-    pub async fn set_node_subnet(&self, name: &str, subnet: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO nodes (name, url, memory_bytes, last_seen_ms, subnet) \
-             VALUES (?, '', 0, 0, ?) ON CONFLICT (name) DO UPDATE SET subnet = excluded.subnet",
-        )
-        .bind(name)
-        .bind(subnet)
-        .execute(self.pool())
-        .await
-        .map_err(query("recording a node subnet"))?;
-        Ok(())
     }
 
     /// Records a job's restart count and the reason of the crash before it.
