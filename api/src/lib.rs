@@ -310,6 +310,10 @@ pub struct NodeHeartbeat {
     pub memory_bytes: u64,
     #[serde(default)]
     pub jobs: Vec<JobStatus>,
+    /// Digests (`sha256:…`) of the image layers the node has cached; the scheduler prefers
+    /// nodes that already have a release's layers.
+    #[serde(default)]
+    pub layers: Vec<String>,
 }
 
 #[cfg(test)]

@@ -138,6 +138,18 @@ impl AgentClient {
         self.send("GET", url, req).await
     }
 
+    /// `GET /v1/jobs/{id}/logs?follow=false`: the job's output so far.
+    pub async fn logs(&self, node: &str, id: &str) -> Result<String, AgentError> {
+        let url = format!("{node}/v1/jobs/{id}/logs?follow=false");
+        let req = self.http.get(&url).timeout(QUICK_TIMEOUT);
+        let resp = self.send("GET", url.clone(), req).await?;
+        resp.text().await.map_err(|source| AgentError::Http {
+            method: "GET",
+            url,
+            source,
+        })
+    }
+
     /// `POST /v1/jobs/{id}/stop`: returns after the process exited.
     pub async fn stop_job(
         &self,

@@ -64,6 +64,10 @@ pub struct ServeArgs {
     /// Serve the buildpacks from this directory instead of the copy built into the binary.
     #[arg(long)]
     pub buildpacks_dir: Option<PathBuf>,
+    /// Start no local agent: nodes are `paas-agent --controller URL` processes started
+    /// elsewhere (with the token of DATA/node-token), as `deploy/netns-cluster` does.
+    #[arg(long)]
+    pub no_local_agent: bool,
 }
 
 /// Errors in the command line values.

@@ -78,7 +78,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         Some(p) => p.clone(),
         None => default_agent_bin()?,
     };
-    if !agent_bin.is_file() {
+    if !args.no_local_agent && !agent_bin.is_file() {
         return Err(StartError::NoAgent {
             path: agent_bin.display().to_string(),
         });
@@ -104,16 +104,28 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     let router = tokio::spawn(crate::router::serve(router_listener, c.routes.clone()));
     let scheduler = tokio::spawn(crate::scheduler::run(Arc::clone(&c)));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let agent = tokio::spawn(supervise_agent(
-        agent_command(&c, &args, &agent_bin),
-        stop_rx,
-    ));
+    let agent = if args.no_local_agent {
+        tracing::info!(
+            "no local agent (--no-local-agent): start agents with --controller {} and the \
+             token in {}",
+            c.settings.internal_url,
+            c.settings.data_dir.join("node-token").display()
+        );
+        None
+    } else {
+        Some(tokio::spawn(supervise_agent(
+            agent_command(&c, &args, &agent_bin),
+            stop_rx,
+        )))
+    };
 
     print_banner(&c, router_addr);
     wait_for_signal().await?;
     tracing::info!("stopping: SIGTERM to the agent (containers keep running)");
     let _ = stop_tx.send(true);
-    let _ = agent.await;
+    if let Some(agent) = agent {
+        let _ = agent.await;
+    }
     api.abort();
     router.abort();
     scheduler.abort();

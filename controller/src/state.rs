@@ -38,6 +38,17 @@ pub enum OpenError {
 #[derive(Debug, Clone, Default)]
 pub struct NodeLive {
     pub jobs: u32,
+    /// Digests of the layers the node has cached.
+    pub layers: std::collections::BTreeSet<String>,
+}
+
+impl NodeLive {
+    pub fn from_heartbeat(hb: &paas_api::NodeHeartbeat) -> NodeLive {
+        NodeLive {
+            jobs: hb.jobs.len() as u32,
+            layers: hb.layers.iter().cloned().collect(),
+        }
+    }
 }
 
 /// The controller's shared state.

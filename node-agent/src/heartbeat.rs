@@ -1,5 +1,5 @@
 //! The heartbeat: every 2 s, `POST {controller}/v1/nodes/heartbeat` with the node's name,
-//! API URL, memory and every job's status. Failures are logged and the loop goes on.
+//! API URL, memory, every job's status and the cached layers' digests. Failures are logged and the loop goes on.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +34,22 @@ pub fn heartbeat(agent: &Agent) -> NodeHeartbeat {
         url: agent.url().unwrap_or_default().to_string(),
         memory_bytes: crate::util::mem_total_bytes(),
         jobs: agent.jobs.statuses(),
+        layers: cached_layers(&agent.config.state_dir.join("layers")),
     }
+}
+
+/// The digests of the unpacked layers in `dir` (`layers/<hex>/`; temp dirs skipped).
+fn cached_layers(dir: &std::path::Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut layers: Vec<String> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(|n| format!("sha256:{n}"))
+        .collect();
+    layers.sort();
+    layers
 }
 
 /// Sends one heartbeat to `controller`.

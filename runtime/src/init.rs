@@ -32,6 +32,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
 use nix::sys::stat::Mode;
 
+use crate::harden;
 use crate::plan::{Op, Plan};
 use crate::{Error, Result};
 
@@ -48,6 +49,8 @@ pub(crate) struct ChildFds {
     pub ready_write: OwnedFd,
     pub exec_fifo: OwnedFd,
     pub exec_result: OwnedFd,
+    /// The caller's stdin (inherited stdio); None = the container's `/dev/null`.
+    pub stdin: Option<OwnedFd>,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
     pub netns: Option<OwnedFd>,
@@ -74,11 +77,12 @@ struct ChildArgs<'a> {
     ready_write: RawFd,
     exec_fifo: RawFd,
     exec_result: RawFd,
+    stdin: RawFd,
     stdout: RawFd,
     stderr: RawFd,
     netns: RawFd,
     /// Sorted descriptors to keep; the rest (≥ 3) are closed first thing.
-    keep: [RawFd; 7],
+    keep: [RawFd; 8],
     argv: &'a [*const c_char],
     envp: &'a [*const c_char],
 }
@@ -105,6 +109,7 @@ pub(crate) fn spawn(plan: &Plan, fds: &ChildFds) -> Result<i32> {
         fds.exec_fifo.as_raw_fd(),
         fds.exec_result.as_raw_fd(),
         fds.stdout.as_raw_fd(),
+        fds.stdin.as_ref().map_or(-1, |f| f.as_raw_fd()),
         fds.stderr.as_raw_fd(),
         netns,
     ];
@@ -115,6 +120,7 @@ pub(crate) fn spawn(plan: &Plan, fds: &ChildFds) -> Result<i32> {
         ready_write: fds.ready_write.as_raw_fd(),
         exec_fifo: fds.exec_fifo.as_raw_fd(),
         exec_result: fds.exec_result.as_raw_fd(),
+        stdin: fds.stdin.as_ref().map_or(-1, |f| f.as_raw_fd()),
         stdout: fds.stdout.as_raw_fd(),
         stderr: fds.stderr.as_raw_fd(),
         netns,
@@ -184,7 +190,7 @@ impl Msg {
 }
 
 /// Reads the calling thread's errno.
-fn errno() -> i32 {
+pub(crate) fn errno() -> i32 {
     // SAFETY: __errno_location returns a valid pointer to this thread's errno.
     unsafe { *libc::__errno_location() }
 }
@@ -193,7 +199,7 @@ fn errno() -> i32 {
 ///
 /// # Safety
 /// Only in the cloned child.
-unsafe fn die(fd: RawFd, code: i32, parts: &[&[u8]]) -> ! {
+pub(crate) unsafe fn die(fd: RawFd, code: i32, parts: &[&[u8]]) -> ! {
     let mut msg = Msg::new(FAILED, errno());
     for p in parts {
         msg.push(p);
@@ -209,7 +215,7 @@ unsafe fn die(fd: RawFd, code: i32, parts: &[&[u8]]) -> ! {
 ///
 /// # Safety
 /// `fd` must be a descriptor of this process.
-unsafe fn read_byte(fd: RawFd) -> isize {
+pub(crate) unsafe fn read_byte(fd: RawFd) -> isize {
     let mut byte = 0u8;
     loop {
         // SAFETY: reading one byte into a local.
@@ -229,7 +235,7 @@ fn opt_ptr(s: &Option<std::ffi::CString>) -> *const c_char {
 ///
 /// # Safety
 /// Only in the cloned child.
-unsafe fn reset_signals() {
+pub(crate) unsafe fn reset_signals() {
     for sig in 1..=64 {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
@@ -259,7 +265,7 @@ unsafe fn reset_signals() {
 ///
 /// # Safety
 /// Only in the cloned child.
-unsafe fn close_others(keep: &[RawFd]) {
+pub(crate) unsafe fn close_others(keep: &[RawFd]) {
     let mut next: u32 = 3;
     let close = |first: u32, last: u32| {
         // SAFETY: close_range only closes descriptors of this process.
@@ -369,6 +375,7 @@ unsafe fn run_op(op: &Op, err: RawFd) {
                     die(err, 1, &[b"symlink ", link.to_bytes()]);
                 }
             }
+            Op::Mask { .. } | Op::ReadOnly { .. } => harden::run_post_op(op, err),
         }
     }
 }
@@ -424,6 +431,12 @@ unsafe fn child_main(a: &ChildArgs) -> ! {
         if libc::chdir(c"/".as_ptr()) != 0 {
             die(err, 1, &[b"chdir /"]);
         }
+        for op in &p.post_ops {
+            harden::run_post_op(op, err);
+        }
+        if p.readonly_rootfs {
+            harden::readonly_root(err);
+        }
         let host = p.hostname.to_bytes();
         if libc::sethostname(host.as_ptr().cast(), host.len()) != 0 {
             die(err, 1, &[b"sethostname ", host]);
@@ -436,7 +449,11 @@ unsafe fn child_main(a: &ChildArgs) -> ! {
             );
         }
 
-        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        let null = if a.stdin >= 0 {
+            a.stdin
+        } else {
+            libc::open(c"/dev/null".as_ptr(), libc::O_RDWR)
+        };
         if null < 0 {
             die(err, 1, &[b"opening /dev/null in the container"]);
         }
@@ -447,17 +464,7 @@ unsafe fn child_main(a: &ChildArgs) -> ! {
             libc::close(null);
         }
 
-        if libc::syscall(libc::SYS_setgroups, 0usize, ptr::null::<libc::gid_t>()) != 0 {
-            die(err, 1, &[b"setgroups"]);
-        }
-        if let Some((uid, gid)) = p.user {
-            if libc::syscall(libc::SYS_setresgid, gid, gid, gid) != 0 {
-                die(err, 1, &[b"setting the group id"]);
-            }
-            if libc::syscall(libc::SYS_setresuid, uid, uid, uid) != 0 {
-                die(err, 1, &[b"setting the user id"]);
-            }
-        }
+        harden::apply(&p.privileges, err);
 
         // Set up: tell the parent, then wait for `start`.
         libc::write(err, [READY].as_ptr().cast(), 1);

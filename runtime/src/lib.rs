@@ -14,14 +14,21 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub mod cgroup;
+mod exec;
 mod fs;
+mod harden;
 mod init;
 mod lifecycle;
+pub mod oci;
+mod ops;
 mod plan;
+pub mod security;
 pub mod spec;
 mod state;
 
-pub use cgroup::{CgroupError, CgroupManager, CgroupVersion};
+pub use cgroup::{CgroupError, CgroupManager, CgroupVersion, Stats};
+pub use exec::{ExecProcess, ExecSpec};
+pub use security::Rlimit;
 pub use spec::{validate_id, validate_spec, DEFAULT_PATH};
 
 /// Errors of the runtime. Every variant says what failed and on what.
@@ -117,6 +124,65 @@ pub struct ContainerSpec {
     pub stderr: PathBuf,
 }
 
+/// CPU bandwidth: at most `quota_us` of CPU time every `period_us` (v1 `cpu.cfs_*`, v2
+/// `cpu.max`). `quota_us = 50_000, period_us = 100_000` is half a core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuQuota {
+    pub quota_us: u64,
+    pub period_us: u64,
+}
+
+/// Settings beyond [`ContainerSpec`]. `Default` is what every container gets from
+/// [`Runtime::create`]: Docker's defaults (see [`security`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ContainerOptions {
+    /// Capabilities kept (bounding, effective, permitted; inheritable and ambient are
+    /// cleared). A non-root `user` keeps only the bounding set, as in Docker.
+    pub capabilities: Vec<String>,
+    /// `PR_SET_NO_NEW_PRIVS`: setuid binaries and file capabilities grant nothing.
+    pub no_new_privileges: bool,
+    /// The default seccomp filter ([`security`]).
+    pub seccomp: bool,
+    /// Container paths hidden (`/dev/null` over files, empty read-only tmpfs over dirs).
+    pub masked_paths: Vec<String>,
+    /// Container paths made read-only.
+    pub readonly_paths: Vec<String>,
+    /// Mount the rootfs read-only (bind mounts keep their own mode; /dev, /proc too).
+    pub readonly_rootfs: bool,
+    /// Resource limits; RLIMIT_NOFILE defaults to [`security::DEFAULT_NOFILE`] when
+    /// not listed.
+    pub rlimits: Vec<Rlimit>,
+    /// Supplementary groups of the process.
+    pub additional_gids: Vec<u32>,
+    /// CPU bandwidth limit.
+    pub cpu_quota: Option<CpuQuota>,
+    /// The process gets the caller's stdin/stdout/stderr (as runc's pass-through mode)
+    /// instead of `/dev/null` and the spec's log files.
+    pub inherit_stdio: bool,
+    /// The OCI bundle the container came from, for the OCI `state`.
+    pub oci_bundle: Option<PathBuf>,
+}
+
+impl Default for ContainerOptions {
+    fn default() -> ContainerOptions {
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+        ContainerOptions {
+            capabilities: strings(&security::DEFAULT_CAPABILITIES),
+            no_new_privileges: true,
+            seccomp: true,
+            masked_paths: strings(&security::DEFAULT_MASKED_PATHS),
+            readonly_paths: strings(&security::DEFAULT_READONLY_PATHS),
+            readonly_rootfs: false,
+            rlimits: Vec::new(),
+            additional_gids: Vec::new(),
+            cpu_quota: None,
+            inherit_stdio: false,
+            oci_bundle: None,
+        }
+    }
+}
+
 /// Lifecycle state, as in the OCI runtime spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -154,6 +220,52 @@ pub struct ExitStatus {
     pub oom_killed: bool,
 }
 
+/// Why a container's process ended, for people: see [`ExitStatus::reason`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum ExitReason {
+    Exited {
+        code: i32,
+    },
+    Signaled {
+        signal: i32,
+    },
+    /// The kernel's OOM killer ended it (the cgroup's memory limit was hit).
+    OutOfMemory,
+    /// It ended but the status was not seen (the caller was not its parent).
+    Unknown,
+}
+
+impl ExitStatus {
+    /// Exited / killed by a signal / out of memory. An OOM kill in the cgroup counts when
+    /// the process did not exit 0 (a killed child that the app survived is not a crash).
+    pub fn reason(&self) -> ExitReason {
+        match (self.code, self.signal) {
+            (Some(0), _) => ExitReason::Exited { code: 0 },
+            _ if self.oom_killed => ExitReason::OutOfMemory,
+            (Some(code), _) => ExitReason::Exited { code },
+            (None, Some(signal)) => ExitReason::Signaled { signal },
+            (None, None) => ExitReason::Unknown,
+        }
+    }
+}
+
+impl std::fmt::Display for ExitReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitReason::Exited { code } => write!(f, "exited with code {code}"),
+            ExitReason::Signaled { signal } => {
+                let name = nix::sys::signal::Signal::try_from(*signal)
+                    .map(|s| s.as_str())
+                    .unwrap_or("unknown signal");
+                write!(f, "killed by signal {signal} ({name})")
+            }
+            ExitReason::OutOfMemory => write!(f, "crashed: out of memory"),
+            ExitReason::Unknown => write!(f, "exited (status unknown)"),
+        }
+    }
+}
+
 /// The runtime: a handle on a state dir and cgroup parent. Cheap to clone, `Send + Sync`.
 #[derive(Debug, Clone)]
 pub struct Runtime {
@@ -178,7 +290,30 @@ impl Runtime {
     /// On failure everything this call made (mount, cgroups, state dir) is removed again,
     /// so the id can be reused at once.
     pub fn create(&self, spec: &ContainerSpec) -> Result<ContainerState> {
-        lifecycle::create(&self.config, spec)
+        lifecycle::create(&self.config, spec, &ContainerOptions::default())
+    }
+
+    /// [`Runtime::create`] with settings other than the defaults.
+    pub fn create_with(
+        &self,
+        spec: &ContainerSpec,
+        options: &ContainerOptions,
+    ) -> Result<ContainerState> {
+        lifecycle::create(&self.config, spec, options)
+    }
+
+    /// [`Runtime::run`] with settings other than the defaults.
+    pub fn run_with(
+        &self,
+        spec: &ContainerSpec,
+        options: &ContainerOptions,
+    ) -> Result<ContainerState> {
+        let state = self.create_with(spec, options)?;
+        if let Err(e) = self.start(&spec.id) {
+            let _ = self.delete(&spec.id, true);
+            return Err(e);
+        }
+        self.state(&state.id)
     }
 
     /// Lets a created container exec its process. Works from any process (it talks to the
@@ -202,6 +337,11 @@ impl Runtime {
     /// Current state (Running/Stopped is checked against the live process).
     pub fn state(&self, id: &str) -> Result<ContainerState> {
         lifecycle::state(&self.config, id)
+    }
+
+    /// The options a container was created with.
+    pub fn options(&self, id: &str) -> Result<ContainerOptions> {
+        lifecycle::options(&self.config, id)
     }
 
     /// Every container in the state dir, sorted by id. Half-created containers (whose
@@ -232,6 +372,57 @@ impl Runtime {
     /// cgroup behind.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
         lifecycle::delete(&self.config, id, force)
+    }
+
+    /// Runs another process in a running container: all its namespaces, its cgroup, its
+    /// privileges; env, cwd and user default to the container's. Returns once the
+    /// process has exec'd ([`Error::Start`] if it could not); wait with
+    /// [`ExecProcess::wait`] (the caller must be the one to wait: it is our child).
+    pub fn exec(&self, id: &str, spec: ExecSpec) -> Result<ExecProcess> {
+        exec::exec(&self.config, id, spec)
+    }
+
+    /// Stops a container: SIGTERM, up to `grace` for it to exit, then SIGKILL. Returns
+    /// how it ended (a stopped container returns its recorded exit at once).
+    pub fn stop(&self, id: &str, grace: std::time::Duration) -> Result<ExitStatus> {
+        ops::stop(&self.config, id, grace)
+    }
+
+    /// Freezes every process of a running container (cgroup freezer); status `Paused`.
+    pub fn pause(&self, id: &str) -> Result<()> {
+        ops::set_paused(&self.config, id, true)
+    }
+
+    /// Thaws a paused container; status `Running` again.
+    pub fn resume(&self, id: &str) -> Result<()> {
+        ops::set_paused(&self.config, id, false)
+    }
+
+    /// Memory (now and peak), CPU time and process count from the container's cgroup.
+    pub fn stats(&self, id: &str) -> Result<Stats> {
+        ops::stats(&self.config, id)
+    }
+
+    /// The network namespace of a running container, to give another container
+    /// `Network::Join(path)`: the `container:<id>` network mode.
+    pub fn netns_path(&self, id: &str) -> Result<PathBuf> {
+        ops::netns_path(&self.config, id)
+    }
+
+    /// Creates (if missing) a named volume and returns its directory, to use as a
+    /// [`BindMount`] source. Its data outlives every container.
+    pub fn create_volume(&self, name: &str) -> Result<PathBuf> {
+        ops::create_volume(&self.config, name)
+    }
+
+    /// Deletes a named volume and its data (missing is fine).
+    pub fn remove_volume(&self, name: &str) -> Result<()> {
+        ops::remove_volume(&self.config, name)
+    }
+
+    /// Names of the named volumes.
+    pub fn list_volumes(&self) -> Result<Vec<String>> {
+        ops::list_volumes(&self.config)
     }
 
     /// Removes the cgroup parent (`cgroup_parent`) under every hierarchy, e.g. for an

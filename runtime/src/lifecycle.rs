@@ -24,18 +24,19 @@ use crate::init::{self, above_stdio, ChildFds, Ready};
 use crate::spec::{validate_id, validate_spec};
 use crate::state::{self, Layout, StateFile};
 use crate::{
-    plan, ContainerSpec, ContainerState, Error, ExitStatus, Result, RuntimeConfig, Status,
+    plan, ContainerOptions, ContainerSpec, ContainerState, Error, ExitStatus, Result,
+    RuntimeConfig, Status,
 };
 
 /// How long `delete` keeps killing stragglers and retrying a busy cgroup rmdir.
 const CLEANUP_PATIENCE: Duration = Duration::from_secs(10);
 
-fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
+pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
     let what = what.into();
     move |source| Error::Io { what, source }
 }
 
-fn sys_err(what: impl Into<String>) -> impl FnOnce(Errno) -> Error {
+pub(crate) fn sys_err(what: impl Into<String>) -> impl FnOnce(Errno) -> Error {
     let what = what.into();
     move |source| Error::Sys { what, source }
 }
@@ -47,12 +48,12 @@ pub(crate) fn init_state_dir(cfg: &RuntimeConfig) -> Result<()> {
     )))
 }
 
-fn manager(cfg: &RuntimeConfig, id: &str) -> Box<dyn CgroupManager> {
+pub(crate) fn manager(cfg: &RuntimeConfig, id: &str) -> Box<dyn CgroupManager> {
     cgroup::manager(&cfg.cgroup_root, &cfg.cgroup_parent, id)
 }
 
 /// A container's state file, or `None` for a half-made container (dir without state).
-fn load(cfg: &RuntimeConfig, id: &str) -> Result<(Layout, Option<StateFile>)> {
+pub(crate) fn load(cfg: &RuntimeConfig, id: &str) -> Result<(Layout, Option<StateFile>)> {
     validate_id(id).map_err(|_| Error::NotFound(id.to_owned()))?;
     let layout = Layout::new(&cfg.state_dir, id);
     if !layout.dir.is_dir() {
@@ -63,7 +64,7 @@ fn load(cfg: &RuntimeConfig, id: &str) -> Result<(Layout, Option<StateFile>)> {
 }
 
 /// The status, checked against the live process.
-fn live_status(layout: &Layout, sf: &StateFile) -> Status {
+pub(crate) fn live_status(layout: &Layout, sf: &StateFile) -> Status {
     let pid = sf.state.pid;
     if sf.exit.is_some() || sf.state.status == Status::Stopped {
         return Status::Stopped;
@@ -108,6 +109,11 @@ pub(crate) fn state(cfg: &RuntimeConfig, id: &str) -> Result<ContainerState> {
     })
 }
 
+pub(crate) fn options(cfg: &RuntimeConfig, id: &str) -> Result<ContainerOptions> {
+    let (_, sf) = load(cfg, id)?;
+    Ok(sf.map(|s| s.options).unwrap_or_default())
+}
+
 pub(crate) fn list(cfg: &RuntimeConfig) -> Result<Vec<ContainerState>> {
     let entries = fs::read_dir(&cfg.state_dir).map_err(io_err(format!(
         "listing the state dir {}",
@@ -147,7 +153,11 @@ impl Drop for ChildGuard {
     }
 }
 
-pub(crate) fn create(cfg: &RuntimeConfig, spec: &ContainerSpec) -> Result<ContainerState> {
+pub(crate) fn create(
+    cfg: &RuntimeConfig,
+    spec: &ContainerSpec,
+    options: &ContainerOptions,
+) -> Result<ContainerState> {
     validate_spec(spec)?;
     let layout = Layout::new(&cfg.state_dir, &spec.id);
     match fs::create_dir(&layout.dir) {
@@ -172,6 +182,7 @@ pub(crate) fn create(cfg: &RuntimeConfig, spec: &ContainerSpec) -> Result<Contai
         cgroups: cg.paths(),
         exit: None,
         spec: spec.clone(),
+        options: options.clone(),
     };
     let made = state::write(&layout, &sf).and_then(|()| set_up(spec, &layout, &*cg, &mut sf));
     match made {
@@ -196,8 +207,11 @@ fn set_up(
     crate::fs::mount_overlay(&spec.layers, &layout.upper, &layout.work, &layout.rootfs)?;
     cg.create()?;
     cg.apply(&spec.resources)?;
-    let plan = plan::build(spec, &layout.rootfs)?;
-    let (child_fds, sync_write, ready_read) = open_fds(spec, layout)?;
+    if let Some(q) = sf.options.cpu_quota {
+        cg.set_cpu_quota(q)?;
+    }
+    let plan = plan::build(spec, &sf.options, &layout.rootfs)?;
+    let (child_fds, sync_write, ready_read) = open_fds(spec, &sf.options, layout)?;
 
     let pid = init::spawn(&plan, &child_fds)?;
     drop(child_fds);
@@ -239,7 +253,23 @@ fn set_up(
 
 /// Opens the child's descriptors; returns them with the parent's ends of the pipes
 /// (sync write end, ready read end).
-fn open_fds(spec: &ContainerSpec, layout: &Layout) -> Result<(ChildFds, OwnedFd, OwnedFd)> {
+fn open_fds(
+    spec: &ContainerSpec,
+    opts: &ContainerOptions,
+    layout: &Layout,
+) -> Result<(ChildFds, OwnedFd, OwnedFd)> {
+    let inherit = |fd: i32| -> Result<OwnedFd> {
+        let raw = nix::fcntl::fcntl(
+            // SAFETY: 0..2 are open for the life of this call (checked by fcntl).
+            unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+            nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3),
+        )
+        .map_err(sys_err(format!(
+            "duplicating our descriptor {fd} for the container"
+        )))?;
+        // SAFETY: a new descriptor from F_DUPFD_CLOEXEC, owned by nobody else.
+        Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+    };
     let log = |path: &Path| -> Result<OwnedFd> {
         let file = fs::OpenOptions::new()
             .append(true)
@@ -249,8 +279,13 @@ fn open_fds(spec: &ContainerSpec, layout: &Layout) -> Result<(ChildFds, OwnedFd,
             .map_err(io_err(format!("opening the log file {}", path.display())))?;
         above_stdio(file.into())
     };
-    let stdout = log(&spec.stdout)?;
-    let stderr = if spec.stderr == spec.stdout {
+    let (stdin, stdout) = match opts.inherit_stdio {
+        true => (Some(inherit(0)?), inherit(1)?),
+        false => (None, log(&spec.stdout)?),
+    };
+    let stderr = if opts.inherit_stdio {
+        inherit(2)?
+    } else if spec.stderr == spec.stdout {
         above_stdio(
             stdout
                 .try_clone()
@@ -283,6 +318,7 @@ fn open_fds(spec: &ContainerSpec, layout: &Layout) -> Result<(ChildFds, OwnedFd,
         ready_write: above_stdio(ready_write)?,
         exec_fifo: fifo(&layout.exec_fifo)?,
         exec_result: fifo(&layout.exec_result)?,
+        stdin,
         stdout,
         stderr,
         netns,
@@ -334,7 +370,7 @@ fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(ret as i32) })
 }
 
-fn pidfd_send_signal(fd: &OwnedFd, signal: i32) -> nix::Result<()> {
+pub(crate) fn pidfd_send_signal(fd: &OwnedFd, signal: i32) -> nix::Result<()> {
     // SAFETY: a pidfd, a signal number, no siginfo, no flags.
     let ret = unsafe {
         libc::syscall(
@@ -350,7 +386,7 @@ fn pidfd_send_signal(fd: &OwnedFd, signal: i32) -> nix::Result<()> {
 
 /// A pidfd for the container's init if it still exists (zombie included), checked
 /// against the saved start time so a recycled pid is never taken for ours.
-fn open_init(sf: &StateFile) -> Option<OwnedFd> {
+pub(crate) fn open_init(sf: &StateFile) -> Option<OwnedFd> {
     let pid = sf.state.pid;
     if pid == 0 {
         return None;
@@ -480,6 +516,10 @@ pub(crate) fn delete(cfg: &RuntimeConfig, id: &str, force: bool) -> Result<()> {
                 match pidfd_send_signal(&fd, libc::SIGKILL) {
                     Ok(()) | Err(Errno::ESRCH) => {}
                     Err(e) => return Err(sys_err(format!("killing container {id:?}"))(e)),
+                }
+                // A frozen (v1) process only dies once thawed.
+                if sf.state.status == Status::Paused {
+                    let _ = manager(cfg, id).freeze(false);
                 }
             }
             // Waits until it is gone, and reaps it if it is our child.

@@ -21,8 +21,9 @@ use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
 use crate::fs::ContainerFs;
+use crate::security::{self, BpfProgram};
 use crate::spec::{is_under, DEFAULT_PATH};
-use crate::{ContainerSpec, Error, Network, Result};
+use crate::{ContainerOptions, ContainerSpec, Error, Network, Result};
 
 /// One filesystem step of the init, run in order before pivot_root.
 #[derive(Debug)]
@@ -50,6 +51,64 @@ pub(crate) enum Op {
         target: CString,
         link: CString,
     },
+    /// After pivot_root: hides a container path (`/dev/null` over a file, an empty
+    /// read-only tmpfs over a directory); a missing path is skipped.
+    Mask {
+        path: CString,
+    },
+    /// After pivot_root: bind-mounts a container path read-only over itself; a missing
+    /// path is skipped.
+    ReadOnly {
+        path: CString,
+    },
+}
+
+/// Who the process runs as and what it may do: applied by the init (and by `exec`) just
+/// before it waits for `start`, in this order: rlimits, seccomp (while the init still
+/// has every capability, so no `no_new_privs` is needed to load it), groups, bounding
+/// set, uid/gid, capability sets, ambient set cleared, `no_new_privs`.
+#[derive(Debug)]
+pub(crate) struct Privileges {
+    /// (resource, soft, hard)
+    pub rlimits: Vec<(libc::c_int, u64, u64)>,
+    /// RLIMIT_NOFILE when the options have none: best effort (without
+    /// `CAP_SYS_RESOURCE` the init keeps its hard limit and raises the soft one to it).
+    pub default_nofile: Option<u64>,
+    pub gids: Vec<libc::gid_t>,
+    pub user: Option<(u32, u32)>,
+    /// Capabilities kept, as a bit mask.
+    pub caps: u64,
+    pub last_cap: u32,
+    pub no_new_privs: bool,
+    pub seccomp: Option<BpfProgram>,
+}
+
+impl Privileges {
+    pub fn new(user: Option<(u32, u32)>, opts: &ContainerOptions) -> Result<Privileges> {
+        let mut rlimits = Vec::new();
+        for r in &opts.rlimits {
+            if r.soft > r.hard {
+                return Err(Error::InvalidSpec(format!(
+                    "rlimit {}: soft limit {} is above the hard limit {}",
+                    r.kind, r.soft, r.hard
+                )));
+            }
+            rlimits.push((security::rlimit_resource(&r.kind)?, r.soft, r.hard));
+        }
+        let nofile = libc::RLIMIT_NOFILE as libc::c_int;
+        let default_nofile = (!rlimits.iter().any(|(k, _, _)| *k == nofile))
+            .then(|| security::DEFAULT_NOFILE.min(security::nr_open()));
+        Ok(Privileges {
+            rlimits,
+            default_nofile,
+            gids: opts.additional_gids.clone(),
+            user,
+            caps: security::capability_mask(&opts.capabilities)?,
+            last_cap: security::last_capability(),
+            no_new_privs: opts.no_new_privileges,
+            seccomp: opts.seccomp.then(security::default_filter),
+        })
+    }
 }
 
 /// What the init needs, all prepared up front.
@@ -63,7 +122,10 @@ pub(crate) struct Plan {
     pub hostname: CString,
     /// Resolved, symlink-free working directory inside the container.
     pub cwd: CString,
-    pub user: Option<(u32, u32)>,
+    /// Masked and read-only paths, run after pivot_root.
+    pub post_ops: Vec<Op>,
+    pub readonly_rootfs: bool,
+    pub privileges: Privileges,
     /// `args[0]` as found on PATH (or as given when it holds a `/`).
     pub exec_path: CString,
     pub argv: Vec<CString>,
@@ -103,7 +165,7 @@ fn mount_op(
 /// Builds the plan for `spec` whose overlay is mounted at `rootfs`, creating missing
 /// mountpoints and the working directory in the overlay (or in a bind mount's source)
 /// on the way. Fails with `Error::Start` when `args[0]` cannot be found.
-pub(crate) fn build(spec: &ContainerSpec, rootfs: &Path) -> Result<Plan> {
+pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path) -> Result<Plan> {
     let mut cfs = ContainerFs::new(rootfs);
     let mut ops = vec![mount_op(
         "make-private",
@@ -192,7 +254,9 @@ pub(crate) fn build(spec: &ContainerSpec, rootfs: &Path) -> Result<Plan> {
         rootfs: cpath(rootfs)?,
         hostname: cstr("hostname", hostname.as_str())?,
         cwd: cstr("cwd", cwd)?,
-        user: spec.user,
+        post_ops: post_ops(opts)?,
+        readonly_rootfs: opts.readonly_rootfs,
+        privileges: Privileges::new(spec.user, opts)?,
         exec_path: cstr("args[0]", exec_path)?,
         argv: spec
             .args
@@ -205,6 +269,26 @@ pub(crate) fn build(spec: &ContainerSpec, rootfs: &Path) -> Result<Plan> {
             .map(|e| cstr("env entry", e.as_str()))
             .collect::<Result<_>>()?,
     })
+}
+
+/// The masked and read-only paths (container paths, absolute, no `..`).
+fn post_ops(opts: &ContainerOptions) -> Result<Vec<Op>> {
+    let mut ops = Vec::new();
+    let check = |p: &str| {
+        if !p.starts_with('/') || p.split('/').any(|c| c == "..") {
+            return Err(Error::InvalidSpec(format!(
+                "masked/read-only path {p:?} must be absolute without \"..\""
+            )));
+        }
+        cstr("masked/read-only path", p)
+    };
+    for p in &opts.masked_paths {
+        ops.push(Op::Mask { path: check(p)? });
+    }
+    for p in &opts.readonly_paths {
+        ops.push(Op::ReadOnly { path: check(p)? });
+    }
+    Ok(ops)
 }
 
 /// The `/dev` steps under `dev` (the host path of the container's `/dev`).
@@ -357,6 +441,8 @@ mod tests {
                 Op::Mkdir { path, .. } => ("mkdir".into(), path.to_string_lossy().into_owned()),
                 Op::Touch { path } => ("touch".into(), path.to_string_lossy().into_owned()),
                 Op::Symlink { link, .. } => ("symlink".into(), link.to_string_lossy().into_owned()),
+                Op::Mask { path } => ("mask".into(), path.to_string_lossy().into_owned()),
+                Op::ReadOnly { path } => ("ro".into(), path.to_string_lossy().into_owned()),
             })
             .collect()
     }
@@ -371,7 +457,7 @@ mod tests {
             destination: "/app".into(),
             readonly: true,
         });
-        let plan = build(&spec, &root).unwrap();
+        let plan = build(&spec, &ContainerOptions::default(), &root).unwrap();
         let r = root.display().to_string();
         let t = targets(&plan);
         let expect_prefix = [
@@ -419,7 +505,7 @@ mod tests {
     fn host_network_makes_sysfs_optional() {
         let (_dir, root, mut spec) = fixture();
         spec.network = Network::Host;
-        let plan = build(&spec, &root).unwrap();
+        let plan = build(&spec, &ContainerOptions::default(), &root).unwrap();
         assert_eq!(plan.clone_flags & libc::CLONE_NEWNET, 0);
         assert!(!plan.loopback_up);
         assert!(plan.ops.iter().any(|op| {
@@ -438,26 +524,26 @@ mod tests {
     fn exec_resolution_errors_are_start_errors() {
         let (_dir, root, mut spec) = fixture();
         spec.args = vec!["/bin/nosuch".into()];
-        match build(&spec, &root) {
+        match build(&spec, &ContainerOptions::default(), &root) {
             Err(Error::Start(m)) => {
                 assert_eq!(m, "exec \"/bin/nosuch\": No such file or directory")
             }
             other => panic!("{other:?}"),
         }
         spec.args = vec!["notexec".into()];
-        match build(&spec, &root) {
+        match build(&spec, &ContainerOptions::default(), &root) {
             Err(Error::Start(m)) => assert!(m.contains("not found in $PATH"), "{m}"),
             other => panic!("{other:?}"),
         }
         spec.args = vec!["/bin/notexec".into()];
-        let plan = build(&spec, &root).unwrap();
+        let plan = build(&spec, &ContainerOptions::default(), &root).unwrap();
         assert_eq!(
             plan.exec_path.to_str().unwrap(),
             "/bin/notexec",
             "execve reports it"
         );
         spec.args = vec!["/proc/self/exe".into()];
-        build(&spec, &root).unwrap();
+        build(&spec, &ContainerOptions::default(), &root).unwrap();
     }
 
     #[test]
@@ -470,7 +556,7 @@ mod tests {
             destination: "/etc/resolv.conf".into(),
             readonly: false,
         });
-        build(&spec, &root).unwrap();
+        build(&spec, &ContainerOptions::default(), &root).unwrap();
         assert!(root.join("etc/resolv.conf").is_file());
     }
 }

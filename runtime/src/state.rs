@@ -16,7 +16,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::cgroup::CgroupVersion;
-use crate::{ContainerSpec, ContainerState, Error, ExitStatus, Result};
+use crate::{ContainerOptions, ContainerSpec, ContainerState, Error, ExitStatus, Result};
 
 /// The files of one container under the state dir.
 #[derive(Debug, Clone)]
@@ -62,6 +62,8 @@ pub(crate) struct StateFile {
     /// How the process ended, once someone waited for it.
     pub exit: Option<ExitStatus>,
     pub spec: ContainerSpec,
+    #[serde(default)]
+    pub options: ContainerOptions,
 }
 
 fn io_err(what: String) -> impl FnOnce(io::Error) -> Error {
@@ -271,6 +273,7 @@ mod tests {
                 stdout: "/dev/null".into(),
                 stderr: "/dev/null".into(),
             },
+            options: ContainerOptions::default(),
         };
         write(&layout, &state).unwrap();
         assert_eq!(read(&layout).unwrap().unwrap(), state);

@@ -238,6 +238,7 @@ fn create_then_start_from_a_fresh_runtime() {
         matches!(rt.start(&spec.id), Err(Error::Start(_))),
         "only once"
     );
+    common::wait_for(|| f.output() == "started\n");
     rt.kill(&spec.id, libc::SIGKILL).unwrap();
     rt.wait(&spec.id).unwrap();
     assert_eq!(f.output(), "started\n");

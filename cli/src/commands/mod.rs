@@ -11,6 +11,7 @@ use crate::git_remote::{self, GitRemoteError};
 
 mod apps;
 mod login;
+mod logs;
 mod releases;
 
 /// paas: deploy apps with `git push` and manage them from here.
@@ -60,6 +61,20 @@ enum Command {
     Releases(AppArg),
     /// Check a controller URL and token, and save them to the config file
     Login,
+    /// Show an app's logs (build, processes); -t follows them live
+    Logs {
+        #[command(flatten)]
+        app: AppArg,
+        /// Keep following new lines
+        #[arg(short, long)]
+        tail: bool,
+        /// Only this process type (web) or dyno (web.1)
+        #[arg(long, value_name = "TYPE")]
+        ps: Option<String>,
+        /// How many recent lines to show first
+        #[arg(short = 'n', long, default_value_t = 100)]
+        num: usize,
+    },
 }
 
 /// `-a APP`, defaulting to the app of the `paas` git remote of the current folder.
@@ -131,6 +146,9 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::AppsInfo(arg) => apps::info(&ctx, &resolve_app(arg)?),
         Command::Releases(arg) => releases::list(&ctx, &resolve_app(arg)?),
         Command::Login => login::login(&ctx, file),
+        Command::Logs { app, tail, ps, num } => {
+            logs::logs(&ctx, &resolve_app(app)?, tail, ps.as_deref(), num)
+        }
     }
 }
 

@@ -7,6 +7,10 @@
 //! `internal` (build inputs for agents).
 
 mod internal;
+mod logs;
+mod nodes;
+#[cfg(test)]
+mod sched_tests;
 mod v1;
 
 #[cfg(test)]
@@ -32,6 +36,8 @@ pub fn app(c: Arc<Controller>) -> axum::Router {
     let dashboard = paas_web_ui::router(Arc::new(ControllerDashboard::new(Arc::clone(&c))));
     axum::Router::new()
         .merge(v1::routes())
+        .merge(nodes::routes())
+        .merge(logs::routes())
         .merge(internal::routes())
         .merge(crate::git::routes())
         .with_state(c)

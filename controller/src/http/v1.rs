@@ -96,13 +96,8 @@ async fn heartbeat(
     }
     let first = {
         let mut live = c.heartbeats.lock().unwrap_or_else(|e| e.into_inner());
-        live.insert(
-            hb.name.clone(),
-            NodeLive {
-                jobs: hb.jobs.len() as u32,
-            },
-        )
-        .is_none()
+        live.insert(hb.name.clone(), NodeLive::from_heartbeat(&hb))
+            .is_none()
     };
     c.store
         .upsert_node(&hb.name, &hb.url, hb.memory_bytes, unix_ms())
@@ -120,6 +115,7 @@ async fn list_nodes(
 ) -> Result<Json<Vec<Node>>, ApiError> {
     let now = unix_ms();
     let rows = c.store.list_nodes().await?;
+    let draining = c.store.draining_nodes().await?;
     let live = c
         .heartbeats
         .lock()
@@ -128,10 +124,12 @@ async fn list_nodes(
     Ok(Json(
         rows.into_iter()
             .map(|n| Node {
-                state: if now - n.last_seen_ms <= NODE_TIMEOUT_MS {
-                    "up"
-                } else {
+                state: if now - n.last_seen_ms > NODE_TIMEOUT_MS {
                     "down"
+                } else if draining.contains(&n.name) {
+                    "draining"
+                } else {
+                    "up"
                 }
                 .into(),
                 jobs: live.get(&n.name).map(|l| l.jobs).unwrap_or(0),

@@ -2,7 +2,11 @@
 //!
 //! [`plan`] is a pure function (plain data in, actions out) and holds every decision:
 //! * for each (app, process type) of an app's current release, start jobs until `count`
-//!   jobs of that release exist (starting or up), each on the up node with the fewest jobs;
+//!   jobs of that release exist (starting or up) on nodes that are not draining; each start
+//!   goes to an up, non-draining node with room for its memory, spreading the process type
+//!   first, then preferring nodes that cache the image's layers, then the least loaded;
+//! * jobs on draining nodes are replaced elsewhere and stopped once the replacements are
+//!   ready (like jobs of an old release);
 //! * stop jobs of other releases only once `count` jobs of the current release are up AND
 //!   healthy (zero downtime);
 //! * stop surplus jobs of the current release (unhealthy ones first), jobs of process types
@@ -13,27 +17,43 @@
 //! The `runner` submodule is the small loop around it: it reads the store, asks the agents
 //! for their jobs, health-checks web jobs, applies the plan and pushes routes to the router.
 
+mod inputs;
+pub mod restart;
 mod runner;
 
 pub use runner::{labels, process_job_spec, run, Handle, Snapshot, APP_PORT};
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-/// How many jobs of one process type an app should run, and with which release (the app's
-/// current one).
+/// Memory a process gets when its formation does not say (512 MiB).
+pub const DEFAULT_MEMORY_BYTES: u64 = 512 * 1024 * 1024;
+
+/// How many jobs of one process type an app should run, with which release (the app's
+/// current one), how much memory each gets and which image layers the release needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Formation {
     pub app: String,
     pub process_type: String,
     pub count: u32,
     pub release: u32,
+    /// Memory limit of each process (also what it takes from a node's capacity).
+    pub memory_bytes: u64,
+    /// Layer digests of the release's image: nodes that cache them are preferred.
+    pub layers: Vec<String>,
 }
 
-/// A node and whether it can take and run jobs now.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A node: whether it can take jobs now, how much memory it offers, what it caches.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NodeInfo {
     pub name: String,
+    /// Heartbeating and answering.
     pub up: bool,
+    /// Being drained: gets no new jobs and its jobs are replaced elsewhere, then stopped.
+    pub draining: bool,
+    /// Memory the node offers to jobs; 0 means unknown (no limit is applied).
+    pub memory_bytes: u64,
+    /// Layer digests the node has cached.
+    pub layers: BTreeSet<String>,
 }
 
 /// Where a job is in its life, as far as planning cares.
@@ -87,82 +107,153 @@ pub enum Action {
 
 /// Compares the desired formations with the observed jobs and says what to start and stop.
 /// Deterministic: the same input always gives the same actions in the same order.
+///
+/// A start goes to the node, among those up, not draining and with enough free memory,
+/// with (in order) the fewest jobs of the same app and process type (spread), the fewest of
+/// the release's layers missing, the fewest jobs overall, the first name. A formation that
+/// fits nowhere gets fewer starts than asked (the next plan tries again).
 pub fn plan(desired: &[Formation], nodes: &[NodeInfo], jobs: &[ObservedJob]) -> Vec<Action> {
-    let up_nodes: BTreeSet<&str> = nodes
+    // Nodes by name; every index below is into this order.
+    let mut order: Vec<&NodeInfo> = nodes.iter().collect();
+    order.sort_by(|a, b| a.name.cmp(&b.name));
+    order.dedup_by(|a, b| a.name == b.name);
+    let index: HashMap<&str, usize> = order
         .iter()
-        .filter(|n| n.up)
-        .map(|n| n.name.as_str())
+        .enumerate()
+        .map(|(i, n)| (n.name.as_str(), i))
         .collect();
-    let jobs: Vec<&ObservedJob> = jobs
+    let node_of = |job: &ObservedJob| index.get(job.node.as_str()).copied();
+    // Jobs on down (or unknown) nodes are not counted: the loop replaces them elsewhere.
+    let jobs: Vec<(&ObservedJob, usize)> = jobs
         .iter()
-        .filter(|j| up_nodes.contains(j.node.as_str()))
+        .filter_map(|j| node_of(j).map(|i| (j, i)))
+        .filter(|(_, i)| order[*i].up)
         .collect();
     let mut actions = Vec::new();
 
-    for job in jobs.iter().filter(|j| j.phase == Phase::Finished) {
-        actions.push(Action::Stop {
-            job_id: job.id.clone(),
-        });
-    }
-
-    // Load per node: the jobs that occupy it (starting, up or stopping).
-    let mut load: BTreeMap<&str, usize> = up_nodes.iter().map(|n| (*n, 0)).collect();
-    for job in jobs.iter().filter(|j| j.phase != Phase::Finished) {
-        *load.entry(job.node.as_str()).or_default() += 1;
+    for (job, _) in jobs.iter().filter(|(j, _)| j.phase == Phase::Finished) {
+        actions.push(stop(job));
     }
 
     let wanted: BTreeMap<(&str, &str), &Formation> = desired
         .iter()
         .map(|f| ((f.app.as_str(), f.process_type.as_str()), f))
         .collect();
-    let mut groups: BTreeMap<(&str, &str), Vec<&ObservedJob>> = BTreeMap::new();
-    for job in jobs.iter().filter(|j| j.active()) {
+    let memory_of = |job: &ObservedJob| {
+        wanted
+            .get(&(job.app.as_str(), job.process_type.as_str()))
+            .map_or(DEFAULT_MEMORY_BYTES, |f| f.memory_bytes)
+    };
+
+    // What occupies each node (starting, up or stopping jobs).
+    let mut load = vec![0u32; order.len()];
+    let mut used = vec![0u64; order.len()];
+    for (job, i) in jobs.iter().filter(|(j, _)| j.phase != Phase::Finished) {
+        load[*i] += 1;
+        used[*i] += memory_of(job);
+    }
+    // Which nodes hold each layer (for the layer preference).
+    let mut holders: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, n) in order.iter().enumerate() {
+        for layer in &n.layers {
+            holders.entry(layer.as_str()).or_default().push(i);
+        }
+    }
+
+    let mut groups: BTreeMap<(&str, &str), Vec<(&ObservedJob, usize)>> = BTreeMap::new();
+    for (job, i) in jobs.iter().filter(|(j, _)| j.active()) {
         groups
             .entry((job.app.as_str(), job.process_type.as_str()))
             .or_default()
-            .push(job);
+            .push((job, *i));
     }
     let keys: BTreeSet<(&str, &str)> = wanted.keys().chain(groups.keys()).copied().collect();
+
+    // Per-group scratch, reset after each group.
+    let mut spread = vec![0u32; order.len()];
+    let mut missing = vec![0u32; order.len()];
+    let mut touched: Vec<usize> = Vec::new();
 
     for key in keys {
         let active = groups.get(&key).map(Vec::as_slice).unwrap_or(&[]);
         let Some(formation) = wanted.get(&key) else {
             // Nothing wants this process type any more.
-            for job in active {
+            for (job, _) in active {
                 actions.push(stop(job));
             }
             continue;
         };
         let count = formation.count as usize;
-        let (mut current, old): (Vec<&ObservedJob>, Vec<&ObservedJob>) = active
+        // Jobs on draining nodes are replaced like jobs of an old release.
+        let (mut current, old): (Vec<(&ObservedJob, usize)>, Vec<(&ObservedJob, usize)>) = active
             .iter()
             .copied()
-            .partition(|j| j.release == formation.release);
+            .partition(|(j, i)| j.release == formation.release && !order[*i].draining);
 
         if current.len() < count {
+            for (_, i) in &current {
+                spread[*i] += 1;
+                touched.push(*i);
+            }
+            let layers = formation.layers.len() as u32;
+            if layers > 0 {
+                missing.fill(layers);
+                for layer in &formation.layers {
+                    for &i in holders
+                        .get(layer.as_str())
+                        .map(Vec::as_slice)
+                        .unwrap_or(&[])
+                    {
+                        missing[i] -= 1;
+                    }
+                }
+            }
             for _ in current.len()..count {
-                let Some(node) = least_loaded(&load) else {
-                    break;
+                let mut best: Option<(u32, u32, u32, usize)> = None;
+                for (i, n) in order.iter().enumerate() {
+                    if !n.up || n.draining {
+                        continue;
+                    }
+                    if n.memory_bytes > 0 && used[i] + formation.memory_bytes > n.memory_bytes {
+                        continue;
+                    }
+                    let m = if layers > 0 { missing[i] } else { 0 };
+                    let score = (spread[i], m, load[i], i);
+                    if best.is_none_or(|b| score < b) {
+                        best = Some(score);
+                    }
+                }
+                let Some((_, _, _, i)) = best else {
+                    break; // no node has room
                 };
-                *load.entry(node).or_default() += 1;
+                spread[i] += 1;
+                touched.push(i);
+                load[i] += 1;
+                used[i] += formation.memory_bytes;
+                if layers > 0 {
+                    missing[i] = 0; // it will pull them
+                }
                 actions.push(Action::Start {
                     app: formation.app.clone(),
                     release: formation.release,
                     process_type: formation.process_type.clone(),
-                    node: node.to_string(),
+                    node: order[i].name.clone(),
                 });
+            }
+            for i in touched.drain(..) {
+                spread[i] = 0;
             }
         } else if current.len() > count {
             // Keep the ready ones; among equals, keep the older ids.
-            current.sort_by(|a, b| b.ready().cmp(&a.ready()).then(a.id.cmp(&b.id)));
-            for job in current.split_off(count) {
+            current.sort_by(|(a, _), (b, _)| b.ready().cmp(&a.ready()).then(a.id.cmp(&b.id)));
+            for (job, _) in current.split_off(count) {
                 actions.push(stop(job));
             }
         }
 
-        let ready = current.iter().filter(|j| j.ready()).count();
+        let ready = current.iter().filter(|(j, _)| j.ready()).count();
         if ready >= count {
-            for job in old {
+            for (job, _) in old {
                 actions.push(stop(job));
             }
         }
@@ -174,13 +265,6 @@ fn stop(job: &ObservedJob) -> Action {
     Action::Stop {
         job_id: job.id.clone(),
     }
-}
-
-/// The up node with the fewest jobs (ties: the first by name).
-fn least_loaded<'a>(load: &BTreeMap<&'a str, usize>) -> Option<&'a str> {
-    load.iter()
-        .min_by(|a, b| a.1.cmp(b.1).then(a.0.cmp(b.0)))
-        .map(|(n, _)| *n)
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@
 //!
 //! Starts and stops run as tasks (a start may pull an image); ids in flight are remembered
 //! so that a job being started counts as `Starting` and one being stopped as `Stopping`.
-//! A process type whose jobs keep crashing is restarted with a growing delay (1 s … 30 s).
+//! A process type whose jobs keep crashing is restarted with a growing delay (1 s, 2 s, 4 s
+//! … 5 min, see [`super::restart`]); each new job records how many crashes came before it
+//! and the last one's exit reason (`jobs.restarts`, `jobs.last_exit`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -17,24 +19,23 @@ use futures_util::future::join_all;
 use paas_api::{ImageRef, JobSpec, JobState, JobStatus};
 use tokio::sync::{watch, Notify};
 
-use super::{plan, Action, Formation, NodeInfo, ObservedJob, Phase};
+use super::{inputs, plan, restart, Action, Formation, ObservedJob, Phase};
 use crate::config::Settings;
 use crate::router::{Backend, Route};
 use crate::state::{Controller, NODE_TIMEOUT_MS};
-use crate::store::{job_state, JobRow, ReleaseRow, StoreError};
+use crate::store::{job_state, JobRow, ReleaseRow, Restarts, StoreError};
 use crate::util::{now_rfc3339, random_hex, unix_ms};
 
 /// Time between two passes when nothing notifies the loop.
 const INTERVAL: Duration = Duration::from_secs(1);
 /// The port every process is told to listen on (`PORT`).
 pub const APP_PORT: u16 = 5000;
-const APP_MEMORY_BYTES: u64 = 512 * 1024 * 1024;
+const APP_MEMORY_BYTES: u64 = super::DEFAULT_MEMORY_BYTES;
 const APP_PIDS: u64 = 1024;
 /// Seconds between SIGTERM and SIGKILL when stopping a job.
 const STOP_GRACE_SECONDS: u64 = 10;
 /// Consecutive failed health checks before a once-healthy job leaves the routes.
 const HEALTH_FAILURES: u32 = 3;
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Job labels the controller sets and reads back.
 pub mod labels {
@@ -54,7 +55,7 @@ type ProcessKey = (String, String, u32);
 struct Inflight {
     starting: HashSet<String>,
     stopping: HashSet<String>,
-    failed_starts: Vec<ProcessKey>,
+    failed_starts: Vec<(ProcessKey, String)>,
 }
 
 /// What the last pass saw, for the build (waiting for a deploy) and the app status.
@@ -119,6 +120,7 @@ struct Health {
 struct Crashes {
     count: u32,
     last: Instant,
+    reason: Option<String>,
 }
 
 /// State the loop keeps between passes.
@@ -130,6 +132,8 @@ struct LoopState {
     counted_crashes: HashSet<String>,
     unreachable: HashSet<String>,
     releases: HashMap<(String, u32), Arc<ReleaseRow>>,
+    /// Image → its layer digests (images are immutable).
+    layers: HashMap<String, Vec<String>>,
 }
 
 impl LoopState {
@@ -151,22 +155,44 @@ impl LoopState {
         Ok(Some(row))
     }
 
-    fn crash(&mut self, key: ProcessKey) {
+    async fn layers(&mut self, c: &Controller, image: &str) -> Vec<String> {
+        if let Some(l) = self.layers.get(image) {
+            return l.clone();
+        }
+        let layers = inputs::image_layers(&c.registry, image).await;
+        if !layers.is_empty() {
+            self.layers.insert(image.to_string(), layers.clone());
+        }
+        layers
+    }
+
+    fn crash(&mut self, key: ProcessKey, reason: Option<String>) {
         let entry = self.crashes.entry(key).or_insert(Crashes {
             count: 0,
             last: Instant::now(),
+            reason: None,
         });
         entry.count += 1;
         entry.last = Instant::now();
+        if reason.is_some() {
+            entry.reason = reason;
+        }
     }
 
     fn backing_off(&self, key: &ProcessKey) -> bool {
-        let Some(c) = self.crashes.get(key) else {
-            return false;
-        };
-        let delay =
-            Duration::from_secs(1 << c.count.clamp(1, 5).saturating_sub(1)).min(MAX_BACKOFF);
-        c.last.elapsed() < delay
+        self.crashes
+            .get(key)
+            .is_some_and(|c| restart::must_wait(c.count, c.last.elapsed()))
+    }
+
+    fn restarts(&self, key: &ProcessKey) -> Restarts {
+        self.crashes
+            .get(key)
+            .map(|c| Restarts {
+                restarts: c.count,
+                last_exit: c.reason.clone(),
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -189,6 +215,8 @@ struct Seen {
     job: ObservedJob,
     addr: Option<String>,
     crashed: bool,
+    /// The exit reason of a finished job.
+    reason: Option<String>,
 }
 
 fn phase_of(state: JobState) -> Phase {
@@ -221,8 +249,8 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
             std::mem::take(&mut i.failed_starts),
         )
     });
-    for key in failed {
-        st.crash(key);
+    for (key, reason) in failed {
+        st.crash(key, Some(reason));
     }
 
     let now = unix_ms();
@@ -251,13 +279,18 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
             }
         }
     }
-    let nodes: Vec<NodeInfo> = node_rows
-        .iter()
-        .map(|n| NodeInfo {
-            name: n.name.clone(),
-            up: reports.contains_key(&n.name),
-        })
-        .collect();
+    let draining = c.store.draining_nodes().await?;
+    let live = c
+        .heartbeats
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let nodes = inputs::node_infos(
+        &node_rows,
+        &|name| reports.contains_key(name),
+        &draining,
+        &live,
+    );
 
     let mut seen = observe(c, &reports, &starting, &stopping).await?;
     check_health(st, &mut seen).await;
@@ -266,7 +299,7 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
     for s in &seen {
         let key = (s.job.app.clone(), s.job.process_type.clone(), s.job.release);
         if s.crashed && st.counted_crashes.insert(s.job.id.clone()) {
-            st.crash(key);
+            st.crash(key, s.reason.clone());
         } else if s.job.healthy {
             st.crashes.remove(&key);
         }
@@ -288,6 +321,8 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
                 process_type: f.process_type,
                 count: f.count,
                 release: version,
+                memory_bytes: APP_MEMORY_BYTES,
+                layers: st.layers(c, &release.image).await,
             });
         }
     }
@@ -329,9 +364,10 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
                 else {
                     continue;
                 };
+                let restarts = st.restarts(&key);
                 let n = dynos.entry(key).or_default();
                 *n += 1;
-                start_job(c, &node, url, &rel, &process_type, *n).await?;
+                start_job(c, &node, url, &rel, &process_type, *n, &restarts).await?;
             }
             Action::Stop { job_id } => {
                 let Some(job) = observed.iter().find(|j| j.id == job_id) else {
@@ -394,12 +430,14 @@ async fn observe(
                     job: observed(phase, false),
                     addr: status.addr.clone(),
                     crashed: status.state == JobState::Crashed,
+                    reason: status.exit.as_ref().map(|e| e.reason.clone()),
                 });
             }
             None if starting.contains(&row.id) => seen.push(Seen {
                 job: observed(Phase::Starting, false),
                 addr: None,
                 crashed: false,
+                reason: None,
             }),
             None if stopping.contains(&row.id) => {}
             None => {
@@ -439,6 +477,7 @@ async fn observe(
                 job,
                 addr: status.addr.clone(),
                 crashed: status.state == JobState::Crashed,
+                reason: status.exit.as_ref().map(|e| e.reason.clone()),
             });
         }
     }
@@ -609,6 +648,7 @@ async fn start_job(
     release: &ReleaseRow,
     process_type: &str,
     dyno: u32,
+    restarts: &Restarts,
 ) -> Result<(), StoreError> {
     let id = format!("{}-v{}-{}", release.app, release.version, random_hex(4));
     let now = now_rfc3339();
@@ -626,6 +666,9 @@ async fn start_job(
             updated_at: now,
         })
         .await?;
+    if restarts.restarts > 0 {
+        c.store.set_job_restarts(&id, restarts).await?;
+    }
     c.scheduler.with(|i| i.starting.insert(id.clone()));
     tracing::info!(job = %id, node, "starting {process_type}.{dyno} of {} v{}", release.app, release.version);
     let spec = process_job_spec(&c.settings, release, process_type, dyno, &id);
@@ -662,8 +705,9 @@ async fn start_job(
         }
         c.scheduler.with(|i| {
             i.starting.remove(&id);
-            if result.is_err() {
-                i.failed_starts.push(key);
+            if let Err(e) = &result {
+                i.failed_starts
+                    .push((key, format!("failed to start: {}", e.user_message())));
             }
         });
         c.scheduler.notify();

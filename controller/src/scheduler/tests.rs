@@ -8,6 +8,8 @@ fn web(app: &str, release: u32, count: u32) -> Formation {
         process_type: "web".into(),
         count,
         release,
+        memory_bytes: DEFAULT_MEMORY_BYTES,
+        layers: Vec::new(),
     }
 }
 
@@ -15,6 +17,7 @@ fn node(name: &str, up: bool) -> NodeInfo {
     NodeInfo {
         name: name.into(),
         up,
+        ..NodeInfo::default()
     }
 }
 
@@ -72,15 +75,15 @@ fn spreads_new_jobs_over_the_least_loaded_nodes() {
     ];
     let desired = [web("other", 1, 3), web("hello", 1, 4)];
     let actions = plan(&desired, &nodes, &jobs);
-    // Each start goes to the least loaded node, ties broken by name: c(0), then b and c
-    // tie at 1 (b), then c(1), then all tie at 2 (a).
+    // Spread first (one hello job per node before a second), then the least loaded node,
+    // ties broken by name: c (load 0), b (1), a (2); then all have one: c (load 1).
     assert_eq!(
         actions,
         [
             start("hello", 1, "c"),
             start("hello", 1, "b"),
-            start("hello", 1, "c"),
             start("hello", 1, "a"),
+            start("hello", 1, "c"),
         ]
     );
 }
@@ -194,6 +197,8 @@ fn process_types_are_planned_independently() {
         process_type: "worker".into(),
         count: 1,
         release: 2,
+        memory_bytes: DEFAULT_MEMORY_BYTES,
+        layers: Vec::new(),
     };
     let jobs = [job("v1", "hello", 1, "a", Phase::Up, true)];
     let actions = plan(&[web("hello", 2, 1), worker], &[node("a", true)], &jobs);
@@ -220,4 +225,126 @@ fn a_rollback_to_an_older_release_works_the_same_way() {
         job("v1", "hello", 1, "a", Phase::Up, true),
     ];
     assert_eq!(plan(&desired, &[node("a", true)], &jobs), [stop("v2")]);
+}
+
+fn sized(name: &str, gib: u64) -> NodeInfo {
+    NodeInfo {
+        name: name.into(),
+        up: true,
+        memory_bytes: gib << 30,
+        ..NodeInfo::default()
+    }
+}
+
+#[test]
+fn scale_web_4_over_3_nodes_spreads_2_1_1() {
+    let nodes = [node("a", true), node("b", true), node("c", true)];
+    let actions = plan(&[web("hello", 1, 4)], &nodes, &[]);
+    assert_eq!(
+        actions,
+        [
+            start("hello", 1, "a"),
+            start("hello", 1, "b"),
+            start("hello", 1, "c"),
+            start("hello", 1, "a"),
+        ]
+    );
+}
+
+#[test]
+fn spread_is_per_process_type_even_when_other_nodes_are_emptier() {
+    // a runs one hello web job; b runs three jobs of another app. The second hello web job
+    // goes to b anyway: spreading the process type beats the overall load.
+    let nodes = [node("a", true), node("b", true)];
+    let jobs = [
+        job("h1", "hello", 1, "a", Phase::Up, true),
+        job("o1", "other", 1, "b", Phase::Up, true),
+        job("o2", "other", 1, "b", Phase::Up, true),
+        job("o3", "other", 1, "b", Phase::Up, true),
+    ];
+    let actions = plan(&[web("hello", 1, 2), web("other", 1, 3)], &nodes, &jobs);
+    assert_eq!(actions, [start("hello", 1, "b")]);
+}
+
+#[test]
+fn memory_capacity_is_respected() {
+    // 1 GiB nodes, 512 MiB processes: two per node, and the fifth fits nowhere.
+    let nodes = [sized("a", 1), sized("b", 1)];
+    let actions = plan(&[web("hello", 1, 5)], &nodes, &[]);
+    assert_eq!(
+        actions,
+        [
+            start("hello", 1, "a"),
+            start("hello", 1, "b"),
+            start("hello", 1, "a"),
+            start("hello", 1, "b"),
+        ]
+    );
+}
+
+#[test]
+fn memory_held_by_running_jobs_counts() {
+    let nodes = [sized("a", 1), sized("b", 4)];
+    let mut big = web("big", 1, 1);
+    big.memory_bytes = 1 << 30;
+    // a is full with hello's job, so big goes to b although a sorts first.
+    let jobs = [job("h1", "hello", 1, "a", Phase::Up, true)];
+    let mut hello = web("hello", 1, 1);
+    hello.memory_bytes = 1 << 30;
+    let actions = plan(&[big, hello], &nodes, &jobs);
+    assert_eq!(actions, [start("big", 1, "b")]);
+}
+
+#[test]
+fn nodes_with_the_image_layers_are_preferred() {
+    let mut b = node("b", true);
+    b.layers = ["sha256:base".to_string(), "sha256:app".to_string()].into();
+    let mut c = node("c", true);
+    c.layers = ["sha256:base".to_string()].into();
+    let nodes = [node("a", true), b, c];
+    let mut f = web("hello", 1, 3);
+    f.layers = vec!["sha256:base".into(), "sha256:app".into()];
+    let actions = plan(&[f], &nodes, &[]);
+    // b has both layers, c one, a none; spreading still puts one on each.
+    assert_eq!(
+        actions,
+        [
+            start("hello", 1, "b"),
+            start("hello", 1, "c"),
+            start("hello", 1, "a"),
+        ]
+    );
+}
+
+#[test]
+fn draining_nodes_get_nothing_and_their_jobs_move_once_replacements_are_ready() {
+    let mut a = node("a", true);
+    a.draining = true;
+    let nodes = [a, node("b", true)];
+    let desired = [web("hello", 1, 1)];
+    let on_a = job("j1", "hello", 1, "a", Phase::Up, true);
+    // First the replacement on b; the job on a keeps serving.
+    let actions = plan(&desired, &nodes, std::slice::from_ref(&on_a));
+    assert_eq!(actions, [start("hello", 1, "b")]);
+    // Replacement starting: nothing to do yet.
+    let on_b = job("j2", "hello", 1, "b", Phase::Starting, false);
+    assert!(plan(&desired, &nodes, &[on_a.clone(), on_b]).is_empty());
+    // Replacement healthy: the drained job stops.
+    let on_b = job("j2", "hello", 1, "b", Phase::Up, true);
+    assert_eq!(plan(&desired, &nodes, &[on_a, on_b]), [stop("j1")]);
+}
+
+#[test]
+fn jobs_on_unknown_nodes_are_ignored() {
+    let jobs = [job("j1", "hello", 1, "gone", Phase::Up, true)];
+    let actions = plan(&[web("hello", 1, 1)], &[node("a", true)], &jobs);
+    assert_eq!(actions, [start("hello", 1, "a")]);
+}
+
+#[test]
+fn plan_is_deterministic_whatever_the_node_order() {
+    let n1 = [node("c", true), node("a", true), node("b", true)];
+    let n2 = [node("a", true), node("b", true), node("c", true)];
+    let d = [web("hello", 1, 5), web("other", 2, 2)];
+    assert_eq!(plan(&d, &n1, &[]), plan(&d, &n2, &[]));
 }

@@ -10,6 +10,7 @@
 //! nodes). Tests get a fresh temporary database each.
 
 mod apps;
+mod nodes;
 mod work;
 
 #[cfg(test)]
@@ -21,6 +22,8 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+
+pub use nodes::Restarts;
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]

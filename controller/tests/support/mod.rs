@@ -285,6 +285,7 @@ impl FakeAgent {
                     url: hb_agent.url.clone(),
                     memory_bytes: 1 << 30,
                     jobs: hb_agent.statuses(),
+                    layers: Vec::new(),
                 };
                 let _ = hb_agent
                     .http

@@ -19,7 +19,8 @@ use std::str::FromStr;
 use clap::{Args, Parser, Subcommand};
 use nix::sys::signal::{SigSet, Signal};
 use paas_runtime::{
-    BindMount, ContainerSpec, Error, Network, Resources, Runtime, RuntimeConfig, DEFAULT_PATH,
+    BindMount, ContainerOptions, ContainerSpec, Error, Network, Resources, Runtime, RuntimeConfig,
+    DEFAULT_PATH,
 };
 
 #[derive(Parser)]
@@ -56,6 +57,35 @@ enum Command {
     List,
     /// Send a signal (name or number, default TERM) to a container's init.
     Kill { id: String, signal: Option<String> },
+    /// Run a process in a running container; exits with its code.
+    Exec {
+        /// Allocate a pty for the process.
+        #[arg(long, short)]
+        tty: bool,
+        /// KEY=VALUE (repeat); default: the container's environment.
+        #[arg(long, short)]
+        env: Vec<String>,
+        /// Working directory; default: the container's.
+        #[arg(long)]
+        cwd: Option<String>,
+        /// UID[:GID]; default: the container's user.
+        #[arg(long)]
+        user: Option<String>,
+        id: String,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Freeze a container's processes.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// Print a container's memory, CPU and pid figures as JSON.
+    Stats { id: String },
+    /// Write a default OCI config.json into the bundle directory (default: here).
+    Spec {
+        #[arg(long, short)]
+        bundle: Option<PathBuf>,
+    },
     /// Remove a container (kill it first with --force).
     Delete {
         #[arg(long, short)]
@@ -66,6 +96,25 @@ enum Command {
 
 #[derive(Args)]
 struct ContainerArgs {
+    /// OCI bundle directory (with config.json); the default when no `-- CMD` is given,
+    /// as runc: the current directory.
+    #[arg(long, short)]
+    bundle: Option<PathBuf>,
+    /// Write the container's host pid to this file.
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
+    /// `run` only: return once the container is started instead of waiting for it.
+    #[arg(long, short)]
+    detach: bool,
+    /// Not supported (no terminal mode); accepted so runc-style callers get a clear error.
+    #[arg(long)]
+    console_socket: Option<PathBuf>,
+    /// Accepted for runc compatibility; pivot_root is always used.
+    #[arg(long, hide = true)]
+    no_pivot: bool,
+    /// Accepted for runc compatibility (no session keyring is made anyway).
+    #[arg(long, hide = true)]
+    no_new_keyring: bool,
     /// A directory to use as the (only, read-only) image layer.
     #[arg(long, conflicts_with = "layer")]
     rootfs: Option<PathBuf>,
@@ -104,8 +153,8 @@ struct ContainerArgs {
     #[arg(long)]
     log: Option<PathBuf>,
     id: String,
-    /// The command and its arguments, after `--`.
-    #[arg(last = true, required = true)]
+    /// The command and its arguments, after `--` (without one: an OCI bundle).
+    #[arg(last = true)]
     command: Vec<String>,
 }
 
@@ -176,6 +225,37 @@ fn parse_signal(s: &str) -> Result<i32, Failure> {
         .map_err(|_| Failure(format!("unknown signal {s:?}"), 2))
 }
 
+/// The spec and options of `create`/`run`: from the OCI bundle, or from the flags.
+fn container_of(
+    a: &ContainerArgs,
+    root: &std::path::Path,
+    foreground: bool,
+) -> Result<(ContainerSpec, ContainerOptions), Failure> {
+    if a.console_socket.is_some() {
+        return Err(Failure(
+            "--console-socket: terminal mode is not supported (set process.terminal to false)"
+                .into(),
+            2,
+        ));
+    }
+    if a.command.is_empty() || a.bundle.is_some() {
+        if !a.command.is_empty() {
+            return Err(Failure(
+                "give either --bundle or `-- CMD`, not both".into(),
+                2,
+            ));
+        }
+        let bundle = a.bundle.clone().unwrap_or_else(|| PathBuf::from("."));
+        let mut warnings = Vec::new();
+        let (spec, opts) = paas_runtime::oci::load_bundle(&bundle, &a.id, &mut warnings)?;
+        for w in warnings {
+            eprintln!("paas-runtime: warning: {w}");
+        }
+        return Ok((spec, opts));
+    }
+    Ok((spec_of(a, root, foreground)?, ContainerOptions::default()))
+}
+
 fn spec_of(
     a: &ContainerArgs,
     root: &std::path::Path,
@@ -240,11 +320,25 @@ fn forward_signals(rt: Runtime, id: String) -> Result<(), Failure> {
     Ok(())
 }
 
+fn write_pid_file(a: &ContainerArgs, pid: i32) -> Result<(), Failure> {
+    if let Some(path) = &a.pid_file {
+        std::fs::write(path, pid.to_string())
+            .map_err(|e| Failure(format!("writing --pid-file {}: {e}", path.display()), 1))?;
+    }
+    Ok(())
+}
+
 fn run(rt: &Runtime, a: &ContainerArgs, root: &std::path::Path) -> Result<u8, Failure> {
-    let spec = spec_of(a, root, true)?;
-    forward_signals(rt.clone(), spec.id.clone())?;
+    let (spec, opts) = container_of(a, root, true)?;
     let cant_start = |e: Error| Failure(e.to_string(), 125);
-    rt.run(&spec).map_err(cant_start)?;
+    if a.detach {
+        let state = rt.run_with(&spec, &opts).map_err(cant_start)?;
+        write_pid_file(a, state.pid)?;
+        return Ok(0);
+    }
+    forward_signals(rt.clone(), spec.id.clone())?;
+    let state = rt.run_with(&spec, &opts).map_err(cant_start)?;
+    write_pid_file(a, state.pid)?;
     let exit = rt.wait(&spec.id)?;
     rt.delete(&spec.id, true)?;
     Ok(match (exit.code, exit.signal) {
@@ -252,6 +346,35 @@ fn run(rt: &Runtime, a: &ContainerArgs, root: &std::path::Path) -> Result<u8, Fa
         (None, Some(sig)) => 128u8.wrapping_add(sig as u8),
         (None, None) => 255,
     })
+}
+
+/// Copies our stdin to the pty master and the master to our stdout (until the process
+/// closes its side).
+fn relay_pty(master: &std::os::fd::OwnedFd) -> Result<(), Failure> {
+    use std::io::{Read, Write};
+    let fail = |e: std::io::Error| Failure(format!("relaying the pty: {e}"), 1);
+    let mut reader = std::fs::File::from(master.try_clone().map_err(fail)?);
+    let mut writer = std::fs::File::from(master.try_clone().map_err(fail)?);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let mut stdin = std::io::stdin();
+        while let Ok(n) = stdin.read(&mut buf) {
+            if n == 0 || writer.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    let mut buf = [0u8; 4096];
+    let mut stdout = std::io::stdout();
+    // EIO once the last slave descriptor is closed.
+    while let Ok(n) = reader.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        let _ = stdout.write_all(&buf[..n]);
+        let _ = stdout.flush();
+    }
+    Ok(())
 }
 
 fn main_result(cli: Cli) -> Result<u8, Failure> {
@@ -263,13 +386,29 @@ fn main_result(cli: Cli) -> Result<u8, Failure> {
     match &cli.command {
         Command::Run(a) => return run(&rt, a, &cli.root),
         Command::Create(a) => {
-            let state = rt.create(&spec_of(a, &cli.root, false)?)?;
-            println!("{}", state.pid);
+            let (spec, opts) = container_of(a, &cli.root, false)?;
+            let state = rt.create_with(&spec, &opts)?;
+            write_pid_file(a, state.pid)?;
+            if opts.oci_bundle.is_none() {
+                println!("{}", state.pid);
+            }
+        }
+        Command::Spec { bundle } => {
+            let dir = bundle.clone().unwrap_or_else(|| PathBuf::from("."));
+            let path = dir.join("config.json");
+            if path.exists() {
+                return Err(Failure(format!("{} already exists", path.display()), 1));
+            }
+            paas_runtime::oci::default_spec()?
+                .save(&path)
+                .map_err(|e| Failure(format!("writing {}: {e}", path.display()), 1))?;
         }
         Command::Start { id } => rt.start(id)?,
         Command::State { id } => {
             let state = rt.state(id)?;
-            let json = serde_json::to_string_pretty(&state)
+            let bundle = rt.options(id)?.oci_bundle;
+            let json = paas_runtime::oci::state_json(&state, bundle.as_deref());
+            let json = serde_json::to_string_pretty(&json)
                 .map_err(|e| Failure(format!("encoding the state: {e}"), 1))?;
             println!("{json}");
         }
@@ -284,6 +423,37 @@ fn main_result(cli: Cli) -> Result<u8, Failure> {
             rt.kill(id, sig.unwrap_or(libc::SIGTERM))?;
         }
         Command::Delete { force, id } => rt.delete(id, *force)?,
+        Command::Exec {
+            tty,
+            env,
+            cwd,
+            user,
+            id,
+            command,
+        } => {
+            let spec = paas_runtime::ExecSpec {
+                args: command.clone(),
+                env: env.clone(),
+                cwd: cwd.clone(),
+                user: user.as_deref().map(parse_user).transpose()?,
+                tty: *tty,
+                ..Default::default()
+            };
+            let process = rt.exec(id, spec).map_err(|e| Failure(e.to_string(), 126))?;
+            if let Some(master) = &process.pty {
+                relay_pty(master)?;
+            }
+            let code = process.wait()?;
+            return Ok(code as u8);
+        }
+        Command::Pause { id } => rt.pause(id)?,
+        Command::Resume { id } => rt.resume(id)?,
+        Command::Stats { id } => {
+            let stats = rt.stats(id)?;
+            let json = serde_json::to_string_pretty(&stats)
+                .map_err(|e| Failure(format!("encoding the stats: {e}"), 1))?;
+            println!("{json}");
+        }
     }
     Ok(0)
 }

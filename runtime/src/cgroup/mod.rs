@@ -14,7 +14,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::Resources;
+use crate::{CpuQuota, Resources};
 
 /// Errors of the cgroup code; every variant names the file or directory involved.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +109,54 @@ pub trait CgroupManager: std::fmt::Debug + Send + Sync {
     /// Removes the container's cgroup directories (not the shared parent). Missing ones
     /// are fine; a non-empty one fails with EBUSY (the caller kills and retries).
     fn remove(&self) -> Result<()>;
+    /// Writes a CPU bandwidth limit.
+    fn set_cpu_quota(&self, quota: CpuQuota) -> Result<()>;
+    /// Memory, CPU and pid figures; a missing controller's figures are 0 / None.
+    fn stats(&self) -> Result<Stats>;
+    /// Freezes (`true`) or thaws the cgroup's processes; returns once the kernel says so.
+    fn freeze(&self, frozen: bool) -> Result<()>;
+    /// Whether the cgroup is frozen.
+    fn is_frozen(&self) -> bool;
+}
+
+/// Resource usage of one container, read from its cgroup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Stats {
+    /// Memory charged now (page cache included), bytes.
+    pub memory_bytes: u64,
+    /// Highest memory charge seen (v1 `max_usage_in_bytes`, v2 `memory.peak` where the
+    /// kernel has it).
+    pub memory_peak_bytes: Option<u64>,
+    /// CPU time used, nanoseconds.
+    pub cpu_usage_ns: u64,
+    /// Processes and threads now.
+    pub pids: u64,
+}
+
+/// Reads one number from a cgroup file; None if missing or not a number.
+fn read_u64(path: &Path) -> Option<u64> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// How long `freeze` waits for the kernel to finish freezing or thawing.
+const FREEZE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Polls `done` until it holds or [`FREEZE_PATIENCE`] runs out (EBUSY).
+fn wait_until(path: &Path, done: impl Fn() -> bool) -> Result<()> {
+    let deadline = std::time::Instant::now() + FREEZE_PATIENCE;
+    let mut pause = std::time::Duration::from_micros(200);
+    while !done() {
+        if std::time::Instant::now() > deadline {
+            return Err(CgroupError::Write {
+                path: path.to_owned(),
+                value: "freeze state".into(),
+                source: io::Error::from_raw_os_error(libc::EBUSY),
+            });
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(20));
+    }
+    Ok(())
 }
 
 /// v2 when `<root>/cgroup.controllers` exists, else v1.
@@ -259,7 +307,9 @@ impl V1 {
         let mut seen: Vec<PathBuf> = Vec::new();
         for controller in V1_CONTROLLERS {
             let mount = root.join(controller);
-            if !mount.is_dir() {
+            // A hierarchy is mounted where its root has `cgroup.procs` (a bare directory,
+            // or a tmpfs hiding the hierarchy, is not one).
+            if !mount.join("cgroup.procs").exists() {
                 continue;
             }
             let real = fs::canonicalize(&mount).unwrap_or_else(|_| mount.clone());
@@ -357,6 +407,43 @@ impl CgroupManager for V1 {
             remove_dir(dir)?;
         }
         Ok(())
+    }
+
+    fn set_cpu_quota(&self, q: CpuQuota) -> Result<()> {
+        let dir = self.need("cpu", "cpu quota")?;
+        write_file(&dir.join("cpu.cfs_period_us"), &q.period_us.to_string())?;
+        write_file(&dir.join("cpu.cfs_quota_us"), &q.quota_us.to_string())
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        let mut s = Stats::default();
+        if let Some(dir) = self.dir("memory") {
+            s.memory_bytes = read_u64(&dir.join("memory.usage_in_bytes")).unwrap_or(0);
+            s.memory_peak_bytes = read_u64(&dir.join("memory.max_usage_in_bytes"));
+        }
+        if let Some(dir) = self.dir("cpuacct").or_else(|| self.dir("cpu")) {
+            s.cpu_usage_ns = read_u64(&dir.join("cpuacct.usage")).unwrap_or(0);
+        }
+        if let Some(dir) = self.dir("pids") {
+            s.pids = read_u64(&dir.join("pids.current")).unwrap_or(0);
+        }
+        Ok(s)
+    }
+
+    fn freeze(&self, frozen: bool) -> Result<()> {
+        let dir = self.need("freezer", "freezer")?;
+        let path = dir.join("freezer.state");
+        let want = if frozen { "FROZEN" } else { "THAWED" };
+        write_file(&path, want)?;
+        wait_until(&path, || {
+            fs::read_to_string(&path).is_ok_and(|t| t.trim() == want)
+        })
+    }
+
+    fn is_frozen(&self) -> bool {
+        self.dir("freezer").is_some_and(|d| {
+            fs::read_to_string(d.join("freezer.state")).is_ok_and(|t| t.trim() == "FROZEN")
+        })
     }
 }
 
@@ -483,6 +570,35 @@ impl CgroupManager for V2 {
 
     fn remove(&self) -> Result<()> {
         remove_dir(&self.dir)
+    }
+
+    fn set_cpu_quota(&self, q: CpuQuota) -> Result<()> {
+        let path = self.need("cpu.max", "cpu quota", "cpu")?;
+        write_file(&path, &format!("{} {}", q.quota_us, q.period_us))
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        let usage_usec = read_keyed(&self.dir.join("cpu.stat"), "usage_usec")?;
+        Ok(Stats {
+            memory_bytes: read_u64(&self.dir.join("memory.current")).unwrap_or(0),
+            memory_peak_bytes: read_u64(&self.dir.join("memory.peak")),
+            cpu_usage_ns: usage_usec * 1000,
+            pids: read_u64(&self.dir.join("pids.current")).unwrap_or(0),
+        })
+    }
+
+    fn freeze(&self, frozen: bool) -> Result<()> {
+        let path = self.dir.join("cgroup.freeze");
+        write_file(&path, if frozen { "1" } else { "0" })?;
+        let events = self.dir.join("cgroup.events");
+        let want = u64::from(frozen);
+        wait_until(&events, || {
+            read_keyed(&events, "frozen").is_ok_and(|v| v == want)
+        })
+    }
+
+    fn is_frozen(&self) -> bool {
+        read_keyed(&self.dir.join("cgroup.events"), "frozen").is_ok_and(|v| v == 1)
     }
 }
 

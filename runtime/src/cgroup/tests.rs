@@ -10,6 +10,7 @@ fn v1_root(controllers: &[&str]) -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
     for c in controllers {
         fs::create_dir(root.path().join(c)).unwrap();
+        touch(&root.path().join(c).join("cgroup.procs"), "");
     }
     root
 }

@@ -150,3 +150,14 @@ pub fn is_mounted(path: &Path) -> bool {
         .lines()
         .any(|l| l.contains(&needle))
 }
+
+/// Polls `cond` every 10 ms for up to 10 s; panics if it never holds.
+pub fn wait_for(cond: impl Fn() -> bool) {
+    for _ in 0..1000 {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("condition not met within 10 s");
+}

@@ -1,0 +1,256 @@
+//! `GET /v1/apps/{app}/logs?tail=true&ps=web&lines=N`: an app's recent log lines and, with
+//! `tail=true`, the live ones as they come, in Heroku's format
+//! (`2026-11-23T05:00:00Z app[web.1]: line`). `Accept: text/event-stream` gets
+//! Server-Sent Events (one `data:` line each), anything else `text/plain`.
+//!
+//! Sources: each job's output as its agent captured it (`GET /v1/jobs/{id}/logs`), and the
+//! app's latest build (`app[build]`). The router's access lines (`heroku[router]`) join
+//! through [`access_lines`] once the router exposes a subscription.
+
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures_util::StreamExt;
+use http::HeaderMap;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::{Admin, ApiError};
+use crate::scheduler::labels;
+use crate::state::Controller;
+use crate::store::{job_state, JobRow};
+use crate::util::now_rfc3339;
+
+/// The most lines one request may ask for.
+const MAX_LINES: usize = 10_000;
+const DEFAULT_LINES: usize = 100;
+/// How often a tail looks for new jobs of the app.
+const RESCAN: Duration = Duration::from_secs(2);
+
+pub(super) fn routes() -> Router<Arc<Controller>> {
+    Router::new().route("/v1/apps/{app}/logs", get(logs))
+}
+
+#[derive(Debug, Deserialize)]
+struct LogsQuery {
+    #[serde(default)]
+    tail: bool,
+    /// A process type (`web`) or one dyno (`web.1`).
+    ps: Option<String>,
+    lines: Option<usize>,
+}
+
+/// The router's access lines for `app`, when the router offers a subscription. The router
+/// helper wires this (`heroku[router]: at=info method=GET path=/ …` lines); until then the
+/// stream has none.
+pub fn access_lines(
+    _c: &Controller,
+    _app: &str,
+) -> Option<tokio::sync::broadcast::Receiver<String>> {
+    None
+}
+
+/// One Heroku-format line.
+fn line(ts: &str, source: &str, text: &str) -> String {
+    format!("{ts} app[{source}]: {text}")
+}
+
+fn wants(ps: Option<&str>, process_type: &str, dyno: &str) -> bool {
+    match ps {
+        None => true,
+        Some(p) => p == process_type || p == dyno,
+    }
+}
+
+/// The app's running (or finished, not yet removed) jobs with their dyno names.
+async fn app_jobs(c: &Controller, app: &str) -> Result<Vec<(JobRow, String, String)>, ApiError> {
+    let rows: Vec<JobRow> = c
+        .store
+        .active_jobs()
+        .await?
+        .into_iter()
+        .filter(|j| j.app == app && j.state != job_state::PENDING)
+        .collect();
+    let urls: HashMap<String, String> = c
+        .store
+        .list_nodes()
+        .await?
+        .into_iter()
+        .map(|n| (n.name, n.url))
+        .collect();
+    let mut dynos: HashMap<String, String> = HashMap::new();
+    let nodes: HashSet<&str> = rows.iter().map(|j| j.node.as_str()).collect();
+    for node in nodes {
+        let Some(url) = urls.get(node) else { continue };
+        if let Ok(jobs) = c.agents.list_jobs(url).await {
+            for j in jobs {
+                if let Some(d) = j.labels.get(labels::DYNO) {
+                    dynos.insert(j.id, d.clone());
+                }
+            }
+        }
+    }
+    Ok(rows
+        .into_iter()
+        .filter_map(|j| {
+            let url = urls.get(&j.node)?.clone();
+            let dyno = dynos
+                .get(&j.id)
+                .cloned()
+                .unwrap_or_else(|| j.process_type.clone());
+            Some((j, url, dyno))
+        })
+        .collect())
+}
+
+async fn logs(
+    _: Admin,
+    State(c): State<Arc<Controller>>,
+    Path(app): Path<String>,
+    Query(q): Query<LogsQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if c.store.get_app(&app).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no app named {app}")));
+    }
+    let lines = q.lines.unwrap_or(DEFAULT_LINES).min(MAX_LINES);
+    let ps = q.ps.clone();
+    let now = now_rfc3339();
+
+    // History: the latest build, then each job's output (stamped with the time it is read:
+    // the agent keeps the raw output).
+    let mut history = Vec::new();
+    if ps.is_none() {
+        if let Some(build) = c.store.list_builds(&app).await?.into_iter().next() {
+            let ts = build.finished_at.as_deref().unwrap_or(&build.created_at);
+            history.extend(build.log.lines().map(|l| line(ts, "build", l)));
+        }
+    }
+    let mut seen_lines: HashMap<String, usize> = HashMap::new();
+    for (job, url, dyno) in app_jobs(&c, &app).await? {
+        if !wants(ps.as_deref(), &job.process_type, &dyno) {
+            continue;
+        }
+        let text = c.agents.logs(&url, &job.id).await.unwrap_or_default();
+        seen_lines.insert(job.id.clone(), text.lines().count());
+        history.extend(text.lines().map(|l| line(&now, &dyno, l)));
+    }
+    let skip = history.len().saturating_sub(lines);
+    history.drain(..skip);
+
+    let sse = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    let (tx, rx) = mpsc::channel::<String>(1024);
+    tokio::spawn(async move {
+        for l in history {
+            if tx.send(l).await.is_err() {
+                return;
+            }
+        }
+        if q.tail {
+            follow(c, app, ps, seen_lines, tx).await;
+        }
+    });
+    let stream = ReceiverStream::new(rx);
+    if sse {
+        let events = stream.map(|l| Ok::<_, Infallible>(Event::default().data(l)));
+        return Ok(Sse::new(events)
+            .keep_alive(axum::response::sse::KeepAlive::default())
+            .into_response());
+    }
+    let body = Body::from_stream(stream.map(|l| Ok::<_, Infallible>(format!("{l}\n"))));
+    Ok((
+        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response())
+}
+
+/// Follows every job of the app (new ones as they appear) until the client goes away.
+async fn follow(
+    c: Arc<Controller>,
+    app: String,
+    ps: Option<String>,
+    mut skip: HashMap<String, usize>,
+    tx: mpsc::Sender<String>,
+) {
+    let mut followed: HashSet<String> = HashSet::new();
+    let mut access = access_lines(&c, &app);
+    loop {
+        if let Ok(jobs) = app_jobs(&c, &app).await {
+            for (job, url, dyno) in jobs {
+                if !wants(ps.as_deref(), &job.process_type, &dyno)
+                    || !followed.insert(job.id.clone())
+                {
+                    continue;
+                }
+                let skip = skip.remove(&job.id).unwrap_or(0);
+                let (c, tx) = (Arc::clone(&c), tx.clone());
+                tokio::spawn(async move {
+                    follow_job(&c, &url, &job.id, &dyno, skip, tx).await;
+                });
+            }
+        }
+        let deadline = tokio::time::sleep(RESCAN);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => break,
+                _ = tx.closed() => return,
+                l = async {
+                    match access.as_mut() {
+                        Some(rx) => rx.recv().await.ok(),
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if let Some(l) = l {
+                        if tx.send(l).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Streams one job's output after its first `skip` lines, stamping each line as it comes.
+async fn follow_job(
+    c: &Controller,
+    url: &str,
+    id: &str,
+    dyno: &str,
+    mut skip: usize,
+    tx: mpsc::Sender<String>,
+) {
+    let Ok(resp) = c.agents.follow_logs(url, id).await else {
+        return;
+    };
+    let mut body = resp.bytes_stream();
+    let mut pending: Vec<u8> = Vec::new();
+    while let Some(Ok(chunk)) = body.next().await {
+        pending.extend_from_slice(&chunk);
+        while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
+            let raw: Vec<u8> = pending.drain(..=pos).collect();
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            let text = String::from_utf8_lossy(&raw[..raw.len() - 1]).into_owned();
+            if tx.send(line(&now_rfc3339(), dyno, &text)).await.is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! `POST /v1/nodes/{name}/drain` and `DELETE /v1/nodes/{name}/drain`: a draining node gets
+//! no new jobs and its jobs are started elsewhere, then stopped (see the scheduler).
+//! `GET /v1/nodes/{name}/jobs`: the jobs the store places on a node, with their restart
+//! counts (crash loops show here). `PUT /v1/apps/{app}/formation/{type}` `{"count": N}`:
+//! the scheduler's scale hook (the API's `ps:scale` endpoint supersedes it).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::body::Bytes;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Serialize;
+
+use super::{Admin, ApiError};
+use crate::state::Controller;
+
+pub(super) fn routes() -> Router<Arc<Controller>> {
+    Router::new()
+        .route("/v1/nodes/{name}/drain", post(drain).delete(undrain))
+        .route("/v1/nodes/{name}/jobs", get(node_jobs))
+        .route("/v1/apps/{app}/formation/{process_type}", put(scale))
+}
+
+/// A job as `GET /v1/nodes/{name}/jobs` lists it.
+#[derive(Debug, Serialize)]
+struct NodeJob {
+    id: String,
+    app: String,
+    release: u32,
+    #[serde(rename = "type")]
+    process_type: String,
+    node: String,
+    state: String,
+    addr: Option<String>,
+    restarts: u32,
+    last_exit: Option<String>,
+    exit_reason: Option<String>,
+}
+
+async fn node_jobs(
+    _: Admin,
+    State(c): State<Arc<Controller>>,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<NodeJob>>, ApiError> {
+    let rows: Vec<_> = c
+        .store
+        .active_jobs()
+        .await?
+        .into_iter()
+        .filter(|j| j.node == name)
+        .collect();
+    let mut restarts = std::collections::HashMap::new();
+    for app in rows.iter().map(|j| j.app.clone()).collect::<std::collections::BTreeSet<_>>() {
+        restarts.extend(c.store.job_restarts(&app).await?);
+    }
+    Ok(Json(
+        rows.into_iter()
+            .map(|j| {
+                let r = restarts.remove(&j.id).unwrap_or_default();
+                NodeJob {
+                    restarts: r.restarts,
+                    last_exit: r.last_exit,
+                    id: j.id,
+                    app: j.app,
+                    release: j.release,
+                    process_type: j.process_type,
+                    node: j.node,
+                    state: j.state,
+                    addr: j.addr,
+                    exit_reason: j.exit_reason,
+                }
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Scale {
+    count: u32,
+}
+
+async fn scale(
+    _: Admin,
+    State(c): State<Arc<Controller>>,
+    Path((app, process_type)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let req: Scale = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!("the body must be {{\"count\": N}}: {e}"))
+    })?;
+    if req.count > 100 {
+        return Err(ApiError::Validation(format!(
+            "count {} is more than 100 processes of one type",
+            req.count
+        )));
+    }
+    let ok = !process_type.is_empty()
+        && process_type.len() <= 30
+        && process_type
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !ok {
+        return Err(ApiError::Validation(format!(
+            "{process_type:?} is not a process type name (letters, digits, - and _)"
+        )));
+    }
+    if c.store.get_app(&app).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no app named {app}")));
+    }
+    c.store.set_formation(&app, &process_type, req.count).await?;
+    tracing::info!(%app, %process_type, count = req.count, "formation scaled");
+    c.scheduler.notify();
+    Ok(Json(serde_json::json!({
+        "app": app, "type": process_type, "count": req.count
+    })))
+}
+
+/// The answer of a drain change.
+#[derive(Debug, Serialize)]
+struct Drained {
+    name: String,
+    draining: bool,
+}
+
+async fn set(c: &Controller, name: String, draining: bool) -> Result<Json<Drained>, ApiError> {
+    if !c.store.set_node_draining(&name, draining).await? {
+        return Err(ApiError::NotFound(format!(
+            "no node named {name} (GET /v1/nodes lists them)"
+        )));
+    }
+    tracing::info!(node = %name, draining, "node drain changed");
+    c.scheduler.notify();
+    Ok(Json(Drained { name, draining }))
+}
+
+async fn drain(
+    _: Admin,
+    State(c): State<Arc<Controller>>,
+    Path(name): Path<String>,
+) -> Result<Json<Drained>, ApiError> {
+    set(&c, name, true).await
+}
+
+async fn undrain(
+    _: Admin,
+    State(c): State<Arc<Controller>>,
+    Path(name): Path<String>,
+) -> Result<Json<Drained>, ApiError> {
+    set(&c, name, false).await
+}

@@ -1,0 +1,107 @@
+//! Drain and logs endpoints through `tower::ServiceExt::oneshot` (no agents: the log
+//! sources are the build log; jobs are covered by the e2e tests).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use http::{header, Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use crate::config::Settings;
+use crate::state::Controller;
+
+async fn controller() -> (tempfile::TempDir, Arc<Controller>) {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = Settings::new(
+        dir.path().to_path_buf(),
+        "127.0.0.1:8080".parse().unwrap(),
+        8000,
+        "localhost",
+    )
+    .unwrap();
+    let c = Controller::open(settings).await.unwrap();
+    (dir, c)
+}
+
+async fn send(c: &Arc<Controller>, req: http::request::Builder) -> (StatusCode, String, String) {
+    let req = req
+        .header(
+            header::AUTHORIZATION,
+            format!("Bearer {}", c.tokens.admin()),
+        )
+        .body(Body::empty())
+        .unwrap();
+    let resp = crate::http::app(Arc::clone(c)).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let ctype = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, ctype, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn drain_marks_a_known_node_and_refuses_an_unknown_one() {
+    let (_d, c) = controller().await;
+    c.store
+        .upsert_node("n1", "http://127.0.0.1:1", 1 << 30, crate::util::unix_ms())
+        .await
+        .unwrap();
+    let (status, _, body) = send(&c, Request::post("/v1/nodes/n1/drain")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains(r#""draining":true"#), "{body}");
+    assert!(c.store.draining_nodes().await.unwrap().contains("n1"));
+    let (_, _, body) = send(&c, Request::get("/v1/nodes")).await;
+    assert!(body.contains(r#""state":"draining""#), "{body}");
+
+    let (status, _, _) = send(&c, Request::delete("/v1/nodes/n1/drain")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(c.store.draining_nodes().await.unwrap().is_empty());
+
+    let (status, _, body) = send(&c, Request::post("/v1/nodes/nope/drain")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("no node named nope"), "{body}");
+}
+
+#[tokio::test]
+async fn logs_show_the_latest_build_in_heroku_format_as_text_or_events() {
+    let (_d, c) = controller().await;
+    c.store.create_app("hello").await.unwrap();
+    c.store.create_build("b1", "hello", None).await.unwrap();
+    c.store
+        .finish_build(
+            "b1",
+            "succeeded",
+            None,
+            "-----> Building\n-----> Releasing v1\n",
+        )
+        .await
+        .unwrap();
+
+    let (status, ctype, body) = send(&c, Request::get("/v1/apps/hello/logs?lines=1")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(ctype.starts_with("text/plain"), "{ctype}");
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines.len(), 1, "{body}");
+    assert!(
+        lines[0].ends_with(" app[build]: -----> Releasing v1"),
+        "{body}"
+    );
+    assert!(lines[0].starts_with("20"), "a timestamp first: {body}");
+
+    let (status, ctype, body) = send(
+        &c,
+        Request::get("/v1/apps/hello/logs").header(header::ACCEPT, "text/event-stream"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(ctype.starts_with("text/event-stream"), "{ctype}");
+    assert!(body.contains("data: "), "{body}");
+    assert!(body.contains("app[build]: -----> Building"), "{body}");
+
+    let (status, _, _) = send(&c, Request::get("/v1/apps/nope/logs")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -1,0 +1,74 @@
+//! The scheduler's columns (migration 0005): draining nodes and the restart count and last
+//! crash of each job. (`nodes.subnet` is reserved for controller-allocated node subnets.)
+
+use std::collections::{BTreeSet, HashMap};
+
+use sqlx::Row;
+
+use super::{query, Result, Store};
+
+/// How often a job's process type had crashed in a row when the job was started, and why
+/// the last of those crashes happened.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Restarts {
+    pub restarts: u32,
+    pub last_exit: Option<String>,
+}
+
+impl Store {
+    /// Marks a node draining (or not). False when no such node is known.
+    pub async fn set_node_draining(&self, name: &str, draining: bool) -> Result<bool> {
+        let res = sqlx::query("UPDATE nodes SET draining = ? WHERE name = ?")
+            .bind(draining)
+            .bind(name)
+            .execute(self.pool())
+            .await
+            .map_err(query("draining a node"))?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    /// The names of the draining nodes.
+    pub async fn draining_nodes(&self) -> Result<BTreeSet<String>> {
+        let rows = sqlx::query("SELECT name FROM nodes WHERE draining != 0")
+            .fetch_all(self.pool())
+            .await
+            .map_err(query("listing draining nodes"))?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("name"))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(query("reading a node name"))
+    }
+
+    /// Records a job's restart count and the reason of the crash before it.
+    pub async fn set_job_restarts(&self, id: &str, r: &Restarts) -> Result<()> {
+        sqlx::query("UPDATE jobs SET restarts = ?, last_exit = ? WHERE id = ?")
+            .bind(i64::from(r.restarts))
+            .bind(&r.last_exit)
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map_err(query("recording a job's restarts"))?;
+        Ok(())
+    }
+
+    /// Job id → restarts, for the jobs of an app (removed ones included).
+    pub async fn job_restarts(&self, app: &str) -> Result<HashMap<String, Restarts>> {
+        let rows = sqlx::query("SELECT id, restarts, last_exit FROM jobs WHERE app = ?")
+            .bind(app)
+            .fetch_all(self.pool())
+            .await
+            .map_err(query("listing job restarts"))?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    Restarts {
+                        restarts: r.try_get::<i64, _>("restarts")?.max(0) as u32,
+                        last_exit: r.try_get("last_exit")?,
+                    },
+                ))
+            })
+            .collect::<std::result::Result<_, sqlx::Error>>()
+            .map_err(query("reading job restarts"))
+    }
+}

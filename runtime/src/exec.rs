@@ -1,0 +1,393 @@
+//! `exec`: a new process inside a running container. It joins every namespace of the
+//! container's init (cgroup, ipc, uts, net, pid, mnt) and its cgroup(s), and gets the
+//! container's privileges (capabilities, seccomp, rlimits, `no_new_privs`, user).
+//!
+//! A process cannot enter a pid namespace itself, only its children are born there, and
+//! the caller (the agent) is multi-threaded, which `setns` into a mount namespace
+//! refuses. So: the caller clones a helper (no allocation after the clone, as in
+//! `init`), moves it into the container's cgroup, releases it; the helper joins the
+//! namespaces and forks the process, which execs; the helper waits for it and exits
+//! with its status (code, or 128 + signal). Errors before the exec come back on a
+//! close-on-exec pipe, so [`exec`] returns once the process runs (or with the error).
+
+use std::ffi::{c_char, CString};
+use std::fs;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::ptr;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{pipe2, Pid};
+
+use crate::init::{self, above_stdio, die, read_byte, EXEC_FAILED};
+use crate::lifecycle::{live_status, load, manager, sys_err};
+use crate::plan::Privileges;
+use crate::state;
+use crate::{Error, Result, RuntimeConfig, Status, DEFAULT_PATH};
+
+/// Namespaces joined, in this order (mnt last but one: after it, `/proc` paths are the
+/// container's; cgroup last so its root is the container's cgroup, which we joined).
+const NAMESPACES: [(&str, libc::c_int); 6] = [
+    ("ipc", libc::CLONE_NEWIPC),
+    ("uts", libc::CLONE_NEWUTS),
+    ("net", libc::CLONE_NEWNET),
+    ("pid", libc::CLONE_NEWPID),
+    ("mnt", libc::CLONE_NEWNS),
+    ("cgroup", libc::CLONE_NEWCGROUP),
+];
+
+/// A process to run in a container.
+#[derive(Debug, Default)]
+pub struct ExecSpec {
+    pub args: Vec<String>,
+    /// `KEY=VALUE`; empty = the container's environment.
+    pub env: Vec<String>,
+    /// Working directory; None = the container's.
+    pub cwd: Option<String>,
+    /// uid, gid; None = the container's user.
+    pub user: Option<(u32, u32)>,
+    /// Give the process a new pty (its stdin/stdout/stderr, and controlling terminal);
+    /// [`ExecProcess::pty`] is the master side.
+    pub tty: bool,
+    /// Without `tty`: the process's stdin/stdout/stderr; None = the caller's.
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+/// A process started by [`crate::Runtime::exec`].
+#[derive(Debug)]
+pub struct ExecProcess {
+    /// Host pid of the helper that waits for the process (its parent).
+    pub pid: i32,
+    /// The pty master when `tty` was asked for.
+    pub pty: Option<OwnedFd>,
+}
+
+impl ExecProcess {
+    /// Blocks until the process exits; its exit code (128 + N if killed by signal N).
+    pub fn wait(&self) -> Result<i32> {
+        loop {
+            match waitpid(Pid::from_raw(self.pid), None) {
+                Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+                Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+                Ok(_) | Err(Errno::EINTR) => continue,
+                Err(e) => return Err(sys_err("waiting for the exec'd process")(e)),
+            }
+        }
+    }
+}
+
+/// Everything the helper and the process use, prepared before the clone.
+struct Prepared {
+    ns: Vec<(OwnedFd, libc::c_int)>,
+    cwd: CString,
+    candidates: Vec<CString>,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    privileges: Privileges,
+    stdio: [RawFd; 3],
+    /// The pty slave (made the controlling terminal) when `tty`.
+    tty: bool,
+}
+
+fn cstring(what: &str, s: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| Error::InvalidSpec(format!("{what} {s:?} contains a NUL byte")))
+}
+
+/// Runs `spec` in container `id`, which must be running.
+pub(crate) fn exec(cfg: &RuntimeConfig, id: &str, spec: ExecSpec) -> Result<ExecProcess> {
+    let (layout, sf) = load(cfg, id)?;
+    let sf = sf.ok_or_else(|| Error::NotFound(id.to_owned()))?;
+    let status = live_status(&layout, &sf);
+    if status != Status::Running {
+        return Err(Error::Start(format!(
+            "container {id:?} is {status}; exec needs a running container"
+        )));
+    }
+    if spec.args.is_empty() || spec.args[0].is_empty() {
+        return Err(Error::InvalidSpec(
+            "exec: args is empty, nothing to run".into(),
+        ));
+    }
+    let pid = sf.state.pid;
+    let mut ns = Vec::new();
+    for (name, flag) in NAMESPACES {
+        let path = format!("/proc/{pid}/ns/{name}");
+        match fs::File::open(&path) {
+            Ok(f) => ns.push((above_stdio(f.into())?, flag)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && name == "cgroup" => {}
+            Err(e) => {
+                return Err(Error::Io {
+                    what: format!("opening {path}"),
+                    source: e,
+                })
+            }
+        }
+    }
+    // The namespaces are ours only if the pid was not recycled meanwhile.
+    if !state::is_alive(pid, sf.pid_start_time) {
+        return Err(Error::Start(format!("container {id:?} exited")));
+    }
+    let env = if spec.env.is_empty() {
+        &sf.spec.env
+    } else {
+        &spec.env
+    };
+    let name = &spec.args[0];
+    let candidates: Vec<CString> = if name.contains('/') {
+        vec![cstring("args[0]", name)?]
+    } else {
+        let path = env
+            .iter()
+            .rev()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or(DEFAULT_PATH);
+        path.split(':')
+            .filter(|d| d.starts_with('/'))
+            .map(|d| cstring("PATH entry", &format!("{}/{name}", d.trim_end_matches('/'))))
+            .collect::<Result<_>>()?
+    };
+    if candidates.is_empty() {
+        return Err(Error::Start(format!(
+            "exec {name:?}: executable file not found in $PATH"
+        )));
+    }
+    let mut pty_master = None;
+    let mut keep: Vec<OwnedFd> = Vec::new();
+    let stdio = if spec.tty {
+        let pty = nix::pty::openpty(None, None).map_err(sys_err("opening a pty"))?;
+        let slave = above_stdio(pty.slave)?;
+        let raw = slave.as_raw_fd();
+        keep.push(slave);
+        pty_master = Some(pty.master);
+        [raw; 3]
+    } else {
+        let mut out = [0, 1, 2];
+        for (i, fd) in [spec.stdin, spec.stdout, spec.stderr]
+            .into_iter()
+            .enumerate()
+        {
+            if let Some(fd) = fd {
+                let fd = above_stdio(fd)?;
+                out[i] = fd.as_raw_fd();
+                keep.push(fd);
+            }
+        }
+        out
+    };
+    let prepared = Prepared {
+        ns,
+        cwd: cstring("cwd", spec.cwd.as_deref().unwrap_or(&sf.spec.cwd))?,
+        candidates,
+        argv: spec
+            .args
+            .iter()
+            .map(|a| cstring("argument", a))
+            .collect::<Result<_>>()?,
+        envp: env
+            .iter()
+            .map(|e| cstring("env entry", e))
+            .collect::<Result<_>>()?,
+        privileges: Privileges::new(spec.user.or(sf.spec.user), &sf.options)?,
+        stdio,
+        tty: spec.tty,
+    };
+    let helper = spawn_helper(cfg, id, &prepared)?;
+    drop(keep);
+    Ok(ExecProcess {
+        pid: helper,
+        pty: pty_master,
+    })
+}
+
+/// Clones the helper, puts it into the container's cgroup, releases it and waits until
+/// the process has exec'd (or failed).
+fn spawn_helper(cfg: &RuntimeConfig, id: &str, p: &Prepared) -> Result<i32> {
+    let (sync_read, sync_write) = pipe2(OFlag::O_CLOEXEC).map_err(sys_err("making a pipe"))?;
+    let (err_read, err_write) = pipe2(OFlag::O_CLOEXEC).map_err(sys_err("making a pipe"))?;
+    let sync_read = above_stdio(sync_read)?;
+    let err_write = above_stdio(err_write)?;
+    let argv: Vec<*const c_char> = p
+        .argv
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(ptr::null()))
+        .collect();
+    let envp: Vec<*const c_char> = p
+        .envp
+        .iter()
+        .map(|e| e.as_ptr())
+        .chain(std::iter::once(ptr::null()))
+        .collect();
+    let args = HelperArgs {
+        p,
+        sync: sync_read.as_raw_fd(),
+        err: err_write.as_raw_fd(),
+        argv: &argv,
+        envp: &envp,
+    };
+    let mut old = nix::sys::signal::SigSet::empty();
+    nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::all()),
+        Some(&mut old),
+    )
+    .map_err(sys_err("blocking signals around clone"))?;
+    // SAFETY: fork-like clone (no CLONE_VM, null stack); the child only runs helper_main,
+    // which makes raw syscalls on memory prepared above and never returns.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if ret == 0 {
+        // SAFETY: we are the cloned child.
+        unsafe { helper_main(&args) }
+    }
+    let errno = Errno::last();
+    let _ = nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&old),
+        None,
+    );
+    if ret < 0 {
+        return Err(sys_err("cloning the exec helper")(errno));
+    }
+    let pid = ret as i32;
+    drop(sync_read);
+    drop(err_write);
+    let reap = |pid: i32| {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = waitpid(Pid::from_raw(pid), None);
+    };
+    if let Err(e) = manager(cfg, id).add_process(pid) {
+        reap(pid);
+        return Err(e.into());
+    }
+    if let Err(e) = nix::unistd::write(&sync_write, &[1u8]) {
+        reap(pid);
+        return Err(sys_err("releasing the exec helper")(e));
+    }
+    drop(sync_write);
+    let mut msg = Vec::new();
+    let mut buf = [0u8; 1100];
+    loop {
+        match nix::unistd::read(&err_read, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => msg.extend_from_slice(&buf[..n]),
+            Err(Errno::EINTR) => {}
+            Err(e) => {
+                reap(pid);
+                return Err(sys_err("reading the exec helper's report")(e));
+            }
+        }
+    }
+    if msg.is_empty() {
+        return Ok(pid);
+    }
+    let _ = waitpid(Pid::from_raw(pid), None);
+    Err(Error::Start(init::decode(&msg).unwrap_or_default()))
+}
+
+struct HelperArgs<'a> {
+    p: &'a Prepared,
+    sync: RawFd,
+    err: RawFd,
+    argv: &'a [*const c_char],
+    envp: &'a [*const c_char],
+}
+
+/// The helper: joins the namespaces, forks the process, waits for it.
+///
+/// # Safety
+/// Only in the cloned child. No allocation, locks or unwinding.
+unsafe fn helper_main(a: &HelperArgs) -> ! {
+    let p = a.p;
+    // SAFETY: raw syscalls on descriptors and buffers prepared by the parent.
+    unsafe {
+        init::reset_signals();
+        if read_byte(a.sync) != 1 {
+            libc::_exit(1);
+        }
+        libc::close(a.sync);
+        for (fd, flag) in &p.ns {
+            if libc::setns(fd.as_raw_fd(), *flag) != 0 {
+                die(a.err, 1, &[b"joining the container's namespaces"]);
+            }
+            libc::close(fd.as_raw_fd());
+        }
+        if libc::chdir(p.cwd.as_ptr()) != 0 {
+            die(a.err, 1, &[b"chdir to ", p.cwd.to_bytes()]);
+        }
+        let child = libc::syscall(
+            libc::SYS_clone,
+            libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        );
+        if child < 0 {
+            die(a.err, 1, &[b"forking the process in the container"]);
+        }
+        if child == 0 {
+            process_main(a);
+        }
+        libc::close(a.err);
+        let mut status = 0;
+        while libc::waitpid(child as libc::pid_t, &mut status, 0) < 0 {
+            if init::errno() != libc::EINTR {
+                libc::_exit(1);
+            }
+        }
+        if libc::WIFSIGNALED(status) {
+            libc::_exit(128 + libc::WTERMSIG(status));
+        }
+        libc::_exit(libc::WEXITSTATUS(status))
+    }
+}
+
+/// The process: stdio, privileges, exec.
+///
+/// # Safety
+/// Only in the helper's forked child.
+unsafe fn process_main(a: &HelperArgs) -> ! {
+    let p = a.p;
+    // SAFETY: as in helper_main.
+    unsafe {
+        if p.tty {
+            libc::setsid();
+            if libc::ioctl(p.stdio[0], libc::TIOCSCTTY, 0) != 0 {
+                die(a.err, 1, &[b"making the pty the controlling terminal"]);
+            }
+        }
+        for (target, &fd) in p.stdio.iter().enumerate() {
+            if fd != target as RawFd && libc::dup2(fd, target as RawFd) < 0 {
+                die(a.err, 1, &[b"setting up stdin/stdout/stderr"]);
+            }
+        }
+        init::close_others(&[a.err]);
+        crate::harden::apply(&p.privileges, a.err);
+        let mut first_errno = 0;
+        for c in &p.candidates {
+            libc::execve(c.as_ptr(), a.argv.as_ptr(), a.envp.as_ptr());
+            let e = init::errno();
+            if first_errno == 0 || (first_errno == libc::ENOENT && e != libc::ENOENT) {
+                first_errno = e;
+            }
+        }
+        *libc::__errno_location() = first_errno;
+        die(
+            a.err,
+            EXEC_FAILED,
+            &[b"exec \"", p.argv[0].to_bytes(), b"\""],
+        )
+    }
+}

@@ -1,0 +1,297 @@
+//! OCI runtime bundles: `config.json` (read with the `oci-spec` crate) turned into a
+//! [`ContainerSpec`] and [`ContainerOptions`], the OCI `state` JSON, and the default
+//! `config.json` that `paas-runtime spec` writes.
+//!
+//! What maps: `root.path` (the only, read-only overlay lower; writes go to the
+//! container's upper dir, the bundle's rootfs is never modified) and `root.readonly`;
+//! `process` args/env/cwd/user (uid, gid, additionalGids)/rlimits/`noNewPrivileges`/
+//! capabilities (the bounding set; effective, permitted and bounding are the same here);
+//! `hostname`; bind mounts (`bind`/`rbind`, `ro`); `linux.namespaces` (network: a path
+//! is joined, none means the host's; pid/mount/uts/ipc/cgroup are always new);
+//! `linux.resources` memory limit, pids limit, cpu shares/quota/period;
+//! `maskedPaths`/`readonlyPaths`; `linux.seccomp` present = the default filter.
+//!
+//! What does not: the runtime mounts `/proc`, `/dev` and `/sys` itself, so the config's
+//! mounts under those (and non-bind mounts elsewhere) are skipped with a warning; user
+//! namespaces, `process.terminal`, hooks and custom seccomp rules are refused or
+//! ignored as documented in `docs/runtime.md`.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use serde::Serialize;
+
+use crate::spec::is_under;
+use crate::{
+    BindMount, ContainerOptions, ContainerSpec, ContainerState, CpuQuota, Error, Network,
+    Resources, Result, Rlimit, Status,
+};
+
+fn invalid(msg: impl Into<String>) -> Error {
+    Error::InvalidSpec(msg.into())
+}
+
+/// A value of an oci-spec enum as its JSON string (`CAP_CHOWN`, `RLIMIT_NOFILE`).
+fn json_name<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Reads `bundle/config.json` and converts it. `warnings` gets what was skipped.
+pub fn load_bundle(
+    bundle: &Path,
+    id: &str,
+    warnings: &mut Vec<String>,
+) -> Result<(ContainerSpec, ContainerOptions)> {
+    let bundle = std::fs::canonicalize(bundle).map_err(|e| Error::Io {
+        what: format!("bundle directory {}", bundle.display()),
+        source: e,
+    })?;
+    let config = bundle.join("config.json");
+    let spec = Spec::load(&config).map_err(|e| {
+        invalid(format!(
+            "{}: {e} (is this an OCI bundle? `paas-runtime spec` writes a default one)",
+            config.display()
+        ))
+    })?;
+    convert(&spec, &bundle, id, warnings)
+}
+
+/// The conversion behind [`load_bundle`].
+pub fn convert(
+    spec: &Spec,
+    bundle: &Path,
+    id: &str,
+    warnings: &mut Vec<String>,
+) -> Result<(ContainerSpec, ContainerOptions)> {
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| invalid("config.json has no root"))?;
+    let rootfs = if root.path().is_absolute() {
+        root.path().clone()
+    } else {
+        bundle.join(root.path())
+    };
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| invalid("config.json has no process"))?;
+    if process.terminal() == Some(true) {
+        return Err(invalid(
+            "process.terminal is true, but paas-runtime has no console socket support: \
+             set \"terminal\": false",
+        ));
+    }
+    let mut opts = ContainerOptions {
+        readonly_rootfs: root.readonly().unwrap_or(false),
+        no_new_privileges: process.no_new_privileges().unwrap_or(false),
+        inherit_stdio: true,
+        oci_bundle: Some(bundle.to_owned()),
+        ..ContainerOptions::default()
+    };
+    let user = process.user();
+    opts.additional_gids = user.additional_gids().clone().unwrap_or_default();
+    opts.capabilities = match process.capabilities() {
+        Some(caps) => caps
+            .bounding()
+            .as_ref()
+            .map(|set| set.iter().map(json_name).collect())
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    opts.rlimits = process
+        .rlimits()
+        .as_ref()
+        .map(|v| {
+            v.iter()
+                .map(|r| Rlimit {
+                    kind: json_name(&r.typ()),
+                    soft: r.soft(),
+                    hard: r.hard(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+
+    let mut network = Network::Host;
+    let mut resources = Resources::default();
+    opts.seccomp = false;
+    opts.masked_paths = Vec::new();
+    opts.readonly_paths = Vec::new();
+    if let Some(linux) = spec.linux() {
+        for ns in linux.namespaces().as_deref().unwrap_or_default() {
+            match ns.typ() {
+                LinuxNamespaceType::Network => {
+                    network = match ns.path() {
+                        Some(p) => Network::Join(p.clone()),
+                        None => Network::None,
+                    }
+                }
+                LinuxNamespaceType::User => {
+                    return Err(invalid(
+                        "user namespaces are not supported yet: remove the \"user\" \
+                         namespace from linux.namespaces",
+                    ))
+                }
+                LinuxNamespaceType::Time => warnings.push("time namespace ignored".into()),
+                _ => {
+                    if ns.path().is_some() {
+                        warnings.push(format!(
+                            "joining an existing {} namespace is not supported; a new one \
+                             is made",
+                            json_name(&ns.typ())
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(r) = linux.resources() {
+            if let Some(m) = r.memory() {
+                resources.memory_bytes = m.limit().filter(|l| *l > 0).map(|l| l as u64);
+            }
+            if let Some(p) = r.pids() {
+                resources.pids_max = (p.limit() > 0).then_some(p.limit() as u64);
+            }
+            if let Some(c) = r.cpu() {
+                resources.cpu_shares = c.shares();
+                if let Some(q) = c.quota().filter(|q| *q > 0) {
+                    opts.cpu_quota = Some(CpuQuota {
+                        quota_us: q as u64,
+                        period_us: c.period().unwrap_or(100_000),
+                    });
+                }
+            }
+        }
+        opts.masked_paths = linux.masked_paths().clone().unwrap_or_default();
+        opts.readonly_paths = linux.readonly_paths().clone().unwrap_or_default();
+        opts.seccomp = linux.seccomp().is_some();
+    }
+
+    let mut mounts = Vec::new();
+    for m in spec.mounts().as_deref().unwrap_or_default() {
+        let dest = m.destination().to_string_lossy().into_owned();
+        let options = m.options().clone().unwrap_or_default();
+        let is_bind = m.typ().as_deref() == Some("bind")
+            || options.iter().any(|o| o == "bind" || o == "rbind");
+        let runtime_owned = ["/proc", "/dev", "/sys"]
+            .iter()
+            .any(|r| is_under(&crate::spec::normalize(&dest), r));
+        if runtime_owned {
+            continue;
+        }
+        if !is_bind {
+            warnings.push(format!(
+                "mount of type {:?} on {dest} skipped: only bind mounts are supported",
+                m.typ().as_deref().unwrap_or("")
+            ));
+            continue;
+        }
+        let source = m
+            .source()
+            .clone()
+            .ok_or_else(|| invalid(format!("bind mount on {dest} has no source")))?;
+        let source = if source.is_absolute() {
+            source
+        } else {
+            bundle.join(source)
+        };
+        mounts.push(BindMount {
+            source,
+            destination: dest,
+            readonly: options.iter().any(|o| o == "ro"),
+        });
+    }
+
+    let container = ContainerSpec {
+        id: id.to_owned(),
+        layers: vec![rootfs],
+        args: process.args().clone().unwrap_or_default(),
+        env: process.env().clone().unwrap_or_default(),
+        cwd: process.cwd().to_string_lossy().into_owned(),
+        hostname: spec.hostname().clone().unwrap_or_default(),
+        user: match (user.uid(), user.gid()) {
+            (0, 0) => None,
+            (u, g) => Some((u, g)),
+        },
+        mounts,
+        network,
+        resources,
+        stdout: PathBuf::from("/dev/null"),
+        stderr: PathBuf::from("/dev/null"),
+    };
+    Ok((container, opts))
+}
+
+/// The OCI state of a container (`ociVersion`, `id`, `status`, `pid`, `bundle`), plus
+/// `rootfs` and `created` as runc prints them.
+pub fn state_json(state: &ContainerState, bundle: Option<&Path>) -> serde_json::Value {
+    let status = match state.status {
+        Status::Creating => "creating",
+        Status::Created => "created",
+        Status::Running => "running",
+        Status::Paused => "paused",
+        Status::Stopped => "stopped",
+    };
+    serde_json::json!({
+        "ociVersion": "1.0.2",
+        "id": state.id,
+        "status": status,
+        "pid": if state.status == Status::Stopped { 0 } else { state.pid },
+        "bundle": bundle.map(|b| b.display().to_string()).unwrap_or_default(),
+        "rootfs": state.rootfs,
+        "upper_dir": state.upper_dir,
+        "created": state.created,
+        "owner": "",
+    })
+}
+
+/// The `config.json` `paas-runtime spec` writes: oci-spec's default (runc's), with
+/// `terminal: false` and `sh` as the process.
+pub fn default_spec() -> Result<Spec> {
+    let mut spec = Spec::default();
+    if let Some(process) = spec.process_mut() {
+        process.set_terminal(Some(false));
+        process.set_args(Some(vec!["sh".into()]));
+    }
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_spec_converts() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = default_spec().unwrap();
+        let mut warnings = Vec::new();
+        let (c, o) = convert(&spec, dir.path(), "box", &mut warnings).unwrap();
+        assert_eq!(c.layers, vec![dir.path().join("rootfs")]);
+        assert_eq!(c.args, vec!["sh".to_string()]);
+        assert_eq!(
+            c.network,
+            Network::None,
+            "the default has a network namespace"
+        );
+        assert!(c.mounts.is_empty(), "proc/dev/sys mounts are the runtime's");
+        assert!(o.masked_paths.iter().any(|p| p == "/proc/kcore"));
+        assert!(o.readonly_paths.iter().any(|p| p == "/proc/sys"));
+        assert!(o.capabilities.iter().any(|c| c == "CAP_KILL"));
+        assert!(o.inherit_stdio);
+        let state = ContainerState {
+            id: "box".into(),
+            pid: 42,
+            status: Status::Running,
+            rootfs: dir.path().join("rootfs"),
+            upper_dir: dir.path().join("upper"),
+            created: "2026-01-01T00:00:00Z".into(),
+        };
+        let json = state_json(&state, Some(dir.path()));
+        assert_eq!(json["status"], "running");
+        assert_eq!(json["pid"], 42);
+        assert_eq!(json["ociVersion"], "1.0.2");
+    }
+}
