@@ -160,6 +160,13 @@ pub struct ContainerOptions {
     /// The process gets the caller's stdin/stdout/stderr (as runc's pass-through mode)
     /// instead of `/dev/null` and the spec's log files.
     pub inherit_stdio: bool,
+    /// Use `layers[0]` itself as the rootfs, bind-mounted inside the container's mount
+    /// namespace (as runc and crun do with a bundle): no overlay, so writes land in that
+    /// directory. Needs exactly one layer.
+    pub bind_rootfs: bool,
+    /// Join only the cgroup hierarchies the limits need (none without limits): faster,
+    /// but `stats` and `pause` then see only those controllers.
+    pub minimal_cgroups: bool,
     /// The OCI bundle the container came from, for the OCI `state`.
     pub oci_bundle: Option<PathBuf>,
 }
@@ -178,6 +185,8 @@ impl Default for ContainerOptions {
             additional_gids: Vec::new(),
             cpu_quota: None,
             inherit_stdio: false,
+            bind_rootfs: false,
+            minimal_cgroups: false,
             oci_bundle: None,
         }
     }

@@ -89,6 +89,8 @@ pub fn convert(
         readonly_rootfs: root.readonly().unwrap_or(false),
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
         inherit_stdio: true,
+        bind_rootfs: true,
+        minimal_cgroups: true,
         oci_bundle: Some(bundle.to_owned()),
         ..ContainerOptions::default()
     };

@@ -175,6 +175,21 @@ pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path
         libc::MS_REC | libc::MS_PRIVATE,
         None,
     )?];
+    if opts.bind_rootfs {
+        // The rootfs must be a mount point for pivot_root: bind it onto itself, in the
+        // container's mount namespace only.
+        let root = rootfs.to_str().ok_or_else(|| {
+            Error::InvalidSpec(format!("rootfs {} is not UTF-8", rootfs.display()))
+        })?;
+        ops.push(mount_op(
+            "rootfs bind",
+            Some(root),
+            rootfs,
+            None,
+            libc::MS_BIND | libc::MS_REC,
+            None,
+        )?);
+    }
     for m in &spec.mounts {
         let source = std::fs::canonicalize(&m.source).map_err(|e| Error::Io {
             what: format!("resolving mount source {}", m.source.display()),
