@@ -132,6 +132,16 @@ pub struct CpuQuota {
     pub period_us: u64,
 }
 
+/// Capability names per set, as in an OCI config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CapabilitySets {
+    pub bounding: Vec<String>,
+    pub effective: Vec<String>,
+    pub permitted: Vec<String>,
+    pub inheritable: Vec<String>,
+    pub ambient: Vec<String>,
+}
+
 /// Settings beyond [`ContainerSpec`]. `Default` is what every container gets from
 /// [`Runtime::create`]: Docker's defaults (see [`security`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +150,9 @@ pub struct ContainerOptions {
     /// Capabilities kept (bounding, effective, permitted; inheritable and ambient are
     /// cleared). A non-root `user` keeps only the bounding set, as in Docker.
     pub capabilities: Vec<String>,
+    /// The five capability sets one by one (OCI `process.capabilities`); when set, it
+    /// replaces `capabilities`, and a non-root user keeps them (`PR_SET_KEEPCAPS`).
+    pub capability_sets: Option<CapabilitySets>,
     /// `PR_SET_NO_NEW_PRIVS`: setuid binaries and file capabilities grant nothing.
     pub no_new_privileges: bool,
     /// The default seccomp filter ([`security`]).
@@ -176,6 +189,7 @@ impl Default for ContainerOptions {
         let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
         ContainerOptions {
             capabilities: strings(&security::DEFAULT_CAPABILITIES),
+            capability_sets: None,
             no_new_privileges: true,
             seccomp: true,
             masked_paths: strings(&security::DEFAULT_MASKED_PATHS),

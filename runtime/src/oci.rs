@@ -5,7 +5,7 @@
 //! What maps: `root.path` (the only, read-only overlay lower; writes go to the
 //! container's upper dir, the bundle's rootfs is never modified) and `root.readonly`;
 //! `process` args/env/cwd/user (uid, gid, additionalGids)/rlimits/`noNewPrivileges`/
-//! capabilities (the bounding set; effective, permitted and bounding are the same here);
+//! capabilities (all five sets; a non-root user keeps them);
 //! `hostname`; bind mounts (`bind`/`rbind`, `ro`); `linux.namespaces` (network: a path
 //! is joined, none means the host's; pid/mount/uts/ipc/cgroup are always new);
 //! `linux.resources` memory limit, pids limit, cpu shares/quota/period;
@@ -96,14 +96,21 @@ pub fn convert(
     };
     let user = process.user();
     opts.additional_gids = user.additional_gids().clone().unwrap_or_default();
-    opts.capabilities = match process.capabilities() {
-        Some(caps) => caps
-            .bounding()
-            .as_ref()
-            .map(|set| set.iter().map(json_name).collect())
-            .unwrap_or_default(),
-        None => Vec::new(),
-    };
+    opts.capabilities = Vec::new();
+    opts.capability_sets = process.capabilities().as_ref().map(|caps| {
+        let names = |set: &Option<oci_spec::runtime::Capabilities>| -> Vec<String> {
+            set.as_ref()
+                .map(|s| s.iter().map(json_name).collect())
+                .unwrap_or_default()
+        };
+        crate::CapabilitySets {
+            bounding: names(caps.bounding()),
+            effective: names(caps.effective()),
+            permitted: names(caps.permitted()),
+            inheritable: names(caps.inheritable()),
+            ambient: names(caps.ambient()),
+        }
+    });
     opts.rlimits = process
         .rlimits()
         .as_ref()
@@ -281,7 +288,8 @@ mod tests {
         assert!(c.mounts.is_empty(), "proc/dev/sys mounts are the runtime's");
         assert!(o.masked_paths.iter().any(|p| p == "/proc/kcore"));
         assert!(o.readonly_paths.iter().any(|p| p == "/proc/sys"));
-        assert!(o.capabilities.iter().any(|c| c == "CAP_KILL"));
+        let sets = o.capability_sets.unwrap();
+        assert!(sets.bounding.iter().any(|c| c == "CAP_KILL"));
         assert!(o.inherit_stdio);
         let state = ContainerState {
             id: "box".into(),

@@ -78,6 +78,9 @@ pub(crate) struct Privileges {
     pub user: Option<(u32, u32)>,
     /// Capabilities kept, as a bit mask.
     pub caps: u64,
+    /// Explicit sets (bounding, effective, permitted, inheritable, ambient) instead of
+    /// `caps`; kept across the uid change.
+    pub cap_sets: Option<[u64; 5]>,
     pub last_cap: u32,
     pub no_new_privs: bool,
     pub seccomp: Option<BpfProgram>,
@@ -104,6 +107,16 @@ impl Privileges {
             gids: opts.additional_gids.clone(),
             user,
             caps: security::capability_mask(&opts.capabilities)?,
+            cap_sets: match &opts.capability_sets {
+                Some(c) => Some([
+                    security::capability_mask(&c.bounding)?,
+                    security::capability_mask(&c.effective)?,
+                    security::capability_mask(&c.permitted)?,
+                    security::capability_mask(&c.inheritable)?,
+                    security::capability_mask(&c.ambient)?,
+                ]),
+                None => None,
+            },
             last_cap: security::last_capability(),
             no_new_privs: opts.no_new_privileges,
             seccomp: opts.seccomp.then(security::default_filter),
@@ -358,6 +371,23 @@ fn dev_ops(dev: &Path, ops: &mut Vec<Op>) -> Result<()> {
         libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
         Some("mode=1777,size=65536k"),
     )?);
+    let mqueue = dev.join("mqueue");
+    ops.push(Op::Mkdir {
+        path: cpath(&mqueue)?,
+        mode: 0o755,
+    });
+    let mut mq = mount_op(
+        "mqueue",
+        Some("mqueue"),
+        &mqueue,
+        Some("mqueue"),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        None,
+    )?;
+    if let Op::Mount { optional, .. } = &mut mq {
+        *optional = true;
+    }
+    ops.push(mq);
     let links = [
         ("pts/ptmx", "ptmx"),
         ("/proc/self/fd", "fd"),

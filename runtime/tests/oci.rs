@@ -104,8 +104,10 @@ fn run_a_bundle_with_its_process_mounts_and_limits() {
     let out = oci.cmd(&["run", "--bundle", oci.bundle().to_str().unwrap(), &id]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(3), "{out:?}");
+    // The config's capability sets (KILL, NET_BIND_SERVICE, AUDIT_WRITE) survive the
+    // switch to uid 1000, as with runc.
     assert_eq!(
-        text, "oci-box\nenv=hello\n1000\nfrom the host\ndata-ro\nCapEff:\t0000000000000000\n0\n",
+        text, "oci-box\nenv=hello\n1000\nfrom the host\ndata-ro\nCapEff:\t0000000020000420\n0\n",
         "{out:?}"
     );
     assert!(
