@@ -142,6 +142,18 @@ pub struct CapabilitySets {
     pub ambient: Vec<String>,
 }
 
+/// A filesystem mount other than a bind mount (tmpfs, mqueue, …), as in an OCI config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FsMount {
+    /// Absolute container path (created if missing).
+    pub destination: String,
+    pub fstype: String,
+    pub source: String,
+    /// fstab-style options: flags (`ro`, `nosuid`, `nodev`, `noexec`, `noatime`, …) and
+    /// filesystem data (`mode=755`, `size=64m`, …).
+    pub options: Vec<String>,
+}
+
 /// Settings beyond [`ContainerSpec`]. `Default` is what every container gets from
 /// [`Runtime::create`]: Docker's defaults (see [`security`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,6 +185,11 @@ pub struct ContainerOptions {
     /// The process gets the caller's stdin/stdout/stderr (as runc's pass-through mode)
     /// instead of `/dev/null` and the spec's log files.
     pub inherit_stdio: bool,
+    /// Filesystem mounts made after the bind mounts, in order.
+    pub fs_mounts: Vec<FsMount>,
+    /// Propagation of the container's `/` after pivot_root: `private` (default),
+    /// `rprivate`, `shared`, `rshared`, `slave`, `rslave`, `unbindable`, `runbindable`.
+    pub rootfs_propagation: Option<String>,
     /// Use `layers[0]` itself as the rootfs, bind-mounted inside the container's mount
     /// namespace (as runc and crun do with a bundle): no overlay, so writes land in that
     /// directory. Needs exactly one layer.
@@ -199,6 +216,8 @@ impl Default for ContainerOptions {
             additional_gids: Vec::new(),
             cpu_quota: None,
             inherit_stdio: false,
+            fs_mounts: Vec::new(),
+            rootfs_propagation: None,
             bind_rootfs: false,
             minimal_cgroups: false,
             oci_bundle: None,

@@ -11,8 +11,11 @@
 //! `linux.resources` memory limit, pids limit, cpu shares/quota/period;
 //! `maskedPaths`/`readonlyPaths`; `linux.seccomp` present = the default filter.
 //!
+//! Other mounts (tmpfs, …) outside `/proc`, `/dev` and `/sys` with their options;
+//! `linux.rootfsPropagation`.
+//!
 //! What does not: the runtime mounts `/proc`, `/dev` and `/sys` itself, so the config's
-//! mounts under those (and non-bind mounts elsewhere) are skipped with a warning; user
+//! mounts under those are skipped; user
 //! namespaces, `process.terminal`, hooks and custom seccomp rules are refused or
 //! ignored as documented in `docs/runtime.md`.
 
@@ -177,6 +180,7 @@ pub fn convert(
         opts.masked_paths = linux.masked_paths().clone().unwrap_or_default();
         opts.readonly_paths = linux.readonly_paths().clone().unwrap_or_default();
         opts.seccomp = linux.seccomp().is_some();
+        opts.rootfs_propagation = linux.rootfs_propagation().clone();
     }
 
     let mut mounts = Vec::new();
@@ -192,10 +196,20 @@ pub fn convert(
             continue;
         }
         if !is_bind {
-            warnings.push(format!(
-                "mount of type {:?} on {dest} skipped: only bind mounts are supported",
-                m.typ().as_deref().unwrap_or("")
-            ));
+            let fstype = m.typ().clone().unwrap_or_default();
+            if fstype.is_empty() {
+                return Err(invalid(format!("mount on {dest} has no type")));
+            }
+            opts.fs_mounts.push(crate::FsMount {
+                destination: dest,
+                source: m
+                    .source()
+                    .as_ref()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| fstype.clone()),
+                fstype,
+                options,
+            });
             continue;
         }
         let source = m
