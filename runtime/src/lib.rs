@@ -185,6 +185,8 @@ pub struct ContainerOptions {
     /// The process gets the caller's stdin/stdout/stderr (as runc's pass-through mode)
     /// instead of `/dev/null` and the spec's log files.
     pub inherit_stdio: bool,
+    /// `/proc/<pid>/oom_score_adj` of the init (-1000..=1000), written before it runs.
+    pub oom_score_adj: Option<i32>,
     /// Filesystem mounts made after the bind mounts, in order.
     pub fs_mounts: Vec<FsMount>,
     /// Propagation of the container's `/` after pivot_root: `private` (default),
@@ -216,6 +218,7 @@ impl Default for ContainerOptions {
             additional_gids: Vec::new(),
             cpu_quota: None,
             inherit_stdio: false,
+            oom_score_adj: None,
             fs_mounts: Vec::new(),
             rootfs_propagation: None,
             bind_rootfs: false,
@@ -428,6 +431,16 @@ impl Runtime {
     /// how it ended (a stopped container returns its recorded exit at once).
     pub fn stop(&self, id: &str, grace: std::time::Duration) -> Result<ExitStatus> {
         ops::stop(&self.config, id, grace)
+    }
+
+    /// Stops the container (as [`Runtime::stop`]), deletes it, and creates and starts it
+    /// again from the same spec and options (a fresh upper dir: what the process wrote
+    /// outside volumes is gone, as with a new container).
+    pub fn restart(&self, id: &str, grace: std::time::Duration) -> Result<ContainerState> {
+        let (spec, options) = lifecycle::spec_and_options(&self.config, id)?;
+        self.stop(id, grace)?;
+        self.delete(id, true)?;
+        self.run_with(&spec, &options)
     }
 
     /// Freezes every process of a running container (cgroup freezer); status `Paused`.

@@ -109,6 +109,15 @@ pub(crate) fn state(cfg: &RuntimeConfig, id: &str) -> Result<ContainerState> {
     })
 }
 
+pub(crate) fn spec_and_options(
+    cfg: &RuntimeConfig,
+    id: &str,
+) -> Result<(ContainerSpec, ContainerOptions)> {
+    let (_, sf) = load(cfg, id)?;
+    let sf = sf.ok_or_else(|| Error::NotFound(id.to_owned()))?;
+    Ok((sf.spec, sf.options))
+}
+
 pub(crate) fn options(cfg: &RuntimeConfig, id: &str) -> Result<ContainerOptions> {
     let (_, sf) = load(cfg, id)?;
     Ok(sf.map(|s| s.options).unwrap_or_default())
@@ -249,6 +258,10 @@ fn set_up(
     let mut guard = ChildGuard { pid, armed: true };
     if let Some(cg) = cg {
         cg.add_process(pid)?;
+    }
+    if let Some(adj) = opts.oom_score_adj {
+        let path = format!("/proc/{pid}/oom_score_adj");
+        fs::write(&path, adj.to_string()).map_err(io_err(format!("writing {path}")))?;
     }
     let start_time = state::proc_stat(pid).map(|s| s.start_time).ok_or_else(|| {
         Error::Start(format!(

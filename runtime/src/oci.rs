@@ -97,6 +97,7 @@ pub fn convert(
         oci_bundle: Some(bundle.to_owned()),
         ..ContainerOptions::default()
     };
+    opts.oom_score_adj = process.oom_score_adj();
     let user = process.user();
     opts.additional_gids = user.additional_gids().clone().unwrap_or_default();
     opts.capabilities = Vec::new();
