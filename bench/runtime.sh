@@ -56,9 +56,26 @@ for name in paas crun runc; do one "$name" "warm-$name"; times[$name]=""; done
 for i in $(seq 1 "$runs"); do
     for name in paas crun runc; do one "$name" "b$i"; done
 done
+# create → start latency: `start` alone, on a created container (then it runs /bin/true
+# and is deleted), fewer rounds.
+declare -A starts=()
+for i in $(seq 1 $(( runs / 4 + 1 ))); do
+    for name in paas crun runc; do
+        "${cmd[$name]}" --root "${root[$name]}" create --bundle "$bundle" "s$i" >/dev/null
+        t0=$EPOCHREALTIME
+        "${cmd[$name]}" --root "${root[$name]}" start "s$i"
+        t1=$EPOCHREALTIME
+        starts[$name]+="$(( (${t1/./} - ${t0/./}) )) "
+        for _ in $(seq 1 200); do
+            "${cmd[$name]}" --root "${root[$name]}" delete "s$i" 2>/dev/null && break
+            sleep 0.01
+        done
+    done
+done
 median_ms() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f", m/1000}'; }
 p=$(median_ms "${times[paas]}")
 c=$(median_ms "${times[crun]}")
 r=$(median_ms "${times[runc]}")
+echo "start of a created container, medians: paas $(median_ms "${starts[paas]}") ms, crun $(median_ms "${starts[crun]}") ms, runc $(median_ms "${starts[runc]}") ms"
 echo "runs: $runs each; medians: paas $p ms, crun $c ms, runc $r ms"
 echo "runtime: paas $p crun $c ratio $(awk -v p="$p" -v c="$c" 'BEGIN {printf "%.2f", p/c}')"

@@ -143,13 +143,17 @@ pub(crate) unsafe fn apply(p: &Privileges, err: RawFd) {
         if r != 0 {
             die(err, 1, &[b"setgroups"]);
         }
+        let bounding = p.cap_sets.map_or(p.caps, |s| s[0]);
         for cap in 0..=p.last_cap.min(63) {
-            if p.caps & (1u64 << cap) == 0
+            if bounding & (1u64 << cap) == 0
                 && libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) != 0
                 && errno() != libc::EINVAL
             {
                 die(err, 1, &[b"dropping a capability from the bounding set"]);
             }
+        }
+        if p.cap_sets.is_some() {
+            libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0);
         }
         let mut uid = 0;
         if let Some((u, g)) = p.user {
@@ -164,20 +168,24 @@ pub(crate) unsafe fn apply(p: &Privileges, err: RawFd) {
             }
         }
         let keep = if uid == 0 { p.caps } else { 0 };
+        let [eff, perm, inh] = match p.cap_sets {
+            Some(s) => [s[1], s[2], s[3]],
+            None => [keep, keep, 0],
+        };
         let mut header = CapHeader {
             version: CAP_V3,
             pid: 0,
         };
         let data = [
             CapData {
-                effective: keep as u32,
-                permitted: keep as u32,
-                inheritable: 0,
+                effective: eff as u32,
+                permitted: perm as u32,
+                inheritable: inh as u32,
             },
             CapData {
-                effective: (keep >> 32) as u32,
-                permitted: (keep >> 32) as u32,
-                inheritable: 0,
+                effective: (eff >> 32) as u32,
+                permitted: (perm >> 32) as u32,
+                inheritable: (inh >> 32) as u32,
             },
         ];
         if libc::syscall(libc::SYS_capset, &raw mut header, data.as_ptr()) != 0 {
@@ -191,6 +199,21 @@ pub(crate) unsafe fn apply(p: &Privileges, err: RawFd) {
             0,
             0,
         );
+        if let Some(sets) = p.cap_sets {
+            libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0);
+            for cap in 0..=p.last_cap.min(63) {
+                if sets[4] & (1u64 << cap) != 0 {
+                    // Needs the cap in permitted and inheritable; otherwise left out.
+                    libc::prctl(
+                        libc::PR_CAP_AMBIENT,
+                        libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                        cap as libc::c_ulong,
+                        0,
+                        0,
+                    );
+                }
+            }
+        }
         if p.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             die(err, 1, &[b"setting no_new_privs"]);
         }

@@ -431,6 +431,17 @@ unsafe fn child_main(a: &ChildArgs) -> ! {
         if libc::chdir(c"/".as_ptr()) != 0 {
             die(err, 1, &[b"chdir /"]);
         }
+        if p.root_propagation != 0
+            && libc::mount(
+                ptr::null(),
+                c"/".as_ptr(),
+                ptr::null(),
+                p.root_propagation,
+                ptr::null(),
+            ) != 0
+        {
+            die(err, 1, &[b"setting the propagation of /"]);
+        }
         for op in &p.post_ops {
             harden::run_post_op(op, err);
         }

@@ -132,6 +132,28 @@ pub struct CpuQuota {
     pub period_us: u64,
 }
 
+/// Capability names per set, as in an OCI config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CapabilitySets {
+    pub bounding: Vec<String>,
+    pub effective: Vec<String>,
+    pub permitted: Vec<String>,
+    pub inheritable: Vec<String>,
+    pub ambient: Vec<String>,
+}
+
+/// A filesystem mount other than a bind mount (tmpfs, mqueue, …), as in an OCI config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FsMount {
+    /// Absolute container path (created if missing).
+    pub destination: String,
+    pub fstype: String,
+    pub source: String,
+    /// fstab-style options: flags (`ro`, `nosuid`, `nodev`, `noexec`, `noatime`, …) and
+    /// filesystem data (`mode=755`, `size=64m`, …).
+    pub options: Vec<String>,
+}
+
 /// Settings beyond [`ContainerSpec`]. `Default` is what every container gets from
 /// [`Runtime::create`]: Docker's defaults (see [`security`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +162,9 @@ pub struct ContainerOptions {
     /// Capabilities kept (bounding, effective, permitted; inheritable and ambient are
     /// cleared). A non-root `user` keeps only the bounding set, as in Docker.
     pub capabilities: Vec<String>,
+    /// The five capability sets one by one (OCI `process.capabilities`); when set, it
+    /// replaces `capabilities`, and a non-root user keeps them (`PR_SET_KEEPCAPS`).
+    pub capability_sets: Option<CapabilitySets>,
     /// `PR_SET_NO_NEW_PRIVS`: setuid binaries and file capabilities grant nothing.
     pub no_new_privileges: bool,
     /// The default seccomp filter ([`security`]).
@@ -160,6 +185,20 @@ pub struct ContainerOptions {
     /// The process gets the caller's stdin/stdout/stderr (as runc's pass-through mode)
     /// instead of `/dev/null` and the spec's log files.
     pub inherit_stdio: bool,
+    /// `/proc/<pid>/oom_score_adj` of the init (-1000..=1000), written before it runs.
+    pub oom_score_adj: Option<i32>,
+    /// Filesystem mounts made after the bind mounts, in order.
+    pub fs_mounts: Vec<FsMount>,
+    /// Propagation of the container's `/` after pivot_root: `private` (default),
+    /// `rprivate`, `shared`, `rshared`, `slave`, `rslave`, `unbindable`, `runbindable`.
+    pub rootfs_propagation: Option<String>,
+    /// Use `layers[0]` itself as the rootfs, bind-mounted inside the container's mount
+    /// namespace (as runc and crun do with a bundle): no overlay, so writes land in that
+    /// directory. Needs exactly one layer.
+    pub bind_rootfs: bool,
+    /// Join only the cgroup hierarchies the limits need (none without limits): faster,
+    /// but `stats` and `pause` then see only those controllers.
+    pub minimal_cgroups: bool,
     /// The OCI bundle the container came from, for the OCI `state`.
     pub oci_bundle: Option<PathBuf>,
 }
@@ -169,6 +208,7 @@ impl Default for ContainerOptions {
         let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
         ContainerOptions {
             capabilities: strings(&security::DEFAULT_CAPABILITIES),
+            capability_sets: None,
             no_new_privileges: true,
             seccomp: true,
             masked_paths: strings(&security::DEFAULT_MASKED_PATHS),
@@ -178,6 +218,11 @@ impl Default for ContainerOptions {
             additional_gids: Vec::new(),
             cpu_quota: None,
             inherit_stdio: false,
+            oom_score_adj: None,
+            fs_mounts: Vec::new(),
+            rootfs_propagation: None,
+            bind_rootfs: false,
+            minimal_cgroups: false,
             oci_bundle: None,
         }
     }
@@ -386,6 +431,16 @@ impl Runtime {
     /// how it ended (a stopped container returns its recorded exit at once).
     pub fn stop(&self, id: &str, grace: std::time::Duration) -> Result<ExitStatus> {
         ops::stop(&self.config, id, grace)
+    }
+
+    /// Stops the container (as [`Runtime::stop`]), deletes it, and creates and starts it
+    /// again from the same spec and options (a fresh upper dir: what the process wrote
+    /// outside volumes is gone, as with a new container).
+    pub fn restart(&self, id: &str, grace: std::time::Duration) -> Result<ContainerState> {
+        let (spec, options) = lifecycle::spec_and_options(&self.config, id)?;
+        self.stop(id, grace)?;
+        self.delete(id, true)?;
+        self.run_with(&spec, &options)
     }
 
     /// Freezes every process of a running container (cgroup freezer); status `Paused`.

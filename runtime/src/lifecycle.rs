@@ -109,6 +109,15 @@ pub(crate) fn state(cfg: &RuntimeConfig, id: &str) -> Result<ContainerState> {
     })
 }
 
+pub(crate) fn spec_and_options(
+    cfg: &RuntimeConfig,
+    id: &str,
+) -> Result<(ContainerSpec, ContainerOptions)> {
+    let (_, sf) = load(cfg, id)?;
+    let sf = sf.ok_or_else(|| Error::NotFound(id.to_owned()))?;
+    Ok((sf.spec, sf.options))
+}
+
 pub(crate) fn options(cfg: &RuntimeConfig, id: &str) -> Result<ContainerOptions> {
     let (_, sf) = load(cfg, id)?;
     Ok(sf.map(|s| s.options).unwrap_or_default())
@@ -159,6 +168,12 @@ pub(crate) fn create(
     options: &ContainerOptions,
 ) -> Result<ContainerState> {
     validate_spec(spec)?;
+    if options.bind_rootfs && spec.layers.len() != 1 {
+        return Err(Error::InvalidSpec(format!(
+            "bind_rootfs needs exactly one layer (the rootfs dir), got {}",
+            spec.layers.len()
+        )));
+    }
     let layout = Layout::new(&cfg.state_dir, &spec.id);
     match fs::create_dir(&layout.dir) {
         Ok(()) => {}
@@ -173,8 +188,14 @@ pub(crate) fn create(
             id: spec.id.clone(),
             pid: 0,
             status: Status::Creating,
-            rootfs: layout.rootfs.clone(),
-            upper_dir: layout.upper.clone(),
+            rootfs: match options.bind_rootfs {
+                true => spec.layers[0].clone(),
+                false => layout.rootfs.clone(),
+            },
+            upper_dir: match options.bind_rootfs {
+                true => spec.layers[0].clone(),
+                false => layout.upper.clone(),
+            },
             created: state::now_rfc3339(),
         },
         pid_start_time: 0,
@@ -184,7 +205,7 @@ pub(crate) fn create(
         spec: spec.clone(),
         options: options.clone(),
     };
-    let made = state::write(&layout, &sf).and_then(|()| set_up(spec, &layout, &*cg, &mut sf));
+    let made = state::write(&layout, &sf).and_then(|()| set_up(cfg, spec, &layout, &*cg, &mut sf));
     match made {
         Ok(()) => Ok(sf.state),
         Err(e) => {
@@ -196,27 +217,52 @@ pub(crate) fn create(
 
 /// Everything of `create` after the state dir exists; `clean_up` undoes it on error.
 fn set_up(
+    cfg: &RuntimeConfig,
     spec: &ContainerSpec,
     layout: &Layout,
     cg: &dyn CgroupManager,
     sf: &mut StateFile,
 ) -> Result<()> {
-    for dir in [&layout.upper, &layout.work, &layout.rootfs] {
-        fs::create_dir(dir).map_err(io_err(format!("creating {}", dir.display())))?;
+    let opts = &sf.options;
+    if !opts.bind_rootfs {
+        for dir in [&layout.upper, &layout.work, &layout.rootfs] {
+            fs::create_dir(dir).map_err(io_err(format!("creating {}", dir.display())))?;
+        }
+        crate::fs::mount_overlay(&spec.layers, &layout.upper, &layout.work, &layout.rootfs)?;
     }
-    crate::fs::mount_overlay(&spec.layers, &layout.upper, &layout.work, &layout.rootfs)?;
-    cg.create()?;
-    cg.apply(&spec.resources)?;
-    if let Some(q) = sf.options.cpu_quota {
-        cg.set_cpu_quota(q)?;
+    let minimal;
+    let cg: Option<&dyn CgroupManager> = if opts.minimal_cgroups {
+        minimal = cgroup::manager_for_limits(
+            &cfg.cgroup_root,
+            &cfg.cgroup_parent,
+            &spec.id,
+            &spec.resources,
+            opts.cpu_quota.is_some(),
+        );
+        minimal.as_deref()
+    } else {
+        Some(cg)
+    };
+    if let Some(cg) = cg {
+        cg.create()?;
+        cg.apply(&spec.resources)?;
+        if let Some(q) = opts.cpu_quota {
+            cg.set_cpu_quota(q)?;
+        }
     }
-    let plan = plan::build(spec, &sf.options, &layout.rootfs)?;
+    let plan = plan::build(spec, opts, &sf.state.rootfs)?;
     let (child_fds, sync_write, ready_read) = open_fds(spec, &sf.options, layout)?;
 
     let pid = init::spawn(&plan, &child_fds)?;
     drop(child_fds);
     let mut guard = ChildGuard { pid, armed: true };
-    cg.add_process(pid)?;
+    if let Some(cg) = cg {
+        cg.add_process(pid)?;
+    }
+    if let Some(adj) = opts.oom_score_adj {
+        let path = format!("/proc/{pid}/oom_score_adj");
+        fs::write(&path, adj.to_string()).map_err(io_err(format!("writing {path}")))?;
+    }
     let start_time = state::proc_stat(pid).map(|s| s.start_time).ok_or_else(|| {
         Error::Start(format!(
             "the container init (pid {pid}) vanished right after clone"

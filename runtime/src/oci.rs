@@ -5,14 +5,17 @@
 //! What maps: `root.path` (the only, read-only overlay lower; writes go to the
 //! container's upper dir, the bundle's rootfs is never modified) and `root.readonly`;
 //! `process` args/env/cwd/user (uid, gid, additionalGids)/rlimits/`noNewPrivileges`/
-//! capabilities (the bounding set; effective, permitted and bounding are the same here);
+//! capabilities (all five sets; a non-root user keeps them);
 //! `hostname`; bind mounts (`bind`/`rbind`, `ro`); `linux.namespaces` (network: a path
 //! is joined, none means the host's; pid/mount/uts/ipc/cgroup are always new);
 //! `linux.resources` memory limit, pids limit, cpu shares/quota/period;
 //! `maskedPaths`/`readonlyPaths`; `linux.seccomp` present = the default filter.
 //!
+//! Other mounts (tmpfs, …) outside `/proc`, `/dev` and `/sys` with their options;
+//! `linux.rootfsPropagation`.
+//!
 //! What does not: the runtime mounts `/proc`, `/dev` and `/sys` itself, so the config's
-//! mounts under those (and non-bind mounts elsewhere) are skipped with a warning; user
+//! mounts under those are skipped; user
 //! namespaces, `process.terminal`, hooks and custom seccomp rules are refused or
 //! ignored as documented in `docs/runtime.md`.
 
@@ -89,19 +92,29 @@ pub fn convert(
         readonly_rootfs: root.readonly().unwrap_or(false),
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
         inherit_stdio: true,
+        bind_rootfs: true,
+        minimal_cgroups: true,
         oci_bundle: Some(bundle.to_owned()),
         ..ContainerOptions::default()
     };
+    opts.oom_score_adj = process.oom_score_adj();
     let user = process.user();
     opts.additional_gids = user.additional_gids().clone().unwrap_or_default();
-    opts.capabilities = match process.capabilities() {
-        Some(caps) => caps
-            .bounding()
-            .as_ref()
-            .map(|set| set.iter().map(json_name).collect())
-            .unwrap_or_default(),
-        None => Vec::new(),
-    };
+    opts.capabilities = Vec::new();
+    opts.capability_sets = process.capabilities().as_ref().map(|caps| {
+        let names = |set: &Option<oci_spec::runtime::Capabilities>| -> Vec<String> {
+            set.as_ref()
+                .map(|s| s.iter().map(json_name).collect())
+                .unwrap_or_default()
+        };
+        crate::CapabilitySets {
+            bounding: names(caps.bounding()),
+            effective: names(caps.effective()),
+            permitted: names(caps.permitted()),
+            inheritable: names(caps.inheritable()),
+            ambient: names(caps.ambient()),
+        }
+    });
     opts.rlimits = process
         .rlimits()
         .as_ref()
@@ -168,6 +181,7 @@ pub fn convert(
         opts.masked_paths = linux.masked_paths().clone().unwrap_or_default();
         opts.readonly_paths = linux.readonly_paths().clone().unwrap_or_default();
         opts.seccomp = linux.seccomp().is_some();
+        opts.rootfs_propagation = linux.rootfs_propagation().clone();
     }
 
     let mut mounts = Vec::new();
@@ -183,10 +197,20 @@ pub fn convert(
             continue;
         }
         if !is_bind {
-            warnings.push(format!(
-                "mount of type {:?} on {dest} skipped: only bind mounts are supported",
-                m.typ().as_deref().unwrap_or("")
-            ));
+            let fstype = m.typ().clone().unwrap_or_default();
+            if fstype.is_empty() {
+                return Err(invalid(format!("mount on {dest} has no type")));
+            }
+            opts.fs_mounts.push(crate::FsMount {
+                destination: dest,
+                source: m
+                    .source()
+                    .as_ref()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| fstype.clone()),
+                fstype,
+                options,
+            });
             continue;
         }
         let source = m
@@ -279,7 +303,8 @@ mod tests {
         assert!(c.mounts.is_empty(), "proc/dev/sys mounts are the runtime's");
         assert!(o.masked_paths.iter().any(|p| p == "/proc/kcore"));
         assert!(o.readonly_paths.iter().any(|p| p == "/proc/sys"));
-        assert!(o.capabilities.iter().any(|c| c == "CAP_KILL"));
+        let sets = o.capability_sets.unwrap();
+        assert!(sets.bounding.iter().any(|c| c == "CAP_KILL"));
         assert!(o.inherit_stdio);
         let state = ContainerState {
             id: "box".into(),

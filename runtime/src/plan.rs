@@ -7,15 +7,17 @@
 //! walks [`Plan::ops`] and makes raw syscalls.
 //!
 //! Mount sequence (in the container's new mount namespace, before pivot_root):
-//! 1. `/` recursively private (nothing propagates back to the host);
-//! 2. the spec's bind mounts in order (recursive; read-only ones remounted `ro`);
-//! 3. `proc` at `/proc`;
-//! 4. a tmpfs at `/dev` with empty files `null zero full random urandom tty` and the host's
+//! 1. `/` recursively private (nothing propagates back to the host), and with
+//!    `bind_rootfs` the rootfs bound onto itself;
+//! 2. `proc` at `/proc`;
+//! 3. a tmpfs at `/dev` with empty files `null zero full random urandom tty` and the host's
 //!    device nodes bind-mounted onto them (mknod may be forbidden), `devpts` (newinstance,
-//!    ptmxmode=0666) at `/dev/pts` and a `/dev/ptmx` symlink, a tmpfs at `/dev/shm`, and the
-//!    `/dev/fd`, `/dev/std{in,out,err}` symlinks;
-//! 5. `sysfs` read-only at `/sys` (allowed to fail with the host network: a sysfs mount
-//!    needs a network namespace of its own on some kernels).
+//!    ptmxmode=0666) at `/dev/pts` and a `/dev/ptmx` symlink, a tmpfs at `/dev/shm`,
+//!    `/dev/mqueue` (optional), and the `/dev/fd`, `/dev/std{in,out,err}` symlinks;
+//! 4. `sysfs` read-only at `/sys` (allowed to fail with the host network: a sysfs mount
+//!    needs a network namespace of its own on some kernels);
+//! 5. the spec's bind mounts in order (recursive; read-only ones remounted `ro`), then
+//!    `options.fs_mounts` (tmpfs, …), as an OCI config lists them after the defaults.
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
@@ -78,6 +80,9 @@ pub(crate) struct Privileges {
     pub user: Option<(u32, u32)>,
     /// Capabilities kept, as a bit mask.
     pub caps: u64,
+    /// Explicit sets (bounding, effective, permitted, inheritable, ambient) instead of
+    /// `caps`; kept across the uid change.
+    pub cap_sets: Option<[u64; 5]>,
     pub last_cap: u32,
     pub no_new_privs: bool,
     pub seccomp: Option<BpfProgram>,
@@ -104,6 +109,16 @@ impl Privileges {
             gids: opts.additional_gids.clone(),
             user,
             caps: security::capability_mask(&opts.capabilities)?,
+            cap_sets: match &opts.capability_sets {
+                Some(c) => Some([
+                    security::capability_mask(&c.bounding)?,
+                    security::capability_mask(&c.effective)?,
+                    security::capability_mask(&c.permitted)?,
+                    security::capability_mask(&c.inheritable)?,
+                    security::capability_mask(&c.ambient)?,
+                ]),
+                None => None,
+            },
             last_cap: security::last_capability(),
             no_new_privs: opts.no_new_privileges,
             seccomp: opts.seccomp.then(security::default_filter),
@@ -124,6 +139,8 @@ pub(crate) struct Plan {
     pub cwd: CString,
     /// Masked and read-only paths, run after pivot_root.
     pub post_ops: Vec<Op>,
+    /// Mount flags for the propagation of `/` after pivot_root (0 = leave private).
+    pub root_propagation: libc::c_ulong,
     pub readonly_rootfs: bool,
     pub privileges: Privileges,
     /// `args[0]` as found on PATH (or as given when it holds a `/`).
@@ -175,6 +192,45 @@ pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path
         libc::MS_REC | libc::MS_PRIVATE,
         None,
     )?];
+    if opts.bind_rootfs {
+        // The rootfs must be a mount point for pivot_root: bind it onto itself, in the
+        // container's mount namespace only.
+        let root = rootfs.to_str().ok_or_else(|| {
+            Error::InvalidSpec(format!("rootfs {} is not UTF-8", rootfs.display()))
+        })?;
+        ops.push(mount_op(
+            "rootfs bind",
+            Some(root),
+            rootfs,
+            None,
+            libc::MS_BIND | libc::MS_REC,
+            None,
+        )?);
+    }
+    let proc_dir = cfs.mount_target(&cfs.ensure_dir("/proc")?);
+    let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    ops.push(mount_op(
+        "proc",
+        Some("proc"),
+        &proc_dir,
+        Some("proc"),
+        flags,
+        None,
+    )?);
+
+    let dev = cfs.mount_target(&cfs.ensure_dir("/dev")?);
+    dev_ops(&dev, &mut ops)?;
+
+    let sys = cfs.mount_target(&cfs.ensure_dir("/sys")?);
+    let flags = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    let mut sysfs = mount_op("sysfs", Some("sysfs"), &sys, Some("sysfs"), flags, None)?;
+    if let Op::Mount { optional, .. } = &mut sysfs {
+        *optional = spec.network == Network::Host;
+    }
+    ops.push(sysfs);
+
+    // The spec's mounts after the runtime's own, in spec order (as runc: the OCI
+    // config lists /proc, /dev, /sys first).
     for m in &spec.mounts {
         let source = std::fs::canonicalize(&m.source).map_err(|e| Error::Io {
             what: format!("resolving mount source {}", m.source.display()),
@@ -211,27 +267,25 @@ pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path
         cfs.add_mount(&dest, &source);
     }
 
-    let proc_dir = cfs.mount_target(&cfs.ensure_dir("/proc")?);
-    let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-    ops.push(mount_op(
-        "proc",
-        Some("proc"),
-        &proc_dir,
-        Some("proc"),
-        flags,
-        None,
-    )?);
-
-    let dev = cfs.mount_target(&cfs.ensure_dir("/dev")?);
-    dev_ops(&dev, &mut ops)?;
-
-    let sys = cfs.mount_target(&cfs.ensure_dir("/sys")?);
-    let flags = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-    let mut sysfs = mount_op("sysfs", Some("sysfs"), &sys, Some("sysfs"), flags, None)?;
-    if let Op::Mount { optional, .. } = &mut sysfs {
-        *optional = spec.network == Network::Host;
+    for m in &opts.fs_mounts {
+        crate::spec::check_container_path("mount destination", &m.destination)?;
+        let dest = cfs.ensure_dir(&m.destination)?;
+        let target = cfs.mount_target(&dest);
+        let (flags, data) = mount_flags(&m.options);
+        ops.push(Op::Mount {
+            what: "filesystem",
+            source: Some(cstr("mount source", m.source.as_str())?),
+            target: cpath(&target)?,
+            fstype: Some(cstr("fstype", m.fstype.as_str())?),
+            flags,
+            data: if data.is_empty() {
+                None
+            } else {
+                Some(cstr("mount data", data)?)
+            },
+            optional: false,
+        });
     }
-    ops.push(sysfs);
 
     let cwd = cfs.ensure_dir(&spec.cwd)?;
     let exec_path = resolve_exec(&cfs, spec, &cwd)?;
@@ -255,6 +309,7 @@ pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path
         hostname: cstr("hostname", hostname.as_str())?,
         cwd: cstr("cwd", cwd)?,
         post_ops: post_ops(opts)?,
+        root_propagation: root_propagation(opts.rootfs_propagation.as_deref())?,
         readonly_rootfs: opts.readonly_rootfs,
         privileges: Privileges::new(spec.user, opts)?,
         exec_path: cstr("args[0]", exec_path)?,
@@ -268,6 +323,52 @@ pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path
             .iter()
             .map(|e| cstr("env entry", e.as_str()))
             .collect::<Result<_>>()?,
+    })
+}
+
+/// fstab-style options to mount flags and the filesystem data string.
+pub(crate) fn mount_flags(options: &[String]) -> (libc::c_ulong, String) {
+    let mut flags = 0;
+    let mut data: Vec<&str> = Vec::new();
+    for o in options {
+        match o.as_str() {
+            "ro" => flags |= libc::MS_RDONLY,
+            "rw" | "defaults" => {}
+            "nosuid" => flags |= libc::MS_NOSUID,
+            "nodev" => flags |= libc::MS_NODEV,
+            "noexec" => flags |= libc::MS_NOEXEC,
+            "sync" => flags |= libc::MS_SYNCHRONOUS,
+            "dirsync" => flags |= libc::MS_DIRSYNC,
+            "noatime" => flags |= libc::MS_NOATIME,
+            "nodiratime" => flags |= libc::MS_NODIRATIME,
+            "relatime" => flags |= libc::MS_RELATIME,
+            "strictatime" => flags |= libc::MS_STRICTATIME,
+            "suid" | "dev" | "exec" | "atime" | "diratime" | "norelatime" => {}
+            // Propagation of a single mount is not supported; the rootfs' is.
+            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
+            | "runbindable" => {}
+            other => data.push(other),
+        }
+    }
+    (flags, data.join(","))
+}
+
+/// The propagation flags of an OCI `rootfsPropagation` value.
+fn root_propagation(value: Option<&str>) -> Result<libc::c_ulong> {
+    Ok(match value {
+        None | Some("") | Some("private") | Some("rprivate") => 0,
+        Some("shared") => libc::MS_SHARED,
+        Some("rshared") => libc::MS_SHARED | libc::MS_REC,
+        Some("slave") => libc::MS_SLAVE,
+        Some("rslave") => libc::MS_SLAVE | libc::MS_REC,
+        Some("unbindable") => libc::MS_UNBINDABLE,
+        Some("runbindable") => libc::MS_UNBINDABLE | libc::MS_REC,
+        Some(other) => {
+            return Err(Error::InvalidSpec(format!(
+                "rootfs propagation {other:?}: expected private, shared, slave or \
+                 unbindable (optionally with an r prefix)"
+            )))
+        }
     })
 }
 
@@ -343,6 +444,23 @@ fn dev_ops(dev: &Path, ops: &mut Vec<Op>) -> Result<()> {
         libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
         Some("mode=1777,size=65536k"),
     )?);
+    let mqueue = dev.join("mqueue");
+    ops.push(Op::Mkdir {
+        path: cpath(&mqueue)?,
+        mode: 0o755,
+    });
+    let mut mq = mount_op(
+        "mqueue",
+        Some("mqueue"),
+        &mqueue,
+        Some("mqueue"),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        None,
+    )?;
+    if let Op::Mount { optional, .. } = &mut mq {
+        *optional = true;
+    }
+    ops.push(mq);
     let links = [
         ("pts/ptmx", "ptmx"),
         ("/proc/self/fd", "fd"),
@@ -462,17 +580,18 @@ mod tests {
         let t = targets(&plan);
         let expect_prefix = [
             ("make-private".to_string(), "/".to_string()),
-            ("bind".into(), format!("{r}/app")),
-            ("read-only remount".into(), format!("{r}/app")),
             ("proc".into(), format!("{r}/proc")),
             ("tmpfs".into(), format!("{r}/dev")),
             ("touch".into(), format!("{r}/dev/null")),
             ("bind".into(), format!("{r}/dev/null")),
         ];
         assert_eq!(t[..expect_prefix.len()], expect_prefix[..]);
+        let n = t.len();
+        assert_eq!(t[n - 3], ("sysfs".to_string(), format!("{r}/sys")));
+        assert_eq!(t[n - 2], ("bind".to_string(), format!("{r}/app")));
         assert_eq!(
-            t.last().unwrap(),
-            &("sysfs".to_string(), format!("{r}/sys"))
+            t[n - 1],
+            ("read-only remount".to_string(), format!("{r}/app"))
         );
         assert!(t.contains(&("devpts".into(), format!("{r}/dev/pts"))));
         assert!(t.contains(&("symlink".into(), format!("{r}/dev/ptmx"))));
@@ -544,6 +663,33 @@ mod tests {
         );
         spec.args = vec!["/proc/self/exe".into()];
         build(&spec, &ContainerOptions::default(), &root).unwrap();
+    }
+
+    #[test]
+    fn fstab_options_become_flags_and_data() {
+        let opts: Vec<String> = [
+            "nosuid",
+            "ro",
+            "mode=755",
+            "size=1m",
+            "rprivate",
+            "strictatime",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let (flags, data) = mount_flags(&opts);
+        assert_eq!(
+            flags,
+            libc::MS_NOSUID | libc::MS_RDONLY | libc::MS_STRICTATIME
+        );
+        assert_eq!(data, "mode=755,size=1m");
+        assert_eq!(
+            root_propagation(Some("rslave")).unwrap(),
+            libc::MS_SLAVE | libc::MS_REC
+        );
+        assert_eq!(root_propagation(None).unwrap(), 0);
+        assert!(root_propagation(Some("weird")).is_err());
     }
 
     #[test]

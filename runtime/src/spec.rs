@@ -54,6 +54,16 @@ fn container_path(field: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// [`container_path`] for other modules.
+pub(crate) fn check_container_path(field: &str, value: &str) -> Result<()> {
+    container_path(field, value)?;
+    let norm = normalize(value);
+    if norm == "/" {
+        return Err(invalid(format!("{field} cannot be the root \"/\"")));
+    }
+    Ok(())
+}
+
 /// `/a//b/` → `/a/b`; `/` stays `/`. Expects a path that passed [`container_path`].
 pub(crate) fn normalize(path: &str) -> String {
     let parts: Vec<&str> = path

@@ -274,3 +274,27 @@ fn a_volume_outlives_its_container_and_network_can_be_shared() {
     f.rt.remove_volume("data").unwrap();
     assert!(!vol.exists());
 }
+
+#[test]
+fn restart_runs_the_same_spec_again_and_oom_score_adj_is_set() {
+    if !need_root() {
+        return;
+    }
+    let f = Fixture::new();
+    let spec = f.spec(&[
+        "sh",
+        "-c",
+        "echo adj=$(cat /proc/self/oom_score_adj); exec sleep 1000",
+    ]);
+    let opts = ContainerOptions {
+        oom_score_adj: Some(500),
+        ..ContainerOptions::default()
+    };
+    let first = f.rt.run_with(&spec, &opts).unwrap();
+    common::wait_for(|| f.output() == "adj=500\n");
+    let second = f.rt.restart(&spec.id, Duration::ZERO).unwrap();
+    assert_ne!(first.pid, second.pid);
+    assert_eq!(second.status, Status::Running);
+    common::wait_for(|| f.output() == "adj=500\nadj=500\n");
+    assert_eq!(f.rt.options(&spec.id).unwrap().oom_score_adj, Some(500));
+}

@@ -133,7 +133,8 @@ struct ContainerArgs {
     /// CPU weight in cpu.shares units (1024 = default).
     #[arg(long)]
     cpu_shares: Option<u64>,
-    /// `none` (own namespace with lo), `host`, or a netns path to join.
+    /// `none` (own namespace with lo), `host`, `container:ID` (share that container's),
+    /// or a netns path to join.
     #[arg(long, default_value = "none")]
     net: String,
     /// KEY=VALUE (repeat). PATH defaults to the usual one.
@@ -167,13 +168,22 @@ impl From<Error> for Failure {
     }
 }
 
-fn parse_network(s: &str) -> Result<Network, Failure> {
+fn parse_network(s: &str, root: &std::path::Path) -> Result<Network, Failure> {
     match s {
         "none" => Ok(Network::None),
         "host" => Ok(Network::Host),
         p if p.starts_with('/') => Ok(Network::Join(PathBuf::from(p))),
+        p if p.starts_with("container:") => {
+            // The other container's state only needs the state dir.
+            let rt = Runtime::new(RuntimeConfig {
+                state_dir: root.to_owned(),
+                cgroup_parent: String::new(),
+                cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            })?;
+            Ok(Network::Join(rt.netns_path(&p["container:".len()..])?))
+        }
         other => Err(Failure(
-            format!("--net {other:?}: expected none, host or an absolute netns path"),
+            format!("--net {other:?}: expected none, host, container:ID or an absolute netns path"),
             2,
         )),
     }
@@ -290,7 +300,7 @@ fn spec_of(
             .iter()
             .map(|m| parse_mount(m))
             .collect::<Result<_, _>>()?,
-        network: parse_network(&a.net)?,
+        network: parse_network(&a.net, root)?,
         resources: Resources {
             memory_bytes: a.memory,
             pids_max: a.pids,

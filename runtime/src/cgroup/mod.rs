@@ -176,6 +176,41 @@ pub fn manager(root: &Path, parent: &str, id: &str) -> Box<dyn CgroupManager> {
     }
 }
 
+/// A manager for only the hierarchies that `resources` (and a CPU quota) need, or None
+/// when nothing is limited. Joining a cgroup costs an RCU grace period per hierarchy
+/// (the kernel's `cgroup_threadgroup_rwsem`), milliseconds on a busy host, so
+/// containers that ask for no limits and no stats (OCI bundles without resources) join
+/// none. Later calls (wait, delete, stats) use [`manager`]: missing dirs count as empty.
+pub fn manager_for_limits(
+    root: &Path,
+    parent: &str,
+    id: &str,
+    r: &Resources,
+    cpu_quota: bool,
+) -> Option<Box<dyn CgroupManager>> {
+    let mut need = Vec::new();
+    if r.memory_bytes.is_some() {
+        need.push("memory");
+    }
+    if r.pids_max.is_some() {
+        need.push("pids");
+    }
+    if r.cpu_shares.is_some() || cpu_quota {
+        need.push("cpu");
+    }
+    if need.is_empty() {
+        return None;
+    }
+    Some(match detect(root) {
+        CgroupVersion::V2 => Box::new(V2::new(root, parent, id)),
+        CgroupVersion::V1 => {
+            let mut m = V1::new(root, parent, id);
+            m.dirs.retain(|(c, _)| need.contains(c));
+            Box::new(m)
+        }
+    })
+}
+
 /// The shared parent directories (`<root>/<controller>/<parent>` on v1, one per joined
 /// hierarchy that is mounted; `<root>/<parent>` on v2).
 pub fn parent_paths(root: &Path, parent: &str) -> Vec<PathBuf> {
