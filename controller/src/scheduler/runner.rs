@@ -121,6 +121,8 @@ struct Crashes {
     count: u32,
     last: Instant,
     reason: Option<String>,
+    /// Jobs started after these crashes: one of them healthy ends the streak.
+    replacements: HashSet<String>,
 }
 
 /// State the loop keeps between passes.
@@ -171,6 +173,7 @@ impl LoopState {
             count: 0,
             last: Instant::now(),
             reason: None,
+            replacements: HashSet::new(),
         });
         entry.count += 1;
         entry.last = Instant::now();
@@ -300,7 +303,12 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
         let key = (s.job.app.clone(), s.job.process_type.clone(), s.job.release);
         if s.crashed && st.counted_crashes.insert(s.job.id.clone()) {
             st.crash(key, s.reason.clone());
-        } else if s.job.healthy {
+        } else if s.job.healthy
+            && st
+                .crashes
+                .get(&key)
+                .is_some_and(|c| c.replacements.contains(&s.job.id))
+        {
             st.crashes.remove(&key);
         }
     }
@@ -365,9 +373,12 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
                     continue;
                 };
                 let restarts = st.restarts(&key);
-                let n = dynos.entry(key).or_default();
+                let n = dynos.entry(key.clone()).or_default();
                 *n += 1;
-                start_job(c, &node, url, &rel, &process_type, *n, &restarts).await?;
+                let id = start_job(c, &node, url, &rel, &process_type, *n, &restarts).await?;
+                if let Some(crashes) = st.crashes.get_mut(&key) {
+                    crashes.replacements.insert(id);
+                }
             }
             Action::Stop { job_id } => {
                 let Some(job) = observed.iter().find(|j| j.id == job_id) else {
@@ -640,7 +651,7 @@ pub fn process_job_spec(
     }
 }
 
-/// Writes the job row, then asks the agent (in a task) to start the job.
+/// Writes the job row, then asks the agent (in a task) to start the job. Returns its id.
 async fn start_job(
     c: &Arc<Controller>,
     node: &str,
@@ -649,7 +660,7 @@ async fn start_job(
     process_type: &str,
     dyno: u32,
     restarts: &Restarts,
-) -> Result<(), StoreError> {
+) -> Result<String, StoreError> {
     let id = format!("{}-v{}-{}", release.app, release.version, random_hex(4));
     let now = now_rfc3339();
     c.store
@@ -677,8 +688,9 @@ async fn start_job(
         process_type.to_string(),
         release.version,
     );
-    let (c, url) = (Arc::clone(c), url.to_string());
+    let (c, url, job_id) = (Arc::clone(c), url.to_string(), id.clone());
     tokio::spawn(async move {
+        let id = job_id;
         let result = c.agents.start_job(&url, &spec).await;
         let stored = match &result {
             Ok(status) => {
@@ -712,7 +724,7 @@ async fn start_job(
         });
         c.scheduler.notify();
     });
-    Ok(())
+    Ok(id)
 }
 
 /// Marks the job stopping, then (in a task) stops and deletes it on its node.
