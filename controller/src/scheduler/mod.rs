@@ -46,8 +46,11 @@ pub struct Formation {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NodeInfo {
     pub name: String,
-    /// Heartbeating and answering.
+    /// Heartbeating (its last heartbeat is at most 10 s old).
     pub up: bool,
+    /// Up, but its agent did not answer this pass: its jobs count as last recorded and
+    /// nothing new is placed there.
+    pub silent: bool,
     /// Being drained: gets no new jobs and its jobs are replaced elsewhere, then stopped.
     pub draining: bool,
     /// Memory the node offers to jobs; 0 means unknown (no limit is applied).
@@ -211,7 +214,7 @@ pub fn plan(desired: &[Formation], nodes: &[NodeInfo], jobs: &[ObservedJob]) -> 
             for _ in current.len()..count {
                 let mut best: Option<(u32, u32, u32, usize)> = None;
                 for (i, n) in order.iter().enumerate() {
-                    if !n.up || n.draining {
+                    if !n.up || n.draining || n.silent {
                         continue;
                     }
                     if n.memory_bytes > 0 && used[i] + formation.memory_bytes > n.memory_bytes {

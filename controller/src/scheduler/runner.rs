@@ -290,12 +290,21 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
         .clone();
     let nodes = inputs::node_infos(
         &node_rows,
-        &|name| reports.contains_key(name),
+        &|name| now - node_last_seen(&node_rows, name) <= NODE_TIMEOUT_MS,
+        &|name| !reports.contains_key(name),
         &draining,
         &live,
     );
 
-    let mut seen = observe(c, &reports, &starting, &stopping).await?;
+    // Heartbeating nodes whose agent did not answer this pass (restarting, busy): their
+    // jobs count as last recorded and nothing new goes there; only 10 s without a
+    // heartbeat makes a node down and its jobs move.
+    let silent: HashSet<String> = node_rows
+        .iter()
+        .filter(|n| now - n.last_seen_ms <= NODE_TIMEOUT_MS && !reports.contains_key(&n.name))
+        .map(|n| n.name.clone())
+        .collect();
+    let mut seen = observe(c, &reports, &silent, &starting, &stopping).await?;
     check_health(st, &mut seen).await;
 
     // Crash bookkeeping for the restart delay.
@@ -399,6 +408,7 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
 async fn observe(
     c: &Controller,
     reports: &HashMap<String, Vec<JobStatus>>,
+    silent: &HashSet<String>,
     starting: &HashSet<String>,
     stopping: &HashSet<String>,
 ) -> Result<Vec<Seen>, StoreError> {
@@ -406,9 +416,6 @@ async fn observe(
     let known: HashSet<String> = rows.iter().map(|r| r.id.clone()).collect();
     let mut seen = Vec::new();
     for row in rows {
-        let Some(report) = reports.get(&row.node) else {
-            continue; // node down or not answering: nothing is known about its jobs
-        };
         let observed = |phase, healthy| ObservedJob {
             id: row.id.clone(),
             app: row.app.clone(),
@@ -417,6 +424,22 @@ async fn observe(
             node: row.node.clone(),
             phase,
             healthy,
+        };
+        let Some(report) = reports.get(&row.node) else {
+            // A silent node's jobs count as last recorded; a down node's are not known.
+            if let Some(phase) = silent
+                .contains(&row.node)
+                .then(|| recorded_phase(&row.state))
+                .flatten()
+            {
+                seen.push(Seen {
+                    job: observed(phase, false),
+                    addr: row.addr.clone(),
+                    crashed: false,
+                    reason: None,
+                });
+            }
+            continue;
         };
         match report.iter().find(|s| s.id == row.id) {
             Some(status) => {
@@ -493,6 +516,23 @@ async fn observe(
         }
     }
     Ok(seen)
+}
+
+/// The phase a stored state stands for while the job's agent is silent (finished jobs are
+/// left for when it answers again).
+fn recorded_phase(state: &str) -> Option<Phase> {
+    match state {
+        job_state::PENDING | job_state::STARTING => Some(Phase::Starting),
+        job_state::UP => Some(Phase::Up),
+        job_state::STOPPING => Some(Phase::Stopping),
+        _ => None,
+    }
+}
+
+fn node_last_seen(rows: &[crate::store::NodeRow], name: &str) -> i64 {
+    rows.iter()
+        .find(|n| n.name == name)
+        .map_or(0, |n| n.last_seen_ms)
 }
 
 /// An app job (by its labels) that the store does not list.
