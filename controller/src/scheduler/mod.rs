@@ -212,7 +212,8 @@ pub fn plan(desired: &[Formation], nodes: &[NodeInfo], jobs: &[ObservedJob]) -> 
                 }
             }
             for _ in current.len()..count {
-                let mut best: Option<(u32, u32, u32, usize)> = None;
+                // (spread, missing layers, load, index) packed in one integer: the smallest wins.
+                let mut best = u128::MAX;
                 for (i, n) in order.iter().enumerate() {
                     if !n.up || n.draining || n.silent {
                         continue;
@@ -221,14 +222,16 @@ pub fn plan(desired: &[Formation], nodes: &[NodeInfo], jobs: &[ObservedJob]) -> 
                         continue;
                     }
                     let m = if layers > 0 { missing[i] } else { 0 };
-                    let score = (spread[i], m, load[i], i);
-                    if best.is_none_or(|b| score < b) {
-                        best = Some(score);
-                    }
+                    let score = (u128::from(spread[i]) << 96)
+                        | (u128::from(m) << 64)
+                        | (u128::from(load[i]) << 32)
+                        | i as u128;
+                    best = best.min(score);
                 }
-                let Some((_, _, _, i)) = best else {
+                if best == u128::MAX {
                     break; // no node has room
-                };
+                }
+                let i = (best & u128::from(u32::MAX)) as usize;
                 spread[i] += 1;
                 touched.push(i);
                 load[i] += 1;
