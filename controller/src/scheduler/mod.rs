@@ -108,6 +108,9 @@ pub enum Action {
     Stop { job_id: String },
 }
 
+/// A job and the index of its node.
+type Placed<'a> = (&'a ObservedJob, usize);
+
 /// Compares the desired formations with the observed jobs and says what to start and stop.
 /// Deterministic: the same input always gives the same actions in the same order.
 ///
@@ -188,7 +191,7 @@ pub fn plan(desired: &[Formation], nodes: &[NodeInfo], jobs: &[ObservedJob]) -> 
         };
         let count = formation.count as usize;
         // Jobs on draining nodes are replaced like jobs of an old release.
-        let (mut current, old): (Vec<(&ObservedJob, usize)>, Vec<(&ObservedJob, usize)>) = active
+        let (mut current, old): (Vec<Placed>, Vec<Placed>) = active
             .iter()
             .copied()
             .partition(|(j, i)| j.release == formation.release && !order[*i].draining);

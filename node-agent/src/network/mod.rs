@@ -282,16 +282,14 @@ pub async fn remove_all(prefix: &str) -> Result<()> {
         }
     }
     let links = link_names().await;
-    {
-        for name in links.iter().cloned() {
-            let ours = name.len() == veth_len
-                && name
-                    .strip_prefix(prefix)
-                    .and_then(|r| r.strip_prefix('v').or_else(|| r.strip_prefix('p')))
-                    .is_some_and(is_hex);
-            if ours {
-                ignore_missing(ip(&["link", "del", &name]).await)?;
-            }
+    for name in &links {
+        let ours = name.len() == veth_len
+            && name
+                .strip_prefix(prefix)
+                .and_then(|r| r.strip_prefix('v').or_else(|| r.strip_prefix('p')))
+                .is_some_and(is_hex);
+        if ours {
+            ignore_missing(ip(&["link", "del", name]).await)?;
         }
     }
     ignore_missing(nft(&format!("delete table ip {prefix}\n")).await)?;

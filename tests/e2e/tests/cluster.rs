@@ -75,7 +75,11 @@ impl Cluster {
             .lines()
             .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
             .collect();
-        assert_eq!(exports.get("PAAS_URL").copied(), Some(c.api.as_str()), "{out}");
+        assert_eq!(
+            exports.get("PAAS_URL").copied(),
+            Some(c.api.as_str()),
+            "{out}"
+        );
         c.token = exports["PAAS_TOKEN"].to_string();
         c.node_token = std::fs::read_to_string(c.work.join("data/node-token"))
             .unwrap()
@@ -142,7 +146,12 @@ impl Cluster {
         Some(
             jobs.iter()
                 .filter(|j| j["labels"]["paas.app"] == app && j["state"] == "up")
-                .map(|j| (j["id"].as_str().unwrap().to_string(), j["pid"].as_i64().unwrap()))
+                .map(|j| {
+                    (
+                        j["id"].as_str().unwrap().to_string(),
+                        j["pid"].as_i64().unwrap(),
+                    )
+                })
                 .collect(),
         )
     }
@@ -221,13 +230,21 @@ fn cluster_spreads_survives_agent_app_node_and_controller_failures() {
     let app = AppDir::new();
     app.write("index.html", "<h1>hello cluster</h1>\n");
     app.commit("v1");
-    let url = format!("http://x:{}@{}/git/hello.git", c.token, c.api.trim_start_matches("http://"));
+    let url = format!(
+        "http://x:{}@{}/git/hello.git",
+        c.token,
+        c.api.trim_start_matches("http://")
+    );
     let push = app.push(&url, "main");
     assert!(push.ok, "push failed:\n{}", push.output);
-    wait("the app answers through the router", Duration::from_secs(30), || {
-        c.request_app("hello")
-            .filter(|(s, b)| *s == 200 && b.contains("hello cluster"))
-    });
+    wait(
+        "the app answers through the router",
+        Duration::from_secs(30),
+        || {
+            c.request_app("hello")
+                .filter(|(s, b)| *s == 200 && b.contains("hello cluster"))
+        },
+    );
 
     // Scale web=4 over 3 nodes: every node gets one, one gets two.
     c.scale("hello", 4);
@@ -245,21 +262,30 @@ fn cluster_spreads_survives_agent_app_node_and_controller_failures() {
     let before = spread[&1].clone();
     c.script(&["stop-agent", "1", "KILL"]);
     c.script(&["start-agent", "1"]);
-    let after = wait("host 1's agent answers again", Duration::from_secs(20), || {
-        c.agent_up(1, "hello").filter(|j| j.len() == before.len())
-    });
-    assert_eq!(after, before, "same job ids and pids after the agent restart");
+    let after = wait(
+        "host 1's agent answers again",
+        Duration::from_secs(20),
+        || c.agent_up(1, "hello").filter(|j| j.len() == before.len()),
+    );
+    assert_eq!(
+        after, before,
+        "same job ids and pids after the agent restart"
+    );
     // No restart: the controller still lists those jobs on host 1, none restarted.
-    let listed = wait("the controller lists host 1's jobs", Duration::from_secs(10), || {
-        let jobs = c.api_get(&format!("/v1/nodes/{}/jobs", c.node(1)));
-        let ids: BTreeSet<String> = jobs
-            .as_array()?
-            .iter()
-            .filter(|j| j["state"] == "up")
-            .map(|j| j["id"].as_str().unwrap().to_string())
-            .collect();
-        (ids.len() == before.len()).then_some(jobs)
-    });
+    let listed = wait(
+        "the controller lists host 1's jobs",
+        Duration::from_secs(10),
+        || {
+            let jobs = c.api_get(&format!("/v1/nodes/{}/jobs", c.node(1)));
+            let ids: BTreeSet<String> = jobs
+                .as_array()?
+                .iter()
+                .filter(|j| j["state"] == "up")
+                .map(|j| j["id"].as_str().unwrap().to_string())
+                .collect();
+            (ids.len() == before.len()).then_some(jobs)
+        },
+    );
     for j in listed.as_array().unwrap() {
         assert!(before.contains_key(j["id"].as_str().unwrap()), "{listed}");
         assert_eq!(j["restarts"], 0, "{listed}");
@@ -268,22 +294,30 @@ fn cluster_spreads_survives_agent_app_node_and_controller_failures() {
 
     // Kill an app process (on host 2, whose agent is its parent, so the exit status is
     // known): it is replaced, and the replacement shows the restart and why.
-    let (victim, pid) = spread[&2].iter().next().map(|(k, v)| (k.clone(), *v)).unwrap();
+    let (victim, pid) = spread[&2]
+        .iter()
+        .next()
+        .map(|(k, v)| (k.clone(), *v))
+        .unwrap();
     // SAFETY: kill(2) on a container process this test's cluster started.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    let restarted = wait("the killed process is restarted", Duration::from_secs(30), || {
-        all.iter().find_map(|&i| {
-            let jobs = c.api_get(&format!("/v1/nodes/{}/jobs", c.node(i)));
-            jobs.as_array()?
-                .iter()
-                .find(|j| {
-                    j["state"] == "up"
-                        && j["restarts"].as_u64().unwrap_or(0) >= 1
-                        && j["id"] != victim.as_str()
-                })
-                .cloned()
-        })
-    });
+    let restarted = wait(
+        "the killed process is restarted",
+        Duration::from_secs(30),
+        || {
+            all.iter().find_map(|&i| {
+                let jobs = c.api_get(&format!("/v1/nodes/{}/jobs", c.node(i)));
+                jobs.as_array()?
+                    .iter()
+                    .find(|j| {
+                        j["state"] == "up"
+                            && j["restarts"].as_u64().unwrap_or(0) >= 1
+                            && j["id"] != victim.as_str()
+                    })
+                    .cloned()
+            })
+        },
+    );
     assert_eq!(restarted["last_exit"], "killed by SIGKILL", "{restarted}");
     wait("4 web jobs up again", Duration::from_secs(30), || {
         (total(&c.up_jobs(&all, "hello")) == 4).then_some(())
@@ -294,12 +328,16 @@ fn cluster_spreads_survives_agent_app_node_and_controller_failures() {
     // on hosts 1 and 2.
     c.script(&["stop-agent", "3", "KILL"]);
     c.script(&["link", "down", "3"]);
-    wait("the app answers after the node failure", Duration::from_secs(15), || {
-        c.request_app("hello").filter(|(s, _)| *s == 200)
-    });
-    wait("host 3's jobs run elsewhere", Duration::from_secs(30), || {
-        (total(&c.up_jobs(&[1, 2], "hello")) == 4).then_some(())
-    });
+    wait(
+        "the app answers after the node failure",
+        Duration::from_secs(15),
+        || c.request_app("hello").filter(|(s, _)| *s == 200),
+    );
+    wait(
+        "host 3's jobs run elsewhere",
+        Duration::from_secs(30),
+        || (total(&c.up_jobs(&[1, 2], "hello")) == 4).then_some(()),
+    );
     // It shows as down once its heartbeats are 10 s old.
     let down = wait("host 3 listed as down", Duration::from_secs(15), || {
         let nodes = c.api_get("/v1/nodes");
@@ -317,9 +355,11 @@ fn cluster_spreads_survives_agent_app_node_and_controller_failures() {
     c.scale("hello", 6);
     c.script(&["stop-controller", "KILL"]);
     c.script(&["start-controller"]);
-    wait("web=6 after the controller restart", Duration::from_secs(60), || {
-        (total(&c.up_jobs(&[1, 2], "hello")) == 6).then_some(())
-    });
+    wait(
+        "web=6 after the controller restart",
+        Duration::from_secs(60),
+        || (total(&c.up_jobs(&[1, 2], "hello")) == 6).then_some(()),
+    );
     // Several scheduler passes later it is still exactly 6.
     std::thread::sleep(Duration::from_secs(4));
     let jobs = c.up_jobs(&[1, 2], "hello");
