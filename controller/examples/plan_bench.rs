@@ -36,6 +36,7 @@ fn main() {
                 name: format!("node{n:04}"),
                 up: true,
                 draining: false,
+                silent: false,
                 memory_bytes: 64 << 30,
                 layers,
             }

@@ -64,6 +64,8 @@ pub struct Controller {
     pub agents: AgentClient,
     /// Latest heartbeat details by node name.
     pub heartbeats: Mutex<HashMap<String, NodeLive>>,
+    /// One-off jobs (`paas run`) in progress: id → (app, node URL).
+    pub runs: Mutex<HashMap<String, (String, String)>>,
     /// One build at a time per app.
     build_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Apps with a build running (for the app status).
@@ -114,6 +116,7 @@ impl Controller {
             routes: RouteTable::new(),
             scheduler: SchedulerHandle::new(),
             heartbeats: Mutex::new(HashMap::new()),
+            runs: Mutex::new(HashMap::new()),
             build_locks: Mutex::new(HashMap::new()),
             building: Mutex::new(HashSet::new()),
         }))

@@ -73,6 +73,21 @@ impl From<JobError> for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// Runs a job operation as its own task: a caller that hangs up (a controller killed
+/// mid-request) must not cancel a start half-way and leave the job `starting` forever.
+async fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, JobError>> + Send + 'static,
+) -> ApiResult<T> {
+    match tokio::spawn(work).await {
+        Ok(result) => Ok(result?),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            codes::INTERNAL,
+            format!("the job operation failed: {e}"),
+        )),
+    }
+}
+
 /// The agent's router, every route behind the bearer-token check.
 pub fn app(agent: Arc<Agent>) -> Router {
     Router::new()
@@ -143,7 +158,7 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> ApiRes
 
 async fn create_job(State(agent): State<Arc<Agent>>, body: Bytes) -> ApiResult<Response> {
     let spec: JobSpec = parse_body(&body, "job spec (api::JobSpec JSON)")?;
-    let status = jobs::create(&agent, spec).await?;
+    let status = detached(async move { jobs::create(&agent, spec).await }).await?;
     Ok((StatusCode::CREATED, Json(status)).into_response())
 }
 
@@ -165,14 +180,16 @@ async fn stop_job(
         parse_body(&body, "stop request (api::StopJob JSON)")?
     };
     let grace = Duration::from_secs(req.grace_seconds.unwrap_or(10));
-    Ok(Json(jobs::stop(&agent, &id, grace).await?))
+    Ok(Json(
+        detached(async move { jobs::stop(&agent, &id, grace).await }).await?,
+    ))
 }
 
 async fn delete_job(
     State(agent): State<Arc<Agent>>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    jobs::delete(&agent, &id).await?;
+    detached(async move { jobs::delete(&agent, &id).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

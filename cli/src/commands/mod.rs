@@ -12,6 +12,7 @@ use crate::git_remote::{self, GitRemoteError};
 mod apps;
 mod login;
 mod logs;
+mod ps_run;
 mod releases;
 
 /// paas: deploy apps with `git push` and manage them from here.
@@ -74,6 +75,14 @@ enum Command {
         /// How many recent lines to show first
         #[arg(short = 'n', long, default_value_t = 100)]
         num: usize,
+    },
+    /// Run a command in a one-off job of the app's current release (exits with its code)
+    Run {
+        #[command(flatten)]
+        app: AppArg,
+        /// The command and its arguments (after --)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
     },
 }
 
@@ -146,6 +155,13 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::AppsInfo(arg) => apps::info(&ctx, &resolve_app(arg)?),
         Command::Releases(arg) => releases::list(&ctx, &resolve_app(arg)?),
         Command::Login => login::login(&ctx, file),
+        Command::Run { app, command } => {
+            let code = ps_run::run(&ctx, &resolve_app(app)?, &command)?;
+            if code != 0 {
+                std::process::exit(i32::from(code));
+            }
+            Ok(())
+        }
         Command::Logs { app, tail, ps, num } => {
             logs::logs(&ctx, &resolve_app(app)?, tail, ps.as_deref(), num)
         }

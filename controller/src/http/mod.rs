@@ -9,6 +9,7 @@
 mod internal;
 mod logs;
 mod nodes;
+mod run;
 #[cfg(test)]
 mod sched_tests;
 mod v1;
@@ -38,6 +39,7 @@ pub fn app(c: Arc<Controller>) -> axum::Router {
         .merge(v1::routes())
         .merge(nodes::routes())
         .merge(logs::routes())
+        .merge(run::routes())
         .merge(internal::routes())
         .merge(crate::git::routes())
         .with_state(c)

@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
 use axum::body::Bytes;
+use axum::extract::{Path, State};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Serialize;
@@ -51,7 +51,11 @@ async fn node_jobs(
         .filter(|j| j.node == name)
         .collect();
     let mut restarts = std::collections::HashMap::new();
-    for app in rows.iter().map(|j| j.app.clone()).collect::<std::collections::BTreeSet<_>>() {
+    for app in rows
+        .iter()
+        .map(|j| j.app.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
         restarts.extend(c.store.job_restarts(&app).await?);
     }
     Ok(Json(
@@ -86,9 +90,8 @@ async fn scale(
     Path((app, process_type)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let req: Scale = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::BadRequest(format!("the body must be {{\"count\": N}}: {e}"))
-    })?;
+    let req: Scale = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("the body must be {{\"count\": N}}: {e}")))?;
     if req.count > 100 {
         return Err(ApiError::Validation(format!(
             "count {} is more than 100 processes of one type",
@@ -108,7 +111,9 @@ async fn scale(
     if c.store.get_app(&app).await?.is_none() {
         return Err(ApiError::NotFound(format!("no app named {app}")));
     }
-    c.store.set_formation(&app, &process_type, req.count).await?;
+    c.store
+        .set_formation(&app, &process_type, req.count)
+        .await?;
     tracing::info!(%app, %process_type, count = req.count, "formation scaled");
     c.scheduler.notify();
     Ok(Json(serde_json::json!({

@@ -33,18 +33,20 @@ pub async fn image_layers(registry: &Registry, image: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The planner's view of the nodes: `answering` are the nodes whose agents answered this
-/// pass (the others count as down).
+/// The planner's view of the nodes: `up` says whether a node heartbeats, `silent` whether
+/// its agent did not answer this pass (it then gets nothing new).
 pub fn node_infos(
     rows: &[NodeRow],
-    answering: &dyn Fn(&str) -> bool,
+    up: &dyn Fn(&str) -> bool,
+    silent: &dyn Fn(&str) -> bool,
     draining: &BTreeSet<String>,
     live: &HashMap<String, NodeLive>,
 ) -> Vec<NodeInfo> {
     rows.iter()
         .map(|n| NodeInfo {
             name: n.name.clone(),
-            up: answering(&n.name),
+            up: up(&n.name),
+            silent: silent(&n.name),
             draining: draining.contains(&n.name),
             memory_bytes: n.memory_bytes,
             layers: live

@@ -46,8 +46,11 @@ pub struct Formation {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NodeInfo {
     pub name: String,
-    /// Heartbeating and answering.
+    /// Heartbeating (its last heartbeat is at most 10 s old).
     pub up: bool,
+    /// Up, but its agent did not answer this pass: its jobs count as last recorded and
+    /// nothing new is placed there.
+    pub silent: bool,
     /// Being drained: gets no new jobs and its jobs are replaced elsewhere, then stopped.
     pub draining: bool,
     /// Memory the node offers to jobs; 0 means unknown (no limit is applied).
@@ -104,6 +107,9 @@ pub enum Action {
     /// Stop (if running) and delete the job from its node.
     Stop { job_id: String },
 }
+
+/// A job and the index of its node.
+type Placed<'a> = (&'a ObservedJob, usize);
 
 /// Compares the desired formations with the observed jobs and says what to start and stop.
 /// Deterministic: the same input always gives the same actions in the same order.
@@ -185,7 +191,7 @@ pub fn plan(desired: &[Formation], nodes: &[NodeInfo], jobs: &[ObservedJob]) -> 
         };
         let count = formation.count as usize;
         // Jobs on draining nodes are replaced like jobs of an old release.
-        let (mut current, old): (Vec<(&ObservedJob, usize)>, Vec<(&ObservedJob, usize)>) = active
+        let (mut current, old): (Vec<Placed>, Vec<Placed>) = active
             .iter()
             .copied()
             .partition(|(j, i)| j.release == formation.release && !order[*i].draining);
@@ -209,23 +215,26 @@ pub fn plan(desired: &[Formation], nodes: &[NodeInfo], jobs: &[ObservedJob]) -> 
                 }
             }
             for _ in current.len()..count {
-                let mut best: Option<(u32, u32, u32, usize)> = None;
+                // (spread, missing layers, load, index) packed in one integer: the smallest wins.
+                let mut best = u128::MAX;
                 for (i, n) in order.iter().enumerate() {
-                    if !n.up || n.draining {
+                    if !n.up || n.draining || n.silent {
                         continue;
                     }
                     if n.memory_bytes > 0 && used[i] + formation.memory_bytes > n.memory_bytes {
                         continue;
                     }
                     let m = if layers > 0 { missing[i] } else { 0 };
-                    let score = (spread[i], m, load[i], i);
-                    if best.is_none_or(|b| score < b) {
-                        best = Some(score);
-                    }
+                    let score = (u128::from(spread[i]) << 96)
+                        | (u128::from(m) << 64)
+                        | (u128::from(load[i]) << 32)
+                        | i as u128;
+                    best = best.min(score);
                 }
-                let Some((_, _, _, i)) = best else {
+                if best == u128::MAX {
                     break; // no node has room
-                };
+                }
+                let i = (best & u128::from(u32::MAX)) as usize;
                 spread[i] += 1;
                 touched.push(i);
                 load[i] += 1;

@@ -121,6 +121,8 @@ struct Crashes {
     count: u32,
     last: Instant,
     reason: Option<String>,
+    /// Jobs started after these crashes: one of them healthy ends the streak.
+    replacements: HashSet<String>,
 }
 
 /// State the loop keeps between passes.
@@ -171,6 +173,7 @@ impl LoopState {
             count: 0,
             last: Instant::now(),
             reason: None,
+            replacements: HashSet::new(),
         });
         entry.count += 1;
         entry.last = Instant::now();
@@ -287,12 +290,21 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
         .clone();
     let nodes = inputs::node_infos(
         &node_rows,
-        &|name| reports.contains_key(name),
+        &|name| now - node_last_seen(&node_rows, name) <= NODE_TIMEOUT_MS,
+        &|name| !reports.contains_key(name),
         &draining,
         &live,
     );
 
-    let mut seen = observe(c, &reports, &starting, &stopping).await?;
+    // Heartbeating nodes whose agent did not answer this pass (restarting, busy): their
+    // jobs count as last recorded and nothing new goes there; only 10 s without a
+    // heartbeat makes a node down and its jobs move.
+    let silent: HashSet<String> = node_rows
+        .iter()
+        .filter(|n| now - n.last_seen_ms <= NODE_TIMEOUT_MS && !reports.contains_key(&n.name))
+        .map(|n| n.name.clone())
+        .collect();
+    let mut seen = observe(c, &reports, &silent, &starting, &stopping).await?;
     check_health(st, &mut seen).await;
 
     // Crash bookkeeping for the restart delay.
@@ -300,7 +312,12 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
         let key = (s.job.app.clone(), s.job.process_type.clone(), s.job.release);
         if s.crashed && st.counted_crashes.insert(s.job.id.clone()) {
             st.crash(key, s.reason.clone());
-        } else if s.job.healthy {
+        } else if s.job.healthy
+            && st
+                .crashes
+                .get(&key)
+                .is_some_and(|c| c.replacements.contains(&s.job.id))
+        {
             st.crashes.remove(&key);
         }
     }
@@ -365,9 +382,12 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
                     continue;
                 };
                 let restarts = st.restarts(&key);
-                let n = dynos.entry(key).or_default();
+                let n = dynos.entry(key.clone()).or_default();
                 *n += 1;
-                start_job(c, &node, url, &rel, &process_type, *n, &restarts).await?;
+                let id = start_job(c, &node, url, &rel, &process_type, *n, &restarts).await?;
+                if let Some(crashes) = st.crashes.get_mut(&key) {
+                    crashes.replacements.insert(id);
+                }
             }
             Action::Stop { job_id } => {
                 let Some(job) = observed.iter().find(|j| j.id == job_id) else {
@@ -388,6 +408,7 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
 async fn observe(
     c: &Controller,
     reports: &HashMap<String, Vec<JobStatus>>,
+    silent: &HashSet<String>,
     starting: &HashSet<String>,
     stopping: &HashSet<String>,
 ) -> Result<Vec<Seen>, StoreError> {
@@ -395,9 +416,6 @@ async fn observe(
     let known: HashSet<String> = rows.iter().map(|r| r.id.clone()).collect();
     let mut seen = Vec::new();
     for row in rows {
-        let Some(report) = reports.get(&row.node) else {
-            continue; // node down or not answering: nothing is known about its jobs
-        };
         let observed = |phase, healthy| ObservedJob {
             id: row.id.clone(),
             app: row.app.clone(),
@@ -406,6 +424,22 @@ async fn observe(
             node: row.node.clone(),
             phase,
             healthy,
+        };
+        let Some(report) = reports.get(&row.node) else {
+            // A silent node's jobs count as last recorded; a down node's are not known.
+            if let Some(phase) = silent
+                .contains(&row.node)
+                .then(|| recorded_phase(&row.state))
+                .flatten()
+            {
+                seen.push(Seen {
+                    job: observed(phase, false),
+                    addr: row.addr.clone(),
+                    crashed: false,
+                    reason: None,
+                });
+            }
+            continue;
         };
         match report.iter().find(|s| s.id == row.id) {
             Some(status) => {
@@ -482,6 +516,23 @@ async fn observe(
         }
     }
     Ok(seen)
+}
+
+/// The phase a stored state stands for while the job's agent is silent (finished jobs are
+/// left for when it answers again).
+fn recorded_phase(state: &str) -> Option<Phase> {
+    match state {
+        job_state::PENDING | job_state::STARTING => Some(Phase::Starting),
+        job_state::UP => Some(Phase::Up),
+        job_state::STOPPING => Some(Phase::Stopping),
+        _ => None,
+    }
+}
+
+fn node_last_seen(rows: &[crate::store::NodeRow], name: &str) -> i64 {
+    rows.iter()
+        .find(|n| n.name == name)
+        .map_or(0, |n| n.last_seen_ms)
 }
 
 /// An app job (by its labels) that the store does not list.
@@ -640,7 +691,7 @@ pub fn process_job_spec(
     }
 }
 
-/// Writes the job row, then asks the agent (in a task) to start the job.
+/// Writes the job row, then asks the agent (in a task) to start the job. Returns its id.
 async fn start_job(
     c: &Arc<Controller>,
     node: &str,
@@ -649,7 +700,7 @@ async fn start_job(
     process_type: &str,
     dyno: u32,
     restarts: &Restarts,
-) -> Result<(), StoreError> {
+) -> Result<String, StoreError> {
     let id = format!("{}-v{}-{}", release.app, release.version, random_hex(4));
     let now = now_rfc3339();
     c.store
@@ -677,8 +728,9 @@ async fn start_job(
         process_type.to_string(),
         release.version,
     );
-    let (c, url) = (Arc::clone(c), url.to_string());
+    let (c, url, job_id) = (Arc::clone(c), url.to_string(), id.clone());
     tokio::spawn(async move {
+        let id = job_id;
         let result = c.agents.start_job(&url, &spec).await;
         let stored = match &result {
             Ok(status) => {
@@ -712,7 +764,7 @@ async fn start_job(
         });
         c.scheduler.notify();
     });
-    Ok(())
+    Ok(id)
 }
 
 /// Marks the job stopping, then (in a task) stops and deletes it on its node.

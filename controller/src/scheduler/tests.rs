@@ -348,3 +348,14 @@ fn plan_is_deterministic_whatever_the_node_order() {
     let d = [web("hello", 1, 5), web("other", 2, 2)];
     assert_eq!(plan(&d, &n1, &[]), plan(&d, &n2, &[]));
 }
+
+#[test]
+fn a_silent_node_keeps_its_jobs_and_gets_nothing_new() {
+    // b heartbeats but its agent did not answer (restarting): its job still counts, so no
+    // replacement starts; the new job goes to a.
+    let mut b = node("b", true);
+    b.silent = true;
+    let jobs = [job("j1", "hello", 1, "b", Phase::Up, true)];
+    let actions = plan(&[web("hello", 1, 2)], &[node("a", true), b], &jobs);
+    assert_eq!(actions, [start("hello", 1, "a")]);
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::Stream;
 use paas_api::JobStatus;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::watch;
 
 use super::is_final;
@@ -67,6 +67,12 @@ async fn next_chunk(tail: &mut Tail) -> std::io::Result<Option<Bytes>> {
                 buf.truncate(n);
                 return Ok(Some(Bytes::from(buf)));
             }
+            // Rotated (truncated) under us: carry on from its new start.
+            let pos = file.stream_position().await?;
+            if file.metadata().await?.len() < pos {
+                file.seek(std::io::SeekFrom::Start(0)).await?;
+                continue;
+            }
         }
         if !tail.follow || was_final {
             return Ok(None);
@@ -74,6 +80,54 @@ async fn next_chunk(tail: &mut Tail) -> std::io::Result<Option<Bytes>> {
         // Woken by a status change or the poll interval; an error means the job is gone.
         if let Ok(Err(_)) = tokio::time::timeout(POLL, tail.status.changed()).await {
             tail.orphaned = true;
+        }
+    }
+}
+
+/// A job's `output.log` is rotated once it passes this size: its content moves to
+/// `output.log.1` (replacing the previous one) and it starts again empty.
+pub const LOG_CAP_BYTES: u64 = 8 * 1024 * 1024;
+/// How often the sizes are checked.
+pub const ROTATE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Rotates `path` if it is larger than `cap`: copies it to `<path>.1` and truncates it (the
+/// container appends with `O_APPEND`, so its next write lands at the new start; a write
+/// between the copy and the truncation is lost). Returns whether it rotated.
+pub fn rotate_if_large(path: &std::path::Path, cap: u64) -> std::io::Result<bool> {
+    let len = match std::fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if len <= cap {
+        return Ok(false);
+    }
+    let mut old = path.as_os_str().to_owned();
+    old.push(".1");
+    std::fs::copy(path, &old)?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)?
+        .set_len(0)?;
+    Ok(true)
+}
+
+/// Checks every job's log size every [`ROTATE_EVERY`], forever.
+pub async fn rotate_forever(agent: std::sync::Arc<crate::agent::Agent>) {
+    let mut ticker = tokio::time::interval(ROTATE_EVERY);
+    loop {
+        ticker.tick().await;
+        let paths: Vec<PathBuf> = agent.jobs.all().iter().map(|j| j.log_path()).collect();
+        let rotated = tokio::task::spawn_blocking(move || {
+            paths
+                .into_iter()
+                .filter(|p| rotate_if_large(p, LOG_CAP_BYTES).unwrap_or(false))
+                .count()
+        })
+        .await
+        .unwrap_or(0);
+        if rotated > 0 {
+            tracing::info!(rotated, "rotated job logs over {LOG_CAP_BYTES} bytes");
         }
     }
 }
@@ -143,5 +197,33 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!(chunks.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn rotation_keeps_the_old_part_and_followers_continue_from_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("output.log");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(b"0123456789\n").unwrap();
+        assert!(!rotate_if_large(&path, 100).unwrap(), "small logs stay");
+
+        let (tx, rx) = watch::channel(status(JobState::Up));
+        let mut s = Box::pin(stream(path.clone(), rx, true));
+        assert_eq!(&s.next().await.unwrap().unwrap()[..], b"0123456789\n");
+
+        assert!(rotate_if_large(&path, 5).unwrap());
+        assert_eq!(
+            std::fs::read(dir.path().join("output.log.1")).unwrap(),
+            b"0123456789\n"
+        );
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+        f.write_all(b"after\n").unwrap();
+        assert_eq!(&s.next().await.unwrap().unwrap()[..], b"after\n");
+        tx.send(status(JobState::Down)).unwrap();
+        assert!(s.next().await.is_none());
     }
 }

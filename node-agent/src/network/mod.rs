@@ -125,7 +125,7 @@ impl NetworkManager {
     /// mappings of every lease. Idempotent; run at agent start.
     pub async fn ensure_node(&self) -> Result<()> {
         let bridge = self.bridge();
-        if !Path::new("/sys/class/net").join(&bridge).exists() {
+        if !link_names().await.contains(&bridge) {
             ip(&["link", "add", &bridge, "type", "bridge"]).await?;
         }
         let gw = format!("{}/{}", self.subnet.gateway(), self.subnet.prefix_len);
@@ -281,24 +281,19 @@ pub async fn remove_all(prefix: &str) -> Result<()> {
             }
         }
     }
-    if let Ok(entries) = std::fs::read_dir("/sys/class/net") {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().to_string();
-            let ours = name.len() == veth_len
-                && name
-                    .strip_prefix(prefix)
-                    .and_then(|r| r.strip_prefix('v').or_else(|| r.strip_prefix('p')))
-                    .is_some_and(is_hex);
-            if ours {
-                ignore_missing(ip(&["link", "del", &name]).await)?;
-            }
+    let links = link_names().await;
+    for name in &links {
+        let ours = name.len() == veth_len
+            && name
+                .strip_prefix(prefix)
+                .and_then(|r| r.strip_prefix('v').or_else(|| r.strip_prefix('p')))
+                .is_some_and(is_hex);
+        if ours {
+            ignore_missing(ip(&["link", "del", name]).await)?;
         }
     }
     ignore_missing(nft(&format!("delete table ip {prefix}\n")).await)?;
-    if Path::new("/sys/class/net")
-        .join(bridge_name(prefix))
-        .exists()
-    {
+    if links.contains(&bridge_name(prefix)) {
         ignore_missing(ip(&["link", "del", &bridge_name(prefix)]).await)?;
     }
     Ok(())
@@ -317,6 +312,26 @@ fn ignore_missing(result: Result<()>) -> Result<()> {
         }
         other => other,
     }
+}
+
+/// The network interfaces of this process's network namespace. Asked from `ip`, not read
+/// from `/sys/class/net`: an agent entered into a namespace with `nsenter --net` still sees
+/// the sysfs of the namespace `/sys` was mounted in.
+async fn link_names() -> Vec<String> {
+    let Ok(out) = Command::new("ip")
+        .args(["-o", "link", "show"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .await
+    else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .collect()
 }
 
 async fn ip(args: &[&str]) -> Result<()> {

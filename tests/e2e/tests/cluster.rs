@@ -1,0 +1,368 @@
+//! Journey on a 3-host cluster made by `deploy/netns-cluster` (network namespaces on a test
+//! bridge, one real agent per host, real containers), one app through it all so CI pays for
+//! one cluster and one build:
+//! scale web=4 spreads over the 3 nodes; SIGKILL + restart of an agent keeps the same
+//! container pids serving with no restart; a killed app process is restarted and its
+//! restart count shows; a node whose agent is SIGKILLed and whose link is cut has its jobs
+//! started elsewhere while the app keeps answering through the router; a controller
+//! restarted in the middle of a scale converges to exactly the formation.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use paas_e2e::{bins, require_root, stacks_dir, workspace_root, AppDir};
+use serde_json::{json, Value};
+
+const HOSTS: usize = 3;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Cluster {
+    env: Vec<(String, String)>,
+    work: PathBuf,
+    api: String,
+    router: String,
+    net: String,
+    token: String,
+    node_token: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Cluster {
+    fn up() -> Cluster {
+        let bins = bins();
+        let pid = std::process::id();
+        let prefix = format!("c{:04x}", pid % 0xffff);
+        let net = format!("10.240.{}", pid % 200 + 20);
+        let work = std::env::temp_dir().join(format!("paas-e2e-cluster-{prefix}"));
+        let env = vec![
+            ("PREFIX".to_string(), prefix),
+            ("NET".to_string(), net.clone()),
+            ("API_PORT".to_string(), free_port().to_string()),
+            ("ROUTER_PORT".to_string(), free_port().to_string()),
+            (
+                "BIN".to_string(),
+                bins.controller.parent().unwrap().display().to_string(),
+            ),
+            ("WORK".to_string(), work.display().to_string()),
+            ("STACKS".to_string(), stacks_dir().display().to_string()),
+        ];
+        let mut c = Cluster {
+            api: format!("http://{net}.1:{}", env[2].1),
+            router: format!("127.0.0.1:{}", env[3].1),
+            env,
+            work,
+            net,
+            token: String::new(),
+            node_token: String::new(),
+            http: reqwest::blocking::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+        };
+        let out = c.script(&["up", &HOSTS.to_string()]);
+        let exports: BTreeMap<&str, &str> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+            .collect();
+        assert_eq!(
+            exports.get("PAAS_URL").copied(),
+            Some(c.api.as_str()),
+            "{out}"
+        );
+        c.token = exports["PAAS_TOKEN"].to_string();
+        c.node_token = std::fs::read_to_string(c.work.join("data/node-token"))
+            .unwrap()
+            .trim()
+            .to_string();
+        c
+    }
+
+    fn script(&self, args: &[&str]) -> String {
+        let out = Command::new(workspace_root().join("deploy/netns-cluster"))
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("run deploy/netns-cluster");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "netns-cluster {args:?} failed: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    fn node(&self, i: usize) -> String {
+        format!("{}h{i}", self.env[0].1)
+    }
+
+    fn agent_url(&self, i: usize) -> String {
+        format!("http://{}.{}:7070", self.net, 10 + i)
+    }
+
+    fn api_get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.api))
+            .bearer_auth(&self.token)
+            .send()
+            .and_then(|r| r.error_for_status())
+            .and_then(|r| r.json())
+            .unwrap_or(Value::Null)
+    }
+
+    fn scale(&self, app: &str, count: u32) {
+        let resp = self
+            .http
+            .put(format!("{}/v1/apps/{app}/formation/web", self.api))
+            .bearer_auth(&self.token)
+            .json(&json!({ "count": count }))
+            .send()
+            .unwrap();
+        assert!(resp.status().is_success(), "scale: {:?}", resp.text());
+    }
+
+    /// The app's up jobs as host i's agent reports them: id → pid. None if it does not answer.
+    fn agent_up(&self, i: usize, app: &str) -> Option<BTreeMap<String, i64>> {
+        let jobs: Vec<Value> = self
+            .http
+            .get(format!("{}/v1/jobs", self.agent_url(i)))
+            .bearer_auth(&self.node_token)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .ok()?
+            .json()
+            .ok()?;
+        Some(
+            jobs.iter()
+                .filter(|j| j["labels"]["paas.app"] == app && j["state"] == "up")
+                .map(|j| {
+                    (
+                        j["id"].as_str().unwrap().to_string(),
+                        j["pid"].as_i64().unwrap(),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// Host number → the app's up jobs, over the given hosts.
+    fn up_jobs(&self, hosts: &[usize], app: &str) -> BTreeMap<usize, BTreeMap<String, i64>> {
+        hosts
+            .iter()
+            .map(|&i| (i, self.agent_up(i, app).unwrap_or_default()))
+            .collect()
+    }
+
+    fn request_app(&self, app: &str) -> Option<(u16, String)> {
+        let resp = self
+            .http
+            .get(format!("http://{}/", self.router))
+            .header("Host", format!("{app}.localhost"))
+            .send()
+            .ok()?;
+        Some((resp.status().as_u16(), resp.text().unwrap_or_default()))
+    }
+
+    fn logs(&self) -> String {
+        let mut all = String::new();
+        for name in ["controller.log", "h1.log", "h2.log", "h3.log"] {
+            let text = std::fs::read_to_string(self.work.join(name)).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(60).collect();
+            all.push_str(&format!("---- {name} ----\n"));
+            for l in tail.into_iter().rev() {
+                all.push_str(l);
+                all.push('\n');
+            }
+        }
+        all
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+        let _ = Command::new(workspace_root().join("deploy/netns-cluster"))
+            .arg("down")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .status();
+    }
+}
+
+/// Polls `check` every 200 ms until it returns Some or `timeout` passes.
+fn wait<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn total(jobs: &BTreeMap<usize, BTreeMap<String, i64>>) -> usize {
+    jobs.values().map(BTreeMap::len).sum()
+}
+
+#[test]
+fn cluster_spreads_survives_agent_app_node_and_controller_failures() {
+    if !require_root() {
+        return;
+    }
+    let c = Cluster::up();
+    let all = [1, 2, 3];
+    let nodes = c.api_get("/v1/nodes");
+    assert_eq!(nodes.as_array().map(Vec::len), Some(HOSTS), "{nodes}");
+
+    let app = AppDir::new();
+    app.write("index.html", "<h1>hello cluster</h1>\n");
+    app.commit("v1");
+    let url = format!(
+        "http://x:{}@{}/git/hello.git",
+        c.token,
+        c.api.trim_start_matches("http://")
+    );
+    let push = app.push(&url, "main");
+    assert!(push.ok, "push failed:\n{}", push.output);
+    wait(
+        "the app answers through the router",
+        Duration::from_secs(30),
+        || {
+            c.request_app("hello")
+                .filter(|(s, b)| *s == 200 && b.contains("hello cluster"))
+        },
+    );
+
+    // Scale web=4 over 3 nodes: every node gets one, one gets two.
+    c.scale("hello", 4);
+    let spread = wait("4 web jobs up", Duration::from_secs(60), || {
+        let jobs = c.up_jobs(&all, "hello");
+        (total(&jobs) == 4).then_some(jobs)
+    });
+    let per_node: Vec<usize> = spread.values().map(BTreeMap::len).collect();
+    assert!(
+        per_node.iter().all(|n| (1..=2).contains(n)),
+        "web=4 over 3 nodes must spread 2/1/1: {spread:?}"
+    );
+
+    // SIGKILL host 1's agent and start it again: the same containers keep serving.
+    let before = spread[&1].clone();
+    c.script(&["stop-agent", "1", "KILL"]);
+    c.script(&["start-agent", "1"]);
+    let after = wait(
+        "host 1's agent answers again",
+        Duration::from_secs(20),
+        || c.agent_up(1, "hello").filter(|j| j.len() == before.len()),
+    );
+    assert_eq!(
+        after, before,
+        "same job ids and pids after the agent restart"
+    );
+    // No restart: the controller still lists those jobs on host 1, none restarted.
+    let listed = wait(
+        "the controller lists host 1's jobs",
+        Duration::from_secs(10),
+        || {
+            let jobs = c.api_get(&format!("/v1/nodes/{}/jobs", c.node(1)));
+            let ids: BTreeSet<String> = jobs
+                .as_array()?
+                .iter()
+                .filter(|j| j["state"] == "up")
+                .map(|j| j["id"].as_str().unwrap().to_string())
+                .collect();
+            (ids.len() == before.len()).then_some(jobs)
+        },
+    );
+    for j in listed.as_array().unwrap() {
+        assert!(before.contains_key(j["id"].as_str().unwrap()), "{listed}");
+        assert_eq!(j["restarts"], 0, "{listed}");
+    }
+    assert_eq!(total(&c.up_jobs(&all, "hello")), 4, "no job was added");
+
+    // Kill an app process (on host 2, whose agent is its parent, so the exit status is
+    // known): it is replaced, and the replacement shows the restart and why.
+    let (victim, pid) = spread[&2]
+        .iter()
+        .next()
+        .map(|(k, v)| (k.clone(), *v))
+        .unwrap();
+    // SAFETY: kill(2) on a container process this test's cluster started.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let restarted = wait(
+        "the killed process is restarted",
+        Duration::from_secs(30),
+        || {
+            all.iter().find_map(|&i| {
+                let jobs = c.api_get(&format!("/v1/nodes/{}/jobs", c.node(i)));
+                jobs.as_array()?
+                    .iter()
+                    .find(|j| {
+                        j["state"] == "up"
+                            && j["restarts"].as_u64().unwrap_or(0) >= 1
+                            && j["id"] != victim.as_str()
+                    })
+                    .cloned()
+            })
+        },
+    );
+    assert_eq!(restarted["last_exit"], "killed by SIGKILL", "{restarted}");
+    wait("4 web jobs up again", Duration::from_secs(30), || {
+        (total(&c.up_jobs(&all, "hello")) == 4).then_some(())
+    });
+
+    // Node failure: SIGKILL host 3's agent and cut its link. The app answers through the
+    // router within 15 s, and once the node is down (10 s without a heartbeat) its jobs run
+    // on hosts 1 and 2.
+    c.script(&["stop-agent", "3", "KILL"]);
+    c.script(&["link", "down", "3"]);
+    wait(
+        "the app answers after the node failure",
+        Duration::from_secs(15),
+        || c.request_app("hello").filter(|(s, _)| *s == 200),
+    );
+    wait(
+        "host 3's jobs run elsewhere",
+        Duration::from_secs(30),
+        || (total(&c.up_jobs(&[1, 2], "hello")) == 4).then_some(()),
+    );
+    // It shows as down once its heartbeats are 10 s old.
+    let down = wait("host 3 listed as down", Duration::from_secs(15), || {
+        let nodes = c.api_get("/v1/nodes");
+        let down: Vec<String> = nodes
+            .as_array()?
+            .iter()
+            .filter(|n| n["state"] == "down")
+            .map(|n| n["name"].as_str().unwrap().to_string())
+            .collect();
+        (!down.is_empty()).then_some(down)
+    });
+    assert_eq!(down, [c.node(3)]);
+
+    // Restart the controller in the middle of a scale to 6: exactly 6, no duplicates.
+    c.scale("hello", 6);
+    c.script(&["stop-controller", "KILL"]);
+    c.script(&["start-controller"]);
+    wait(
+        "web=6 after the controller restart",
+        Duration::from_secs(60),
+        || (total(&c.up_jobs(&[1, 2], "hello")) == 6).then_some(()),
+    );
+    // Several scheduler passes later it is still exactly 6.
+    std::thread::sleep(Duration::from_secs(4));
+    let jobs = c.up_jobs(&[1, 2], "hello");
+    assert_eq!(total(&jobs), 6, "exactly the formation: {jobs:?}");
+    assert_eq!(c.request_app("hello").map(|(s, _)| s), Some(200));
+}

@@ -1,0 +1,126 @@
+//! Journey: `paas run` and `paas logs` against a standalone paas with real containers: a
+//! one-off job gets the release's config, its output reaches the terminal and its exit
+//! code is the CLI's; `paas logs` shows the build and the web process in Heroku's format,
+//! `--ps` filters, and `-t` follows new lines.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use paas_e2e::{bins, require_root, AppDir, Paas};
+
+fn paas(p: &Paas, args: &[&str]) -> std::process::Output {
+    Command::new(&bins().cli)
+        .args(args)
+        .env("PAAS_URL", &p.api)
+        .env("PAAS_TOKEN", &p.token)
+        .env("HOME", p.data.path())
+        .output()
+        .expect("run paas")
+}
+
+#[test]
+fn run_and_logs() {
+    if !require_root() {
+        return;
+    }
+    let p = Paas::start();
+    let app = AppDir::new();
+    app.write("index.html", "<h1>logs</h1>\n");
+    app.commit("v1");
+    let push = app.push(&p.git_url("hello"), "main");
+    assert!(push.ok, "push failed:\n{}", push.output);
+    p.wait_for_body("hello", "logs", Duration::from_secs(30))
+        .unwrap();
+
+    // paas run: output, config (PORT), exit code; nothing left on the node.
+    let out = paas(
+        &p,
+        &[
+            "run",
+            "-a",
+            "hello",
+            "--",
+            "sh",
+            "-c",
+            "echo one-off $PORT; echo oops >&2; exit 7",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("one-off 5000"), "{stdout}");
+    assert!(stdout.contains("oops"), "{stdout}");
+    let left: Vec<_> = p
+        .agent_jobs()
+        .unwrap()
+        .into_iter()
+        .filter(|j| j["labels"]["paas.kind"] == "run")
+        .collect();
+    assert!(left.is_empty(), "one-off job removed: {left:?}");
+    let out = paas(&p, &["run", "-a", "hello", "--", "true"]);
+    assert_eq!(out.status.code(), Some(0));
+
+    // A request makes the web process log a line.
+    p.request_app("hello", "/").unwrap();
+    let out = paas(&p, &["logs", "-a", "hello", "-n", "50"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.lines()
+            .any(|l| l.contains(" app[build]: -----> Releasing v1")),
+        "{text}"
+    );
+    let web: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" app[web.1]: "))
+        .collect();
+    assert!(!web.is_empty(), "{text}");
+    // `2026-11-23T05:00:00Z app[web.1]: …`
+    let ts = web[0].split(' ').next().unwrap();
+    assert!(
+        ts.len() == 20 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T',
+        "{ts}"
+    );
+
+    let out = paas(&p, &["logs", "-a", "hello", "--ps", "web"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        !text.contains("app[build]"),
+        "--ps web leaves the build out: {text}"
+    );
+
+    // -t follows: a new request's line arrives on the open stream.
+    let mut tail = Command::new(&bins().cli)
+        .args(["logs", "-a", "hello", "-t", "-n", "0", "--ps", "web"])
+        .env("PAAS_URL", &p.api)
+        .env("PAAS_TOKEN", &p.token)
+        .env("HOME", p.data.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let reader = BufReader::new(tail.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in reader.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    p.request_app("hello", "/followed").unwrap();
+    let line = rx.recv_timeout(Duration::from_secs(15));
+    let _ = tail.kill();
+    let _ = tail.wait();
+    let line = line.expect("a followed line");
+    assert!(line.contains(" app[web.1]: "), "{line}");
+}
