@@ -105,3 +105,38 @@ async fn logs_show_the_latest_build_in_heroku_format_as_text_or_events() {
     let (status, _, _) = send(&c, Request::get("/v1/apps/nope/logs")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn nodes_get_distinct_subnets_that_stay_theirs() {
+    let (_d, c) = controller().await;
+    let ask = |name: &'static str| {
+        let c = Arc::clone(&c);
+        async move {
+            let req = Request::post(format!("/v1/nodes/{name}/subnet"))
+                .header(header::AUTHORIZATION, format!("Bearer {}", c.tokens.node()))
+                .body(Body::empty())
+                .unwrap();
+            let resp = crate::http::app(Arc::clone(&c)).oneshot(req).await.unwrap();
+            let status = resp.status();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            (status, v["subnet"].as_str().unwrap_or_default().to_string())
+        }
+    };
+    assert_eq!(ask("n1").await, (StatusCode::OK, "10.89.0.0/24".into()));
+    assert_eq!(ask("n2").await, (StatusCode::OK, "10.89.1.0/24".into()));
+    assert_eq!(ask("n1").await, (StatusCode::OK, "10.89.0.0/24".into()));
+}
+
+#[test]
+fn cluster_cidrs_split_into_24s() {
+    use crate::http::nodes::subnet_blocks;
+    assert_eq!(
+        subnet_blocks("10.214.0.0/23").unwrap(),
+        ["10.214.0.0/24", "10.214.1.0/24"]
+    );
+    assert_eq!(subnet_blocks("10.89.7.9/24").unwrap(), ["10.89.7.0/24"]);
+    assert_eq!(subnet_blocks("10.89.0.0/16").unwrap().len(), 256);
+    assert!(subnet_blocks("10.89.0.0/25").is_err());
+    assert!(subnet_blocks("nope").is_err());
+}

@@ -39,6 +39,44 @@ impl Store {
             .map_err(query("reading a node name"))
     }
 
+    /// The node's subnet: the one it already has, else the first /24 of `blocks` that no
+    /// node holds (recorded at once, creating the node's row if it has not heartbeated
+    /// yet). None when every block is taken.
+    pub async fn allocate_subnet(&self, name: &str, blocks: &[String]) -> Result<Option<String>> {
+        let mut tx = self
+            .pool()
+            .begin()
+            .await
+            .map_err(query("allocating a subnet"))?;
+        let rows = sqlx::query("SELECT name, subnet FROM nodes WHERE subnet IS NOT NULL")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(query("listing node subnets"))?;
+        let mut taken = BTreeSet::new();
+        for r in &rows {
+            let node: String = r.try_get("name").map_err(query("reading a node"))?;
+            let subnet: String = r.try_get("subnet").map_err(query("reading a subnet"))?;
+            if node == name {
+                return Ok(Some(subnet));
+            }
+            taken.insert(subnet);
+        }
+        let Some(free) = blocks.iter().find(|b| !taken.contains(*b)) else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "INSERT INTO nodes (name, url, memory_bytes, last_seen_ms, subnet) \
+             VALUES (?, '', 0, 0, ?) ON CONFLICT (name) DO UPDATE SET subnet = excluded.subnet",
+        )
+        .bind(name)
+        .bind(free)
+        .execute(&mut *tx)
+        .await
+        .map_err(query("recording a node subnet"))?;
+        tx.commit().await.map_err(query("allocating a subnet"))?;
+        Ok(Some(free.clone()))
+    }
+
     /// Records a job's restart count and the reason of the crash before it.
     pub async fn set_job_restarts(&self, id: &str, r: &Restarts) -> Result<()> {
         sqlx::query("UPDATE jobs SET restarts = ?, last_exit = ? WHERE id = ?")

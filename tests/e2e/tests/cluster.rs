@@ -226,6 +226,11 @@ fn cluster_spreads_survives_agent_app_node_and_controller_failures() {
     let all = [1, 2, 3];
     let nodes = c.api_get("/v1/nodes");
     assert_eq!(nodes.as_array().map(Vec::len), Some(HOSTS), "{nodes}");
+    // Each agent asked the controller for its subnet (--subnet auto): all distinct.
+    let subnets: BTreeSet<String> = (1..=HOSTS)
+        .map(|i| std::fs::read_to_string(c.work.join(format!("h{i}/subnet"))).unwrap())
+        .collect();
+    assert_eq!(subnets.len(), HOSTS, "{subnets:?}");
 
     let app = AppDir::new();
     app.write("index.html", "<h1>hello cluster</h1>\n");
