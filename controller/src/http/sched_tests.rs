@@ -140,3 +140,41 @@ fn cluster_cidrs_split_into_24s() {
     assert!(subnet_blocks("10.89.0.0/25").is_err());
     assert!(subnet_blocks("nope").is_err());
 }
+
+#[tokio::test]
+async fn logs_keep_the_output_of_removed_jobs() {
+    let (_d, c) = controller().await;
+    c.store.create_app("hello").await.unwrap();
+    let now = crate::util::now_rfc3339();
+    c.store
+        .insert_job(&crate::store::JobRow {
+            id: "hello-v1-0000abcd".into(),
+            app: "hello".into(),
+            release: 1,
+            process_type: "worker".into(),
+            node: "n1".into(),
+            state: crate::store::job_state::REMOVED.into(),
+            addr: None,
+            exit_reason: Some("exited 3".into()),
+            created_at: now.clone(),
+            updated_at: now,
+        })
+        .await
+        .unwrap();
+    let kept = crate::store::last_lines("a\nb\nTraceback\nboom\n", 2);
+    assert_eq!(kept, "Traceback\nboom");
+    c.store
+        .set_job_log("hello-v1-0000abcd", &kept)
+        .await
+        .unwrap();
+
+    let (status, _, body) = send(&c, Request::get("/v1/apps/hello/logs")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains(" app[worker]: Traceback\n"), "{body}");
+    assert!(body.contains(" app[worker]: boom\n"), "{body}");
+    let (_, _, body) = send(&c, Request::get("/v1/apps/hello/logs?ps=web")).await;
+    assert!(
+        !body.contains("boom"),
+        "--ps web leaves the worker out: {body}"
+    );
+}

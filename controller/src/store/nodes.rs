@@ -89,6 +89,50 @@ impl Store {
         Ok(())
     }
 
+    /// Keeps the end of a job's output (see [`last_lines`]).
+    pub async fn set_job_log(&self, id: &str, log: &str) -> Result<()> {
+        sqlx::query("UPDATE jobs SET last_log = ? WHERE id = ?")
+            .bind(log)
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map_err(query("keeping a job's output"))?;
+        Ok(())
+    }
+
+    /// The kept output of the app's most recently removed jobs, oldest first:
+    /// (id, process type, removed at, output).
+    pub async fn removed_job_logs(
+        &self,
+        app: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, String, String, String)>> {
+        let rows = sqlx::query(
+            "SELECT id, process_type, updated_at, last_log FROM jobs \
+             WHERE app = ? AND state = 'removed' AND last_log IS NOT NULL AND last_log != '' \
+             ORDER BY updated_at DESC, id LIMIT ?",
+        )
+        .bind(app)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(query("listing removed jobs' output"))?;
+        let mut out = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("process_type")?,
+                    r.try_get("updated_at")?,
+                    r.try_get("last_log")?,
+                ))
+            })
+            .collect::<std::result::Result<Vec<_>, sqlx::Error>>()
+            .map_err(query("reading removed jobs' output"))?;
+        out.reverse();
+        Ok(out)
+    }
+
     /// Job id → restarts, for the jobs of an app (removed ones included).
     pub async fn job_restarts(&self, app: &str) -> Result<HashMap<String, Restarts>> {
         let rows = sqlx::query("SELECT id, restarts, last_exit FROM jobs WHERE app = ?")
@@ -109,4 +153,10 @@ impl Store {
             .collect::<std::result::Result<_, sqlx::Error>>()
             .map_err(query("reading job restarts"))
     }
+}
+
+/// The last `n` lines of `text` (what is kept of a removed job's output).
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
