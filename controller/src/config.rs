@@ -68,7 +68,13 @@ pub struct ServeArgs {
     /// elsewhere (with the token of DATA/node-token), as `deploy/netns-cluster` does.
     #[arg(long)]
     pub no_local_agent: bool,
+    /// Agents started with `--subnet auto` get a /24 of this range (one per node, kept).
+    #[arg(long, default_value = DEFAULT_CLUSTER_CIDR)]
+    pub cluster_cidr: String,
 }
+
+/// The default `--cluster-cidr`.
+pub const DEFAULT_CLUSTER_CIDR: &str = "10.89.0.0/16";
 
 /// Errors in the command line values.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +111,8 @@ pub struct Settings {
     pub buildpacks_dir: Option<PathBuf>,
     /// The program the git hook runs (`<exe> hook`).
     pub hook_exe: PathBuf,
+    /// The range node subnets are allocated from (`--cluster-cidr`).
+    pub cluster_cidr: String,
 }
 
 impl Settings {
@@ -135,6 +143,7 @@ impl Settings {
             stack: "tiny".into(),
             buildpacks_dir: None,
             hook_exe: std::env::current_exe().map_err(ConfigError::CurrentExe)?,
+            cluster_cidr: DEFAULT_CLUSTER_CIDR.into(),
         })
     }
 

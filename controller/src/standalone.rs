@@ -74,6 +74,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         &args.domain,
     )?;
     settings.buildpacks_dir = args.buildpacks_dir.clone();
+    settings.cluster_cidr = args.cluster_cidr.clone();
     let agent_bin = match &args.agent_bin {
         Some(p) => p.clone(),
         None => default_agent_bin()?,

@@ -71,7 +71,8 @@ pub struct ServeArgs {
     /// Prefix of every host-global name (bridge `<prefix>0`, table `ip <prefix>`, …).
     #[arg(long, default_value = "paas")]
     pub prefix: String,
-    /// The containers' subnet; its first address goes on the bridge.
+    /// The containers' subnet; its first address goes on the bridge. `auto`: ask the
+    /// controller for one (from its --cluster-cidr; kept in <state-dir>/subnet).
     #[arg(long, default_value = "10.88.0.0/24")]
     pub subnet: String,
     /// Host ports handed out for job ports, FIRST-LAST.
@@ -152,7 +153,8 @@ pub fn validate_prefix(prefix: &str) -> Result<(), ConfigError> {
     }
 }
 
-fn host_name() -> String {
+/// This machine's host name (the default node name).
+pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .ok()

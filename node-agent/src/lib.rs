@@ -17,6 +17,7 @@ pub mod http;
 pub mod images;
 pub mod jobs;
 pub mod network;
+pub mod register;
 pub mod util;
 
 pub use agent::{serve, Agent};

@@ -24,7 +24,9 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Some(Command::Cleanup(args)) => Ok(paas_node_agent::cleanup::run(&args).await?),
             None => {
-                let config = AgentConfig::from_args(cli.serve)?;
+                let mut serve = cli.serve;
+                paas_node_agent::register::resolve_subnet(&mut serve).await?;
+                let config = AgentConfig::from_args(serve)?;
                 Ok(paas_node_agent::serve(config).await?)
             }
         }

@@ -9,3 +9,7 @@ ALTER TABLE nodes ADD COLUMN subnet TEXT;
 -- the exit reason of the last of those crashes (the crash loop shows in `ps`).
 ALTER TABLE jobs ADD COLUMN restarts INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN last_exit TEXT;
+
+-- The end of a removed job's output (at most 50 lines), kept for `paas logs` after the
+-- job is gone from its node (a crash loop's error output stays visible).
+ALTER TABLE jobs ADD COLUMN last_log TEXT;

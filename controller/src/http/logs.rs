@@ -3,8 +3,9 @@
 //! (`2026-11-23T05:00:00Z app[web.1]: line`). `Accept: text/event-stream` gets
 //! Server-Sent Events (one `data:` line each), anything else `text/plain`.
 //!
-//! Sources: each job's output as its agent captured it (`GET /v1/jobs/{id}/logs`), and the
-//! app's latest build (`app[build]`). The router's access lines (`heroku[router]`) join
+//! Sources: the app's latest build (`app[build]`), the kept end of recently removed jobs'
+//! output (`app[<type>]`, e.g. a crash loop's errors), and each job's output as its agent
+//! captured it (`GET /v1/jobs/{id}/logs`). The router's access lines (`heroku[router]`) join
 //! through [`access_lines`] once the router exposes a subscription.
 
 use std::collections::{HashMap, HashSet};
@@ -33,6 +34,8 @@ use crate::util::now_rfc3339;
 /// The most lines one request may ask for.
 const MAX_LINES: usize = 10_000;
 const DEFAULT_LINES: usize = 100;
+/// How many removed jobs' kept output the history includes.
+const REMOVED_JOBS: u32 = 10;
 /// How often a tail looks for new jobs of the app.
 const RESCAN: Duration = Duration::from_secs(2);
 
@@ -133,6 +136,12 @@ async fn logs(
         if let Some(build) = c.store.list_builds(&app).await?.into_iter().next() {
             let ts = build.finished_at.as_deref().unwrap_or(&build.created_at);
             history.extend(build.log.lines().map(|l| line(ts, "build", l)));
+        }
+    }
+    // The kept output of removed jobs (crashed or replaced ones), stamped with their removal.
+    for (_, process_type, at, log) in c.store.removed_job_logs(&app, REMOVED_JOBS).await? {
+        if wants(ps.as_deref(), &process_type, &process_type) {
+            history.extend(log.lines().map(|l| line(&at, &process_type, l)));
         }
     }
     let mut seen_lines: HashMap<String, usize> = HashMap::new();

@@ -8,7 +8,7 @@
 
 mod internal;
 mod logs;
-mod nodes;
+pub(crate) mod nodes;
 mod run;
 #[cfg(test)]
 mod sched_tests;

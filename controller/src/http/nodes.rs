@@ -12,14 +12,66 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Serialize;
 
-use super::{Admin, ApiError};
+use super::{Admin, ApiError, NodeAuth};
 use crate::state::Controller;
 
 pub(super) fn routes() -> Router<Arc<Controller>> {
     Router::new()
         .route("/v1/nodes/{name}/drain", post(drain).delete(undrain))
         .route("/v1/nodes/{name}/jobs", get(node_jobs))
+        .route("/v1/nodes/{name}/subnet", post(subnet))
         .route("/v1/apps/{app}/formation/{process_type}", put(scale))
+}
+
+/// The /24 blocks of a cluster CIDR such as `10.89.0.0/16` (a /17 to /24), in order.
+pub fn subnet_blocks(cidr: &str) -> Result<Vec<String>, String> {
+    let (addr, len) = cidr
+        .split_once('/')
+        .ok_or_else(|| format!("{cidr:?} is not a CIDR such as 10.89.0.0/16"))?;
+    let addr: std::net::Ipv4Addr = addr
+        .parse()
+        .map_err(|e| format!("{cidr:?}: bad address ({e})"))?;
+    let len: u32 = len
+        .parse()
+        .ok()
+        .filter(|l| (8..=24).contains(l))
+        .ok_or_else(|| format!("{cidr:?}: the prefix length must be 8 to 24"))?;
+    let base = u32::from(addr) & (u32::MAX << (32 - len));
+    let count = 1u32 << (24 - len);
+    Ok((0..count.min(65_536))
+        .map(|i| format!("{}/24", std::net::Ipv4Addr::from(base + (i << 8))))
+        .collect())
+}
+
+/// `POST /v1/nodes/{name}/subnet` (node token): the node's container subnet, allocated
+/// from the cluster CIDR at its first call and the same ever after.
+async fn subnet(
+    _: NodeAuth,
+    State(c): State<Arc<Controller>>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if !ok {
+        return Err(ApiError::Validation(format!(
+            "{name:?} is not a node name (letters, digits, - _ .)"
+        )));
+    }
+    let blocks = subnet_blocks(&c.settings.cluster_cidr).map_err(ApiError::internal)?;
+    match c.store.allocate_subnet(&name, &blocks).await? {
+        Some(subnet) => {
+            tracing::info!(node = %name, %subnet, "node subnet");
+            Ok(Json(serde_json::json!({ "name": name, "subnet": subnet })))
+        }
+        None => Err(ApiError::Conflict(format!(
+            "every /24 of the cluster CIDR {} is taken: start the controller with a larger \
+             --cluster-cidr",
+            c.settings.cluster_cidr
+        ))),
+    }
 }
 
 /// A job as `GET /v1/nodes/{name}/jobs` lists it.

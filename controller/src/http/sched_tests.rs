@@ -105,3 +105,76 @@ async fn logs_show_the_latest_build_in_heroku_format_as_text_or_events() {
     let (status, _, _) = send(&c, Request::get("/v1/apps/nope/logs")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn nodes_get_distinct_subnets_that_stay_theirs() {
+    let (_d, c) = controller().await;
+    let ask = |name: &'static str| {
+        let c = Arc::clone(&c);
+        async move {
+            let req = Request::post(format!("/v1/nodes/{name}/subnet"))
+                .header(header::AUTHORIZATION, format!("Bearer {}", c.tokens.node()))
+                .body(Body::empty())
+                .unwrap();
+            let resp = crate::http::app(Arc::clone(&c)).oneshot(req).await.unwrap();
+            let status = resp.status();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            (status, v["subnet"].as_str().unwrap_or_default().to_string())
+        }
+    };
+    assert_eq!(ask("n1").await, (StatusCode::OK, "10.89.0.0/24".into()));
+    assert_eq!(ask("n2").await, (StatusCode::OK, "10.89.1.0/24".into()));
+    assert_eq!(ask("n1").await, (StatusCode::OK, "10.89.0.0/24".into()));
+}
+
+#[test]
+fn cluster_cidrs_split_into_24s() {
+    use crate::http::nodes::subnet_blocks;
+    assert_eq!(
+        subnet_blocks("10.214.0.0/23").unwrap(),
+        ["10.214.0.0/24", "10.214.1.0/24"]
+    );
+    assert_eq!(subnet_blocks("10.89.7.9/24").unwrap(), ["10.89.7.0/24"]);
+    assert_eq!(subnet_blocks("10.89.0.0/16").unwrap().len(), 256);
+    assert!(subnet_blocks("10.89.0.0/25").is_err());
+    assert!(subnet_blocks("nope").is_err());
+}
+
+#[tokio::test]
+async fn logs_keep_the_output_of_removed_jobs() {
+    let (_d, c) = controller().await;
+    c.store.create_app("hello").await.unwrap();
+    let now = crate::util::now_rfc3339();
+    c.store
+        .insert_job(&crate::store::JobRow {
+            id: "hello-v1-0000abcd".into(),
+            app: "hello".into(),
+            release: 1,
+            process_type: "worker".into(),
+            node: "n1".into(),
+            state: crate::store::job_state::REMOVED.into(),
+            addr: None,
+            exit_reason: Some("exited 3".into()),
+            created_at: now.clone(),
+            updated_at: now,
+        })
+        .await
+        .unwrap();
+    let kept = crate::store::last_lines("a\nb\nTraceback\nboom\n", 2);
+    assert_eq!(kept, "Traceback\nboom");
+    c.store
+        .set_job_log("hello-v1-0000abcd", &kept)
+        .await
+        .unwrap();
+
+    let (status, _, body) = send(&c, Request::get("/v1/apps/hello/logs")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains(" app[worker]: Traceback\n"), "{body}");
+    assert!(body.contains(" app[worker]: boom\n"), "{body}");
+    let (_, _, body) = send(&c, Request::get("/v1/apps/hello/logs?ps=web")).await;
+    assert!(
+        !body.contains("boom"),
+        "--ps web leaves the worker out: {body}"
+    );
+}

@@ -34,6 +34,8 @@ const APP_MEMORY_BYTES: u64 = super::DEFAULT_MEMORY_BYTES;
 const APP_PIDS: u64 = 1024;
 /// Seconds between SIGTERM and SIGKILL when stopping a job.
 const STOP_GRACE_SECONDS: u64 = 10;
+/// Lines of a removed job's output kept in the store.
+const KEPT_LOG_LINES: usize = 50;
 /// Consecutive failed health checks before a once-healthy job leaves the routes.
 const HEALTH_FAILURES: u32 = 3;
 
@@ -786,6 +788,13 @@ async fn stop_job(c: &Arc<Controller>, url: &str, id: &str) -> Result<(), StoreE
                 return;
             }
         };
+        // Keep the end of its output for `paas logs` (a crash's error stays visible).
+        if let Ok(log) = c.agents.logs(&url, &id).await {
+            let kept = crate::store::last_lines(&log, KEPT_LOG_LINES);
+            if let Err(e) = c.store.set_job_log(&id, &kept).await {
+                tracing::warn!(job = %id, "keeping the job's output: {e}");
+            }
+        }
         if let Err(e) = c.agents.delete_job(&url, &id).await {
             tracing::warn!(job = %id, "deleting the job failed (will retry): {e}");
             c.scheduler.with(|i| i.stopping.remove(&id));

@@ -23,7 +23,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
-pub use nodes::Restarts;
+pub use nodes::{last_lines, Restarts};
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]

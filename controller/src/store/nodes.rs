@@ -39,6 +39,44 @@ impl Store {
             .map_err(query("reading a node name"))
     }
 
+    /// The node's subnet: the one it already has, else the first /24 of `blocks` that no
+    /// node holds (recorded at once, creating the node's row if it has not heartbeated
+    /// yet). None when every block is taken.
+    pub async fn allocate_subnet(&self, name: &str, blocks: &[String]) -> Result<Option<String>> {
+        let mut tx = self
+            .pool()
+            .begin()
+            .await
+            .map_err(query("allocating a subnet"))?;
+        let rows = sqlx::query("SELECT name, subnet FROM nodes WHERE subnet IS NOT NULL")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(query("listing node subnets"))?;
+        let mut taken = BTreeSet::new();
+        for r in &rows {
+            let node: String = r.try_get("name").map_err(query("reading a node"))?;
+            let subnet: String = r.try_get("subnet").map_err(query("reading a subnet"))?;
+            if node == name {
+                return Ok(Some(subnet));
+            }
+            taken.insert(subnet);
+        }
+        let Some(free) = blocks.iter().find(|b| !taken.contains(*b)) else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "INSERT INTO nodes (name, url, memory_bytes, last_seen_ms, subnet) \
+             VALUES (?, '', 0, 0, ?) ON CONFLICT (name) DO UPDATE SET subnet = excluded.subnet",
+        )
+        .bind(name)
+        .bind(free)
+        .execute(&mut *tx)
+        .await
+        .map_err(query("recording a node subnet"))?;
+        tx.commit().await.map_err(query("allocating a subnet"))?;
+        Ok(Some(free.clone()))
+    }
+
     /// Records a job's restart count and the reason of the crash before it.
     pub async fn set_job_restarts(&self, id: &str, r: &Restarts) -> Result<()> {
         sqlx::query("UPDATE jobs SET restarts = ?, last_exit = ? WHERE id = ?")
@@ -49,6 +87,50 @@ impl Store {
             .await
             .map_err(query("recording a job's restarts"))?;
         Ok(())
+    }
+
+    /// Keeps the end of a job's output (see [`last_lines`]).
+    pub async fn set_job_log(&self, id: &str, log: &str) -> Result<()> {
+        sqlx::query("UPDATE jobs SET last_log = ? WHERE id = ?")
+            .bind(log)
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map_err(query("keeping a job's output"))?;
+        Ok(())
+    }
+
+    /// The kept output of the app's most recently removed jobs, oldest first:
+    /// (id, process type, removed at, output).
+    pub async fn removed_job_logs(
+        &self,
+        app: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, String, String, String)>> {
+        let rows = sqlx::query(
+            "SELECT id, process_type, updated_at, last_log FROM jobs \
+             WHERE app = ? AND state = 'removed' AND last_log IS NOT NULL AND last_log != '' \
+             ORDER BY updated_at DESC, id LIMIT ?",
+        )
+        .bind(app)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(query("listing removed jobs' output"))?;
+        let mut out = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("process_type")?,
+                    r.try_get("updated_at")?,
+                    r.try_get("last_log")?,
+                ))
+            })
+            .collect::<std::result::Result<Vec<_>, sqlx::Error>>()
+            .map_err(query("reading removed jobs' output"))?;
+        out.reverse();
+        Ok(out)
     }
 
     /// Job id → restarts, for the jobs of an app (removed ones included).
@@ -71,4 +153,10 @@ impl Store {
             .collect::<std::result::Result<_, sqlx::Error>>()
             .map_err(query("reading job restarts"))
     }
+}
+
+/// The last `n` lines of `text` (what is kept of a removed job's output).
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }

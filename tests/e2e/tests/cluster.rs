@@ -4,7 +4,8 @@
 //! scale web=4 spreads over the 3 nodes; SIGKILL + restart of an agent keeps the same
 //! container pids serving with no restart; a killed app process is restarted and its
 //! restart count shows; a node whose agent is SIGKILLed and whose link is cut has its jobs
-//! started elsewhere while the app keeps answering through the router; a controller
+//! started elsewhere while the app keeps answering through the router; a drained node's
+//! jobs move off it; a controller
 //! restarted in the middle of a scale converges to exactly the formation.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -226,6 +227,11 @@ fn cluster_spreads_survives_agent_app_node_and_controller_failures() {
     let all = [1, 2, 3];
     let nodes = c.api_get("/v1/nodes");
     assert_eq!(nodes.as_array().map(Vec::len), Some(HOSTS), "{nodes}");
+    // Each agent asked the controller for its subnet (--subnet auto): all distinct.
+    let subnets: BTreeSet<String> = (1..=HOSTS)
+        .map(|i| std::fs::read_to_string(c.work.join(format!("h{i}/subnet"))).unwrap())
+        .collect();
+    assert_eq!(subnets.len(), HOSTS, "{subnets:?}");
 
     let app = AppDir::new();
     app.write("index.html", "<h1>hello cluster</h1>\n");
@@ -322,6 +328,24 @@ fn cluster_spreads_survives_agent_app_node_and_controller_failures() {
     wait("4 web jobs up again", Duration::from_secs(30), || {
         (total(&c.up_jobs(&all, "hello")) == 4).then_some(())
     });
+
+    // Drain host 2: its jobs move to hosts 1 and 3 (replacements first), then undrain.
+    let drain = |method: reqwest::Method| {
+        let resp = c
+            .http
+            .request(method, format!("{}/v1/nodes/{}/drain", c.api, c.node(2)))
+            .bearer_auth(&c.token)
+            .send()
+            .unwrap();
+        assert!(resp.status().is_success(), "drain: {:?}", resp.text());
+    };
+    drain(reqwest::Method::POST);
+    wait("host 2 drained", Duration::from_secs(60), || {
+        let jobs = c.up_jobs(&all, "hello");
+        (jobs[&2].is_empty() && total(&jobs) == 4).then_some(())
+    });
+    assert_eq!(c.request_app("hello").map(|(s, _)| s), Some(200));
+    drain(reqwest::Method::DELETE);
 
     // Node failure: SIGKILL host 3's agent and cut its link. The app answers through the
     // router within 15 s, and once the node is down (10 s without a heartbeat) its jobs run
