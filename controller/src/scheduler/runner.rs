@@ -34,6 +34,9 @@ const APP_MEMORY_BYTES: u64 = super::DEFAULT_MEMORY_BYTES;
 const APP_PIDS: u64 = 1024;
 /// Seconds between SIGTERM and SIGKILL when stopping a job.
 const STOP_GRACE_SECONDS: u64 = 10;
+/// How long a stopped web job's in-flight requests may take to finish in the router
+/// before the job is stopped anyway.
+const DRAIN_GRACE: Duration = Duration::from_secs(30);
 /// Consecutive failed health checks before a once-healthy job leaves the routes.
 const HEALTH_FAILURES: u32 = 3;
 
@@ -394,7 +397,11 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
                     continue;
                 };
                 if let Some(url) = node_urls.get(&job.node) {
-                    stop_job(c, url, &job_id).await?;
+                    let addr = seen
+                        .iter()
+                        .find(|s| s.job.id == job_id)
+                        .and_then(|s| s.addr.clone());
+                    stop_job(c, url, &job_id, addr).await?;
                 }
             }
         }
@@ -767,8 +774,15 @@ async fn start_job(
     Ok(id)
 }
 
-/// Marks the job stopping, then (in a task) stops and deletes it on its node.
-async fn stop_job(c: &Arc<Controller>, url: &str, id: &str) -> Result<(), StoreError> {
+/// Marks the job stopping, then (in a task) takes its `addr` out of the router, waits for
+/// the requests it is serving to finish (at most [`DRAIN_GRACE`]) and stops and deletes it
+/// on its node.
+async fn stop_job(
+    c: &Arc<Controller>,
+    url: &str,
+    id: &str,
+    addr: Option<String>,
+) -> Result<(), StoreError> {
     let fresh = c.scheduler.with(|i| i.stopping.insert(id.to_string()));
     if !fresh {
         return Ok(());
@@ -777,6 +791,12 @@ async fn stop_job(c: &Arc<Controller>, url: &str, id: &str) -> Result<(), StoreE
     tracing::info!(job = %id, "stopping and removing job");
     let (c, url, id) = (Arc::clone(c), url.to_string(), id.to_string());
     tokio::spawn(async move {
+        if let Some(addr) = addr {
+            c.routes.remove_backend(&addr);
+            if !c.routes.wait_drained(&addr, DRAIN_GRACE).await {
+                tracing::warn!(job = %id, %addr, "requests still running after the drain grace");
+            }
+        }
         let reason = match c.agents.stop_job(&url, &id, STOP_GRACE_SECONDS).await {
             Ok(status) => status.exit.map(|e| e.reason),
             Err(e) if e.is_not_found() => None,
