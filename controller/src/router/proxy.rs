@@ -198,11 +198,14 @@ impl Proxy {
     }
 
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<RespBody> {
-        let method = req.method().clone();
-        let path = req.uri().path().to_string();
+        // The access line costs two allocations; only made when it is logged.
+        let line = tracing::enabled!(tracing::Level::DEBUG)
+            .then(|| (req.method().clone(), req.uri().path().to_string()));
         match self.forward(req, peer).await {
             Ok(resp) => {
-                tracing::debug!(%method, path, status = resp.status().as_u16(), "proxied");
+                if let Some((method, path)) = line {
+                    tracing::debug!(%method, path, status = resp.status().as_u16(), "proxied");
+                }
                 resp
             }
             Err(e) => {
@@ -268,25 +271,28 @@ impl Proxy {
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
 
-        let empty = body.is_end_stream();
-        let slot = Arc::new(Mutex::new(Some(body)));
-        let sent = Arc::new(AtomicU64::new(0));
+        // Bodyless requests (most GETs) skip the shared slot and its allocations.
+        let shared = (!body.is_end_stream()).then(|| {
+            (
+                Arc::new(Mutex::new(Some(body))),
+                Arc::new(AtomicU64::new(0)),
+            )
+        });
         let tries = n.min(2);
         let mut last_error = None;
         for attempt in 0..tries {
             let backend = &entry.slots[(first + attempt) % n];
             let guard = InFlight::new(backend);
             let addr = &backend.backend.addr;
-            let polled = Arc::new(AtomicBool::new(false));
-            let out_body = if empty {
-                OutBody::Empty
-            } else {
-                OutBody::Shared(SharedBody {
-                    slot: Arc::clone(&slot),
-                    polled: Arc::clone(&polled),
-                    sent: Arc::clone(&sent),
+            let polled = shared.as_ref().map(|_| Arc::new(AtomicBool::new(false)));
+            let out_body = match (&shared, &polled) {
+                (Some((slot, sent)), Some(polled)) => OutBody::Shared(SharedBody {
+                    slot: Arc::clone(slot),
+                    polled: Arc::clone(polled),
+                    sent: Arc::clone(sent),
                     limit,
-                })
+                }),
+                _ => OutBody::Empty,
             };
             let uri = match &backend.authority {
                 Some(authority) => {
@@ -335,10 +341,14 @@ impl Proxy {
                     return Ok(respond(resp, client_upgrade.take(), request_id, guard));
                 }
                 Err(source) => {
-                    if sent.load(Ordering::Relaxed) > limit {
+                    if shared
+                        .as_ref()
+                        .is_some_and(|(_, sent)| sent.load(Ordering::Relaxed) > limit)
+                    {
                         return Err(too_large());
                     }
-                    let retry = source.is_connect() && !polled.load(Ordering::Relaxed);
+                    let retry = source.is_connect()
+                        && polled.as_ref().is_none_or(|p| !p.load(Ordering::Relaxed));
                     tracing::warn!(app = %route.app, %addr, job = %backend.backend.job_id,
                         error = %source, retry, "backend request failed");
                     last_error = Some(Error::Upstream {
