@@ -600,13 +600,18 @@ async fn check_health(st: &mut LoopState, seen: &mut [Seen]) {
     }
 }
 
-/// Replaces the router's table: every app → its healthy web jobs of the current release,
-/// or, while there are none, the healthy web jobs of older releases. Returns app → job ids.
+/// Replaces the router's table: every app (`<app>.<domain>` and its custom domains) → its
+/// healthy web jobs of the current release, or, while there are none, the healthy web jobs
+/// of older releases. Returns app → job ids.
 async fn push_routes(
     c: &Controller,
     seen: &[Seen],
 ) -> Result<HashMap<String, Vec<String>>, StoreError> {
     let apps = c.store.list_apps().await?;
+    let mut custom: HashMap<String, Vec<String>> = HashMap::new();
+    for d in c.store.domains(None).await? {
+        custom.entry(d.app).or_default().push(d.hostname);
+    }
     let mut routes = Vec::with_capacity(apps.len());
     let mut routed = HashMap::new();
     for app in apps {
@@ -640,8 +645,10 @@ async fn push_routes(
             app.name.clone(),
             backends.iter().map(|b| b.job_id.clone()).collect(),
         );
+        let mut hosts = vec![c.settings.app_host(&app.name)];
+        hosts.extend(custom.remove(&app.name).unwrap_or_default());
         routes.push(Route {
-            hosts: vec![c.settings.app_host(&app.name)],
+            hosts,
             app: app.name,
             backends,
         });
