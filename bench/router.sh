@@ -43,6 +43,7 @@ error_log $work/nginx-error.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
+    keepalive_requests 1000000;
     client_body_temp_path $work/nginx/body;
     proxy_temp_path $work/nginx/proxy;
     fastcgi_temp_path $work/nginx/fastcgi;
@@ -51,6 +52,7 @@ http {
     upstream backend {
         server 127.0.0.1:$backend_port;
         keepalive 128;
+        keepalive_requests 1000000;
     }
     server {
         listen 127.0.0.1:$nginx_port;

@@ -1,6 +1,7 @@
 //! Journey: a `git push` of a new release while the app is under load (~200 requests/s
 //! through the router, to 127.0.0.1 with the app's Host header) drops no request and
-//! answers nothing but 2xx, and the new release serves at the end.
+//! answers nothing but 2xx, and the new release serves at the end; the same for a
+//! scale-down; then a custom domain routes to the app until it is removed.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -143,7 +144,7 @@ fn scale(paas: &Paas, count: u32) {
 }
 
 #[test]
-fn push_and_scale_down_under_load_drop_no_request() {
+fn push_and_scale_down_under_load_drop_no_request_and_domains_route() {
     if !require_root() {
         return;
     }
@@ -187,4 +188,45 @@ fn push_and_scale_down_under_load_drop_no_request() {
     );
     paas.wait_for_body("hello", "hello v2", Duration::from_secs(10))
         .unwrap();
+    // A custom domain reaches the app once added, and no longer once removed.
+    let domains = format!("{}/v1/apps/hello/domains", paas.api);
+    let resp = paas
+        .client()
+        .post(&domains)
+        .bearer_auth(&paas.token)
+        .header("content-type", "application/json")
+        .body(r#"{"hostname": "www.hello.test"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().unwrap());
+    let by_domain = |expect: u16| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let resp = paas
+                .client()
+                .get(format!("http://{}/", paas.router_addr))
+                .header("host", "WWW.hello.test:80")
+                .send()
+                .unwrap();
+            let status = resp.status().as_u16();
+            let body = resp.text().unwrap();
+            if status == expect && (expect != 200 || body.contains("hello v2")) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "www.hello.test answered {status} instead of {expect}: {body}"
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    };
+    by_domain(200);
+    let resp = paas
+        .client()
+        .delete(format!("{domains}/www.hello.test"))
+        .bearer_auth(&paas.token)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    by_domain(404);
 }
