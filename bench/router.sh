@@ -5,12 +5,15 @@
 # (upstream keepalive, X-Forwarded-* and X-Request-Id like the paas router) and through the
 # paas router (release build). Everything runs on 127.0.0.1; no root needed (nginx must be
 # installed: deploy/install-deps).
-#   CONNS (50) connections, SECS (10) seconds per measurement after a 2 s warm-up.
+#   CONNS (50) connections, SECS (5) seconds per measurement after a 1 s warm-up, ROUNDS
+#   (3) rounds of nginx then paas (interleaved, so a noisy machine hits both); the last
+#   line has the medians. Direct to the backend is measured before and after (stderr).
 # Last line: `router: paas <req/s> nginx <req/s> ratio <paas/nginx> p99 paas <ms> nginx <ms>`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 conns=${CONNS:-50}
-secs=${SECS:-10}
+secs=${SECS:-5}
+rounds=${ROUNDS:-3}
 
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
     [ "$(id -u)" -eq 0 ] || { echo "nginx is missing: run deploy/install-deps as root" >&2; exit 1; }
@@ -82,21 +85,30 @@ for port in $backend_port $nginx_port $router_port; do
         || { echo "nothing answers on port $port" >&2; cat "$work/nginx-error.log" >&2 || true; exit 1; }
 done
 
-# measure NAME PORT → "req/s p50 p99 errors"
+# measure NAME PORT → "req/s p50 p99 errors" (after a 1 s warm-up)
 measure() {
-    "$bin" load 127.0.0.1:$2 bench.localhost "$conns" 2 >/dev/null
+    "$bin" load 127.0.0.1:$2 bench.localhost "$conns" 1 >/dev/null
     local r
     r=$("$bin" load 127.0.0.1:$2 bench.localhost "$conns" "$secs")
     read -r rps p50 p99 errors <<<"$r"
     printf '%-7s %9s req/s  p50 %7s ms  p99 %7s ms  errors %s\n' "$1" "$rps" "$p50" "$p99" "$errors" >&2
     echo "$r"
 }
-echo "$conns keep-alive connections, $secs s each, $(nproc) CPUs" >&2
-read -r _ _ _ _ <<<"$(measure direct $backend_port)"
-read -r nginx_rps _ nginx_p99 nginx_err <<<"$(measure nginx $nginx_port)"
-read -r paas_rps _ paas_p99 paas_err <<<"$(measure paas $router_port)"
-if [ "$nginx_err" != 0 ] || [ "$paas_err" != 0 ]; then
-    echo "warning: errors during the measurement (nginx $nginx_err, paas $paas_err)" >&2
-fi
-ratio=$(awk -v a="$paas_rps" -v b="$nginx_rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-echo "router: paas $paas_rps nginx $nginx_rps ratio $ratio p99 paas $paas_p99 nginx $nginx_p99"
+# The median of the arguments.
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+echo "$conns keep-alive connections, $rounds rounds of $secs s each (nginx and paas interleaved), $(nproc) CPUs" >&2
+measure direct $backend_port >/dev/null
+nginx_rps=() nginx_p99=() paas_rps=() paas_p99=() errors=0
+for _ in $(seq 1 "$rounds"); do
+    read -r rps _ p99 err <<<"$(measure nginx $nginx_port)"
+    nginx_rps+=("$rps") nginx_p99+=("$p99") errors=$(( errors + err ))
+    read -r rps _ p99 err <<<"$(measure paas $router_port)"
+    paas_rps+=("$rps") paas_p99+=("$p99") errors=$(( errors + err ))
+done
+measure direct $backend_port >/dev/null
+[ "$errors" = 0 ] || echo "warning: $errors failed requests during the measurements" >&2
+n_rps=$(median "${nginx_rps[@]}") n_p99=$(median "${nginx_p99[@]}")
+p_rps=$(median "${paas_rps[@]}") p_p99=$(median "${paas_p99[@]}")
+ratio=$(awk -v a="$p_rps" -v b="$n_rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+echo "router: paas $p_rps nginx $n_rps ratio $ratio p99 paas $p_p99 nginx $n_p99"
