@@ -10,6 +10,7 @@ use crate::config::{self, ConfigError, Settings};
 use crate::git_remote::{self, GitRemoteError};
 
 mod apps;
+mod domains;
 mod login;
 mod logs;
 mod ps_run;
@@ -75,6 +76,23 @@ enum Command {
         /// How many recent lines to show first
         #[arg(short = 'n', long, default_value_t = 100)]
         num: usize,
+    },
+    /// List an app's custom domains
+    Domains(AppArg),
+    /// Add a custom domain to an app (unique across apps)
+    #[command(name = "domains:add")]
+    DomainsAdd {
+        #[command(flatten)]
+        app: AppArg,
+        /// A host name such as www.example.com
+        hostname: String,
+    },
+    /// Remove a custom domain from an app
+    #[command(name = "domains:remove")]
+    DomainsRemove {
+        #[command(flatten)]
+        app: AppArg,
+        hostname: String,
     },
     /// Run a command in a one-off job of the app's current release (exits with its code)
     Run {
@@ -155,6 +173,11 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::AppsInfo(arg) => apps::info(&ctx, &resolve_app(arg)?),
         Command::Releases(arg) => releases::list(&ctx, &resolve_app(arg)?),
         Command::Login => login::login(&ctx, file),
+        Command::Domains(arg) => domains::list(&ctx, &resolve_app(arg)?),
+        Command::DomainsAdd { app, hostname } => domains::add(&ctx, &resolve_app(app)?, &hostname),
+        Command::DomainsRemove { app, hostname } => {
+            domains::remove(&ctx, &resolve_app(app)?, &hostname)
+        }
         Command::Run { app, command } => {
             let code = ps_run::run(&ctx, &resolve_app(app)?, &command)?;
             if code != 0 {

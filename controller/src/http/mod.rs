@@ -6,6 +6,7 @@
 //! a stable code; 5xx details are logged, never sent. Submodules: `v1` (apps and nodes) and
 //! `internal` (build inputs for agents).
 
+mod domains;
 mod internal;
 mod logs;
 pub(crate) mod nodes;
@@ -40,6 +41,7 @@ pub fn app(c: Arc<Controller>) -> axum::Router {
         .merge(nodes::routes())
         .merge(logs::routes())
         .merge(run::routes())
+        .merge(domains::routes())
         .merge(internal::routes())
         .merge(crate::git::routes())
         .with_state(c)

@@ -37,17 +37,18 @@ pub fn request_host<B>(req: &http::Request<B>) -> Option<String> {
 /// Headers that describe one connection and never pass through a proxy (RFC 9110 §7.6.1).
 /// `expect` is answered by our own server (hyper sends `100 Continue` when the body is
 /// first read), so it is not passed on either.
-const HOP_BY_HOP: [&str; 10] = [
-    "expect",
-    "connection",
-    "proxy-connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// (Pre-built names: removing by `&str` would parse each name on every request.)
+const HOP_BY_HOP: [HeaderName; 10] = [
+    header::EXPECT,
+    header::CONNECTION,
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 /// True if the request asks to switch protocols (`Connection: upgrade` + `Upgrade`).
@@ -70,13 +71,15 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
 /// the protocol switch.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     let upgrade = headers.get(header::UPGRADE).cloned();
-    let named: Vec<String> = connection_tokens(headers).collect();
-    for name in named {
-        if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
-            headers.remove(n);
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<String> = connection_tokens(headers).collect();
+        for name in named {
+            if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
+                headers.remove(n);
+            }
         }
     }
-    for name in HOP_BY_HOP {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
     if keep_upgrade {

@@ -7,7 +7,11 @@
 //! The table is an immutable [`Snapshot`] behind `RwLock<Arc<…>>`: a request clones the
 //! `Arc` (the lock is held for that instant only) and a `replace` builds the next snapshot
 //! before taking the write lock just to swap the pointer. Each route keeps an atomic
-//! round-robin counter, carried over across `replace` for apps that stay. Submodules:
+//! round-robin counter, carried over across `replace` for apps that stay, and each backend
+//! an in-flight counter (a [`BackendSlot`]) carried over by address: requests go to the
+//! backend with the fewest outstanding requests (ties round-robin), and a backend that
+//! leaves the table keeps serving its in-flight requests, which [`RouteTable::in_flight`]
+//! and [`RouteTable::wait_drained`] let the scheduler wait for. Submodules:
 //! `headers` (host parsing, hop-by-hop and forwarding headers), `pages` (the HTML error
 //! pages), `proxy` (the hyper server and the pooled client). See docs/router.md.
 
@@ -16,8 +20,11 @@ mod pages;
 mod proxy;
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use http::uri::Authority;
 
 pub use headers::normalize_host;
 
@@ -55,6 +62,14 @@ pub enum Error {
         #[source]
         source: hyper_util::client::legacy::Error,
     },
+    #[error("{app}'s web process at {addr} did not answer within {after:?}")]
+    Timeout {
+        app: String,
+        addr: String,
+        after: Duration,
+    },
+    #[error("the request body for {app} is larger than {limit} bytes")]
+    TooLarge { app: String, limit: u64 },
     #[error("building the request for {app} to {addr} failed: {source}")]
     BadRequest {
         app: String,
@@ -64,11 +79,71 @@ pub enum Error {
     },
 }
 
-/// A route with its round-robin counter.
+/// Timeouts and limits of the proxy.
+#[derive(Debug, Clone)]
+pub struct RouterConfig {
+    /// How long to wait for a backend to accept a connection (then: next backend or 502).
+    pub connect_timeout: Duration,
+    /// How long to wait for a backend's response headers once the request is sent (→ 504).
+    pub response_timeout: Duration,
+    /// How long an idle keep-alive connection to a backend stays in the pool.
+    pub pool_idle: Duration,
+    /// Largest request body passed on (→ 413).
+    pub max_body_bytes: u64,
+}
+
+impl Default for RouterConfig {
+    fn default() -> RouterConfig {
+        RouterConfig {
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(30),
+            pool_idle: Duration::from_secs(60),
+            max_body_bytes: 100 * 1024 * 1024,
+        }
+    }
+}
+
+/// A backend in the table with its count of requests being served (counted from picking
+/// the backend until the response body ends or an upgraded connection closes).
+#[derive(Debug)]
+pub(crate) struct BackendSlot {
+    pub(crate) backend: Backend,
+    /// `addr` parsed once, for building request URIs without parsing.
+    pub(crate) authority: Option<Authority>,
+    pub(crate) in_flight: AtomicUsize,
+}
+
+/// A route with its round-robin counter and backend slots.
 #[derive(Debug)]
 pub(crate) struct RouteEntry {
     pub(crate) route: Route,
     pub(crate) next: Arc<AtomicUsize>,
+    pub(crate) slots: Vec<Arc<BackendSlot>>,
+}
+
+impl RouteEntry {
+    /// The backend with the fewest outstanding requests; ties go round-robin.
+    pub(crate) fn pick(&self) -> Option<usize> {
+        let n = self.slots.len();
+        if n == 0 {
+            return None;
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let mut best = start;
+        let mut best_load = usize::MAX;
+        for i in 0..n {
+            let j = (start + i) % n;
+            let load = self.slots[j].in_flight.load(Ordering::Relaxed);
+            if load < best_load {
+                best = j;
+                best_load = load;
+                if load == 0 {
+                    break;
+                }
+            }
+        }
+        Some(best)
+    }
 }
 
 /// One immutable version of the table.
@@ -88,6 +163,9 @@ impl Snapshot {
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
     inner: Arc<RwLock<Arc<Snapshot>>>,
+    /// Every backend slot by address, also after it left the table, while a request still
+    /// holds it (updated by `replace` only, never on the request path).
+    slots: Arc<Mutex<HashMap<String, Weak<BackendSlot>>>>,
 }
 
 impl RouteTable {
@@ -98,6 +176,7 @@ impl RouteTable {
     /// Replaces the whole table atomically. Host names are normalized (lower case, no port,
     /// no trailing dot); if two routes claim one host, the later one wins.
     pub fn replace(&self, routes: Vec<Route>) {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         let old = self.snapshot();
         let counters: HashMap<&str, &Arc<AtomicUsize>> = old
             .routes
@@ -111,7 +190,27 @@ impl RouteTable {
                 .get(route.app.as_str())
                 .map(|c| Arc::clone(c))
                 .unwrap_or_default();
-            let entry = Arc::new(RouteEntry { route, next });
+            let slots_of_route = route
+                .backends
+                .iter()
+                .map(|b| match slots.get(&b.addr).and_then(Weak::upgrade) {
+                    Some(slot) if slot.backend == *b => slot,
+                    _ => {
+                        let slot = Arc::new(BackendSlot {
+                            backend: b.clone(),
+                            authority: b.addr.parse().ok(),
+                            in_flight: AtomicUsize::new(0),
+                        });
+                        slots.insert(b.addr.clone(), Arc::downgrade(&slot));
+                        slot
+                    }
+                })
+                .collect();
+            let entry = Arc::new(RouteEntry {
+                route,
+                next,
+                slots: slots_of_route,
+            });
             for host in &entry.route.hosts {
                 if let Some(prev) = snap.by_host.insert(host.clone(), Arc::clone(&entry)) {
                     tracing::warn!(host, app = %entry.route.app, other = %prev.route.app,
@@ -123,6 +222,45 @@ impl RouteTable {
         let snap = Arc::new(snap);
         drop(old);
         *self.inner.write().unwrap_or_else(|e| e.into_inner()) = snap;
+        slots.retain(|_, w| w.strong_count() > 0);
+    }
+
+    /// Takes the backend at `addr` out of every route (the other backends and routes stay),
+    /// so it gets no new requests; the ones it is serving finish.
+    pub fn remove_backend(&self, addr: &str) {
+        let routes = self
+            .routes()
+            .into_iter()
+            .map(|mut r| {
+                r.backends.retain(|b| b.addr != addr);
+                r
+            })
+            .collect();
+        self.replace(routes);
+    }
+
+    /// Requests the backend at `addr` is serving right now (0 for an unknown address).
+    pub fn in_flight(&self, addr: &str) -> usize {
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots
+            .get(addr)
+            .and_then(Weak::upgrade)
+            .map_or(0, |s| s.in_flight.load(Ordering::Relaxed))
+    }
+
+    /// Waits until the backend at `addr` serves no request or `grace` passed; true when it
+    /// drained. Call it after the backend left the table (see `remove_backend`).
+    pub async fn wait_drained(&self, addr: &str, grace: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            if self.in_flight(addr) == 0 {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The current table (as given to the last `replace`, hosts normalized).
@@ -150,5 +288,14 @@ impl RouteTable {
 /// Serves HTTP (HTTP/1.1 and h2c) on `listener` until the task is dropped; dropping it
 /// also ends the connections it accepted.
 pub async fn serve(listener: tokio::net::TcpListener, table: RouteTable) -> std::io::Result<()> {
-    proxy::serve(listener, table).await
+    proxy::serve(listener, table, RouterConfig::default()).await
+}
+
+/// [`serve`] with other timeouts and limits.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    table: RouteTable,
+    config: RouterConfig,
+) -> std::io::Result<()> {
+    proxy::serve(listener, table, config).await
 }

@@ -65,6 +65,26 @@ pub fn error_page(err: &Error) -> Response<Full<Bytes>> {
                 escape(app)
             ),
         ),
+        Error::Timeout { app, after, .. } => page(
+            StatusCode::GATEWAY_TIMEOUT,
+            "Gateway timeout",
+            &format!(
+                "{} did not answer within {} s. Check <code>paas logs</code> for slow \
+                 requests.",
+                escape(app),
+                after.as_secs_f64()
+            ),
+        ),
+        Error::TooLarge { app, limit } => page(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Request too large",
+            &format!(
+                "The request body for {} is larger than the router's limit of {} bytes; \
+                 send a smaller one.",
+                escape(app),
+                limit
+            ),
+        ),
         Error::Upstream { app, .. } | Error::BadRequest { app, .. } => page(
             StatusCode::BAD_GATEWAY,
             "Bad gateway",

@@ -1,18 +1,21 @@
 //! The reverse proxy: a hyper server (HTTP/1.1 and h2c) whose service looks the request's
-//! host up in the route table, picks a backend round-robin and forwards the request with a
-//! pooled HTTP/1.1 client, streaming bodies both ways. Protocol upgrades (websockets) are
-//! spliced through with `copy_bidirectional` once both sides switched.
+//! host up in the route table, picks the backend with the fewest outstanding requests and
+//! forwards the request with a pooled HTTP/1.1 client, streaming bodies both ways. Each
+//! request holds an [`InFlight`] guard on its backend until its response body ends.
+//! Protocol upgrades (websockets) are spliced through with `copy_bidirectional` once both
+//! sides switched.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Request, Response, StatusCode, Version};
+use http::uri::{PathAndQuery, Scheme};
+use http::{header, HeaderValue, Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::BoxBody;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -26,37 +29,101 @@ use tokio::task::JoinSet;
 use super::headers::{
     add_forwarded, normalize_host, request_host, strip_hop_by_hop, wants_upgrade, X_REQUEST_ID,
 };
-use super::{pages, Error, RouteTable};
+use super::{pages, BackendSlot, Error, RouteTable, RouterConfig};
 
-/// How long to wait for a backend to accept a connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long an idle keep-alive connection to a backend stays in the pool.
-const POOL_IDLE: Duration = Duration::from_secs(60);
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type RespBody = BoxBody<Bytes, hyper::Error>;
 
-/// The incoming request body, shared so that a request whose connection attempt failed
-/// (before the client read any of its body) can be sent again to another backend.
-struct SharedBody {
-    slot: Arc<Mutex<Option<Incoming>>>,
-    polled: Arc<AtomicBool>,
+/// Counts one request on a backend while it lives.
+struct InFlight(Arc<BackendSlot>);
+
+impl InFlight {
+    fn new(slot: &Arc<BackendSlot>) -> InFlight {
+        slot.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(Arc::clone(slot))
+    }
 }
 
-impl Body for SharedBody {
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body that keeps its request counted on the backend until it ends.
+struct Guarded {
+    inner: Incoming,
+    guard: Option<InFlight>,
+}
+
+impl Body for Guarded {
     type Data = Bytes;
     type Error = hyper::Error;
 
     fn poll_frame(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            self.guard = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The incoming request body, shared so that a request whose connection attempt failed
+/// (before the client read any of its body) can be sent again to another backend. It
+/// counts the bytes passed on and fails once they exceed the cap.
+struct SharedBody {
+    slot: Arc<Mutex<Option<Incoming>>>,
+    polled: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    limit: u64,
+}
+
+/// The error a body over the cap ends with.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body is larger than {0} bytes")]
+struct TooLarge(u64);
+
+impl Body for SharedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.polled.store(true, Ordering::Relaxed);
         let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-        match slot.as_mut() {
-            Some(body) => Pin::new(body).poll_frame(cx),
-            None => Poll::Ready(None),
+        let Some(body) = slot.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let len = frame.data_ref().map_or(0, |d| d.len() as u64);
+                let sent = self.sent.fetch_add(len, Ordering::Relaxed) + len;
+                if sent > self.limit {
+                    *slot = None;
+                    return Poll::Ready(Some(Err(Box::new(TooLarge(self.limit)))));
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
         }
     }
 
@@ -73,34 +140,77 @@ impl Body for SharedBody {
     }
 }
 
+/// The body sent to a backend: nothing (most GETs, no lock or allocation) or the client's.
+enum OutBody {
+    Empty,
+    Shared(SharedBody),
+}
+
+impl Body for OutBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            OutBody::Empty => Poll::Ready(None),
+            OutBody::Shared(b) => Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            OutBody::Empty => true,
+            OutBody::Shared(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            OutBody::Empty => SizeHint::with_exact(0),
+            OutBody::Shared(b) => b.size_hint(),
+        }
+    }
+}
+
 struct Proxy {
     table: RouteTable,
-    client: Client<HttpConnector, SharedBody>,
+    client: Client<HttpConnector, OutBody>,
+    config: RouterConfig,
 }
 
 impl Proxy {
-    fn new(table: RouteTable) -> Proxy {
+    fn new(table: RouteTable, config: RouterConfig) -> Proxy {
         let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        connector.set_connect_timeout(Some(config.connect_timeout));
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE)
+            .pool_idle_timeout(config.pool_idle)
             .pool_timer(TokioTimer::new())
             .build(connector);
-        Proxy { table, client }
+        Proxy {
+            table,
+            client,
+            config,
+        }
     }
 
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<RespBody> {
-        let method = req.method().clone();
-        let path = req.uri().path().to_string();
+        // The access line costs two allocations; only made when it is logged.
+        let line = tracing::enabled!(tracing::Level::DEBUG)
+            .then(|| (req.method().clone(), req.uri().path().to_string()));
         match self.forward(req, peer).await {
             Ok(resp) => {
-                tracing::debug!(%method, path, status = resp.status().as_u16(), "proxied");
+                if let Some((method, path)) = line {
+                    tracing::debug!(%method, path, status = resp.status().as_u16(), "proxied");
+                }
                 resp
             }
             Err(e) => {
                 match &e {
-                    Error::Upstream { .. } | Error::BadRequest { .. } => {
+                    Error::Upstream { .. } | Error::BadRequest { .. } | Error::Timeout { .. } => {
                         tracing::warn!(error = %e, "proxy error")
                     }
                     _ => tracing::debug!(error = %e, "not proxied"),
@@ -124,13 +234,25 @@ impl Proxy {
             .cloned()
             .ok_or(Error::UnknownHost { host })?;
         let route = &entry.route;
-        let n = route.backends.len();
-        if n == 0 {
+        let Some(first) = entry.pick() else {
             return Err(Error::NoBackends {
                 app: route.app.clone(),
             });
+        };
+        let n = entry.slots.len();
+        let limit = self.config.max_body_bytes;
+        let too_large = || Error::TooLarge {
+            app: route.app.clone(),
+            limit,
+        };
+        if req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .is_some_and(|len| len > limit)
+        {
+            return Err(too_large());
         }
-        let first = entry.next.fetch_add(1, Ordering::Relaxed) % n;
 
         let upgrade = req.version() == Version::HTTP_11 && wants_upgrade(req.headers());
         let mut client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -146,38 +268,92 @@ impl Proxy {
         let path = parts
             .uri
             .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
 
-        let slot = Arc::new(Mutex::new(Some(body)));
+        // Bodyless requests (most GETs) skip the shared slot and its allocations.
+        let shared = (!body.is_end_stream()).then(|| {
+            (
+                Arc::new(Mutex::new(Some(body))),
+                Arc::new(AtomicU64::new(0)),
+            )
+        });
         let tries = n.min(2);
         let mut last_error = None;
         for attempt in 0..tries {
-            let backend = &route.backends[(first + attempt) % n];
-            let polled = Arc::new(AtomicBool::new(false));
+            let backend = &entry.slots[(first + attempt) % n];
+            let guard = InFlight::new(backend);
+            let addr = &backend.backend.addr;
+            let polled = shared.as_ref().map(|_| Arc::new(AtomicBool::new(false)));
+            let out_body = match (&shared, &polled) {
+                (Some((slot, sent)), Some(polled)) => OutBody::Shared(SharedBody {
+                    slot: Arc::clone(slot),
+                    polled: Arc::clone(polled),
+                    sent: Arc::clone(sent),
+                    limit,
+                }),
+                _ => OutBody::Empty,
+            };
+            let uri = match &backend.authority {
+                Some(authority) => {
+                    let mut uri = http::uri::Parts::default();
+                    uri.scheme = Some(Scheme::HTTP);
+                    uri.authority = Some(authority.clone());
+                    uri.path_and_query = Some(path.clone());
+                    Uri::from_parts(uri).map_err(http::Error::from)
+                }
+                None => format!("http://{addr}{path}")
+                    .parse::<Uri>()
+                    .map_err(http::Error::from),
+            };
             let mut out = Request::builder()
                 .method(parts.method.clone())
-                .uri(format!("http://{}{path}", backend.addr))
+                .uri(uri.map_err(|source| Error::BadRequest {
+                    app: route.app.clone(),
+                    addr: addr.clone(),
+                    source,
+                })?)
                 .version(Version::HTTP_11)
-                .body(SharedBody {
-                    slot: Arc::clone(&slot),
-                    polled: Arc::clone(&polled),
-                })
+                .body(out_body)
                 .map_err(|source| Error::BadRequest {
                     app: route.app.clone(),
-                    addr: backend.addr.clone(),
+                    addr: addr.clone(),
                     source,
                 })?;
-            *out.headers_mut() = headers.clone();
-            match self.client.request(out).await {
-                Ok(resp) => return Ok(respond(resp, client_upgrade.take(), request_id)),
+            *out.headers_mut() = if attempt + 1 < tries {
+                headers.clone()
+            } else {
+                std::mem::take(&mut headers)
+            };
+            let after = self.config.response_timeout;
+            let answer = match tokio::time::timeout(after, self.client.request(out)).await {
+                Ok(answer) => answer,
+                Err(_) => {
+                    return Err(Error::Timeout {
+                        app: route.app.clone(),
+                        addr: addr.clone(),
+                        after,
+                    })
+                }
+            };
+            match answer {
+                Ok(resp) => {
+                    return Ok(respond(resp, client_upgrade.take(), request_id, guard));
+                }
                 Err(source) => {
-                    let retry = source.is_connect() && !polled.load(Ordering::Relaxed);
-                    tracing::warn!(app = %route.app, addr = %backend.addr, job = %backend.job_id,
+                    if shared
+                        .as_ref()
+                        .is_some_and(|(_, sent)| sent.load(Ordering::Relaxed) > limit)
+                    {
+                        return Err(too_large());
+                    }
+                    let retry = source.is_connect()
+                        && polled.as_ref().is_none_or(|p| !p.load(Ordering::Relaxed));
+                    tracing::warn!(app = %route.app, %addr, job = %backend.backend.job_id,
                         error = %source, retry, "backend request failed");
                     last_error = Some(Error::Upstream {
                         app: route.app.clone(),
-                        addr: backend.addr.clone(),
+                        addr: addr.clone(),
                         source,
                     });
                     if !retry {
@@ -196,12 +372,17 @@ fn respond(
     mut resp: Response<Incoming>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     request_id: HeaderValue,
+    guard: InFlight,
 ) -> Response<RespBody> {
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    let mut guard = Some(guard);
     match client_upgrade {
         Some(client_side) if switching => {
             let backend_side = hyper::upgrade::on(&mut resp);
+            let guard = guard.take();
             tokio::spawn(async move {
+                // The spliced connection counts as a request until it closes.
+                let _guard = guard;
                 match tokio::try_join!(client_side, backend_side) {
                     Ok((c, b)) => {
                         let (mut c, mut b) = (TokioIo::new(c), TokioIo::new(b));
@@ -217,14 +398,15 @@ fn respond(
         _ => strip_hop_by_hop(resp.headers_mut(), false),
     }
     resp.headers_mut().insert(X_REQUEST_ID, request_id);
-    resp.map(BodyExt::boxed)
+    resp.map(|inner| Guarded { inner, guard }.boxed())
 }
 
 pub(super) async fn serve(
     listener: tokio::net::TcpListener,
     table: RouteTable,
+    config: RouterConfig,
 ) -> std::io::Result<()> {
-    let proxy = Arc::new(Proxy::new(table));
+    let proxy = Arc::new(Proxy::new(table, config));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

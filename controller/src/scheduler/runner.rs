@@ -36,6 +36,9 @@ const APP_PIDS: u64 = 1024;
 const STOP_GRACE_SECONDS: u64 = 10;
 /// Lines of a removed job's output kept in the store.
 const KEPT_LOG_LINES: usize = 50;
+/// How long a stopped web job's in-flight requests may take to finish in the router
+/// before the job is stopped anyway.
+const DRAIN_GRACE: Duration = Duration::from_secs(30);
 /// Consecutive failed health checks before a once-healthy job leaves the routes.
 const HEALTH_FAILURES: u32 = 3;
 
@@ -396,7 +399,11 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
                     continue;
                 };
                 if let Some(url) = node_urls.get(&job.node) {
-                    stop_job(c, url, &job_id).await?;
+                    let addr = seen
+                        .iter()
+                        .find(|s| s.job.id == job_id)
+                        .and_then(|s| s.addr.clone());
+                    stop_job(c, url, &job_id, addr).await?;
                 }
             }
         }
@@ -595,13 +602,18 @@ async fn check_health(st: &mut LoopState, seen: &mut [Seen]) {
     }
 }
 
-/// Replaces the router's table: every app → its healthy web jobs of the current release,
-/// or, while there are none, the healthy web jobs of older releases. Returns app → job ids.
+/// Replaces the router's table: every app (`<app>.<domain>` and its custom domains) → its
+/// healthy web jobs of the current release, or, while there are none, the healthy web jobs
+/// of older releases. Returns app → job ids.
 async fn push_routes(
     c: &Controller,
     seen: &[Seen],
 ) -> Result<HashMap<String, Vec<String>>, StoreError> {
     let apps = c.store.list_apps().await?;
+    let mut custom: HashMap<String, Vec<String>> = HashMap::new();
+    for d in c.store.domains(None).await? {
+        custom.entry(d.app).or_default().push(d.hostname);
+    }
     let mut routes = Vec::with_capacity(apps.len());
     let mut routed = HashMap::new();
     for app in apps {
@@ -635,8 +647,10 @@ async fn push_routes(
             app.name.clone(),
             backends.iter().map(|b| b.job_id.clone()).collect(),
         );
+        let mut hosts = vec![c.settings.app_host(&app.name)];
+        hosts.extend(custom.remove(&app.name).unwrap_or_default());
         routes.push(Route {
-            hosts: vec![c.settings.app_host(&app.name)],
+            hosts,
             app: app.name,
             backends,
         });
@@ -769,8 +783,15 @@ async fn start_job(
     Ok(id)
 }
 
-/// Marks the job stopping, then (in a task) stops and deletes it on its node.
-async fn stop_job(c: &Arc<Controller>, url: &str, id: &str) -> Result<(), StoreError> {
+/// Marks the job stopping, then (in a task) takes its `addr` out of the router, waits for
+/// the requests it is serving to finish (at most [`DRAIN_GRACE`]) and stops and deletes it
+/// on its node.
+async fn stop_job(
+    c: &Arc<Controller>,
+    url: &str,
+    id: &str,
+    addr: Option<String>,
+) -> Result<(), StoreError> {
     let fresh = c.scheduler.with(|i| i.stopping.insert(id.to_string()));
     if !fresh {
         return Ok(());
@@ -779,6 +800,12 @@ async fn stop_job(c: &Arc<Controller>, url: &str, id: &str) -> Result<(), StoreE
     tracing::info!(job = %id, "stopping and removing job");
     let (c, url, id) = (Arc::clone(c), url.to_string(), id.to_string());
     tokio::spawn(async move {
+        if let Some(addr) = addr {
+            c.routes.remove_backend(&addr);
+            if !c.routes.wait_drained(&addr, DRAIN_GRACE).await {
+                tracing::warn!(job = %id, %addr, "requests still running after the drain grace");
+            }
+        }
         let reason = match c.agents.stop_job(&url, &id, STOP_GRACE_SECONDS).await {
             Ok(status) => status.exit.map(|e| e.reason),
             Err(e) if e.is_not_found() => None,

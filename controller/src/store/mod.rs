@@ -10,6 +10,7 @@
 //! nodes). Tests get a fresh temporary database each.
 
 mod apps;
+mod domains;
 mod nodes;
 mod work;
 
@@ -23,6 +24,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+pub use domains::{DomainAdded, DomainRow};
 pub use nodes::{last_lines, Restarts};
 
 /// Everything that can go wrong in the store.
