@@ -31,11 +31,18 @@ pub struct BuildInput {
     pub app: String,
     /// The full commit id.
     pub rev: String,
+    /// The stack the build runs on (see `stack::choose`); empty means the default.
+    pub stack: String,
 }
 
 /// The JobSpec of a build (see docs/controller.md, "Build").
 pub fn build_job_spec(settings: &Settings, input: &BuildInput, job_id: &str) -> JobSpec {
     let base = &settings.internal_url;
+    let stack = if input.stack.is_empty() {
+        settings.stack.clone()
+    } else {
+        input.stack.clone()
+    };
     let inputs = vec![
         JobInput {
             url: format!("{base}/internal/builds/{}/source.tar", input.id),
@@ -53,8 +60,12 @@ pub fn build_job_spec(settings: &Settings, input: &BuildInput, job_id: &str) -> 
             readonly: false,
         },
     ];
-    let env = BTreeMap::from([
-        ("STACK".to_string(), settings.stack.clone()),
+    let mut env = host_build_env(
+        &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        |k| std::env::var(k).ok(),
+    );
+    env.extend([
+        ("STACK".to_string(), stack.clone()),
         ("SOURCE_VERSION".to_string(), input.rev.clone()),
         ("BUILD_DIR".to_string(), "/app".to_string()),
         ("CACHE_DIR".to_string(), "/cache".to_string()),
@@ -70,7 +81,7 @@ pub fn build_job_spec(settings: &Settings, input: &BuildInput, job_id: &str) -> 
         labels,
         image: ImageRef {
             registry: base.clone(),
-            repository: format!("stacks/{}", settings.stack),
+            repository: format!("stacks/{stack}"),
             reference: "latest".into(),
         },
         command: vec!["/bin/sh".into(), "/buildpacks/bin/build".into()],
@@ -92,6 +103,50 @@ pub fn build_job_spec(settings: &Settings, input: &BuildInput, job_id: &str) -> 
         }),
         hostname: None,
     }
+}
+
+/// Proxy variables passed from the controller's environment into build containers.
+const PROXY_VARS: [&str; 6] = [
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+];
+
+/// What a build needs from the host to reach package registries: `PAAS_RESOLV_CONF` (the
+/// host's `/etc/resolv.conf` without loopback name servers, which a container cannot
+/// reach; the builder writes it into the stack's empty resolv.conf) and the proxy
+/// variables the controller runs with.
+pub fn host_build_env(
+    resolv_conf: &str,
+    var: impl Fn(&str) -> Option<String>,
+) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    let lines: Vec<&str> = resolv_conf
+        .lines()
+        .map(str::trim)
+        .filter(|line| {
+            let mut words = line.split_whitespace();
+            match (words.next(), words.next()) {
+                (Some("nameserver"), Some(ip)) => ip
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| !ip.is_loopback()),
+                (Some("search" | "options"), Some(_)) => true,
+                _ => false,
+            }
+        })
+        .collect();
+    if lines.iter().any(|l| l.starts_with("nameserver")) {
+        env.insert("PAAS_RESOLV_CONF".to_string(), lines.join("\n"));
+    }
+    for key in PROXY_VARS {
+        if let Some(value) = var(key).filter(|v| !v.is_empty()) {
+            env.insert(key.to_string(), value);
+        }
+    }
+    env
 }
 
 /// The up node with the fewest jobs, waiting a little for one to appear (the local agent
@@ -273,6 +328,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn host_build_env_keeps_reachable_name_servers_and_proxies() {
+        let resolv = "# comment\nnameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch x.y\n\
+                      nameserver ::1\noptions edns0\nnameserver bogus\n";
+        let env = host_build_env(resolv, |k| {
+            (k == "HTTPS_PROXY").then(|| "http://10.0.0.9:3128".to_string())
+        });
+        assert_eq!(
+            env["PAAS_RESOLV_CONF"],
+            "nameserver 10.0.0.2\nsearch x.y\noptions edns0"
+        );
+        assert_eq!(env["HTTPS_PROXY"], "http://10.0.0.9:3128");
+        assert_eq!(env.len(), 2);
+        let env = host_build_env("nameserver 127.0.0.53\nsearch x\n", |_| None);
+        assert!(env.is_empty(), "{env:?}");
+    }
+
+    #[test]
     fn build_job_spec_matches_the_contract() {
         let settings = Settings::new(
             "/d".into(),
@@ -285,7 +357,15 @@ mod tests {
             id: "abc123".into(),
             app: "hello".into(),
             rev: "0123456789abcdef0123456789abcdef01234567".into(),
+            stack: String::new(),
         };
+        let on_bookworm = BuildInput {
+            stack: "bookworm".into(),
+            ..input.clone()
+        };
+        let spec = build_job_spec(&settings, &on_bookworm, "build-abc123");
+        assert_eq!(spec.image.repository, "stacks/bookworm");
+        assert_eq!(spec.env["STACK"], "bookworm");
         let spec = build_job_spec(&settings, &input, "build-abc123");
         assert_eq!(spec.image.registry, "http://127.0.0.1:8080");
         assert_eq!(spec.image.repository, "stacks/tiny");

@@ -1,5 +1,6 @@
-//! Reads the files the release needs (`app/Procfile`, `app/.paas/release.yml`) out of the
-//! app layer a build pushed (a gzip tar whose entries start with `app/`).
+//! Reads the files the release needs (`app/Procfile`, `app/.paas/release.yml`,
+//! `app/.paas/env`) out of the app layer a build pushed (a gzip tar whose entries start
+//! with `app/`).
 
 use std::io::Read;
 use std::path::Path;
@@ -26,6 +27,8 @@ pub enum LayerError {
 pub struct ReleaseFiles {
     pub procfile: Option<String>,
     pub release_yml: Option<String>,
+    /// `KEY=VALUE` lines the builder found the app's `.profile.d/*.sh` scripts export.
+    pub env: Option<String>,
 }
 
 /// Scans the layer once for both files.
@@ -47,6 +50,7 @@ pub fn release_files(path: &Path) -> Result<ReleaseFiles, LayerError> {
         let slot = match name {
             "app/Procfile" => &mut found.procfile,
             "app/.paas/release.yml" => &mut found.release_yml,
+            "app/.paas/env" => &mut found.env,
             _ => continue,
         };
         if entry.size() > MAX_FILE {
@@ -59,6 +63,22 @@ pub fn release_files(path: &Path) -> Result<ReleaseFiles, LayerError> {
         *slot = Some(String::from_utf8_lossy(&bytes).into_owned());
     }
     Ok(found)
+}
+
+/// The valid `KEY=VALUE` lines of `.paas/env` (keys `[A-Za-z_][A-Za-z0-9_]*`); others are
+/// skipped.
+pub fn env_entries(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|line| {
+            let Some((key, _)) = line.split_once('=') else {
+                return false;
+            };
+            let mut bytes = key.bytes();
+            matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+                && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        })
+        .map(str::to_string)
+        .collect()
 }
 
 #[cfg(test)]
@@ -88,9 +108,11 @@ mod tests {
             ("app/index.html", "<h1>x</h1>"),
             ("app/Procfile", "web: x\n"),
             ("./app/.paas/release.yml", "---\n"),
+            ("app/.paas/env", "PATH=/app/.venv/bin:/bin\n"),
             ("app/sub/Procfile", "not this one"),
         ]);
         let found = release_files(f.path()).unwrap();
+        assert_eq!(found.env.as_deref(), Some("PATH=/app/.venv/bin:/bin\n"));
         assert_eq!(found.procfile.as_deref(), Some("web: x\n"));
         assert_eq!(found.release_yml.as_deref(), Some("---\n"));
     }
@@ -102,5 +124,14 @@ mod tests {
         let mut junk = tempfile::NamedTempFile::new().unwrap();
         junk.write_all(b"not gzip").unwrap();
         assert!(release_files(junk.path()).is_err());
+    }
+
+    #[test]
+    fn env_entries_keep_only_valid_assignments() {
+        let text = "PATH=/app/.venv/bin:/usr/bin\nnot a var\n1X=y\nA-B=c\n_OK=a=b\n=x\n";
+        assert_eq!(
+            env_entries(text),
+            ["PATH=/app/.venv/bin:/usr/bin", "_OK=a=b"]
+        );
     }
 }

@@ -9,12 +9,14 @@
 //!
 //! Submodules: `job` (the build job's spec, running it, waiting for the deploy),
 //! `procfile` (process types), `layer` (reading the release files from the app layer),
-//! `buildpacks` (the tarballs a build job unpacks) and `tar_dir`.
+//! `buildpacks` (the tarballs a build job unpacks), `stack` (which stack an app builds
+//! on) and `tar_dir`.
 
 pub mod buildpacks;
 mod job;
 mod layer;
 pub mod procfile;
+pub mod stack;
 mod tar_dir;
 
 pub use job::{build_job_spec, BuildInput};
@@ -73,6 +75,8 @@ pub enum BuildError {
     Layer(#[from] layer::LayerError),
     #[error("{0}")]
     ProcessTypes(#[from] procfile::ProcfileError),
+    #[error("{0}")]
+    Stack(#[from] stack::StackError),
     #[error("saving the release: {0}")]
     Store(#[from] StoreError),
     #[error(
@@ -188,7 +192,12 @@ pub async fn hook_endpoint(
     }
     tracing::info!(%app, build = %id, %rev, git_ref = header_str(&headers, HEADER_REF), "build started");
     let (tx, rx) = mpsc::channel::<Bytes>(256);
-    let input = BuildInput { id, app, rev };
+    let input = BuildInput {
+        id,
+        app,
+        rev,
+        stack: String::new(),
+    };
     tokio::spawn(run(c, input, Output::new(tx)));
     let stream = ReceiverStream::new(rx).map(Ok::<_, Infallible>);
     (
@@ -262,11 +271,16 @@ async fn build_and_release(
 ) -> Result<u32, BuildError> {
     let app = input.app.as_str();
     let short = short_rev(&input.rev).to_string();
-    let stack = c.settings.stack.clone();
+    let config = c.store.config_vars(app).await?;
+    let stack = stack::choose(&c.registry, &config, &c.settings.stack).await?;
     out.line(format!(
         "-----> Building {app} from {short} on stack {stack}"
     ))
     .await;
+    let input = &BuildInput {
+        stack: stack.clone(),
+        ..input.clone()
+    };
     let (node, node_url) = job::pick_node(c, out).await?;
     let job_id = format!("build-{}", input.id);
     let spec = build_job_spec(&c.settings, input, &job_id);
@@ -280,9 +294,18 @@ async fn build_and_release(
         return Err(BuildError::ClientGone);
     }
 
+    let blob = c
+        .registry
+        .blob_path(&layer.digest)
+        .ok_or(BuildError::NoLayer)?;
+    let files = tokio::task::spawn_blocking(move || layer::release_files(&blob))
+        .await
+        .map_err(|e| BuildError::Lost(format!("reading the layer: {e}")))??;
     let version = c.store.next_release_version(app).await?;
+    let mut env = vec!["HOME=/app".to_string()];
+    env.extend(layer::env_entries(files.env.as_deref().unwrap_or("")));
     let patch = ConfigPatch {
-        env: vec!["HOME=/app".into()],
+        env,
         working_dir: Some("/app".into()),
         cmd: None,
     };
@@ -298,13 +321,6 @@ async fn build_and_release(
             &format!("v{version}"),
         )
         .await?;
-    let blob = c
-        .registry
-        .blob_path(&layer.digest)
-        .ok_or(BuildError::NoLayer)?;
-    let files = tokio::task::spawn_blocking(move || layer::release_files(&blob))
-        .await
-        .map_err(|e| BuildError::Lost(format!("reading the layer: {e}")))??;
     let types = procfile::process_types(files.procfile.as_deref(), files.release_yml.as_deref())?;
     let has_web = types.contains_key("web");
     if !has_web {

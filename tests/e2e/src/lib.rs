@@ -100,6 +100,43 @@ pub fn stacks_dir() -> &'static Path {
     })
 }
 
+/// A stacks dir with `tiny` (built per test process) and `bookworm` (a symlink to one copy
+/// under target/e2e-stacks/bookworm/, built once by deploy/build-stack and reused while its
+/// version is unchanged; several test processes serialise on a lock file).
+pub fn bookworm_stacks_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let shared = target_dir().join("e2e-stacks").join("bookworm");
+        std::fs::create_dir_all(&shared).unwrap();
+        let out = Command::new("flock")
+            .arg(shared.join("lock"))
+            .arg(workspace_root().join("deploy/build-stack"))
+            .arg("bookworm")
+            .arg(shared.join("bookworm"))
+            .output()
+            .expect("run flock deploy/build-stack bookworm");
+        assert!(
+            out.status.success(),
+            "deploy/build-stack bookworm failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dir = target_dir()
+            .join("e2e-stacks")
+            .join(format!("{}-bookworm", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let link = dir.join("bookworm");
+        if !link.exists() {
+            std::os::unix::fs::symlink(shared.join("bookworm"), &link).unwrap();
+        }
+        let tiny = stacks_dir().join("tiny");
+        if !dir.join("tiny").exists() {
+            std::os::unix::fs::symlink(tiny, dir.join("tiny")).unwrap();
+        }
+        dir
+    })
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -123,8 +160,12 @@ static INSTANCE: AtomicU32 = AtomicU32::new(0);
 
 impl Paas {
     pub fn start() -> Paas {
+        Paas::start_with_stacks(stacks_dir())
+    }
+
+    /// [`Paas::start`] with another `--stacks-dir` (e.g. [`bookworm_stacks_dir`]).
+    pub fn start_with_stacks(stacks: &Path) -> Paas {
         let bins = bins();
-        let stacks = stacks_dir();
         let n = INSTANCE.fetch_add(1, Ordering::SeqCst);
         let slot = (std::process::id() * 7 + n * 13) % 200 + 20;
         let prefix = format!("e2{:04x}", (std::process::id() * 16 + n) % 0xffff);
