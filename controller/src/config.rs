@@ -71,7 +71,16 @@ pub struct ServeArgs {
     /// Agents started with `--subnet auto` get a /24 of this range (one per node, kept).
     #[arg(long, default_value = DEFAULT_CLUSTER_CIDR)]
     pub cluster_cidr: String,
+    /// Largest blob (image layer) a push to the registry may upload, in bytes (10 GiB).
+    #[arg(long, default_value_t = crate::registry::DEFAULT_MAX_BLOB_BYTES)]
+    pub max_blob_bytes: u64,
+    /// Largest `git push` request body (the pack), in bytes (512 MiB).
+    #[arg(long, default_value_t = DEFAULT_MAX_PUSH_BYTES)]
+    pub max_push_bytes: u64,
 }
+
+/// The default `--max-push-bytes`: 512 MiB.
+pub const DEFAULT_MAX_PUSH_BYTES: u64 = 512 << 20;
 
 /// The default `--cluster-cidr`.
 pub const DEFAULT_CLUSTER_CIDR: &str = "10.89.0.0/16";
@@ -113,6 +122,10 @@ pub struct Settings {
     pub hook_exe: PathBuf,
     /// The range node subnets are allocated from (`--cluster-cidr`).
     pub cluster_cidr: String,
+    /// `--max-blob-bytes`: the registry's largest upload.
+    pub max_blob_bytes: u64,
+    /// `--max-push-bytes`: the largest git push body.
+    pub max_push_bytes: u64,
 }
 
 impl Settings {
@@ -144,6 +157,8 @@ impl Settings {
             buildpacks_dir: None,
             hook_exe: std::env::current_exe().map_err(ConfigError::CurrentExe)?,
             cluster_cidr: DEFAULT_CLUSTER_CIDR.into(),
+            max_blob_bytes: crate::registry::DEFAULT_MAX_BLOB_BYTES,
+            max_push_bytes: DEFAULT_MAX_PUSH_BYTES,
         })
     }
 

@@ -11,6 +11,14 @@
 //!   build output reaches the user live. The hook finds the controller through
 //!   `PAAS_HOOK_URL`, `PAAS_HOOK_TOKEN` and `PAAS_APP` in its environment.
 //! * `git-upload-pack` (clone, fetch) is refused with a 403 for now.
+//!
+//! A push body larger than `--max-push-bytes` (counted after gunzip) is refused: a
+//! `Content-Length` over it gets a 413 before git runs; a chunked body is counted as it
+//! streams, and at the limit receive-pack's input is cut (so it fails and removes its
+//! quarantined objects: no ref moves, no object stays, the hook never runs) and the client
+//! gets a receive-pack report naming the limit (` ! [remote rejected] main -> main (...)`).
+//! The answer waits for the whole body; receive-pack's output is drained meanwhile.
+//! Force pushes are accepted, as Heroku does: `main` is whatever was pushed last.
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -25,9 +33,12 @@ use axum::routing::{get, post};
 use axum::Router;
 use futures_util::TryStreamExt;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::io::AsyncBufReadExt;
 use tokio::process::Command;
 use tokio_util::io::{ReaderStream, StreamReader, SyncIoBridge};
+
+/// How much of the (gunzipped) push body is kept to read the ref updates from.
+const COMMANDS_PREFIX: usize = 64 * 1024;
 
 use crate::state::Controller;
 
@@ -265,6 +276,15 @@ async fn receive_pack(
             &format!("no repository for {app} yet: push again (git asks for info/refs first)"),
         );
     }
+    let max = c.settings.max_push_bytes;
+    let content_length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if content_length.is_some_and(|n| n > max) {
+        tracing::warn!(%app, max, "git push refused: Content-Length over --max-push-bytes");
+        return text(StatusCode::PAYLOAD_TOO_LARGE, &too_big_message(max));
+    }
     let gzip = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -302,26 +322,25 @@ async fn receive_pack(
     tracing::info!(%app, gzip, "git push received");
 
     let reader = StreamReader::new(body.into_data_stream().map_err(std::io::Error::other));
-    if gzip {
-        let reader = SyncIoBridge::new(reader);
-        let mut writer = SyncIoBridge::new(stdin);
-        tokio::task::spawn_blocking(move || {
-            let mut decoder = flate2::read::GzDecoder::new(reader);
-            if let Err(e) = std::io::copy(&mut decoder, &mut writer) {
-                tracing::warn!("feeding git receive-pack (gzip): {e}");
+    let reader = SyncIoBridge::new(reader);
+    let writer = SyncIoBridge::new(stdin);
+    let feeder = tokio::task::spawn_blocking(move || {
+        if gzip {
+            feed(flate2::read::GzDecoder::new(reader), writer, max)
+        } else {
+            feed(reader, writer, max)
+        }
+    });
+    // Drain receive-pack's output while its input is fed, so neither side blocks.
+    let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut out = ReaderStream::new(stdout);
+        while let Some(item) = futures_util::StreamExt::next(&mut out).await {
+            if out_tx.send(item).is_err() {
+                break;
             }
-            let _ = writer.shutdown();
-        });
-    } else {
-        let mut stdin = stdin;
-        tokio::spawn(async move {
-            let mut reader = reader;
-            if let Err(e) = tokio::io::copy(&mut reader, &mut stdin).await {
-                tracing::warn!("feeding git receive-pack: {e}");
-            }
-            let _ = stdin.shutdown().await;
-        });
-    }
+        }
+    });
     let log_app = app.clone();
     tokio::spawn(async move {
         let mut lines = tokio::io::BufReader::new(stderr).lines();
@@ -329,8 +348,13 @@ async fn receive_pack(
             tracing::warn!(app = %log_app, "git receive-pack: {line}");
         }
     });
+    let wait_app = app.clone();
+    let (exited_tx, exited_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        match child.wait().await {
+        let app = wait_app;
+        let status = child.wait().await;
+        let _ = exited_tx.send(());
+        match status {
             Ok(status) if !status.success() => {
                 tracing::info!(%app, "git receive-pack ended: {status}")
             }
@@ -339,16 +363,174 @@ async fn receive_pack(
         }
     });
 
+    let fed = match feeder.await {
+        Ok(fed) => fed,
+        Err(e) => {
+            return internal(GitError::Io {
+                what: "feeding git receive-pack".into(),
+                source: std::io::Error::other(e),
+            })
+        }
+    };
+    let body = if fed.exceeded {
+        tracing::warn!(%app, max, "git push refused: body over --max-push-bytes");
+        // Answer once receive-pack has failed on its cut input and removed its quarantined
+        // objects (its output is still drained meanwhile: a closed pipe would kill it
+        // before it cleans up).
+        let _ = exited_rx.await;
+        drop(out_rx);
+        match refusal_report(&fed.prefix, &too_big_reason(max)) {
+            Some(report) => Body::from(report),
+            None => return text(StatusCode::PAYLOAD_TOO_LARGE, &too_big_message(max)),
+        }
+    } else {
+        Body::from_stream(tokio_stream::wrappers::UnboundedReceiverStream::new(out_rx))
+    };
     let mut resp = (
         [(
             header::CONTENT_TYPE,
             "application/x-git-receive-pack-result",
         )],
-        Body::from_stream(ReaderStream::new(stdout)),
+        body,
     )
         .into_response();
     no_cache(&mut resp);
     resp
+}
+
+fn too_big_reason(max: u64) -> String {
+    format!("push bigger than the limit of {} MiB", max >> 20)
+}
+
+fn too_big_message(max: u64) -> String {
+    too_big_message_for(&format!("{} ({max} bytes)", too_big_reason(max)))
+}
+
+/// What feeding receive-pack did.
+struct Fed {
+    /// The body passed the limit; receive-pack's input was cut there.
+    exceeded: bool,
+    /// The first bytes fed (the ref update commands).
+    prefix: Vec<u8>,
+}
+
+/// Copies `reader` into receive-pack's stdin, at most `max` bytes. Past the limit the
+/// input is closed early (receive-pack then fails on the truncated pack and cleans up)
+/// and at most `max` more bytes of the body are read and dropped, so the client gets to
+/// read the answer.
+fn feed(mut reader: impl std::io::Read, mut writer: impl Write, max: u64) -> Fed {
+    let mut fed = Fed {
+        exceeded: false,
+        prefix: Vec::new(),
+    };
+    let mut total = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                tracing::warn!("reading a git push: {e}");
+                break;
+            }
+        };
+        total += n as u64;
+        if total > max {
+            fed.exceeded = true;
+            drop(writer);
+            let _ = std::io::copy(&mut reader.take(max), &mut std::io::sink());
+            return fed;
+        }
+        if fed.prefix.len() < COMMANDS_PREFIX {
+            let keep = n.min(COMMANDS_PREFIX - fed.prefix.len());
+            fed.prefix.extend_from_slice(&buf[..keep]);
+        }
+        if let Err(e) = writer.write_all(&buf[..n]) {
+            tracing::warn!("feeding git receive-pack: {e}");
+            break;
+        }
+    }
+    let _ = writer.flush();
+    fed
+}
+
+/// One pkt-line.
+fn pkt(data: &[u8]) -> Vec<u8> {
+    let mut out = format!("{:04x}", data.len() + 4).into_bytes();
+    out.extend_from_slice(data);
+    out
+}
+
+/// The ref names and capabilities of a receive-pack request's command list.
+fn parse_commands(prefix: &[u8]) -> Option<(Vec<String>, String)> {
+    let (mut refs, mut caps) = (Vec::new(), String::new());
+    let mut rest = prefix;
+    loop {
+        let len = usize::from_str_radix(std::str::from_utf8(rest.get(..4)?).ok()?, 16).ok()?;
+        if len == 0 {
+            break;
+        }
+        let line = rest.get(4..len)?;
+        rest = &rest[len..];
+        let (cmd, c) = match line.iter().position(|&b| b == 0) {
+            Some(i) => (&line[..i], &line[i + 1..]),
+            None => (line, &b""[..]),
+        };
+        if refs.is_empty() {
+            caps = String::from_utf8_lossy(c).trim().to_string();
+        }
+        let cmd = std::str::from_utf8(cmd).ok()?.trim_end();
+        if cmd.starts_with("shallow ") || cmd.starts_with("push-cert") {
+            continue;
+        }
+        refs.push(cmd.split(' ').nth(2)?.to_string());
+    }
+    (!refs.is_empty()).then_some((refs, caps))
+}
+
+/// A receive-pack answer that rejects every pushed ref with `reason` (plus a `remote:`
+/// line when the client reads side-band), or `None` when the request's commands cannot be
+/// read or the client asked for no report.
+fn refusal_report(prefix: &[u8], reason: &str) -> Option<Vec<u8>> {
+    let (refs, caps) = parse_commands(prefix)?;
+    let caps: Vec<&str> = caps.split(' ').collect();
+    if !caps
+        .iter()
+        .any(|c| *c == "report-status" || *c == "report-status-v2")
+    {
+        return None;
+    }
+    let mut report = pkt(format!("unpack {reason}\n").as_bytes());
+    for r in &refs {
+        report.extend(pkt(format!("ng {r} {reason}\n").as_bytes()));
+    }
+    report.extend_from_slice(b"0000");
+    if !caps
+        .iter()
+        .any(|c| *c == "side-band-64k" || *c == "side-band")
+    {
+        return Some(report);
+    }
+    let mut out = Vec::new();
+    let mut note = vec![2u8];
+    note.extend_from_slice(format!("{}\n", too_big_message_for(reason)).as_bytes());
+    out.extend(pkt(&note));
+    for part in report.chunks(900) {
+        let mut data = vec![1u8];
+        data.extend_from_slice(part);
+        out.extend(pkt(&data));
+    }
+    out.extend_from_slice(b"0000");
+    Some(out)
+}
+
+fn too_big_message_for(reason: &str) -> String {
+    format!(
+        "{reason}: nothing was stored. Push fewer or smaller files (build artifacts and \
+         dependencies belong in the build, not the repository), or raise the controller's \
+         --max-push-bytes"
+    )
 }
 
 #[cfg(test)]
@@ -374,6 +556,44 @@ mod tests {
             hook_script(Path::new("/o'k/x")),
             "#!/bin/sh\nexec '/o'\\''k/x' hook\n"
         );
+    }
+
+    #[test]
+    fn refusal_report_rejects_every_ref_or_gives_up() {
+        let line = |s: &str| pkt(s.as_bytes());
+        let z = "0".repeat(40);
+        let mut req = line(&format!(
+            "{z} {} refs/heads/main\0 report-status side-band-64k",
+            "a".repeat(40)
+        ));
+        req.extend(line(&format!("{z} {} refs/heads/x", "b".repeat(40))));
+        req.extend_from_slice(b"0000PACK");
+        let (refs, caps) = parse_commands(&req).unwrap();
+        assert_eq!(refs, ["refs/heads/main", "refs/heads/x"]);
+        assert_eq!(caps, "report-status side-band-64k");
+        let out = refusal_report(&req, "too big").unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.contains("ng refs/heads/main too big\n"), "{text}");
+        assert!(text.contains("ng refs/heads/x too big\n"), "{text}");
+        assert!(text.contains("--max-push-bytes"), "{text}");
+        // Garbage, truncated lines or no report-status: no report (the caller sends a 413).
+        for bad in [&b"zzzz"[..], b"00ff0000", b"", &req[..20]] {
+            assert!(refusal_report(bad, "x").is_none(), "{bad:?}");
+        }
+        let no_report = line(&format!("{z} {z} refs/heads/main\0 quiet"));
+        assert!(refusal_report(&no_report, "x").is_none());
+    }
+
+    #[test]
+    fn feed_stops_at_the_limit() {
+        let mut sink = Vec::new();
+        let fed = feed(&[7u8; 100][..], &mut sink, 100);
+        assert!(!fed.exceeded);
+        assert_eq!(sink.len(), 100);
+        let mut sink = Vec::new();
+        let fed = feed(&[7u8; 101][..], &mut sink, 100);
+        assert!(fed.exceeded);
+        assert!(sink.len() <= 100);
     }
 
     #[tokio::test]

@@ -75,6 +75,8 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     )?;
     settings.buildpacks_dir = args.buildpacks_dir.clone();
     settings.cluster_cidr = args.cluster_cidr.clone();
+    settings.max_blob_bytes = args.max_blob_bytes;
+    settings.max_push_bytes = args.max_push_bytes;
     let agent_bin = match &args.agent_bin {
         Some(p) => p.clone(),
         None => default_agent_bin()?,

@@ -105,7 +105,8 @@ impl Controller {
                 "builds interrupted by a restart were marked failed"
             );
         }
-        let registry = Registry::open(settings.registry_dir())?;
+        let registry =
+            Registry::open(settings.registry_dir())?.with_max_blob_bytes(settings.max_blob_bytes);
         Ok(Arc::new(Controller {
             settings,
             store,

@@ -8,10 +8,13 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use common::{gzip, need_root, TarBuilder};
-use paas_node_agent::images::unpack::{unpack, unpack_file, Options};
+use paas_node_agent::images::unpack::{unpack, unpack_file, Options, UnpackError};
 
 fn layer() -> Options {
-    Options { whiteouts: true }
+    Options {
+        whiteouts: true,
+        ..Options::default()
+    }
 }
 
 /// A scratch dir with `dest/` to unpack into; escapes would land in its other children.
@@ -168,7 +171,7 @@ fn inputs_keep_wh_files_as_files() {
     let tar = TarBuilder::new()
         .file("dir/.wh.keep", b"data", 0o644)
         .finish();
-    unpack(&tar[..], &dest, Options { whiteouts: false }).unwrap();
+    unpack(&tar[..], &dest, Options::default()).unwrap();
     assert_eq!(std::fs::read(dest.join("dir/.wh.keep")).unwrap(), b"data");
 }
 
@@ -216,4 +219,159 @@ fn opaque_xattr(path: &Path) -> Option<Vec<u8>> {
         )
     };
     (n >= 0).then(|| buf[..n as usize].to_vec())
+}
+
+#[test]
+fn whiteouts_that_name_no_file_are_skipped() {
+    // `.wh...` once meant "whiteout `..`": the unpacker removed the entry's parent's parent
+    // (here: the directory holding the destination) before making the whiteout.
+    let (dir, dest) = scratch();
+    std::fs::write(dir.path().join("a/b/sibling"), b"host data").unwrap();
+    let tar = TarBuilder::new()
+        .file("keep/file", b"x", 0o644)
+        .file("keep/.wh..", b"", 0o644)
+        .file("keep/.wh...", b"", 0o644)
+        .file("keep/.wh.", b"", 0o644)
+        .file(".wh...", b"", 0o644)
+        .finish();
+    let report = unpack(&tar[..], &dest, layer()).unwrap();
+    assert_eq!(report.skipped.len(), 4, "{:?}", report.skipped);
+    assert!(report
+        .skipped
+        .iter()
+        .all(|s| s.contains("must name a file")));
+    assert_eq!(
+        std::fs::read(dir.path().join("a/b/sibling")).unwrap(),
+        b"host data"
+    );
+    assert_eq!(std::fs::read(dest.join("keep/file")).unwrap(), b"x");
+}
+
+#[test]
+fn whiteout_under_a_symlink_is_skipped() {
+    let (dir, dest) = scratch();
+    let outside = dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("victim"), b"host data").unwrap();
+    let tar = TarBuilder::new()
+        .symlink("lnk", outside.to_str().unwrap())
+        .file("lnk/.wh.victim", b"", 0o644)
+        .file("lnk/.wh..wh..opq", b"", 0o644)
+        .finish();
+    let report = unpack(&tar[..], &dest, layer()).unwrap();
+    assert_eq!(report.skipped.len(), 2, "{:?}", report.skipped);
+    assert_eq!(std::fs::read(outside.join("victim")).unwrap(), b"host data");
+    assert_eq!(opaque_xattr(&outside), None);
+}
+
+#[test]
+fn directory_mode_is_not_applied_through_a_later_symlink() {
+    // A dir entry queues its mode for the end; a later symlink of the same name must not
+    // turn that chmod onto the link's (host) target.
+    let (dir, dest) = scratch();
+    let outside = dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let tar = TarBuilder::new()
+        .dir_mode("d/", 0o777)
+        .symlink("d", outside.to_str().unwrap())
+        .finish();
+    unpack(&tar[..], &dest, layer()).unwrap();
+    assert!(std::fs::symlink_metadata(dest.join("d"))
+        .unwrap()
+        .is_symlink());
+    let mode = std::fs::metadata(&outside).unwrap().permissions().mode();
+    assert_eq!(mode & 0o7777, 0o700);
+}
+
+#[test]
+fn set_id_bits_are_stripped_and_sticky_kept() {
+    let (_dir, dest) = scratch();
+    let tar = TarBuilder::new()
+        .file("suid", b"#!/bin/sh\n", 0o4755)
+        .file("sgid", b"#!/bin/sh\n", 0o2711)
+        .dir_mode("tmp/", 0o1777)
+        .finish();
+    unpack(&tar[..], &dest, layer()).unwrap();
+    let mode = |p: &str| {
+        std::fs::metadata(dest.join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(mode("suid"), 0o755);
+    assert_eq!(mode("sgid"), 0o711);
+    assert_eq!(mode("tmp"), 0o1777);
+}
+
+#[test]
+fn fifos_and_block_devices_are_refused() {
+    let (_dir, dest) = scratch();
+    let tar = TarBuilder::new()
+        .entry(tar::EntryType::Fifo, "run/pipe", b"", 0o666)
+        .entry(tar::EntryType::Block, "dev/sda", b"", 0o660)
+        .file("ok", b"x", 0o644)
+        .finish();
+    let report = unpack(&tar[..], &dest, layer()).unwrap();
+    assert!(std::fs::symlink_metadata(dest.join("run/pipe")).is_err());
+    assert!(std::fs::symlink_metadata(dest.join("dev/sda")).is_err());
+    assert_eq!(report.skipped.len(), 2, "{:?}", report.skipped);
+    assert!(dest.join("ok").exists());
+}
+
+#[test]
+fn archives_beyond_the_size_cap_are_refused_before_writing() {
+    let (_dir, dest) = scratch();
+    let small = Options {
+        max_bytes: 1000,
+        ..layer()
+    };
+    let tar = TarBuilder::new()
+        .file("a", &[1; 600], 0o644)
+        .file("b", &[2; 600], 0o644)
+        .finish();
+    let err = unpack(&tar[..], &dest, small).unwrap_err();
+    assert!(matches!(err, UnpackError::TooBig { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("too big") && msg.contains("1000 bytes") && msg.contains('b'),
+        "{msg}"
+    );
+    assert!(dest.join("a").exists());
+    assert!(
+        !dest.join("b").exists(),
+        "the entry over the cap is not written"
+    );
+
+    // A gzip bomb: 16 MiB of zeros in a few KiB; the cap stops it, the file is not made.
+    let (dir, dest) = scratch();
+    let tar = TarBuilder::new()
+        .file("bomb", &vec![0; 16 << 20], 0o644)
+        .finish();
+    let gz = dir.path().join("bomb.tar.gz");
+    std::fs::write(&gz, gzip(&tar)).unwrap();
+    assert!(std::fs::metadata(&gz).unwrap().len() < 100_000);
+    let opts = Options {
+        max_bytes: 1 << 20,
+        ..layer()
+    };
+    let err = unpack_file(&gz, &dest, opts).unwrap_err();
+    assert!(matches!(err, UnpackError::TooBig { .. }), "{err}");
+    assert!(!dest.join("bomb").exists());
+}
+
+#[test]
+fn archives_with_too_many_entries_are_refused() {
+    let (_dir, dest) = scratch();
+    let mut b = TarBuilder::new();
+    for i in 0..11 {
+        b.file(&format!("f{i}"), b"", 0o644);
+    }
+    let opts = Options {
+        max_entries: 10,
+        ..layer()
+    };
+    let err = unpack(&b.finish()[..], &dest, opts).unwrap_err();
+    assert!(err.to_string().contains("10 entries"), "{err}");
 }

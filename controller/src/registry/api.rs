@@ -421,6 +421,28 @@ fn body_error(e: axum::Error) -> ApiError {
     )
 }
 
+/// 413 for a blob past `--max-blob-bytes` (its upload, if any, is already removed).
+fn too_big(max: u64) -> ApiError {
+    oci(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "SIZE_INVALID",
+        format!(
+            "blob larger than this registry's limit of {max} bytes; the upload was removed \
+             (the controller's --max-blob-bytes sets the limit)"
+        ),
+    )
+}
+
+/// The request's Content-Length, if it has a valid one.
+fn content_length(req: &Request) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
 fn digest_mismatch(expected: &str, actual: &str) -> ApiError {
     oci(
         StatusCode::BAD_REQUEST,
@@ -464,10 +486,19 @@ async fn start_upload(st: &AppState, name: &str, req: Request) -> ApiResult {
         }
     } else if let Some(expected) = q.get("digest") {
         digest_hex(expected)?;
+        let max = st.reg.max_blob_bytes();
+        if content_length(&req).is_some_and(|n| n > max) {
+            return Err(too_big(max));
+        }
         let mut w = BlobWriter::new(&st.reg).await?;
         let mut stream = req.into_body().into_data_stream();
         while let Some(chunk) = stream.next().await {
-            w.write(&chunk.map_err(body_error)?).await?;
+            let chunk = chunk.map_err(body_error)?;
+            if w.size() + chunk.len() as u64 > max {
+                // Dropping the writer removes its temporary file.
+                return Err(too_big(max));
+            }
+            w.write(&chunk).await?;
         }
         let actual = w.digest();
         if &actual != expected {
@@ -493,8 +524,15 @@ async fn upload_status(st: &AppState, name: &str, id: &str) -> ApiResult {
 }
 
 /// Appends a request body to an upload, keeping its running hash when it is in step with
-/// the file. Returns the new size.
-async fn append(st: &AppState, id: &str, size: u64, body: Body) -> Result<u64, ApiError> {
+/// the file. Returns the new size. An upload that would pass `--max-blob-bytes` is removed
+/// (413).
+async fn append(st: &AppState, id: &str, size: u64, req: Request) -> Result<u64, ApiError> {
+    let max = st.reg.max_blob_bytes();
+    if content_length(&req).is_some_and(|n| size.saturating_add(n) > max) {
+        drop_upload(st, id).await?;
+        return Err(too_big(max));
+    }
+    let body = req.into_body();
     let mut hash = st
         .hashes
         .lock()
@@ -511,6 +549,11 @@ async fn append(st: &AppState, id: &str, size: u64, body: Body) -> Result<u64, A
     let mut new_size = size;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(body_error)?;
+        if new_size + chunk.len() as u64 > max {
+            drop(file);
+            drop_upload(st, id).await?;
+            return Err(too_big(max));
+        }
         file.write_all(&chunk)
             .await
             .map_err(store::io_err(format!("writing {}", path.display())))?;
@@ -559,7 +602,7 @@ async fn patch_upload(st: &AppState, name: &str, id: &str, req: Request) -> ApiR
             return Ok(resp);
         }
     }
-    let new_size = append(st, id, size, req.into_body()).await?;
+    let new_size = append(st, id, size, req).await?;
     Ok(upload_accepted(StatusCode::ACCEPTED, name, id, new_size))
 }
 
@@ -573,7 +616,7 @@ async fn put_upload(st: &AppState, name: &str, id: &str, req: Request) -> ApiRes
         ));
     };
     digest_hex(&expected)?;
-    let size = append(st, id, size, req.into_body()).await?;
+    let size = append(st, id, size, req).await?;
     let hash = st.hashes.lock().expect("upload hash lock").remove(id);
     let actual = match hash {
         Some(h) if h.size == size => store::digest_of(h.hasher),
@@ -588,9 +631,15 @@ async fn put_upload(st: &AppState, name: &str, id: &str, req: Request) -> ApiRes
 }
 
 async fn delete_upload(st: &AppState, id: &str) -> ApiResult {
+    drop_upload(st, id).await?;
+    Ok(empty(StatusCode::NO_CONTENT, &[]))
+}
+
+/// Forgets an upload: its running hash and its file.
+async fn drop_upload(st: &AppState, id: &str) -> Result<(), ApiError> {
     st.hashes.lock().expect("upload hash lock").remove(id);
     st.reg.upload_delete(id).await?;
-    Ok(empty(StatusCode::NO_CONTENT, &[]))
+    Ok(())
 }
 
 async fn put_manifest(st: &AppState, name: &str, reference: &str, req: Request) -> ApiResult {

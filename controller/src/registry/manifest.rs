@@ -97,7 +97,18 @@ pub fn check(
     let body_type = v.get("mediaType").and_then(Value::as_str);
     let header_type = content_type
         .map(|c| c.split(';').next().unwrap_or("").trim())
-        .filter(|c| is_manifest_type(c));
+        .filter(|c| !c.is_empty());
+    // A generic JSON or binary Content-Type says nothing; any other non-manifest type
+    // (text/html, an image config, a layer) is a client pushing the wrong thing.
+    let header_type = match header_type {
+        None | Some("application/json" | "application/octet-stream") => None,
+        Some(h) if is_manifest_type(h) => Some(h),
+        Some(h) => {
+            return Err(invalid(format!(
+                "the Content-Type {h:?} is not an image manifest or index type"
+            )))
+        }
+    };
     let shape_type = if v.get("manifests").is_some() {
         OCI_INDEX
     } else {

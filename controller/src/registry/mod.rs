@@ -58,13 +58,21 @@ pub struct ConfigPatch {
 #[derive(Debug, Clone)]
 pub struct Registry {
     root: PathBuf,
+    /// Largest blob an upload may grow to (`--max-blob-bytes`).
+    max_blob_bytes: u64,
 }
+
+/// Default largest blob pushed to the registry: 10 GiB.
+pub const DEFAULT_MAX_BLOB_BYTES: u64 = 10 << 30;
 
 impl Registry {
     /// Opens (creating if needed) a store under `root`, and removes temporary files a crash
     /// may have left behind.
     pub fn open(root: PathBuf) -> Result<Registry> {
-        let registry = Registry { root };
+        let registry = Registry {
+            root,
+            max_blob_bytes: DEFAULT_MAX_BLOB_BYTES,
+        };
         for dir in [
             registry.blobs_dir(),
             registry.uploads_dir(),
@@ -84,6 +92,18 @@ impl Registry {
             }
         }
         Ok(registry)
+    }
+
+    /// The same store with a different largest blob an upload may grow to; a push past it
+    /// gets 413 and its upload is removed.
+    pub fn with_max_blob_bytes(mut self, max: u64) -> Registry {
+        self.max_blob_bytes = max;
+        self
+    }
+
+    /// The largest blob an upload may grow to.
+    pub fn max_blob_bytes(&self) -> u64 {
+        self.max_blob_bytes
     }
 
     pub fn root(&self) -> &Path {

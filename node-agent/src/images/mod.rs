@@ -297,7 +297,14 @@ impl ImageStore {
             std::fs::create_dir(&tmp_dir).map_err(io(format!("creating {}", tmp_dir.display())))?;
             let (blob2, tmp2, digest2) = (blob.clone(), tmp_dir.clone(), digest.to_string());
             let report = tokio::task::spawn_blocking(move || {
-                unpack::unpack_file(&blob2, &tmp2, unpack::Options { whiteouts: true })
+                unpack::unpack_file(
+                    &blob2,
+                    &tmp2,
+                    unpack::Options {
+                        whiteouts: true,
+                        ..Default::default()
+                    },
+                )
             })
             .await
             .map_err(|e| ImageError::Io {

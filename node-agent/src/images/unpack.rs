@@ -6,7 +6,13 @@
 //! written as they are: they resolve inside the container, never on the host, because
 //! nothing here follows them. With [`Options::whiteouts`], OCI whiteouts become overlayfs
 //! whiteouts: `.wh.name` → a 0/0 character device `name`, `.wh..wh..opq` → the xattr
-//! `trusted.overlay.opaque=y` on the directory (both need root).
+//! `trusted.overlay.opaque=y` on the directory (both need root); a whiteout that names no
+//! file (`.wh.`, `.wh..`, `.wh...`) is skipped. Set-user-ID and set-group-ID bits are
+//! stripped from every file (the unpacked layers sit on the host, where a set-ID root
+//! binary from a hostile image would be a way up for any local user; apps never need
+//! them). An archive whose files add up to more than [`Options::max_bytes`], or that has
+//! more than [`Options::max_entries`] entries, is refused with [`UnpackError::TooBig`]
+//! before the offending entry is written; the caller removes the partial directory.
 
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
@@ -31,6 +37,11 @@ pub enum UnpackError {
         source: io::Error,
     },
     #[error(
+        "the archive is too big: {what} exceeds the limit of {limit} (a bigger image layer or \
+         input needs a bigger limit on the node agent)"
+    )]
+    TooBig { what: String, limit: String },
+    #[error(
         "making the overlay whiteout {path}: {source} (whiteouts need root; run the agent as \
          root)"
     )]
@@ -42,11 +53,32 @@ pub enum UnpackError {
 }
 
 /// How to unpack.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Options {
     /// Turn OCI whiteout files into overlayfs whiteouts (image layers). When false
     /// (job inputs) `.wh.*` files are ordinary files.
     pub whiteouts: bool,
+    /// Most bytes of file content one archive may unpack to (the sum of its regular
+    /// files' sizes; a gzip bomb stops here). Default [`DEFAULT_MAX_BYTES`].
+    pub max_bytes: u64,
+    /// Most entries one archive may have (each is an inode). Default
+    /// [`DEFAULT_MAX_ENTRIES`].
+    pub max_entries: u64,
+}
+
+/// Default [`Options::max_bytes`]: 8 GiB.
+pub const DEFAULT_MAX_BYTES: u64 = 8 << 30;
+/// Default [`Options::max_entries`]: one million.
+pub const DEFAULT_MAX_ENTRIES: u64 = 1_000_000;
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            whiteouts: false,
+            max_bytes: DEFAULT_MAX_BYTES,
+            max_entries: DEFAULT_MAX_ENTRIES,
+        }
+    }
 }
 
 /// What an unpack did.
@@ -81,8 +113,16 @@ pub fn unpack<R: Read>(reader: R, dest: &Path, opts: Options) -> Result<Report, 
     let mut report = Report::default();
     // Directory modes are applied at the end so a read-only directory can still be filled.
     let mut dir_modes: Vec<(PathBuf, u32)> = Vec::new();
+    let (mut total_bytes, mut entries) = (0u64, 0u64);
     for entry in archive.entries().map_err(UnpackError::Read)? {
         let mut entry = entry.map_err(UnpackError::Read)?;
+        entries += 1;
+        if entries > opts.max_entries {
+            return Err(UnpackError::TooBig {
+                what: format!("entry number {entries}"),
+                limit: format!("{} entries", opts.max_entries),
+            });
+        }
         let raw_path = entry.path().map_err(UnpackError::Read)?.into_owned();
         let Some(rel) = clean_relative(&raw_path) else {
             report.skipped.push(format!(
@@ -115,8 +155,17 @@ pub fn unpack<R: Read>(reader: R, dest: &Path, opts: Options) -> Result<Report, 
                 continue;
             };
             let parent = full.parent().unwrap_or(dest).to_path_buf();
+            let hidden = &name[4..];
             if name == b".wh..wh..opq" {
                 set_opaque(&parent)?;
+            } else if hidden.is_empty() || hidden == b"." || hidden == b".." {
+                // `.wh..` would hide the directory itself, `.wh...` its parent: the
+                // removal below would then delete outside the entry's own directory.
+                report.skipped.push(format!(
+                    "{}: a whiteout must name a file in its directory",
+                    rel.display()
+                ));
+                continue;
             } else {
                 let target = parent.join(std::ffi::OsStr::from_bytes(&name[4..]));
                 remove_existing(&target)?;
@@ -157,6 +206,16 @@ pub fn unpack<R: Read>(reader: R, dest: &Path, opts: Options) -> Result<Report, 
                 dir_modes.push((path.clone(), mode));
             }
             EntryType::Regular | EntryType::Continuous => {
+                total_bytes = total_bytes.saturating_add(entry.size());
+                if total_bytes > opts.max_bytes {
+                    return Err(UnpackError::TooBig {
+                        what: format!(
+                            "{} (the files up to it: {total_bytes} bytes)",
+                            rel.display()
+                        ),
+                        limit: format!("{} bytes", opts.max_bytes),
+                    });
+                }
                 remove_existing(&path)?;
                 let mut file = OpenOptions::new()
                     .write(true)
@@ -170,8 +229,8 @@ pub fn unpack<R: Read>(reader: R, dest: &Path, opts: Options) -> Result<Report, 
                     std::os::unix::fs::fchown(&file, Some(owner.0), Some(owner.1))
                         .map_err(write_err)?;
                 }
-                // After chown, which clears set-id bits.
-                file.set_permissions(fs::Permissions::from_mode(mode))
+                // After chown; set-ID bits are never kept (see the module doc).
+                file.set_permissions(fs::Permissions::from_mode(mode & !0o6000))
                     .map_err(write_err)?;
             }
             EntryType::Symlink => {
@@ -224,6 +283,11 @@ pub fn unpack<R: Read>(reader: R, dest: &Path, opts: Options) -> Result<Report, 
     // Deepest first, so a parent's mode is set after its children were written.
     dir_modes.sort_by(|a, b| b.0.cmp(&a.0));
     for (path, mode) in dir_modes {
+        // A later entry may have replaced the directory with a symlink: chmod follows
+        // links, so only real directories get their mode.
+        if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+            continue;
+        }
         fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(|source| {
             UnpackError::Write {
                 path: path.clone(),

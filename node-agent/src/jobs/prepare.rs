@@ -172,7 +172,7 @@ pub async fn fetch_input(
     std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
     let (src, dest) = (download.clone(), dir.to_path_buf());
     let result = tokio::task::spawn_blocking(move || {
-        unpack::unpack_file(&src, &dest, unpack::Options { whiteouts: false })
+        unpack::unpack_file(&src, &dest, unpack::Options::default())
     })
     .await
     .map_err(|e| InputError::Io {

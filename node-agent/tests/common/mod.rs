@@ -157,6 +157,11 @@ impl TarBuilder {
         self.push(h, b"")
     }
 
+    /// Any entry type, for the kinds the other helpers do not cover (FIFOs, ...).
+    pub fn entry(&mut self, kind: tar::EntryType, path: &str, data: &[u8], mode: u32) -> &mut Self {
+        self.push(Self::header(kind, path, mode, data.len() as u64), data)
+    }
+
     pub fn finish(&mut self) -> Vec<u8> {
         let mut out = std::mem::take(&mut self.out);
         out.extend(std::iter::repeat_n(0u8, 1024));
