@@ -3,7 +3,8 @@
 //! forwards the request with a pooled HTTP/1.1 client, streaming bodies both ways. Each
 //! request holds an [`InFlight`] guard on its backend until its response body ends.
 //! Protocol upgrades (websockets) are spliced through with `copy_bidirectional` once both
-//! sides switched.
+//! sides switched. [`serve`] runs one single-threaded runtime per CPU on the shared
+//! listening socket, each with its own proxy and backend pool.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
