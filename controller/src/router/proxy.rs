@@ -3,7 +3,8 @@
 //! forwards the request with a pooled HTTP/1.1 client, streaming bodies both ways. Each
 //! request holds an [`InFlight`] guard on its backend until its response body ends.
 //! Protocol upgrades (websockets) are spliced through with `copy_bidirectional` once both
-//! sides switched.
+//! sides switched. [`serve`] runs one single-threaded runtime per CPU on the shared
+//! listening socket, each with its own proxy and backend pool.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -401,7 +402,52 @@ fn respond(
     resp.map(|inner| Guarded { inner, guard }.boxed())
 }
 
+/// Serves on one single-threaded runtime per CPU (like nginx's workers): every thread
+/// accepts from the same listening socket and keeps a connection's server side, its
+/// backend connection and the wake-ups between them on one thread, which saves the
+/// cross-thread hand-offs of a work-stealing runtime. Dropping the returned future stops
+/// the threads and with them their connections.
 pub(super) async fn serve(
+    listener: tokio::net::TcpListener,
+    table: RouteTable,
+    config: RouterConfig,
+) -> std::io::Result<()> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let listener = listener.into_std()?;
+    let (stop, stopped) = tokio::sync::watch::channel(());
+    let (done_tx, mut done) = tokio::sync::mpsc::channel::<std::io::Result<()>>(threads);
+    for i in 0..threads {
+        let listener = listener.try_clone()?;
+        let (table, config) = (table.clone(), config.clone());
+        let (mut stopped, done_tx) = (stopped.clone(), done_tx.clone());
+        std::thread::Builder::new()
+            .name(format!("router-{i}"))
+            .spawn(move || {
+                let result = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .and_then(|rt| {
+                        rt.block_on(async move {
+                            let listener = tokio::net::TcpListener::from_std(listener)?;
+                            tokio::select! {
+                                r = serve_on(listener, table, config) => r,
+                                // Err: the `serve` future was dropped.
+                                _ = stopped.changed() => Ok(()),
+                            }
+                        })
+                    });
+                let _ = done_tx.try_send(result);
+            })?;
+    }
+    drop(done_tx);
+    // A thread only ends with an error (or when `stop` is dropped, which ends this too).
+    let result = done.recv().await.unwrap_or(Ok(()));
+    drop(stop);
+    result
+}
+
+/// The accept loop and connections of one runtime.
+async fn serve_on(
     listener: tokio::net::TcpListener,
     table: RouteTable,
     config: RouterConfig,
