@@ -106,6 +106,15 @@ impl Client {
         self.call(self.http.post(self.url(path)).json(body))
     }
 
+    /// `PATCH <base><path>` with a JSON body and decode the JSON answer.
+    pub fn patch<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.call(self.http.patch(self.url(path)).json(body))
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

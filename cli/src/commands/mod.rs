@@ -10,6 +10,7 @@ use crate::config::{self, ConfigError, Settings};
 use crate::git_remote::{self, GitRemoteError};
 
 mod apps;
+mod config_vars;
 mod login;
 mod logs;
 mod ps_run;
@@ -62,6 +63,49 @@ enum Command {
     Releases(AppArg),
     /// Check a controller URL and token, and save them to the config file
     Login,
+    /// Show an app's config vars
+    Config(AppArg),
+    /// Print one config var's value
+    #[command(name = "config:get")]
+    ConfigGet {
+        #[command(flatten)]
+        app: AppArg,
+        /// The key, such as DATABASE_URL
+        key: String,
+    },
+    /// Set config vars (KEY=value …) and release the app with them
+    #[command(name = "config:set")]
+    ConfigSet {
+        #[command(flatten)]
+        app: AppArg,
+        /// KEY=value pairs
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        pairs: Vec<String>,
+    },
+    /// Unset config vars and release the app without them
+    #[command(name = "config:unset")]
+    ConfigUnset {
+        #[command(flatten)]
+        app: AppArg,
+        /// Keys to remove
+        #[arg(required = true, value_name = "KEY")]
+        keys: Vec<String>,
+    },
+    /// Show one release [default: the current one]
+    #[command(name = "releases:info")]
+    ReleasesInfo {
+        #[command(flatten)]
+        app: AppArg,
+        /// v3 or 3
+        version: Option<String>,
+    },
+    /// Roll back to a release [default: the one before the current]
+    Rollback {
+        #[command(flatten)]
+        app: AppArg,
+        /// v3 or 3
+        version: Option<String>,
+    },
     /// Show an app's logs (build, processes); -t follows them live
     Logs {
         #[command(flatten)]
@@ -155,6 +199,16 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::AppsInfo(arg) => apps::info(&ctx, &resolve_app(arg)?),
         Command::Releases(arg) => releases::list(&ctx, &resolve_app(arg)?),
         Command::Login => login::login(&ctx, file),
+        Command::Config(arg) => config_vars::show(&ctx, &resolve_app(arg)?),
+        Command::ConfigGet { app, key } => config_vars::get(&ctx, &resolve_app(app)?, &key),
+        Command::ConfigSet { app, pairs } => config_vars::set(&ctx, &resolve_app(app)?, &pairs),
+        Command::ConfigUnset { app, keys } => config_vars::unset(&ctx, &resolve_app(app)?, &keys),
+        Command::ReleasesInfo { app, version } => {
+            releases::info(&ctx, &resolve_app(app)?, version.as_deref())
+        }
+        Command::Rollback { app, version } => {
+            releases::rollback(&ctx, &resolve_app(app)?, version.as_deref())
+        }
         Command::Run { app, command } => {
             let code = ps_run::run(&ctx, &resolve_app(app)?, &command)?;
             if code != 0 {
