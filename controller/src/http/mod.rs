@@ -7,6 +7,7 @@
 //! `internal` (build inputs for agents).
 
 mod config;
+mod formation;
 mod internal;
 mod logs;
 mod nodes;
@@ -39,6 +40,7 @@ pub fn app(c: Arc<Controller>) -> axum::Router {
     axum::Router::new()
         .merge(v1::routes())
         .merge(config::routes())
+        .merge(formation::routes())
         .merge(nodes::routes())
         .merge(logs::routes())
         .merge(run::routes())
