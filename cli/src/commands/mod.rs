@@ -13,6 +13,7 @@ mod apps;
 mod config_vars;
 mod login;
 mod logs;
+mod ps;
 mod ps_run;
 mod releases;
 
@@ -98,6 +99,24 @@ enum Command {
         app: AppArg,
         /// v3 or 3
         version: Option<String>,
+    },
+    /// Show the app's process types, their quantities and the running jobs
+    Ps(AppArg),
+    /// Set how many processes of each type run: web=2 worker=1
+    #[command(name = "ps:scale")]
+    PsScale {
+        #[command(flatten)]
+        app: AppArg,
+        #[arg(required = true, value_name = "TYPE=N")]
+        pairs: Vec<String>,
+    },
+    /// Set the memory size of process types: web=512M
+    #[command(name = "ps:resize")]
+    PsResize {
+        #[command(flatten)]
+        app: AppArg,
+        #[arg(required = true, value_name = "TYPE=SIZE")]
+        pairs: Vec<String>,
     },
     /// Roll back to a release [default: the one before the current]
     Rollback {
@@ -206,6 +225,9 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::ReleasesInfo { app, version } => {
             releases::info(&ctx, &resolve_app(app)?, version.as_deref())
         }
+        Command::Ps(arg) => ps::ps(&ctx, &resolve_app(arg)?),
+        Command::PsScale { app, pairs } => ps::scale(&ctx, &resolve_app(app)?, &pairs),
+        Command::PsResize { app, pairs } => ps::resize(&ctx, &resolve_app(app)?, &pairs),
         Command::Rollback { app, version } => {
             releases::rollback(&ctx, &resolve_app(app)?, version.as_deref())
         }
