@@ -100,6 +100,13 @@ fn cli_config_before_deploy() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("no release v9"), "{}", stderr(&o));
 
+    // ps before a deploy: nothing to show or scale.
+    let text = ok(&paas(&p, &["ps", "-a", "cfg"]));
+    assert!(text.contains("no processes yet"), "{text}");
+    let o = paas(&p, &["ps:scale", "-a", "cfg", "web=2"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("git push"), "{}", stderr(&o));
+
     // Not logged in: exit code 3.
     let o = paas_with(&p, None, &["config", "-a", "cfg"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
@@ -119,25 +126,36 @@ fn cli_config_release_rollback() {
     p.wait_for_body("hello", "cfg", Duration::from_secs(30))
         .unwrap();
 
-    let text = ok(&paas(&p, &["config:set", "-a", "hello", "GREETING=hi there"]));
+    let text = ok(&paas(
+        &p,
+        &["config:set", "-a", "hello", "GREETING=hi there"],
+    ));
     assert!(text.contains("hi there"), "{text}");
     let info: serde_json::Value =
-        serde_json::from_str(&ok(&paas(&p, &["releases:info", "-a", "hello", "--json"])))
-            .unwrap();
+        serde_json::from_str(&ok(&paas(&p, &["releases:info", "-a", "hello", "--json"]))).unwrap();
     assert_eq!(info["version"], 2, "{info}");
     assert_eq!(info["description"], "Set GREETING", "{info}");
     // The new release's jobs get the var; the app keeps serving.
-    let o = paas(&p, &["run", "-a", "hello", "--", "sh", "-c", "echo g=$GREETING"]);
+    let o = paas(
+        &p,
+        &["run", "-a", "hello", "--", "sh", "-c", "echo g=$GREETING"],
+    );
     assert!(ok(&o).contains("g=hi there"), "{}", stdout(&o));
     p.wait_for_body("hello", "cfg", Duration::from_secs(30))
         .unwrap();
 
     // Rollback (default: the previous release) drops the var again.
     let text = ok(&paas(&p, &["rollback", "-a", "hello"]));
-    assert!(text.contains("Rollback to v1") && text.contains("v3"), "{text}");
+    assert!(
+        text.contains("Rollback to v1") && text.contains("v3"),
+        "{text}"
+    );
     let text = ok(&paas(&p, &["releases:info", "-a", "hello", "v3"]));
     assert!(text.contains("Rollback to v1"), "{text}");
-    let o = paas(&p, &["run", "-a", "hello", "--", "sh", "-c", "echo g=$GREETING."]);
+    let o = paas(
+        &p,
+        &["run", "-a", "hello", "--", "sh", "-c", "echo g=$GREETING."],
+    );
     assert!(ok(&o).contains("g=."), "{}", stdout(&o));
     assert_eq!(
         p.get_json("/v1/apps/hello/config").unwrap(),
@@ -145,6 +163,49 @@ fn cli_config_release_rollback() {
     );
     p.wait_for_body("hello", "cfg", Duration::from_secs(30))
         .unwrap();
+
+    // ps / ps:scale: the formation and jobs; bad types, quantities and sizes.
+    let text = ok(&paas(&p, &["ps", "-a", "hello"]));
+    assert!(text.contains("web") && text.contains("512M"), "{text}");
+    let text = ok(&paas(&p, &["ps:scale", "-a", "hello", "web=2"]));
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("web") && l.contains(" 2 ")),
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&paas(&p, &["ps", "-a", "hello", "--json"]))).unwrap();
+    assert_eq!(json["formation"][0]["quantity"], 2, "{json}");
+    assert!(json["jobs"].is_array(), "{json}");
+    // The scheduler runs the second web job.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let jobs = p.get_json("/v1/apps/hello/jobs").unwrap();
+        let up = jobs
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["type"] == "web" && j["state"] == "up")
+            .count();
+        if up == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "2 web jobs up: {jobs}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let o = paas(&p, &["ps:scale", "-a", "hello", "worker=1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("its release has web"), "{}", stderr(&o));
+    let o = paas(&p, &["ps:scale", "-a", "hello", "web=two"]);
+    assert_eq!(o.status.code(), Some(1));
+    let o = paas(&p, &["ps:resize", "-a", "hello", "web=2G"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("512M"), "{}", stderr(&o));
+    ok(&paas(&p, &["ps:scale", "-a", "hello", "web=1"]));
+
     let o = paas(&p, &["rollback", "-a", "hello", "v2", "--json"]);
     let json: serde_json::Value = serde_json::from_str(&ok(&o)).unwrap();
     assert_eq!(json["description"], "Rollback to v2", "{json}");
