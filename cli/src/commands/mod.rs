@@ -11,6 +11,7 @@ use crate::git_remote::{self, GitRemoteError};
 
 mod apps;
 mod config_vars;
+mod git_open;
 mod login;
 mod logs;
 mod ps;
@@ -100,6 +101,15 @@ enum Command {
         /// v3 or 3
         version: Option<String>,
     },
+    /// Add (or update) this folder's `paas` git remote for the app
+    #[command(name = "git:remote")]
+    GitRemote {
+        /// The app
+        #[arg(short, long, value_name = "APP", required = true)]
+        app: String,
+    },
+    /// Open the app's URL in a browser (prints it without one)
+    Open(AppArg),
     /// Show the app's process types, their quantities and the running jobs
     Ps(AppArg),
     /// Set how many processes of each type run: web=2 worker=1
@@ -225,6 +235,11 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::ReleasesInfo { app, version } => {
             releases::info(&ctx, &resolve_app(app)?, version.as_deref())
         }
+        Command::GitRemote { app } => {
+            validate_app_name(&app)?;
+            git_open::git_remote(&ctx, &app)
+        }
+        Command::Open(arg) => git_open::open(&ctx, &resolve_app(arg)?),
         Command::Ps(arg) => ps::ps(&ctx, &resolve_app(arg)?),
         Command::PsScale { app, pairs } => ps::scale(&ctx, &resolve_app(app)?, &pairs),
         Command::PsResize { app, pairs } => ps::resize(&ctx, &resolve_app(app)?, &pairs),

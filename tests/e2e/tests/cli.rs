@@ -107,6 +107,30 @@ fn cli_config_before_deploy() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("git push"), "{}", stderr(&o));
 
+    // git:remote sets the folder's remote; commands then find the app without -a.
+    let dir = AppDir::new();
+    let in_dir = |args: &[&str]| {
+        Command::new(&bins().cli)
+            .args(args)
+            .current_dir(dir.dir.path())
+            .env("PAAS_URL", &p.api)
+            .env("PAAS_TOKEN", &p.token)
+            .env("HOME", p.data.path())
+            .env_remove("DISPLAY")
+            .output()
+            .unwrap()
+    };
+    let text = ok(&in_dir(&["git:remote", "-a", "cfg"]));
+    assert!(text.contains("/git/cfg.git"), "{text}");
+    assert_eq!(ok(&in_dir(&["config:get", "B"])), "x=y\n");
+    let text = ok(&in_dir(&["open"]));
+    assert!(
+        text.trim_end().ends_with("cfg.localhost") || text.contains("cfg."),
+        "{text}"
+    );
+    let o = paas(&p, &["git:remote", "-a", "nope"]);
+    assert_eq!(o.status.code(), Some(1));
+
     // Not logged in: exit code 3.
     let o = paas_with(&p, None, &["config", "-a", "cfg"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
