@@ -25,6 +25,8 @@ pub enum AppsError {
     NoRelease(u32),
     #[error("{0} has no earlier release to roll back to: deploy it with `git push` first")]
     NothingToRollBack(String),
+    #[error("{0} is building: wait for the build to finish, then destroy it")]
+    Building(String),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -262,4 +264,24 @@ pub async fn rollback(
     )
     .await?;
     release(c, name, version).await
+}
+
+/// Destroys an app: refused while it builds; its records go, the scheduler stops its
+/// jobs (they no longer belong to any formation) and its git repository is removed.
+pub async fn destroy(c: &Arc<Controller>, name: &str) -> Result<(), AppsError> {
+    if c.store.get_app(name).await?.is_none() {
+        return Err(AppsError::NotFound(name.to_string()));
+    }
+    if c.is_building(name) {
+        return Err(AppsError::Building(name.to_string()));
+    }
+    c.store.delete_app(name).await?;
+    c.scheduler.notify();
+    let repo = c.settings.repo_path(name);
+    if let Err(e) = tokio::fs::remove_dir_all(&repo).await {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(app = %name, "removing {}: {e}", repo.display());
+        }
+    }
+    Ok(())
 }

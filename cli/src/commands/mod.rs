@@ -61,6 +61,19 @@ enum Command {
     /// Show one app
     #[command(name = "apps:info")]
     AppsInfo(AppArg),
+    /// Destroy an app: its releases, config, jobs and repository
+    #[command(name = "apps:destroy")]
+    AppsDestroy {
+        /// The app
+        #[arg(short, long, value_name = "APP")]
+        app: Option<String>,
+        /// The app's name again, to confirm
+        #[arg(long, value_name = "APP")]
+        confirm: Option<String>,
+        /// The app (instead of -a)
+        #[arg(value_name = "APP", conflicts_with = "app")]
+        name: Option<String>,
+    },
     /// List an app's releases, newest first
     Releases(AppArg),
     /// Check a controller URL and token, and save them to the config file
@@ -226,6 +239,13 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Apps => apps::list(&ctx),
         Command::AppsCreate { name } => apps::create(&ctx, &name),
         Command::AppsInfo(arg) => apps::info(&ctx, &resolve_app(arg)?),
+        Command::AppsDestroy { app, confirm, name } => {
+            let app = app.or(name).ok_or_else(|| {
+                CommandError::Usage("which app? paas apps:destroy APP --confirm APP".into())
+            })?;
+            validate_app_name(&app)?;
+            apps::destroy(&ctx, &app, confirm.as_deref())
+        }
         Command::Releases(arg) => releases::list(&ctx, &resolve_app(arg)?),
         Command::Login => login::login(&ctx, file),
         Command::Config(arg) => config_vars::show(&ctx, &resolve_app(arg)?),

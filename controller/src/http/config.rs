@@ -1,6 +1,7 @@
 //! `/v1/apps/{app}/config` (Heroku's shape: an object of vars; `PATCH` with `null` to
 //! unset), one release (`/releases/{version}`) and rollbacks (`POST /releases` with
-//! `{"rollback": N}`, or `POST /rollback`).
+//! `{"rollback": N}`, or `POST /rollback`) and destroying an app (`DELETE` with
+//! `?confirm=APP`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,6 +21,8 @@ use crate::state::Controller;
 
 /// The error code of a config key that `validate_config_key` refuses.
 pub const INVALID_CONFIG_KEY: &str = "invalid_config_key";
+/// The error code of a destroy without `?confirm=APP`.
+pub const CONFIRMATION_REQUIRED: &str = "confirmation_required";
 
 pub(super) fn routes() -> Router<Arc<Controller>> {
     Router::new()
@@ -132,4 +135,32 @@ async fn rollback(
     let release = apps::rollback(&c, &app, to).await?;
     tracing::info!(%app, release = release.version, "rolled back");
     Ok((StatusCode::CREATED, Json(release)).into_response())
+}
+
+/// `?confirm=APP`, required to destroy APP.
+#[derive(Debug, Deserialize)]
+pub(super) struct Confirm {
+    confirm: Option<String>,
+}
+
+/// `DELETE /v1/apps/{app}?confirm={app}`.
+pub(super) async fn destroy_app(
+    _: Admin,
+    State(c): State<Arc<Controller>>,
+    Path(app): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<Confirm>,
+) -> Result<Response, ApiError> {
+    if q.confirm.as_deref() != Some(app.as_str()) {
+        let body = ErrorBody::new(
+            CONFIRMATION_REQUIRED,
+            format!(
+                "destroying {app} deletes its releases, config and repository: confirm with \
+                 ?confirm={app} (paas apps:destroy {app} --confirm {app})"
+            ),
+        );
+        return Ok((StatusCode::BAD_REQUEST, Json(body)).into_response());
+    }
+    apps::destroy(&c, &app).await?;
+    tracing::info!(%app, "app destroyed");
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -136,6 +136,7 @@ impl From<AppsError> for ApiError {
             AppsError::NotFound(_) => ApiError::NotFound(e.to_string()),
             AppsError::NoRelease(_) => ApiError::NotFound(e.to_string()),
             AppsError::NothingToRollBack(_) => ApiError::Conflict(e.to_string()),
+            AppsError::Building(_) => ApiError::Conflict(e.to_string()),
             AppsError::Exists(_) => ApiError::Conflict(e.to_string()),
             AppsError::Store(e) => ApiError::internal(e),
         }

@@ -233,4 +233,42 @@ fn cli_config_release_rollback() {
     let o = paas(&p, &["rollback", "-a", "hello", "v2", "--json"]);
     let json: serde_json::Value = serde_json::from_str(&ok(&o)).unwrap();
     assert_eq!(json["description"], "Rollback to v2", "{json}");
+
+    // apps:destroy: refused without --confirm (CLI and API), then the app, its jobs and
+    // its repository go.
+    let o = paas(&p, &["apps:destroy", "hello"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--confirm hello"), "{}", stderr(&o));
+    let resp = p
+        .client()
+        .delete(format!("{}/v1/apps/hello", p.api))
+        .bearer_auth(&p.token)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let body: serde_json::Value = resp.json().unwrap();
+    assert_eq!(body["error"]["code"], "confirmation_required", "{body}");
+    assert!(p.data.path().join("git/hello.git").exists());
+    let text = ok(&paas(&p, &["apps:destroy", "hello", "--confirm", "hello"]));
+    assert!(text.contains("Destroyed hello"), "{text}");
+    let o = paas(&p, &["apps:info", "-a", "hello"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!p.data.path().join("git/hello.git").exists());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let left: Vec<_> = p
+            .agent_jobs()
+            .unwrap()
+            .into_iter()
+            .filter(|j| j["labels"]["paas.app"] == "hello")
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "hello's jobs stopped: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }
