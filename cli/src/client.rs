@@ -106,6 +106,31 @@ impl Client {
         self.call(self.http.post(self.url(path)).json(body))
     }
 
+    /// `PATCH <base><path>` with a JSON body and decode the JSON answer.
+    pub fn patch<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.call(self.http.patch(self.url(path)).json(body))
+    }
+
+    /// `DELETE <base><path>`; the answer's body is not read.
+    pub fn delete(&self, path: &str) -> Result<(), ClientError> {
+        let request = self.http.delete(self.url(path));
+        let request = match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        let response = request.send().map_err(|err| self.send_error(err))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(self.error_answer(status, response))
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

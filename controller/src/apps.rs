@@ -1,13 +1,15 @@
 //! The app services the REST API and the dashboard share: listing, creating and describing
 //! apps, their releases and builds, in the wire types of `paas-api`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use paas_api::{App, Build, Release};
 
 use crate::scheduler::Snapshot;
 use crate::state::Controller;
-use crate::store::{AppRow, StoreError};
+use crate::store::{AppRow, ReleaseRow, StoreError};
+use crate::util::now_rfc3339;
 
 /// Why an app request failed.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +21,12 @@ pub enum AppsError {
     NotFound(String),
     #[error("an app named {0} already exists: pick another name")]
     Exists(String),
+    #[error("no release v{0}: see `paas releases` for the versions")]
+    NoRelease(u32),
+    #[error("{0} has no earlier release to roll back to: deploy it with `git push` first")]
+    NothingToRollBack(String),
+    #[error("{0} is building: wait for the build to finish, then destroy it")]
+    Building(String),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -114,4 +122,166 @@ pub async fn builds(c: &Arc<Controller>, name: &str) -> Result<Vec<Build>, AppsE
     }
     let rows = c.store.list_builds(name).await?;
     Ok(rows.iter().map(|b| b.to_api()).collect())
+}
+
+/// The app's config vars (the stored ones, which the next release and build get).
+pub async fn config(
+    c: &Arc<Controller>,
+    name: &str,
+) -> Result<BTreeMap<String, String>, AppsError> {
+    if c.store.get_app(name).await?.is_none() {
+        return Err(AppsError::NotFound(name.to_string()));
+    }
+    Ok(c.store.config_vars(name).await?)
+}
+
+/// Sets (`Some`) and unsets (`None`) config vars, Heroku-style. Keys must already be
+/// valid. When the app has a release, a new release copies it with the new config
+/// ("Set A, B" / "Unset C") and the scheduler rolls it out; before the first release
+/// the vars are only stored (the first build and release get them). Returns the new
+/// config and the new release's version, if one was made.
+pub async fn set_config(
+    c: &Arc<Controller>,
+    name: &str,
+    changes: &BTreeMap<String, Option<String>>,
+) -> Result<(BTreeMap<String, String>, Option<u32>), AppsError> {
+    let Some(app) = c.store.get_app(name).await? else {
+        return Err(AppsError::NotFound(name.to_string()));
+    };
+    for (key, value) in changes {
+        c.store.set_config_var(name, key, value.as_deref()).await?;
+    }
+    let config = c.store.config_vars(name).await?;
+    let Some(current) = app.current_release else {
+        return Ok((config, None));
+    };
+    let set: Vec<&str> = changes
+        .iter()
+        .filter(|(_, v)| v.is_some())
+        .map(|(k, _)| k.as_str())
+        .collect();
+    let unset: Vec<&str> = changes
+        .iter()
+        .filter(|(_, v)| v.is_none())
+        .map(|(k, _)| k.as_str())
+        .collect();
+    let mut parts = Vec::new();
+    if !set.is_empty() {
+        parts.push(format!("Set {}", set.join(", ")));
+    }
+    if !unset.is_empty() {
+        parts.push(format!("Unset {}", unset.join(", ")));
+    }
+    let version = new_release_from(c, name, current, config.clone(), parts.join("; ")).await?;
+    Ok((config, Some(version)))
+}
+
+/// A new release of `name` that copies `from`'s image and process types with `config`,
+/// made current; the scheduler is told so it rolls out.
+async fn new_release_from(
+    c: &Arc<Controller>,
+    name: &str,
+    from: u32,
+    config: BTreeMap<String, String>,
+    description: String,
+) -> Result<u32, AppsError> {
+    let base = c
+        .store
+        .get_release(name, from)
+        .await?
+        .ok_or(AppsError::NoRelease(from))?;
+    let version = c.store.next_release_version(name).await?;
+    let release = ReleaseRow {
+        app: name.to_string(),
+        version,
+        image: base.image,
+        source_version: base.source_version,
+        process_types: base.process_types,
+        config,
+        description,
+        created_at: now_rfc3339(),
+    };
+    c.store.create_release(&release).await?;
+    c.scheduler.notify();
+    Ok(version)
+}
+
+/// One release of an app.
+pub async fn release(c: &Arc<Controller>, name: &str, version: u32) -> Result<Release, AppsError> {
+    if c.store.get_app(name).await?.is_none() {
+        return Err(AppsError::NotFound(name.to_string()));
+    }
+    c.store
+        .get_release(name, version)
+        .await?
+        .map(|r| r.to_api())
+        .ok_or(AppsError::NoRelease(version))
+}
+
+/// Rolls back to release `to` (default: the one before the current): a new release with
+/// its image, process types and config, "Rollback to vN". The app's stored config vars
+/// become that release's, so the next build keeps them.
+pub async fn rollback(
+    c: &Arc<Controller>,
+    name: &str,
+    to: Option<u32>,
+) -> Result<Release, AppsError> {
+    let Some(app) = c.store.get_app(name).await? else {
+        return Err(AppsError::NotFound(name.to_string()));
+    };
+    let Some(current) = app.current_release else {
+        return Err(AppsError::NothingToRollBack(name.to_string()));
+    };
+    let to = match to {
+        Some(v) => v,
+        None => c
+            .store
+            .list_releases(name)
+            .await?
+            .into_iter()
+            .map(|r| r.version)
+            .find(|v| *v < current)
+            .ok_or_else(|| AppsError::NothingToRollBack(name.to_string()))?,
+    };
+    let target = c
+        .store
+        .get_release(name, to)
+        .await?
+        .ok_or(AppsError::NoRelease(to))?;
+    let old = c.store.config_vars(name).await?;
+    for key in old.keys().filter(|k| !target.config.contains_key(*k)) {
+        c.store.set_config_var(name, key, None).await?;
+    }
+    for (key, value) in &target.config {
+        c.store.set_config_var(name, key, Some(value)).await?;
+    }
+    let version = new_release_from(
+        c,
+        name,
+        to,
+        target.config.clone(),
+        format!("Rollback to v{to}"),
+    )
+    .await?;
+    release(c, name, version).await
+}
+
+/// Destroys an app: refused while it builds; its records go, the scheduler stops its
+/// jobs (they no longer belong to any formation) and its git repository is removed.
+pub async fn destroy(c: &Arc<Controller>, name: &str) -> Result<(), AppsError> {
+    if c.store.get_app(name).await?.is_none() {
+        return Err(AppsError::NotFound(name.to_string()));
+    }
+    if c.is_building(name) {
+        return Err(AppsError::Building(name.to_string()));
+    }
+    c.store.delete_app(name).await?;
+    c.scheduler.notify();
+    let repo = c.settings.repo_path(name);
+    if let Err(e) = tokio::fs::remove_dir_all(&repo).await {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(app = %name, "removing {}: {e}", repo.display());
+        }
+    }
+    Ok(())
 }

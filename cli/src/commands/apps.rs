@@ -1,4 +1,4 @@
-//! `paas apps`, `paas apps:create NAME`, `paas apps:info -a APP`.
+//! `paas apps`, `paas apps:create NAME`, `paas apps:info -a APP`, `paas apps:destroy APP --confirm APP`.
 
 use paas_api::{App, CreateApp};
 
@@ -95,4 +95,25 @@ pub(super) fn info(ctx: &Context, name: &str) -> Result<(), CommandError> {
 /// `v2`, or `-` before the first release.
 fn release_label(version: Option<u32>) -> String {
     version.map_or_else(|| "-".to_string(), |v| format!("v{v}"))
+}
+
+/// `paas apps:destroy APP --confirm APP`.
+pub(super) fn destroy(ctx: &Context, app: &str, confirm: Option<&str>) -> Result<(), CommandError> {
+    if confirm != Some(app) {
+        return Err(CommandError::Usage(format!(
+            "this deletes {app}'s releases, config, jobs and git repository for good: \
+             run `paas apps:destroy {app} --confirm {app}` to go ahead"
+        )));
+    }
+    let client = ctx.client()?;
+    {
+        let _spinner = Spinner::start("Destroying…", ctx.json);
+        client.delete(&format!("/v1/apps/{app}?confirm={app}"))?;
+    }
+    if ctx.json {
+        output::print(&output::json(&serde_json::json!({"destroyed": app})));
+    } else {
+        output::print(&format!("Destroyed {app}\n"));
+    }
+    Ok(())
 }

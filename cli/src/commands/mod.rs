@@ -10,9 +10,12 @@ use crate::config::{self, ConfigError, Settings};
 use crate::git_remote::{self, GitRemoteError};
 
 mod apps;
+mod config_vars;
 mod domains;
+mod git_open;
 mod login;
 mod logs;
+mod ps;
 mod ps_run;
 mod releases;
 
@@ -59,10 +62,93 @@ enum Command {
     /// Show one app
     #[command(name = "apps:info")]
     AppsInfo(AppArg),
+    /// Destroy an app: its releases, config, jobs and repository
+    #[command(name = "apps:destroy")]
+    AppsDestroy {
+        /// The app
+        #[arg(short, long, value_name = "APP")]
+        app: Option<String>,
+        /// The app's name again, to confirm
+        #[arg(long, value_name = "APP")]
+        confirm: Option<String>,
+        /// The app (instead of -a)
+        #[arg(value_name = "APP", conflicts_with = "app")]
+        name: Option<String>,
+    },
     /// List an app's releases, newest first
     Releases(AppArg),
     /// Check a controller URL and token, and save them to the config file
     Login,
+    /// Show an app's config vars
+    Config(AppArg),
+    /// Print one config var's value
+    #[command(name = "config:get")]
+    ConfigGet {
+        #[command(flatten)]
+        app: AppArg,
+        /// The key, such as DATABASE_URL
+        key: String,
+    },
+    /// Set config vars (KEY=value …) and release the app with them
+    #[command(name = "config:set")]
+    ConfigSet {
+        #[command(flatten)]
+        app: AppArg,
+        /// KEY=value pairs
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        pairs: Vec<String>,
+    },
+    /// Unset config vars and release the app without them
+    #[command(name = "config:unset")]
+    ConfigUnset {
+        #[command(flatten)]
+        app: AppArg,
+        /// Keys to remove
+        #[arg(required = true, value_name = "KEY")]
+        keys: Vec<String>,
+    },
+    /// Show one release [default: the current one]
+    #[command(name = "releases:info")]
+    ReleasesInfo {
+        #[command(flatten)]
+        app: AppArg,
+        /// v3 or 3
+        version: Option<String>,
+    },
+    /// Add (or update) this folder's `paas` git remote for the app
+    #[command(name = "git:remote")]
+    GitRemote {
+        /// The app
+        #[arg(short, long, value_name = "APP", required = true)]
+        app: String,
+    },
+    /// Open the app's URL in a browser (prints it without one)
+    Open(AppArg),
+    /// Show the app's process types, their quantities and the running jobs
+    Ps(AppArg),
+    /// Set how many processes of each type run: web=2 worker=1
+    #[command(name = "ps:scale")]
+    PsScale {
+        #[command(flatten)]
+        app: AppArg,
+        #[arg(required = true, value_name = "TYPE=N")]
+        pairs: Vec<String>,
+    },
+    /// Set the memory size of process types: web=512M
+    #[command(name = "ps:resize")]
+    PsResize {
+        #[command(flatten)]
+        app: AppArg,
+        #[arg(required = true, value_name = "TYPE=SIZE")]
+        pairs: Vec<String>,
+    },
+    /// Roll back to a release [default: the one before the current]
+    Rollback {
+        #[command(flatten)]
+        app: AppArg,
+        /// v3 or 3
+        version: Option<String>,
+    },
     /// Show an app's logs (build, processes); -t follows them live
     Logs {
         #[command(flatten)]
@@ -171,12 +257,37 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Apps => apps::list(&ctx),
         Command::AppsCreate { name } => apps::create(&ctx, &name),
         Command::AppsInfo(arg) => apps::info(&ctx, &resolve_app(arg)?),
+        Command::AppsDestroy { app, confirm, name } => {
+            let app = app.or(name).ok_or_else(|| {
+                CommandError::Usage("which app? paas apps:destroy APP --confirm APP".into())
+            })?;
+            validate_app_name(&app)?;
+            apps::destroy(&ctx, &app, confirm.as_deref())
+        }
         Command::Releases(arg) => releases::list(&ctx, &resolve_app(arg)?),
         Command::Login => login::login(&ctx, file),
         Command::Domains(arg) => domains::list(&ctx, &resolve_app(arg)?),
         Command::DomainsAdd { app, hostname } => domains::add(&ctx, &resolve_app(app)?, &hostname),
         Command::DomainsRemove { app, hostname } => {
             domains::remove(&ctx, &resolve_app(app)?, &hostname)
+        }
+        Command::Config(arg) => config_vars::show(&ctx, &resolve_app(arg)?),
+        Command::ConfigGet { app, key } => config_vars::get(&ctx, &resolve_app(app)?, &key),
+        Command::ConfigSet { app, pairs } => config_vars::set(&ctx, &resolve_app(app)?, &pairs),
+        Command::ConfigUnset { app, keys } => config_vars::unset(&ctx, &resolve_app(app)?, &keys),
+        Command::ReleasesInfo { app, version } => {
+            releases::info(&ctx, &resolve_app(app)?, version.as_deref())
+        }
+        Command::GitRemote { app } => {
+            validate_app_name(&app)?;
+            git_open::git_remote(&ctx, &app)
+        }
+        Command::Open(arg) => git_open::open(&ctx, &resolve_app(arg)?),
+        Command::Ps(arg) => ps::ps(&ctx, &resolve_app(arg)?),
+        Command::PsScale { app, pairs } => ps::scale(&ctx, &resolve_app(app)?, &pairs),
+        Command::PsResize { app, pairs } => ps::resize(&ctx, &resolve_app(app)?, &pairs),
+        Command::Rollback { app, version } => {
+            releases::rollback(&ctx, &resolve_app(app)?, version.as_deref())
         }
         Command::Run { app, command } => {
             let code = ps_run::run(&ctx, &resolve_app(app)?, &command)?;

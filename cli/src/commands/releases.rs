@@ -34,3 +34,89 @@ pub(super) fn list(ctx: &Context, app: &str) -> Result<(), CommandError> {
     output::print(&table.render());
     Ok(())
 }
+
+/// `v3`, `3` → 3.
+fn parse_version(s: &str) -> Result<u32, CommandError> {
+    s.trim_start_matches('v').parse().map_err(|_| {
+        CommandError::Usage(format!(
+            "{s:?} is not a release version: use a number such as v3 (see `paas releases`)"
+        ))
+    })
+}
+
+fn print_release(ctx: &Context, release: &Release) {
+    if ctx.json {
+        output::print(&output::json(release));
+        return;
+    }
+    let types: Vec<String> = release
+        .process_types
+        .iter()
+        .map(|(t, cmd)| format!("{t}: {cmd}"))
+        .collect();
+    output::print(&format!(
+        "=== Release v{}\n{}",
+        release.version,
+        output::key_values(&[
+            ("Description", release.description.clone()),
+            ("Image", release.image.clone()),
+            (
+                "Source",
+                release.source_version.clone().unwrap_or_else(|| "-".into())
+            ),
+            ("Process types", types.join(", ")),
+            ("Config vars", release.config_keys.join(", ")),
+            ("Created", release.created_at.clone()),
+        ])
+    ));
+}
+
+/// `paas releases:info [vN]`: one release, the current one by default.
+pub(super) fn info(ctx: &Context, app: &str, version: Option<&str>) -> Result<(), CommandError> {
+    let client = ctx.client()?;
+    let release: Release = match version {
+        Some(v) => {
+            let v = parse_version(v)?;
+            client.get(&format!("/v1/apps/{app}/releases/{v}"))?
+        }
+        None => {
+            let releases: Vec<Release> = client.get(&format!("/v1/apps/{app}/releases"))?;
+            releases
+                .into_iter()
+                .max_by_key(|r| r.version)
+                .ok_or_else(|| {
+                    CommandError::Usage(format!(
+                        "{app} has no releases yet: deploy it with `git push paas main`"
+                    ))
+                })?
+        }
+    };
+    print_release(ctx, &release);
+    Ok(())
+}
+
+/// `paas rollback [vN]`: a new release with vN's image and config (default: the previous).
+pub(super) fn rollback(
+    ctx: &Context,
+    app: &str,
+    version: Option<&str>,
+) -> Result<(), CommandError> {
+    let to = version.map(parse_version).transpose()?;
+    let client = ctx.client()?;
+    let release: Release = {
+        let _spinner = Spinner::start("Rolling back…", ctx.json);
+        client.post(
+            &format!("/v1/apps/{app}/releases"),
+            &serde_json::json!({ "rollback": to }),
+        )?
+    };
+    if ctx.json {
+        output::print(&output::json(&release));
+    } else {
+        output::print(&format!(
+            "{} on {app}: released v{}\n",
+            release.description, release.version
+        ));
+    }
+    Ok(())
+}

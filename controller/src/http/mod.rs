@@ -6,7 +6,9 @@
 //! a stable code; 5xx details are logged, never sent. Submodules: `v1` (apps and nodes) and
 //! `internal` (build inputs for agents).
 
+mod config;
 mod domains;
+mod formation;
 mod internal;
 mod logs;
 pub(crate) mod nodes;
@@ -38,6 +40,8 @@ pub fn app(c: Arc<Controller>) -> axum::Router {
     let dashboard = paas_web_ui::router(Arc::new(ControllerDashboard::new(Arc::clone(&c))));
     axum::Router::new()
         .merge(v1::routes())
+        .merge(config::routes())
+        .merge(formation::routes())
         .merge(nodes::routes())
         .merge(logs::routes())
         .merge(run::routes())
@@ -132,6 +136,9 @@ impl From<AppsError> for ApiError {
         match e {
             AppsError::InvalidName(m) => ApiError::Validation(m),
             AppsError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            AppsError::NoRelease(_) => ApiError::NotFound(e.to_string()),
+            AppsError::NothingToRollBack(_) => ApiError::Conflict(e.to_string()),
+            AppsError::Building(_) => ApiError::Conflict(e.to_string()),
             AppsError::Exists(_) => ApiError::Conflict(e.to_string()),
             AppsError::Store(e) => ApiError::internal(e),
         }

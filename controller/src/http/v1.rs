@@ -18,8 +18,14 @@ use crate::util::{rfc3339_from_ms, unix_ms};
 pub(super) fn routes() -> Router<Arc<Controller>> {
     Router::new()
         .route("/v1/apps", get(list_apps).post(create_app))
-        .route("/v1/apps/{app}", get(get_app))
-        .route("/v1/apps/{app}/releases", get(list_releases))
+        .route(
+            "/v1/apps/{app}",
+            get(get_app).delete(super::config::destroy_app),
+        )
+        .route(
+            "/v1/apps/{app}/releases",
+            get(list_releases).post(super::config::create_release),
+        )
         .route("/v1/apps/{app}/builds", get(list_builds))
         .route("/v1/nodes", get(list_nodes))
         .route("/v1/nodes/heartbeat", post(heartbeat))

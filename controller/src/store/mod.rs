@@ -10,6 +10,7 @@
 //! nodes). Tests get a fresh temporary database each.
 
 mod apps;
+mod destroy;
 mod domains;
 mod nodes;
 mod work;

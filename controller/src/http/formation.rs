@@ -1,0 +1,187 @@
+//! `/v1/apps/{app}/formation` (how many processes of each type run, Heroku's shape) and
+//! `/v1/apps/{app}/jobs` (the app's running jobs as the scheduler last saw them).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::{Admin, ApiError};
+use crate::apps::AppsError;
+use crate::scheduler::Phase;
+use crate::state::Controller;
+
+/// Every process gets this much memory (sizes are not configurable yet).
+const SIZE: &str = "512M";
+/// The most processes of one type an app may ask for.
+const MAX_QUANTITY: u32 = 100;
+
+pub(super) fn routes() -> Router<Arc<Controller>> {
+    Router::new()
+        .route(
+            "/v1/apps/{app}/formation",
+            get(get_formation).patch(patch_formation),
+        )
+        .route("/v1/apps/{app}/jobs", get(list_jobs))
+}
+
+/// One process type of the formation.
+#[derive(Debug, Serialize)]
+struct FormationEntry {
+    #[serde(rename = "type")]
+    process_type: String,
+    quantity: u32,
+    size: &'static str,
+    command: String,
+}
+
+/// One entry of a `PATCH`: `{"web": {"quantity": 2}}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FormationChange {
+    quantity: Option<u32>,
+    size: Option<String>,
+}
+
+/// One job of the app.
+#[derive(Debug, Serialize)]
+struct JobEntry {
+    id: String,
+    #[serde(rename = "type")]
+    process_type: String,
+    release: u32,
+    node: String,
+    state: &'static str,
+    /// Crashes in a row of this release's jobs (0 when healthy).
+    restarts: u32,
+}
+
+/// The current release's process types with their quantities (0 when not scaled).
+async fn formation(c: &Controller, app: &str) -> Result<Vec<FormationEntry>, ApiError> {
+    let Some(row) = c.store.get_app(app).await? else {
+        return Err(AppsError::NotFound(app.to_string()).into());
+    };
+    let Some(version) = row.current_release else {
+        return Ok(Vec::new());
+    };
+    let release = c
+        .store
+        .get_release(app, version)
+        .await?
+        .ok_or(AppsError::NoRelease(version))?;
+    let counts: BTreeMap<String, u32> = c
+        .store
+        .formations()
+        .await?
+        .into_iter()
+        .filter(|f| f.app == app)
+        .map(|f| (f.process_type, f.count))
+        .collect();
+    Ok(release
+        .process_types
+        .into_iter()
+        .map(|(t, command)| FormationEntry {
+            quantity: counts.get(&t).copied().unwrap_or(0),
+            process_type: t,
+            size: SIZE,
+            command,
+        })
+        .collect())
+}
+
+async fn get_formation(
+    _: Admin,
+    State(c): State<Arc<Controller>>,
+    Path(app): Path<String>,
+) -> Result<Json<Vec<FormationEntry>>, ApiError> {
+    Ok(Json(formation(&c, &app).await?))
+}
+
+async fn patch_formation(
+    _: Admin,
+    State(c): State<Arc<Controller>>,
+    Path(app): Path<String>,
+    body: Bytes,
+) -> Result<Json<Vec<FormationEntry>>, ApiError> {
+    let changes: BTreeMap<String, FormationChange> =
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "the body is not a formation (expected {{\"web\": {{\"quantity\": 2}}}}): {e}"
+            ))
+        })?;
+    let current = formation(&c, &app).await?;
+    if current.is_empty() {
+        return Err(ApiError::Conflict(format!(
+            "{app} has no release yet: deploy it with `git push` before scaling"
+        )));
+    }
+    let types: Vec<&str> = current.iter().map(|f| f.process_type.as_str()).collect();
+    for (t, change) in &changes {
+        if !types.contains(&t.as_str()) {
+            return Err(ApiError::Validation(format!(
+                "{app} has no process type {t:?}: its release has {}",
+                types.join(", ")
+            )));
+        }
+        if let Some(size) = &change.size {
+            if size != SIZE {
+                return Err(ApiError::Validation(format!(
+                    "size {size:?} is not available: every process gets {SIZE} for now"
+                )));
+            }
+        }
+        if change.quantity.is_some_and(|q| q > MAX_QUANTITY) {
+            return Err(ApiError::Validation(format!(
+                "at most {MAX_QUANTITY} processes of one type"
+            )));
+        }
+    }
+    for (t, change) in &changes {
+        if let Some(q) = change.quantity {
+            c.store.set_formation(&app, t, q).await?;
+        }
+    }
+    c.scheduler.notify();
+    tracing::info!(%app, "formation changed");
+    Ok(Json(formation(&c, &app).await?))
+}
+
+async fn list_jobs(
+    _: Admin,
+    State(c): State<Arc<Controller>>,
+    Path(app): Path<String>,
+) -> Result<Json<Vec<JobEntry>>, ApiError> {
+    if c.store.get_app(&app).await?.is_none() {
+        return Err(AppsError::NotFound(app).into());
+    }
+    let snap = c.scheduler.snapshot();
+    let mut jobs: Vec<JobEntry> = snap
+        .jobs
+        .iter()
+        .filter(|j| j.app == app)
+        .map(|j| JobEntry {
+            id: j.id.clone(),
+            process_type: j.process_type.clone(),
+            release: j.release,
+            node: j.node.clone(),
+            state: match j.phase {
+                Phase::Starting => "starting",
+                Phase::Up if j.healthy => "up",
+                Phase::Up => "unhealthy",
+                Phase::Stopping => "stopping",
+                Phase::Finished => "down",
+            },
+            restarts: snap
+                .crashing
+                .get(&(j.app.clone(), j.release))
+                .copied()
+                .unwrap_or(0),
+        })
+        .collect();
+    jobs.sort_by(|a, b| (&a.process_type, &a.id).cmp(&(&b.process_type, &b.id)));
+    Ok(Json(jobs))
+}
