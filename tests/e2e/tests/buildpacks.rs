@@ -70,6 +70,33 @@ fn python_app_with_a_pip_dependency_serves_via_gunicorn_and_reuses_the_cache() {
         "python v2 gunicorn 22.0.0",
     );
     eprintln!("push-to-first-200 (python, bookworm): cold {cold} ms, warm {warm} ms");
+
+    // A requirement pip cannot install fails the push with pip's output; v2 keeps serving.
+    app.write(
+        "requirements.txt",
+        "gunicorn==22.0.0\npaas-no-such-package-e2e==0.0.1\n",
+    );
+    app.commit("v3: a dependency that does not exist");
+    let push = app.push(&paas.git_url("py"), "main");
+    assert!(
+        !push.ok,
+        "a push with a missing dependency succeeded:\n{}",
+        push.output
+    );
+    for line in [
+        "paas-no-such-package-e2e",
+        "failed (exit 1; its output is above)",
+        "The running release is unchanged",
+    ] {
+        assert!(
+            push.output.contains(line),
+            "lacks {line:?}:\n{}",
+            push.output
+        );
+    }
+    assert!(!push.output.contains("Releasing v3"), "{}", push.output);
+    let (status, body) = paas.request_app("py", "/").unwrap();
+    assert_eq!((status, body.contains("python v2")), (200, true), "{body}");
 }
 
 #[test]
