@@ -15,6 +15,7 @@ mod domains;
 mod git_open;
 mod login;
 mod logs;
+mod nodes;
 mod ps;
 mod ps_run;
 mod releases;
@@ -180,6 +181,20 @@ enum Command {
         app: AppArg,
         hostname: String,
     },
+    /// List the node agents with their state, memory and jobs
+    Nodes,
+    /// Drain a node: its jobs move to other nodes and it gets no new ones
+    #[command(name = "nodes:drain")]
+    NodesDrain {
+        /// The node's name (see `paas nodes`)
+        name: String,
+    },
+    /// Let a drained node take jobs again
+    #[command(name = "nodes:undrain")]
+    NodesUndrain {
+        /// The node's name (see `paas nodes`)
+        name: String,
+    },
     /// Run a command in a one-off job of the app's current release (exits with its code)
     Run {
         #[command(flatten)]
@@ -289,6 +304,9 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Rollback { app, version } => {
             releases::rollback(&ctx, &resolve_app(app)?, version.as_deref())
         }
+        Command::Nodes => nodes::list(&ctx),
+        Command::NodesDrain { name } => nodes::drain(&ctx, &name, false),
+        Command::NodesUndrain { name } => nodes::drain(&ctx, &name, true),
         Command::Run { app, command } => {
             let code = ps_run::run(&ctx, &resolve_app(app)?, &command)?;
             if code != 0 {

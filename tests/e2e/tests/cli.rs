@@ -134,6 +134,20 @@ fn cli_config_before_deploy() {
     // Not logged in: exit code 3.
     let o = paas_with(&p, None, &["config", "-a", "cfg"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+
+    // Nodes: the standalone agent is listed up; draining and undraining it round-trips.
+    let text = ok(&paas(&p, &["nodes"]));
+    assert!(text.contains("local") && text.contains("up"), "{text}");
+    ok(&paas(&p, &["nodes:drain", "local"]));
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&paas(&p, &["nodes", "--json"]))).unwrap();
+    assert_eq!(json[0]["state"], "draining", "{json}");
+    ok(&paas(&p, &["nodes:undrain", "local"]));
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&paas(&p, &["nodes", "--json"]))).unwrap();
+    assert_eq!(json[0]["state"], "up", "{json}");
+    let o = paas(&p, &["nodes:drain", "no-such-node"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
 }
 
 #[test]
