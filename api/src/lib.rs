@@ -314,6 +314,29 @@ pub struct NodeHeartbeat {
     /// nodes that already have a release's layers.
     #[serde(default)]
     pub layers: Vec<String>,
+    /// Resource use of the node's running jobs, read from their cgroups just before the
+    /// heartbeat was sent (the dashboard's CPU and memory charts come from these).
+    #[serde(default)]
+    pub stats: Vec<JobStats>,
+}
+
+/// Resource use of one running job, read by its agent from the job's cgroup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobStats {
+    pub job_id: String,
+    /// CPU time used since the job started, in microseconds (a rate is the difference of
+    /// two samples divided by the time between their `at`s).
+    pub cpu_usage_usec: u64,
+    /// Memory in use now, bytes (cgroup memory usage, page cache included).
+    pub memory_bytes: u64,
+    /// The job's memory limit, bytes; `None` when unlimited.
+    #[serde(default)]
+    pub memory_limit_bytes: Option<u64>,
+    /// Processes (tasks) in the job's cgroup.
+    #[serde(default)]
+    pub pids: u64,
+    /// When the sample was read, RFC 3339 UTC.
+    pub at: String,
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ pub fn heartbeat(agent: &Agent) -> NodeHeartbeat {
         memory_bytes: crate::util::mem_total_bytes(),
         jobs: agent.jobs.statuses(),
         layers: cached_layers(&agent.config.state_dir.join("layers")),
+        stats: Vec::new(),
     }
 }
 

@@ -286,6 +286,7 @@ impl FakeAgent {
                     memory_bytes: 1 << 30,
                     jobs: hb_agent.statuses(),
                     layers: Vec::new(),
+                    stats: Vec::new(),
                 };
                 let _ = hb_agent
                     .http
