@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::{
@@ -11,7 +10,7 @@ use super::{
 };
 use crate::util::now_rfc3339;
 
-fn app_row(row: &SqliteRow) -> std::result::Result<AppRow, sqlx::Error> {
+fn app_row(row: &super::Row) -> std::result::Result<AppRow, sqlx::Error> {
     Ok(AppRow {
         name: row.try_get("name")?,
         created_at: row.try_get("created_at")?,
@@ -21,7 +20,7 @@ fn app_row(row: &SqliteRow) -> std::result::Result<AppRow, sqlx::Error> {
     })
 }
 
-fn release_row(row: &SqliteRow) -> Result<ReleaseRow> {
+fn release_row(row: &super::Row) -> Result<ReleaseRow> {
     let get = |e| StoreError::Query {
         what: "reading a release row",
         source: e,
@@ -44,7 +43,7 @@ impl Store {
     /// Creates an app; [`StoreError::AppExists`] when the name is taken.
     pub async fn create_app(&self, name: &str) -> Result<AppRow> {
         let created_at = now_rfc3339();
-        let res = sqlx::query("INSERT INTO apps (name, created_at) VALUES (?, ?)")
+        let res = sqlx::query("INSERT INTO apps (name, created_at) VALUES ($1, $2)")
             .bind(name)
             .bind(&created_at)
             .execute(self.pool())
@@ -77,7 +76,7 @@ impl Store {
     }
 
     pub async fn get_app(&self, name: &str) -> Result<Option<AppRow>> {
-        let row = sqlx::query("SELECT name, created_at, current_release FROM apps WHERE name = ?")
+        let row = sqlx::query("SELECT name, created_at, current_release FROM apps WHERE name = $1")
             .bind(name)
             .fetch_optional(self.pool())
             .await
@@ -102,7 +101,7 @@ impl Store {
     /// The version the next release of `app` gets (1 for the first).
     pub async fn next_release_version(&self, app: &str) -> Result<u32> {
         let max: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(version) FROM releases WHERE app = ?")
+            sqlx::query_scalar("SELECT MAX(version) FROM releases WHERE app = $1")
                 .bind(app)
                 .fetch_one(self.pool())
                 .await
@@ -121,7 +120,7 @@ impl Store {
             .map_err(query("starting a transaction"))?;
         let res = sqlx::query(
             "INSERT INTO releases (app, version, image, source_version, process_types, config, \
-             description, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             description, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&release.app)
         .bind(release.version as i64)
@@ -143,7 +142,7 @@ impl Store {
             }
             Err(e) => return Err(query("storing a release")(e)),
         }
-        let updated = sqlx::query("UPDATE apps SET current_release = ? WHERE name = ?")
+        let updated = sqlx::query("UPDATE apps SET current_release = $1 WHERE name = $2")
             .bind(release.version as i64)
             .bind(&release.app)
             .execute(&mut *tx)
@@ -154,7 +153,8 @@ impl Store {
         }
         if release.process_types.contains_key("web") {
             sqlx::query(
-                "INSERT OR IGNORE INTO formations (app, process_type, count) VALUES (?, 'web', 1)",
+                "INSERT INTO formations (app, process_type, count) VALUES ($1, 'web', 1) \
+                 ON CONFLICT (app, process_type) DO NOTHING",
             )
             .bind(&release.app)
             .execute(&mut *tx)
@@ -167,7 +167,7 @@ impl Store {
 
     /// The releases of an app, newest first.
     pub async fn list_releases(&self, app: &str) -> Result<Vec<ReleaseRow>> {
-        let rows = sqlx::query("SELECT * FROM releases WHERE app = ? ORDER BY version DESC")
+        let rows = sqlx::query("SELECT * FROM releases WHERE app = $1 ORDER BY version DESC")
             .bind(app)
             .fetch_all(self.pool())
             .await
@@ -176,7 +176,7 @@ impl Store {
     }
 
     pub async fn get_release(&self, app: &str, version: u32) -> Result<Option<ReleaseRow>> {
-        let row = sqlx::query("SELECT * FROM releases WHERE app = ? AND version = ?")
+        let row = sqlx::query("SELECT * FROM releases WHERE app = $1 AND version = $2")
             .bind(app)
             .bind(version as i64)
             .fetch_optional(self.pool())
@@ -187,7 +187,7 @@ impl Store {
 
     /// The app's config vars.
     pub async fn config_vars(&self, app: &str) -> Result<BTreeMap<String, String>> {
-        let rows = sqlx::query("SELECT key, value FROM config_vars WHERE app = ? ORDER BY key")
+        let rows = sqlx::query("SELECT key, value FROM config_vars WHERE app = $1 ORDER BY key")
             .bind(app)
             .fetch_all(self.pool())
             .await
@@ -203,7 +203,7 @@ impl Store {
         let res = match value {
             Some(v) => {
                 sqlx::query(
-                    "INSERT INTO config_vars (app, key, value) VALUES (?, ?, ?) \
+                    "INSERT INTO config_vars (app, key, value) VALUES ($1, $2, $3) \
                      ON CONFLICT (app, key) DO UPDATE SET value = excluded.value",
                 )
                 .bind(app)
@@ -213,7 +213,7 @@ impl Store {
                 .await
             }
             None => {
-                sqlx::query("DELETE FROM config_vars WHERE app = ? AND key = ?")
+                sqlx::query("DELETE FROM config_vars WHERE app = $1 AND key = $2")
                     .bind(app)
                     .bind(key)
                     .execute(self.pool())
@@ -232,7 +232,7 @@ impl Store {
     /// Sets how many jobs of `process_type` the app runs.
     pub async fn set_formation(&self, app: &str, process_type: &str, count: u32) -> Result<()> {
         let res = sqlx::query(
-            "INSERT INTO formations (app, process_type, count) VALUES (?, ?, ?) \
+            "INSERT INTO formations (app, process_type, count) VALUES ($1, $2, $3) \
              ON CONFLICT (app, process_type) DO UPDATE SET count = excluded.count",
         )
         .bind(app)

@@ -6,7 +6,7 @@ use super::{query, Result, Store, StoreError};
 impl Store {
     /// Deletes the app; [`StoreError::NoApp`] when there is none of that name.
     pub async fn delete_app(&self, name: &str) -> Result<()> {
-        let res = sqlx::query("DELETE FROM apps WHERE name = ?")
+        let res = sqlx::query("DELETE FROM apps WHERE name = $1")
             .bind(name)
             .execute(self.pool())
             .await

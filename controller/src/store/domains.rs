@@ -23,7 +23,7 @@ pub enum DomainAdded {
     TakenBy(String),
 }
 
-fn row(r: &sqlx::sqlite::SqliteRow) -> std::result::Result<DomainRow, sqlx::Error> {
+fn row(r: &super::Row) -> std::result::Result<DomainRow, sqlx::Error> {
     Ok(DomainRow {
         hostname: r.try_get("hostname")?,
         app: r.try_get("app")?,
@@ -35,12 +35,13 @@ impl Store {
     /// Gives `hostname` (already validated and lower case) to `app`.
     pub async fn add_domain(&self, app: &str, hostname: &str) -> Result<DomainAdded> {
         let created_at = now_rfc3339();
-        let res = sqlx::query("INSERT INTO domains (hostname, app, created_at) VALUES (?, ?, ?)")
-            .bind(hostname)
-            .bind(app)
-            .bind(&created_at)
-            .execute(self.pool())
-            .await;
+        let res =
+            sqlx::query("INSERT INTO domains (hostname, app, created_at) VALUES ($1, $2, $3)")
+                .bind(hostname)
+                .bind(app)
+                .bind(&created_at)
+                .execute(self.pool())
+                .await;
         match res {
             Ok(_) => Ok(DomainAdded::Added(DomainRow {
                 hostname: hostname.into(),
@@ -61,7 +62,7 @@ impl Store {
 
     /// The domain row of a host name.
     pub async fn domain(&self, hostname: &str) -> Result<Option<DomainRow>> {
-        let r = sqlx::query("SELECT hostname, app, created_at FROM domains WHERE hostname = ?")
+        let r = sqlx::query("SELECT hostname, app, created_at FROM domains WHERE hostname = $1")
             .bind(hostname)
             .fetch_optional(self.pool())
             .await
@@ -74,7 +75,7 @@ impl Store {
 
     /// Removes `hostname` from `app`; false when the app does not have it.
     pub async fn remove_domain(&self, app: &str, hostname: &str) -> Result<bool> {
-        let res = sqlx::query("DELETE FROM domains WHERE app = ? AND hostname = ?")
+        let res = sqlx::query("DELETE FROM domains WHERE app = $1 AND hostname = $2")
             .bind(app)
             .bind(hostname)
             .execute(self.pool())
@@ -87,7 +88,7 @@ impl Store {
     pub async fn domains(&self, app: Option<&str>) -> Result<Vec<DomainRow>> {
         let rows = match app {
             Some(app) => sqlx::query(
-                "SELECT hostname, app, created_at FROM domains WHERE app = ? ORDER BY hostname",
+                "SELECT hostname, app, created_at FROM domains WHERE app = $1 ORDER BY hostname",
             )
             .bind(app),
             None => sqlx::query("SELECT hostname, app, created_at FROM domains ORDER BY hostname"),

@@ -1,20 +1,32 @@
-//! The controller's persistent state in SQLite (sqlx, WAL mode, numbered migrations in
-//! `controller/migrations/sqlite/`). Plain functions over a pool; no compile-time-checked
-//! query macros, so building needs no database.
+//! The controller's persistent state, in SQLite (the embedded default: WAL mode, one file in
+//! the data dir) or PostgreSQL (`--database-url postgres://…`, when several controllers
+//! share one store). Plain functions over one sqlx `Any` pool; no compile-time-checked query
+//! macros, so building needs no database.
+//!
+//! Every query is written once, in SQL both engines accept: `$1, $2…` placeholders,
+//! `ON CONFLICT … DO NOTHING/UPDATE` (never `INSERT OR …`), times made in Rust (RFC 3339
+//! TEXT or Unix ms), integers read and bound as `i64` (booleans too, as 0/1), no
+//! `rowid`/AUTOINCREMENT. Migrations exist twice, `controller/migrations/sqlite/NNNN_*.sql`
+//! and `controller/migrations/postgres/NNNN_*.sql` (integers are BIGINT there), and the set
+//! of the backend in use is applied at start.
 //!
 //! The store is the source of truth the scheduler and the build read before acting, and
 //! every change is written here BEFORE the controller acts on it (a job row exists before
 //! the agent is asked to start it), so a restarted controller picks up where it stopped.
 //!
 //! Submodules: `apps` (apps, releases, config vars, formations) and `work` (builds, jobs,
-//! nodes). Tests get a fresh temporary database each.
+//! nodes), `leader` (which controller runs the scheduler). Tests get a fresh temporary
+//! database each, on both backends (`test_pg` starts a throwaway PostgreSQL).
 
 mod apps;
 mod destroy;
 mod domains;
+pub mod leader;
 mod nodes;
 mod work;
 
+#[doc(hidden)]
+pub mod test_pg;
 #[cfg(test)]
 mod tests;
 
@@ -22,8 +34,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use domains::{DomainAdded, DomainRow};
 pub use nodes::{last_lines, Restarts};
@@ -31,6 +44,11 @@ pub use nodes::{last_lines, Restarts};
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error(
+        "the database URL {url} is neither sqlite:… nor postgres://…: pass \
+         --database-url postgres://USER@HOST/DB (or leave it out for SQLite in the data dir)"
+    )]
+    BadUrl { url: String },
     #[error("opening the database {path}: {source}")]
     Open {
         path: String,
@@ -180,44 +198,114 @@ pub struct NodeRow {
     pub last_seen_ms: i64,
 }
 
+/// Which database engine a [`Store`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// One file, one controller (the embedded default).
+    Sqlite,
+    /// A server several controllers share.
+    Postgres,
+}
+
+/// The row type every query returns (whichever backend is behind the pool).
+pub(crate) type Row = sqlx::any::AnyRow;
+
 /// The controller's database. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
+    /// The URL it was opened with (password removed), for messages and backups.
+    url: String,
 }
 
 impl Store {
     /// Opens (creating if needed) the SQLite database at `path` in WAL mode and applies the
     /// migrations.
     pub async fn open(path: &Path) -> Result<Store> {
-        let options = SqliteConnectOptions::new()
+        let url = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .map_err(|source| StoreError::Open {
-                path: path.display().to_string(),
-                source,
-            })?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Store { pool })
+            .to_url_lossy();
+        Store::connect_url(url.as_str(), &path.display().to_string()).await
     }
 
-    pub(crate) fn pool(&self) -> &SqlitePool {
+    /// Opens the database at `url`: `postgres://…` (or `postgresql://…`) for PostgreSQL,
+    /// `sqlite:PATH` for SQLite; applies that backend's migrations.
+    pub async fn connect(url: &str) -> Result<Store> {
+        Store::connect_url(url, &redact(url)).await
+    }
+
+    async fn connect_url(url: &str, shown: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = backend_of(url).ok_or_else(|| StoreError::BadUrl { url: redact(url) })?;
+        let open = |source| StoreError::Open {
+            path: shown.to_string(),
+            source,
+        };
+        let options: AnyConnectOptions = url.parse().map_err(open)?;
+        let options = options.disable_statement_logging();
+        let pool = match backend {
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(4)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await
+            }
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await
+            }
+        }
+        .map_err(open)?;
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+        }
+        Ok(Store {
+            pool,
+            backend,
+            url: shown.to_string(),
+        })
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The engine behind this store.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Where the store lives (a file path or a URL without its password).
+    pub fn location(&self) -> &str {
+        &self.url
+    }
+
+    /// Closes every connection (waits for checked-out ones to come back).
+    pub async fn close(&self) {
+        self.pool.close().await;
     }
 
     /// Marks builds that were running when the controller stopped as failed (their build
     /// output stream is gone) and returns how many there were.
     pub async fn fail_interrupted_builds(&self) -> Result<u64> {
         let done = sqlx::query(
-            "UPDATE builds SET status = 'failed', finished_at = ?, \
+            "UPDATE builds SET status = 'failed', finished_at = $1, \
              log = log || '\n !     The controller restarted during this build.\n' \
              WHERE status IN ('pending', 'building')",
         )
@@ -226,6 +314,32 @@ impl Store {
         .await
         .map_err(query("failing interrupted builds"))?;
         Ok(done.rows_affected())
+    }
+}
+
+/// The backend a database URL names, if any.
+pub fn backend_of(url: &str) -> Option<Backend> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Some(Backend::Postgres)
+    } else if url.starts_with("sqlite:") {
+        Some(Backend::Sqlite)
+    } else {
+        None
+    }
+}
+
+/// The URL with any password replaced by `***` (for messages and logs).
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (auth, host) = match rest.split_once('@') {
+        Some((auth, host)) if !auth.contains('/') => (auth, host),
+        _ => return url.to_string(),
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
     }
 }
 

@@ -18,8 +18,8 @@ pub struct Restarts {
 impl Store {
     /// Marks a node draining (or not). False when no such node is known.
     pub async fn set_node_draining(&self, name: &str, draining: bool) -> Result<bool> {
-        let res = sqlx::query("UPDATE nodes SET draining = ? WHERE name = ?")
-            .bind(draining)
+        let res = sqlx::query("UPDATE nodes SET draining = $1 WHERE name = $2")
+            .bind(i64::from(draining))
             .bind(name)
             .execute(self.pool())
             .await
@@ -66,7 +66,7 @@ impl Store {
         };
         sqlx::query(
             "INSERT INTO nodes (name, url, memory_bytes, last_seen_ms, subnet) \
-             VALUES (?, '', 0, 0, ?) ON CONFLICT (name) DO UPDATE SET subnet = excluded.subnet",
+             VALUES ($1, '', 0, 0, $2) ON CONFLICT (name) DO UPDATE SET subnet = excluded.subnet",
         )
         .bind(name)
         .bind(free)
@@ -79,7 +79,7 @@ impl Store {
 
     /// Records a job's restart count and the reason of the crash before it.
     pub async fn set_job_restarts(&self, id: &str, r: &Restarts) -> Result<()> {
-        sqlx::query("UPDATE jobs SET restarts = ?, last_exit = ? WHERE id = ?")
+        sqlx::query("UPDATE jobs SET restarts = $1, last_exit = $2 WHERE id = $3")
             .bind(i64::from(r.restarts))
             .bind(&r.last_exit)
             .bind(id)
@@ -91,7 +91,7 @@ impl Store {
 
     /// Keeps the end of a job's output (see [`last_lines`]).
     pub async fn set_job_log(&self, id: &str, log: &str) -> Result<()> {
-        sqlx::query("UPDATE jobs SET last_log = ? WHERE id = ?")
+        sqlx::query("UPDATE jobs SET last_log = $1 WHERE id = $2")
             .bind(log)
             .bind(id)
             .execute(self.pool())
@@ -109,8 +109,8 @@ impl Store {
     ) -> Result<Vec<(String, String, String, String)>> {
         let rows = sqlx::query(
             "SELECT id, process_type, updated_at, last_log FROM jobs \
-             WHERE app = ? AND state = 'removed' AND last_log IS NOT NULL AND last_log != '' \
-             ORDER BY updated_at DESC, id LIMIT ?",
+             WHERE app = $1 AND state = 'removed' AND last_log IS NOT NULL AND last_log != '' \
+             ORDER BY updated_at DESC, id LIMIT $2",
         )
         .bind(app)
         .bind(i64::from(limit))
@@ -135,7 +135,7 @@ impl Store {
 
     /// Job id → restarts, for the jobs of an app (removed ones included).
     pub async fn job_restarts(&self, app: &str) -> Result<HashMap<String, Restarts>> {
-        let rows = sqlx::query("SELECT id, restarts, last_exit FROM jobs WHERE app = ?")
+        let rows = sqlx::query("SELECT id, restarts, last_exit FROM jobs WHERE app = $1")
             .bind(app)
             .fetch_all(self.pool())
             .await

@@ -1,13 +1,52 @@
-//! Store tests: each gets a fresh, migrated SQLite database in a temporary directory.
+//! Store tests, each run twice: on a fresh, migrated SQLite database in a temporary
+//! directory (`…_sqlite`) and on a fresh database of a throwaway PostgreSQL server
+//! (`…_postgres`, see [`super::test_pg`]; skipped without PostgreSQL unless `CI=true`).
 
 use std::collections::BTreeMap;
 
 use super::*;
 
-async fn fresh() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("paas.db")).await.unwrap();
-    (dir, store)
+/// Where a test's database lives; dropping it removes the database.
+pub(crate) enum Place {
+    Sqlite(tempfile::TempDir),
+    Postgres(super::test_pg::PgDb),
+}
+
+impl Place {
+    /// Opens (again) the store of this place.
+    pub(crate) async fn open(&self) -> Store {
+        match self {
+            Place::Sqlite(dir) => Store::open(&dir.path().join("paas.db")).await.unwrap(),
+            Place::Postgres(db) => Store::connect(&db.url).await.unwrap(),
+        }
+    }
+}
+
+/// A fresh store on `backend`; None when PostgreSQL is not available (the test skips).
+pub(crate) async fn fresh_on(backend: Backend) -> Option<(Place, Store)> {
+    let place = match backend {
+        Backend::Sqlite => Place::Sqlite(tempfile::tempdir().unwrap()),
+        Backend::Postgres => Place::Postgres(super::test_pg::database()?),
+    };
+    let store = place.open().await;
+    assert_eq!(store.backend(), backend);
+    Some((place, store))
+}
+
+/// Runs one test body on SQLite (`<name>_sqlite`) and on PostgreSQL (`<name>_postgres`).
+macro_rules! on_both {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$body(super::Backend::Sqlite).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$body(super::Backend::Postgres).await;
+            }
+        }
+    };
 }
 
 fn release(app: &str, version: u32, types: &[(&str, &str)]) -> ReleaseRow {
@@ -42,9 +81,14 @@ fn job(id: &str, app: &str, release: u32) -> JobRow {
     }
 }
 
-#[tokio::test]
-async fn apps_create_list_get_and_duplicates() {
-    let (_dir, store) = fresh().await;
+on_both!(
+    apps_create_list_get_and_duplicates,
+    apps_create_list_get_and_duplicates_on
+);
+async fn apps_create_list_get_and_duplicates_on(backend: Backend) {
+    let Some((_place, store)) = fresh_on(backend).await else {
+        return;
+    };
     assert!(store.list_apps().await.unwrap().is_empty());
     let a = store.create_app("hello").await.unwrap();
     assert_eq!(a.current_release, None);
@@ -71,9 +115,14 @@ async fn apps_create_list_get_and_duplicates() {
     assert!(created);
 }
 
-#[tokio::test]
-async fn releases_number_up_and_set_current_and_default_web_formation() {
-    let (_dir, store) = fresh().await;
+on_both!(
+    releases_number_up_and_set_current_and_default_web_formation,
+    releases_number_up_and_set_current_and_default_web_formation_on
+);
+async fn releases_number_up_and_set_current_and_default_web_formation_on(backend: Backend) {
+    let Some((_place, store)) = fresh_on(backend).await else {
+        return;
+    };
     store.create_app("hello").await.unwrap();
     assert_eq!(store.next_release_version("hello").await.unwrap(), 1);
     let v1 = release("hello", 1, &[("web", "httpd"), ("worker", "sleep")]);
@@ -131,9 +180,14 @@ async fn releases_number_up_and_set_current_and_default_web_formation() {
     assert_eq!(api.config_keys, ["FOO"]);
 }
 
-#[tokio::test]
-async fn release_without_web_sets_no_formation() {
-    let (_dir, store) = fresh().await;
+on_both!(
+    release_without_web_sets_no_formation,
+    release_without_web_sets_no_formation_on
+);
+async fn release_without_web_sets_no_formation_on(backend: Backend) {
+    let Some((_place, store)) = fresh_on(backend).await else {
+        return;
+    };
     store.create_app("worker-only").await.unwrap();
     store
         .create_release(&release("worker-only", 1, &[("worker", "sleep 1")]))
@@ -142,9 +196,14 @@ async fn release_without_web_sets_no_formation() {
     assert!(store.formations().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn release_of_unknown_app_is_refused() {
-    let (_dir, store) = fresh().await;
+on_both!(
+    release_of_unknown_app_is_refused,
+    release_of_unknown_app_is_refused_on
+);
+async fn release_of_unknown_app_is_refused_on(backend: Backend) {
+    let Some((_place, store)) = fresh_on(backend).await else {
+        return;
+    };
     let err = store
         .create_release(&release("ghost", 1, &[("web", "x")]))
         .await
@@ -157,9 +216,14 @@ async fn release_of_unknown_app_is_refused() {
     assert!(store.list_releases("ghost").await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn config_vars_set_replace_and_remove() {
-    let (_dir, store) = fresh().await;
+on_both!(
+    config_vars_set_replace_and_remove,
+    config_vars_set_replace_and_remove_on
+);
+async fn config_vars_set_replace_and_remove_on(backend: Backend) {
+    let Some((_place, store)) = fresh_on(backend).await else {
+        return;
+    };
     store.create_app("hello").await.unwrap();
     store.set_config_var("hello", "B", Some("2")).await.unwrap();
     store.set_config_var("hello", "A", Some("1")).await.unwrap();
@@ -181,9 +245,14 @@ async fn config_vars_set_replace_and_remove() {
     assert!(matches!(err, StoreError::NoApp(_)), "{err}");
 }
 
-#[tokio::test]
-async fn builds_are_recorded_and_interrupted_ones_fail_on_restart() {
-    let (dir, store) = fresh().await;
+on_both!(
+    builds_are_recorded_and_interrupted_ones_fail_on_restart,
+    builds_are_recorded_and_interrupted_ones_fail_on_restart_on
+);
+async fn builds_are_recorded_and_interrupted_ones_fail_on_restart_on(backend: Backend) {
+    let Some((place, store)) = fresh_on(backend).await else {
+        return;
+    };
     store.create_app("hello").await.unwrap();
     let b = store
         .create_build("b1", "hello", Some("abc"))
@@ -202,17 +271,22 @@ async fn builds_are_recorded_and_interrupted_ones_fail_on_restart() {
     assert_eq!(store.list_builds("hello").await.unwrap().len(), 2);
 
     // A restart: the running build cannot finish any more.
-    drop(store);
-    let store = Store::open(&dir.path().join("paas.db")).await.unwrap();
+    store.close().await;
+    let store = place.open().await;
     assert_eq!(store.fail_interrupted_builds().await.unwrap(), 1);
     let b1 = store.get_build("b1").await.unwrap().unwrap();
     assert_eq!(b1.status, "failed");
     assert!(b1.log.contains("restarted"), "{}", b1.log);
 }
 
-#[tokio::test]
-async fn jobs_move_through_states_and_removed_ones_leave_the_active_list() {
-    let (_dir, store) = fresh().await;
+on_both!(
+    jobs_move_through_states_and_removed_ones_leave_the_active_list,
+    jobs_move_through_states_and_removed_ones_leave_the_active_list_on
+);
+async fn jobs_move_through_states_and_removed_ones_leave_the_active_list_on(backend: Backend) {
+    let Some((_place, store)) = fresh_on(backend).await else {
+        return;
+    };
     store
         .insert_job(&job("hello-v1-aaaa", "hello", 1))
         .await
@@ -248,9 +322,11 @@ async fn jobs_move_through_states_and_removed_ones_leave_the_active_list() {
     assert_eq!(v2[0].exit_reason.as_deref(), Some("exited 1"));
 }
 
-#[tokio::test]
-async fn heartbeats_upsert_nodes() {
-    let (_dir, store) = fresh().await;
+on_both!(heartbeats_upsert_nodes, heartbeats_upsert_nodes_on);
+async fn heartbeats_upsert_nodes_on(backend: Backend) {
+    let Some((_place, store)) = fresh_on(backend).await else {
+        return;
+    };
     store
         .upsert_node("local", "http://127.0.0.1:1", 1024, 1000)
         .await
@@ -269,4 +345,106 @@ async fn heartbeats_upsert_nodes() {
             last_seen_ms: 2000
         }]
     );
+}
+
+on_both!(
+    scheduler_columns_and_domains,
+    scheduler_columns_and_domains_on
+);
+async fn scheduler_columns_and_domains_on(backend: Backend) {
+    let Some((_place, store)) = fresh_on(backend).await else {
+        return;
+    };
+    store.upsert_node("n1", "http://n1", 1, 1).await.unwrap();
+    assert!(store.set_node_draining("n1", true).await.unwrap());
+    assert!(!store.set_node_draining("ghost", true).await.unwrap());
+    assert_eq!(
+        store.draining_nodes().await.unwrap(),
+        ["n1".to_string()].into()
+    );
+    store.set_node_draining("n1", false).await.unwrap();
+    assert!(store.draining_nodes().await.unwrap().is_empty());
+    let blocks = ["10.1.0.0/24".to_string(), "10.1.1.0/24".to_string()];
+    let a = store.allocate_subnet("n1", &blocks).await.unwrap();
+    let b = store.allocate_subnet("n2", &blocks).await.unwrap();
+    assert_eq!(a.as_deref(), Some("10.1.0.0/24"));
+    assert_eq!(b.as_deref(), Some("10.1.1.0/24"));
+    assert_eq!(store.allocate_subnet("n1", &blocks).await.unwrap(), a);
+    assert_eq!(store.allocate_subnet("n3", &blocks).await.unwrap(), None);
+
+    store.create_app("hello").await.unwrap();
+    store.insert_job(&job("j1", "hello", 1)).await.unwrap();
+    let r = Restarts {
+        restarts: 3,
+        last_exit: Some("exited 1".into()),
+    };
+    store.set_job_restarts("j1", &r).await.unwrap();
+    store.set_job_log("j1", "a\nb").await.unwrap();
+    store
+        .set_job_state("j1", job_state::REMOVED, Some("gone"))
+        .await
+        .unwrap();
+    assert_eq!(store.job_restarts("hello").await.unwrap()["j1"], r);
+    let logs = store.removed_job_logs("hello", 5).await.unwrap();
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0].3, "a\nb");
+
+    assert!(matches!(
+        store.add_domain("hello", "www.example.test").await.unwrap(),
+        DomainAdded::Added(_)
+    ));
+    assert!(matches!(
+        store.add_domain("hello", "www.example.test").await.unwrap(),
+        DomainAdded::Already(_)
+    ));
+    store.create_app("other").await.unwrap();
+    assert_eq!(
+        store.add_domain("other", "www.example.test").await.unwrap(),
+        DomainAdded::TakenBy("hello".into())
+    );
+    assert_eq!(store.domains(Some("hello")).await.unwrap().len(), 1);
+    // Deleting the app cascades to its domains, config and formations.
+    store.set_config_var("hello", "A", Some("1")).await.unwrap();
+    store.set_formation("hello", "web", 2).await.unwrap();
+    store.delete_app("hello").await.unwrap();
+    assert!(store.domains(None).await.unwrap().is_empty());
+    assert!(store.config_vars("hello").await.unwrap().is_empty());
+    assert!(store.formations().await.unwrap().is_empty());
+    assert!(matches!(
+        store.delete_app("hello").await.unwrap_err(),
+        StoreError::NoApp(_)
+    ));
+}
+
+// On SQLite the only controller always leads; on PostgreSQL exactly one of several
+// stores leads, and another takes over once the leader's store is closed.
+on_both!(leader_election, leader_election_on);
+async fn leader_election_on(backend: Backend) {
+    use super::leader::Election;
+    let Some((place, a)) = fresh_on(backend).await else {
+        return;
+    };
+    let first = Election::start(&a);
+    let mut w = first.watch();
+    tokio::time::timeout(std::time::Duration::from_secs(20), w.wait_for(|l| *l))
+        .await
+        .expect("the first controller never became leader")
+        .unwrap();
+    if backend == Backend::Sqlite {
+        return;
+    }
+    let b = place.open().await;
+    let second = Election::start(&b);
+    // Give the second a few tries: it must not lead while the first does.
+    tokio::time::sleep(super::leader::RETRY * 2).await;
+    assert!(first.is_leader());
+    assert!(!second.is_leader(), "two leaders at once");
+    // The leader goes away: its lock connection closes with its election task.
+    drop(first);
+    a.close().await;
+    let mut w = second.watch();
+    tokio::time::timeout(std::time::Duration::from_secs(20), w.wait_for(|l| *l))
+        .await
+        .expect("the second controller never took over")
+        .unwrap();
 }

@@ -1,12 +1,11 @@
 //! Builds, jobs and nodes: the moving parts.
 
-use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::{job_state, query, BuildRow, JobRow, NodeRow, Result, Store, StoreError};
 use crate::util::now_rfc3339;
 
-fn build_row(r: &SqliteRow) -> std::result::Result<BuildRow, sqlx::Error> {
+fn build_row(r: &super::Row) -> std::result::Result<BuildRow, sqlx::Error> {
     Ok(BuildRow {
         id: r.try_get("id")?,
         app: r.try_get("app")?,
@@ -19,7 +18,7 @@ fn build_row(r: &SqliteRow) -> std::result::Result<BuildRow, sqlx::Error> {
     })
 }
 
-fn job_row(r: &SqliteRow) -> std::result::Result<JobRow, sqlx::Error> {
+fn job_row(r: &super::Row) -> std::result::Result<JobRow, sqlx::Error> {
     Ok(JobRow {
         id: r.try_get("id")?,
         app: r.try_get("app")?,
@@ -34,7 +33,7 @@ fn job_row(r: &SqliteRow) -> std::result::Result<JobRow, sqlx::Error> {
     })
 }
 
-fn node_row(r: &SqliteRow) -> std::result::Result<NodeRow, sqlx::Error> {
+fn node_row(r: &super::Row) -> std::result::Result<NodeRow, sqlx::Error> {
     Ok(NodeRow {
         name: r.try_get("name")?,
         url: r.try_get("url")?,
@@ -54,7 +53,7 @@ impl Store {
         let created_at = now_rfc3339();
         sqlx::query(
             "INSERT INTO builds (id, app, status, source_version, created_at) \
-             VALUES (?, ?, 'building', ?, ?)",
+             VALUES ($1, $2, 'building', $3, $4)",
         )
         .bind(id)
         .bind(app)
@@ -89,7 +88,7 @@ impl Store {
         log: &str,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE builds SET status = ?, release = ?, log = ?, finished_at = ? WHERE id = ?",
+            "UPDATE builds SET status = $1, release = $2, log = $3, finished_at = $4 WHERE id = $5",
         )
         .bind(status)
         .bind(release.map(i64::from))
@@ -105,7 +104,7 @@ impl Store {
     /// The builds of an app, newest first.
     pub async fn list_builds(&self, app: &str) -> Result<Vec<BuildRow>> {
         let rows =
-            sqlx::query("SELECT * FROM builds WHERE app = ? ORDER BY created_at DESC, rowid DESC")
+            sqlx::query("SELECT * FROM builds WHERE app = $1 ORDER BY created_at DESC, id DESC")
                 .bind(app)
                 .fetch_all(self.pool())
                 .await
@@ -117,7 +116,7 @@ impl Store {
     }
 
     pub async fn get_build(&self, id: &str) -> Result<Option<BuildRow>> {
-        let row = sqlx::query("SELECT * FROM builds WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM builds WHERE id = $1")
             .bind(id)
             .fetch_optional(self.pool())
             .await
@@ -132,7 +131,7 @@ impl Store {
     pub async fn insert_job(&self, job: &JobRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO jobs (id, app, release, process_type, node, state, addr, exit_reason, \
-             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&job.id)
         .bind(&job.app)
@@ -159,8 +158,8 @@ impl Store {
         exit_reason: Option<&str>,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE jobs SET state = ?, addr = ?, exit_reason = COALESCE(?, exit_reason), \
-             updated_at = ? WHERE id = ?",
+            "UPDATE jobs SET state = $1, addr = $2, exit_reason = COALESCE($3, exit_reason), \
+             updated_at = $4 WHERE id = $5",
         )
         .bind(state)
         .bind(addr)
@@ -181,8 +180,8 @@ impl Store {
         exit_reason: Option<&str>,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE jobs SET state = ?, exit_reason = COALESCE(?, exit_reason), updated_at = ? \
-             WHERE id = ?",
+            "UPDATE jobs SET state = $1, exit_reason = COALESCE($2, exit_reason), updated_at = $3 \
+             WHERE id = $4",
         )
         .bind(state)
         .bind(exit_reason)
@@ -199,7 +198,7 @@ impl Store {
     pub async fn upsert_job(&self, job: &JobRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO jobs (id, app, release, process_type, node, state, addr, exit_reason, \
-             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (id) DO UPDATE SET state = excluded.state, addr = excluded.addr, \
              node = excluded.node, updated_at = excluded.updated_at",
         )
@@ -221,7 +220,7 @@ impl Store {
 
     /// Every job not yet removed from its node.
     pub async fn active_jobs(&self) -> Result<Vec<JobRow>> {
-        let rows = sqlx::query("SELECT * FROM jobs WHERE state != ? ORDER BY created_at, id")
+        let rows = sqlx::query("SELECT * FROM jobs WHERE state != $1 ORDER BY created_at, id")
             .bind(job_state::REMOVED)
             .fetch_all(self.pool())
             .await
@@ -235,7 +234,7 @@ impl Store {
     /// The jobs of one release of an app, removed ones included, newest first.
     pub async fn release_jobs(&self, app: &str, release: u32) -> Result<Vec<JobRow>> {
         let rows = sqlx::query(
-            "SELECT * FROM jobs WHERE app = ? AND release = ? ORDER BY created_at DESC, id",
+            "SELECT * FROM jobs WHERE app = $1 AND release = $2 ORDER BY created_at DESC, id",
         )
         .bind(app)
         .bind(release as i64)
@@ -257,7 +256,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO nodes (name, url, memory_bytes, last_seen_ms) VALUES (?, ?, ?, ?) \
+            "INSERT INTO nodes (name, url, memory_bytes, last_seen_ms) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (name) DO UPDATE SET url = excluded.url, \
              memory_bytes = excluded.memory_bytes, last_seen_ms = excluded.last_seen_ms",
         )
