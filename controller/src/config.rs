@@ -26,6 +26,10 @@ pub struct Cli {
 pub enum Command {
     /// The git pre-receive hook of every app repository (git runs it; not for people).
     Hook,
+    /// Write the store and the data directory's files to one .tar.gz.
+    Backup(crate::backup::BackupArgs),
+    /// Restore a backup into a new data directory (and an empty database).
+    Restore(crate::backup::RestoreArgs),
 }
 
 /// Flags of the serving controller.
@@ -77,6 +81,10 @@ pub struct ServeArgs {
     /// Largest `git push` request body (the pack), in bytes (512 MiB).
     #[arg(long, default_value_t = DEFAULT_MAX_PUSH_BYTES)]
     pub max_push_bytes: u64,
+    /// The store: `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` to share it between several
+    /// controllers (one leads the scheduler); default SQLite at DATA/paas.db.
+    #[arg(long, env = "PAAS_DATABASE_URL")]
+    pub database_url: Option<String>,
 }
 
 /// The default `--max-push-bytes`: 512 MiB.
@@ -126,6 +134,8 @@ pub struct Settings {
     pub max_blob_bytes: u64,
     /// `--max-push-bytes`: the largest git push body.
     pub max_push_bytes: u64,
+    /// `--database-url`: PostgreSQL (or `sqlite:PATH`) instead of SQLite at [`Self::db_path`].
+    pub database_url: Option<String>,
 }
 
 impl Settings {
@@ -159,6 +169,7 @@ impl Settings {
             cluster_cidr: DEFAULT_CLUSTER_CIDR.into(),
             max_blob_bytes: crate::registry::DEFAULT_MAX_BLOB_BYTES,
             max_push_bytes: DEFAULT_MAX_PUSH_BYTES,
+            database_url: None,
         })
     }
 

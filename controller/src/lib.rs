@@ -19,6 +19,7 @@
 pub mod agent_client;
 pub mod apps;
 pub mod auth;
+pub mod backup;
 pub mod build;
 pub mod config;
 pub mod dashboard;

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use paas_controller::backup;
 use paas_controller::config::{Cli, Command};
 
 fn main() -> ExitCode {
@@ -25,7 +26,33 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(paas_controller::standalone::run(cli.serve));
+    let result = match cli.command {
+        Some(Command::Backup(a)) => runtime
+            .block_on(backup::backup(
+                &a.data_dir,
+                a.database_url.as_deref(),
+                &a.out,
+            ))
+            .map(|m| println!("backed up {} tables to {}", m.tables.len(), a.out.display()))
+            .map_err(|e| e.to_string()),
+        Some(Command::Restore(a)) => runtime
+            .block_on(backup::restore(
+                &a.file,
+                &a.data_dir,
+                a.database_url.as_deref(),
+            ))
+            .map(|m| {
+                println!(
+                    "restored the backup of {} into {}",
+                    m.created_at,
+                    a.data_dir.display()
+                )
+            })
+            .map_err(|e| e.to_string()),
+        _ => runtime
+            .block_on(paas_controller::standalone::run(cli.serve))
+            .map_err(|e| e.to_string()),
+    };
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {
         Ok(()) => ExitCode::SUCCESS,

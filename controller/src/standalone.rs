@@ -77,6 +77,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     settings.cluster_cidr = args.cluster_cidr.clone();
     settings.max_blob_bytes = args.max_blob_bytes;
     settings.max_push_bytes = args.max_push_bytes;
+    settings.database_url = args.database_url.clone();
     let agent_bin = match &args.agent_bin {
         Some(p) => p.clone(),
         None => default_agent_bin()?,
@@ -105,7 +106,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
 
     let api = tokio::spawn(serve_api(listener, crate::http::app(Arc::clone(&c))));
     let router = tokio::spawn(crate::router::serve(router_listener, c.routes.clone()));
-    let scheduler = tokio::spawn(crate::scheduler::run(Arc::clone(&c)));
+    let scheduler = tokio::spawn(crate::scheduler::run_elected(Arc::clone(&c)));
     let (stop_tx, stop_rx) = watch::channel(false);
     let agent = if args.no_local_agent {
         tracing::info!(

@@ -97,8 +97,15 @@ impl Controller {
         }
         let admin = load_or_create_token(&settings.data_dir.join("admin-token"))?;
         let node = load_or_create_token(&settings.data_dir.join("node-token"))?;
-        let store = Store::open(&settings.db_path()).await?;
-        let interrupted = store.fail_interrupted_builds().await?;
+        let store = match &settings.database_url {
+            Some(url) => Store::connect(url).await?,
+            None => Store::open(&settings.db_path()).await?,
+        };
+        // With a shared store, another controller's builds may be running right now.
+        let interrupted = match store.backend() {
+            crate::store::Backend::Sqlite => store.fail_interrupted_builds().await?,
+            crate::store::Backend::Postgres => 0,
+        };
         if interrupted > 0 {
             tracing::warn!(
                 interrupted,

@@ -17,10 +17,12 @@
 //! The `runner` submodule is the small loop around it: it reads the store, asks the agents
 //! for their jobs, health-checks web jobs, applies the plan and pushes routes to the router.
 
+mod elected;
 mod inputs;
 pub mod restart;
 mod runner;
 
+pub use elected::run_elected;
 pub use runner::{labels, process_job_spec, run, Handle, Snapshot, APP_PORT};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

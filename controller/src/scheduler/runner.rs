@@ -839,3 +839,61 @@ async fn stop_job(
     });
     Ok(())
 }
+
+/// The loop of a controller that does not lead (PostgreSQL, another controller runs the
+/// scheduler): it never asks agents or writes the store, but keeps its own router and
+/// snapshot current from the store's job rows, health-checking up web jobs itself, so
+/// every controller's router serves every app.
+pub async fn follow(c: Arc<Controller>) {
+    let mut st = LoopState::default();
+    loop {
+        if let Err(e) = follow_pass(&c, &mut st).await {
+            tracing::warn!("route refresh from the store failed (will retry): {e}");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(INTERVAL) => {}
+            _ = c.scheduler.notify.notified() => {}
+        }
+    }
+}
+
+async fn follow_pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError> {
+    st.pass += 1;
+    let now = unix_ms();
+    let nodes = c.store.list_nodes().await?;
+    let mut seen: Vec<Seen> = c
+        .store
+        .active_jobs()
+        .await?
+        .into_iter()
+        .filter(|row| now - node_last_seen(&nodes, &row.node) <= NODE_TIMEOUT_MS)
+        .filter_map(|row| {
+            let phase = recorded_phase(&row.state)?;
+            Some(Seen {
+                job: ObservedJob {
+                    id: row.id,
+                    app: row.app,
+                    release: row.release,
+                    process_type: row.process_type,
+                    node: row.node,
+                    phase,
+                    healthy: false,
+                },
+                addr: row.addr,
+                crashed: false,
+                reason: None,
+            })
+        })
+        .collect();
+    check_health(st, &mut seen).await;
+    let ids: HashSet<&str> = seen.iter().map(|s| s.job.id.as_str()).collect();
+    st.health.retain(|id, _| ids.contains(id.as_str()));
+    let routed = push_routes(c, &seen).await?;
+    c.scheduler.snapshot.send_replace(Arc::new(Snapshot {
+        pass: st.pass,
+        jobs: seen.into_iter().map(|s| s.job).collect(),
+        routed,
+        crashing: HashMap::new(),
+    }));
+    Ok(())
+}

@@ -21,6 +21,7 @@
 mod apps;
 mod destroy;
 mod domains;
+mod dump;
 pub mod leader;
 mod nodes;
 mod work;
@@ -39,6 +40,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use domains::{DomainAdded, DomainRow};
+pub use dump::TableDump;
 pub use nodes::{last_lines, Restarts};
 
 /// Everything that can go wrong in the store.
