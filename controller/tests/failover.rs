@@ -95,10 +95,13 @@ impl Proc {
     }
 }
 
+/// A job of the fake agent: its status and the TCP server that answers for it.
+type FakeJob = (JobStatus, Option<tokio::task::JoinHandle<()>>);
+
 /// The fake agent: jobs are TCP servers; starts are serialized and slow.
 #[derive(Clone, Default)]
 struct Agent {
-    jobs: Arc<Mutex<BTreeMap<String, (JobStatus, Option<tokio::task::JoinHandle<()>>)>>>,
+    jobs: Arc<Mutex<BTreeMap<String, FakeJob>>>,
     start_lock: Arc<tokio::sync::Mutex<()>>,
     created: Arc<Mutex<Vec<String>>>,
 }

@@ -85,10 +85,10 @@ impl Store {
             let mut values = Vec::with_capacity(rows.len());
             for r in &rows {
                 let mut row = Vec::with_capacity(columns.len());
-                for i in 0..columns.len() {
+                for (i, column) in columns.iter().enumerate() {
                     row.push(value(r, i).map_err(|why| StoreError::Corrupt {
                         what: "a dumped value",
-                        why: format!("{name}.{}: {why}", columns[i]),
+                        why: format!("{name}.{column}: {why}"),
                     })?);
                 }
                 values.push(row);
