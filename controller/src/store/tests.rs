@@ -448,3 +448,51 @@ async fn leader_election_on(backend: Backend) {
         .expect("the second controller never took over")
         .unwrap();
 }
+
+#[test]
+fn database_urls_name_their_backend_and_hide_passwords() {
+    assert_eq!(backend_of("postgres://u@h/db"), Some(Backend::Postgres));
+    assert_eq!(backend_of("postgresql://u@h/db"), Some(Backend::Postgres));
+    assert_eq!(
+        backend_of("sqlite:/var/lib/paas/paas.db"),
+        Some(Backend::Sqlite)
+    );
+    assert_eq!(backend_of("mysql://u@h/db"), None);
+    assert_eq!(
+        redact("postgres://paas:s3cret@db:5432/paas"),
+        "postgres://paas:***@db:5432/paas"
+    );
+    assert_eq!(redact("postgres://paas@db/paas"), "postgres://paas@db/paas");
+}
+
+#[tokio::test]
+async fn an_unknown_database_url_is_refused_with_what_to_do() {
+    let err = Store::connect("mysql://root:pw@localhost/paas")
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::BadUrl { .. }), "{text}");
+    assert!(text.contains("--database-url postgres://"), "{text}");
+    assert!(!text.contains("pw"), "{text}");
+}
+
+on_both!(builds_list_newest_first, builds_list_newest_first_on);
+async fn builds_list_newest_first_on(backend: Backend) {
+    let Some((_place, store)) = fresh_on(backend).await else {
+        return;
+    };
+    store.create_app("hello").await.unwrap();
+    // Within one second, and with ids that sort the other way round.
+    for id in ["c", "b", "a"] {
+        store.create_build(id, "hello", None).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    let ids: Vec<String> = store
+        .list_builds("hello")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.id)
+        .collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+}

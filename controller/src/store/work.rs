@@ -42,6 +42,15 @@ fn node_row(r: &super::Row) -> std::result::Result<NodeRow, sqlx::Error> {
     })
 }
 
+/// Now as RFC 3339 UTC with milliseconds (`2024-05-01T12:00:00.123Z`): builds are listed
+/// newest first by `created_at`, and several builds of one app can start within a second
+/// (there is no portable insertion order to break the tie).
+fn now_rfc3339_ms() -> String {
+    let ms = crate::util::unix_ms();
+    let secs = crate::util::rfc3339_from_ms(ms);
+    format!("{}.{:03}Z", secs.trim_end_matches('Z'), ms.rem_euclid(1000))
+}
+
 impl Store {
     /// Records a new build in state `building`.
     pub async fn create_build(
@@ -50,7 +59,7 @@ impl Store {
         app: &str,
         source_version: Option<&str>,
     ) -> Result<BuildRow> {
-        let created_at = now_rfc3339();
+        let created_at = now_rfc3339_ms();
         sqlx::query(
             "INSERT INTO builds (id, app, status, source_version, created_at) \
              VALUES ($1, $2, 'building', $3, $4)",
