@@ -26,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// The git pre-receive hook of every app repository (git runs it; not for people).
     Hook,
+    /// Run only the router, reading routes and certificates from the controller's store.
+    Router(crate::routing::RouterArgs),
 }
 
 /// Flags of the serving controller.
@@ -43,6 +45,13 @@ pub struct ServeArgs {
     /// Address of the router (apps are served at `http://<app>.<domain>:<port>`).
     #[arg(long, default_value = "127.0.0.1:8000")]
     pub router_listen: SocketAddr,
+    /// Address of the router's HTTPS (SNI picks an uploaded certificate, else the
+    /// self-signed default for `*.<domain>` in DATA/router-tls/).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub router_tls_listen: SocketAddr,
+    /// Serve no HTTPS.
+    #[arg(long)]
+    pub no_router_tls: bool,
     /// Apps are served at `<app>.<domain>`.
     #[arg(long, default_value = "localhost")]
     pub domain: String,

@@ -96,7 +96,12 @@ pub const X_FORWARDED_HOST: &str = "x-forwarded-host";
 pub const X_REQUEST_ID: &str = "x-request-id";
 
 /// Adds the forwarding headers; returns the request id used (kept or new).
-pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, host: &str) -> HeaderValue {
+pub fn add_forwarded(
+    headers: &mut HeaderMap,
+    client: IpAddr,
+    host: &str,
+    https: bool,
+) -> HeaderValue {
     let ip = client.to_canonical().to_string();
     let chain: Vec<&str> = headers
         .get_all(X_FORWARDED_FOR)
@@ -111,7 +116,10 @@ pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, host: &str) -> Hea
     if let Ok(v) = HeaderValue::from_str(&xff) {
         headers.insert(X_FORWARDED_FOR, v);
     }
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    headers.insert(
+        X_FORWARDED_PROTO,
+        HeaderValue::from_static(if https { "https" } else { "http" }),
+    );
     if let Ok(v) = HeaderValue::from_str(host) {
         headers.insert(X_FORWARDED_HOST, v);
     }
@@ -172,14 +180,15 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(X_FORWARDED_FOR, HeaderValue::from_static("1.2.3.4"));
         h.insert(X_REQUEST_ID, HeaderValue::from_static("abc"));
-        let id = add_forwarded(&mut h, "127.0.0.1".parse().unwrap(), "a.localhost:8000");
+        let id = add_forwarded(&mut h, "127.0.0.1".parse().unwrap(), "a.localhost:8000", false);
         assert_eq!(id, "abc");
         assert_eq!(h.get(X_FORWARDED_FOR).unwrap(), "1.2.3.4, 127.0.0.1");
         assert_eq!(h.get(X_FORWARDED_HOST).unwrap(), "a.localhost:8000");
         assert_eq!(h.get(X_FORWARDED_PROTO).unwrap(), "http");
         let mut h = HeaderMap::new();
-        let id = add_forwarded(&mut h, "::ffff:10.0.0.1".parse().unwrap(), "x");
+        let id = add_forwarded(&mut h, "::ffff:10.0.0.1".parse().unwrap(), "x", true);
         assert_eq!(id.len(), 32);
         assert_eq!(h.get(X_FORWARDED_FOR).unwrap(), "10.0.0.1");
+        assert_eq!(h.get(X_FORWARDED_PROTO).unwrap(), "https");
     }
 }

@@ -13,11 +13,14 @@
 //! leaves the table keeps serving its in-flight requests, which [`RouteTable::in_flight`]
 //! and [`RouteTable::wait_drained`] let the scheduler wait for. Submodules:
 //! `headers` (host parsing, hop-by-hop and forwarding headers), `pages` (the HTML error
-//! pages), `proxy` (the hyper server and the pooled client). See docs/router.md.
+//! pages), `proxy` (the hyper server and the pooled client), `tls` (HTTPS certificates and
+//! SNI) and `access` (access lines for the app's log stream). See docs/router.md.
 
+mod access;
 mod headers;
 mod pages;
 mod proxy;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,7 +29,9 @@ use std::time::Duration;
 
 use http::uri::Authority;
 
+pub use access::AccessLog;
 pub use headers::normalize_host;
+pub use tls::TlsCerts;
 
 /// One backend (a running, healthy web job).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +124,8 @@ pub(crate) struct RouteEntry {
     pub(crate) route: Route,
     pub(crate) next: Arc<AtomicUsize>,
     pub(crate) slots: Vec<Arc<BackendSlot>>,
+    /// Where this app's access lines go (see `access`).
+    pub(crate) access: tokio::sync::broadcast::Sender<String>,
 }
 
 impl RouteEntry {
@@ -166,6 +173,10 @@ pub struct RouteTable {
     /// Every backend slot by address, also after it left the table, while a request still
     /// holds it (updated by `replace` only, never on the request path).
     slots: Arc<Mutex<HashMap<String, Weak<BackendSlot>>>>,
+    /// The certificates the HTTPS listener presents.
+    certs: TlsCerts,
+    /// The apps' access line channels.
+    access: AccessLog,
 }
 
 impl RouteTable {
@@ -206,10 +217,12 @@ impl RouteTable {
                     }
                 })
                 .collect();
+            let access = self.access.sender(&route.app);
             let entry = Arc::new(RouteEntry {
                 route,
                 next,
                 slots: slots_of_route,
+                access,
             });
             for host in &entry.route.hosts {
                 if let Some(prev) = snap.by_host.insert(host.clone(), Arc::clone(&entry)) {
@@ -219,6 +232,8 @@ impl RouteTable {
             }
             snap.routes.push(entry);
         }
+        let apps: Vec<&str> = snap.routes.iter().map(|e| e.route.app.as_str()).collect();
+        self.access.retain_apps(&apps);
         let snap = Arc::new(snap);
         drop(old);
         *self.inner.write().unwrap_or_else(|e| e.into_inner()) = snap;
@@ -279,6 +294,16 @@ impl RouteTable {
             .map(|e| e.route.clone())
     }
 
+    /// The certificates the HTTPS listener presents (replace them to change them live).
+    pub fn certs(&self) -> &TlsCerts {
+        &self.certs
+    }
+
+    /// The apps' access lines (`subscribe(app)` to follow one).
+    pub fn access_log(&self) -> &AccessLog {
+        &self.access
+    }
+
     /// The current immutable snapshot; holding it never blocks `replace`.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         Arc::clone(&self.inner.read().unwrap_or_else(|e| e.into_inner()))
@@ -288,7 +313,7 @@ impl RouteTable {
 /// Serves HTTP (HTTP/1.1 and h2c) on `listener` until the task is dropped; dropping it
 /// also ends the connections it accepted.
 pub async fn serve(listener: tokio::net::TcpListener, table: RouteTable) -> std::io::Result<()> {
-    proxy::serve(listener, table, RouterConfig::default()).await
+    proxy::serve(listener, table, RouterConfig::default(), None).await
 }
 
 /// [`serve`] with other timeouts and limits.
@@ -297,5 +322,25 @@ pub async fn serve_with(
     table: RouteTable,
     config: RouterConfig,
 ) -> std::io::Result<()> {
-    proxy::serve(listener, table, config).await
+    proxy::serve(listener, table, config, None).await
+}
+
+/// Serves HTTPS (TLS with SNI from [`RouteTable::certs`]; HTTP/2 or HTTP/1.1 by ALPN) on
+/// `listener` until the task is dropped. Requests are forwarded with
+/// `X-Forwarded-Proto: https`.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    table: RouteTable,
+) -> std::io::Result<()> {
+    serve_tls_with(listener, table, RouterConfig::default()).await
+}
+
+/// [`serve_tls`] with other timeouts and limits.
+pub async fn serve_tls_with(
+    listener: tokio::net::TcpListener,
+    table: RouteTable,
+    config: RouterConfig,
+) -> std::io::Result<()> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(table.certs().server_config());
+    proxy::serve(listener, table, config, Some(acceptor)).await
 }

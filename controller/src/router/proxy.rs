@@ -4,7 +4,9 @@
 //! request holds an [`InFlight`] guard on its backend until its response body ends.
 //! Protocol upgrades (websockets) are spliced through with `copy_bidirectional` once both
 //! sides switched. [`serve`] runs one single-threaded runtime per CPU on the shared
-//! listening socket, each with its own proxy and backend pool.
+//! listening socket, each with its own proxy and backend pool; with a TLS acceptor each
+//! connection does its handshake first (SNI picks the certificate, ALPN h2 or http/1.1).
+//! While someone follows an app's log, each request leaves an access line (`access`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -27,13 +29,16 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::task::JoinSet;
 
+use super::access::AccessRecord;
 use super::headers::{
     add_forwarded, normalize_host, request_host, strip_hop_by_hop, wants_upgrade, X_REQUEST_ID,
 };
-use super::{pages, BackendSlot, Error, RouteTable, RouterConfig};
+use super::{pages, BackendSlot, Error, RouteEntry, RouteTable, RouterConfig};
 
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take for its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type RespBody = BoxBody<Bytes, hyper::Error>;
@@ -54,10 +59,20 @@ impl Drop for InFlight {
     }
 }
 
-/// A response body that keeps its request counted on the backend until it ends.
+/// A response body that keeps its request counted on the backend until it ends, and
+/// counts its bytes for the access line (sent when the body is dropped).
 struct Guarded {
     inner: Incoming,
     guard: Option<InFlight>,
+    access: Option<Box<AccessRecord>>,
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if let Some(rec) = &self.access {
+            rec.emit();
+        }
+    }
 }
 
 impl Body for Guarded {
@@ -69,8 +84,14 @@ impl Body for Guarded {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(None) = polled {
-            self.guard = None;
+        match &polled {
+            Poll::Ready(None) => self.guard = None,
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(rec), Some(d)) = (self.access.as_mut(), frame.data_ref()) {
+                    rec.bytes += d.len() as u64;
+                }
+            }
+            _ => {}
         }
         polled
     }
@@ -198,17 +219,27 @@ impl Proxy {
         }
     }
 
-    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<RespBody> {
-        // The access line costs two allocations; only made when it is logged.
-        let line = tracing::enabled!(tracing::Level::DEBUG)
-            .then(|| (req.method().clone(), req.uri().path().to_string()));
-        match self.forward(req, peer).await {
-            Ok(resp) => {
-                if let Some((method, path)) = line {
-                    tracing::debug!(%method, path, status = resp.status().as_u16(), "proxied");
-                }
-                resp
-            }
+    async fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        https: bool,
+    ) -> Response<RespBody> {
+        let Some(raw_host) = request_host(&req) else {
+            return page(&Error::NoHost);
+        };
+        let host = normalize_host(&raw_host);
+        let Some(entry) = self.table.snapshot().lookup(&host).cloned() else {
+            tracing::debug!(host, "no app is served here");
+            return page(&Error::UnknownHost { host });
+        };
+        let mut access =
+            AccessRecord::start(&entry.access, req.method(), req.uri().path(), &host, https);
+        match self
+            .forward(&entry, &raw_host, req, peer, https, &mut access)
+            .await
+        {
+            Ok(resp) => resp,
             Err(e) => {
                 match &e {
                     Error::Upstream { .. } | Error::BadRequest { .. } | Error::Timeout { .. } => {
@@ -216,24 +247,26 @@ impl Proxy {
                     }
                     _ => tracing::debug!(error = %e, "not proxied"),
                 }
-                pages::error_page(&e).map(|b| b.map_err(|never| match never {}).boxed())
+                let resp = page(&e);
+                if let Some(mut rec) = access {
+                    rec.status = resp.status().as_u16();
+                    rec.bytes = resp.body().size_hint().exact().unwrap_or(0);
+                    rec.emit();
+                }
+                resp
             }
         }
     }
 
     async fn forward(
         &self,
+        entry: &RouteEntry,
+        raw_host: &str,
         mut req: Request<Incoming>,
         peer: SocketAddr,
+        https: bool,
+        access: &mut Option<Box<AccessRecord>>,
     ) -> Result<Response<RespBody>, Error> {
-        let raw_host = request_host(&req).ok_or(Error::NoHost)?;
-        let host = normalize_host(&raw_host);
-        let entry = self
-            .table
-            .snapshot()
-            .lookup(&host)
-            .cloned()
-            .ok_or(Error::UnknownHost { host })?;
         let route = &entry.route;
         let Some(first) = entry.pick() else {
             return Err(Error::NoBackends {
@@ -261,11 +294,14 @@ impl Proxy {
         let mut headers = parts.headers;
         strip_hop_by_hop(&mut headers, upgrade);
         if !headers.contains_key(header::HOST) {
-            if let Ok(v) = HeaderValue::from_str(&raw_host) {
+            if let Ok(v) = HeaderValue::from_str(raw_host) {
                 headers.insert(header::HOST, v);
             }
         }
-        let request_id = add_forwarded(&mut headers, peer.ip(), &raw_host);
+        let request_id = add_forwarded(&mut headers, peer.ip(), raw_host, https);
+        if let Some(rec) = access.as_mut() {
+            rec.request_id = request_id.to_str().unwrap_or_default().to_string();
+        }
         let path = parts
             .uri
             .path_and_query()
@@ -285,6 +321,9 @@ impl Proxy {
             let backend = &entry.slots[(first + attempt) % n];
             let guard = InFlight::new(backend);
             let addr = &backend.backend.addr;
+            if let Some(rec) = access.as_mut() {
+                rec.job.clone_from(&backend.backend.job_id);
+            }
             let polled = shared.as_ref().map(|_| Arc::new(AtomicBool::new(false)));
             let out_body = match (&shared, &polled) {
                 (Some((slot, sent)), Some(polled)) => OutBody::Shared(SharedBody {
@@ -339,7 +378,16 @@ impl Proxy {
             };
             match answer {
                 Ok(resp) => {
-                    return Ok(respond(resp, client_upgrade.take(), request_id, guard));
+                    if let Some(rec) = access.as_mut() {
+                        rec.status = resp.status().as_u16();
+                    }
+                    return Ok(respond(
+                        resp,
+                        client_upgrade.take(),
+                        request_id,
+                        guard,
+                        access.take(),
+                    ));
                 }
                 Err(source) => {
                     if shared
@@ -374,6 +422,7 @@ fn respond(
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     request_id: HeaderValue,
     guard: InFlight,
+    access: Option<Box<AccessRecord>>,
 ) -> Response<RespBody> {
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     let mut guard = Some(guard);
@@ -399,7 +448,19 @@ fn respond(
         _ => strip_hop_by_hop(resp.headers_mut(), false),
     }
     resp.headers_mut().insert(X_REQUEST_ID, request_id);
-    resp.map(|inner| Guarded { inner, guard }.boxed())
+    resp.map(|inner| {
+        Guarded {
+            inner,
+            guard,
+            access,
+        }
+        .boxed()
+    })
+}
+
+/// The HTML error page for `e`.
+fn page(e: &Error) -> Response<RespBody> {
+    pages::error_page(e).map(|b| b.map_err(|never| match never {}).boxed())
 }
 
 /// Serves on one single-threaded runtime per CPU (like nginx's workers): every thread
@@ -411,6 +472,7 @@ pub(super) async fn serve(
     listener: tokio::net::TcpListener,
     table: RouteTable,
     config: RouterConfig,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> std::io::Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let listener = listener.into_std()?;
@@ -418,7 +480,7 @@ pub(super) async fn serve(
     let (done_tx, mut done) = tokio::sync::mpsc::channel::<std::io::Result<()>>(threads);
     for i in 0..threads {
         let listener = listener.try_clone()?;
-        let (table, config) = (table.clone(), config.clone());
+        let (table, config, tls) = (table.clone(), config.clone(), tls.clone());
         let (mut stopped, done_tx) = (stopped.clone(), done_tx.clone());
         std::thread::Builder::new()
             .name(format!("router-{i}"))
@@ -430,7 +492,7 @@ pub(super) async fn serve(
                         rt.block_on(async move {
                             let listener = tokio::net::TcpListener::from_std(listener)?;
                             tokio::select! {
-                                r = serve_on(listener, table, config) => r,
+                                r = serve_on(listener, table, config, tls) => r,
                                 // Err: the `serve` future was dropped.
                                 _ = stopped.changed() => Ok(()),
                             }
@@ -451,6 +513,7 @@ async fn serve_on(
     listener: tokio::net::TcpListener,
     table: RouteTable,
     config: RouterConfig,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> std::io::Result<()> {
     let proxy = Arc::new(Proxy::new(table, config));
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -476,18 +539,51 @@ async fn serve_on(
                 let _ = stream.set_nodelay(true);
                 let proxy = Arc::clone(&proxy);
                 let builder = builder.clone();
-                connections.spawn(async move {
-                    let service = service_fn(move |req| {
-                        let proxy = Arc::clone(&proxy);
-                        async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
-                    });
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%peer, error = %e, "router connection ended with an error");
+                match &tls {
+                    None => {
+                        connections.spawn(connection(builder, stream, proxy, peer, false));
                     }
-                });
+                    Some(acceptor) => {
+                        let acceptor = acceptor.clone();
+                        connections.spawn(async move {
+                            let handshake = tokio::time::timeout(
+                                TLS_HANDSHAKE_TIMEOUT,
+                                acceptor.accept(stream),
+                            );
+                            match handshake.await {
+                                Ok(Ok(stream)) => {
+                                    connection(builder, stream, proxy, peer, true).await
+                                }
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed")
+                                }
+                                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                            }
+                        });
+                    }
+                }
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
+    }
+}
+
+/// Serves one client connection (plain or TLS) until it closes.
+async fn connection<I>(
+    builder: auto::Builder<TokioExecutor>,
+    io: I,
+    proxy: Arc<Proxy>,
+    peer: SocketAddr,
+    https: bool,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let proxy = Arc::clone(&proxy);
+        async move { Ok::<_, Infallible>(proxy.handle(req, peer, https).await) }
+    });
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    if let Err(e) = conn.await {
+        tracing::debug!(%peer, error = %e, "router connection ended with an error");
     }
 }

@@ -655,6 +655,7 @@ async fn push_routes(
             backends,
         });
     }
+    crate::routing::save_routes(&c.store, &routes).await;
     c.routes.replace(routes);
     Ok(routed)
 }
