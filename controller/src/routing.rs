@@ -22,7 +22,9 @@ pub const POLL: Duration = Duration::from_millis(500);
 pub enum RoutingError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the saved route table is not valid JSON ({0}); the controller rewrites it within a second")]
+    #[error(
+        "the saved route table is not valid JSON ({0}); the controller rewrites it within a second"
+    )]
     Json(#[from] serde_json::Error),
     #[error(transparent)]
     Cert(#[from] crate::router::tls::CertError),
@@ -129,7 +131,11 @@ pub async fn load_certs(store: &Store, table: &RouteTable) -> Result<Vec<String>
 
 /// Sets the router's default certificate (`*.<domain>`, self-signed, kept in
 /// `DATA/router-tls/`).
-pub fn set_default_cert(data_dir: &Path, domain: &str, table: &RouteTable) -> Result<(), RoutingError> {
+pub fn set_default_cert(
+    data_dir: &Path,
+    domain: &str,
+    table: &RouteTable,
+) -> Result<(), RoutingError> {
     let key = default_cert(&data_dir.join("router-tls"), domain)?;
     table.certs().set_default(key);
     Ok(())
@@ -251,7 +257,11 @@ mod tests {
         save_routes(&store, &routes).await;
         let v1 = store.routes_version().await.unwrap();
         save_routes(&store, &routes).await;
-        assert_eq!(store.routes_version().await.unwrap(), v1, "same table, same version");
+        assert_eq!(
+            store.routes_version().await.unwrap(),
+            v1,
+            "same table, same version"
+        );
         let table = RouteTable::new();
         load_routes(&store, &table).await.unwrap();
         assert_eq!(table.routes(), routes);

@@ -72,7 +72,14 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     let router_tls_listener = if args.no_router_tls {
         None
     } else {
-        Some(bind(args.router_tls_listen, "router HTTPS", "--router-tls-listen").await?)
+        Some(
+            bind(
+                args.router_tls_listen,
+                "router HTTPS",
+                "--router-tls-listen",
+            )
+            .await?,
+        )
     };
     let mut settings = Settings::new(
         args.data_dir.clone(),

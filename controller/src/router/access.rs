@@ -122,7 +122,10 @@ mod tests {
         rec.job = "j1".into();
         rec.emit();
         let line = rx.try_recv().unwrap();
-        assert!(line.contains("heroku[router]: at=info method=GET path=\"/a b\""), "{line}");
+        assert!(
+            line.contains("heroku[router]: at=info method=GET path=\"/a b\""),
+            "{line}"
+        );
         assert!(line.contains("protocol=https status=200 bytes=5"), "{line}");
         assert!(line.contains("job=j1"), "{line}");
         // A reader that never reads costs at most CHANNEL_LINES lines.

@@ -180,7 +180,12 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(X_FORWARDED_FOR, HeaderValue::from_static("1.2.3.4"));
         h.insert(X_REQUEST_ID, HeaderValue::from_static("abc"));
-        let id = add_forwarded(&mut h, "127.0.0.1".parse().unwrap(), "a.localhost:8000", false);
+        let id = add_forwarded(
+            &mut h,
+            "127.0.0.1".parse().unwrap(),
+            "a.localhost:8000",
+            false,
+        );
         assert_eq!(id, "abc");
         assert_eq!(h.get(X_FORWARDED_FOR).unwrap(), "1.2.3.4, 127.0.0.1");
         assert_eq!(h.get(X_FORWARDED_HOST).unwrap(), "a.localhost:8000");

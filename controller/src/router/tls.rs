@@ -46,7 +46,9 @@ pub enum CertError {
     X509(String),
     #[error("the key cannot be used: {0} (RSA, ECDSA P-256/P-384 and Ed25519 keys work)")]
     Key(String),
-    #[error("the key does not belong to the certificate: upload the key the certificate was issued for")]
+    #[error(
+        "the key does not belong to the certificate: upload the key the certificate was issued for"
+    )]
     KeyMismatch,
     #[error("the certificate expired at {0}: renew it and upload the new one")]
     Expired(String),
@@ -156,7 +158,9 @@ pub fn check_cert(
     now_unix: i64,
 ) -> Result<CheckedCert, CertError> {
     let ck = certified_key(cert_pem, key_pem)?;
-    let der = ck.end_entity_cert().map_err(|e| CertError::X509(e.to_string()))?;
+    let der = ck
+        .end_entity_cert()
+        .map_err(|e| CertError::X509(e.to_string()))?;
     let (_, x509) = x509_parser::parse_x509_certificate(der.as_ref())
         .map_err(|e| CertError::X509(e.to_string()))?;
     let validity = x509.validity();
@@ -330,8 +334,8 @@ pub fn default_cert(dir: &Path, domain: &str) -> Result<CertifiedKey, CertError>
         return certified_key(&c, &k);
     }
     let names = vec![format!("*.{domain}"), domain.to_string()];
-    let made =
-        rcgen::generate_simple_self_signed(names).map_err(|e| CertError::Generate(e.to_string()))?;
+    let made = rcgen::generate_simple_self_signed(names)
+        .map_err(|e| CertError::Generate(e.to_string()))?;
     std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
     let (c, k) = (made.cert.pem(), made.signing_key.serialize_pem());
     write_private(&key, &k).map_err(io("writing", &key))?;
@@ -381,7 +385,10 @@ mod tests {
 
     #[test]
     fn checks_uploads() {
-        let hosts = vec!["hello.localhost".to_string(), "www.example.test".to_string()];
+        let hosts = vec![
+            "hello.localhost".to_string(),
+            "www.example.test".to_string(),
+        ];
         let (c, k) = make(&["www.example.test"]);
         let ok = check_cert(&c, &k, &hosts, now()).unwrap();
         assert_eq!(ok.covers, vec!["www.example.test"]);

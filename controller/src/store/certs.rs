@@ -22,8 +22,7 @@ pub struct CertRow {
     pub created_at: String,
 }
 
-const COLUMNS: &str =
-    "id, app, names, cert_pem, key_pem, not_after, subject, issuer, created_at";
+const COLUMNS: &str = "id, app, names, cert_pem, key_pem, not_after, subject, issuer, created_at";
 
 fn row(r: &sqlx::sqlite::SqliteRow) -> std::result::Result<CertRow, sqlx::Error> {
     let names: String = r.try_get("names")?;
@@ -68,7 +67,9 @@ impl Store {
     /// The certificates of one app (`Some(app)`) or of all apps, oldest first.
     pub async fn certs(&self, app: Option<&str>) -> Result<Vec<CertRow>> {
         let sql = match app {
-            Some(_) => format!("SELECT {COLUMNS} FROM certs WHERE app = $1 ORDER BY created_at, id"),
+            Some(_) => {
+                format!("SELECT {COLUMNS} FROM certs WHERE app = $1 ORDER BY created_at, id")
+            }
             None => format!("SELECT {COLUMNS} FROM certs ORDER BY created_at, id"),
         };
         let rows = match app {
