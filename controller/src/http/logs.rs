@@ -54,7 +54,7 @@ struct LogsQuery {
 
 /// The router's access lines for `app` from now on (`heroku[router]: at=info method=GET
 /// path="/" … status=200 bytes=5 service=3ms job=…`), from this controller's router.
-pub fn access_lines(c: &Controller, app: &str) -> Option<tokio::sync::broadcast::Receiver<String>> {
+pub fn access_lines(c: &Controller, app: &str) -> Option<crate::router::AccessFollower> {
     Some(c.routes.access_log().subscribe(app))
 }
 

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use http::uri::Authority;
 
-pub use access::AccessLog;
+pub use access::{AccessFollower, AccessLog};
 pub use headers::normalize_host;
 pub use tls::TlsCerts;
 
@@ -125,7 +125,7 @@ pub(crate) struct RouteEntry {
     pub(crate) next: Arc<AtomicUsize>,
     pub(crate) slots: Vec<Arc<BackendSlot>>,
     /// Where this app's access lines go (see `access`).
-    pub(crate) access: tokio::sync::broadcast::Sender<String>,
+    pub(crate) access: access::AccessChannel,
 }
 
 impl RouteEntry {
@@ -217,7 +217,7 @@ impl RouteTable {
                     }
                 })
                 .collect();
-            let access = self.access.sender(&route.app);
+            let access = self.access.channel(&route.app);
             let entry = Arc::new(RouteEntry {
                 route,
                 next,

@@ -31,7 +31,8 @@ use tokio::task::JoinSet;
 
 use super::access::AccessRecord;
 use super::headers::{
-    add_forwarded, normalize_host, request_host, strip_hop_by_hop, wants_upgrade, X_REQUEST_ID,
+    add_forwarded_value, client_ip_value, normalize_host_cow, request_host_value, strip_hop_by_hop,
+    wants_upgrade, X_REQUEST_ID,
 };
 use super::{pages, BackendSlot, Error, RouteEntry, RouteTable, RouterConfig};
 
@@ -219,24 +220,25 @@ impl Proxy {
         }
     }
 
-    async fn handle(
-        &self,
-        req: Request<Incoming>,
-        peer: SocketAddr,
-        https: bool,
-    ) -> Response<RespBody> {
-        let Some(raw_host) = request_host(&req) else {
+    async fn handle(&self, req: Request<Incoming>, client: &ClientConn) -> Response<RespBody> {
+        let https = client.https;
+        let Some(raw_host) = request_host_value(&req) else {
             return page(&Error::NoHost);
         };
-        let host = normalize_host(&raw_host);
+        let Ok(raw) = raw_host.to_str() else {
+            return page(&Error::NoHost);
+        };
+        let host = normalize_host_cow(raw);
         let Some(entry) = self.table.snapshot().lookup(&host).cloned() else {
-            tracing::debug!(host, "no app is served here");
-            return page(&Error::UnknownHost { host });
+            tracing::debug!(%host, "no app is served here");
+            return page(&Error::UnknownHost {
+                host: host.into_owned(),
+            });
         };
         let mut access =
             AccessRecord::start(&entry.access, req.method(), req.uri().path(), &host, https);
         match self
-            .forward(&entry, &raw_host, req, peer, https, &mut access)
+            .forward(&entry, raw_host, req, client, &mut access)
             .await
         {
             Ok(resp) => resp,
@@ -261,10 +263,9 @@ impl Proxy {
     async fn forward(
         &self,
         entry: &RouteEntry,
-        raw_host: &str,
+        raw_host: HeaderValue,
         mut req: Request<Incoming>,
-        peer: SocketAddr,
-        https: bool,
+        client: &ClientConn,
         access: &mut Option<Box<AccessRecord>>,
     ) -> Result<Response<RespBody>, Error> {
         let route = &entry.route;
@@ -294,11 +295,9 @@ impl Proxy {
         let mut headers = parts.headers;
         strip_hop_by_hop(&mut headers, upgrade);
         if !headers.contains_key(header::HOST) {
-            if let Ok(v) = HeaderValue::from_str(raw_host) {
-                headers.insert(header::HOST, v);
-            }
+            headers.insert(header::HOST, raw_host.clone());
         }
-        let request_id = add_forwarded(&mut headers, peer.ip(), raw_host, https);
+        let request_id = add_forwarded_value(&mut headers, &client.ip, raw_host, client.https);
         if let Some(rec) = access.as_mut() {
             rec.request_id = request_id.to_str().unwrap_or_default().to_string();
         }
@@ -568,6 +567,13 @@ async fn serve_on(
     }
 }
 
+/// What the proxy knows of a client connection (made once per connection).
+struct ClientConn {
+    /// The peer's IP as an `X-Forwarded-For` value.
+    ip: HeaderValue,
+    https: bool,
+}
+
 /// Serves one client connection (plain or TLS) until it closes.
 async fn connection<I>(
     builder: auto::Builder<TokioExecutor>,
@@ -578,9 +584,14 @@ async fn connection<I>(
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let client = Arc::new(ClientConn {
+        ip: client_ip_value(peer.ip()),
+        https,
+    });
     let service = service_fn(move |req| {
         let proxy = Arc::clone(&proxy);
-        async move { Ok::<_, Infallible>(proxy.handle(req, peer, https).await) }
+        let client = Arc::clone(&client);
+        async move { Ok::<_, Infallible>(proxy.handle(req, &client).await) }
     });
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     if let Err(e) = conn.await {
