@@ -107,10 +107,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-pub const X_FORWARDED_FOR: &str = "x-forwarded-for";
-pub const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
-pub const X_FORWARDED_HOST: &str = "x-forwarded-host";
-pub const X_REQUEST_ID: &str = "x-request-id";
+// Pre-built names: a `&str` name is parsed on every use.
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The client address as an `X-Forwarded-For` value (made once per connection).
 pub fn client_ip_value(client: IpAddr) -> HeaderValue {
@@ -119,12 +120,7 @@ pub fn client_ip_value(client: IpAddr) -> HeaderValue {
 
 /// Adds the forwarding headers; returns the request id used (kept or new).
 #[cfg(test)]
-fn add_forwarded(
-    headers: &mut HeaderMap,
-    client: IpAddr,
-    host: &str,
-    https: bool,
-) -> HeaderValue {
+fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, host: &str, https: bool) -> HeaderValue {
     let host = HeaderValue::from_str(host).unwrap_or(HeaderValue::from_static(""));
     add_forwarded_value(headers, &client_ip_value(client), host, https)
 }

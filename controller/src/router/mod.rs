@@ -19,6 +19,7 @@
 mod access;
 mod headers;
 mod pages;
+mod pool;
 mod proxy;
 pub mod tls;
 
@@ -26,8 +27,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
-
-use http::uri::Authority;
 
 pub use access::{AccessFollower, AccessLog};
 pub use headers::normalize_host;
@@ -65,7 +64,7 @@ pub enum Error {
         app: String,
         addr: String,
         #[source]
-        source: hyper_util::client::legacy::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("{app}'s web process at {addr} did not answer within {after:?}")]
     Timeout {
@@ -113,8 +112,6 @@ impl Default for RouterConfig {
 #[derive(Debug)]
 pub(crate) struct BackendSlot {
     pub(crate) backend: Backend,
-    /// `addr` parsed once, for building request URIs without parsing.
-    pub(crate) authority: Option<Authority>,
     pub(crate) in_flight: AtomicUsize,
 }
 
@@ -209,7 +206,6 @@ impl RouteTable {
                     _ => {
                         let slot = Arc::new(BackendSlot {
                             backend: b.clone(),
-                            authority: b.addr.parse().ok(),
                             in_flight: AtomicUsize::new(0),
                         });
                         slots.insert(b.addr.clone(), Arc::downgrade(&slot));

@@ -17,14 +17,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::uri::{PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{header, HeaderValue, Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::BoxBody;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::service::service_fn;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::task::JoinSet;
@@ -34,6 +32,7 @@ use super::headers::{
     add_forwarded_value, client_ip_value, normalize_host_cow, request_host_value, strip_hop_by_hop,
     wants_upgrade, X_REQUEST_ID,
 };
+use super::pool::{Lease, Pool};
 use super::{pages, BackendSlot, Error, RouteEntry, RouteTable, RouterConfig};
 
 /// How long a client may take to send its request headers.
@@ -66,12 +65,20 @@ struct Guarded {
     inner: Incoming,
     guard: Option<InFlight>,
     access: Option<Box<AccessRecord>>,
+    /// The backend connection, back to the pool once the body has ended.
+    lease: Option<Lease>,
 }
 
 impl Drop for Guarded {
     fn drop(&mut self) {
         if let Some(rec) = &self.access {
             rec.emit();
+        }
+        // hyper stops polling a body that says it ended; the connection is reusable then.
+        if self.inner.is_end_stream() {
+            if let Some(lease) = self.lease.take() {
+                lease.release();
+            }
         }
     }
 }
@@ -86,7 +93,12 @@ impl Body for Guarded {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
-            Poll::Ready(None) => self.guard = None,
+            Poll::Ready(None) => {
+                self.guard = None;
+                if let Some(lease) = self.lease.take() {
+                    lease.release();
+                }
+            }
             Poll::Ready(Some(Ok(frame))) => {
                 if let (Some(rec), Some(d)) = (self.access.as_mut(), frame.data_ref()) {
                     rec.bytes += d.len() as u64;
@@ -109,7 +121,7 @@ impl Body for Guarded {
 /// The incoming request body, shared so that a request whose connection attempt failed
 /// (before the client read any of its body) can be sent again to another backend. It
 /// counts the bytes passed on and fails once they exceed the cap.
-struct SharedBody {
+pub(super) struct SharedBody {
     slot: Arc<Mutex<Option<Incoming>>>,
     polled: Arc<AtomicBool>,
     sent: Arc<AtomicU64>,
@@ -164,7 +176,7 @@ impl Body for SharedBody {
 }
 
 /// The body sent to a backend: nothing (most GETs, no lock or allocation) or the client's.
-enum OutBody {
+pub(super) enum OutBody {
     Empty,
     Shared(SharedBody),
 }
@@ -200,22 +212,15 @@ impl Body for OutBody {
 
 struct Proxy {
     table: RouteTable,
-    client: Client<HttpConnector, OutBody>,
+    pool: Pool,
     config: RouterConfig,
 }
 
 impl Proxy {
     fn new(table: RouteTable, config: RouterConfig) -> Proxy {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(config.pool_idle)
-            .pool_timer(TokioTimer::new())
-            .build(connector);
         Proxy {
             table,
-            client,
+            pool: Pool::new(config.connect_timeout, config.pool_idle),
             config,
         }
     }
@@ -333,39 +338,18 @@ impl Proxy {
                 }),
                 _ => OutBody::Empty,
             };
-            let uri = match &backend.authority {
-                Some(authority) => {
-                    let mut uri = http::uri::Parts::default();
-                    uri.scheme = Some(Scheme::HTTP);
-                    uri.authority = Some(authority.clone());
-                    uri.path_and_query = Some(path.clone());
-                    Uri::from_parts(uri).map_err(http::Error::from)
-                }
-                None => format!("http://{addr}{path}")
-                    .parse::<Uri>()
-                    .map_err(http::Error::from),
-            };
-            let mut out = Request::builder()
-                .method(parts.method.clone())
-                .uri(uri.map_err(|source| Error::BadRequest {
-                    app: route.app.clone(),
-                    addr: addr.clone(),
-                    source,
-                })?)
-                .version(Version::HTTP_11)
-                .body(out_body)
-                .map_err(|source| Error::BadRequest {
-                    app: route.app.clone(),
-                    addr: addr.clone(),
-                    source,
-                })?;
+            // Origin form (`/path?q`) on a plain HTTP/1.1 backend connection.
+            let mut out = Request::new(out_body);
+            *out.method_mut() = parts.method.clone();
+            *out.uri_mut() = Uri::from(path.clone());
+            *out.version_mut() = Version::HTTP_11;
             *out.headers_mut() = if attempt + 1 < tries {
                 headers.clone()
             } else {
                 std::mem::take(&mut headers)
             };
             let after = self.config.response_timeout;
-            let answer = match tokio::time::timeout(after, self.client.request(out)).await {
+            let answer = match tokio::time::timeout(after, self.pool.send(addr, out)).await {
                 Ok(answer) => answer,
                 Err(_) => {
                     return Err(Error::Timeout {
@@ -376,7 +360,7 @@ impl Proxy {
                 }
             };
             match answer {
-                Ok(resp) => {
+                Ok((resp, lease)) => {
                     if let Some(rec) = access.as_mut() {
                         rec.status = resp.status().as_u16();
                     }
@@ -386,6 +370,7 @@ impl Proxy {
                         request_id,
                         guard,
                         access.take(),
+                        lease,
                     ));
                 }
                 Err(source) => {
@@ -402,7 +387,7 @@ impl Proxy {
                     last_error = Some(Error::Upstream {
                         app: route.app.clone(),
                         addr: addr.clone(),
-                        source,
+                        source: source.boxed(),
                     });
                     if !retry {
                         break;
@@ -422,9 +407,12 @@ fn respond(
     request_id: HeaderValue,
     guard: InFlight,
     access: Option<Box<AccessRecord>>,
+    lease: Lease,
 ) -> Response<RespBody> {
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     let mut guard = Some(guard);
+    // An upgraded connection is never reused.
+    let lease = (!switching).then_some(lease);
     match client_upgrade {
         Some(client_side) if switching => {
             let backend_side = hyper::upgrade::on(&mut resp);
@@ -452,6 +440,7 @@ fn respond(
             inner,
             guard,
             access,
+            lease,
         }
         .boxed()
     })
