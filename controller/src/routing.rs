@@ -114,8 +114,10 @@ pub async fn load_routes(store: &Store, table: &RouteTable) -> Result<Option<i64
     Ok(Some(version))
 }
 
-/// Loads every app's certificates into the router; returns their ids.
+/// Loads every app's certificates and the apps' HTTPS redirects into the router; returns
+/// the certificate ids and the redirected apps (to tell when they change).
 pub async fn load_certs(store: &Store, table: &RouteTable) -> Result<Vec<String>, RoutingError> {
+    table.set_https_redirects(&store.https_redirects().await?);
     let rows = store.certs(None).await?;
     let pems: Vec<PemCert> = rows
         .into_iter()
@@ -126,7 +128,14 @@ pub async fn load_certs(store: &Store, table: &RouteTable) -> Result<Vec<String>
         })
         .collect();
     table.certs().replace(&pems);
-    Ok(pems.into_iter().map(|p| p.id).collect())
+    let mut ids: Vec<String> = pems.into_iter().map(|p| p.id).collect();
+    ids.extend(
+        table
+            .https_redirects()
+            .into_iter()
+            .map(|a| format!("redirect:{a}")),
+    );
+    Ok(ids)
 }
 
 /// Sets the router's default certificate (`*.<domain>`, self-signed, kept in
@@ -187,7 +196,11 @@ pub async fn run_router(args: RouterArgs) -> Result<(), RoutingError> {
     let http = bind(args.listen, "router", "--listen").await?;
     tracing::info!(addr = %args.listen, routes = table.routes().len(), "router serving HTTP");
     let mut servers = tokio::task::JoinSet::new();
-    servers.spawn(crate::router::serve(http, table.clone()));
+    let config = crate::router::RouterConfig {
+        https_port: (!args.no_tls).then_some(args.tls_listen.port()),
+        ..Default::default()
+    };
+    servers.spawn(crate::router::serve_with(http, table.clone(), config));
     if !args.no_tls {
         set_default_cert(&args.data_dir, &args.domain, &table)?;
         let https = bind(args.tls_listen, "router HTTPS", "--tls-listen").await?;
@@ -213,9 +226,10 @@ pub async fn run_router(args: RouterArgs) -> Result<(), RoutingError> {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "reading the route table version failed"),
         }
-        match store.certs(None).await {
-            Ok(rows) => {
-                let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        match (store.certs(None).await, store.https_redirects().await) {
+            (Ok(rows), Ok(redirects)) => {
+                let mut ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+                ids.extend(redirects.into_iter().map(|a| format!("redirect:{a}")));
                 if ids != cert_ids {
                     match load_certs(&store, &table).await {
                         Ok(ids) => cert_ids = ids,
@@ -223,7 +237,9 @@ pub async fn run_router(args: RouterArgs) -> Result<(), RoutingError> {
                     }
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "listing certificates failed"),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "listing certificates failed")
+            }
         }
     }
 }

@@ -126,7 +126,18 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     if let Err(e) = crate::routing::load_certs(&c.store, &c.routes).await {
         tracing::warn!(error = %e, "loading the app certificates failed");
     }
-    let router = tokio::spawn(crate::router::serve(router_listener, c.routes.clone()));
+    let router_config = crate::router::RouterConfig {
+        https_port: router_tls_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port()),
+        ..Default::default()
+    };
+    let router = tokio::spawn(crate::router::serve_with(
+        router_listener,
+        c.routes.clone(),
+        router_config,
+    ));
     let router_tls = match router_tls_listener {
         Some(l) => {
             crate::routing::set_default_cert(&c.settings.data_dir, &c.settings.domain, &c.routes)

@@ -192,3 +192,49 @@ async fn bad_uploads_get_422_with_a_reason() {
     let (s, v) = f.upload(&cert, &key).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
 }
+
+#[tokio::test]
+async fn https_redirect_setting_reaches_the_router() {
+    let f = fixture().await;
+    f.send("POST", "/v1/apps", r#"{"name":"hello"}"#.into())
+        .await;
+    let (s, v) = f.send("GET", "/v1/apps/hello/tls", String::new()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v, serde_json::json!({"https_redirect": false}));
+    let (s, v) = f
+        .send(
+            "PUT",
+            "/v1/apps/hello/tls",
+            r#"{"https_redirect":true}"#.into(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(f.c.routes.https_redirects(), vec!["hello".to_string()]);
+    let (_, v) = f.send("GET", "/v1/apps/hello/tls", String::new()).await;
+    assert_eq!(v, serde_json::json!({"https_redirect": true}));
+    let (s, _) = f
+        .send(
+            "PATCH",
+            "/v1/apps/hello/tls",
+            r#"{"https_redirect":false}"#.into(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(f.c.routes.https_redirects().is_empty());
+    let (s, _) = f
+        .send(
+            "PUT",
+            "/v1/apps/hello/tls",
+            r#"{"https_redirect":"yes"}"#.into(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = f
+        .send(
+            "PUT",
+            "/v1/apps/nope/tls",
+            r#"{"https_redirect":true}"#.into(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}

@@ -17,7 +17,9 @@ use http::StatusCode;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use paas_controller::router::tls::{certified_key, PemCert};
-use paas_controller::router::{serve, serve_tls, Backend, Route, RouteTable};
+use paas_controller::router::{
+    serve, serve_tls, serve_with, Backend, Route, RouteTable, RouterConfig,
+};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
@@ -513,4 +515,54 @@ async fn access_lines_reach_the_apps_followers() {
         "{line}"
     );
     assert!(line.contains("job=- "), "{line}");
+}
+
+#[tokio::test]
+async fn apps_can_redirect_http_to_https() {
+    let table = RouteTable::new();
+    let backend = start_backend().await;
+    table.replace(vec![
+        route("secure", &["secure.localhost"], &[&backend]),
+        route("open", &["open.localhost"], &[&backend]),
+    ]);
+    let (dc, dk) = make(&["*.localhost"]);
+    table.certs().set_default(certified_key(&dc, &dk).unwrap());
+    let tls = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tls_addr = tls.local_addr().unwrap();
+    let t = table.clone();
+    tokio::spawn(async move { serve_tls(tls, t).await.unwrap() });
+    let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let plain_addr = plain.local_addr().unwrap();
+    let config = RouterConfig {
+        https_port: Some(tls_addr.port()),
+        ..RouterConfig::default()
+    };
+    let t = table.clone();
+    tokio::spawn(async move { serve_with(plain, t, config).await.unwrap() });
+    table.set_https_redirects(&["secure".to_string()]);
+
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |host: &'static str| {
+        client
+            .get(format!("http://{plain_addr}/a/b?c=1"))
+            .header("host", host)
+            .send()
+    };
+    let resp = get("secure.localhost").await.unwrap();
+    assert_eq!(resp.status(), 308);
+    assert_eq!(
+        resp.headers()["location"],
+        format!("https://secure.localhost:{}/a/b?c=1", tls_addr.port()).as_str()
+    );
+    assert_eq!(get("open.localhost").await.unwrap().status(), 200);
+    // Over HTTPS the app is served.
+    let (status, _) = get_tls(tls_addr, "secure.localhost", "/a").await;
+    assert_eq!(status, 200);
+    // Turned off: served over plain HTTP again.
+    table.set_https_redirects(&[]);
+    assert_eq!(get("secure.localhost").await.unwrap().status(), 200);
 }

@@ -87,6 +87,34 @@ pub(super) fn add(ctx: &Context, app: &str, cert: &Path, key: &Path) -> Result<(
     Ok(())
 }
 
+/// `paas certs:redirect on|off`: plain HTTP requests get a 308 to HTTPS (or not).
+pub(super) fn redirect(ctx: &Context, app: &str, state: &str) -> Result<(), CommandError> {
+    let on = match state {
+        "on" => true,
+        "off" => false,
+        other => {
+            return Err(CommandError::Usage(format!(
+                "{other:?} is not on or off: paas certs:redirect on -a {app}"
+            )))
+        }
+    };
+    let client = ctx.client()?;
+    let answer: serde_json::Value = client.patch(
+        &format!("/v1/apps/{app}/tls"),
+        &serde_json::json!({ "https_redirect": on }),
+    )?;
+    if ctx.json {
+        output::print(&output::json(&answer));
+    } else if on {
+        output::print(&format!(
+            "HTTP requests for {app} are now redirected to HTTPS (308).\n"
+        ));
+    } else {
+        output::print(&format!("{app} answers plain HTTP again.\n"));
+    }
+    Ok(())
+}
+
 pub(super) fn remove(ctx: &Context, app: &str, id: &str) -> Result<(), CommandError> {
     let client = ctx.client()?;
     client.delete(&format!("/v1/apps/{app}/certs/{id}"))?;

@@ -194,6 +194,14 @@ enum Command {
         /// Its private key, PEM
         key: std::path::PathBuf,
     },
+    /// Redirect the app's plain HTTP requests to HTTPS (on) or stop (off)
+    #[command(name = "certs:redirect")]
+    CertsRedirect {
+        #[command(flatten)]
+        app: AppArg,
+        /// on or off
+        state: String,
+    },
     /// Remove a TLS certificate (by the id `paas certs` shows)
     #[command(name = "certs:remove")]
     CertsRemove {
@@ -309,6 +317,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Certs(arg) => certs::list(&ctx, &resolve_app(arg)?),
         Command::CertsAdd { app, cert, key } => certs::add(&ctx, &resolve_app(app)?, &cert, &key),
         Command::CertsRemove { app, id } => certs::remove(&ctx, &resolve_app(app)?, &id),
+        Command::CertsRedirect { app, state } => certs::redirect(&ctx, &resolve_app(app)?, &state),
         Command::Config(arg) => config_vars::show(&ctx, &resolve_app(arg)?),
         Command::ConfigGet { app, key } => config_vars::get(&ctx, &resolve_app(app)?, &key),
         Command::ConfigSet { app, pairs } => config_vars::set(&ctx, &resolve_app(app)?, &pairs),

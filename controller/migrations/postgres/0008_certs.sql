@@ -14,6 +14,12 @@ CREATE TABLE certs (
 );
 CREATE INDEX certs_app ON certs (app);
 
+-- Apps whose plain HTTP requests the router redirects to HTTPS (`PUT /v1/apps/{app}/tls`).
+CREATE TABLE https_redirects (
+    app        TEXT PRIMARY KEY NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+    created_at TEXT NOT NULL
+);
+
 -- The router's last route table (one row, id 1), written by the controller when it changes,
 -- so a restarted or separate router (`paas-controller router`) serves at once. `routes` is
 -- JSON: [{"app", "hosts": [...], "backends": [{"addr", "job_id"}]}]; `version` grows by one

@@ -4,6 +4,9 @@
 //! host names (`<app>.<domain>` or a custom domain); anything else is a `422` saying which
 //! check failed. The router's certificate set is reloaded from the store after each change,
 //! so the next TLS handshake already sees it. Keys are never sent back.
+//!
+//! `GET /v1/apps/{app}/tls` and `PUT` (or `PATCH`) `/v1/apps/{app}/tls` `{"https_redirect": true}`: whether
+//! the router answers the app's plain HTTP requests with a `308` to HTTPS.
 
 use std::sync::Arc;
 
@@ -25,6 +28,10 @@ pub(super) fn routes() -> Router<Arc<Controller>> {
     Router::new()
         .route("/v1/apps/{app}/certs", get(list).post(add))
         .route("/v1/apps/{app}/certs/{id}", delete(remove))
+        .route(
+            "/v1/apps/{app}/tls",
+            get(tls_settings).put(set_tls).patch(set_tls),
+        )
 }
 
 /// A certificate on the wire (no key).
@@ -144,6 +151,42 @@ async fn add(
     reload(&c).await;
     tracing::info!(%app, id = %row.id, names = ?row.names, "certificate added");
     Ok((StatusCode::CREATED, Json(Cert::from(row))).into_response())
+}
+
+/// An app's HTTPS settings on the wire.
+#[derive(Debug, Serialize, Deserialize)]
+struct TlsSettings {
+    https_redirect: bool,
+}
+
+async fn tls_settings(
+    _: Admin,
+    State(c): State<Arc<Controller>>,
+    Path(app): Path<String>,
+) -> Result<Json<TlsSettings>, ApiError> {
+    app_exists(&c, &app).await?;
+    let on = c.store.https_redirects().await?.contains(&app);
+    Ok(Json(TlsSettings { https_redirect: on }))
+}
+
+async fn set_tls(
+    _: Admin,
+    State(c): State<Arc<Controller>>,
+    Path(app): Path<String>,
+    body: Bytes,
+) -> Result<Json<TlsSettings>, ApiError> {
+    let req: TlsSettings = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "the body must be {{\"https_redirect\": true|false}}: {e}"
+        ))
+    })?;
+    app_exists(&c, &app).await?;
+    c.store
+        .set_https_redirect(&app, req.https_redirect, &crate::util::now_rfc3339())
+        .await?;
+    reload(&c).await;
+    tracing::info!(%app, on = req.https_redirect, "HTTPS redirect set");
+    Ok(Json(req))
 }
 
 async fn remove(

@@ -23,7 +23,7 @@ mod pool;
 mod proxy;
 pub mod tls;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
@@ -94,6 +94,8 @@ pub struct RouterConfig {
     pub pool_idle: Duration,
     /// Largest request body passed on (→ 413).
     pub max_body_bytes: u64,
+    /// The port HTTPS is served on, for redirects of apps that ask for them (None: 443).
+    pub https_port: Option<u16>,
 }
 
 impl Default for RouterConfig {
@@ -103,6 +105,7 @@ impl Default for RouterConfig {
             response_timeout: Duration::from_secs(30),
             pool_idle: Duration::from_secs(60),
             max_body_bytes: 100 * 1024 * 1024,
+            https_port: None,
         }
     }
 }
@@ -123,6 +126,8 @@ pub(crate) struct RouteEntry {
     pub(crate) slots: Vec<Arc<BackendSlot>>,
     /// Where this app's access lines go (see `access`).
     pub(crate) access: access::AccessChannel,
+    /// Plain HTTP requests get a redirect to HTTPS.
+    pub(crate) https_redirect: bool,
 }
 
 impl RouteEntry {
@@ -174,6 +179,8 @@ pub struct RouteTable {
     certs: TlsCerts,
     /// The apps' access line channels.
     access: AccessLog,
+    /// Apps whose plain HTTP requests are redirected to HTTPS.
+    redirects: Arc<Mutex<HashSet<String>>>,
 }
 
 impl RouteTable {
@@ -191,6 +198,11 @@ impl RouteTable {
             .iter()
             .map(|e| (e.route.app.as_str(), &e.next))
             .collect();
+        let redirects = self
+            .redirects
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let mut snap = Snapshot::default();
         for mut route in routes {
             route.hosts = route.hosts.iter().map(|h| normalize_host(h)).collect();
@@ -214,11 +226,13 @@ impl RouteTable {
                 })
                 .collect();
             let access = self.access.channel(&route.app);
+            let https_redirect = redirects.contains(&route.app);
             let entry = Arc::new(RouteEntry {
                 route,
                 next,
                 slots: slots_of_route,
                 access,
+                https_redirect,
             });
             for host in &entry.route.hosts {
                 if let Some(prev) = snap.by_host.insert(host.clone(), Arc::clone(&entry)) {
@@ -288,6 +302,28 @@ impl RouteTable {
         self.snapshot()
             .lookup(&normalize_host(host))
             .map(|e| e.route.clone())
+    }
+
+    /// Sets which apps get plain HTTP requests redirected to HTTPS (`308` to the same host
+    /// and path on [`RouterConfig::https_port`]); takes effect for the next request.
+    pub fn set_https_redirects(&self, apps: &[String]) {
+        let next: HashSet<String> = apps.iter().cloned().collect();
+        {
+            let mut redirects = self.redirects.lock().unwrap_or_else(|e| e.into_inner());
+            if *redirects == next {
+                return;
+            }
+            *redirects = next;
+        }
+        self.replace(self.routes());
+    }
+
+    /// The apps whose plain HTTP requests are redirected to HTTPS, sorted.
+    pub fn https_redirects(&self) -> Vec<String> {
+        let redirects = self.redirects.lock().unwrap_or_else(|e| e.into_inner());
+        let mut apps: Vec<String> = redirects.iter().cloned().collect();
+        apps.sort();
+        apps
     }
 
     /// The certificates the HTTPS listener presents (replace them to change them live).

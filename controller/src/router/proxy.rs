@@ -242,6 +242,14 @@ impl Proxy {
         };
         let mut access =
             AccessRecord::start(&entry.access, req.method(), req.uri().path(), &host, https);
+        if entry.https_redirect && !https {
+            let resp = redirect_to_https(&host, self.config.https_port, req.uri());
+            if let Some(mut rec) = access {
+                rec.status = resp.status().as_u16();
+                rec.emit();
+            }
+            return resp;
+        }
         match self
             .forward(&entry, raw_host, req, client, &mut access)
             .await
@@ -444,6 +452,26 @@ fn respond(
         }
         .boxed()
     })
+}
+
+/// `308 Permanent Redirect` to the same host and path over HTTPS (the method and body are
+/// kept by clients, unlike 301).
+fn redirect_to_https(host: &str, port: Option<u16>, uri: &Uri) -> Response<RespBody> {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let location = match port {
+        Some(p) if p != 443 => format!("https://{host}:{p}{path}"),
+        _ => format!("https://{host}{path}"),
+    };
+    let mut resp = Response::new(
+        http_body_util::Full::new(Bytes::new())
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
 }
 
 /// The HTML error page for `e`.

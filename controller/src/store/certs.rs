@@ -85,6 +85,36 @@ impl Store {
             .map_err(query("reading a certificate row"))
     }
 
+    /// Turns the HTTP → HTTPS redirect of `app` on or off.
+    pub async fn set_https_redirect(&self, app: &str, on: bool, now: &str) -> Result<()> {
+        let q = if on {
+            sqlx::query(
+                "INSERT INTO https_redirects (app, created_at) VALUES ($1, $2) \
+                 ON CONFLICT (app) DO NOTHING",
+            )
+            .bind(app)
+            .bind(now)
+        } else {
+            sqlx::query("DELETE FROM https_redirects WHERE app = $1").bind(app)
+        };
+        q.execute(self.pool())
+            .await
+            .map_err(query("setting the HTTPS redirect"))?;
+        Ok(())
+    }
+
+    /// The apps with the HTTP → HTTPS redirect on, by name.
+    pub async fn https_redirects(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT app FROM https_redirects ORDER BY app")
+            .fetch_all(self.pool())
+            .await
+            .map_err(query("listing HTTPS redirects"))?;
+        rows.iter()
+            .map(|r| r.try_get("app"))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(query("reading an HTTPS redirect row"))
+    }
+
     /// Removes certificate `id` of `app`; false when the app has no such certificate.
     pub async fn remove_cert(&self, app: &str, id: &str) -> Result<bool> {
         let res = sqlx::query("DELETE FROM certs WHERE app = $1 AND id = $2")
