@@ -69,18 +69,28 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     let router_listener = bind(args.router_listen, "router", "--router-listen").await?;
     let listen = listener.local_addr().unwrap_or(args.listen);
     let router_addr = router_listener.local_addr().unwrap_or(args.router_listen);
-    let router_tls_listener = if args.no_router_tls {
-        None
-    } else {
-        Some(
-            bind(
-                args.router_tls_listen,
-                "router HTTPS",
-                "--router-tls-listen",
-            )
-            .await?,
-        )
+    let router_tls_listener = match (args.no_router_tls, args.router_tls_listen) {
+        (true, _) => None,
+        (false, Some(addr)) => Some(bind(addr, "router HTTPS", "--router-tls-listen").await?),
+        (false, None) => {
+            let addr: SocketAddr = crate::config::DEFAULT_ROUTER_TLS_LISTEN
+                .parse()
+                .expect("a valid default address");
+            match TcpListener::bind(addr).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::warn!(
+                        "not serving HTTPS: {addr} is not free ({e}); pass --router-tls-listen \
+                         ADDR to choose another address or --no-router-tls to silence this"
+                    );
+                    None
+                }
+            }
+        }
     };
+    let router_tls_addr = router_tls_listener
+        .as_ref()
+        .and_then(|l| l.local_addr().ok());
     let mut settings = Settings::new(
         args.data_dir.clone(),
         listen,
@@ -127,10 +137,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         tracing::warn!(error = %e, "loading the app certificates failed");
     }
     let router_config = crate::router::RouterConfig {
-        https_port: router_tls_listener
-            .as_ref()
-            .and_then(|l| l.local_addr().ok())
-            .map(|a| a.port()),
+        https_port: router_tls_addr.map(|a| a.port()),
         ..Default::default()
     };
     let router = tokio::spawn(crate::router::serve_with(
@@ -164,6 +171,14 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     };
 
     print_banner(&c, router_addr);
+    if let Some(l) = &router_tls_addr {
+        println!(
+            "  apps over HTTPS          https://<app>.{}:{}/ (self-signed default certificate \
+             until you add one: paas certs:add)\n",
+            c.settings.domain,
+            l.port()
+        );
+    }
     wait_for_signal().await?;
     tracing::info!("stopping: SIGTERM to the agent (containers keep running)");
     let _ = stop_tx.send(true);

@@ -191,7 +191,11 @@ async fn follow(
     tx: mpsc::Sender<String>,
 ) {
     let mut followed: HashSet<String> = HashSet::new();
-    let mut access = access_lines(&c, &app);
+    // Router lines belong to no dyno: only for the whole app or `--ps router`.
+    let mut access = match ps.as_deref() {
+        None | Some("router") => access_lines(&c, &app),
+        Some(_) => None,
+    };
     loop {
         if let Ok(jobs) = app_jobs(&c, &app).await {
             for (job, url, dyno) in jobs {
