@@ -333,11 +333,20 @@ pub fn default_cert(dir: &Path, domain: &str) -> Result<CertifiedKey, CertError>
         let k = std::fs::read_to_string(&key).map_err(io("reading", &key))?;
         return certified_key(&c, &k);
     }
+    let gen = |e: rcgen::Error| CertError::Generate(e.to_string());
     let names = vec![format!("*.{domain}"), domain.to_string()];
-    let made = rcgen::generate_simple_self_signed(names)
-        .map_err(|e| CertError::Generate(e.to_string()))?;
+    let mut params = rcgen::CertificateParams::new(names).map_err(gen)?;
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::CommonName, format!("*.{domain}"));
+    dn.push(
+        rcgen::DnType::OrganizationName,
+        "paas router (self-signed default)",
+    );
+    params.distinguished_name = dn;
+    let signing_key = rcgen::KeyPair::generate().map_err(gen)?;
+    let cert = params.self_signed(&signing_key).map_err(gen)?;
     std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
-    let (c, k) = (made.cert.pem(), made.signing_key.serialize_pem());
+    let (c, k) = (cert.pem(), signing_key.serialize_pem());
     write_private(&key, &k).map_err(io("writing", &key))?;
     std::fs::write(&crt, &c).map_err(io("writing", &crt))?;
     tracing::info!(path = %crt.display(), "made a self-signed default certificate for *.{domain}");
