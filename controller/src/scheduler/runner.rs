@@ -655,7 +655,10 @@ async fn push_routes(
             backends,
         });
     }
-    crate::routing::save_routes(&c.store, &routes).await;
+    // Saved for a restarted or separate router, only when it changed (no write per pass).
+    if c.routes.routes() != routes {
+        crate::routing::save_routes(&c.store, &routes).await;
+    }
     c.routes.replace(routes);
     Ok(routed)
 }
