@@ -25,7 +25,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(paas_controller::standalone::run(cli.serve));
+    let result = match cli.command {
+        Some(Command::Router(args)) => runtime
+            .block_on(paas_controller::routing::run_router(args))
+            .map_err(|e| e.to_string()),
+        _ => runtime
+            .block_on(paas_controller::standalone::run(cli.serve))
+            .map_err(|e| e.to_string()),
+    };
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -655,6 +655,10 @@ async fn push_routes(
             backends,
         });
     }
+    // Saved for a restarted or separate router, only when it changed (no write per pass).
+    if c.routes.routes() != routes {
+        crate::routing::save_routes(&c.store, &routes).await;
+    }
     c.routes.replace(routes);
     Ok(routed)
 }

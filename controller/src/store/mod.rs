@@ -10,9 +10,11 @@
 //! nodes). Tests get a fresh temporary database each.
 
 mod apps;
+mod certs;
 mod destroy;
 mod domains;
 mod nodes;
+mod routes;
 mod work;
 
 #[cfg(test)]
@@ -25,6 +27,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+pub use certs::CertRow;
 pub use domains::{DomainAdded, DomainRow};
 pub use nodes::{last_lines, Restarts};
 
