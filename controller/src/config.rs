@@ -30,6 +30,8 @@ pub enum Command {
     Backup(crate::backup::BackupArgs),
     /// Restore a backup into a new data directory (and an empty database).
     Restore(crate::backup::RestoreArgs),
+    /// Run only the router, reading routes and certificates from the controller's store.
+    Router(crate::routing::RouterArgs),
 }
 
 /// Flags of the serving controller.
@@ -47,6 +49,14 @@ pub struct ServeArgs {
     /// Address of the router (apps are served at `http://<app>.<domain>:<port>`).
     #[arg(long, default_value = "127.0.0.1:8000")]
     pub router_listen: SocketAddr,
+    /// Address of the router's HTTPS (SNI picks an uploaded certificate, else the
+    /// self-signed default for `*.<domain>` in DATA/router-tls/). [default: 127.0.0.1:8443,
+    /// left out with a warning when that port is taken; a given address must bind]
+    #[arg(long)]
+    pub router_tls_listen: Option<SocketAddr>,
+    /// Serve no HTTPS.
+    #[arg(long)]
+    pub no_router_tls: bool,
     /// Apps are served at `<app>.<domain>`.
     #[arg(long, default_value = "localhost")]
     pub domain: String,
@@ -86,6 +96,9 @@ pub struct ServeArgs {
     #[arg(long, env = "PAAS_DATABASE_URL")]
     pub database_url: Option<String>,
 }
+
+/// Where the router serves HTTPS when `--router-tls-listen` is not given.
+pub const DEFAULT_ROUTER_TLS_LISTEN: &str = "127.0.0.1:8443";
 
 /// The default `--max-push-bytes`: 512 MiB.
 pub const DEFAULT_MAX_PUSH_BYTES: u64 = 512 << 20;
@@ -248,6 +261,8 @@ mod tests {
         assert_eq!(s.data_dir, PathBuf::from("/var/lib/paas"));
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.router_listen.to_string(), "127.0.0.1:8000");
+        assert!(s.router_tls_listen.is_none(), "127.0.0.1:8443, best effort");
+        assert!(!s.no_router_tls);
         assert_eq!(s.domain, "localhost");
         assert_eq!(s.prefix, "paas");
         assert_eq!(s.subnet, "10.88.0.0/24");
@@ -255,6 +270,18 @@ mod tests {
         assert!(s.stacks_dir.is_none() && s.agent_bin.is_none());
         let cli = Cli::try_parse_from(["paas-controller", "hook"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Hook)));
+        let cli =
+            Cli::try_parse_from(["paas-controller", "router", "--data-dir", "/d", "--no-tls"])
+                .unwrap();
+        match cli.command {
+            Some(Command::Router(r)) => {
+                assert_eq!(r.data_dir, PathBuf::from("/d"));
+                assert_eq!(r.listen.to_string(), "127.0.0.1:8000");
+                assert_eq!(r.tls_listen.to_string(), "127.0.0.1:8443");
+                assert!(r.no_tls);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub mod hook;
 pub mod http;
 pub mod registry;
 pub mod router;
+pub mod routing;
 pub mod scheduler;
 pub mod standalone;
 pub mod state;

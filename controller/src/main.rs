@@ -49,6 +49,9 @@ fn main() -> ExitCode {
                 )
             })
             .map_err(|e| e.to_string()),
+        Some(Command::Router(args)) => runtime
+            .block_on(paas_controller::routing::run_router(args))
+            .map_err(|e| e.to_string()),
         _ => runtime
             .block_on(paas_controller::standalone::run(cli.serve))
             .map_err(|e| e.to_string()),

@@ -54,6 +54,8 @@ pub enum StartError {
          first (or pass --stacks-dir)"
     )]
     NoTinyStack { stacks: String },
+    #[error("setting up the router's HTTPS: {0}")]
+    Tls(#[source] crate::routing::RoutingError),
     #[error("waiting for SIGINT/SIGTERM: {0}")]
     Signals(#[source] std::io::Error),
 }
@@ -67,6 +69,28 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     let router_listener = bind(args.router_listen, "router", "--router-listen").await?;
     let listen = listener.local_addr().unwrap_or(args.listen);
     let router_addr = router_listener.local_addr().unwrap_or(args.router_listen);
+    let router_tls_listener = match (args.no_router_tls, args.router_tls_listen) {
+        (true, _) => None,
+        (false, Some(addr)) => Some(bind(addr, "router HTTPS", "--router-tls-listen").await?),
+        (false, None) => {
+            let addr: SocketAddr = crate::config::DEFAULT_ROUTER_TLS_LISTEN
+                .parse()
+                .expect("a valid default address");
+            match TcpListener::bind(addr).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::warn!(
+                        "not serving HTTPS: {addr} is not free ({e}); pass --router-tls-listen \
+                         ADDR to choose another address or --no-router-tls to silence this"
+                    );
+                    None
+                }
+            }
+        }
+    };
+    let router_tls_addr = router_tls_listener
+        .as_ref()
+        .and_then(|l| l.local_addr().ok());
     let mut settings = Settings::new(
         args.data_dir.clone(),
         listen,
@@ -105,7 +129,31 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     }
 
     let api = tokio::spawn(serve_api(listener, crate::http::app(Arc::clone(&c))));
-    let router = tokio::spawn(crate::router::serve(router_listener, c.routes.clone()));
+    // The last saved table and the certificates first, so a restart serves at once.
+    match crate::routing::load_routes(&c.store, &c.routes).await {
+        Ok(v) => tracing::debug!(version = ?v, "saved route table loaded"),
+        Err(e) => tracing::warn!(error = %e, "loading the saved route table failed"),
+    }
+    if let Err(e) = crate::routing::load_certs(&c.store, &c.routes).await {
+        tracing::warn!(error = %e, "loading the app certificates failed");
+    }
+    let router_config = crate::router::RouterConfig {
+        https_port: router_tls_addr.map(|a| a.port()),
+        ..Default::default()
+    };
+    let router = tokio::spawn(crate::router::serve_with(
+        router_listener,
+        c.routes.clone(),
+        router_config,
+    ));
+    let router_tls = match router_tls_listener {
+        Some(l) => {
+            crate::routing::set_default_cert(&c.settings.data_dir, &c.settings.domain, &c.routes)
+                .map_err(StartError::Tls)?;
+            Some(tokio::spawn(crate::router::serve_tls(l, c.routes.clone())))
+        }
+        None => None,
+    };
     let scheduler = tokio::spawn(crate::scheduler::run_elected(Arc::clone(&c)));
     let (stop_tx, stop_rx) = watch::channel(false);
     let agent = if args.no_local_agent {
@@ -124,6 +172,14 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     };
 
     print_banner(&c, router_addr);
+    if let Some(l) = &router_tls_addr {
+        println!(
+            "  apps over HTTPS          https://<app>.{}:{}/ (self-signed default certificate \
+             until you add one: paas certs:add)\n",
+            c.settings.domain,
+            l.port()
+        );
+    }
     wait_for_signal().await?;
     tracing::info!("stopping: SIGTERM to the agent (containers keep running)");
     let _ = stop_tx.send(true);
@@ -132,6 +188,9 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     }
     api.abort();
     router.abort();
+    if let Some(t) = router_tls {
+        t.abort();
+    }
     scheduler.abort();
     Ok(())
 }

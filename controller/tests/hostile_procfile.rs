@@ -107,6 +107,7 @@ fn hostile_procfile_lines_are_refused_with_the_line_number() {
         (": x\n", 1, "not a valid name"),
         ("web: \n", 1, "no command"),
         ("\u{feff}web: x\n", 1, "not a valid name"),
+        ("web: ok\nworker: run\0 --evil\n", 2, "control character"),
     ] {
         let e = parse_procfile(text).unwrap_err();
         let msg = e.to_string();

@@ -10,6 +10,7 @@ use crate::config::{self, ConfigError, Settings};
 use crate::git_remote::{self, GitRemoteError};
 
 mod apps;
+mod certs;
 mod config_vars;
 mod domains;
 mod git_open;
@@ -181,6 +182,33 @@ enum Command {
         app: AppArg,
         hostname: String,
     },
+    /// List an app's TLS certificates
+    Certs(AppArg),
+    /// Add a TLS certificate (PEM chain and key files) for a host name of the app
+    #[command(name = "certs:add")]
+    CertsAdd {
+        #[command(flatten)]
+        app: AppArg,
+        /// The certificate chain, PEM (leaf first)
+        cert: std::path::PathBuf,
+        /// Its private key, PEM
+        key: std::path::PathBuf,
+    },
+    /// Redirect the app's plain HTTP requests to HTTPS (on) or stop (off)
+    #[command(name = "certs:redirect")]
+    CertsRedirect {
+        #[command(flatten)]
+        app: AppArg,
+        /// on or off
+        state: String,
+    },
+    /// Remove a TLS certificate (by the id `paas certs` shows)
+    #[command(name = "certs:remove")]
+    CertsRemove {
+        #[command(flatten)]
+        app: AppArg,
+        id: String,
+    },
     /// List the node agents with their state, memory and jobs
     Nodes,
     /// Drain a node: its jobs move to other nodes and it gets no new ones
@@ -286,6 +314,10 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::DomainsRemove { app, hostname } => {
             domains::remove(&ctx, &resolve_app(app)?, &hostname)
         }
+        Command::Certs(arg) => certs::list(&ctx, &resolve_app(arg)?),
+        Command::CertsAdd { app, cert, key } => certs::add(&ctx, &resolve_app(app)?, &cert, &key),
+        Command::CertsRemove { app, id } => certs::remove(&ctx, &resolve_app(app)?, &id),
+        Command::CertsRedirect { app, state } => certs::redirect(&ctx, &resolve_app(app)?, &state),
         Command::Config(arg) => config_vars::show(&ctx, &resolve_app(arg)?),
         Command::ConfigGet { app, key } => config_vars::get(&ctx, &resolve_app(app)?, &key),
         Command::ConfigSet { app, pairs } => config_vars::set(&ctx, &resolve_app(app)?, &pairs),

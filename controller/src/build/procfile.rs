@@ -46,6 +46,12 @@ fn entry(line: &str) -> Result<(String, String), String> {
             "the process type {name:?} has no command after the colon"
         ));
     }
+    if let Some(c) = command.chars().find(|c| c.is_control() && *c != '\t') {
+        return Err(format!(
+            "the command of {name:?} contains the control character {c:?}: a command is \
+             one line of plain text; remove it from the Procfile"
+        ));
+    }
     Ok((name.to_string(), command.to_string()))
 }
 
@@ -198,6 +204,13 @@ mod tests {
         );
         let e = parse_procfile("web:\n").unwrap_err().to_string();
         assert!(e.contains("line 1") && e.contains("no command"), "{e}");
+        let e = parse_procfile("web: ./server\0 --evil\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 1") && e.contains("control character"),
+            "{e}"
+        );
         let e = parse_procfile("web: a\nweb: b\n").unwrap_err().to_string();
         assert!(
             e.contains("line 2") && e.contains("already declared on line 1"),

@@ -6,7 +6,7 @@
 //! Sources: the app's latest build (`app[build]`), the kept end of recently removed jobs'
 //! output (`app[<type>]`, e.g. a crash loop's errors), and each job's output as its agent
 //! captured it (`GET /v1/jobs/{id}/logs`). The router's access lines (`heroku[router]`) join
-//! through [`access_lines`] once the router exposes a subscription.
+//! a tail through [`access_lines`].
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -52,14 +52,10 @@ struct LogsQuery {
     lines: Option<usize>,
 }
 
-/// The router's access lines for `app`, when the router offers a subscription. The router
-/// helper wires this (`heroku[router]: at=info method=GET path=/ …` lines); until then the
-/// stream has none.
-pub fn access_lines(
-    _c: &Controller,
-    _app: &str,
-) -> Option<tokio::sync::broadcast::Receiver<String>> {
-    None
+/// The router's access lines for `app` from now on (`heroku[router]: at=info method=GET
+/// path="/" … status=200 bytes=5 service=3ms job=…`), from this controller's router.
+pub fn access_lines(c: &Controller, app: &str) -> Option<crate::router::AccessFollower> {
+    Some(c.routes.access_log().subscribe(app))
 }
 
 /// One Heroku-format line.
@@ -195,7 +191,11 @@ async fn follow(
     tx: mpsc::Sender<String>,
 ) {
     let mut followed: HashSet<String> = HashSet::new();
-    let mut access = access_lines(&c, &app);
+    // Router lines belong to no dyno: only for the whole app or `--ps router`.
+    let mut access = match ps.as_deref() {
+        None | Some("router") => access_lines(&c, &app),
+        Some(_) => None,
+    };
     loop {
         if let Ok(jobs) = app_jobs(&c, &app).await {
             for (job, url, dyno) in jobs {

@@ -6,6 +6,7 @@
 //! a stable code; 5xx details are logged, never sent. Submodules: `v1` (apps and nodes) and
 //! `internal` (build inputs for agents).
 
+mod certs;
 mod config;
 mod domains;
 mod formation;
@@ -46,6 +47,7 @@ pub fn app(c: Arc<Controller>) -> axum::Router {
         .merge(logs::routes())
         .merge(run::routes())
         .merge(domains::routes())
+        .merge(certs::routes())
         .merge(internal::routes())
         .merge(crate::git::routes())
         .with_state(c)

@@ -1,6 +1,7 @@
 //! Header work for the proxy: which host a request is for, hop-by-hop headers that must not
 //! be forwarded, and the `X-Forwarded-*` / `X-Request-Id` headers added on the way in.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -23,15 +24,31 @@ pub fn normalize_host(host: &str) -> String {
     without_port.trim_end_matches('.').to_ascii_lowercase()
 }
 
-/// The host a request is for, as sent (with port): the `Host` header, else the URI's
-/// authority (HTTP/2 sends `:authority` instead of `Host`).
-pub fn request_host<B>(req: &http::Request<B>) -> Option<String> {
-    req.headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.as_str().to_string()))
-        .filter(|h| !h.is_empty())
+/// [`normalize_host`] without allocating when the host is already normal (lower case, no
+/// port, no trailing dot, no spaces): the usual case on the request path.
+pub fn normalize_host_cow(host: &str) -> Cow<'_, str> {
+    let normal = host
+        .bytes()
+        .all(|b| !b.is_ascii_uppercase() && b != b':' && b != b'[' && b != b' ' && b != b'\t')
+        && !host.ends_with('.');
+    if normal {
+        Cow::Borrowed(host)
+    } else {
+        Cow::Owned(normalize_host(host))
+    }
+}
+
+/// The host a request is for, as sent (with port), as a header value: the `Host` header
+/// (no copy), else the URI's authority (HTTP/2 sends `:authority` instead of `Host`).
+pub fn request_host_value<B>(req: &http::Request<B>) -> Option<HeaderValue> {
+    match req.headers().get(header::HOST) {
+        Some(v) => Some(v.clone()),
+        None => req
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+    }
+    .filter(|h| !h.is_empty())
 }
 
 /// Headers that describe one connection and never pass through a proxy (RFC 9110 §7.6.1).
@@ -90,30 +107,55 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-pub const X_FORWARDED_FOR: &str = "x-forwarded-for";
-pub const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
-pub const X_FORWARDED_HOST: &str = "x-forwarded-host";
-pub const X_REQUEST_ID: &str = "x-request-id";
+// Pre-built names: a `&str` name is parsed on every use.
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The client address as an `X-Forwarded-For` value (made once per connection).
+pub fn client_ip_value(client: IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&client.to_canonical().to_string()).expect("an IP is a header value")
+}
 
 /// Adds the forwarding headers; returns the request id used (kept or new).
-pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, host: &str) -> HeaderValue {
-    let ip = client.to_canonical().to_string();
-    let chain: Vec<&str> = headers
-        .get_all(X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let xff = if chain.is_empty() {
-        ip
+#[cfg(test)]
+fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, host: &str, https: bool) -> HeaderValue {
+    let host = HeaderValue::from_str(host).unwrap_or(HeaderValue::from_static(""));
+    add_forwarded_value(headers, &client_ip_value(client), host, https)
+}
+
+/// [`add_forwarded`] with the client IP and host already as header values (no copies when
+/// there is no incoming `X-Forwarded-For`).
+pub fn add_forwarded_value(
+    headers: &mut HeaderMap,
+    client_ip: &HeaderValue,
+    host: HeaderValue,
+    https: bool,
+) -> HeaderValue {
+    if headers.contains_key(X_FORWARDED_FOR) {
+        let chain: Vec<&str> = headers
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let xff = format!(
+            "{}, {}",
+            chain.join(", "),
+            client_ip.to_str().unwrap_or_default()
+        );
+        if let Ok(v) = HeaderValue::from_str(&xff) {
+            headers.insert(X_FORWARDED_FOR, v);
+        }
     } else {
-        format!("{}, {ip}", chain.join(", "))
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(X_FORWARDED_FOR, v);
+        headers.insert(X_FORWARDED_FOR, client_ip.clone());
     }
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    if let Ok(v) = HeaderValue::from_str(host) {
-        headers.insert(X_FORWARDED_HOST, v);
+    headers.insert(
+        X_FORWARDED_PROTO,
+        HeaderValue::from_static(if https { "https" } else { "http" }),
+    );
+    if !host.is_empty() {
+        headers.insert(X_FORWARDED_HOST, host);
     }
     let id = headers
         .get(X_REQUEST_ID)
@@ -124,7 +166,9 @@ pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, host: &str) -> Hea
         .cloned()
         .unwrap_or_else(|| {
             let bytes: [u8; 16] = rand::random();
-            HeaderValue::from_str(&hex::encode(bytes)).expect("hex is a valid header value")
+            let mut text = [0u8; 32];
+            hex::encode_to_slice(bytes, &mut text).expect("32 hex digits for 16 bytes");
+            HeaderValue::from_bytes(&text).expect("hex is a valid header value")
         });
     headers.insert(X_REQUEST_ID, id.clone());
     id
@@ -172,14 +216,20 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(X_FORWARDED_FOR, HeaderValue::from_static("1.2.3.4"));
         h.insert(X_REQUEST_ID, HeaderValue::from_static("abc"));
-        let id = add_forwarded(&mut h, "127.0.0.1".parse().unwrap(), "a.localhost:8000");
+        let id = add_forwarded(
+            &mut h,
+            "127.0.0.1".parse().unwrap(),
+            "a.localhost:8000",
+            false,
+        );
         assert_eq!(id, "abc");
         assert_eq!(h.get(X_FORWARDED_FOR).unwrap(), "1.2.3.4, 127.0.0.1");
         assert_eq!(h.get(X_FORWARDED_HOST).unwrap(), "a.localhost:8000");
         assert_eq!(h.get(X_FORWARDED_PROTO).unwrap(), "http");
         let mut h = HeaderMap::new();
-        let id = add_forwarded(&mut h, "::ffff:10.0.0.1".parse().unwrap(), "x");
+        let id = add_forwarded(&mut h, "::ffff:10.0.0.1".parse().unwrap(), "x", true);
         assert_eq!(id.len(), 32);
         assert_eq!(h.get(X_FORWARDED_FOR).unwrap(), "10.0.0.1");
+        assert_eq!(h.get(X_FORWARDED_PROTO).unwrap(), "https");
     }
 }

@@ -13,20 +13,24 @@
 //! leaves the table keeps serving its in-flight requests, which [`RouteTable::in_flight`]
 //! and [`RouteTable::wait_drained`] let the scheduler wait for. Submodules:
 //! `headers` (host parsing, hop-by-hop and forwarding headers), `pages` (the HTML error
-//! pages), `proxy` (the hyper server and the pooled client). See docs/router.md.
+//! pages), `proxy` (the hyper server and the pooled client), `tls` (HTTPS certificates and
+//! SNI) and `access` (access lines for the app's log stream). See docs/router.md.
 
+mod access;
 mod headers;
 mod pages;
+mod pool;
 mod proxy;
+pub mod tls;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
-use http::uri::Authority;
-
+pub use access::{AccessFollower, AccessLog};
 pub use headers::normalize_host;
+pub use tls::TlsCerts;
 
 /// One backend (a running, healthy web job).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +64,7 @@ pub enum Error {
         app: String,
         addr: String,
         #[source]
-        source: hyper_util::client::legacy::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("{app}'s web process at {addr} did not answer within {after:?}")]
     Timeout {
@@ -90,6 +94,8 @@ pub struct RouterConfig {
     pub pool_idle: Duration,
     /// Largest request body passed on (→ 413).
     pub max_body_bytes: u64,
+    /// The port HTTPS is served on, for redirects of apps that ask for them (None: 443).
+    pub https_port: Option<u16>,
 }
 
 impl Default for RouterConfig {
@@ -99,6 +105,7 @@ impl Default for RouterConfig {
             response_timeout: Duration::from_secs(30),
             pool_idle: Duration::from_secs(60),
             max_body_bytes: 100 * 1024 * 1024,
+            https_port: None,
         }
     }
 }
@@ -108,8 +115,6 @@ impl Default for RouterConfig {
 #[derive(Debug)]
 pub(crate) struct BackendSlot {
     pub(crate) backend: Backend,
-    /// `addr` parsed once, for building request URIs without parsing.
-    pub(crate) authority: Option<Authority>,
     pub(crate) in_flight: AtomicUsize,
 }
 
@@ -119,6 +124,10 @@ pub(crate) struct RouteEntry {
     pub(crate) route: Route,
     pub(crate) next: Arc<AtomicUsize>,
     pub(crate) slots: Vec<Arc<BackendSlot>>,
+    /// Where this app's access lines go (see `access`).
+    pub(crate) access: access::AccessChannel,
+    /// Plain HTTP requests get a redirect to HTTPS.
+    pub(crate) https_redirect: bool,
 }
 
 impl RouteEntry {
@@ -166,6 +175,12 @@ pub struct RouteTable {
     /// Every backend slot by address, also after it left the table, while a request still
     /// holds it (updated by `replace` only, never on the request path).
     slots: Arc<Mutex<HashMap<String, Weak<BackendSlot>>>>,
+    /// The certificates the HTTPS listener presents.
+    certs: TlsCerts,
+    /// The apps' access line channels.
+    access: AccessLog,
+    /// Apps whose plain HTTP requests are redirected to HTTPS.
+    redirects: Arc<Mutex<HashSet<String>>>,
 }
 
 impl RouteTable {
@@ -183,6 +198,11 @@ impl RouteTable {
             .iter()
             .map(|e| (e.route.app.as_str(), &e.next))
             .collect();
+        let redirects = self
+            .redirects
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let mut snap = Snapshot::default();
         for mut route in routes {
             route.hosts = route.hosts.iter().map(|h| normalize_host(h)).collect();
@@ -198,7 +218,6 @@ impl RouteTable {
                     _ => {
                         let slot = Arc::new(BackendSlot {
                             backend: b.clone(),
-                            authority: b.addr.parse().ok(),
                             in_flight: AtomicUsize::new(0),
                         });
                         slots.insert(b.addr.clone(), Arc::downgrade(&slot));
@@ -206,10 +225,14 @@ impl RouteTable {
                     }
                 })
                 .collect();
+            let access = self.access.channel(&route.app);
+            let https_redirect = redirects.contains(&route.app);
             let entry = Arc::new(RouteEntry {
                 route,
                 next,
                 slots: slots_of_route,
+                access,
+                https_redirect,
             });
             for host in &entry.route.hosts {
                 if let Some(prev) = snap.by_host.insert(host.clone(), Arc::clone(&entry)) {
@@ -219,6 +242,8 @@ impl RouteTable {
             }
             snap.routes.push(entry);
         }
+        let apps: Vec<&str> = snap.routes.iter().map(|e| e.route.app.as_str()).collect();
+        self.access.retain_apps(&apps);
         let snap = Arc::new(snap);
         drop(old);
         *self.inner.write().unwrap_or_else(|e| e.into_inner()) = snap;
@@ -279,6 +304,38 @@ impl RouteTable {
             .map(|e| e.route.clone())
     }
 
+    /// Sets which apps get plain HTTP requests redirected to HTTPS (`308` to the same host
+    /// and path on [`RouterConfig::https_port`]); takes effect for the next request.
+    pub fn set_https_redirects(&self, apps: &[String]) {
+        let next: HashSet<String> = apps.iter().cloned().collect();
+        {
+            let mut redirects = self.redirects.lock().unwrap_or_else(|e| e.into_inner());
+            if *redirects == next {
+                return;
+            }
+            *redirects = next;
+        }
+        self.replace(self.routes());
+    }
+
+    /// The apps whose plain HTTP requests are redirected to HTTPS, sorted.
+    pub fn https_redirects(&self) -> Vec<String> {
+        let redirects = self.redirects.lock().unwrap_or_else(|e| e.into_inner());
+        let mut apps: Vec<String> = redirects.iter().cloned().collect();
+        apps.sort();
+        apps
+    }
+
+    /// The certificates the HTTPS listener presents (replace them to change them live).
+    pub fn certs(&self) -> &TlsCerts {
+        &self.certs
+    }
+
+    /// The apps' access lines (`subscribe(app)` to follow one).
+    pub fn access_log(&self) -> &AccessLog {
+        &self.access
+    }
+
     /// The current immutable snapshot; holding it never blocks `replace`.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         Arc::clone(&self.inner.read().unwrap_or_else(|e| e.into_inner()))
@@ -288,7 +345,7 @@ impl RouteTable {
 /// Serves HTTP (HTTP/1.1 and h2c) on `listener` until the task is dropped; dropping it
 /// also ends the connections it accepted.
 pub async fn serve(listener: tokio::net::TcpListener, table: RouteTable) -> std::io::Result<()> {
-    proxy::serve(listener, table, RouterConfig::default()).await
+    proxy::serve(listener, table, RouterConfig::default(), None).await
 }
 
 /// [`serve`] with other timeouts and limits.
@@ -297,5 +354,25 @@ pub async fn serve_with(
     table: RouteTable,
     config: RouterConfig,
 ) -> std::io::Result<()> {
-    proxy::serve(listener, table, config).await
+    proxy::serve(listener, table, config, None).await
+}
+
+/// Serves HTTPS (TLS with SNI from [`RouteTable::certs`]; HTTP/2 or HTTP/1.1 by ALPN) on
+/// `listener` until the task is dropped. Requests are forwarded with
+/// `X-Forwarded-Proto: https`.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    table: RouteTable,
+) -> std::io::Result<()> {
+    serve_tls_with(listener, table, RouterConfig::default()).await
+}
+
+/// [`serve_tls`] with other timeouts and limits.
+pub async fn serve_tls_with(
+    listener: tokio::net::TcpListener,
+    table: RouteTable,
+    config: RouterConfig,
+) -> std::io::Result<()> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(table.certs().server_config());
+    proxy::serve(listener, table, config, Some(acceptor)).await
 }

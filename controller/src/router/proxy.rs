@@ -4,7 +4,9 @@
 //! request holds an [`InFlight`] guard on its backend until its response body ends.
 //! Protocol upgrades (websockets) are spliced through with `copy_bidirectional` once both
 //! sides switched. [`serve`] runs one single-threaded runtime per CPU on the shared
-//! listening socket, each with its own proxy and backend pool.
+//! listening socket, each with its own proxy and backend pool; with a TLS acceptor each
+//! connection does its handshake first (SNI picks the certificate, ALPN h2 or http/1.1).
+//! While someone follows an app's log, each request leaves an access line (`access`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,25 +17,28 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::uri::{PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{header, HeaderValue, Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::BoxBody;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::service::service_fn;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::task::JoinSet;
 
+use super::access::AccessRecord;
 use super::headers::{
-    add_forwarded, normalize_host, request_host, strip_hop_by_hop, wants_upgrade, X_REQUEST_ID,
+    add_forwarded_value, client_ip_value, normalize_host_cow, request_host_value, strip_hop_by_hop,
+    wants_upgrade, X_REQUEST_ID,
 };
-use super::{pages, BackendSlot, Error, RouteTable, RouterConfig};
+use super::pool::{Lease, Pool};
+use super::{pages, BackendSlot, Error, RouteEntry, RouteTable, RouterConfig};
 
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take for its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type RespBody = BoxBody<Bytes, hyper::Error>;
@@ -54,10 +59,28 @@ impl Drop for InFlight {
     }
 }
 
-/// A response body that keeps its request counted on the backend until it ends.
+/// A response body that keeps its request counted on the backend until it ends, and
+/// counts its bytes for the access line (sent when the body is dropped).
 struct Guarded {
     inner: Incoming,
     guard: Option<InFlight>,
+    access: Option<Box<AccessRecord>>,
+    /// The backend connection, back to the pool once the body has ended.
+    lease: Option<Lease>,
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if let Some(rec) = &self.access {
+            rec.emit();
+        }
+        // hyper stops polling a body that says it ended; the connection is reusable then.
+        if self.inner.is_end_stream() {
+            if let Some(lease) = self.lease.take() {
+                lease.release();
+            }
+        }
+    }
 }
 
 impl Body for Guarded {
@@ -69,8 +92,19 @@ impl Body for Guarded {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(None) = polled {
-            self.guard = None;
+        match &polled {
+            Poll::Ready(None) => {
+                self.guard = None;
+                if let Some(lease) = self.lease.take() {
+                    lease.release();
+                }
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(rec), Some(d)) = (self.access.as_mut(), frame.data_ref()) {
+                    rec.bytes += d.len() as u64;
+                }
+            }
+            _ => {}
         }
         polled
     }
@@ -87,7 +121,7 @@ impl Body for Guarded {
 /// The incoming request body, shared so that a request whose connection attempt failed
 /// (before the client read any of its body) can be sent again to another backend. It
 /// counts the bytes passed on and fails once they exceed the cap.
-struct SharedBody {
+pub(super) struct SharedBody {
     slot: Arc<Mutex<Option<Incoming>>>,
     polled: Arc<AtomicBool>,
     sent: Arc<AtomicU64>,
@@ -142,7 +176,7 @@ impl Body for SharedBody {
 }
 
 /// The body sent to a backend: nothing (most GETs, no lock or allocation) or the client's.
-enum OutBody {
+pub(super) enum OutBody {
     Empty,
     Shared(SharedBody),
 }
@@ -178,37 +212,49 @@ impl Body for OutBody {
 
 struct Proxy {
     table: RouteTable,
-    client: Client<HttpConnector, OutBody>,
+    pool: Pool,
     config: RouterConfig,
 }
 
 impl Proxy {
     fn new(table: RouteTable, config: RouterConfig) -> Proxy {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(config.pool_idle)
-            .pool_timer(TokioTimer::new())
-            .build(connector);
         Proxy {
             table,
-            client,
+            pool: Pool::new(config.connect_timeout, config.pool_idle),
             config,
         }
     }
 
-    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<RespBody> {
-        // The access line costs two allocations; only made when it is logged.
-        let line = tracing::enabled!(tracing::Level::DEBUG)
-            .then(|| (req.method().clone(), req.uri().path().to_string()));
-        match self.forward(req, peer).await {
-            Ok(resp) => {
-                if let Some((method, path)) = line {
-                    tracing::debug!(%method, path, status = resp.status().as_u16(), "proxied");
-                }
-                resp
+    async fn handle(&self, req: Request<Incoming>, client: &ClientConn) -> Response<RespBody> {
+        let https = client.https;
+        let Some(raw_host) = request_host_value(&req) else {
+            return page(&Error::NoHost);
+        };
+        let Ok(raw) = raw_host.to_str() else {
+            return page(&Error::NoHost);
+        };
+        let host = normalize_host_cow(raw);
+        let Some(entry) = self.table.snapshot().lookup(&host).cloned() else {
+            tracing::debug!(%host, "no app is served here");
+            return page(&Error::UnknownHost {
+                host: host.into_owned(),
+            });
+        };
+        let mut access =
+            AccessRecord::start(&entry.access, req.method(), req.uri().path(), &host, https);
+        if entry.https_redirect && !https {
+            let resp = redirect_to_https(&host, self.config.https_port, req.uri());
+            if let Some(mut rec) = access {
+                rec.status = resp.status().as_u16();
+                rec.emit();
             }
+            return resp;
+        }
+        match self
+            .forward(&entry, raw_host, req, client, &mut access)
+            .await
+        {
+            Ok(resp) => resp,
             Err(e) => {
                 match &e {
                     Error::Upstream { .. } | Error::BadRequest { .. } | Error::Timeout { .. } => {
@@ -216,24 +262,25 @@ impl Proxy {
                     }
                     _ => tracing::debug!(error = %e, "not proxied"),
                 }
-                pages::error_page(&e).map(|b| b.map_err(|never| match never {}).boxed())
+                let resp = page(&e);
+                if let Some(mut rec) = access {
+                    rec.status = resp.status().as_u16();
+                    rec.bytes = resp.body().size_hint().exact().unwrap_or(0);
+                    rec.emit();
+                }
+                resp
             }
         }
     }
 
     async fn forward(
         &self,
+        entry: &RouteEntry,
+        raw_host: HeaderValue,
         mut req: Request<Incoming>,
-        peer: SocketAddr,
+        client: &ClientConn,
+        access: &mut Option<Box<AccessRecord>>,
     ) -> Result<Response<RespBody>, Error> {
-        let raw_host = request_host(&req).ok_or(Error::NoHost)?;
-        let host = normalize_host(&raw_host);
-        let entry = self
-            .table
-            .snapshot()
-            .lookup(&host)
-            .cloned()
-            .ok_or(Error::UnknownHost { host })?;
         let route = &entry.route;
         let Some(first) = entry.pick() else {
             return Err(Error::NoBackends {
@@ -261,11 +308,12 @@ impl Proxy {
         let mut headers = parts.headers;
         strip_hop_by_hop(&mut headers, upgrade);
         if !headers.contains_key(header::HOST) {
-            if let Ok(v) = HeaderValue::from_str(&raw_host) {
-                headers.insert(header::HOST, v);
-            }
+            headers.insert(header::HOST, raw_host.clone());
         }
-        let request_id = add_forwarded(&mut headers, peer.ip(), &raw_host);
+        let request_id = add_forwarded_value(&mut headers, &client.ip, raw_host, client.https);
+        if let Some(rec) = access.as_mut() {
+            rec.request_id = request_id.to_str().unwrap_or_default().to_string();
+        }
         let path = parts
             .uri
             .path_and_query()
@@ -285,6 +333,9 @@ impl Proxy {
             let backend = &entry.slots[(first + attempt) % n];
             let guard = InFlight::new(backend);
             let addr = &backend.backend.addr;
+            if let Some(rec) = access.as_mut() {
+                rec.job.clone_from(&backend.backend.job_id);
+            }
             let polled = shared.as_ref().map(|_| Arc::new(AtomicBool::new(false)));
             let out_body = match (&shared, &polled) {
                 (Some((slot, sent)), Some(polled)) => OutBody::Shared(SharedBody {
@@ -295,39 +346,18 @@ impl Proxy {
                 }),
                 _ => OutBody::Empty,
             };
-            let uri = match &backend.authority {
-                Some(authority) => {
-                    let mut uri = http::uri::Parts::default();
-                    uri.scheme = Some(Scheme::HTTP);
-                    uri.authority = Some(authority.clone());
-                    uri.path_and_query = Some(path.clone());
-                    Uri::from_parts(uri).map_err(http::Error::from)
-                }
-                None => format!("http://{addr}{path}")
-                    .parse::<Uri>()
-                    .map_err(http::Error::from),
-            };
-            let mut out = Request::builder()
-                .method(parts.method.clone())
-                .uri(uri.map_err(|source| Error::BadRequest {
-                    app: route.app.clone(),
-                    addr: addr.clone(),
-                    source,
-                })?)
-                .version(Version::HTTP_11)
-                .body(out_body)
-                .map_err(|source| Error::BadRequest {
-                    app: route.app.clone(),
-                    addr: addr.clone(),
-                    source,
-                })?;
+            // Origin form (`/path?q`) on a plain HTTP/1.1 backend connection.
+            let mut out = Request::new(out_body);
+            *out.method_mut() = parts.method.clone();
+            *out.uri_mut() = Uri::from(path.clone());
+            *out.version_mut() = Version::HTTP_11;
             *out.headers_mut() = if attempt + 1 < tries {
                 headers.clone()
             } else {
                 std::mem::take(&mut headers)
             };
             let after = self.config.response_timeout;
-            let answer = match tokio::time::timeout(after, self.client.request(out)).await {
+            let answer = match tokio::time::timeout(after, self.pool.send(addr, out)).await {
                 Ok(answer) => answer,
                 Err(_) => {
                     return Err(Error::Timeout {
@@ -338,8 +368,18 @@ impl Proxy {
                 }
             };
             match answer {
-                Ok(resp) => {
-                    return Ok(respond(resp, client_upgrade.take(), request_id, guard));
+                Ok((resp, lease)) => {
+                    if let Some(rec) = access.as_mut() {
+                        rec.status = resp.status().as_u16();
+                    }
+                    return Ok(respond(
+                        resp,
+                        client_upgrade.take(),
+                        request_id,
+                        guard,
+                        access.take(),
+                        lease,
+                    ));
                 }
                 Err(source) => {
                     if shared
@@ -355,7 +395,7 @@ impl Proxy {
                     last_error = Some(Error::Upstream {
                         app: route.app.clone(),
                         addr: addr.clone(),
-                        source,
+                        source: source.boxed(),
                     });
                     if !retry {
                         break;
@@ -374,9 +414,13 @@ fn respond(
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     request_id: HeaderValue,
     guard: InFlight,
+    access: Option<Box<AccessRecord>>,
+    lease: Lease,
 ) -> Response<RespBody> {
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     let mut guard = Some(guard);
+    // An upgraded connection is never reused.
+    let lease = (!switching).then_some(lease);
     match client_upgrade {
         Some(client_side) if switching => {
             let backend_side = hyper::upgrade::on(&mut resp);
@@ -399,7 +443,40 @@ fn respond(
         _ => strip_hop_by_hop(resp.headers_mut(), false),
     }
     resp.headers_mut().insert(X_REQUEST_ID, request_id);
-    resp.map(|inner| Guarded { inner, guard }.boxed())
+    resp.map(|inner| {
+        Guarded {
+            inner,
+            guard,
+            access,
+            lease,
+        }
+        .boxed()
+    })
+}
+
+/// `308 Permanent Redirect` to the same host and path over HTTPS (the method and body are
+/// kept by clients, unlike 301).
+fn redirect_to_https(host: &str, port: Option<u16>, uri: &Uri) -> Response<RespBody> {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let location = match port {
+        Some(p) if p != 443 => format!("https://{host}:{p}{path}"),
+        _ => format!("https://{host}{path}"),
+    };
+    let mut resp = Response::new(
+        http_body_util::Full::new(Bytes::new())
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+/// The HTML error page for `e`.
+fn page(e: &Error) -> Response<RespBody> {
+    pages::error_page(e).map(|b| b.map_err(|never| match never {}).boxed())
 }
 
 /// Serves on one single-threaded runtime per CPU (like nginx's workers): every thread
@@ -411,6 +488,7 @@ pub(super) async fn serve(
     listener: tokio::net::TcpListener,
     table: RouteTable,
     config: RouterConfig,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> std::io::Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let listener = listener.into_std()?;
@@ -418,7 +496,7 @@ pub(super) async fn serve(
     let (done_tx, mut done) = tokio::sync::mpsc::channel::<std::io::Result<()>>(threads);
     for i in 0..threads {
         let listener = listener.try_clone()?;
-        let (table, config) = (table.clone(), config.clone());
+        let (table, config, tls) = (table.clone(), config.clone(), tls.clone());
         let (mut stopped, done_tx) = (stopped.clone(), done_tx.clone());
         std::thread::Builder::new()
             .name(format!("router-{i}"))
@@ -430,7 +508,7 @@ pub(super) async fn serve(
                         rt.block_on(async move {
                             let listener = tokio::net::TcpListener::from_std(listener)?;
                             tokio::select! {
-                                r = serve_on(listener, table, config) => r,
+                                r = serve_on(listener, table, config, tls) => r,
                                 // Err: the `serve` future was dropped.
                                 _ = stopped.changed() => Ok(()),
                             }
@@ -451,6 +529,7 @@ async fn serve_on(
     listener: tokio::net::TcpListener,
     table: RouteTable,
     config: RouterConfig,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> std::io::Result<()> {
     let proxy = Arc::new(Proxy::new(table, config));
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -476,18 +555,63 @@ async fn serve_on(
                 let _ = stream.set_nodelay(true);
                 let proxy = Arc::clone(&proxy);
                 let builder = builder.clone();
-                connections.spawn(async move {
-                    let service = service_fn(move |req| {
-                        let proxy = Arc::clone(&proxy);
-                        async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
-                    });
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%peer, error = %e, "router connection ended with an error");
+                match &tls {
+                    None => {
+                        connections.spawn(connection(builder, stream, proxy, peer, false));
                     }
-                });
+                    Some(acceptor) => {
+                        let acceptor = acceptor.clone();
+                        connections.spawn(async move {
+                            let handshake = tokio::time::timeout(
+                                TLS_HANDSHAKE_TIMEOUT,
+                                acceptor.accept(stream),
+                            );
+                            match handshake.await {
+                                Ok(Ok(stream)) => {
+                                    connection(builder, stream, proxy, peer, true).await
+                                }
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed")
+                                }
+                                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                            }
+                        });
+                    }
+                }
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
+    }
+}
+
+/// What the proxy knows of a client connection (made once per connection).
+struct ClientConn {
+    /// The peer's IP as an `X-Forwarded-For` value.
+    ip: HeaderValue,
+    https: bool,
+}
+
+/// Serves one client connection (plain or TLS) until it closes.
+async fn connection<I>(
+    builder: auto::Builder<TokioExecutor>,
+    io: I,
+    proxy: Arc<Proxy>,
+    peer: SocketAddr,
+    https: bool,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let client = Arc::new(ClientConn {
+        ip: client_ip_value(peer.ip()),
+        https,
+    });
+    let service = service_fn(move |req| {
+        let proxy = Arc::clone(&proxy);
+        let client = Arc::clone(&client);
+        async move { Ok::<_, Infallible>(proxy.handle(req, &client).await) }
+    });
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    if let Err(e) = conn.await {
+        tracing::debug!(%peer, error = %e, "router connection ended with an error");
     }
 }

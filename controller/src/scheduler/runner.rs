@@ -655,6 +655,10 @@ async fn push_routes(
             backends,
         });
     }
+    // Saved for a restarted or separate router, only when it changed (no write per pass).
+    if c.routes.routes() != routes {
+        crate::routing::save_routes(&c.store, &routes).await;
+    }
     c.routes.replace(routes);
     Ok(routed)
 }
@@ -841,13 +845,16 @@ async fn stop_job(
 }
 
 /// The loop of a controller that does not lead (PostgreSQL, another controller runs the
-/// scheduler): it never asks agents or writes the store, but keeps its own router and
-/// snapshot current from the store's job rows, health-checking up web jobs itself, so
-/// every controller's router serves every app.
+/// scheduler): it never asks agents or writes the store. Its router serves the route table
+/// the leader saved in the store (re-read when its version moves), and its snapshot (for a
+/// push waiting for its deploy, and app status) comes from the store's job rows and that
+/// table, so every controller's router serves every app.
 pub async fn follow(c: Arc<Controller>) {
-    let mut st = LoopState::default();
+    let mut pass = 0;
+    let mut version = None;
     loop {
-        if let Err(e) = follow_pass(&c, &mut st).await {
+        pass += 1;
+        if let Err(e) = follow_pass(&c, pass, &mut version).await {
             tracing::warn!("route refresh from the store failed (will retry): {e}");
         }
         tokio::select! {
@@ -857,11 +864,28 @@ pub async fn follow(c: Arc<Controller>) {
     }
 }
 
-async fn follow_pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError> {
-    st.pass += 1;
+async fn follow_pass(
+    c: &Arc<Controller>,
+    pass: u64,
+    version: &mut Option<i64>,
+) -> Result<(), crate::routing::RoutingError> {
+    let saved = c.store.routes_version().await?;
+    if saved != *version {
+        *version = crate::routing::load_routes(&c.store, &c.routes).await?;
+    }
+    let routed: HashMap<String, Vec<String>> = c
+        .routes
+        .routes()
+        .iter()
+        .map(|r| {
+            let ids = r.backends.iter().map(|b| b.job_id.clone()).collect();
+            (r.app.clone(), ids)
+        })
+        .collect();
+    let in_routes: HashSet<&str> = routed.values().flatten().map(String::as_str).collect();
     let now = unix_ms();
     let nodes = c.store.list_nodes().await?;
-    let mut seen: Vec<Seen> = c
+    let jobs: Vec<ObservedJob> = c
         .store
         .active_jobs()
         .await?
@@ -869,29 +893,22 @@ async fn follow_pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), Stor
         .filter(|row| now - node_last_seen(&nodes, &row.node) <= NODE_TIMEOUT_MS)
         .filter_map(|row| {
             let phase = recorded_phase(&row.state)?;
-            Some(Seen {
-                job: ObservedJob {
-                    id: row.id,
-                    app: row.app,
-                    release: row.release,
-                    process_type: row.process_type,
-                    node: row.node,
-                    phase,
-                    healthy: false,
-                },
-                addr: row.addr,
-                crashed: false,
-                reason: None,
+            let healthy = phase == Phase::Up
+                && (row.process_type != "web" || in_routes.contains(row.id.as_str()));
+            Some(ObservedJob {
+                id: row.id,
+                app: row.app,
+                release: row.release,
+                process_type: row.process_type,
+                node: row.node,
+                phase,
+                healthy,
             })
         })
         .collect();
-    check_health(st, &mut seen).await;
-    let ids: HashSet<&str> = seen.iter().map(|s| s.job.id.as_str()).collect();
-    st.health.retain(|id, _| ids.contains(id.as_str()));
-    let routed = push_routes(c, &seen).await?;
     c.scheduler.snapshot.send_replace(Arc::new(Snapshot {
-        pass: st.pass,
-        jobs: seen.into_iter().map(|s| s.job).collect(),
+        pass,
+        jobs,
         routed,
         crashing: HashMap::new(),
     }));

@@ -19,11 +19,13 @@
 //! database each, on both backends (`test_pg` starts a throwaway PostgreSQL).
 
 mod apps;
+mod certs;
 mod destroy;
 mod domains;
 mod dump;
 pub mod leader;
 mod nodes;
+mod routes;
 mod work;
 
 #[doc(hidden)]
@@ -39,6 +41,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
+pub use certs::CertRow;
 pub use domains::{DomainAdded, DomainRow};
 pub use dump::TableDump;
 pub use nodes::{last_lines, Restarts};

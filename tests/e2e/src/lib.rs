@@ -151,6 +151,8 @@ pub struct Paas {
     pub data: tempfile::TempDir,
     pub api: String,
     pub router_addr: String,
+    /// The router's HTTPS address (`--router-tls-listen`).
+    pub router_tls_addr: String,
     pub token: String,
     pub prefix: String,
     log_path: PathBuf,
@@ -175,6 +177,7 @@ impl Paas {
             .unwrap();
         let api_port = free_port();
         let router_port = free_port();
+        let router_tls_port = free_port();
         let log_path = data.path().join("controller.log");
         let log = std::fs::File::create(&log_path).unwrap();
         let child = Command::new(&bins.controller)
@@ -185,6 +188,8 @@ impl Paas {
             .arg(format!("127.0.0.1:{api_port}"))
             .arg("--router-listen")
             .arg(format!("127.0.0.1:{router_port}"))
+            .arg("--router-tls-listen")
+            .arg(format!("127.0.0.1:{router_tls_port}"))
             .args(["--domain", "localhost", "--prefix", &prefix])
             .arg("--subnet")
             .arg(format!("10.201.{slot}.0/24"))
@@ -205,6 +210,7 @@ impl Paas {
             child,
             api: format!("http://127.0.0.1:{api_port}"),
             router_addr: format!("127.0.0.1:{router_port}"),
+            router_tls_addr: format!("127.0.0.1:{router_tls_port}"),
             token: String::new(),
             prefix,
             log_path,

@@ -1,0 +1,178 @@
+//! The backend connections of one router thread: HTTP/1.1 keep-alive connections
+//! (`hyper::client::conn::http1`) kept idle per backend address and reused, newest first.
+//! Replaces hyper-util's general-purpose pool on the request path: no pool key hashing with
+//! SipHash, no boxed connect futures, and a connection goes back to the pool when its
+//! response body ends (the body holds it), instead of through a spawned task per request.
+//!
+//! A request whose connection turns out closed before anything was written (a backend that
+//! dropped an idle keep-alive connection) is sent again on a new connection.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+
+use super::proxy::OutBody;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How often the idle lists are swept for closed or expired connections.
+const SWEEP: Duration = Duration::from_secs(10);
+
+/// Why a request got no response from its backend.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SendError {
+    /// No connection could be made: nothing was sent, another backend may be tried.
+    #[error("connecting failed: {0}")]
+    Connect(#[source] std::io::Error),
+    #[error("connecting timed out after {0:?}")]
+    ConnectTimeout(Duration),
+    #[error("the HTTP/1.1 handshake failed: {0}")]
+    Handshake(#[source] hyper::Error),
+    /// The request (or part of it) was sent.
+    #[error("{0}")]
+    Request(#[source] hyper::Error),
+}
+
+impl SendError {
+    /// True when nothing reached the backend (safe to try another).
+    pub(crate) fn is_connect(&self) -> bool {
+        matches!(
+            self,
+            SendError::Connect(_) | SendError::ConnectTimeout(_) | SendError::Handshake(_)
+        )
+    }
+
+    pub(crate) fn boxed(self) -> BoxError {
+        Box::new(self)
+    }
+}
+
+struct Idle {
+    conn: SendRequest<OutBody>,
+    since: Instant,
+}
+
+#[derive(Default)]
+struct Lists {
+    by_addr: HashMap<String, Vec<Idle>>,
+    swept: Option<Instant>,
+}
+
+/// One thread's idle backend connections. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Pool {
+    lists: Arc<Mutex<Lists>>,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+}
+
+/// A connection lent to one request; [`Lease::release`] gives it back once the response
+/// body has ended.
+pub(crate) struct Lease {
+    conn: SendRequest<OutBody>,
+    addr: String,
+    pool: Pool,
+}
+
+impl Lease {
+    /// Puts the connection back for the next request (a closed one is dropped).
+    pub(crate) fn release(self) {
+        if self.conn.is_closed() {
+            return;
+        }
+        let mut lists = self.pool.lists.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        lists.by_addr.entry(self.addr).or_default().push(Idle {
+            conn: self.conn,
+            since: now,
+        });
+        if lists.swept.is_none_or(|t| now.duration_since(t) > SWEEP) {
+            lists.swept = Some(now);
+            let idle = self.pool.idle_timeout;
+            for list in lists.by_addr.values_mut() {
+                list.retain(|i| !i.conn.is_closed() && now.duration_since(i.since) < idle);
+            }
+            lists.by_addr.retain(|_, l| !l.is_empty());
+        }
+    }
+}
+
+impl Pool {
+    pub(crate) fn new(connect_timeout: Duration, idle_timeout: Duration) -> Pool {
+        Pool {
+            lists: Arc::default(),
+            connect_timeout,
+            idle_timeout,
+        }
+    }
+
+    /// The newest idle connection to `addr` that is still usable.
+    fn take_idle(&self, addr: &str) -> Option<SendRequest<OutBody>> {
+        let mut lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
+        let list = lists.by_addr.get_mut(addr)?;
+        while let Some(idle) = list.pop() {
+            if !idle.conn.is_closed() && idle.since.elapsed() < self.idle_timeout {
+                return Some(idle.conn);
+            }
+        }
+        None
+    }
+
+    async fn connect(&self, addr: &str) -> Result<SendRequest<OutBody>, SendError> {
+        let stream =
+            tokio::time::timeout(self.connect_timeout, tokio::net::TcpStream::connect(addr))
+                .await
+                .map_err(|_| SendError::ConnectTimeout(self.connect_timeout))?
+                .map_err(SendError::Connect)?;
+        let _ = stream.set_nodelay(true);
+        let (send, conn) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(SendError::Handshake)?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "backend connection ended with an error");
+            }
+        });
+        Ok(send)
+    }
+
+    /// Sends `req` to `addr` on an idle connection (or a new one); the lease goes with the
+    /// response and must be released when its body ended.
+    pub(crate) async fn send(
+        &self,
+        addr: &str,
+        mut req: Request<OutBody>,
+    ) -> Result<(Response<Incoming>, Lease), SendError> {
+        // Idle connections first; one the backend closed meanwhile gives the request back.
+        while let Some(mut conn) = self.take_idle(addr) {
+            if conn.ready().await.is_err() {
+                continue;
+            }
+            match conn.try_send_request(req).await {
+                Ok(resp) => return Ok((resp, self.lease(conn, addr))),
+                Err(mut e) => match e.take_message() {
+                    Some(back) => req = back,
+                    None => return Err(SendError::Request(e.into_error())),
+                },
+            }
+        }
+        let mut conn = self.connect(addr).await?;
+        match conn.send_request(req).await {
+            Ok(resp) => Ok((resp, self.lease(conn, addr))),
+            Err(e) => Err(SendError::Request(e)),
+        }
+    }
+
+    fn lease(&self, conn: SendRequest<OutBody>, addr: &str) -> Lease {
+        Lease {
+            conn,
+            addr: addr.to_string(),
+            pool: self.clone(),
+        }
+    }
+}
