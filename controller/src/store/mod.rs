@@ -13,6 +13,7 @@ mod apps;
 mod destroy;
 mod domains;
 mod nodes;
+mod users;
 mod work;
 
 #[cfg(test)]
@@ -27,6 +28,7 @@ use sqlx::SqlitePool;
 
 pub use domains::{DomainAdded, DomainRow};
 pub use nodes::{last_lines, Restarts};
+pub use users::{role, TokenRow, UserRow};
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +55,8 @@ pub enum StoreError {
     ReleaseExists { app: String, version: u32 },
     #[error("stored {what} is corrupt: {why}")]
     Corrupt { what: &'static str, why: String },
+    #[error("a user named {0} already exists: pick another name")]
+    UserExists(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
