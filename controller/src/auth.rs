@@ -13,7 +13,7 @@ pub mod limit;
 pub mod password;
 
 pub use caller::{
-    failure_response, log_refusal, source_of, AppAccess, AuthFailure, Caller, Principal,
+    failure_response, log_refusal, source_of, AppAccess, AuthFailure, Caller, Principal, Source,
     BOOTSTRAP_ADMIN,
 };
 pub use limit::FailureLimiter;

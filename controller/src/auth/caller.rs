@@ -284,3 +284,14 @@ impl FromRequestParts<Arc<Controller>> for AppAccess {
         Ok(AppAccess(caller))
     }
 }
+
+/// Extractor: the request's source address (when the server has connect info).
+pub struct Source(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Source {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Source(source_of(parts)))
+    }
+}

@@ -2,15 +2,13 @@
 //! `/v1/users`, `/v1/tokens`, `/v1/login`, `/v1/apps/{app}/collaborators`, `/v1/whoami`,
 //! `/v1/node-tokens`. Permission checks go through [`Caller`].
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use http::request::Parts;
 use http::StatusCode;
 use paas_api::{
     AddCollaborator, ApiToken, CreateNodeToken, CreateToken, CreateUser, CreatedToken, Login,
@@ -19,7 +17,7 @@ use paas_api::{
 
 use super::ApiError;
 use crate::auth::password::MIN_PASSWORD_LEN;
-use crate::auth::{log_refusal, AppAccess, Caller, Principal};
+use crate::auth::{log_refusal, AppAccess, Caller, Principal, Source};
 use crate::state::Controller;
 use crate::store::{role, TokenRow, UserRow};
 use crate::util::{rfc3339_from_ms, unix_ms};
@@ -43,17 +41,6 @@ pub(super) fn routes() -> Router<Arc<Controller>> {
         )
         .route("/v1/node-tokens", post(create_node_token))
         .route("/v1/node-tokens/{node}", delete(revoke_node_token))
-}
-
-/// The request's source address (when the server has connect info).
-pub struct Source(pub Option<IpAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for Source {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Source(crate::auth::source_of(parts)))
-    }
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
