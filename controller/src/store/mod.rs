@@ -18,6 +18,8 @@ mod work;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod users_tests;
 
 use std::collections::BTreeMap;
 use std::path::Path;
