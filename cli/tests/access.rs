@@ -133,7 +133,7 @@ fn password_login_saves_a_token_that_later_commands_use() {
     let h = home.path();
 
     let (code, out, err) = paas(h, &["login", "--url", &url, "--user", "ann", "--password-stdin"], "nope\n");
-    assert_eq!(code, 3, "{out}{err}");
+    assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains("wrong user name or password"), "{err}");
 
     let (code, out, err) = paas(

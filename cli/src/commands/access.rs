@@ -8,6 +8,7 @@ use paas_api::{ApiToken, CreatedToken, User, WhoAmI};
 use serde_json::{json, Value};
 
 use super::{CommandError, Context};
+use crate::client::ClientError;
 use crate::config::{self, FileConfig};
 use crate::output::{self, Table};
 
@@ -231,10 +232,26 @@ pub(super) fn login_password(
     let password = read_password_stdin()?;
     let url = ctx.settings.url.as_str();
     let client = crate::client::Client::new(url, None)?;
-    let made: CreatedToken = client.post(
-        "/v1/login",
-        &json!({"user": user, "password": password, "name": "cli login"}),
-    )?;
+    let made: CreatedToken = client
+        .post(
+            "/v1/login",
+            &json!({"user": user, "password": password, "name": "cli login"}),
+        )
+        .map_err(|e| match e {
+            // Without a token the client reads a 401 as "not logged in"; here it means
+            // the password was wrong.
+            ClientError::NotLoggedIn { .. } | ClientError::TokenRefused { .. } => {
+                ClientError::Api {
+                    status: 401,
+                    code: "unauthorized".into(),
+                    message: format!(
+                        "wrong user name or password for {user} at {url}: check both, or ask \
+                         an admin to reset the password"
+                    ),
+                }
+            }
+            e => e,
+        })?;
     file.url = Some(url.to_string());
     file.token = Some(made.token);
     let path = config::save(&file)?;
