@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub mod names;
 pub mod access;
+pub mod names;
 pub use access::*;
 
 /// The one error shape of every paas HTTP API: `{"error": {"code": "...", "message": "..."}}`.

@@ -31,11 +31,15 @@ fn token_json(user: &str) -> Value {
 }
 
 async fn login(State(f): State<Arc<Fake>>, Json(body): Json<Value>) -> Response {
-    f.bodies.lock().unwrap().push(("login".into(), body.clone()));
+    f.bodies
+        .lock()
+        .unwrap()
+        .push(("login".into(), body.clone()));
     if body["user"] == "ann" && body["password"] == "ann-password" {
         (StatusCode::CREATED, Json(token_json("ann"))).into_response()
     } else {
-        let err = json!({"error": {"code": "unauthorized", "message": "wrong user name or password"}});
+        let err =
+            json!({"error": {"code": "unauthorized", "message": "wrong user name or password"}});
         (StatusCode::UNAUTHORIZED, Json(err)).into_response()
     }
 }
@@ -64,7 +68,10 @@ async fn add_collab(
     UrlPath(app): UrlPath<String>,
     Json(body): Json<Value>,
 ) -> Response {
-    f.bodies.lock().unwrap().push((format!("collab {app}"), body));
+    f.bodies
+        .lock()
+        .unwrap()
+        .push((format!("collab {app}"), body));
     (StatusCode::CREATED, Json(json!(["ann", "bob"]))).into_response()
 }
 
@@ -132,7 +139,11 @@ fn password_login_saves_a_token_that_later_commands_use() {
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
 
-    let (code, out, err) = paas(h, &["login", "--url", &url, "--user", "ann", "--password-stdin"], "nope\n");
+    let (code, out, err) = paas(
+        h,
+        &["login", "--url", &url, "--user", "ann", "--password-stdin"],
+        "nope\n",
+    );
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains("wrong user name or password"), "{err}");
 
@@ -143,19 +154,25 @@ fn password_login_saves_a_token_that_later_commands_use() {
     );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("as ann"), "{out}");
-    let saved: Value = serde_json::from_str(
-        &std::fs::read_to_string(h.join(".config/paas/config.json")).unwrap(),
-    )
-    .unwrap();
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(h.join(".config/paas/config.json")).unwrap())
+            .unwrap();
     assert_eq!(saved["token"], TOKEN);
 
     let (code, out, err) = paas(h, &["whoami"], "");
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("ann (member, via api-token)"), "{out}");
 
-    let (code, out, err) = paas(h, &["tokens:create", "--name", "ci", "--expires", "30d"], "");
+    let (code, out, err) = paas(
+        h,
+        &["tokens:create", "--name", "ci", "--expires", "30d"],
+        "",
+    );
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.starts_with(TOKEN), "the token comes first, alone on its line: {out}");
+    assert!(
+        out.starts_with(TOKEN),
+        "the token comes first, alone on its line: {out}"
+    );
 
     let (code, out, err) = paas(h, &["access:add", "-a", "myapp", "bob"], "");
     assert_eq!(code, 0, "{out}{err}");

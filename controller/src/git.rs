@@ -165,8 +165,7 @@ async fn check(
         .map_err(|e| internal(e.into()))?
         .is_some();
     let allowed = !exists
-        || c
-            .store
+        || c.store
             .is_collaborator(&app, caller.name())
             .await
             .map_err(|e| internal(e.into()))?;

@@ -102,7 +102,11 @@ impl Controller {
         let store = Store::open(&settings.db_path()).await?;
         // The first admin user; its first password is the admin token.
         if store
-            .ensure_user(crate::auth::BOOTSTRAP_ADMIN, crate::store::role::ADMIN, &admin)
+            .ensure_user(
+                crate::auth::BOOTSTRAP_ADMIN,
+                crate::store::role::ADMIN,
+                &admin,
+            )
             .await?
         {
             tracing::info!("created the user admin (its first password is the admin token)");

@@ -31,10 +31,9 @@ impl Api {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value, reqwest::header::HeaderMap) {
-        let mut req = self.http.request(
-            method.parse().unwrap(),
-            format!("{}{path}", self.base),
-        );
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -94,11 +93,17 @@ async fn members_see_and_change_only_apps_they_collaborate_on() {
     // The bootstrap admin user logs in with the admin token as its first password.
     let admin_user = api.login("admin", &admin).await;
     let (_, me, _) = api.call("GET", "/v1/whoami", Some(&admin_user), None).await;
-    assert_eq!((me["name"].as_str(), me["role"].as_str()), (Some("admin"), Some("admin")));
+    assert_eq!(
+        (me["name"].as_str(), me["role"].as_str()),
+        (Some("admin"), Some("admin"))
+    );
 
     for name in ["ann", "bob"] {
         let body = json!({"name": name, "password": format!("{name}-password")});
-        assert_eq!(api.status("POST", "/v1/users", &admin, Some(body)).await, 201);
+        assert_eq!(
+            api.status("POST", "/v1/users", &admin, Some(body)).await,
+            201
+        );
     }
     let ann = api.login("ann", "ann-password").await;
     let bob = api.login("bob", "bob-password").await;
@@ -111,7 +116,10 @@ async fn members_see_and_change_only_apps_they_collaborate_on() {
 
     // ann creates an app and becomes its collaborator.
     let create = json!({"name": "ann-app"});
-    assert_eq!(api.status("POST", "/v1/apps", &ann, Some(create)).await, 201);
+    assert_eq!(
+        api.status("POST", "/v1/apps", &ann, Some(create)).await,
+        201
+    );
     let (_, collabs, _) = api
         .call("GET", "/v1/apps/ann-app/collaborators", Some(&ann), None)
         .await;
@@ -130,9 +138,17 @@ async fn members_see_and_change_only_apps_they_collaborate_on() {
         ("GET", "/v1/apps/ann-app/config", None),
         ("PATCH", "/v1/apps/ann-app/config", Some(json!({"A": "1"}))),
         ("GET", "/v1/apps/ann-app/logs", None),
-        ("POST", "/v1/apps/ann-app/run", Some(json!({"command": "ls"}))),
+        (
+            "POST",
+            "/v1/apps/ann-app/run",
+            Some(json!({"command": "ls"})),
+        ),
         ("GET", "/v1/apps/ann-app/collaborators", None),
-        ("POST", "/v1/apps/ann-app/collaborators", Some(json!({"user": "bob"}))),
+        (
+            "POST",
+            "/v1/apps/ann-app/collaborators",
+            Some(json!({"user": "bob"})),
+        ),
         ("DELETE", "/v1/apps/ann-app", None),
     ] {
         let (status, body, _) = api.call(method, path, Some(&bob), body).await;
@@ -147,11 +163,18 @@ async fn members_see_and_change_only_apps_they_collaborate_on() {
     assert_eq!(api.registry(tags, None).await, 401);
     assert_eq!(api.registry(tags, Some("paas_bogus")).await, 401);
     assert_eq!(api.registry(tags, Some(&bob)).await, 403);
-    assert_eq!(api.registry(tags, Some(&ann)).await, 404, "allowed, nothing pushed yet");
+    assert_eq!(
+        api.registry(tags, Some(&ann)).await,
+        404,
+        "allowed, nothing pushed yet"
+    );
     let node = running.c.tokens.node().to_string();
     assert_eq!(api.registry(tags, Some(&node)).await, 404);
     assert_eq!(api.registry("/v2/", Some(&bob)).await, 200);
-    assert_eq!(api.registry("/v2/stacks/tiny/tags/list", Some(&bob)).await, 404);
+    assert_eq!(
+        api.registry("/v2/stacks/tiny/tags/list", Some(&bob)).await,
+        404
+    );
     let start = api
         .http
         .post(format!("{}/v2/apps/ann-app/blobs/uploads/", api.base))
@@ -159,27 +182,42 @@ async fn members_see_and_change_only_apps_they_collaborate_on() {
         .send()
         .await
         .unwrap();
-    assert_eq!(start.status().as_u16(), 403, "bob cannot push to ann's repository");
+    assert_eq!(
+        start.status().as_u16(),
+        403,
+        "bob cannot push to ann's repository"
+    );
 
     // git: bob's push to ann's app is refused; the app keeps no trace of it.
     let dir = Arc::new(AppDir::new());
     dir.write("index.html", "<h1>hi</h1>\n");
     dir.commit("first");
-    let (ok, output) = dir.push(&running.git_url("ann-app", Some(&bob)), "main").await;
+    let (ok, output) = dir
+        .push(&running.git_url("ann-app", Some(&bob)), "main")
+        .await;
     assert!(!ok, "{output}");
-    assert!(output.contains("403") || output.contains("may not push"), "{output}");
+    assert!(
+        output.contains("403") || output.contains("may not push"),
+        "{output}"
+    );
     assert!(!running.c.settings.repo_path("ann-app").exists());
 
     // After access:add, bob sees and changes it.
     let add = json!({"user": "bob"});
     let (status, body, _) = api
-        .call("POST", "/v1/apps/ann-app/collaborators", Some(&ann), Some(add))
+        .call(
+            "POST",
+            "/v1/apps/ann-app/collaborators",
+            Some(&ann),
+            Some(add),
+        )
         .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(api.status("GET", "/v1/apps/ann-app", &bob, None).await, 200);
     let patch = json!({"A": "1"});
     assert_eq!(
-        api.status("PATCH", "/v1/apps/ann-app/config", &bob, Some(patch)).await,
+        api.status("PATCH", "/v1/apps/ann-app/config", &bob, Some(patch))
+            .await,
         200
     );
     let (_, list, _) = api.call("GET", "/v1/apps", Some(&bob), None).await;
@@ -188,7 +226,8 @@ async fn members_see_and_change_only_apps_they_collaborate_on() {
 
     // ... until removed again.
     assert_eq!(
-        api.status("DELETE", "/v1/apps/ann-app/collaborators/bob", &ann, None).await,
+        api.status("DELETE", "/v1/apps/ann-app/collaborators/bob", &ann, None)
+            .await,
         204
     );
     assert_eq!(api.status("GET", "/v1/apps/ann-app", &bob, None).await, 404);
@@ -201,11 +240,19 @@ async fn revoked_and_expired_tokens_are_refused() {
     let api = Api::new(&running);
     let admin = running.c.tokens.admin().to_string();
     let body = json!({"name": "cat", "password": "cat-password"});
-    assert_eq!(api.status("POST", "/v1/users", &admin, Some(body)).await, 201);
+    assert_eq!(
+        api.status("POST", "/v1/users", &admin, Some(body)).await,
+        201
+    );
     let cat = api.login("cat", "cat-password").await;
 
     let (status, made, _) = api
-        .call("POST", "/v1/tokens", Some(&cat), Some(json!({"name": "ci"})))
+        .call(
+            "POST",
+            "/v1/tokens",
+            Some(&cat),
+            Some(json!({"name": "ci"})),
+        )
         .await;
     assert_eq!(status, 201, "{made}");
     let ci = made["token"].as_str().unwrap().to_string();
@@ -214,18 +261,26 @@ async fn revoked_and_expired_tokens_are_refused() {
     let (_, listed, _) = api.call("GET", "/v1/tokens", Some(&cat), None).await;
     let listed = listed.as_array().unwrap();
     assert_eq!(listed.len(), 2, "the login token and ci");
-    assert!(listed.iter().all(|t| t.get("token").is_none()), "secrets are never listed");
+    assert!(
+        listed.iter().all(|t| t.get("token").is_none()),
+        "secrets are never listed"
+    );
 
     // Another member cannot revoke it; its owner can.
     let body = json!({"name": "dog", "password": "dog-password"});
-    assert_eq!(api.status("POST", "/v1/users", &admin, Some(body)).await, 201);
+    assert_eq!(
+        api.status("POST", "/v1/users", &admin, Some(body)).await,
+        201
+    );
     let dog = api.login("dog", "dog-password").await;
     assert_eq!(
-        api.status("DELETE", &format!("/v1/tokens/{id}"), &dog, None).await,
+        api.status("DELETE", &format!("/v1/tokens/{id}"), &dog, None)
+            .await,
         404
     );
     assert_eq!(
-        api.status("DELETE", &format!("/v1/tokens/{id}"), &cat, None).await,
+        api.status("DELETE", &format!("/v1/tokens/{id}"), &cat, None)
+            .await,
         204
     );
     let (status, body, headers) = api.call("GET", "/v1/whoami", Some(&ci), None).await;
@@ -256,10 +311,16 @@ async fn revoked_and_expired_tokens_are_refused() {
     assert_eq!(api.status("GET", "/v1/whoami", day, None).await, 200);
 
     // Removing the user kills all their tokens.
-    assert_eq!(api.status("DELETE", "/v1/users/cat", &admin, None).await, 204);
+    assert_eq!(
+        api.status("DELETE", "/v1/users/cat", &admin, None).await,
+        204
+    );
     assert_eq!(api.status("GET", "/v1/whoami", day, None).await, 401);
     // The last admin cannot be removed, nor can an admin remove themselves.
-    assert_eq!(api.status("DELETE", "/v1/users/admin", &admin, None).await, 409);
+    assert_eq!(
+        api.status("DELETE", "/v1/users/admin", &admin, None).await,
+        409
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,7 +339,12 @@ async fn failed_logins_and_bad_tokens_are_rate_limited() {
     let mut refused = 2;
     let limited = loop {
         let (status, body, headers) = api
-            .call("GET", "/v1/apps", Some(&format!("paas_wrong{refused}")), None)
+            .call(
+                "GET",
+                "/v1/apps",
+                Some(&format!("paas_wrong{refused}")),
+                None,
+            )
             .await;
         if status == 429 {
             break (body, headers);
@@ -295,7 +361,10 @@ async fn failed_logins_and_bad_tokens_are_rate_limited() {
     // Even good credentials wait now, and so do logins, git and the registry.
     assert_eq!(api.status("GET", "/v1/apps", &admin, None).await, 429);
     let login = json!({"user": "admin", "password": admin});
-    assert_eq!(api.call("POST", "/v1/login", None, Some(login)).await.0, 429);
+    assert_eq!(
+        api.call("POST", "/v1/login", None, Some(login)).await.0,
+        429
+    );
     assert_eq!(api.registry("/v2/", Some(&admin)).await, 429);
     // Requests without credentials are not failures and get the plain 401.
     assert_eq!(api.call("GET", "/v1/apps", None, None).await.0, 401);
@@ -307,14 +376,17 @@ async fn per_node_tokens_speak_only_for_their_node() {
     let api = Api::new(&running);
     let admin = running.c.tokens.admin().to_string();
     let (status, made, _) = api
-        .call("POST", "/v1/node-tokens", Some(&admin), Some(json!({"node": "n1"})))
+        .call(
+            "POST",
+            "/v1/node-tokens",
+            Some(&admin),
+            Some(json!({"node": "n1"})),
+        )
         .await;
     assert_eq!(status, 201, "{made}");
     let n1 = made["token"].as_str().unwrap().to_string();
     assert!(n1.starts_with("paasnode_"));
-    let hb = |name: &str| {
-        json!({"name": name, "url": "http://127.0.0.1:1", "memory_bytes": 1, "jobs": []})
-    };
+    let hb = |name: &str| json!({"name": name, "url": "http://127.0.0.1:1", "memory_bytes": 1, "jobs": []});
     let (status, body, _) = api
         .call("POST", "/v1/nodes/heartbeat", Some(&n1), Some(hb("n2")))
         .await;
@@ -328,12 +400,22 @@ async fn per_node_tokens_speak_only_for_their_node() {
     assert_eq!(api.status("GET", "/v1/apps", &n1, None).await, 403);
     // Members cannot issue node tokens.
     let body = json!({"name": "eve", "password": "eve-password"});
-    assert_eq!(api.status("POST", "/v1/users", &admin, Some(body)).await, 201);
+    assert_eq!(
+        api.status("POST", "/v1/users", &admin, Some(body)).await,
+        201
+    );
     let eve = api.login("eve", "eve-password").await;
     let req = json!({"node": "n3"});
-    assert_eq!(api.status("POST", "/v1/node-tokens", &eve, Some(req)).await, 403);
+    assert_eq!(
+        api.status("POST", "/v1/node-tokens", &eve, Some(req)).await,
+        403
+    );
     // Revoked: refused.
-    assert_eq!(api.status("DELETE", "/v1/node-tokens/n1", &admin, None).await, 204);
+    assert_eq!(
+        api.status("DELETE", "/v1/node-tokens/n1", &admin, None)
+            .await,
+        204
+    );
     let (status, _, _) = api
         .call("POST", "/v1/nodes/heartbeat", Some(&n1), Some(hb("n1")))
         .await;

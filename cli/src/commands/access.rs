@@ -120,7 +120,11 @@ pub(super) fn users_remove(ctx: &Context, name: &str) -> Result<(), CommandError
 
 /// `paas tokens [--all]`
 pub(super) fn tokens(ctx: &Context, all: bool) -> Result<(), CommandError> {
-    let path = if all { "/v1/tokens?all=true" } else { "/v1/tokens" };
+    let path = if all {
+        "/v1/tokens?all=true"
+    } else {
+        "/v1/tokens"
+    };
     let list: Vec<ApiToken> = ctx.client()?.get(path)?;
     if ctx.json {
         output::print(&output::json(&list));
@@ -176,7 +180,9 @@ pub(super) fn tokens_revoke(ctx: &Context, id: &str) -> Result<(), CommandError>
 
 /// `paas access -a APP`
 pub(super) fn access(ctx: &Context, app: &str) -> Result<(), CommandError> {
-    let users: Vec<String> = ctx.client()?.get(&format!("/v1/apps/{app}/collaborators"))?;
+    let users: Vec<String> = ctx
+        .client()?
+        .get(&format!("/v1/apps/{app}/collaborators"))?;
     let mut text = format!("Collaborators of {app} (admins see every app):\n");
     for u in &users {
         text.push_str(&format!("  {u}\n"));

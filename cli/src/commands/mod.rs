@@ -390,9 +390,11 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         } => access::users_add(&ctx, &name, &role, password_stdin),
         Command::UsersRemove { name } => access::users_remove(&ctx, &name),
         Command::Tokens { all } => access::tokens(&ctx, all),
-        Command::TokensCreate { name, expires, user } => {
-            access::tokens_create(&ctx, name.as_deref(), expires.as_deref(), user.as_deref())
-        }
+        Command::TokensCreate {
+            name,
+            expires,
+            user,
+        } => access::tokens_create(&ctx, name.as_deref(), expires.as_deref(), user.as_deref()),
         Command::TokensRevoke { id } => access::tokens_revoke(&ctx, &id),
         Command::Access(arg) => access::access(&ctx, &resolve_app(arg)?),
         Command::AccessAdd { app, user } => access::access_add(&ctx, &resolve_app(app)?, &user),

@@ -147,7 +147,12 @@ impl Caller {
         if c.store.is_collaborator(app, self.name()).await? {
             return Ok(());
         }
-        log_refusal(404, self.source, &self.path, "not a collaborator of the app");
+        log_refusal(
+            404,
+            self.source,
+            &self.path,
+            "not a collaborator of the app",
+        );
         Err(ApiError::NotFound(format!("no app named {app}")))
     }
 

@@ -110,7 +110,10 @@ mod tests {
         }
         l.fail_at(ip, t0);
         let wait = l.check_at(ip, t0).unwrap_err();
-        assert!(wait >= Duration::from_secs(5) && wait <= Duration::from_secs(7), "{wait:?}");
+        assert!(
+            wait >= Duration::from_secs(5) && wait <= Duration::from_secs(7),
+            "{wait:?}"
+        );
         // Other sources are not affected.
         assert!(l.check_at(other, t0).is_ok());
         // Six seconds later one failure is allowed again.

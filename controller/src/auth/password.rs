@@ -1,9 +1,9 @@
 //! Password hashing (argon2id, PHC strings with a random salt) and the random secrets of
 //! API and node tokens (`paas_…`, `paasnode_…`), stored only as their sha256.
 
-use rand::RngCore as _;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
 
 /// The prefix of every user API token, so a leaked one is recognisable.

@@ -114,7 +114,10 @@ async fn create_user(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     caller.require_admin()?;
-    let req: CreateUser = parse(&body, "user (expected {\"name\": \"ann\", \"role\": \"member\"})")?;
+    let req: CreateUser = parse(
+        &body,
+        "user (expected {\"name\": \"ann\", \"role\": \"member\"})",
+    )?;
     validate_user_name(&req.name)?;
     let role = req.role.as_deref().unwrap_or(role::MEMBER);
     if role != role::MEMBER && role != role::ADMIN {
@@ -217,8 +220,7 @@ async fn issue_token(
     let expires_ms = match expires_in_secs {
         Some(0) => {
             return Err(ApiError::Validation(
-                "expires_in_secs must be positive: leave it out for a token without expiry"
-                    .into(),
+                "expires_in_secs must be positive: leave it out for a token without expiry".into(),
             ))
         }
         Some(s) => Some(

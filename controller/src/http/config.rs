@@ -16,8 +16,8 @@ use paas_api::{ErrorBody, Release};
 use serde::Deserialize;
 
 use super::ApiError;
-use crate::auth::AppAccess;
 use crate::apps;
+use crate::auth::AppAccess;
 use crate::state::Controller;
 
 /// The error code of a config key that `validate_config_key` refuses.

@@ -11,8 +11,8 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::ApiError;
-use crate::auth::AppAccess;
 use crate::apps::AppsError;
+use crate::auth::AppAccess;
 use crate::scheduler::Phase;
 use crate::state::Controller;
 

@@ -11,8 +11,8 @@ use http::StatusCode;
 use paas_api::{App, Build, CreateApp, Node, NodeHeartbeat, Release};
 
 use super::{Admin, ApiError};
-use crate::auth::{AppAccess, Caller, Principal};
 use crate::apps;
+use crate::auth::{AppAccess, Caller, Principal};
 use crate::state::{Controller, NodeLive, NODE_TIMEOUT_MS};
 use crate::util::{rfc3339_from_ms, unix_ms};
 

@@ -120,7 +120,8 @@ impl IntoResponse for ApiError {
                     "message": format!("too many failed logins or bad tokens from your \
                     address: retry after {secs} s")}]});
                 let mut resp = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
-                resp.headers_mut().insert(header::RETRY_AFTER, hv(&secs.to_string()));
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, hv(&secs.to_string()));
                 return resp;
             }
             ApiError::Internal(e) => {

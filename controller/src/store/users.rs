@@ -177,7 +177,10 @@ impl Store {
         let (user, hash) = match row {
             Some(r) => {
                 let hash: Option<String> = r.try_get("password_hash").ok().flatten();
-                (Some(user_row(&r).map_err(query("reading a user row"))?), hash)
+                (
+                    Some(user_row(&r).map_err(query("reading a user row"))?),
+                    hash,
+                )
             }
             None => (None, None),
         };
@@ -354,13 +357,12 @@ impl Store {
 
     /// The apps `user` collaborates on, by name.
     pub async fn user_apps(&self, user: &str) -> Result<Vec<String>> {
-        let rows = sqlx::query(
-            "SELECT app FROM app_collaborators WHERE user_name = $1 ORDER BY app",
-        )
-        .bind(user)
-        .fetch_all(self.pool())
-        .await
-        .map_err(query("listing a user's apps"))?;
+        let rows =
+            sqlx::query("SELECT app FROM app_collaborators WHERE user_name = $1 ORDER BY app")
+                .bind(user)
+                .fetch_all(self.pool())
+                .await
+                .map_err(query("listing a user's apps"))?;
         rows.iter()
             .map(|r| r.try_get("app"))
             .collect::<std::result::Result<_, _>>()

@@ -22,26 +22,57 @@ async fn users_are_created_listed_verified_and_deleted() {
         Err(StoreError::UserExists(_))
     ));
     s.create_user("bob", role::ADMIN, None).await.unwrap();
-    let names: Vec<_> = s.list_users().await.unwrap().into_iter().map(|u| u.name).collect();
+    let names: Vec<_> = s
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
     assert_eq!(names, ["ann", "bob"]);
 
     assert_eq!(
-        s.verify_password("ann", "ann-secret-1").await.unwrap().map(|u| u.name),
+        s.verify_password("ann", "ann-secret-1")
+            .await
+            .unwrap()
+            .map(|u| u.name),
         Some("ann".into())
     );
     assert!(s.verify_password("ann", "wrong").await.unwrap().is_none());
-    assert!(s.verify_password("nobody", "ann-secret-1").await.unwrap().is_none());
+    assert!(s
+        .verify_password("nobody", "ann-secret-1")
+        .await
+        .unwrap()
+        .is_none());
     // No password: no login at all.
     assert!(s.verify_password("bob", "").await.unwrap().is_none());
     assert!(s.set_password("ann", "new-secret-2").await.unwrap());
-    assert!(s.verify_password("ann", "ann-secret-1").await.unwrap().is_none());
-    assert!(s.verify_password("ann", "new-secret-2").await.unwrap().is_some());
+    assert!(s
+        .verify_password("ann", "ann-secret-1")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(s
+        .verify_password("ann", "new-secret-2")
+        .await
+        .unwrap()
+        .is_some());
     assert!(!s.set_password("nobody", "x").await.unwrap());
 
     // ensure_user creates once and never overwrites.
-    assert!(s.ensure_user("root", role::ADMIN, "pw-first").await.unwrap());
-    assert!(!s.ensure_user("root", role::ADMIN, "pw-other").await.unwrap());
-    assert!(s.verify_password("root", "pw-first").await.unwrap().is_some());
+    assert!(s
+        .ensure_user("root", role::ADMIN, "pw-first")
+        .await
+        .unwrap());
+    assert!(!s
+        .ensure_user("root", role::ADMIN, "pw-other")
+        .await
+        .unwrap());
+    assert!(s
+        .verify_password("root", "pw-first")
+        .await
+        .unwrap()
+        .is_some());
 
     assert!(s.delete_user("ann").await.unwrap());
     assert!(!s.delete_user("ann").await.unwrap());
@@ -98,7 +129,10 @@ async fn collaborators_follow_apps_and_users() {
     s.create_app("one").await.unwrap();
     s.create_app("two").await.unwrap();
     assert!(s.add_collaborator("one", "ann").await.unwrap());
-    assert!(!s.add_collaborator("one", "ann").await.unwrap(), "idempotent");
+    assert!(
+        !s.add_collaborator("one", "ann").await.unwrap(),
+        "idempotent"
+    );
     s.add_collaborator("one", "bob").await.unwrap();
     s.add_collaborator("two", "bob").await.unwrap();
     assert_eq!(s.list_collaborators("one").await.unwrap(), ["ann", "bob"]);
