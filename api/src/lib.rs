@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub mod access;
 pub mod names;
+pub use access::*;
 
 /// The one error shape of every paas HTTP API: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +53,8 @@ pub mod codes {
     pub const INTERNAL: &str = "internal_error";
     pub const UNAVAILABLE: &str = "unavailable";
     pub const BAD_REQUEST: &str = "bad_request";
+    /// Too many failed logins or bad tokens from one address (429, with `Retry-After`).
+    pub const RATE_LIMITED: &str = "rate_limited";
 }
 
 // ---------------------------------------------------------------------------------------

@@ -2,6 +2,21 @@
 //! build inputs under `/internal/`), sent as `Authorization: Bearer <token>` or as HTTP
 //! Basic auth with any user name and the token as password (what `git` and `skopeo` send).
 //! Tokens are compared in constant time.
+//!
+//! Users, API tokens, collaborators and per-node tokens live in the store; [`Caller`]
+//! resolves any of these credentials and is what handlers check (`caller.require_admin()`,
+//! `caller.require_app(&c, &app).await`). Submodules: `caller` (the extractor and checks),
+//! `password` (argon2 and token secrets), `limit` (per-source failure rate limit).
+
+mod caller;
+pub mod limit;
+pub mod password;
+
+pub use caller::{
+    failure_response, log_refusal, source_of, AppAccess, AuthFailure, Caller, Principal, Source,
+    BOOTSTRAP_ADMIN,
+};
+pub use limit::FailureLimiter;
 
 use std::sync::Arc;
 
@@ -73,6 +88,52 @@ impl Tokens {
         let tokens = self.clone();
         Arc::new(move |headers: &HeaderMap| tokens.is_node_or_admin(headers))
     }
+}
+
+/// The registry's per-repository check: resolves the caller like the API does; admins and
+/// nodes may pull and push everything, members pull and push `apps/<app>` of the apps they
+/// collaborate on and pull `stacks/…`.
+pub fn registry_access(c: Arc<crate::state::Controller>) -> crate::registry::RepoCheck {
+    use crate::registry::RepoAccess;
+    Arc::new(move |headers, source, repo, write| {
+        let c = Arc::clone(&c);
+        Box::pin(async move {
+            let path = format!("/v2/{}", repo.as_deref().unwrap_or(""));
+            let caller = match Caller::resolve(&c, &headers, source, &path).await {
+                Ok(caller) => caller,
+                Err(f) => {
+                    return match failure_response(f, source, &path) {
+                        crate::http::ApiError::RateLimited(s) => RepoAccess::Limited(s),
+                        _ => RepoAccess::Unauthorized,
+                    }
+                }
+            };
+            let Some(repo) = repo else {
+                return RepoAccess::Allowed;
+            };
+            if caller.is_admin() || caller.is_node() {
+                return RepoAccess::Allowed;
+            }
+            if !write && repo.starts_with("stacks/") {
+                return RepoAccess::Allowed;
+            }
+            if let Some(app) = repo.strip_prefix("apps/").filter(|a| !a.contains('/')) {
+                match caller.can_use_app(&c, app).await {
+                    Ok(true) => return RepoAccess::Allowed,
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!("registry access check: {e}");
+                        return RepoAccess::Forbidden("the access check failed".into());
+                    }
+                }
+            }
+            let reason = format!("{} may not access repository {repo}", caller.name());
+            log_refusal(403, source, &path, &reason);
+            RepoAccess::Forbidden(format!(
+                "{reason}: members use only the repositories of apps they collaborate on"
+            ))
+        })
+    })
 }
 
 /// The token in a Bearer or Basic `Authorization` header.

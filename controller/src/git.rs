@@ -40,6 +40,7 @@ use tokio_util::io::{ReaderStream, StreamReader, SyncIoBridge};
 /// How much of the (gunzipped) push body is kept to read the ref updates from.
 const COMMANDS_PREFIX: usize = 64 * 1024;
 
+use crate::auth::{log_refusal, AuthFailure, Caller, Source};
 use crate::state::Controller;
 
 /// Why a git request failed (each becomes a `text/plain` answer git shows the user).
@@ -79,11 +80,8 @@ fn text(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-fn unauthorized() -> Response {
-    let mut resp = text(
-        StatusCode::UNAUTHORIZED,
-        "Authentication required: use any user name and the admin token as the password",
-    );
+fn unauthorized(message: &str) -> Response {
+    let mut resp = text(StatusCode::UNAUTHORIZED, message);
     resp.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static("Basic realm=\"paas\""),
@@ -112,15 +110,77 @@ fn app_name(repo: &str) -> Result<&str, String> {
     paas_api::names::validate_app_name(name).map(|()| name)
 }
 
-/// Auth and name checks shared by both endpoints.
-#[allow(clippy::result_large_err)]
-fn check(c: &Controller, headers: &HeaderMap, repo: &str) -> Result<String, Response> {
-    if !c.tokens.is_admin(headers) {
-        return Err(unauthorized());
-    }
-    app_name(repo)
+/// Auth and name checks shared by both endpoints: admins push to any app; members to the
+/// apps they collaborate on, or to a new app (which makes them its first collaborator).
+async fn check(
+    c: &Controller,
+    headers: &HeaderMap,
+    source: Option<std::net::IpAddr>,
+    repo: &str,
+) -> Result<(String, Caller), Response> {
+    let path = format!("/git/{repo}");
+    let caller = match Caller::resolve(c, headers, source, &path).await {
+        Ok(caller) => caller,
+        Err(AuthFailure::Limited(secs)) => {
+            log_refusal(429, source, &path, "too many failed logins or bad tokens");
+            let mut resp = text(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!("too many failed logins or bad tokens: retry after {secs} s"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return Err(resp);
+        }
+        Err(f) => {
+            let reason = if f == AuthFailure::Missing {
+                "no credentials"
+            } else {
+                "unknown, revoked or expired token"
+            };
+            log_refusal(401, source, &path, reason);
+            return Err(unauthorized(
+                "Authentication required: use any user name and an API token (`paas tokens:create`) \
+                 or the admin token as the password",
+            ));
+        }
+    };
+    let app = app_name(repo)
         .map(str::to_string)
-        .map_err(|message| text(StatusCode::BAD_REQUEST, &message))
+        .map_err(|message| text(StatusCode::BAD_REQUEST, &message))?;
+    if caller.is_node() {
+        log_refusal(403, source, &path, "node token used for git");
+        return Err(text(
+            StatusCode::FORBIDDEN,
+            "a node token cannot push: use an API token",
+        ));
+    }
+    if caller.is_admin() {
+        return Ok((app, caller));
+    }
+    let exists = c
+        .store
+        .get_app(&app)
+        .await
+        .map_err(|e| internal(e.into()))?
+        .is_some();
+    let allowed = !exists
+        || c.store
+            .is_collaborator(&app, caller.name())
+            .await
+            .map_err(|e| internal(e.into()))?;
+    if !allowed {
+        log_refusal(403, source, &path, "not a collaborator of the app");
+        return Err(text(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "{} may not push to {app}: a collaborator can run `paas access:add -a {app} {}`",
+                caller.name(),
+                caller.name()
+            ),
+        ));
+    }
+    Ok((app, caller))
 }
 
 fn no_cache(resp: &mut Response) {
@@ -140,16 +200,17 @@ async fn info_refs(
     State(c): State<Arc<Controller>>,
     UrlPath(repo): UrlPath<String>,
     Query(query): Query<std::collections::HashMap<String, String>>,
+    Source(source): Source,
     headers: HeaderMap,
 ) -> Response {
-    let app = match check(&c, &headers, &repo) {
-        Ok(app) => app,
+    let (app, caller) = match check(&c, &headers, source, &repo).await {
+        Ok(found) => found,
         Err(resp) => return resp,
     };
     if query.get("service").map(String::as_str) != Some("git-receive-pack") {
         return refuse_upload_pack();
     }
-    match advertise(&c, &app).await {
+    match advertise(&c, &app, &caller).await {
         Ok(refs) => {
             let mut body = b"001f# service=git-receive-pack\n0000".to_vec();
             body.extend_from_slice(&refs);
@@ -170,9 +231,12 @@ async fn info_refs(
 
 /// Creates the app and its repository when needed, refreshes the hook and returns the
 /// ref advertisement.
-async fn advertise(c: &Controller, app: &str) -> Result<Vec<u8>, GitError> {
+async fn advertise(c: &Controller, app: &str, caller: &Caller) -> Result<Vec<u8>, GitError> {
     let (_, created) = c.store.ensure_app(app).await?;
     if created {
+        if let Some(user) = caller.user() {
+            c.store.add_collaborator(app, &user.name).await?;
+        }
         tracing::info!(%app, "app created by its first push");
         c.scheduler.notify();
     }
@@ -251,9 +315,10 @@ pub fn install_hook(repo: &Path, exe: &Path) -> Result<(), GitError> {
 async fn upload_pack(
     State(c): State<Arc<Controller>>,
     UrlPath(repo): UrlPath<String>,
+    Source(source): Source,
     headers: HeaderMap,
 ) -> Response {
-    match check(&c, &headers, &repo) {
+    match check(&c, &headers, source, &repo).await {
         Ok(_) => refuse_upload_pack(),
         Err(resp) => resp,
     }
@@ -262,11 +327,12 @@ async fn upload_pack(
 async fn receive_pack(
     State(c): State<Arc<Controller>>,
     UrlPath(repo): UrlPath<String>,
+    Source(source): Source,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let app = match check(&c, &headers, &repo) {
-        Ok(app) => app,
+    let app = match check(&c, &headers, source, &repo).await {
+        Ok((app, _)) => app,
         Err(resp) => return resp,
     };
     let path = c.settings.repo_path(&app);

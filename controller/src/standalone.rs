@@ -211,7 +211,9 @@ async fn bind(
 }
 
 async fn serve_api(listener: TcpListener, app: axum::Router) {
-    if let Err(e) = axum::serve(listener, app).await {
+    // Connect info gives handlers the source address (rate limits and the refusal log).
+    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    if let Err(e) = axum::serve(listener, service).await {
         tracing::error!("the API server stopped: {e}");
     }
 }

@@ -57,6 +57,8 @@ pub struct Controller {
     pub store: Store,
     pub registry: Registry,
     pub tokens: Tokens,
+    /// Per-source budget of failed logins and bad tokens.
+    pub access: crate::auth::FailureLimiter,
     /// The per-controller secret the git hook sends back (`PAAS_HOOK_TOKEN`).
     pub hook_secret: String,
     pub routes: RouteTable,
@@ -101,6 +103,17 @@ impl Controller {
             Some(url) => Store::connect(url).await?,
             None => Store::open(&settings.db_path()).await?,
         };
+        // The first admin user; its first password is the admin token.
+        if store
+            .ensure_user(
+                crate::auth::BOOTSTRAP_ADMIN,
+                crate::store::role::ADMIN,
+                &admin,
+            )
+            .await?
+        {
+            tracing::info!("created the user admin (its first password is the admin token)");
+        }
         // With a shared store, another controller's builds may be running right now.
         let interrupted = match store.backend() {
             crate::store::Backend::Sqlite => store.fail_interrupted_builds().await?,
@@ -119,7 +132,8 @@ impl Controller {
             store,
             registry,
             agents: AgentClient::new(node.clone()),
-            tokens: Tokens::new(admin, node),
+            tokens: Tokens::new(admin.clone(), node),
+            access: crate::auth::FailureLimiter::default(),
             hook_secret: random_hex(32),
             routes: RouteTable::new(),
             scheduler: SchedulerHandle::new(),

@@ -9,6 +9,7 @@ use crate::client::{Client, ClientError};
 use crate::config::{self, ConfigError, Settings};
 use crate::git_remote::{self, GitRemoteError};
 
+mod access;
 mod apps;
 mod certs;
 mod config_vars;
@@ -79,8 +80,15 @@ enum Command {
     },
     /// List an app's releases, newest first
     Releases(AppArg),
-    /// Check a controller URL and token, and save them to the config file
-    Login,
+    /// Check a controller URL and token (or log in with --user), and save them
+    Login {
+        /// Log in as this user (the password is read from stdin with --password-stdin)
+        #[arg(long, value_name = "NAME", requires = "password_stdin")]
+        user: Option<String>,
+        /// Read the password from the first line of standard input
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// Show an app's config vars
     Config(AppArg),
     /// Print one config var's value
@@ -231,6 +239,62 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         command: Vec<String>,
     },
+    /// List users (admins)
+    Users,
+    /// Add a user (admins)
+    #[command(name = "users:add")]
+    UsersAdd {
+        /// 1-40 of a-z 0-9 - _ .
+        name: String,
+        /// member (sees only the apps they collaborate on) or admin
+        #[arg(long, default_value = "member", value_parser = ["member", "admin"])]
+        role: String,
+        /// Read a password from the first line of standard input
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove a user with their tokens and app access (admins)
+    #[command(name = "users:remove")]
+    UsersRemove { name: String },
+    /// List your API tokens (--all: everyone's, admins)
+    Tokens {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Create an API token and print it (shown only once)
+    #[command(name = "tokens:create")]
+    TokensCreate {
+        /// What the token is for, such as ci
+        #[arg(long)]
+        name: Option<String>,
+        /// Lifetime such as 30d, 12h [default: until revoked]
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+        /// Make it for this user instead (admins)
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+    },
+    /// Revoke an API token
+    #[command(name = "tokens:revoke")]
+    TokensRevoke { id: String },
+    /// List the collaborators of an app
+    Access(AppArg),
+    /// Give a user access to an app
+    #[command(name = "access:add")]
+    AccessAdd {
+        #[command(flatten)]
+        app: AppArg,
+        user: String,
+    },
+    /// Take a user's access to an app away
+    #[command(name = "access:remove")]
+    AccessRemove {
+        #[command(flatten)]
+        app: AppArg,
+        user: String,
+    },
+    /// Show who the current token belongs to
+    Whoami,
 }
 
 /// `-a APP`, defaulting to the app of the `paas` git remote of the current folder.
@@ -308,7 +372,8 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
             apps::destroy(&ctx, &app, confirm.as_deref())
         }
         Command::Releases(arg) => releases::list(&ctx, &resolve_app(arg)?),
-        Command::Login => login::login(&ctx, file),
+        Command::Login { user: None, .. } => login::login(&ctx, file),
+        Command::Login { user: Some(u), .. } => access::login_password(&ctx, file, &u),
         Command::Domains(arg) => domains::list(&ctx, &resolve_app(arg)?),
         Command::DomainsAdd { app, hostname } => domains::add(&ctx, &resolve_app(app)?, &hostname),
         Command::DomainsRemove { app, hostname } => {
@@ -349,6 +414,26 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Logs { app, tail, ps, num } => {
             logs::logs(&ctx, &resolve_app(app)?, tail, ps.as_deref(), num)
         }
+        Command::Users => access::users(&ctx),
+        Command::UsersAdd {
+            name,
+            role,
+            password_stdin,
+        } => access::users_add(&ctx, &name, &role, password_stdin),
+        Command::UsersRemove { name } => access::users_remove(&ctx, &name),
+        Command::Tokens { all } => access::tokens(&ctx, all),
+        Command::TokensCreate {
+            name,
+            expires,
+            user,
+        } => access::tokens_create(&ctx, name.as_deref(), expires.as_deref(), user.as_deref()),
+        Command::TokensRevoke { id } => access::tokens_revoke(&ctx, &id),
+        Command::Access(arg) => access::access(&ctx, &resolve_app(arg)?),
+        Command::AccessAdd { app, user } => access::access_add(&ctx, &resolve_app(app)?, &user),
+        Command::AccessRemove { app, user } => {
+            access::access_remove(&ctx, &resolve_app(app)?, &user)
+        }
+        Command::Whoami => access::whoami(&ctx),
     }
 }
 

@@ -15,8 +15,9 @@ use http::StatusCode;
 use paas_api::{ErrorBody, Release};
 use serde::Deserialize;
 
-use super::{Admin, ApiError};
+use super::ApiError;
 use crate::apps;
+use crate::auth::AppAccess;
 use crate::state::Controller;
 
 /// The error code of a config key that `validate_config_key` refuses.
@@ -32,7 +33,7 @@ pub(super) fn routes() -> Router<Arc<Controller>> {
 }
 
 async fn get_config(
-    _: Admin,
+    _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
 ) -> Result<Json<BTreeMap<String, String>>, ApiError> {
@@ -40,7 +41,7 @@ async fn get_config(
 }
 
 async fn patch_config(
-    _: Admin,
+    _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
     body: Bytes,
@@ -70,7 +71,7 @@ async fn patch_config(
 }
 
 async fn get_release(
-    _: Admin,
+    _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path((app, version)): Path<(String, String)>,
 ) -> Result<Json<Release>, ApiError> {
@@ -95,7 +96,7 @@ struct RollbackBody {
 
 /// `POST /v1/apps/{app}/releases` with `{"rollback": N}`.
 pub(super) async fn create_release(
-    admin: Admin,
+    admin: AppAccess,
     state: State<Arc<Controller>>,
     path: Path<String>,
     body: Bytes,
@@ -104,7 +105,7 @@ pub(super) async fn create_release(
 }
 
 async fn rollback(
-    _: Admin,
+    _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
     body: Bytes,
@@ -145,7 +146,7 @@ pub(super) struct Confirm {
 
 /// `DELETE /v1/apps/{app}?confirm={app}`.
 pub(super) async fn destroy_app(
-    _: Admin,
+    _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
     axum::extract::Query(q): axum::extract::Query<Confirm>,

@@ -12,7 +12,8 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{Admin, ApiError};
+use super::ApiError;
+use crate::auth::AppAccess;
 use crate::state::Controller;
 use crate::store::{DomainAdded, DomainRow};
 
@@ -94,7 +95,7 @@ async fn app_exists(c: &Controller, app: &str) -> Result<(), ApiError> {
 }
 
 async fn list(
-    _: Admin,
+    _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
 ) -> Result<Json<Vec<Domain>>, ApiError> {
@@ -104,7 +105,7 @@ async fn list(
 }
 
 async fn add(
-    _: Admin,
+    _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
     body: Bytes,
@@ -130,7 +131,7 @@ async fn add(
 }
 
 async fn remove(
-    _: Admin,
+    _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path((app, hostname)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {

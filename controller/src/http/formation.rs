@@ -10,8 +10,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{Admin, ApiError};
+use super::ApiError;
 use crate::apps::AppsError;
+use crate::auth::AppAccess;
 use crate::scheduler::Phase;
 use crate::state::Controller;
 
@@ -94,7 +95,7 @@ async fn formation(c: &Controller, app: &str) -> Result<Vec<FormationEntry>, Api
 }
 
 async fn get_formation(
-    _: Admin,
+    _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
 ) -> Result<Json<Vec<FormationEntry>>, ApiError> {
@@ -102,7 +103,7 @@ async fn get_formation(
 }
 
 async fn patch_formation(
-    _: Admin,
+    _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
     body: Bytes,
@@ -151,7 +152,7 @@ async fn patch_formation(
 }
 
 async fn list_jobs(
-    _: Admin,
+    _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
 ) -> Result<Json<Vec<JobEntry>>, ApiError> {

@@ -25,7 +25,8 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{Admin, ApiError};
+use super::ApiError;
+use crate::auth::AppAccess;
 use crate::scheduler::labels;
 use crate::state::Controller;
 use crate::store::{job_state, JobRow};
@@ -112,7 +113,7 @@ async fn app_jobs(c: &Controller, app: &str) -> Result<Vec<(JobRow, String, Stri
 }
 
 async fn logs(
-    _: Admin,
+    _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
     Query(q): Query<LogsQuery>,

@@ -7,6 +7,7 @@
 //! `internal` (build inputs for agents).
 
 mod certs;
+mod access;
 mod config;
 mod domains;
 mod formation;
@@ -37,7 +38,11 @@ use crate::store::StoreError;
 
 /// The whole controller: REST API, git, registry, internal endpoints and dashboard.
 pub fn app(c: Arc<Controller>) -> axum::Router {
-    let registry = crate::registry::routes(c.registry.clone(), c.tokens.registry_check());
+    let registry = crate::registry::routes_with_access(
+        c.registry.clone(),
+        c.tokens.registry_check(),
+        crate::auth::registry_access(Arc::clone(&c)),
+    );
     let dashboard = paas_web_ui::router(Arc::new(ControllerDashboard::new(Arc::clone(&c))));
     axum::Router::new()
         .merge(v1::routes())
@@ -48,6 +53,7 @@ pub fn app(c: Arc<Controller>) -> axum::Router {
         .merge(run::routes())
         .merge(domains::routes())
         .merge(certs::routes())
+        .merge(access::routes())
         .merge(internal::routes())
         .merge(crate::git::routes())
         .with_state(c)
@@ -73,6 +79,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     Unavailable(String),
+    /// Too many failed logins or bad tokens from one source: retry after this many seconds.
+    #[error("too many failed logins or bad tokens from your address: retry after {0} s")]
+    RateLimited(u64),
     /// Logged with its detail; the client sees a generic message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -93,6 +102,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, codes::FORBIDDEN),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE),
+            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, codes::RATE_LIMITED),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL),
         }
     }
@@ -101,6 +111,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
+        let retry_after = match self {
+            ApiError::RateLimited(secs) => Some(secs),
+            _ => None,
+        };
         let message = if status.is_server_error() {
             tracing::error!("{self}");
             match self {
@@ -117,6 +131,10 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"paas\""),
             );
         }
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         resp
     }
 }
@@ -128,6 +146,7 @@ impl From<StoreError> for ApiError {
                 ApiError::Conflict(e.to_string())
             }
             StoreError::NoApp(_) => ApiError::NotFound(e.to_string()),
+            StoreError::UserExists(_) => ApiError::Conflict(e.to_string()),
             e => ApiError::internal(e),
         }
     }
@@ -147,7 +166,7 @@ impl From<AppsError> for ApiError {
     }
 }
 
-/// Extractor: the request carries the admin token.
+/// Extractor: the caller is an admin (the admin token or a user with role admin).
 pub struct Admin;
 
 impl FromRequestParts<Arc<Controller>> for Admin {
@@ -157,20 +176,13 @@ impl FromRequestParts<Arc<Controller>> for Admin {
         parts: &mut Parts,
         c: &Arc<Controller>,
     ) -> Result<Self, Self::Rejection> {
-        match c.tokens.role(&parts.headers) {
-            Some(crate::auth::Role::Admin) => Ok(Admin),
-            Some(crate::auth::Role::Node) => Err(ApiError::Forbidden(
-                "the node token cannot use this endpoint: use the admin token".into(),
-            )),
-            None => Err(ApiError::Unauthorized(
-                "a valid token is required: send `Authorization: Bearer <admin token>` \
-                 (the token is in DATA_DIR/admin-token)",
-            )),
-        }
+        let caller = crate::auth::Caller::from_request_parts(parts, c).await?;
+        caller.require_admin()?;
+        Ok(Admin)
     }
 }
 
-/// Extractor: the request carries the node token (or the admin token).
+/// Extractor: the request carries a node token (shared or per-node) or an admin's.
 pub struct NodeAuth;
 
 impl FromRequestParts<Arc<Controller>> for NodeAuth {
@@ -180,12 +192,11 @@ impl FromRequestParts<Arc<Controller>> for NodeAuth {
         parts: &mut Parts,
         c: &Arc<Controller>,
     ) -> Result<Self, Self::Rejection> {
-        if c.tokens.is_node_or_admin(&parts.headers) {
+        let caller = crate::auth::Caller::from_request_parts(parts, c).await?;
+        if caller.is_node() || caller.is_admin() {
             Ok(NodeAuth)
         } else {
-            Err(ApiError::Unauthorized(
-                "a valid node token is required: send `Authorization: Bearer <node token>`",
-            ))
+            Err(caller.forbid("only nodes can use this endpoint: use a node token"))
         }
     }
 }

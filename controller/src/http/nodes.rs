@@ -137,7 +137,7 @@ struct Scale {
 }
 
 async fn scale(
-    _: Admin,
+    _: crate::auth::AppAccess,
     State(c): State<Arc<Controller>>,
     Path((app, process_type)): Path<(String, String)>,
     body: Bytes,

@@ -24,7 +24,8 @@ use paas_api::JobState;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Admin, ApiError};
+use super::ApiError;
+use crate::auth::AppAccess;
 use crate::scheduler::{labels, process_job_spec};
 use crate::state::{Controller, NODE_TIMEOUT_MS};
 use crate::util::{random_hex, unix_ms};
@@ -55,7 +56,7 @@ fn node_of(c: &Controller, app: &str, id: &str) -> Result<String, ApiError> {
 }
 
 async fn start(
-    _: Admin,
+    _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
     body: Bytes,
@@ -125,7 +126,7 @@ async fn start(
 }
 
 async fn output(
-    _: Admin,
+    _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path((app, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
@@ -143,7 +144,7 @@ async fn output(
 }
 
 async fn finish(
-    _: Admin,
+    _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path((app, id)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {

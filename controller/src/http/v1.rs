@@ -10,8 +10,9 @@ use axum::{Json, Router};
 use http::StatusCode;
 use paas_api::{App, Build, CreateApp, Node, NodeHeartbeat, Release};
 
-use super::{Admin, ApiError, NodeAuth};
+use super::{Admin, ApiError};
 use crate::apps;
+use crate::auth::{AppAccess, Caller, Principal};
 use crate::state::{Controller, NodeLive, NODE_TIMEOUT_MS};
 use crate::util::{rfc3339_from_ms, unix_ms};
 
@@ -39,7 +40,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result
         .map_err(|e| ApiError::BadRequest(format!("the body is not a valid {what}: {e}")))
 }
 
-async fn unknown(_: Admin, req: axum::extract::Request) -> ApiError {
+async fn unknown(_: Caller, req: axum::extract::Request) -> ApiError {
     ApiError::NotFound(format!(
         "no API endpoint {} {}",
         req.method(),
@@ -47,23 +48,33 @@ async fn unknown(_: Admin, req: axum::extract::Request) -> ApiError {
     ))
 }
 
-async fn list_apps(_: Admin, State(c): State<Arc<Controller>>) -> Result<Json<Vec<App>>, ApiError> {
-    Ok(Json(apps::list(&c).await?))
+async fn list_apps(
+    caller: Caller,
+    State(c): State<Arc<Controller>>,
+) -> Result<Json<Vec<App>>, ApiError> {
+    let visible = caller.visible_apps(&c).await?;
+    let mut all = apps::list(&c).await?;
+    if let Some(visible) = visible {
+        all.retain(|a| visible.contains(&a.name));
+    }
+    Ok(Json(all))
 }
 
 async fn create_app(
-    _: Admin,
+    caller: Caller,
     State(c): State<Arc<Controller>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    caller.require_person()?;
     let req: CreateApp = parse_json(&body, "app (expected {\"name\": \"my-app\"})")?;
     let app = apps::create(&c, &req.name).await?;
+    caller.record_creator(&c, &app.name).await?;
     tracing::info!(app = %app.name, "app created");
     Ok((StatusCode::CREATED, Json(app)).into_response())
 }
 
 async fn get_app(
-    _: Admin,
+    _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path(name): Path<String>,
 ) -> Result<Json<App>, ApiError> {
@@ -74,7 +85,7 @@ async fn get_app(
 }
 
 async fn list_releases(
-    _: Admin,
+    _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<Release>>, ApiError> {
@@ -82,7 +93,7 @@ async fn list_releases(
 }
 
 async fn list_builds(
-    _: Admin,
+    _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<Build>>, ApiError> {
@@ -90,11 +101,23 @@ async fn list_builds(
 }
 
 async fn heartbeat(
-    _: NodeAuth,
+    caller: Caller,
     State(c): State<Arc<Controller>>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
+    if !caller.is_node() && !caller.is_admin() {
+        return Err(caller.forbid("only nodes send heartbeats: use a node token"));
+    }
     let hb: NodeHeartbeat = parse_json(&body, "heartbeat")?;
+    // A per-node token speaks only for its own node.
+    if let Principal::Node(Some(node)) = &caller.principal {
+        if *node != hb.name {
+            return Err(caller.forbid(&format!(
+                "this node token was issued for {node}, not for {}",
+                hb.name
+            )));
+        }
+    }
     if hb.name.is_empty() || hb.url.is_empty() {
         return Err(ApiError::Validation(
             "a heartbeat needs the node's name and API url".into(),

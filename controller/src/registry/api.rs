@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use super::manifest::{ManifestError, MAX_MANIFEST_BYTES};
 use super::names::{self, digest_hex};
 use super::store::{self, BlobWriter};
-use super::{AuthCheck, Error, Registry};
+use super::{AuthCheck, Error, Registry, RepoAccess, RepoCheck};
 use super::{KIND_BLOB, KIND_MANIFEST, KIND_REPOSITORY, KIND_TAG, KIND_UPLOAD};
 
 const DIGEST_HEADER: &str = "docker-content-digest";
@@ -38,6 +38,10 @@ pub enum ApiError {
     },
     #[error("internal registry error: {0}")]
     Internal(#[source] Error),
+    #[error("denied: {0}")]
+    Denied(String),
+    #[error("too many failed logins: retry after {0} s")]
+    TooMany(u64),
 }
 
 fn oci(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
@@ -110,6 +114,16 @@ impl IntoResponse for ApiError {
                 code,
                 message,
             } => (status, code, message),
+            ApiError::Denied(m) => (StatusCode::FORBIDDEN, "DENIED", m),
+            ApiError::TooMany(secs) => {
+                let body = serde_json::json!({"errors": [{"code": "TOOMANYREQUESTS",
+                    "message": format!("too many failed logins or bad tokens from your \
+                    address: retry after {secs} s")}]});
+                let mut resp = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, hv(&secs.to_string()));
+                return resp;
+            }
             ApiError::Internal(e) => {
                 tracing::error!(error = %e, "registry request failed");
                 (
@@ -142,13 +156,47 @@ struct UploadHash {
 struct AppState {
     reg: Registry,
     auth: AuthCheck,
+    /// When set, replaces `auth` with a per-repository decision.
+    repo_check: Option<RepoCheck>,
     hashes: Mutex<HashMap<String, UploadHash>>,
 }
 
-pub(super) fn routes(reg: Registry, auth: AuthCheck) -> Router {
+impl AppState {
+    /// May this request use `repo` (`None`: the registry at all)?
+    async fn allowed(
+        &self,
+        req_headers: &HeaderMap,
+        source: Option<std::net::IpAddr>,
+        repo: Option<&str>,
+        write: bool,
+    ) -> std::result::Result<(), ApiError> {
+        let Some(check) = &self.repo_check else {
+            return if (self.auth)(req_headers) {
+                Ok(())
+            } else {
+                Err(ApiError::Unauthorized)
+            };
+        };
+        match check(req_headers.clone(), source, repo.map(str::to_string), write).await {
+            RepoAccess::Allowed => Ok(()),
+            RepoAccess::Unauthorized => Err(ApiError::Unauthorized),
+            RepoAccess::Forbidden(m) => Err(ApiError::Denied(m)),
+            RepoAccess::Limited(s) => Err(ApiError::TooMany(s)),
+        }
+    }
+}
+
+fn source_of(req: &Request) -> Option<std::net::IpAddr> {
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|ci| ci.0.ip())
+}
+
+pub(super) fn routes(reg: Registry, auth: AuthCheck, repo_check: Option<RepoCheck>) -> Router {
     let state = Arc::new(AppState {
         reg,
         auth,
+        repo_check,
         hashes: Mutex::new(HashMap::new()),
     });
     Router::new()
@@ -169,12 +217,13 @@ fn finish(result: ApiResult) -> Response {
     resp
 }
 
-async fn base(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    finish(if (st.auth)(&headers) {
-        Ok(axum::Json(serde_json::json!({})).into_response())
-    } else {
-        Err(ApiError::Unauthorized)
-    })
+async fn base(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    let source = source_of(&req);
+    finish(
+        st.allowed(req.headers(), source, None, false)
+            .await
+            .map(|()| axum::Json(serde_json::json!({})).into_response()),
+    )
 }
 
 /// What a path under `/v2/` addresses. Repository names contain slashes, so the path is
@@ -213,8 +262,23 @@ async fn dispatch(
     Path(rest): Path<String>,
     req: Request,
 ) -> Response {
-    if !(st.auth)(req.headers()) {
-        return finish(Err(ApiError::Unauthorized));
+    let source = source_of(&req);
+    let write = !matches!(*req.method(), Method::GET | Method::HEAD);
+    let repo = parse_target(&rest).map(|t| match t {
+        Target::Tags(n)
+        | Target::Manifest(n, _)
+        | Target::Blob(n, _)
+        | Target::UploadStart(n)
+        | Target::Upload(n, _) => n,
+    });
+    if let Err(e) = st.allowed(req.headers(), source, repo, write).await {
+        return finish(Err(e));
+    }
+    // A cross-repository mount reads the `from` repository: it needs read access too.
+    if let Some(from) = query(&req).get("from").filter(|_| st.repo_check.is_some()) {
+        if let Err(e) = st.allowed(req.headers(), source, Some(from), false).await {
+            return finish(Err(e));
+        }
     }
     let Some(target) = parse_target(&rest) else {
         return finish(Err(oci(

@@ -21,6 +21,32 @@ use std::sync::Arc;
 /// Decides whether a request may use the registry (the controller passes its token check).
 pub type AuthCheck = Arc<dyn Fn(&http::HeaderMap) -> bool + Send + Sync>;
 
+/// What a [`RepoCheck`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepoAccess {
+    Allowed,
+    /// No or bad credentials (401).
+    Unauthorized,
+    /// Valid credentials without access to this repository (403, with the reason).
+    Forbidden(String),
+    /// Too many failures from this source: retry after this many seconds (429).
+    Limited(u64),
+}
+
+/// The per-repository check (used instead of the [`AuthCheck`] when given): request
+/// headers, source address, repository (`None` for `/v2/` itself) and whether the request
+/// writes.
+pub type RepoCheck = Arc<
+    dyn Fn(
+            http::HeaderMap,
+            Option<std::net::IpAddr>,
+            Option<String>,
+            bool,
+        ) -> futures_util::future::BoxFuture<'static, RepoAccess>
+        + Send
+        + Sync,
+>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{what}: {source}")]
@@ -186,5 +212,11 @@ impl Registry {
 
 /// The `/v2/` routes (OCI distribution spec: pull and push, monolithic and chunked uploads).
 pub fn routes(registry: Registry, auth: AuthCheck) -> axum::Router {
-    api::routes(registry, auth)
+    api::routes(registry, auth, None)
+}
+
+/// The `/v2/` routes with a per-repository access check (the controller's users and
+/// collaborators) in place of `auth`.
+pub fn routes_with_access(registry: Registry, auth: AuthCheck, repo: RepoCheck) -> axum::Router {
+    api::routes(registry, auth, Some(repo))
 }

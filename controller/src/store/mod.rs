@@ -26,12 +26,15 @@ mod dump;
 pub mod leader;
 mod nodes;
 mod routes;
+mod users;
 mod work;
 
 #[doc(hidden)]
 pub mod test_pg;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod users_tests;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -45,6 +48,7 @@ pub use certs::CertRow;
 pub use domains::{DomainAdded, DomainRow};
 pub use dump::TableDump;
 pub use nodes::{last_lines, Restarts};
+pub use users::{role, TokenRow, UserRow};
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +80,8 @@ pub enum StoreError {
     ReleaseExists { app: String, version: u32 },
     #[error("stored {what} is corrupt: {why}")]
     Corrupt { what: &'static str, why: String },
+    #[error("a user named {0} already exists: pick another name")]
+    UserExists(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
