@@ -12,6 +12,7 @@ use crate::git_remote::{self, GitRemoteError};
 mod apps;
 mod config_vars;
 mod domains;
+mod exec;
 mod git_open;
 mod login;
 mod logs;
@@ -203,6 +204,18 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         command: Vec<String>,
     },
+    /// Run a command inside a running job of the app (its first web job by default)
+    #[command(name = "ps:exec")]
+    PsExec {
+        #[command(flatten)]
+        app: AppArg,
+        /// The job's id (see `paas ps -a APP`)
+        #[arg(long, value_name = "ID")]
+        job: Option<String>,
+        /// The command and its arguments (after --)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+    },
 }
 
 /// `-a APP`, defaulting to the app of the `paas` git remote of the current folder.
@@ -311,6 +324,13 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
             let code = ps_run::run(&ctx, &resolve_app(app)?, &command)?;
             if code != 0 {
                 std::process::exit(i32::from(code));
+            }
+            Ok(())
+        }
+        Command::PsExec { app, job, command } => {
+            let code = exec::ps_exec(&ctx, &resolve_app(app)?, job.as_deref(), &command)?;
+            if code != 0 {
+                std::process::exit(code.clamp(0, 255));
             }
             Ok(())
         }

@@ -8,6 +8,7 @@
 
 mod config;
 mod domains;
+mod exec;
 mod formation;
 mod internal;
 mod logs;
@@ -45,6 +46,7 @@ pub fn app(c: Arc<Controller>) -> axum::Router {
         .merge(nodes::routes())
         .merge(logs::routes())
         .merge(run::routes())
+        .merge(exec::routes())
         .merge(domains::routes())
         .merge(internal::routes())
         .merge(crate::git::routes())
