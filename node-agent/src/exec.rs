@@ -147,6 +147,9 @@ impl Fd {
     }
 }
 
+/// A descriptor the process writes to, and the frame kind its bytes go out as.
+type Output = (Arc<Fd>, u8);
+
 /// Sets a pty's window size.
 fn set_winsize(fd: &impl AsRawFd, rows: u16, cols: u16) {
     if rows == 0 || cols == 0 {
@@ -175,9 +178,7 @@ async fn read_start(r: &mut (impl AsyncRead + Unpin)) -> Result<ExecRequest, Exe
 }
 
 /// Reads one frame from an async reader; `None` at a clean end.
-pub async fn read_frame(
-    r: &mut (impl AsyncRead + Unpin),
-) -> std::io::Result<Option<proto::Frame>> {
+pub async fn read_frame(r: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<proto::Frame>> {
     let mut header = [0u8; proto::HEADER_LEN];
     match r.read_exact(&mut header).await {
         Ok(_) => {}
@@ -236,8 +237,12 @@ where
     let req = match read_start(&mut rd).await {
         Ok(r) => r,
         Err(e) => {
-            let _ = wr.write_all(&proto::encode(kind::ERROR, e.to_string().as_bytes())).await;
-            let _ = wr.write_all(&proto::exit_frame(proto::EXIT_CANNOT_RUN)).await;
+            let _ = wr
+                .write_all(&proto::encode(kind::ERROR, e.to_string().as_bytes()))
+                .await;
+            let _ = wr
+                .write_all(&proto::exit_frame(proto::EXIT_CANNOT_RUN))
+                .await;
             let _ = wr.shutdown().await;
             return Err(e);
         }
@@ -269,7 +274,9 @@ where
         Err(e) => {
             let msg = e.to_string();
             let code = cannot_run_code(&msg);
-            let _ = wr.write_all(&proto::encode(kind::ERROR, msg.as_bytes())).await;
+            let _ = wr
+                .write_all(&proto::encode(kind::ERROR, msg.as_bytes()))
+                .await;
             let _ = wr.write_all(&proto::exit_frame(code)).await;
             let _ = wr.shutdown().await;
             return Ok(());
@@ -277,7 +284,7 @@ where
     };
     tracing::info!(job = %id, cmd = ?req.command, tty = req.tty, "exec started");
     let helper = process.pid;
-    let (stdin, outputs): (Option<Arc<Fd>>, Vec<(Arc<Fd>, u8)>) = match process.pty {
+    let (stdin, outputs): (Option<Arc<Fd>>, Vec<Output>) = match process.pty {
         Some(ref master) => {
             set_winsize(master, req.rows, req.cols);
             let fd = Arc::new(Fd::new(master.try_clone()?)?);
@@ -333,7 +340,8 @@ where
                     }
                 }
                 Ok(Some(f)) if f.kind == kind::RESIZE => {
-                    if let (Some(fd), Some((rows, cols))) = (&stdin, proto::parse_resize(&f.payload))
+                    if let (Some(fd), Some((rows, cols))) =
+                        (&stdin, proto::parse_resize(&f.payload))
                     {
                         if tty {
                             set_winsize(&fd.0, rows, cols);
@@ -389,7 +397,10 @@ fn kill_children(helper: i32) {
     let Ok(text) = std::fs::read_to_string(&path) else {
         return;
     };
-    for pid in text.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+    for pid in text
+        .split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+    {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGKILL,

@@ -34,9 +34,7 @@ impl Drop for TestAgent {
 impl TestAgent {
     async fn start(octet_slot: u16) -> TestAgent {
         let mut names = unique_names();
-        names.subnet = format!("10.200.67.{}/28", octet_slot * 16)
-            .parse()
-            .unwrap();
+        names.subnet = format!("10.200.67.{}/28", octet_slot * 16).parse().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let registry = FakeRegistry::start(TOKEN).await;
         registry.add_image(
@@ -158,7 +156,11 @@ async fn stats_of_a_running_job_in_the_api_and_the_heartbeat() {
     let limit = 64 * 1024 * 1024;
     t.run_job(
         "stats1",
-        &["sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; exec sleep 1000"],
+        &[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; exec sleep 1000",
+        ],
         Some(limit),
     )
     .await;
@@ -209,8 +211,12 @@ async fn exec_streams_stdin_stdout_stderr_and_the_exit_code() {
         return;
     }
     let t = TestAgent::start(1).await;
-    t.run_job("exec1", &["sh", "-c", "echo mark > /tmp/mark; exec sleep 1000"], None)
-        .await;
+    t.run_job(
+        "exec1",
+        &["sh", "-c", "echo mark > /tmp/mark; exec sleep 1000"],
+        None,
+    )
+    .await;
 
     // Piped: stdin reaches the process, stdout and stderr come apart, the code comes back,
     // and it runs in the job's pid namespace, filesystem and environment.
@@ -233,8 +239,7 @@ async fn exec_streams_stdin_stdout_stderr_and_the_exit_code() {
     let (out, err, errors, code) = collect(&mut s).await;
     assert_eq!(code, 3, "out={out} err={err} errors={errors}");
     assert_eq!(
-        out,
-        "from stdin\nmark\nsleep 1000 \nspec extra\n",
+        out, "from stdin\nmark\nsleep 1000 \nspec extra\n",
         "err={err}"
     );
     assert_eq!(err, "oops\n");
@@ -266,9 +271,12 @@ async fn exec_streams_stdin_stdout_stderr_and_the_exit_code() {
         ..Default::default()
     };
     let mut s = t.exec("exec1", &req).await.unwrap();
-    s.write_all(&proto::encode(kind::STDIN, b"echo typed-$((6*7))\nexit 9\n"))
-        .await
-        .unwrap();
+    s.write_all(&proto::encode(
+        kind::STDIN,
+        b"echo typed-$((6*7))\nexit 9\n",
+    ))
+    .await
+    .unwrap();
     let (out, _, _, code) = collect(&mut s).await;
     assert_eq!(code, 9, "{out}");
     assert!(out.contains("typed-42"), "{out}");
@@ -285,7 +293,11 @@ async fn exec_streams_stdin_stdout_stderr_and_the_exit_code() {
 
     // The caller hanging up kills the process.
     let req = ExecRequest {
-        command: vec!["sh".into(), "-c".into(), "echo $$ > /tmp/hung; exec sleep 777".into()],
+        command: vec![
+            "sh".into(),
+            "-c".into(),
+            "echo $$ > /tmp/hung; exec sleep 777".into(),
+        ],
         ..Default::default()
     };
     let s = t.exec("exec1", &req).await.unwrap();
@@ -293,7 +305,7 @@ async fn exec_streams_stdin_stdout_stderr_and_the_exit_code() {
         std::fs::read_dir("/proc")
             .unwrap()
             .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
-            .filter(|c| c == b"sleep\0777\0")
+            .filter(|c| c == b"sleep\x00777\x00")
             .count()
     };
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -304,7 +316,10 @@ async fn exec_streams_stdin_stdout_stderr_and_the_exit_code() {
     drop(s);
     let deadline = Instant::now() + Duration::from_secs(20);
     while cmdlines() > 0 {
-        assert!(Instant::now() < deadline, "the exec'd sleep outlived its caller");
+        assert!(
+            Instant::now() < deadline,
+            "the exec'd sleep outlived its caller"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 

@@ -320,7 +320,10 @@ mod tests {
 
     #[test]
     fn the_authority_of_a_controller_url() {
-        assert_eq!(authority("http://127.0.0.1:8080").unwrap(), "127.0.0.1:8080");
+        assert_eq!(
+            authority("http://127.0.0.1:8080").unwrap(),
+            "127.0.0.1:8080"
+        );
         assert_eq!(authority("http://paas.local/").unwrap(), "paas.local:80");
         assert!(authority("https://x").is_err());
     }

@@ -75,8 +75,12 @@ fn switching(extra: &[(&'static str, String)]) -> Response {
 /// Pipes the caller's upgraded connection and the agent's. When the agent's side ends
 /// (after its EXIT frame), `then` runs before the caller's side is closed, so a caller that
 /// reads to the end knows the cleanup is done.
-async fn pipe<F, Fut>(client: hyper::upgrade::OnUpgrade, agent: reqwest::Upgraded, job: &str, then: F)
-where
+async fn pipe<F, Fut>(
+    client: hyper::upgrade::OnUpgrade,
+    agent: reqwest::Upgraded,
+    job: &str,
+    then: F,
+) where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
@@ -158,11 +162,21 @@ async fn find_job(
         .into_iter()
         .find(|n| n.name == job.node)
         .map(|n| n.url)
-        .ok_or_else(|| ApiError::Unavailable(format!("the node {} of job {} is unknown", job.node, job.id)))?;
+        .ok_or_else(|| {
+            ApiError::Unavailable(format!(
+                "the node {} of job {} is unknown",
+                job.node, job.id
+            ))
+        })?;
     Ok((job.id, url))
 }
 
-async fn proxy(c: &Controller, app: &str, id: Option<&str>, req: Request) -> Result<Response, ApiError> {
+async fn proxy(
+    c: &Controller,
+    app: &str,
+    id: Option<&str>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let client = check_upgrade(&req)?;
     let (job, url) = find_job(c, app, id).await?;
     let agent = c

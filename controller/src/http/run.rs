@@ -73,11 +73,7 @@ async fn start(
     }
     let spec_cmd = vec!["/bin/sh".into(), "-c".into(), req.command.clone()];
     let (id, node, _) = start_one_off(&c, &app, spec_cmd).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "id": id, "node": node })),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, Json(json!({ "id": id, "node": node }))).into_response())
 }
 
 async fn output(

@@ -50,25 +50,55 @@ fn ps_exec_and_run_with_stdin() {
         .unwrap();
 
     // ps:exec into the first web job: pid 1 there is the web process.
-    let o = paas(&p, &["ps:exec", "-a", "hello", "--", "cat", "/proc/1/cmdline"], b"");
+    let o = paas(
+        &p,
+        &["ps:exec", "-a", "hello", "--", "cat", "/proc/1/cmdline"],
+        b"",
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let cmdline = String::from_utf8_lossy(&o.stdout).replace('\0', " ");
-    assert!(cmdline.contains("httpd") || cmdline.contains("sh"), "{}", text(&o));
+    assert!(
+        cmdline.contains("httpd") || cmdline.contains("sh"),
+        "{}",
+        text(&o)
+    );
 
     // Exit codes and stderr come back; a named job works too.
     let o = paas(
         &p,
-        &["ps:exec", "-a", "hello", "--", "sh", "-c", "echo hi; echo err >&2; exit 4"],
+        &[
+            "ps:exec",
+            "-a",
+            "hello",
+            "--",
+            "sh",
+            "-c",
+            "echo hi; echo err >&2; exit 4",
+        ],
         b"",
     );
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "hi\n");
-    assert!(String::from_utf8_lossy(&o.stderr).contains("err"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("err"),
+        "{}",
+        text(&o)
+    );
     let jobs = p.get_json("/v1/apps/hello/jobs").unwrap();
     let id = jobs[0]["id"].as_str().unwrap().to_string();
     let o = paas(
         &p,
-        &["ps:exec", "-a", "hello", "--job", &id, "--", "sh", "-c", "read x; echo got-$x"],
+        &[
+            "ps:exec",
+            "-a",
+            "hello",
+            "--job",
+            &id,
+            "--",
+            "sh",
+            "-c",
+            "read x; echo got-$x",
+        ],
         b"typed\n",
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -77,18 +107,39 @@ fn ps_exec_and_run_with_stdin() {
     // A command that does not exist: 127 and a message; an unknown job: an API error.
     let o = paas(&p, &["ps:exec", "-a", "hello", "--", "no-such-cmd"], b"");
     assert_eq!(o.status.code(), Some(127), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-cmd"), "{}", text(&o));
-    let o = paas(&p, &["ps:exec", "-a", "hello", "--job", "nosuch", "--", "true"], b"");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no-such-cmd"),
+        "{}",
+        text(&o)
+    );
+    let o = paas(
+        &p,
+        &["ps:exec", "-a", "hello", "--job", "nosuch", "--", "true"],
+        b"",
+    );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("no job nosuch"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no job nosuch"),
+        "{}",
+        text(&o)
+    );
 
     // paas run with piped stdin: `echo hi | paas run -a hello cat`.
     let o = paas(&p, &["run", "-a", "hello", "cat"], b"hi\n");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "hi\n", "{}", text(&o));
-    let o = paas(&p, &["run", "-a", "hello", "--", "sh", "-c", "wc -l; exit 6"], b"a\nb\nc\n");
+    let o = paas(
+        &p,
+        &["run", "-a", "hello", "--", "sh", "-c", "wc -l; exit 6"],
+        b"a\nb\nc\n",
+    );
     assert_eq!(o.status.code(), Some(6), "{}", text(&o));
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "3", "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "3",
+        "{}",
+        text(&o)
+    );
     let left: Vec<_> = p
         .agent_jobs()
         .unwrap()
