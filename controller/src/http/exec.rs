@@ -247,3 +247,66 @@ async fn run_attach(
     });
     Ok(switching(&[("paas-job", id), ("paas-node", node)]))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use http::{header, Request, StatusCode};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use crate::config::Settings;
+    use crate::state::Controller;
+
+    async fn send(
+        c: &Arc<Controller>,
+        path: &str,
+        auth: bool,
+        upgrade: bool,
+    ) -> (StatusCode, String) {
+        let mut req = Request::post(path);
+        if auth {
+            req = req.header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", c.tokens.admin()),
+            );
+        }
+        if upgrade {
+            req = req
+                .header(header::CONNECTION, "Upgrade")
+                .header(header::UPGRADE, paas_api::exec::UPGRADE);
+        }
+        let resp = crate::http::app(Arc::clone(c))
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn exec_routes_refuse_before_switching() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings::new(
+            dir.path().to_path_buf(),
+            "127.0.0.1:8080".parse().unwrap(),
+            8000,
+            "localhost",
+        )
+        .unwrap();
+        let c = Controller::open(settings).await.unwrap();
+        // No token: 401; no upgrade headers: 400 naming them.
+        let (s, _) = send(&c, "/v1/apps/nosuch/exec", false, true).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let (s, body) = send(&c, "/v1/apps/nosuch/exec", true, false).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body.contains("Upgrade: paas-exec"), "{body}");
+        // oneshot gives no upgradable connection: still refused with a message, not a hang.
+        let (s, body) = send(&c, "/v1/apps/nosuch/jobs/j1/exec", true, true).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body.contains("cannot be upgraded"), "{body}");
+    }
+}
