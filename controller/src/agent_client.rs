@@ -176,4 +176,41 @@ impl AgentClient {
             Err(e) => Err(e),
         }
     }
+
+    /// `POST /v1/jobs/{id}/exec` with `Upgrade: paas-exec`: the raw exec stream of
+    /// `paas_api::exec` once the agent answered 101.
+    pub async fn exec(&self, node: &str, id: &str) -> Result<reqwest::Upgraded, AgentError> {
+        let url = format!("{node}/v1/jobs/{id}/exec");
+        let resp = self
+            .http
+            .post(&url)
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONNECTION, "Upgrade")
+            .header(reqwest::header::UPGRADE, paas_api::exec::UPGRADE)
+            .send()
+            .await
+            .map_err(|source| AgentError::Http {
+                method: "POST",
+                url: url.clone(),
+                source,
+            })?;
+        let status = resp.status();
+        if status != StatusCode::SWITCHING_PROTOCOLS {
+            let text = resp.text().await.unwrap_or_default();
+            let message = serde_json::from_str::<ErrorBody>(&text)
+                .map(|b| b.error.message)
+                .unwrap_or(text);
+            return Err(AgentError::Status {
+                method: "POST",
+                url,
+                status,
+                message,
+            });
+        }
+        resp.upgrade().await.map_err(|source| AgentError::Http {
+            method: "POST",
+            url,
+            source,
+        })
+    }
 }

@@ -1,10 +1,12 @@
 //! The heartbeat: every 2 s, `POST {controller}/v1/nodes/heartbeat` with the node's name,
-//! API URL, memory, every job's status and the cached layers' digests. Failures are logged and the loop goes on.
+//! API URL, memory, every job's status, the cached layers' digests and the running jobs'
+//! cgroup stats (the newest complete sample of [`crate::stats::Sampler`], so a slow cgroup
+//! read never delays a heartbeat). Failures are logged and the loop goes on.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use paas_api::NodeHeartbeat;
+use paas_api::{JobStats, NodeHeartbeat};
 
 use crate::agent::Agent;
 
@@ -27,15 +29,15 @@ pub enum HeartbeatError {
     },
 }
 
-/// The heartbeat the agent would send now.
-pub fn heartbeat(agent: &Agent) -> NodeHeartbeat {
+/// The heartbeat the agent would send now, with `stats` as the jobs' resource use.
+pub fn heartbeat(agent: &Agent, stats: Vec<JobStats>) -> NodeHeartbeat {
     NodeHeartbeat {
         name: agent.config.node_name.clone(),
         url: agent.url().unwrap_or_default().to_string(),
         memory_bytes: crate::util::mem_total_bytes(),
         jobs: agent.jobs.statuses(),
         layers: cached_layers(&agent.config.state_dir.join("layers")),
-        stats: Vec::new(),
+        stats,
     }
 }
 
@@ -54,14 +56,18 @@ fn cached_layers(dir: &std::path::Path) -> Vec<String> {
 }
 
 /// Sends one heartbeat to `controller`.
-pub async fn send(agent: &Agent, controller: &str) -> Result<(), HeartbeatError> {
+pub async fn send(
+    agent: &Agent,
+    controller: &str,
+    stats: Vec<JobStats>,
+) -> Result<(), HeartbeatError> {
     let url = format!("{controller}/v1/nodes/heartbeat");
     let resp = agent
         .client
         .post(&url)
         .bearer_auth(&agent.config.token)
         .timeout(Duration::from_secs(5))
-        .json(&heartbeat(agent))
+        .json(&heartbeat(agent, stats))
         .send()
         .await
         .map_err(|source| HeartbeatError::Http {
@@ -84,11 +90,15 @@ pub async fn run(agent: Arc<Agent>) {
         return;
     };
     let mut failing = false;
+    let mut sampler = crate::stats::Sampler::default();
+    let _ = sampler.latest(&agent).await;
+    sampler.settle(Duration::from_secs(1)).await;
     let mut ticker = tokio::time::interval(INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        match send(&agent, &controller).await {
+        let stats = sampler.latest(&agent).await;
+        match send(&agent, &controller, stats).await {
             Ok(()) if failing => {
                 tracing::info!("heartbeat: the controller answers again");
                 failing = false;

@@ -55,7 +55,9 @@ impl From<JobError> for ApiError {
     fn from(e: JobError) -> Self {
         let (status, code) = match &e {
             JobError::Invalid(_) => (StatusCode::BAD_REQUEST, codes::VALIDATION),
-            JobError::Conflict { .. } => (StatusCode::CONFLICT, codes::CONFLICT),
+            JobError::Conflict { .. } | JobError::NotRunning { .. } => {
+                (StatusCode::CONFLICT, codes::CONFLICT)
+            }
             JobError::NotFound { .. } => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
             // The registry or the input server (the controller) failed us.
             JobError::Pull { .. } | JobError::Input { .. } => {
@@ -96,6 +98,8 @@ pub fn app(agent: Arc<Agent>) -> Router {
         .route("/v1/jobs/{id}", get(get_job).delete(delete_job))
         .route("/v1/jobs/{id}/logs", get(job_logs))
         .route("/v1/jobs/{id}/stop", post(stop_job))
+        .route("/v1/jobs/{id}/stats", get(job_stats))
+        .route("/v1/jobs/{id}/exec", post(crate::exec::handler))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(agent.clone(), auth))
         .with_state(agent)
@@ -225,4 +229,11 @@ async fn job_logs(
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+async fn job_stats(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<paas_api::JobStats>> {
+    Ok(Json(crate::stats::job(&agent, &id).await?))
 }

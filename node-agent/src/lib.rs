@@ -12,12 +12,14 @@
 pub mod agent;
 pub mod cleanup;
 pub mod config;
+pub mod exec;
 pub mod heartbeat;
 pub mod http;
 pub mod images;
 pub mod jobs;
 pub mod network;
 pub mod register;
+pub mod stats;
 pub mod util;
 
 pub use agent::{serve, Agent};

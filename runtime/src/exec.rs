@@ -43,6 +43,9 @@ pub struct ExecSpec {
     pub args: Vec<String>,
     /// `KEY=VALUE`; empty = the container's environment.
     pub env: Vec<String>,
+    /// `KEY=VALUE` added to (or replacing in) `env` or the container's environment, as
+    /// `docker exec -e` does.
+    pub extra_env: Vec<String>,
     /// Working directory; None = the container's.
     pub cwd: Option<String>,
     /// uid, gid; None = the container's user.
@@ -130,11 +133,17 @@ pub(crate) fn exec(cfg: &RuntimeConfig, id: &str, spec: ExecSpec) -> Result<Exec
     if !state::is_alive(pid, sf.pid_start_time) {
         return Err(Error::Start(format!("container {id:?} exited")));
     }
-    let env = if spec.env.is_empty() {
-        &sf.spec.env
+    let mut env = if spec.env.is_empty() {
+        sf.spec.env.clone()
     } else {
-        &spec.env
+        spec.env.clone()
     };
+    for extra in &spec.extra_env {
+        let key = extra.split('=').next().unwrap_or_default();
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(extra.clone());
+    }
+    let env = &env;
     let name = &spec.args[0];
     let candidates: Vec<CString> = if name.contains('/') {
         vec![cstring("args[0]", name)?]
@@ -221,12 +230,21 @@ fn spawn_helper(cfg: &RuntimeConfig, id: &str, p: &Prepared) -> Result<i32> {
         .map(|e| e.as_ptr())
         .chain(std::iter::once(ptr::null()))
         .collect();
+    // The helper keeps only what it uses: a caller's other descriptors (the write end of
+    // the process's stdin pipe, say) must not stay open in it, or the process would never
+    // see end of input.
+    let mut keep: Vec<RawFd> = p.ns.iter().map(|(fd, _)| fd.as_raw_fd()).collect();
+    keep.extend(p.stdio);
+    keep.extend([sync_read.as_raw_fd(), err_write.as_raw_fd()]);
+    keep.sort_unstable();
+    keep.dedup();
     let args = HelperArgs {
         p,
         sync: sync_read.as_raw_fd(),
         err: err_write.as_raw_fd(),
         argv: &argv,
         envp: &envp,
+        keep: &keep,
     };
     let mut old = nix::sys::signal::SigSet::empty();
     nix::sys::signal::pthread_sigmask(
@@ -302,6 +320,8 @@ struct HelperArgs<'a> {
     err: RawFd,
     argv: &'a [*const c_char],
     envp: &'a [*const c_char],
+    /// Sorted descriptors the helper keeps open.
+    keep: &'a [RawFd],
 }
 
 /// The helper: joins the namespaces, forks the process, waits for it.
@@ -313,6 +333,7 @@ unsafe fn helper_main(a: &HelperArgs) -> ! {
     // SAFETY: raw syscalls on descriptors and buffers prepared by the parent.
     unsafe {
         init::reset_signals();
+        init::close_others(a.keep);
         if read_byte(a.sync) != 1 {
             libc::_exit(1);
         }

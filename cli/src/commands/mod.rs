@@ -14,6 +14,7 @@ mod apps;
 mod certs;
 mod config_vars;
 mod domains;
+mod exec;
 mod git_open;
 mod login;
 mod logs;
@@ -295,6 +296,18 @@ enum Command {
     },
     /// Show who the current token belongs to
     Whoami,
+    /// Run a command inside a running job of the app (its first web job by default)
+    #[command(name = "ps:exec")]
+    PsExec {
+        #[command(flatten)]
+        app: AppArg,
+        /// The job's id (see `paas ps -a APP`)
+        #[arg(long, value_name = "ID")]
+        job: Option<String>,
+        /// The command and its arguments (after --)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+    },
 }
 
 /// `-a APP`, defaulting to the app of the `paas` git remote of the current folder.
@@ -408,6 +421,13 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
             let code = ps_run::run(&ctx, &resolve_app(app)?, &command)?;
             if code != 0 {
                 std::process::exit(i32::from(code));
+            }
+            Ok(())
+        }
+        Command::PsExec { app, job, command } => {
+            let code = exec::ps_exec(&ctx, &resolve_app(app)?, job.as_deref(), &command)?;
+            if code != 0 {
+                std::process::exit(code.clamp(0, 255));
             }
             Ok(())
         }

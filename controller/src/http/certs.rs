@@ -19,7 +19,8 @@ use axum::{Json, Router};
 use paas_api::{codes, ErrorBody};
 use serde::{Deserialize, Serialize};
 
-use super::{Admin, ApiError};
+use super::ApiError;
+use crate::auth::AppAccess;
 use crate::router::tls::{check_cert, MAX_PEM_BYTES};
 use crate::state::Controller;
 use crate::store::CertRow;
@@ -91,7 +92,7 @@ async fn reload(c: &Controller) {
 }
 
 async fn list(
-    _: Admin,
+    _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
 ) -> Result<Json<Vec<Cert>>, ApiError> {
@@ -101,7 +102,7 @@ async fn list(
 }
 
 async fn add(
-    _: Admin,
+    _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
     body: Bytes,
@@ -160,7 +161,7 @@ struct TlsSettings {
 }
 
 async fn tls_settings(
-    _: Admin,
+    _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
 ) -> Result<Json<TlsSettings>, ApiError> {
@@ -170,7 +171,7 @@ async fn tls_settings(
 }
 
 async fn set_tls(
-    _: Admin,
+    _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
     body: Bytes,
@@ -190,7 +191,7 @@ async fn set_tls(
 }
 
 async fn remove(
-    _: Admin,
+    _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path((app, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {

@@ -6,10 +6,11 @@
 //! a stable code; 5xx details are logged, never sent. Submodules: `v1` (apps and nodes) and
 //! `internal` (build inputs for agents).
 
-mod certs;
 mod access;
+mod certs;
 mod config;
 mod domains;
+mod exec;
 mod formation;
 mod internal;
 mod logs;
@@ -51,6 +52,7 @@ pub fn app(c: Arc<Controller>) -> axum::Router {
         .merge(nodes::routes())
         .merge(logs::routes())
         .merge(run::routes())
+        .merge(exec::routes())
         .merge(domains::routes())
         .merge(certs::routes())
         .merge(access::routes())

@@ -8,8 +8,11 @@
 //! * `DELETE /v1/apps/{app}/run/{id}` → stops it if it still runs, removes it, and answers
 //!   `{"id", "exit_code", "reason"}` (`exit_code` 128+signal when killed, 1 when unknown).
 //!
+//! * `POST /v1/apps/{app}/run/attach` (upgrade, see [`super::exec`]) → the interactive
+//!   form: stdin and an optional TTY over the exec stream.
+//!
 //! One-off jobs are labelled `paas.kind=run`, so the scheduler neither counts nor adopts
-//! them. No stdin or TTY yet.
+//! them.
 
 use std::sync::Arc;
 
@@ -69,60 +72,9 @@ async fn start(
             "no command: give one, e.g. paas run -a APP -- ls -la".into(),
         ));
     }
-    let Some(row) = c.store.get_app(&app).await? else {
-        return Err(ApiError::NotFound(format!("no app named {app}")));
-    };
-    let Some(version) = row.current_release else {
-        return Err(ApiError::Conflict(format!(
-            "{app} has no release yet: git push it first"
-        )));
-    };
-    let Some(release) = c.store.get_release(&app, version).await? else {
-        return Err(ApiError::internal(format!(
-            "release v{version} of {app} is missing"
-        )));
-    };
-    // The up, non-draining node with the fewest jobs.
-    let now = unix_ms();
-    let draining = c.store.draining_nodes().await?;
-    let live = c
-        .heartbeats
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    let node = c
-        .store
-        .list_nodes()
-        .await?
-        .into_iter()
-        .filter(|n| now - n.last_seen_ms <= NODE_TIMEOUT_MS && !draining.contains(&n.name))
-        .min_by_key(|n| (live.get(&n.name).map_or(0, |l| l.jobs), n.name.clone()))
-        .ok_or_else(|| ApiError::Unavailable("no node is up to run the job".into()))?;
-
-    let id = format!("{app}-run-{}", random_hex(4));
-    let mut spec = process_job_spec(&c.settings, &release, KIND_RUN, 1, &id);
-    spec.command = vec!["/bin/sh".into(), "-c".into(), req.command.clone()];
-    spec.port = None;
-    spec.labels.insert(labels::KIND.into(), KIND_RUN.into());
-    spec.labels.insert(labels::TYPE.into(), KIND_RUN.into());
-    c.runs
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(id.clone(), (app.clone(), node.url.clone()));
-    tracing::info!(job = %id, node = %node.name, %app, "one-off job");
-    if let Err(e) = c.agents.start_job(&node.url, &spec).await {
-        let _ = c.agents.delete_job(&node.url, &id).await;
-        c.runs.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-        return Err(ApiError::Unavailable(format!(
-            "starting the one-off job failed: {}",
-            e.user_message()
-        )));
-    }
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "id": id, "node": node.name })),
-    )
-        .into_response())
+    let spec_cmd = vec!["/bin/sh".into(), "-c".into(), req.command.clone()];
+    let (id, node, _) = start_one_off(&c, &app, spec_cmd).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id, "node": node }))).into_response())
 }
 
 async fn output(
@@ -173,4 +125,64 @@ async fn finish(
     Ok(Json(
         json!({ "id": id, "exit_code": code, "reason": exit.reason }),
     ))
+}
+
+/// Starts a one-off job of `app`'s current release running `command`, on the up,
+/// non-draining node with the fewest jobs; returns (job id, node name, node URL) once
+/// the process runs. The job is remembered in `c.runs` until it is removed.
+pub(super) async fn start_one_off(
+    c: &Arc<Controller>,
+    app: &str,
+    command: Vec<String>,
+) -> Result<(String, String, String), ApiError> {
+    let Some(row) = c.store.get_app(app).await? else {
+        return Err(ApiError::NotFound(format!("no app named {app}")));
+    };
+    let Some(version) = row.current_release else {
+        return Err(ApiError::Conflict(format!(
+            "{app} has no release yet: git push it first"
+        )));
+    };
+    let Some(release) = c.store.get_release(app, version).await? else {
+        return Err(ApiError::internal(format!(
+            "release v{version} of {app} is missing"
+        )));
+    };
+    // The up, non-draining node with the fewest jobs.
+    let now = unix_ms();
+    let draining = c.store.draining_nodes().await?;
+    let live = c
+        .heartbeats
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let node = c
+        .store
+        .list_nodes()
+        .await?
+        .into_iter()
+        .filter(|n| now - n.last_seen_ms <= NODE_TIMEOUT_MS && !draining.contains(&n.name))
+        .min_by_key(|n| (live.get(&n.name).map_or(0, |l| l.jobs), n.name.clone()))
+        .ok_or_else(|| ApiError::Unavailable("no node is up to run the job".into()))?;
+
+    let id = format!("{app}-run-{}", random_hex(4));
+    let mut spec = process_job_spec(&c.settings, &release, KIND_RUN, 1, &id);
+    spec.command = command;
+    spec.port = None;
+    spec.labels.insert(labels::KIND.into(), KIND_RUN.into());
+    spec.labels.insert(labels::TYPE.into(), KIND_RUN.into());
+    c.runs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id.clone(), (app.to_string(), node.url.clone()));
+    tracing::info!(job = %id, node = %node.name, %app, "one-off job");
+    if let Err(e) = c.agents.start_job(&node.url, &spec).await {
+        let _ = c.agents.delete_job(&node.url, &id).await;
+        c.runs.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        return Err(ApiError::Unavailable(format!(
+            "starting the one-off job failed: {}",
+            e.user_message()
+        )));
+    }
+    Ok((id, node.name, node.url))
 }

@@ -69,6 +69,8 @@ pub enum JobError {
     },
     #[error("container spec: {0}")]
     Spec(String),
+    #[error("job {id:?} is {state:?}, not up: it has no running process")]
+    NotRunning { id: String, state: JobState },
     #[error("job {id:?} did not exit {secs} s after SIGKILL")]
     StopTimeout { id: String, secs: u64 },
 }

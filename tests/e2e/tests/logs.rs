@@ -54,7 +54,9 @@ fn run_and_logs() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("one-off 5000"), "{stdout}");
-    assert!(stdout.contains("oops"), "{stdout}");
+    // Not a terminal: stdin is piped, stderr stays stderr.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("oops"), "{stderr}");
     let left: Vec<_> = p
         .agent_jobs()
         .unwrap()
