@@ -5,18 +5,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use super::paging::{page, PageQuery};
 use super::{Admin, ApiError};
 use crate::apps::AppsError;
 use crate::scheduler::Phase;
 use crate::state::Controller;
 
-/// Every process gets this much memory (sizes are not configurable yet).
-const SIZE: &str = "512M";
 /// The most processes of one type an app may ask for.
 const MAX_QUANTITY: u32 = 100;
 
@@ -35,7 +35,10 @@ struct FormationEntry {
     #[serde(rename = "type")]
     process_type: String,
     quantity: u32,
-    size: &'static str,
+    /// The size's name (`standard-1x`) or its memory (`768M`): see `paas_api::sizes`.
+    size: String,
+    /// Each process's memory limit in bytes.
+    memory_bytes: u64,
     command: String,
 }
 
@@ -81,14 +84,22 @@ async fn formation(c: &Controller, app: &str) -> Result<Vec<FormationEntry>, Api
         .filter(|f| f.app == app)
         .map(|f| (f.process_type, f.count))
         .collect();
+    let sizes = c.store.formation_memory().await?;
     Ok(release
         .process_types
         .into_iter()
-        .map(|(t, command)| FormationEntry {
-            quantity: counts.get(&t).copied().unwrap_or(0),
-            process_type: t,
-            size: SIZE,
-            command,
+        .map(|(t, command)| {
+            let memory_bytes = sizes
+                .get(&(app.to_string(), t.clone()))
+                .copied()
+                .unwrap_or(paas_api::sizes::DEFAULT_BYTES);
+            FormationEntry {
+                quantity: counts.get(&t).copied().unwrap_or(0),
+                process_type: t,
+                size: paas_api::sizes::name(memory_bytes),
+                memory_bytes,
+                command,
+            }
         })
         .collect())
 }
@@ -128,11 +139,7 @@ async fn patch_formation(
             )));
         }
         if let Some(size) = &change.size {
-            if size != SIZE {
-                return Err(ApiError::Validation(format!(
-                    "size {size:?} is not available: every process gets {SIZE} for now"
-                )));
-            }
+            paas_api::sizes::parse(size).map_err(ApiError::Validation)?;
         }
         if change.quantity.is_some_and(|q| q > MAX_QUANTITY) {
             return Err(ApiError::Validation(format!(
@@ -144,6 +151,14 @@ async fn patch_formation(
         if let Some(q) = change.quantity {
             c.store.set_formation(&app, t, q).await?;
         }
+        let Some(size) = &change.size else { continue };
+        let bytes = paas_api::sizes::parse(size).map_err(ApiError::Validation)?;
+        let before = current.iter().find(|f| &f.process_type == t);
+        if before.is_some_and(|f| f.memory_bytes != bytes) {
+            c.store.set_formation_memory(&app, t, bytes).await?;
+            // The running jobs have the old limit: replace them, zero downtime.
+            c.scheduler.replace(super::jobs::active_ids(&c, &app, Some(t)));
+        }
     }
     c.scheduler.notify();
     tracing::info!(%app, "formation changed");
@@ -154,7 +169,8 @@ async fn list_jobs(
     _: Admin,
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
-) -> Result<Json<Vec<JobEntry>>, ApiError> {
+    Query(q): Query<PageQuery>,
+) -> Result<Response, ApiError> {
     if c.store.get_app(&app).await?.is_none() {
         return Err(AppsError::NotFound(app).into());
     }
@@ -183,5 +199,5 @@ async fn list_jobs(
         })
         .collect();
     jobs.sort_by(|a, b| (&a.process_type, &a.id).cmp(&(&b.process_type, &b.id)));
-    Ok(Json(jobs))
+    page(jobs, &q, &format!("/v1/apps/{app}/jobs"), |j| j.id.clone())
 }

@@ -6,12 +6,15 @@
 //! a stable code; 5xx details are logged, never sent. Submodules: `v1` (apps and nodes) and
 //! `internal` (build inputs for agents).
 
+mod builds;
 mod config;
 mod domains;
 mod formation;
 mod internal;
+mod jobs;
 mod logs;
 pub(crate) mod nodes;
+mod paging;
 mod run;
 #[cfg(test)]
 mod sched_tests;
@@ -46,6 +49,8 @@ pub fn app(c: Arc<Controller>) -> axum::Router {
         .merge(logs::routes())
         .merge(run::routes())
         .merge(domains::routes())
+        .merge(jobs::routes())
+        .merge(builds::routes())
         .merge(internal::routes())
         .merge(crate::git::routes())
         .with_state(c)

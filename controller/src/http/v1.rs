@@ -3,13 +3,14 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use http::StatusCode;
-use paas_api::{App, Build, CreateApp, Node, NodeHeartbeat, Release};
+use paas_api::{App, CreateApp, Node, NodeHeartbeat};
 
+use super::paging::{page, PageQuery};
 use super::{Admin, ApiError, NodeAuth};
 use crate::apps;
 use crate::state::{Controller, NodeLive, NODE_TIMEOUT_MS};
@@ -26,7 +27,7 @@ pub(super) fn routes() -> Router<Arc<Controller>> {
             "/v1/apps/{app}/releases",
             get(list_releases).post(super::config::create_release),
         )
-        .route("/v1/apps/{app}/builds", get(list_builds))
+        .route("/v1/apps/{app}/builds", get(super::builds::list_builds))
         .route("/v1/nodes", get(list_nodes))
         .route("/v1/nodes/heartbeat", post(heartbeat))
         .route("/v1", any(unknown))
@@ -47,8 +48,12 @@ async fn unknown(_: Admin, req: axum::extract::Request) -> ApiError {
     ))
 }
 
-async fn list_apps(_: Admin, State(c): State<Arc<Controller>>) -> Result<Json<Vec<App>>, ApiError> {
-    Ok(Json(apps::list(&c).await?))
+async fn list_apps(
+    _: Admin,
+    State(c): State<Arc<Controller>>,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, ApiError> {
+    page(apps::list(&c).await?, &q, "/v1/apps", |a: &App| a.name.clone())
 }
 
 async fn create_app(
@@ -77,16 +82,12 @@ async fn list_releases(
     _: Admin,
     State(c): State<Arc<Controller>>,
     Path(name): Path<String>,
-) -> Result<Json<Vec<Release>>, ApiError> {
-    Ok(Json(apps::releases(&c, &name).await?))
-}
-
-async fn list_builds(
-    _: Admin,
-    State(c): State<Arc<Controller>>,
-    Path(name): Path<String>,
-) -> Result<Json<Vec<Build>>, ApiError> {
-    Ok(Json(apps::builds(&c, &name).await?))
+    Query(q): Query<PageQuery>,
+) -> Result<Response, ApiError> {
+    let releases = apps::releases(&c, &name).await?;
+    page(releases, &q, &format!("/v1/apps/{name}/releases"), |r| {
+        r.version.to_string()
+    })
 }
 
 async fn heartbeat(

@@ -13,6 +13,7 @@ mod apps;
 mod destroy;
 mod domains;
 mod nodes;
+mod sizes;
 mod work;
 
 #[cfg(test)]
