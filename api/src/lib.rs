@@ -52,6 +52,8 @@ pub mod codes {
     pub const INTERNAL: &str = "internal_error";
     pub const UNAVAILABLE: &str = "unavailable";
     pub const BAD_REQUEST: &str = "bad_request";
+    /// `If-Match` is stale: the resource changed since it was read (412).
+    pub const PRECONDITION_FAILED: &str = "precondition_failed";
 }
 
 // ---------------------------------------------------------------------------------------

@@ -96,7 +96,10 @@ mod tests {
     fn bad_sizes_say_what_is_accepted() {
         for bad in ["", "huge", "0M", "-1G", "10K", "32M", "17G", "NaNG", "1e9M"] {
             let e = parse(bad).unwrap_err();
-            assert!(e.contains("standard-1x") && e.contains("768M"), "{bad}: {e}");
+            assert!(
+                e.contains("standard-1x") && e.contains("768M"),
+                "{bad}: {e}"
+            );
         }
     }
 

@@ -13,9 +13,9 @@
 //! on) and `tar_dir`.
 
 pub mod buildpacks;
-pub mod live;
 mod job;
 mod layer;
+pub mod live;
 pub mod procfile;
 pub mod stack;
 mod tar_dir;

@@ -39,7 +39,9 @@ pub(super) async fn list_builds(
     Query(q): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
     let builds: Vec<Build> = crate::apps::builds(&c, &app).await?;
-    page(builds, &q, &format!("/v1/apps/{app}/builds"), |b| b.id.clone())
+    page(builds, &q, &format!("/v1/apps/{app}/builds"), |b| {
+        b.id.clone()
+    })
 }
 
 async fn find(c: &Controller, app: &str, id: &str) -> Result<BuildRow, ApiError> {
@@ -82,29 +84,30 @@ async fn build_log(
         // Finished (the store has the log) or a snapshot of the output so far.
         return Ok((text, running.unwrap_or(build.log)).into_response());
     }
-    let stream = futures_util::stream::unfold((c, id, 0usize, false), |(c, id, sent, done)| async move {
-        if done {
-            return None;
-        }
-        loop {
-            match live::read(&id, sent) {
-                Some(more) if !more.is_empty() => {
-                    let n = sent + more.len();
-                    return Some((Ok::<_, Infallible>(Bytes::from(more)), (c, id, n, false)));
-                }
-                Some(_) => tokio::time::sleep(FOLLOW_POLL).await,
-                None => {
-                    // Ended: the rest is in the store.
-                    let log = match c.store.get_build(&id).await {
-                        Ok(Some(b)) => b.log,
-                        _ => String::new(),
-                    };
-                    let rest = log.get(sent..).unwrap_or_default().to_string();
-                    return Some((Ok(Bytes::from(rest)), (c, id, sent, true)));
+    let stream =
+        futures_util::stream::unfold((c, id, 0usize, false), |(c, id, sent, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                match live::read(&id, sent) {
+                    Some(more) if !more.is_empty() => {
+                        let n = sent + more.len();
+                        return Some((Ok::<_, Infallible>(Bytes::from(more)), (c, id, n, false)));
+                    }
+                    Some(_) => tokio::time::sleep(FOLLOW_POLL).await,
+                    None => {
+                        // Ended: the rest is in the store.
+                        let log = match c.store.get_build(&id).await {
+                            Ok(Some(b)) => b.log,
+                            _ => String::new(),
+                        };
+                        let rest = log.get(sent..).unwrap_or_default().to_string();
+                        return Some((Ok(Bytes::from(rest)), (c, id, sent, true)));
+                    }
                 }
             }
-        }
-    });
+        });
     Ok((
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),

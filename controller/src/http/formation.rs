@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use super::paging::{page, PageQuery};
@@ -108,16 +108,18 @@ async fn get_formation(
     _: Admin,
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
-) -> Result<Json<Vec<FormationEntry>>, ApiError> {
-    Ok(Json(formation(&c, &app).await?))
+) -> Result<Response, ApiError> {
+    Ok(super::etag::json(formation(&c, &app).await?))
 }
 
 async fn patch_formation(
     _: Admin,
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
+    headers: http::HeaderMap,
     body: Bytes,
-) -> Result<Json<Vec<FormationEntry>>, ApiError> {
+) -> Result<Response, ApiError> {
+    let _guard = super::etag::lock_if_conditional(&headers).await;
     let changes: BTreeMap<String, FormationChange> =
         serde_json::from_slice(&body).map_err(|e| {
             ApiError::BadRequest(format!(
@@ -130,6 +132,7 @@ async fn patch_formation(
             "{app} has no release yet: deploy it with `git push` before scaling"
         )));
     }
+    super::etag::check(&headers, &current, "formation")?;
     let types: Vec<&str> = current.iter().map(|f| f.process_type.as_str()).collect();
     for (t, change) in &changes {
         if !types.contains(&t.as_str()) {
@@ -157,12 +160,13 @@ async fn patch_formation(
         if before.is_some_and(|f| f.memory_bytes != bytes) {
             c.store.set_formation_memory(&app, t, bytes).await?;
             // The running jobs have the old limit: replace them, zero downtime.
-            c.scheduler.replace(super::jobs::active_ids(&c, &app, Some(t)));
+            c.scheduler
+                .replace(super::jobs::active_ids(&c, &app, Some(t)));
         }
     }
     c.scheduler.notify();
     tracing::info!(%app, "formation changed");
-    Ok(Json(formation(&c, &app).await?))
+    Ok(super::etag::json(formation(&c, &app).await?))
 }
 
 async fn list_jobs(

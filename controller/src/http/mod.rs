@@ -6,15 +6,19 @@
 //! a stable code; 5xx details are logged, never sent. Submodules: `v1` (apps and nodes) and
 //! `internal` (build inputs for agents).
 
+#[cfg(test)]
+mod api3_tests;
 mod builds;
 mod config;
 mod domains;
+mod etag;
 mod formation;
 mod internal;
 mod jobs;
 mod logs;
 pub(crate) mod nodes;
 mod paging;
+mod rename;
 mod run;
 #[cfg(test)]
 mod sched_tests;
@@ -51,6 +55,7 @@ pub fn app(c: Arc<Controller>) -> axum::Router {
         .merge(domains::routes())
         .merge(jobs::routes())
         .merge(builds::routes())
+        .merge(rename::routes())
         .merge(internal::routes())
         .merge(crate::git::routes())
         .with_state(c)
@@ -76,6 +81,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     Unavailable(String),
+    /// `If-Match` no longer matches (412).
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// Logged with its detail; the client sees a generic message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -96,6 +104,9 @@ impl ApiError {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, codes::FORBIDDEN),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE),
+            ApiError::PreconditionFailed(_) => {
+                (StatusCode::PRECONDITION_FAILED, codes::PRECONDITION_FAILED)
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL),
         }
     }

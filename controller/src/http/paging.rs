@@ -108,10 +108,15 @@ mod tests {
         let key = |i: &u32| i.to_string();
         let (link, got) = body(page(items.clone(), &q(Some(2), None), "/v1/x", key).unwrap()).await;
         assert_eq!(got, [1, 2]);
-        assert_eq!(link.as_deref(), Some("</v1/x?limit=2&after=2>; rel=\"next\""));
-        let (_, got) = body(page(items.clone(), &q(Some(2), Some("2")), "/v1/x", key).unwrap()).await;
+        assert_eq!(
+            link.as_deref(),
+            Some("</v1/x?limit=2&after=2>; rel=\"next\"")
+        );
+        let (_, got) =
+            body(page(items.clone(), &q(Some(2), Some("2")), "/v1/x", key).unwrap()).await;
         assert_eq!(got, [3, 4]);
-        let (link, got) = body(page(items.clone(), &q(Some(2), Some("4")), "/v1/x", key).unwrap()).await;
+        let (link, got) =
+            body(page(items.clone(), &q(Some(2), Some("4")), "/v1/x", key).unwrap()).await;
         assert_eq!((link, got), (None, vec![5]));
         let (link, got) = body(page(items.clone(), &q(None, None), "/v1/x", key).unwrap()).await;
         assert_eq!((link, got.len()), (None, 5));

@@ -53,7 +53,9 @@ async fn list_apps(
     State(c): State<Arc<Controller>>,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
-    page(apps::list(&c).await?, &q, "/v1/apps", |a: &App| a.name.clone())
+    page(apps::list(&c).await?, &q, "/v1/apps", |a: &App| {
+        a.name.clone()
+    })
 }
 
 async fn create_app(

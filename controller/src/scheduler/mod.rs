@@ -204,10 +204,8 @@ pub fn plan_with_replacements(
         };
         let count = formation.count as usize;
         // Jobs on draining nodes are replaced like jobs of an old release.
-        let (mut current, old): (Vec<Placed>, Vec<Placed>) = active
-            .iter()
-            .copied()
-            .partition(|(j, i)| {
+        let (mut current, old): (Vec<Placed>, Vec<Placed>) =
+            active.iter().copied().partition(|(j, i)| {
                 j.release == formation.release && !order[*i].draining && !replace.contains(&j.id)
             });
 

@@ -426,8 +426,8 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
                     .iter()
                     .find(|f| f.app == app && f.process_type == process_type)
                     .map_or(APP_MEMORY_BYTES, |f| f.memory_bytes);
-                let id = start_job(c, &node, url, &rel, &process_type, *n, &restarts, memory)
-                    .await?;
+                let id =
+                    start_job(c, &node, url, &rel, &process_type, *n, &restarts, memory).await?;
                 if let Some(crashes) = st.crashes.get_mut(&key) {
                     crashes.replacements.insert(id);
                 }

@@ -13,6 +13,7 @@ mod apps;
 mod destroy;
 mod domains;
 mod nodes;
+mod rename;
 mod sizes;
 mod work;
 

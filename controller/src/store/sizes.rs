@@ -65,7 +65,10 @@ impl Store {
     ) -> Result<Vec<super::BuildRow>> {
         let all = self.list_builds(app).await?;
         let start = match after {
-            Some(id) => all.iter().position(|b| b.id == id).map_or(all.len(), |i| i + 1),
+            Some(id) => all
+                .iter()
+                .position(|b| b.id == id)
+                .map_or(all.len(), |i| i + 1),
             None => 0,
         };
         Ok(all.into_iter().skip(start).take(limit as usize).collect())
