@@ -17,6 +17,9 @@ mod internal;
 mod jobs;
 mod logs;
 pub(crate) mod nodes;
+mod openapi;
+#[cfg(test)]
+mod openapi_tests;
 mod paging;
 mod rename;
 mod run;
@@ -56,6 +59,7 @@ pub fn app(c: Arc<Controller>) -> axum::Router {
         .merge(jobs::routes())
         .merge(builds::routes())
         .merge(rename::routes())
+        .merge(openapi::routes())
         .merge(internal::routes())
         .merge(crate::git::routes())
         .with_state(c)

@@ -290,4 +290,6 @@ fn stop(job: &ObservedJob) -> Action {
 }
 
 #[cfg(test)]
+mod replace_tests;
+#[cfg(test)]
 mod tests;
