@@ -69,9 +69,9 @@ pub fn name(bytes: u64) -> String {
 /// `768M`, `1G`, `2.5G`.
 pub fn display(bytes: u64) -> String {
     let mib = bytes / MIB;
-    if mib >= 1024 && mib % 1024 == 0 {
+    if mib >= 1024 && mib.is_multiple_of(1024) {
         format!("{}G", mib / 1024)
-    } else if mib >= 1024 && mib % 512 == 0 {
+    } else if mib >= 1024 && mib.is_multiple_of(512) {
         format!("{}.5G", mib / 1024)
     } else {
         format!("{mib}M")

@@ -57,7 +57,7 @@ fn a_replaced_job_stays_until_its_replacement_is_ready() {
     let n = [node("a", 0)];
     // Step 1: only the old job runs; a replacement starts, the old one stays.
     let old = job("old", Phase::Up, true);
-    let actions = plan_with_replacements(&f, &n, &[old.clone()], &replace(&["old"]));
+    let actions = plan_with_replacements(&f, &n, std::slice::from_ref(&old), &replace(&["old"]));
     assert_eq!(actions, [start()]);
     // Step 2: the replacement is starting: nothing to do (no second start, no stop).
     let new = job("new", Phase::Starting, false);
@@ -88,7 +88,12 @@ fn a_bigger_size_must_fit_in_the_node() {
     // 1 GiB node: the old 512M job (counted at the formation's new size, 768M) leaves no
     // room for a 768M replacement, so nothing starts and the old job keeps serving.
     let f = [web(1, 768 * 1024 * 1024)];
-    let actions = plan_with_replacements(&f, &[node("a", gib)], &[old.clone()], &replace(&["old"]));
+    let actions = plan_with_replacements(
+        &f,
+        &[node("a", gib)],
+        std::slice::from_ref(&old),
+        &replace(&["old"]),
+    );
     assert!(actions.is_empty(), "{actions:?}");
     // 2 GiB: the replacement fits.
     let actions = plan_with_replacements(&f, &[node("a", 2 * gib)], &[old], &replace(&["old"]));
