@@ -204,7 +204,10 @@ fn cli_config_release_rollback() {
 
     // ps / ps:scale: the formation and jobs; bad types, quantities and sizes.
     let text = ok(&paas(&p, &["ps", "-a", "hello"]));
-    assert!(text.contains("web") && text.contains("standard-1x"), "{text}");
+    assert!(
+        text.contains("web") && text.contains("standard-1x"),
+        "{text}"
+    );
     let text = ok(&paas(&p, &["ps:scale", "-a", "hello", "web=2"]));
     assert!(
         text.lines()

@@ -268,7 +268,7 @@ fn push_and_scale_down_under_load_drop_no_request_and_domains_route() {
                 .unwrap();
             let status = resp.status().as_u16();
             let body = resp.text().unwrap();
-            if status == expect && (expect != 200 || body.contains("hello v2")) {
+            if status == expect && (expect != 200 || body.contains("hello v1")) {
                 return;
             }
             assert!(
