@@ -18,9 +18,11 @@ pub mod access;
 pub mod exec;
 pub mod names;
 pub use access::*;
+pub mod sizes;
 
 /// The one error shape of every paas HTTP API: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
@@ -28,6 +30,7 @@ pub struct ErrorBody {
 /// A machine-readable `code` (stable, snake_case) and a human message that says what is
 /// wrong and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,
@@ -56,6 +59,8 @@ pub mod codes {
     pub const BAD_REQUEST: &str = "bad_request";
     /// Too many failed logins or bad tokens from one address (429, with `Retry-After`).
     pub const RATE_LIMITED: &str = "rate_limited";
+    /// `If-Match` is stale: the resource changed since it was read (412).
+    pub const PRECONDITION_FAILED: &str = "precondition_failed";
 }
 
 // ---------------------------------------------------------------------------------------
@@ -64,12 +69,14 @@ pub mod codes {
 
 /// `POST /v1/apps`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateApp {
     pub name: String,
 }
 
 /// An application as the controller reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct App {
     pub name: String,
     /// RFC 3339 UTC.
@@ -88,6 +95,7 @@ pub struct App {
 
 /// An immutable release: an image plus the config and process types it runs with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Release {
     pub app: String,
     /// 1, 2, 3, … per app.
@@ -111,6 +119,7 @@ pub struct Release {
 
 /// One build (a push that ran the buildpacks).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Build {
     pub id: String,
     pub app: String,
@@ -128,6 +137,7 @@ pub struct Build {
 
 /// A node as the controller knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Node {
     pub name: String,
     pub url: String,

@@ -45,10 +45,11 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// 1 API or usage error, 2 controller unreachable, 3 not logged in.
+    /// 1 API or usage error, 2 controller unreachable, 3 not logged in, 4 not found.
     pub fn exit_code(&self) -> u8 {
         match self {
             ClientError::Unreachable { .. } => 2,
+            ClientError::Api { status: 404, .. } => 4,
             ClientError::NotLoggedIn { .. } | ClientError::TokenRefused { .. } => 3,
             ClientError::BadUrl { .. }
             | ClientError::Api { .. }
@@ -131,6 +132,49 @@ impl Client {
         }
     }
 
+    /// `PATCH` with `If-Match: <etag>` when one is given (412 when it is stale).
+    pub fn patch_if_match<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        if_match: Option<&str>,
+    ) -> Result<T, ClientError> {
+        let mut request = self.http.patch(self.url(path)).json(body);
+        if let Some(tag) = if_match {
+            request = request.header(reqwest::header::IF_MATCH, quote_etag(tag));
+        }
+        self.call(request)
+    }
+
+    /// `GET <base><path>` as a byte stream (a build log), copied to `out` as it arrives.
+    pub fn get_stream(&self, path: &str, out: &mut dyn std::io::Write) -> Result<(), ClientError> {
+        let request = self
+            .http
+            .get(self.url(path))
+            .timeout(Duration::from_secs(24 * 3600));
+        let request = match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        let mut response = request.send().map_err(|err| self.send_error(err))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(self.error_answer(status, response));
+        }
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = std::io::Read::read(&mut response, &mut buf)
+                .map_err(|err| self.unexpected(status, err))?;
+            if n == 0 {
+                return Ok(());
+            }
+            // A closed stdout (`| head`) ends the copy quietly.
+            if out.write_all(&buf[..n]).and_then(|_| out.flush()).is_err() {
+                return Ok(());
+            }
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -205,6 +249,16 @@ impl Client {
                 self.unexpected(status, detail)
             }
         }
+    }
+}
+
+/// An ETag as sent in `If-Match`: quoted unless it already is (or is `*`).
+fn quote_etag(tag: &str) -> String {
+    let tag = tag.trim();
+    if tag == "*" || tag.starts_with('"') || tag.starts_with("W/") {
+        tag.to_string()
+    } else {
+        format!("\"{tag}\"")
     }
 }
 

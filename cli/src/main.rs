@@ -1,7 +1,8 @@
 //! `paas`: the command line for a paas controller (apps, releases, login).
 //!
 //! Everything lives in modules; this file only parses arguments and turns the outcome into
-//! an exit code: 0 ok, 1 usage or API error, 2 controller unreachable, 3 not logged in.
+//! an exit code: 0 ok, 1 usage or API error, 2 controller unreachable, 3 not logged in,
+//! 4 not found.
 
 mod client;
 mod commands;
@@ -25,7 +26,7 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err}");
+            eprintln!("{}: {err}", output::error_label());
             ExitCode::from(err.exit_code())
         }
     }

@@ -76,6 +76,18 @@ pub fn print(text: &str) {
     let _ = stdout.flush();
 }
 
+/// `error` for the front of an error line: red and bold when stderr is a terminal and
+/// `NO_COLOR` is not set, plain otherwise (pipes, scripts, CI logs).
+pub fn error_label() -> &'static str {
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    if colour {
+        "\x1b[1;31merror\x1b[0m"
+    } else {
+        "error"
+    }
+}
+
 /// A spinner on stderr while a call runs; shown only when stderr is a terminal and the
 /// output is not JSON. Cleared when dropped.
 pub struct Spinner(ProgressBar);

@@ -316,11 +316,12 @@ fn create_then_list() {
     );
 }
 
+/// A 404 exits with 4 (not found) and prints the server's message.
 #[test]
 fn unknown_app_shows_the_server_message() {
     let (url, _fake) = start_fake();
     let run = Sandbox::new().paas(&["apps:info", "-a", "nope", "--url", &url, "--token", TOKEN]);
-    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.code, 4, "{run:?}");
     assert_eq!(
         run.stderr.trim_end(),
         "error: no app named \"nope\"; `paas apps` lists them",

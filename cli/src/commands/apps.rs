@@ -1,4 +1,5 @@
-//! `paas apps`, `paas apps:create NAME`, `paas apps:info -a APP`, `paas apps:destroy APP --confirm APP`.
+//! `paas apps`, `paas apps:create NAME`, `paas apps:info -a APP`, `paas apps:destroy APP
+//! --confirm APP`, `paas apps:rename NEW -a APP`.
 
 use paas_api::{App, CreateApp};
 
@@ -115,5 +116,49 @@ pub(super) fn destroy(ctx: &Context, app: &str, confirm: Option<&str>) -> Result
     } else {
         output::print(&format!("Destroyed {app}\n"));
     }
+    Ok(())
+}
+
+/// `paas apps:rename NEW -a APP`: renames the app; when this folder's `paas` git remote
+/// pointed at it, the remote is moved to the new git URL.
+pub(super) fn rename(ctx: &Context, app: &str, new_name: &str) -> Result<(), CommandError> {
+    let client = ctx.client()?;
+    let renamed: App = {
+        let _spinner = Spinner::start("Renaming…", ctx.json);
+        client.patch(
+            &format!("/v1/apps/{app}"),
+            &serde_json::json!({ "name": new_name }),
+        )?
+    };
+    let here = crate::git_remote::app_from_remote(std::path::Path::new("."))
+        .ok()
+        .flatten();
+    let moved_remote = here.as_deref() == Some(app)
+        && std::process::Command::new("git")
+            .args([
+                "remote",
+                "set-url",
+                crate::git_remote::REMOTE,
+                &renamed.git_url,
+            ])
+            .status()
+            .is_ok_and(|s| s.success());
+    if ctx.json {
+        output::print(&output::json(&renamed));
+        return Ok(());
+    }
+    let mut text = format!(
+        "Renamed {app} to {new_name}\n{}\n{}\n",
+        renamed.web_url, renamed.git_url
+    );
+    if moved_remote {
+        text.push_str("Updated the `paas` git remote of this folder.\n");
+    } else {
+        text.push_str(&format!(
+            "Update your git remotes: git remote set-url paas {}\n",
+            renamed.git_url
+        ));
+    }
+    output::print(&text);
     Ok(())
 }

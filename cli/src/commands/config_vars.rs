@@ -84,7 +84,11 @@ fn apply(
     let client = ctx.client()?;
     let vars: Vars = {
         let _spinner = Spinner::start("Updating config vars…", ctx.json);
-        client.patch(&format!("/v1/apps/{app}/config"), changes)?
+        client.patch_if_match(
+            &format!("/v1/apps/{app}/config"),
+            changes,
+            ctx.if_match.as_deref(),
+        )?
     };
     if ctx.json {
         output::print(&output::json(&vars));

@@ -1,5 +1,6 @@
 //! `paas login --url URL --token TOKEN`: check the token against the controller, then save
-//! both to the config file (mode 0600).
+//! both to the config file (mode 0600), and register `paas git-credential` as git's
+//! credential helper for the URL so `git push paas main` needs no password.
 
 use paas_api::App;
 use serde::Serialize;
@@ -31,6 +32,7 @@ pub(super) fn login(ctx: &Context, mut file: FileConfig) -> Result<(), CommandEr
     file.url = Some(url.to_string());
     file.token = Some(token);
     let path = config::save(&file)?;
+    let git = super::git_credential::install(url);
     if ctx.json {
         output::print(&output::json(&LoggedIn {
             url,
@@ -41,6 +43,15 @@ pub(super) fn login(ctx: &Context, mut file: FileConfig) -> Result<(), CommandEr
             "Logged in to {url}\nSaved the URL and token to {}\n",
             path.display()
         ));
+        match git {
+            Ok(key) => output::print(&format!(
+                "Set up git to push to {url} with this login ({key})\n"
+            )),
+            Err(e) => eprintln!(
+                "warning: could not set up git's credential helper ({e}); `git push` will ask \
+                 for a password: use the token"
+            ),
+        }
     }
     Ok(())
 }

@@ -11,10 +11,12 @@ use crate::git_remote::{self, GitRemoteError};
 
 mod access;
 mod apps;
+mod builds;
 mod certs;
 mod config_vars;
 mod domains;
 mod exec;
+mod git_credential;
 mod git_open;
 mod login;
 mod logs;
@@ -22,6 +24,7 @@ mod nodes;
 mod ps;
 mod ps_run;
 mod releases;
+mod restart;
 
 /// paas: deploy apps with `git push` and manage them from here.
 #[derive(Debug, Parser)]
@@ -51,6 +54,9 @@ struct Global {
     /// Print JSON for scripts instead of tables
     #[arg(long, global = true)]
     json: bool,
+    /// Only change config or formation if it still has this ETag (412 otherwise)
+    #[arg(long, global = true, value_name = "ETAG")]
+    if_match: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,8 +156,13 @@ enum Command {
     PsResize {
         #[command(flatten)]
         app: AppArg,
+        /// TYPE=SIZE pairs (sizes: basic, standard-1x, standard-2x, performance, or 768M),
+        /// or process types with --memory
         #[arg(required = true, value_name = "TYPE=SIZE")]
         pairs: Vec<String>,
+        /// A memory size for every TYPE given: 768M, 1.5G
+        #[arg(long, value_name = "SIZE")]
+        memory: Option<String>,
     },
     /// Roll back to a release [default: the one before the current]
     Rollback {
@@ -308,6 +319,61 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         command: Vec<String>,
     },
+    /// Rename an app (its git remote here is updated too when it points at the app)
+    #[command(name = "apps:rename")]
+    AppsRename {
+        #[command(flatten)]
+        app: AppArg,
+        /// The new name
+        new_name: String,
+    },
+    /// Restart jobs with zero downtime: all, one process type, or one job
+    #[command(name = "ps:restart")]
+    PsRestart {
+        #[command(flatten)]
+        app: AppArg,
+        /// A process type (web) or a job id; all jobs when omitted
+        #[arg(value_name = "TYPE|JOB")]
+        target: Option<String>,
+    },
+    /// Stop one job now (its formation starts a replacement)
+    #[command(name = "ps:stop")]
+    PsStop {
+        #[command(flatten)]
+        app: AppArg,
+        /// The job id (see `paas ps`)
+        job: String,
+    },
+    /// List an app's builds, newest first
+    Builds {
+        #[command(flatten)]
+        app: AppArg,
+        /// At most this many
+        #[arg(long, value_name = "N")]
+        limit: Option<u32>,
+    },
+    /// Show one build
+    #[command(name = "builds:info")]
+    BuildsInfo {
+        #[command(flatten)]
+        app: AppArg,
+        /// The build id (see `paas builds`)
+        id: String,
+    },
+    /// Print a build's output (follows it while it runs)
+    #[command(name = "builds:output")]
+    BuildsOutput {
+        #[command(flatten)]
+        app: AppArg,
+        /// The build id (see `paas builds`)
+        id: String,
+    },
+    /// git credential helper (set up by `paas login`)
+    #[command(name = "git-credential", hide = true)]
+    GitCredential {
+        /// get, store or erase
+        operation: String,
+    },
 }
 
 /// `-a APP`, defaulting to the app of the `paas` git remote of the current folder.
@@ -338,7 +404,7 @@ pub enum CommandError {
 }
 
 impl CommandError {
-    /// 0 ok, 1 usage or API error, 2 controller unreachable, 3 not logged in.
+    /// 0 ok, 1 usage or API error, 2 controller unreachable, 3 not logged in, 4 not found.
     pub fn exit_code(&self) -> u8 {
         match self {
             CommandError::Client(err) => err.exit_code(),
@@ -354,6 +420,8 @@ impl CommandError {
 struct Context {
     settings: Settings,
     json: bool,
+    /// `--if-match ETAG` for config and formation changes.
+    if_match: Option<String>,
 }
 
 impl Context {
@@ -372,6 +440,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
             &file,
         ),
         json: cli.global.json,
+        if_match: cli.global.if_match,
     };
     match cli.command {
         Command::Apps => apps::list(&ctx),
@@ -410,7 +479,9 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Open(arg) => git_open::open(&ctx, &resolve_app(arg)?),
         Command::Ps(arg) => ps::ps(&ctx, &resolve_app(arg)?),
         Command::PsScale { app, pairs } => ps::scale(&ctx, &resolve_app(app)?, &pairs),
-        Command::PsResize { app, pairs } => ps::resize(&ctx, &resolve_app(app)?, &pairs),
+        Command::PsResize { app, pairs, memory } => {
+            ps::resize(&ctx, &resolve_app(app)?, &pairs, memory.as_deref())
+        }
         Command::Rollback { app, version } => {
             releases::rollback(&ctx, &resolve_app(app)?, version.as_deref())
         }
@@ -454,6 +525,18 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
             access::access_remove(&ctx, &resolve_app(app)?, &user)
         }
         Command::Whoami => access::whoami(&ctx),
+        Command::AppsRename { app, new_name } => {
+            validate_app_name(&new_name)?;
+            apps::rename(&ctx, &resolve_app(app)?, &new_name)
+        }
+        Command::PsRestart { app, target } => {
+            restart::restart(&ctx, &resolve_app(app)?, target.as_deref())
+        }
+        Command::PsStop { app, job } => restart::stop(&ctx, &resolve_app(app)?, &job),
+        Command::Builds { app, limit } => builds::list(&ctx, &resolve_app(app)?, limit),
+        Command::BuildsInfo { app, id } => builds::info(&ctx, &resolve_app(app)?, &id),
+        Command::BuildsOutput { app, id } => builds::output(&ctx, &resolve_app(app)?, &id),
+        Command::GitCredential { operation } => git_credential::credential(&ctx, &operation),
     }
 }
 

@@ -105,7 +105,11 @@ fn patch(ctx: &Context, app: &str, body: &Value) -> Result<(), CommandError> {
     let client = ctx.client()?;
     let entries: Value = {
         let _spinner = Spinner::start("Scaling…", ctx.json);
-        client.patch(&format!("/v1/apps/{app}/formation"), body)?
+        client.patch_if_match(
+            &format!("/v1/apps/{app}/formation"),
+            body,
+            ctx.if_match.as_deref(),
+        )?
     };
     if ctx.json {
         output::print(&output::json(&entries));
@@ -130,10 +134,32 @@ pub(super) fn scale(ctx: &Context, app: &str, args: &[String]) -> Result<(), Com
     patch(ctx, app, &json!(body))
 }
 
-/// `paas ps:resize web=512M`.
-pub(super) fn resize(ctx: &Context, app: &str, args: &[String]) -> Result<(), CommandError> {
+/// `paas ps:resize web=standard-2x worker=768M`, or `paas ps:resize web --memory 768M`.
+/// Sizes are checked here first (`paas_api::sizes`), with the list of named ones.
+pub(super) fn resize(
+    ctx: &Context,
+    app: &str,
+    args: &[String],
+    memory: Option<&str>,
+) -> Result<(), CommandError> {
     let mut body = BTreeMap::new();
-    for (t, v) in pairs(args, "web=512M")? {
+    let given: Vec<(&str, &str)> = match memory {
+        Some(m) => args
+            .iter()
+            .map(|t| {
+                if t.contains('=') {
+                    Err(CommandError::Usage(format!(
+                        "with --memory give process types only: paas ps:resize web --memory {m}"
+                    )))
+                } else {
+                    Ok((t.as_str(), m))
+                }
+            })
+            .collect::<Result<_, _>>()?,
+        None => pairs(args, "web=standard-2x or web=768M")?,
+    };
+    for (t, v) in given {
+        paas_api::sizes::parse(v).map_err(CommandError::Usage)?;
         body.insert(t.to_string(), json!({ "size": v }));
     }
     patch(ctx, app, &json!(body))

@@ -15,6 +15,7 @@
 pub mod buildpacks;
 mod job;
 mod layer;
+pub mod live;
 pub mod procfile;
 pub mod stack;
 mod tar_dir;
@@ -91,6 +92,8 @@ pub enum BuildError {
 /// The build output: sent to the hook line by line and kept for the build's log.
 pub struct Output {
     tx: mpsc::Sender<Bytes>,
+    /// The build id whose live output (see [`live`]) gets every line.
+    live: Option<String>,
     log: String,
     gone: bool,
 }
@@ -99,6 +102,7 @@ impl Output {
     fn new(tx: mpsc::Sender<Bytes>) -> Output {
         Output {
             tx,
+            live: None,
             log: String::new(),
             gone: false,
         }
@@ -109,6 +113,9 @@ impl Output {
         for line in text.as_ref().split('\n') {
             self.log.push_str(line);
             self.log.push('\n');
+            if let Some(id) = &self.live {
+                live::append(id, &format!("{line}\n"));
+            }
             self.send(format!("{line}\n")).await;
         }
     }
@@ -224,6 +231,8 @@ async fn save_source(c: &Controller, id: &str, body: Body) -> std::io::Result<()
 
 /// One build from start to `paas-result`.
 async fn run(c: Arc<Controller>, input: BuildInput, mut out: Output) {
+    live::begin(&input.id);
+    out.live = Some(input.id.clone());
     let lock = c.build_lock(&input.app);
     let _guard = match Arc::clone(&lock).try_lock_owned() {
         Ok(guard) => guard,
@@ -257,6 +266,7 @@ async fn run(c: Arc<Controller>, input: BuildInput, mut out: Output) {
     {
         tracing::error!(build = %input.id, "recording the build's end: {e}");
     }
+    live::end(&input.id);
     if let Err(e) = tokio::fs::remove_dir_all(c.settings.build_dir(&input.id)).await {
         tracing::warn!(build = %input.id, "removing the build's directory: {e}");
     }

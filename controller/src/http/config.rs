@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
 use paas_api::{ErrorBody, Release};
 use serde::Deserialize;
 
@@ -36,16 +36,18 @@ async fn get_config(
     _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
-) -> Result<Json<BTreeMap<String, String>>, ApiError> {
-    Ok(Json(apps::config(&c, &app).await?))
+) -> Result<Response, ApiError> {
+    Ok(super::etag::json(apps::config(&c, &app).await?))
 }
 
 async fn patch_config(
     _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let _guard = super::etag::lock_if_conditional(&headers).await;
     let changes: BTreeMap<String, Option<String>> = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(format!(
             "the body is not a config object (expected {{\"KEY\": \"value\", \"OTHER\": null}}): {e}"
@@ -63,11 +65,14 @@ async fn patch_config(
             return Ok((StatusCode::BAD_REQUEST, Json(body)).into_response());
         }
     }
+    if headers.contains_key(http::header::IF_MATCH) {
+        super::etag::check(&headers, &apps::config(&c, &app).await?, "config")?;
+    }
     let (config, version) = apps::set_config(&c, &app, &changes).await?;
     if let Some(v) = version {
         tracing::info!(%app, release = v, "config changed");
     }
-    Ok(Json(config).into_response())
+    Ok(super::etag::json(config))
 }
 
 async fn get_release(

@@ -5,19 +5,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use serde::{Deserialize, Serialize};
 
+use super::paging::{page, PageQuery};
 use super::ApiError;
 use crate::apps::AppsError;
 use crate::auth::AppAccess;
 use crate::scheduler::Phase;
 use crate::state::Controller;
 
-/// Every process gets this much memory (sizes are not configurable yet).
-const SIZE: &str = "512M";
 /// The most processes of one type an app may ask for.
 const MAX_QUANTITY: u32 = 100;
 
@@ -36,7 +36,10 @@ struct FormationEntry {
     #[serde(rename = "type")]
     process_type: String,
     quantity: u32,
-    size: &'static str,
+    /// The size's name (`standard-1x`) or its memory (`768M`): see `paas_api::sizes`.
+    size: String,
+    /// Each process's memory limit in bytes.
+    memory_bytes: u64,
     command: String,
 }
 
@@ -82,14 +85,22 @@ async fn formation(c: &Controller, app: &str) -> Result<Vec<FormationEntry>, Api
         .filter(|f| f.app == app)
         .map(|f| (f.process_type, f.count))
         .collect();
+    let sizes = c.store.formation_memory().await?;
     Ok(release
         .process_types
         .into_iter()
-        .map(|(t, command)| FormationEntry {
-            quantity: counts.get(&t).copied().unwrap_or(0),
-            process_type: t,
-            size: SIZE,
-            command,
+        .map(|(t, command)| {
+            let memory_bytes = sizes
+                .get(&(app.to_string(), t.clone()))
+                .copied()
+                .unwrap_or(paas_api::sizes::DEFAULT_BYTES);
+            FormationEntry {
+                quantity: counts.get(&t).copied().unwrap_or(0),
+                process_type: t,
+                size: paas_api::sizes::name(memory_bytes),
+                memory_bytes,
+                command,
+            }
         })
         .collect())
 }
@@ -98,16 +109,18 @@ async fn get_formation(
     _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
-) -> Result<Json<Vec<FormationEntry>>, ApiError> {
-    Ok(Json(formation(&c, &app).await?))
+) -> Result<Response, ApiError> {
+    Ok(super::etag::json(formation(&c, &app).await?))
 }
 
 async fn patch_formation(
     _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
+    headers: http::HeaderMap,
     body: Bytes,
-) -> Result<Json<Vec<FormationEntry>>, ApiError> {
+) -> Result<Response, ApiError> {
+    let _guard = super::etag::lock_if_conditional(&headers).await;
     let changes: BTreeMap<String, FormationChange> =
         serde_json::from_slice(&body).map_err(|e| {
             ApiError::BadRequest(format!(
@@ -120,6 +133,7 @@ async fn patch_formation(
             "{app} has no release yet: deploy it with `git push` before scaling"
         )));
     }
+    super::etag::check(&headers, &current, "formation")?;
     let types: Vec<&str> = current.iter().map(|f| f.process_type.as_str()).collect();
     for (t, change) in &changes {
         if !types.contains(&t.as_str()) {
@@ -129,11 +143,7 @@ async fn patch_formation(
             )));
         }
         if let Some(size) = &change.size {
-            if size != SIZE {
-                return Err(ApiError::Validation(format!(
-                    "size {size:?} is not available: every process gets {SIZE} for now"
-                )));
-            }
+            paas_api::sizes::parse(size).map_err(ApiError::Validation)?;
         }
         if change.quantity.is_some_and(|q| q > MAX_QUANTITY) {
             return Err(ApiError::Validation(format!(
@@ -145,17 +155,27 @@ async fn patch_formation(
         if let Some(q) = change.quantity {
             c.store.set_formation(&app, t, q).await?;
         }
+        let Some(size) = &change.size else { continue };
+        let bytes = paas_api::sizes::parse(size).map_err(ApiError::Validation)?;
+        let before = current.iter().find(|f| &f.process_type == t);
+        if before.is_some_and(|f| f.memory_bytes != bytes) {
+            c.store.set_formation_memory(&app, t, bytes).await?;
+            // The running jobs have the old limit: replace them, zero downtime.
+            c.scheduler
+                .replace(super::jobs::active_ids(&c, &app, Some(t)));
+        }
     }
     c.scheduler.notify();
     tracing::info!(%app, "formation changed");
-    Ok(Json(formation(&c, &app).await?))
+    Ok(super::etag::json(formation(&c, &app).await?))
 }
 
 async fn list_jobs(
     _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
-) -> Result<Json<Vec<JobEntry>>, ApiError> {
+    Query(q): Query<PageQuery>,
+) -> Result<Response, ApiError> {
     if c.store.get_app(&app).await?.is_none() {
         return Err(AppsError::NotFound(app).into());
     }
@@ -184,5 +204,5 @@ async fn list_jobs(
         })
         .collect();
     jobs.sort_by(|a, b| (&a.process_type, &a.id).cmp(&(&b.process_type, &b.id)));
-    Ok(Json(jobs))
+    page(jobs, &q, &format!("/v1/apps/{app}/jobs"), |j| j.id.clone())
 }

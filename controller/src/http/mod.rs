@@ -7,14 +7,24 @@
 //! `internal` (build inputs for agents).
 
 mod access;
+#[cfg(test)]
+mod api3_tests;
+mod builds;
 mod certs;
 mod config;
 mod domains;
+mod etag;
 mod exec;
 mod formation;
 mod internal;
+mod jobs;
 mod logs;
 pub(crate) mod nodes;
+mod openapi;
+#[cfg(test)]
+mod openapi_tests;
+mod paging;
+mod rename;
 mod run;
 #[cfg(test)]
 mod sched_tests;
@@ -56,6 +66,10 @@ pub fn app(c: Arc<Controller>) -> axum::Router {
         .merge(domains::routes())
         .merge(certs::routes())
         .merge(access::routes())
+        .merge(jobs::routes())
+        .merge(builds::routes())
+        .merge(rename::routes())
+        .merge(openapi::routes())
         .merge(internal::routes())
         .merge(crate::git::routes())
         .with_state(c)
@@ -84,6 +98,9 @@ pub enum ApiError {
     /// Too many failed logins or bad tokens from one source: retry after this many seconds.
     #[error("too many failed logins or bad tokens from your address: retry after {0} s")]
     RateLimited(u64),
+    /// `If-Match` no longer matches (412).
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// Logged with its detail; the client sees a generic message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -105,6 +122,9 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, codes::FORBIDDEN),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE),
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, codes::RATE_LIMITED),
+            ApiError::PreconditionFailed(_) => {
+                (StatusCode::PRECONDITION_FAILED, codes::PRECONDITION_FAILED)
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL),
         }
     }

@@ -3,13 +3,14 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use http::StatusCode;
-use paas_api::{App, Build, CreateApp, Node, NodeHeartbeat, Release};
+use paas_api::{App, CreateApp, Node, NodeHeartbeat};
 
+use super::paging::{page, PageQuery};
 use super::{Admin, ApiError};
 use crate::apps;
 use crate::auth::{AppAccess, Caller, Principal};
@@ -27,7 +28,7 @@ pub(super) fn routes() -> Router<Arc<Controller>> {
             "/v1/apps/{app}/releases",
             get(list_releases).post(super::config::create_release),
         )
-        .route("/v1/apps/{app}/builds", get(list_builds))
+        .route("/v1/apps/{app}/builds", get(super::builds::list_builds))
         .route("/v1/nodes", get(list_nodes))
         .route("/v1/nodes/heartbeat", post(heartbeat))
         .route("/v1", any(unknown))
@@ -51,13 +52,14 @@ async fn unknown(_: Caller, req: axum::extract::Request) -> ApiError {
 async fn list_apps(
     caller: Caller,
     State(c): State<Arc<Controller>>,
-) -> Result<Json<Vec<App>>, ApiError> {
+    Query(q): Query<PageQuery>,
+) -> Result<Response, ApiError> {
     let visible = caller.visible_apps(&c).await?;
     let mut all = apps::list(&c).await?;
     if let Some(visible) = visible {
         all.retain(|a| visible.contains(&a.name));
     }
-    Ok(Json(all))
+    page(all, &q, "/v1/apps", |a: &App| a.name.clone())
 }
 
 async fn create_app(
@@ -88,16 +90,12 @@ async fn list_releases(
     _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path(name): Path<String>,
-) -> Result<Json<Vec<Release>>, ApiError> {
-    Ok(Json(apps::releases(&c, &name).await?))
-}
-
-async fn list_builds(
-    _: AppAccess,
-    State(c): State<Arc<Controller>>,
-    Path(name): Path<String>,
-) -> Result<Json<Vec<Build>>, ApiError> {
-    Ok(Json(apps::builds(&c, &name).await?))
+    Query(q): Query<PageQuery>,
+) -> Result<Response, ApiError> {
+    let releases = apps::releases(&c, &name).await?;
+    page(releases, &q, &format!("/v1/apps/{name}/releases"), |r| {
+        r.version.to_string()
+    })
 }
 
 async fn heartbeat(

@@ -5,6 +5,7 @@
 //!   jobs of that release exist (starting or up) on nodes that are not draining; each start
 //!   goes to an up, non-draining node with room for its memory, spreading the process type
 //!   first, then preferring nodes that cache the image's layers, then the least loaded;
+//! * jobs named for replacement (`paas ps:restart`, a resize) are replaced the same way;
 //! * jobs on draining nodes are replaced elsewhere and stopped once the replacements are
 //!   ready (like jobs of an old release);
 //! * stop jobs of other releases only once `count` jobs of the current release are up AND
@@ -25,7 +26,7 @@ mod runner;
 pub use elected::run_elected;
 pub use runner::{labels, process_job_spec, run, Handle, Snapshot, APP_PORT};
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Memory a process gets when its formation does not say (512 MiB).
 pub const DEFAULT_MEMORY_BYTES: u64 = 512 * 1024 * 1024;
@@ -121,6 +122,18 @@ type Placed<'a> = (&'a ObservedJob, usize);
 /// the release's layers missing, the fewest jobs overall, the first name. A formation that
 /// fits nowhere gets fewer starts than asked (the next plan tries again).
 pub fn plan(desired: &[Formation], nodes: &[NodeInfo], jobs: &[ObservedJob]) -> Vec<Action> {
+    plan_with_replacements(desired, nodes, jobs, &HashSet::new())
+}
+
+/// [`plan`], where the jobs named in `replace` (a restart or a resize) are replaced like
+/// jobs of an old release: new ones start, and the named ones stop only once `count` new
+/// ones are up and healthy (zero downtime).
+pub fn plan_with_replacements(
+    desired: &[Formation],
+    nodes: &[NodeInfo],
+    jobs: &[ObservedJob],
+    replace: &HashSet<String>,
+) -> Vec<Action> {
     // Nodes by name; every index below is into this order.
     let mut order: Vec<&NodeInfo> = nodes.iter().collect();
     order.sort_by(|a, b| a.name.cmp(&b.name));
@@ -193,10 +206,10 @@ pub fn plan(desired: &[Formation], nodes: &[NodeInfo], jobs: &[ObservedJob]) -> 
         };
         let count = formation.count as usize;
         // Jobs on draining nodes are replaced like jobs of an old release.
-        let (mut current, old): (Vec<Placed>, Vec<Placed>) = active
-            .iter()
-            .copied()
-            .partition(|(j, i)| j.release == formation.release && !order[*i].draining);
+        let (mut current, old): (Vec<Placed>, Vec<Placed>) =
+            active.iter().copied().partition(|(j, i)| {
+                j.release == formation.release && !order[*i].draining && !replace.contains(&j.id)
+            });
 
         if current.len() < count {
             for (_, i) in &current {
@@ -278,5 +291,7 @@ fn stop(job: &ObservedJob) -> Action {
     }
 }
 
+#[cfg(test)]
+mod replace_tests;
 #[cfg(test)]
 mod tests;

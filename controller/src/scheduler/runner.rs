@@ -19,7 +19,7 @@ use futures_util::future::join_all;
 use paas_api::{ImageRef, JobSpec, JobState, JobStatus};
 use tokio::sync::{watch, Notify};
 
-use super::{inputs, plan, restart, Action, Formation, ObservedJob, Phase};
+use super::{inputs, plan_with_replacements, restart, Action, Formation, ObservedJob, Phase};
 use crate::config::Settings;
 use crate::router::{Backend, Route};
 use crate::state::{Controller, NODE_TIMEOUT_MS};
@@ -61,6 +61,10 @@ struct Inflight {
     starting: HashSet<String>,
     stopping: HashSet<String>,
     failed_starts: Vec<(ProcessKey, String)>,
+    /// Jobs to replace with zero downtime (restart, resize): see [`Handle::replace`].
+    replace: HashSet<String>,
+    /// Jobs to stop now (the formation starts a replacement): see [`Handle::stop`].
+    stop: HashSet<String>,
 }
 
 /// What the last pass saw, for the build (waiting for a deploy) and the app status.
@@ -109,6 +113,19 @@ impl Handle {
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
         Arc::clone(&self.snapshot.borrow())
+    }
+
+    /// Replaces these jobs with zero downtime: new ones start, the named ones stop once the
+    /// new ones are up and healthy. Kept in memory: a controller restart forgets it.
+    pub fn replace(&self, ids: impl IntoIterator<Item = String>) {
+        self.with(|i| i.replace.extend(ids));
+        self.notify();
+    }
+
+    /// Stops this job now; its formation starts a replacement.
+    pub fn stop(&self, id: String) {
+        self.with(|i| i.stop.insert(id));
+        self.notify();
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Inflight) -> T) -> T {
@@ -250,11 +267,13 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
     st.pass += 1;
     // Snapshot what is in flight BEFORE asking the agents: a start that finishes after this
     // line is already in the agent's list when it answers.
-    let (starting, stopping, failed) = c.scheduler.with(|i| {
+    let (starting, stopping, failed, replace, stop_now) = c.scheduler.with(|i| {
         (
             i.starting.clone(),
             i.stopping.clone(),
             std::mem::take(&mut i.failed_starts),
+            i.replace.clone(),
+            i.stop.clone(),
         )
     });
     for (key, reason) in failed {
@@ -327,23 +346,32 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
         }
     }
     let ids: HashSet<&str> = seen.iter().map(|s| s.job.id.as_str()).collect();
+    c.scheduler.with(|i| {
+        i.replace.retain(|id| ids.contains(id.as_str()));
+        i.stop.retain(|id| ids.contains(id.as_str()));
+    });
     st.counted_crashes.retain(|id| ids.contains(id.as_str()));
     st.health.retain(|id, _| ids.contains(id.as_str()));
 
     // Desired state: formations of current releases, for process types the release has.
     let mut desired = Vec::new();
+    let sizes = c.store.formation_memory().await?;
     for f in c.store.formations().await? {
         let Some(version) = f.release else { continue };
         let Some(release) = st.release(c, &f.app, version).await? else {
             continue;
         };
         if release.process_types.contains_key(&f.process_type) {
+            let memory_bytes = sizes
+                .get(&(f.app.clone(), f.process_type.clone()))
+                .copied()
+                .unwrap_or(APP_MEMORY_BYTES);
             desired.push(Formation {
                 app: f.app,
                 process_type: f.process_type,
                 count: f.count,
                 release: version,
-                memory_bytes: APP_MEMORY_BYTES,
+                memory_bytes,
                 layers: st.layers(c, &release.image).await,
             });
         }
@@ -354,11 +382,16 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
     for ((app, _, release), crashes) in &st.crashes {
         *crashing.entry((app.clone(), *release)).or_default() += crashes.count;
     }
-    let observed: Vec<ObservedJob> = seen.iter().map(|s| s.job.clone()).collect();
-    let actions = plan(&desired, &nodes, &observed);
+    let mut observed: Vec<ObservedJob> = seen.iter().map(|s| s.job.clone()).collect();
+    let snapshot_jobs = observed.clone();
+    // A job asked to stop counts as finished: the plan stops it and starts a replacement.
+    for job in observed.iter_mut().filter(|j| stop_now.contains(&j.id)) {
+        job.phase = Phase::Finished;
+    }
+    let actions = plan_with_replacements(&desired, &nodes, &observed, &replace);
     c.scheduler.snapshot.send_replace(Arc::new(Snapshot {
         pass: st.pass,
-        jobs: observed.clone(),
+        jobs: snapshot_jobs,
         routed,
         crashing,
     }));
@@ -389,7 +422,12 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
                 let restarts = st.restarts(&key);
                 let n = dynos.entry(key.clone()).or_default();
                 *n += 1;
-                let id = start_job(c, &node, url, &rel, &process_type, *n, &restarts).await?;
+                let memory = desired
+                    .iter()
+                    .find(|f| f.app == app && f.process_type == process_type)
+                    .map_or(APP_MEMORY_BYTES, |f| f.memory_bytes);
+                let id =
+                    start_job(c, &node, url, &rel, &process_type, *n, &restarts, memory).await?;
                 if let Some(crashes) = st.crashes.get_mut(&key) {
                     crashes.replacements.insert(id);
                 }
@@ -712,6 +750,7 @@ pub fn process_job_spec(
 }
 
 /// Writes the job row, then asks the agent (in a task) to start the job. Returns its id.
+#[allow(clippy::too_many_arguments)]
 async fn start_job(
     c: &Arc<Controller>,
     node: &str,
@@ -720,6 +759,7 @@ async fn start_job(
     process_type: &str,
     dyno: u32,
     restarts: &Restarts,
+    memory_bytes: u64,
 ) -> Result<String, StoreError> {
     let id = format!("{}-v{}-{}", release.app, release.version, random_hex(4));
     let now = now_rfc3339();
@@ -742,7 +782,8 @@ async fn start_job(
     }
     c.scheduler.with(|i| i.starting.insert(id.clone()));
     tracing::info!(job = %id, node, "starting {process_type}.{dyno} of {} v{}", release.app, release.version);
-    let spec = process_job_spec(&c.settings, release, process_type, dyno, &id);
+    let mut spec = process_job_spec(&c.settings, release, process_type, dyno, &id);
+    spec.memory_bytes = Some(memory_bytes);
     let key = (
         release.app.clone(),
         process_type.to_string(),

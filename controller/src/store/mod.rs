@@ -25,7 +25,9 @@ mod domains;
 mod dump;
 pub mod leader;
 mod nodes;
+mod rename;
 mod routes;
+mod sizes;
 mod users;
 mod work;
 

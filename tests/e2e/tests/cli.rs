@@ -84,7 +84,7 @@ fn cli_config_before_deploy() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("KEY=value"), "{}", stderr(&o));
     let o = paas(&p, &["config", "-a", "nope"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(4), "not found");
     assert!(stderr(&o).contains("no app named nope"), "{}", stderr(&o));
 
     // Releases: none to show or roll back to yet; a bad version.
@@ -97,7 +97,7 @@ fn cli_config_before_deploy() {
     let o = paas(&p, &["releases:info", "-a", "cfg", "vx"]);
     assert_eq!(o.status.code(), Some(1));
     let o = paas(&p, &["releases:info", "-a", "cfg", "v9"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(4), "not found");
     assert!(stderr(&o).contains("no release v9"), "{}", stderr(&o));
 
     // ps before a deploy: nothing to show or scale.
@@ -129,7 +129,7 @@ fn cli_config_before_deploy() {
         "{text}"
     );
     let o = paas(&p, &["git:remote", "-a", "nope"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(4), "not found");
 
     // Not logged in: exit code 3.
     let o = paas_with(&p, None, &["config", "-a", "cfg"]);
@@ -147,7 +147,7 @@ fn cli_config_before_deploy() {
         serde_json::from_str(&ok(&paas(&p, &["nodes", "--json"]))).unwrap();
     assert_eq!(json[0]["state"], "up", "{json}");
     let o = paas(&p, &["nodes:drain", "no-such-node"]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
 }
 
 #[test]
@@ -204,7 +204,10 @@ fn cli_config_release_rollback() {
 
     // ps / ps:scale: the formation and jobs; bad types, quantities and sizes.
     let text = ok(&paas(&p, &["ps", "-a", "hello"]));
-    assert!(text.contains("web") && text.contains("512M"), "{text}");
+    assert!(
+        text.contains("web") && text.contains("standard-1x"),
+        "{text}"
+    );
     let text = ok(&paas(&p, &["ps:scale", "-a", "hello", "web=2"]));
     assert!(
         text.lines()
@@ -239,9 +242,9 @@ fn cli_config_release_rollback() {
     assert!(stderr(&o).contains("its release has web"), "{}", stderr(&o));
     let o = paas(&p, &["ps:scale", "-a", "hello", "web=two"]);
     assert_eq!(o.status.code(), Some(1));
-    let o = paas(&p, &["ps:resize", "-a", "hello", "web=2G"]);
+    let o = paas(&p, &["ps:resize", "-a", "hello", "web=2T"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("512M"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("standard-1x"), "{}", stderr(&o));
     ok(&paas(&p, &["ps:scale", "-a", "hello", "web=1"]));
 
     let o = paas(&p, &["rollback", "-a", "hello", "v2", "--json"]);
@@ -266,7 +269,7 @@ fn cli_config_release_rollback() {
     let text = ok(&paas(&p, &["apps:destroy", "hello", "--confirm", "hello"]));
     assert!(text.contains("Destroyed hello"), "{text}");
     let o = paas(&p, &["apps:info", "-a", "hello"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(4), "not found");
     assert!(!p.data.path().join("git/hello.git").exists());
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {

@@ -1,7 +1,8 @@
 //! Journey: a `git push` of a new release while the app is under load (~200 requests/s
 //! through the router, to 127.0.0.1 with the app's Host header) drops no request and
 //! answers nothing but 2xx, and the new release serves at the end; the same for a
-//! scale-down; then a custom domain routes to the app until it is removed.
+//! scale-down, a `ps:restart web` and a rollback; then a custom domain routes to the app
+//! until it is removed.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -143,6 +144,38 @@ fn scale(paas: &Paas, count: u32) {
     );
 }
 
+/// The up web jobs on the node: (id, release label).
+fn up_web_jobs(paas: &Paas) -> Vec<(String, String)> {
+    paas.agent_jobs()
+        .unwrap_or_default()
+        .iter()
+        .filter(|j| j["state"] == "up" && j["labels"]["paas.type"] == "web")
+        .map(|j| {
+            (
+                j["id"].as_str().unwrap_or_default().to_string(),
+                j["labels"]["paas.release"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+fn post(paas: &Paas, path: &str) {
+    let resp = paas
+        .client()
+        .post(format!("{}{path}", paas.api))
+        .bearer_auth(&paas.token)
+        .send()
+        .unwrap();
+    assert!(
+        resp.status().is_success(),
+        "POST {path}: {}",
+        resp.text().unwrap()
+    );
+}
+
 #[test]
 fn push_and_scale_down_under_load_drop_no_request_and_domains_route() {
     if !require_root() {
@@ -188,6 +221,31 @@ fn push_and_scale_down_under_load_drop_no_request_and_domains_route() {
     );
     paas.wait_for_body("hello", "hello v2", Duration::from_secs(10))
         .unwrap();
+
+    // A restart (`paas ps:restart web`): a new job starts, takes over, the old one drains.
+    let before = up_web_jobs(&paas);
+    assert_eq!(before.len(), 1, "{before:?}");
+    under_load(
+        &paas,
+        "ps:restart web",
+        || post(&paas, "/v1/apps/hello/restart?type=web"),
+        |_| {
+            let now = up_web_jobs(&paas);
+            now.len() == 1 && now[0].0 != before[0].0
+        },
+    );
+    // A rollback to v1 (a new release v3 with v1's image) under load.
+    under_load(
+        &paas,
+        "rollback to v1",
+        || post(&paas, "/v1/apps/hello/rollback"),
+        |_| {
+            let now = up_web_jobs(&paas);
+            now.len() == 1 && now[0].1 == "3"
+        },
+    );
+    paas.wait_for_body("hello", "hello v1", Duration::from_secs(10))
+        .unwrap();
     // A custom domain reaches the app once added, and no longer once removed.
     let domains = format!("{}/v1/apps/hello/domains", paas.api);
     let resp = paas
@@ -210,7 +268,7 @@ fn push_and_scale_down_under_load_drop_no_request_and_domains_route() {
                 .unwrap();
             let status = resp.status().as_u16();
             let body = resp.text().unwrap();
-            if status == expect && (expect != 200 || body.contains("hello v2")) {
+            if status == expect && (expect != 200 || body.contains("hello v1")) {
                 return;
             }
             assert!(

@@ -1,0 +1,354 @@
+//! `GET /v1/openapi.json`: the REST API as an OpenAPI 3 document, built with utoipa from
+//! [`OPERATIONS`] (every `/v1` route, its answer and body) and the `ToSchema` types of
+//! `paas_api`. The tests in `openapi_tests.rs` hold it to the code: every `.route(…)` under
+//! `/v1` in `src/http/` must be listed here and every listed operation must reach a real
+//! handler, so neither can drift from the other.
+
+use std::sync::{Arc, LazyLock};
+
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use http::header;
+use paas_api::{codes, App, Build, CreateApp, ErrorBody, ErrorDetail, Node, Release};
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+use utoipa::openapi::{
+    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathItem,
+    PathsBuilder, Ref, RefOr, Required, ResponseBuilder, Schema,
+};
+
+use crate::state::Controller;
+
+pub(super) fn routes() -> Router<Arc<Controller>> {
+    Router::new().route("/v1/openapi.json", get(openapi_json))
+}
+
+/// What an operation answers (or takes) as its body.
+#[derive(Debug, Clone, Copy)]
+pub enum Body {
+    /// No body.
+    None,
+    /// One value of a named schema (`App`).
+    One(&'static str),
+    /// An array of a named schema.
+    Many(&'static str),
+    /// A JSON object described in prose.
+    Object,
+    /// A JSON array of objects described in prose.
+    Objects,
+    /// `text/plain`.
+    Text,
+    /// `text/event-stream` (server-sent events).
+    Events,
+}
+
+/// One operation of the API.
+#[derive(Debug, Clone, Copy)]
+pub struct Operation {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub tag: &'static str,
+    pub summary: &'static str,
+    /// The success status.
+    pub status: u16,
+    pub answer: Body,
+    pub request: Body,
+}
+
+const fn op(
+    method: &'static str,
+    path: &'static str,
+    tag: &'static str,
+    summary: &'static str,
+    status: u16,
+    answer: Body,
+    request: Body,
+) -> Operation {
+    Operation {
+        method,
+        path,
+        tag,
+        summary,
+        status,
+        answer,
+        request,
+    }
+}
+
+use Body::{Events, Many, Object, Objects, One, Text};
+
+/// Every `/v1` operation. A route added in `src/http/` without a line here fails the
+/// `every_v1_route_is_documented` test.
+pub const OPERATIONS: &[Operation] = &[
+    op("GET", "/v1/openapi.json", "meta", "This document", 200, Object, Body::None),
+    op("GET", "/v1/apps", "apps", "List apps by name (paged: ?limit=&after=NAME)", 200, Many("App"), Body::None),
+    op("POST", "/v1/apps", "apps", "Create an app", 201, One("App"), One("CreateApp")),
+    op("GET", "/v1/apps/{app}", "apps", "Show an app", 200, One("App"), Body::None),
+    op("PATCH", "/v1/apps/{app}", "apps", "Rename an app: {\"name\": \"new-name\"}", 200, One("App"), Object),
+    op("DELETE", "/v1/apps/{app}", "apps", "Destroy an app (?confirm=APP)", 204, Body::None, Body::None),
+    op("GET", "/v1/apps/{app}/releases", "releases", "List releases, newest first (paged: ?limit=&after=VERSION)", 200, Many("Release"), Body::None),
+    op("POST", "/v1/apps/{app}/releases", "releases", "Roll back: {\"rollback\": N} or {} for the previous release", 201, One("Release"), Object),
+    op("GET", "/v1/apps/{app}/releases/{version}", "releases", "Show a release (3 or v3)", 200, One("Release"), Body::None),
+    op("POST", "/v1/apps/{app}/rollback", "releases", "Roll back to the previous release (or {\"rollback\": N})", 201, One("Release"), Object),
+    op("GET", "/v1/apps/{app}/config", "config", "Config vars as an object; answers with an ETag", 200, Object, Body::None),
+    op("PATCH", "/v1/apps/{app}/config", "config", "Set (\"value\") and unset (null) vars; If-Match → 412 when stale", 200, Object, Object),
+    op("GET", "/v1/apps/{app}/formation", "formation", "Process types with quantity, size and memory; answers with an ETag", 200, Objects, Body::None),
+    op("PATCH", "/v1/apps/{app}/formation", "formation", "Scale and resize: {\"web\": {\"quantity\": 2, \"size\": \"standard-2x\"}}; If-Match → 412 when stale", 200, Objects, Object),
+    op("PUT", "/v1/apps/{app}/formation/{process_type}", "formation", "Set one process type's count: {\"count\": N}", 200, Object, Object),
+    op("GET", "/v1/apps/{app}/jobs", "jobs", "The app's jobs with state, node and restarts (paged: ?limit=&after=ID)", 200, Objects, Body::None),
+    op("POST", "/v1/apps/{app}/jobs/{id}/restart", "jobs", "Replace one job with zero downtime", 202, Object, Body::None),
+    op("POST", "/v1/apps/{app}/jobs/{id}/stop", "jobs", "Stop one job now (the formation starts a replacement)", 202, Object, Body::None),
+    op("POST", "/v1/apps/{app}/restart", "jobs", "Replace all jobs (?type=web: one process type) with zero downtime", 202, Object, Body::None),
+    op("GET", "/v1/apps/{app}/builds", "builds", "List builds, newest first (paged: ?limit=&after=ID)", 200, Many("Build"), Body::None),
+    op("GET", "/v1/apps/{app}/builds/{id}", "builds", "Show a build", 200, One("Build"), Body::None),
+    op("GET", "/v1/apps/{app}/builds/{id}/log", "builds", "A build's output (?follow=true streams it while it runs)", 200, Text, Body::None),
+    op("GET", "/v1/apps/{app}/logs", "logs", "The app's logs as server-sent events (?tail=true follows)", 200, Events, Body::None),
+    op("GET", "/v1/apps/{app}/domains", "domains", "List the app's custom domains", 200, Objects, Body::None),
+    op("POST", "/v1/apps/{app}/domains", "domains", "Add a custom domain: {\"hostname\": \"www.example.com\"}", 201, Object, Object),
+    op("DELETE", "/v1/apps/{app}/domains/{hostname}", "domains", "Remove a custom domain", 204, Body::None, Body::None),
+    op("POST", "/v1/apps/{app}/run", "run", "Start a one-off job of the current release", 201, Object, Object),
+    op("GET", "/v1/apps/{app}/run/{id}/output", "run", "A one-off job's output, streamed", 200, Text, Body::None),
+    op("DELETE", "/v1/apps/{app}/run/{id}", "run", "Stop a one-off job", 204, Body::None, Body::None),
+    op("GET", "/v1/nodes", "nodes", "List the nodes", 200, Many("Node"), Body::None),
+    op("POST", "/v1/nodes/heartbeat", "nodes", "A node agent's heartbeat (node token)", 204, Body::None, Object),
+    op("POST", "/v1/nodes/{name}/drain", "nodes", "Drain a node", 200, Object, Body::None),
+    op("DELETE", "/v1/nodes/{name}/drain", "nodes", "Undrain a node", 200, Object, Body::None),
+    op("GET", "/v1/nodes/{name}/jobs", "nodes", "The jobs the controller expects on a node (node token)", 200, Objects, Body::None),
+    op("POST", "/v1/nodes/{name}/subnet", "nodes", "A node's container subnet (node token)", 200, Object, Body::None),
+    op("GET", "/v1/apps/{app}/certs", "certs", "The app's TLS certificates (never the key)", 200, Objects, Body::None),
+    op("POST", "/v1/apps/{app}/certs", "certs", "Upload a PEM chain and key: {\"certificate\", \"key\"}; 422 names the failed check", 201, Object, Object),
+    op("DELETE", "/v1/apps/{app}/certs/{id}", "certs", "Remove a certificate", 204, Body::None, Body::None),
+    op("GET", "/v1/apps/{app}/tls", "certs", "The app's HTTPS settings: {\"https_redirect\": bool}", 200, Object, Body::None),
+    op("PUT", "/v1/apps/{app}/tls", "certs", "Set the app's HTTPS settings", 200, Object, Object),
+    op("PATCH", "/v1/apps/{app}/tls", "certs", "Set the app's HTTPS settings", 200, Object, Object),
+    op("POST", "/v1/apps/{app}/exec", "exec", "Run a command in the app's first web job over the exec stream (Upgrade: paas-exec → 101)", 101, Body::None, Body::None),
+    op("POST", "/v1/apps/{app}/jobs/{id}/exec", "exec", "Run a command in one job over the exec stream (Upgrade: paas-exec → 101)", 101, Body::None, Body::None),
+    op("POST", "/v1/apps/{app}/run/attach", "run", "A one-off job attached over the exec stream (Upgrade: paas-exec → 101)", 101, Body::None, Body::None),
+    op("GET", "/v1/apps/{app}/collaborators", "access", "The users who may use the app", 200, Objects, Body::None),
+    op("POST", "/v1/apps/{app}/collaborators", "access", "Give a user access: {\"user\": NAME}", 201, Objects, Object),
+    op("DELETE", "/v1/apps/{app}/collaborators/{user}", "access", "Take a user's access away", 204, Body::None, Body::None),
+    op("POST", "/v1/login", "access", "Trade a user name and password for an API token: {\"user\", \"password\", \"name\"?}", 201, Object, Object),
+    op("GET", "/v1/whoami", "access", "Who the presented token belongs to", 200, Object, Body::None),
+    op("GET", "/v1/users", "access", "List users (admins)", 200, Objects, Body::None),
+    op("POST", "/v1/users", "access", "Add a user: {\"name\", \"role\"?, \"password\"?} (admins)", 201, Object, Object),
+    op("DELETE", "/v1/users/{name}", "access", "Remove a user with their tokens and access (admins)", 204, Body::None, Body::None),
+    op("POST", "/v1/users/{name}/password", "access", "Set a user's password: {\"password\"}", 204, Body::None, Object),
+    op("GET", "/v1/tokens", "access", "The caller's API tokens (?all=true: everyone's, admins); never the secret", 200, Objects, Body::None),
+    op("POST", "/v1/tokens", "access", "Create an API token, shown once: {\"name\"?, \"expires_in_secs\"?, \"user\"?}", 201, Object, Object),
+    op("DELETE", "/v1/tokens/{id}", "access", "Revoke an API token", 204, Body::None, Body::None),
+    op("POST", "/v1/node-tokens", "nodes", "Issue a node its own token: {\"node\"} (admins)", 201, Object, Object),
+    op("DELETE", "/v1/node-tokens/{node}", "nodes", "Revoke a node's own token (admins)", 204, Body::None, Body::None),
+];
+
+/// The error codes every operation may answer with (the `code` of [`ErrorBody`]).
+pub const ERROR_CODES: &[(&str, u16, &str)] = &[
+    (
+        codes::BAD_REQUEST,
+        400,
+        "the body or a parameter cannot be read",
+    ),
+    (
+        codes::VALIDATION,
+        400,
+        "a value breaks a rule (name, size, quantity)",
+    ),
+    (
+        "invalid_config_key",
+        400,
+        "a config var's key breaks the key rule",
+    ),
+    (
+        "confirmation_required",
+        400,
+        "a destroy without ?confirm=APP",
+    ),
+    (
+        codes::UNAUTHORIZED,
+        401,
+        "no token, or a token the controller does not know",
+    ),
+    (codes::FORBIDDEN, 403, "the token may not use this endpoint"),
+    (
+        codes::NOT_FOUND,
+        404,
+        "no such app, release, build, job, domain or node",
+    ),
+    (
+        codes::CONFLICT,
+        409,
+        "the state forbids it now (taken name, building, no release)",
+    ),
+    (
+        codes::PRECONDITION_FAILED,
+        412,
+        "If-Match no longer matches: read again and retry",
+    ),
+    (
+        codes::RATE_LIMITED,
+        429,
+        "too many failed logins or bad tokens from one address: wait Retry-After seconds",
+    ),
+    (
+        codes::INTERNAL,
+        500,
+        "a controller fault; its log has the details",
+    ),
+    (codes::UNAVAILABLE, 503, "no node can do it now"),
+];
+
+fn method(m: &str) -> HttpMethod {
+    match m {
+        "GET" => HttpMethod::Get,
+        "POST" => HttpMethod::Post,
+        "PUT" => HttpMethod::Put,
+        "PATCH" => HttpMethod::Patch,
+        "DELETE" => HttpMethod::Delete,
+        other => panic!("OPERATIONS names an unknown method {other}"),
+    }
+}
+
+fn schema_ref(name: &str) -> RefOr<Schema> {
+    RefOr::Ref(Ref::from_schema_name(name))
+}
+
+/// The media type and schema of a body, or None for no body.
+fn content(body: Body) -> Option<(&'static str, RefOr<Schema>)> {
+    let object = || {
+        RefOr::T(Schema::Object(
+            ObjectBuilder::new().schema_type(Type::Object).build(),
+        ))
+    };
+    let text = || {
+        RefOr::T(Schema::Object(
+            ObjectBuilder::new().schema_type(Type::String).build(),
+        ))
+    };
+    Some(match body {
+        Body::None => return None,
+        One(name) => ("application/json", schema_ref(name)),
+        Many(name) => (
+            "application/json",
+            RefOr::T(Schema::Array(
+                ArrayBuilder::new().items(schema_ref(name)).build(),
+            )),
+        ),
+        Object => ("application/json", object()),
+        Objects => (
+            "application/json",
+            RefOr::T(Schema::Array(ArrayBuilder::new().items(object()).build())),
+        ),
+        Text => ("text/plain", text()),
+        Events => ("text/event-stream", text()),
+    })
+}
+
+fn build() -> OpenApi {
+    let mut paths = PathsBuilder::new();
+    for o in OPERATIONS {
+        let mut answer = ResponseBuilder::new().description(o.summary);
+        if let Some((media, schema)) = content(o.answer) {
+            answer = answer.content(media, ContentBuilder::new().schema(Some(schema)).build());
+        }
+        let error = ResponseBuilder::new()
+            .description("an error: see the error codes in the description")
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(schema_ref("ErrorBody")))
+                    .build(),
+            );
+        let mut operation = OperationBuilder::new()
+            .tag(o.tag)
+            .summary(Some(o.summary))
+            .operation_id(Some(operation_id(o)))
+            .response(o.status.to_string(), answer.build())
+            .response("default", error.build());
+        for name in path_params(o.path) {
+            operation = operation.parameter(
+                ParameterBuilder::new()
+                    .name(name)
+                    .parameter_in(ParameterIn::Path)
+                    .required(Required::True)
+                    .schema(Some(RefOr::T(Schema::Object(
+                        ObjectBuilder::new().schema_type(Type::String).build(),
+                    )))),
+            );
+        }
+        if let Some((media, schema)) = content(o.request) {
+            operation = operation.request_body(Some(
+                RequestBodyBuilder::new()
+                    .content(media, ContentBuilder::new().schema(Some(schema)).build())
+                    .required(Some(Required::True))
+                    .build(),
+            ));
+        }
+        paths = paths.path(o.path, PathItem::new(method(o.method), operation.build()));
+    }
+    let codes: String = ERROR_CODES
+        .iter()
+        .map(|(code, status, what)| format!("\n- `{code}` ({status}): {what}"))
+        .collect();
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("paas REST API")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(format!(
+                    "Every endpoint takes `Authorization: Bearer <token>`. Every error is \
+                     `{{\"error\": {{\"code\", \"message\"}}}}` (ErrorBody) with one of these \
+                     stable codes:{codes}\n\nLists take `?limit=N&after=KEY` and answer \
+                     `Link: <…>; rel=\"next\"` and `Next-Range: KEY` while more remain."
+                )))
+                .build(),
+        )
+        .paths(paths.build())
+        .components(Some(
+            ComponentsBuilder::new()
+                .schema_from::<App>()
+                .schema_from::<CreateApp>()
+                .schema_from::<Release>()
+                .schema_from::<Build>()
+                .schema_from::<Node>()
+                .schema_from::<ErrorBody>()
+                .schema_from::<ErrorDetail>()
+                .build(),
+        ))
+        .build()
+}
+
+/// `getAppsAppBuilds`-style id from the method and path.
+fn operation_id(o: &Operation) -> String {
+    let mut id = o.method.to_ascii_lowercase();
+    for part in o.path.trim_start_matches("/v1/").split(['/', '.', '_']) {
+        let part = part.trim_matches(['{', '}']);
+        let mut chars = part.chars();
+        if let Some(first) = chars.next() {
+            id.push(first.to_ascii_uppercase());
+            id.extend(chars);
+        }
+    }
+    id
+}
+
+/// The `{name}` parameters of a path, in order.
+pub fn path_params(path: &str) -> Vec<&str> {
+    path.split('/')
+        .filter_map(|p| p.strip_prefix('{')?.strip_suffix('}'))
+        .collect()
+}
+
+/// The document, built once.
+pub fn document() -> &'static str {
+    static DOC: LazyLock<String> = LazyLock::new(|| {
+        build()
+            .to_pretty_json()
+            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    });
+    &DOC
+}
+
+async fn openapi_json() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], document()).into_response()
+}

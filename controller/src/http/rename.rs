@@ -1,0 +1,66 @@
+//! `PATCH /v1/apps/{app}` `{"name": "new-name"}`: renames an app. Its records move to the
+//! new name (store), its git repository moves to `git/<new>.git`, its running jobs are
+//! replaced with zero downtime (the new ones carry the new name, and the router then
+//! serves `<new>.<domain>`; custom domains stay attached). Release images keep pointing at
+//! the registry repository they were pushed to (content-addressed, never rewritten).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::{Json, Router};
+use paas_api::App;
+use serde::Deserialize;
+
+use super::ApiError;
+use crate::apps::{self, AppsError};
+use crate::auth::AppAccess;
+use crate::state::Controller;
+
+pub(super) fn routes() -> Router<Arc<Controller>> {
+    Router::new().route("/v1/apps/{app}", axum::routing::patch(rename_app))
+}
+
+/// The body of `PATCH /v1/apps/{app}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppUpdate {
+    pub name: String,
+}
+
+async fn rename_app(
+    _: AppAccess,
+    State(c): State<Arc<Controller>>,
+    Path(app): Path<String>,
+    body: Bytes,
+) -> Result<Json<App>, ApiError> {
+    let req: AppUpdate = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "the body is not an app update (expected {{\"name\": \"new-name\"}}): {e}"
+        ))
+    })?;
+    let to = req.name;
+    paas_api::names::validate_app_name(&to).map_err(ApiError::Validation)?;
+    if c.store.get_app(&app).await?.is_none() {
+        return Err(AppsError::NotFound(app).into());
+    }
+    if to != app {
+        if c.is_building(&app) {
+            return Err(AppsError::Building(app).into());
+        }
+        let running = super::jobs::active_ids(&c, &app, None);
+        c.store.rename_app(&app, &to).await?;
+        let (old, new) = (c.settings.repo_path(&app), c.settings.repo_path(&to));
+        if let Err(e) = tokio::fs::rename(&old, &new).await {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(%app, "moving {} to {}: {e}", old.display(), new.display());
+            }
+        }
+        c.scheduler.replace(running);
+        tracing::info!(from = %app, %to, "app renamed");
+    }
+    match apps::get(&c, &to).await? {
+        Some(a) => Ok(Json(a)),
+        None => Err(AppsError::NotFound(to).into()),
+    }
+}

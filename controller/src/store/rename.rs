@@ -1,0 +1,64 @@
+//! Renaming an app: in one transaction a new app row is made with the old one's fields,
+//! every row that names the app (releases, config vars, builds, formations, domains, job
+//! rows) moves to it, and the old row goes. Tables that reference `apps(name)` must be
+//! listed in [`APP_TABLES`], or their rows would be deleted with the old row.
+
+use super::{is_unique_violation, query, Result, Store, StoreError};
+
+/// The tables with an `app` column naming the app.
+pub const APP_TABLES: &[&str] = &[
+    "releases",
+    "config_vars",
+    "builds",
+    "formations",
+    "domains",
+    "jobs",
+    "app_collaborators",
+    "certs",
+    "https_redirects",
+];
+
+impl Store {
+    /// Renames app `from` to `to`: [`StoreError::NoApp`] when `from` does not exist,
+    /// [`StoreError::AppExists`] when `to` does.
+    pub async fn rename_app(&self, from: &str, to: &str) -> Result<()> {
+        let mut tx = self
+            .pool()
+            .begin()
+            .await
+            .map_err(query("starting a rename"))?;
+        let made = sqlx::query(
+            "INSERT INTO apps (name, created_at, current_release) \
+             SELECT $2, created_at, current_release FROM apps WHERE name = $1",
+        )
+        .bind(from)
+        .bind(to)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::AppExists(to.to_string())
+            } else {
+                query("renaming an app")(e)
+            }
+        })?;
+        if made.rows_affected() == 0 {
+            return Err(StoreError::NoApp(from.to_string()));
+        }
+        for table in APP_TABLES {
+            sqlx::query(&format!("UPDATE {table} SET app = $2 WHERE app = $1"))
+                .bind(from)
+                .bind(to)
+                .execute(&mut *tx)
+                .await
+                .map_err(query("moving an app's rows to its new name"))?;
+        }
+        sqlx::query("DELETE FROM apps WHERE name = $1")
+            .bind(from)
+            .execute(&mut *tx)
+            .await
+            .map_err(query("removing an app's old name"))?;
+        tx.commit().await.map_err(query("committing a rename"))?;
+        Ok(())
+    }
+}
