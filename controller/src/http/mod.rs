@@ -7,6 +7,7 @@
 //! `internal` (build inputs for agents).
 
 mod config;
+mod deploys;
 mod domains;
 mod formation;
 mod internal;
@@ -46,6 +47,7 @@ pub fn app(c: Arc<Controller>) -> axum::Router {
         .merge(logs::routes())
         .merge(run::routes())
         .merge(domains::routes())
+        .merge(deploys::routes())
         .merge(internal::routes())
         .merge(crate::git::routes())
         .with_state(c)

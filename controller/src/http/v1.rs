@@ -77,8 +77,9 @@ async fn list_releases(
     _: Admin,
     State(c): State<Arc<Controller>>,
     Path(name): Path<String>,
-) -> Result<Json<Vec<Release>>, ApiError> {
-    Ok(Json(apps::releases(&c, &name).await?))
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    let releases: Vec<Release> = apps::releases(&c, &name).await?;
+    Ok(Json(super::deploys::with_status(&c, &name, releases).await?))
 }
 
 async fn list_builds(

@@ -17,6 +17,7 @@
 //! The `runner` submodule is the small loop around it: it reads the store, asks the agents
 //! for their jobs, health-checks web jobs, applies the plan and pushes routes to the router.
 
+mod health;
 mod inputs;
 pub mod restart;
 mod runner;

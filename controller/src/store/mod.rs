@@ -10,6 +10,7 @@
 //! nodes). Tests get a fresh temporary database each.
 
 mod apps;
+mod deploys;
 mod destroy;
 mod domains;
 mod nodes;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+pub use deploys::{release_status, ReleaseStatus};
 pub use domains::{DomainAdded, DomainRow};
 pub use nodes::{last_lines, Restarts};
 
