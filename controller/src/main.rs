@@ -25,6 +25,26 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(Command::Gc {
+        data_dir,
+        keep,
+        grace_secs,
+        dry_run,
+    }) = cli.command
+    {
+        let dir = data_dir.unwrap_or(cli.serve.data_dir);
+        let grace = std::time::Duration::from_secs(grace_secs);
+        return match runtime.block_on(paas_controller::gc::run(&dir, keep, grace, dry_run)) {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("paas-controller gc: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let result = runtime.block_on(paas_controller::standalone::run(cli.serve));
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {

@@ -86,11 +86,15 @@ pub fn parse(text: &str) -> Result<(Option<HealthCheck>, Vec<String>), AppJsonEr
         let kind = raw.kind.as_deref().unwrap_or("startup");
         let name = raw.name.clone().unwrap_or_else(|| format!("check {index}"));
         if kind != "startup" {
-            notes.push(format!("{name}: type {kind:?} is not supported yet, ignored"));
+            notes.push(format!(
+                "{name}: type {kind:?} is not supported yet, ignored"
+            ));
             continue;
         }
         let Some(path) = raw.path else {
-            notes.push(format!("{name}: no path (only HTTP checks are supported), ignored"));
+            notes.push(format!(
+                "{name}: no path (only HTTP checks are supported), ignored"
+            ));
             continue;
         };
         if !path.starts_with('/') || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -100,7 +104,9 @@ pub fn parse(text: &str) -> Result<(Option<HealthCheck>, Vec<String>), AppJsonEr
             });
         }
         if found.is_some() {
-            notes.push(format!("{name}: only the first startup check is used, ignored"));
+            notes.push(format!(
+                "{name}: only the first startup check is used, ignored"
+            ));
             continue;
         }
         let attempts = raw.attempts.unwrap_or(DEFAULT_ATTEMPTS);
@@ -125,7 +131,11 @@ pub fn parse(text: &str) -> Result<(Option<HealthCheck>, Vec<String>), AppJsonEr
 }
 
 /// One try of `check` against the job at `addr` (`ip:port`): `Err(why)` when it fails.
-pub async fn probe(client: &reqwest::Client, addr: &str, check: &HealthCheck) -> Result<(), String> {
+pub async fn probe(
+    client: &reqwest::Client,
+    addr: &str,
+    check: &HealthCheck,
+) -> Result<(), String> {
     let url = format!("http://{addr}{}", check.path);
     let attempt = async {
         let resp = client

@@ -338,7 +338,8 @@ async fn build_and_release(
         Some(text) => {
             let (check, notes) = healthcheck::parse(text)?;
             for note in notes {
-                out.line(format!("       app.json health check {note}")).await;
+                out.line(format!("       app.json health check {note}"))
+                    .await;
             }
             check
         }
@@ -430,7 +431,10 @@ pub(crate) async fn deploy_release(
             c.store
                 .set_release_status(app, version, None, FAILED, Some(&reason))
                 .await?;
-            if c.store.revert_current_release(app, version, previous).await? {
+            if c.store
+                .revert_current_release(app, version, previous)
+                .await?
+            {
                 c.scheduler.notify();
                 match previous {
                     Some(p) => {

@@ -96,8 +96,11 @@ async fn follow(
             }
         }
         if !pending.is_empty() {
-            out.line(format!("       {}", String::from_utf8_lossy(&pending).trim_end()))
-                .await;
+            out.line(format!(
+                "       {}",
+                String::from_utf8_lossy(&pending).trim_end()
+            ))
+            .await;
         }
     }
     loop {

@@ -8,7 +8,7 @@
 //!   `status`) or failed (`422`, rolled back).
 //! * the release list gains `status` (`pending`, `succeeded`, `failed`) and
 //!   `status_reason` (why a deploy failed).
-//! * `GET/PUT/DELETE /v1/apps/{app}/buildpack` `{"buildpack": "static"}`: the built-in
+//! * `GET/PUT(POST)/DELETE /v1/apps/{app}/buildpack` `{"buildpack": "static"}`: the built-in
 //!   buildpack builds of the app use instead of detection (`paas buildpacks:set`).
 
 use std::collections::BTreeMap;
@@ -33,7 +33,9 @@ use crate::util::now_rfc3339;
 pub(super) fn routes() -> Router<Arc<Controller>> {
     Router::new().route(
         "/v1/apps/{app}/buildpack",
-        get(get_buildpack).put(set_buildpack).delete(clear_buildpack),
+        get(get_buildpack)
+            .put(set_buildpack)
+            .delete(clear_buildpack),
     )
 }
 
@@ -134,16 +136,16 @@ pub(super) async fn deploy_image(
         return Err(ApiError::NotFound(format!("no app named {app}")));
     }
     let (repo, reference) = parse_image_ref(&image).map_err(ApiError::Validation)?;
-    let (bytes, media_type, digest) = c
-        .registry
-        .get_manifest(&repo, &reference)
-        .await
-        .map_err(|e| {
-            ApiError::NotFound(format!(
-                "{image} is not in this controller's registry ({e}): push it first, e.g. \
+    let (bytes, media_type, digest) =
+        c.registry
+            .get_manifest(&repo, &reference)
+            .await
+            .map_err(|e| {
+                ApiError::NotFound(format!(
+                    "{image} is not in this controller's registry ({e}): push it first, e.g. \
                  skopeo copy oci:DIR docker://CONTROLLER/{repo}:TAG --dest-creds admin:TOKEN"
-            ))
-        })?;
+                ))
+            })?;
     if media_type.contains("index") || media_type.contains("list") {
         return Err(ApiError::Validation(format!(
             "{image} is a multi-platform index: push a single-platform image \
@@ -153,9 +155,10 @@ pub(super) async fn deploy_image(
     let manifest: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::Validation(format!("the manifest of {image} is not JSON: {e}")))?;
     let config_digest = manifest["config"]["digest"].as_str().unwrap_or_default();
-    let config_path = c.registry.blob_path(config_digest).ok_or_else(|| {
-        ApiError::Validation(format!("the config blob of {image} is missing"))
-    })?;
+    let config_path = c
+        .registry
+        .blob_path(config_digest)
+        .ok_or_else(|| ApiError::Validation(format!("the config blob of {image} is missing")))?;
     let config: Value = serde_json::from_slice(
         &tokio::fs::read(&config_path)
             .await
@@ -182,7 +185,9 @@ pub(super) async fn deploy_image(
         created_at: now_rfc3339(),
     };
     tracing::info!(%app, version, %image, "deploying an image");
-    let (tx, _rx) = tokio::sync::mpsc::channel(1);
+    // Nobody reads the output (the receiver is dropped at once, so sends never wait); the
+    // answer carries the outcome.
+    let (tx, _) = tokio::sync::mpsc::channel(1);
     let mut out = Output::new(tx);
     let result = deploy_release(&c, &release, None, true, &mut out).await;
     let mut body = serde_json::to_value(release.to_api()).unwrap_or_default();
@@ -196,6 +201,17 @@ pub(super) async fn deploy_image(
         Err(BuildError::NotServing { detail, .. }) => json!(detail),
         Err(e) => json!(e.to_string()),
     };
+    if code != StatusCode::CREATED {
+        // Also an `api::ErrorBody`, so clients print the reason.
+        body["error"] = json!({
+            "code": "deploy_failed",
+            "message": format!(
+                "v{version} of {app} did not start serving: {}. The previous release keeps \
+                 serving.",
+                body["status_reason"].as_str().unwrap_or("unknown")
+            ),
+        });
+    }
     Ok((code, Json(body)).into_response())
 }
 

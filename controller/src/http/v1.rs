@@ -79,7 +79,9 @@ async fn list_releases(
     Path(name): Path<String>,
 ) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
     let releases: Vec<Release> = apps::releases(&c, &name).await?;
-    Ok(Json(super::deploys::with_status(&c, &name, releases).await?))
+    Ok(Json(
+        super::deploys::with_status(&c, &name, releases).await?,
+    ))
 }
 
 async fn list_builds(

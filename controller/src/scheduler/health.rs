@@ -52,7 +52,12 @@ pub struct Target<'a> {
 }
 
 impl HealthState {
-    async fn check_of(&mut self, c: &Controller, app: &str, release: u32) -> Option<Arc<HealthCheck>> {
+    async fn check_of(
+        &mut self,
+        c: &Controller,
+        app: &str,
+        release: u32,
+    ) -> Option<Arc<HealthCheck>> {
         let key = (app.to_string(), release);
         if let Some(check) = self.checks.get(&key) {
             return check.clone();
@@ -102,7 +107,10 @@ impl HealthState {
                         .await,
                         Ok(Ok(_))
                     );
-                    (id, ok.then_some(()).ok_or_else(|| "no TCP connect".to_string()))
+                    (
+                        id,
+                        ok.then_some(()).ok_or_else(|| "no TCP connect".to_string()),
+                    )
                 })),
                 Some(check) => {
                     let due = now.duration_since(up_since)
@@ -129,7 +137,9 @@ impl HealthState {
             .collect();
         let mut out = HashMap::new();
         for t in targets {
-            let Some(h) = self.jobs.get_mut(t.id) else { continue };
+            let Some(h) = self.jobs.get_mut(t.id) else {
+                continue;
+            };
             match results.get(t.id) {
                 Some(Ok(())) => {
                     if !h.ever {
@@ -157,13 +167,19 @@ impl HealthState {
 
     /// (app, release) → why, for releases with a web job that failed all its startup
     /// tries without ever passing.
-    pub async fn failed(&mut self, c: &Controller, targets: &[Target<'_>]) -> HashMap<(String, u32), String> {
+    pub async fn failed(
+        &mut self,
+        c: &Controller,
+        targets: &[Target<'_>],
+    ) -> HashMap<(String, u32), String> {
         let mut out = HashMap::new();
         for t in targets {
             let Some(check) = self.check_of(c, t.app, t.release).await else {
                 continue;
             };
-            let Some(h) = self.jobs.get(t.id) else { continue };
+            let Some(h) = self.jobs.get(t.id) else {
+                continue;
+            };
             if !h.ever && h.tries >= check.attempts {
                 let why = h.last_error.clone().unwrap_or_default();
                 out.insert(

@@ -647,6 +647,12 @@ async fn push_routes(
     Ok(routed)
 }
 
+/// Sources the app's `.profile.d/*.sh` at every start (as Heroku does for each dyno, so
+/// scripts see `$PORT` and `$DYNO`), then runs the command (`$0`) in a fresh `sh -c`, which
+/// `exec`s a simple command so signals reach the app directly.
+pub const PROFILE_PRELUDE: &str = "for f in /app/.profile.d/*.sh; do [ -r \"$f\" ] && . \"$f\"; \
+     done; unset f; exec /bin/sh -c \"$0\"";
+
 /// The JobSpec of one process of a release.
 pub fn process_job_spec(
     settings: &Settings,
@@ -682,7 +688,12 @@ pub fn process_job_spec(
             repository: repository.into(),
             reference: reference.into(),
         },
-        command: vec!["/bin/sh".into(), "-c".into(), command],
+        command: vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            PROFILE_PRELUDE.into(),
+            command,
+        ],
         env,
         working_dir: None,
         port: (process_type == "web").then_some(APP_PORT),

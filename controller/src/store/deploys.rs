@@ -87,14 +87,13 @@ impl Store {
 
     /// The health check JSON of one release, `None` when it has none.
     pub async fn release_healthcheck(&self, app: &str, version: u32) -> Result<Option<String>> {
-        let row = sqlx::query(
-            "SELECT healthcheck FROM release_status WHERE app = $1 AND version = $2",
-        )
-        .bind(app)
-        .bind(version as i64)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(query("reading a release's health check"))?;
+        let row =
+            sqlx::query("SELECT healthcheck FROM release_status WHERE app = $1 AND version = $2")
+                .bind(app)
+                .bind(version as i64)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(query("reading a release's health check"))?;
         Ok(row.and_then(|r| r.try_get::<Option<String>, _>("healthcheck").ok().flatten()))
     }
 
@@ -195,12 +194,18 @@ mod tests {
         // Only while v2 is current.
         assert!(!s.revert_current_release("a", 1, None).await.unwrap());
         assert!(s.revert_current_release("a", 2, Some(1)).await.unwrap());
-        assert_eq!(s.get_app("a").await.unwrap().unwrap().current_release, Some(1));
+        assert_eq!(
+            s.get_app("a").await.unwrap().unwrap().current_release,
+            Some(1)
+        );
 
         assert_eq!(s.app_buildpack("a").await.unwrap(), None);
         s.set_app_buildpack("a", Some("static")).await.unwrap();
         s.set_app_buildpack("a", Some("procfile")).await.unwrap();
-        assert_eq!(s.app_buildpack("a").await.unwrap().as_deref(), Some("procfile"));
+        assert_eq!(
+            s.app_buildpack("a").await.unwrap().as_deref(),
+            Some("procfile")
+        );
         s.set_app_buildpack("a", None).await.unwrap();
         assert_eq!(s.app_buildpack("a").await.unwrap(), None);
     }
