@@ -32,6 +32,21 @@ pub enum Command {
     Restore(crate::backup::RestoreArgs),
     /// Run only the router, reading routes and certificates from the controller's store.
     Router(crate::routing::RouterArgs),
+    /// Remove registry manifests and blobs no kept release references (see docs/registry.md)
+    Gc {
+        /// The controller's data directory [default: /var/lib/paas]
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Releases kept per app (the current one is always kept)
+        #[arg(long, default_value_t = crate::gc::DEFAULT_KEEP)]
+        keep: usize,
+        /// Files younger than this many seconds are kept (uploads in progress)
+        #[arg(long, default_value_t = crate::gc::DEFAULT_GRACE.as_secs())]
+        grace_secs: u64,
+        /// Only report what would be removed
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// Flags of the serving controller.

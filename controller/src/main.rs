@@ -52,6 +52,19 @@ fn main() -> ExitCode {
         Some(Command::Router(args)) => runtime
             .block_on(paas_controller::routing::run_router(args))
             .map_err(|e| e.to_string()),
+        Some(Command::Gc {
+            data_dir,
+            keep,
+            grace_secs,
+            dry_run,
+        }) => {
+            let dir = data_dir.unwrap_or(cli.serve.data_dir);
+            let grace = std::time::Duration::from_secs(grace_secs);
+            runtime
+                .block_on(paas_controller::gc::run(&dir, keep, grace, dry_run))
+                .map(|line| println!("{line}"))
+                .map_err(|e| format!("gc: {e}"))
+        }
         _ => runtime
             .block_on(paas_controller::standalone::run(cli.serve))
             .map_err(|e| e.to_string()),

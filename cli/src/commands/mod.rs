@@ -14,6 +14,7 @@ mod apps;
 mod builds;
 mod certs;
 mod config_vars;
+mod deploy;
 mod domains;
 mod exec;
 mod git_credential;
@@ -243,6 +244,27 @@ enum Command {
         /// The node's name (see `paas nodes`)
         name: String,
     },
+    /// Deploy an image already in the controller's registry (no build)
+    Deploy {
+        #[command(flatten)]
+        app: AppArg,
+        /// NAME:TAG or NAME@sha256:… in the controller's registry (push it with skopeo)
+        #[arg(long, value_name = "REF")]
+        image: String,
+    },
+    /// Show the buildpack an app builds with (none: detected)
+    Buildpacks(AppArg),
+    /// Build an app with this built-in buildpack instead of detecting one
+    #[command(name = "buildpacks:set")]
+    BuildpacksSet {
+        #[command(flatten)]
+        app: AppArg,
+        /// python, nodejs, static or procfile
+        name: String,
+    },
+    /// Detect the app's buildpack again at each push
+    #[command(name = "buildpacks:clear")]
+    BuildpacksClear(AppArg),
     /// Run a command in a one-off job of the app's current release (exits with its code)
     Run {
         #[command(flatten)]
@@ -477,6 +499,10 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
             git_open::git_remote(&ctx, &app)
         }
         Command::Open(arg) => git_open::open(&ctx, &resolve_app(arg)?),
+        Command::Deploy { app, image } => deploy::deploy_image(&ctx, &resolve_app(app)?, &image),
+        Command::Buildpacks(arg) => deploy::show(&ctx, &resolve_app(arg)?),
+        Command::BuildpacksSet { app, name } => deploy::set(&ctx, &resolve_app(app)?, &name),
+        Command::BuildpacksClear(arg) => deploy::clear(&ctx, &resolve_app(arg)?),
         Command::Ps(arg) => ps::ps(&ctx, &resolve_app(arg)?),
         Command::PsScale { app, pairs } => ps::scale(&ctx, &resolve_app(app)?, &pairs),
         Command::PsResize { app, pairs, memory } => {

@@ -9,6 +9,15 @@ use std::path::Path;
 /// `buildpacks/` as built into this binary.
 pub static EMBEDDED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/buildpacks.tar"));
 
+/// The built-in buildpacks an app may choose with `paas buildpacks:set`, in detection
+/// order (`buildpacks/order`).
+pub fn builtin_names() -> Vec<String> {
+    include_str!("../../../buildpacks/order")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
 /// The tar of a buildpacks directory on disk.
 pub fn tar_dir(dir: &Path) -> io::Result<Vec<u8>> {
     super::tar_dir::tar_dir(dir)

@@ -297,6 +297,12 @@ pub async fn wait_deployed(
         if crashes >= CRASHES_BEFORE_GIVING_UP {
             break crashes;
         }
+        if let Some(why) = snap.failed_checks.get(&(app.to_string(), version)) {
+            return Err(BuildError::NotServing {
+                version,
+                detail: why.clone(),
+            });
+        }
         match tokio::time::timeout_at(deadline, rx.changed()).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) | Err(_) => break crashes,

@@ -1,5 +1,5 @@
 //! Reads the files the release needs (`app/Procfile`, `app/.paas/release.yml`,
-//! `app/.paas/env`) out of the app layer a build pushed (a gzip tar whose entries start
+//! `app/.paas/env`, `app/app.json`) out of the app layer a build pushed (a gzip tar whose entries start
 //! with `app/`).
 
 use std::io::Read;
@@ -29,6 +29,8 @@ pub struct ReleaseFiles {
     pub release_yml: Option<String>,
     /// `KEY=VALUE` lines the builder found the app's `.profile.d/*.sh` scripts export.
     pub env: Option<String>,
+    /// `app/app.json` (health checks).
+    pub app_json: Option<String>,
 }
 
 /// Scans the layer once for both files.
@@ -51,6 +53,7 @@ pub fn release_files(path: &Path) -> Result<ReleaseFiles, LayerError> {
             "app/Procfile" => &mut found.procfile,
             "app/.paas/release.yml" => &mut found.release_yml,
             "app/.paas/env" => &mut found.env,
+            "app/app.json" => &mut found.app_json,
             _ => continue,
         };
         if entry.size() > MAX_FILE {

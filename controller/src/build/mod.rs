@@ -13,10 +13,12 @@
 //! on) and `tar_dir`.
 
 pub mod buildpacks;
+pub mod healthcheck;
 mod job;
 mod layer;
 pub mod live;
 pub mod procfile;
+mod release_phase;
 pub mod stack;
 mod tar_dir;
 
@@ -85,6 +87,13 @@ pub enum BuildError {
          fix the app and push again."
     )]
     NotServing { version: u32, detail: String },
+    #[error("{0}")]
+    AppJson(#[from] healthcheck::AppJsonError),
+    #[error(
+        "the release command failed ({0}); its output is above. The release did not go \
+         live and the previous release keeps serving."
+    )]
+    ReleasePhase(String),
     #[error("the git client went away; the build was abandoned")]
     ClientGone,
 }
@@ -99,7 +108,7 @@ pub struct Output {
 }
 
 impl Output {
-    fn new(tx: mpsc::Sender<Bytes>) -> Output {
+    pub(crate) fn new(tx: mpsc::Sender<Bytes>) -> Output {
         Output {
             tx,
             live: None,
@@ -293,7 +302,10 @@ async fn build_and_release(
     };
     let (node, node_url) = job::pick_node(c, out).await?;
     let job_id = format!("build-{}", input.id);
-    let spec = build_job_spec(&c.settings, input, &job_id);
+    let mut spec = build_job_spec(&c.settings, input, &job_id);
+    if let Some(bp) = c.store.app_buildpack(app).await? {
+        spec.env.insert("PAAS_BUILDPACK".into(), bp);
+    }
     tracing::debug!(%app, %node, job = %job_id, "running the build job");
     let outcome = job::run_build_job(c, &node_url, &spec, out).await;
     if let Err(e) = c.agents.delete_job(&node_url, &job_id).await {
@@ -332,6 +344,31 @@ async fn build_and_release(
         )
         .await?;
     let types = procfile::process_types(files.procfile.as_deref(), files.release_yml.as_deref())?;
+    let check = match files.app_json.as_deref() {
+        Some(text) => {
+            let (check, notes) = healthcheck::parse(text)?;
+            for note in notes {
+                out.line(format!("       app.json health check {note}"))
+                    .await;
+            }
+            check
+        }
+        None => None,
+    };
+    if let Some(check) = &check {
+        out.line(format!(
+            "-----> Health check: GET {}{} ({} attempts, {} s apart)",
+            check.path,
+            check
+                .content
+                .as_ref()
+                .map(|c| format!(" expecting {c:?}"))
+                .unwrap_or_default(),
+            check.attempts,
+            check.wait
+        ))
+        .await;
+    }
     let has_web = types.contains_key("web");
     if !has_web {
         out.line(format!(
@@ -353,11 +390,12 @@ async fn build_and_release(
         description: format!("Deploy {short}"),
         created_at: now_rfc3339(),
     };
-    c.store.create_release(&release).await?;
-    out.line(format!("-----> Releasing v{version}")).await;
-    c.scheduler.notify();
-    job::wait_deployed(c, app, version, has_web, DEPLOY_TIMEOUT).await?;
-    out.line("-----> Deploying... done").await;
+    release_phase::run(c, &node_url, &release, out).await?;
+    if out.gone() {
+        return Err(BuildError::ClientGone);
+    }
+    let check_json = check.as_ref().and_then(|c| serde_json::to_string(c).ok());
+    deploy_release(c, &release, check_json.as_deref(), has_web, out).await?;
     if has_web {
         out.line(format!(
             "       {} deployed to paas",
@@ -366,4 +404,60 @@ async fn build_and_release(
         .await;
     }
     Ok(version)
+}
+
+/// Stores `release`, makes it current and waits until it serves. When it does not, the
+/// release is marked failed with the reason and the app's current release goes back to
+/// the one before (auto rollback), which kept serving throughout.
+pub(crate) async fn deploy_release(
+    c: &Controller,
+    release: &ReleaseRow,
+    healthcheck: Option<&str>,
+    has_web: bool,
+    out: &mut Output,
+) -> Result<(), BuildError> {
+    use crate::store::release_status::{FAILED, PENDING, SUCCEEDED};
+    let (app, version) = (release.app.as_str(), release.version);
+    let previous = c.store.get_app(app).await?.and_then(|a| a.current_release);
+    c.store.create_release(release).await?;
+    c.store
+        .set_release_status(app, version, healthcheck, PENDING, None)
+        .await?;
+    out.line(format!("-----> Releasing v{version}")).await;
+    c.scheduler.notify();
+    match job::wait_deployed(c, app, version, has_web, DEPLOY_TIMEOUT).await {
+        Ok(()) => {
+            c.store
+                .set_release_status(app, version, None, SUCCEEDED, None)
+                .await?;
+            out.line("-----> Deploying... done").await;
+            Ok(())
+        }
+        Err(e) => {
+            let reason = match &e {
+                BuildError::NotServing { detail, .. } => detail.clone(),
+                other => other.to_string(),
+            };
+            c.store
+                .set_release_status(app, version, None, FAILED, Some(&reason))
+                .await?;
+            if c.store
+                .revert_current_release(app, version, previous)
+                .await?
+            {
+                c.scheduler.notify();
+                match previous {
+                    Some(p) => {
+                        out.line(format!(
+                            " !     v{version} failed: {reason}\n !     Rolled back to v{p}, which kept serving."
+                        ))
+                        .await
+                    }
+                    None => out.line(format!(" !     v{version} failed: {reason}")).await,
+                }
+                tracing::info!(%app, version, ?previous, "deploy failed, rolled back: {reason}");
+            }
+            Err(e)
+        }
+    }
 }

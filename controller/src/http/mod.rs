@@ -12,6 +12,7 @@ mod api3_tests;
 mod builds;
 mod certs;
 mod config;
+mod deploys;
 mod domains;
 mod etag;
 mod exec;
@@ -70,6 +71,7 @@ pub fn app(c: Arc<Controller>) -> axum::Router {
         .merge(builds::routes())
         .merge(rename::routes())
         .merge(openapi::routes())
+        .merge(deploys::routes())
         .merge(internal::routes())
         .merge(crate::git::routes())
         .with_state(c)

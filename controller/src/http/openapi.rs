@@ -89,7 +89,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("PATCH", "/v1/apps/{app}", "apps", "Rename an app: {\"name\": \"new-name\"}", 200, One("App"), Object),
     op("DELETE", "/v1/apps/{app}", "apps", "Destroy an app (?confirm=APP)", 204, Body::None, Body::None),
     op("GET", "/v1/apps/{app}/releases", "releases", "List releases, newest first (paged: ?limit=&after=VERSION)", 200, Many("Release"), Body::None),
-    op("POST", "/v1/apps/{app}/releases", "releases", "Roll back: {\"rollback\": N} or {} for the previous release", 201, One("Release"), Object),
+    op("POST", "/v1/apps/{app}/releases", "releases", "Roll back ({\"rollback\": N}, or {} for the previous release) or deploy an image of our registry without a build ({\"image\": REF})", 201, One("Release"), Object),
     op("GET", "/v1/apps/{app}/releases/{version}", "releases", "Show a release (3 or v3)", 200, One("Release"), Body::None),
     op("POST", "/v1/apps/{app}/rollback", "releases", "Roll back to the previous release (or {\"rollback\": N})", 201, One("Release"), Object),
     op("GET", "/v1/apps/{app}/config", "config", "Config vars as an object; answers with an ETag", 200, Object, Body::None),
@@ -139,6 +139,9 @@ pub const OPERATIONS: &[Operation] = &[
     op("POST", "/v1/tokens", "access", "Create an API token, shown once: {\"name\"?, \"expires_in_secs\"?, \"user\"?}", 201, Object, Object),
     op("DELETE", "/v1/tokens/{id}", "access", "Revoke an API token", 204, Body::None, Body::None),
     op("POST", "/v1/node-tokens", "nodes", "Issue a node its own token: {\"node\"} (admins)", 201, Object, Object),
+    op("GET", "/v1/apps/{app}/buildpack", "builds", "The built-in buildpack the app builds with (null: detection)", 200, Object, Body::None),
+    op("PUT", "/v1/apps/{app}/buildpack", "builds", "Choose a built-in buildpack: {\"buildpack\": \"python\"}", 200, Object, Object),
+    op("DELETE", "/v1/apps/{app}/buildpack", "builds", "Go back to detection", 204, Body::None, Body::None),
     op("DELETE", "/v1/node-tokens/{node}", "nodes", "Revoke a node's own token (admins)", 204, Body::None, Body::None),
 ];
 

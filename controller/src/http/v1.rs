@@ -92,9 +92,10 @@ async fn list_releases(
     Path(name): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
-    let releases = apps::releases(&c, &name).await?;
+    let releases: Vec<paas_api::Release> = apps::releases(&c, &name).await?;
+    let releases = super::deploys::with_status(&c, &name, releases).await?;
     page(releases, &q, &format!("/v1/apps/{name}/releases"), |r| {
-        r.version.to_string()
+        r["version"].to_string()
     })
 }
 

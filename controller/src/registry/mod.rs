@@ -8,6 +8,7 @@
 //! derived images) and `api` (the HTTP routes). See docs/registry.md.
 
 mod api;
+pub mod gc;
 mod image;
 pub mod manifest;
 pub mod names;

@@ -19,6 +19,7 @@
 //! for their jobs, health-checks web jobs, applies the plan and pushes routes to the router.
 
 mod elected;
+mod health;
 mod inputs;
 pub mod restart;
 mod runner;

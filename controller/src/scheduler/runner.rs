@@ -1,6 +1,6 @@
 //! The scheduler loop: every second (or at once when notified) it reads the store, asks each
 //! live agent for its jobs, merges the two, health-checks up web jobs (TCP connect to their
-//! `addr`), pushes the route table to the router, runs [`super::plan`] and applies the
+//! `addr`, or the release's app.json HTTP check, see [`super::health`]), pushes the route table to the router, runs [`super::plan`] and applies the
 //! actions. A job row is written BEFORE the agent is asked to start it, and job ids are
 //! persisted, so a restarted controller matches what the agents report instead of starting
 //! duplicates.
@@ -19,7 +19,9 @@ use futures_util::future::join_all;
 use paas_api::{ImageRef, JobSpec, JobState, JobStatus};
 use tokio::sync::{watch, Notify};
 
-use super::{inputs, plan_with_replacements, restart, Action, Formation, ObservedJob, Phase};
+use super::{
+    health, inputs, plan_with_replacements, restart, Action, Formation, ObservedJob, Phase,
+};
 use crate::config::Settings;
 use crate::router::{Backend, Route};
 use crate::state::{Controller, NODE_TIMEOUT_MS};
@@ -39,8 +41,6 @@ const KEPT_LOG_LINES: usize = 50;
 /// How long a stopped web job's in-flight requests may take to finish in the router
 /// before the job is stopped anyway.
 const DRAIN_GRACE: Duration = Duration::from_secs(30);
-/// Consecutive failed health checks before a once-healthy job leaves the routes.
-const HEALTH_FAILURES: u32 = 3;
 
 /// Job labels the controller sets and reads back.
 pub mod labels {
@@ -77,6 +77,9 @@ pub struct Snapshot {
     /// (app, release) → how many times its jobs crashed in a row (reset once one of them
     /// is healthy); those are restarted with a growing delay.
     pub crashing: HashMap<(String, u32), u32>,
+    /// (app, release) → why, when a web job of the release failed all the startup tries
+    /// of the release's app.json health check.
+    pub failed_checks: HashMap<(String, u32), String>,
 }
 
 /// The scheduler's side of [`Controller`]: wake-ups, jobs in flight, the last snapshot.
@@ -133,12 +136,6 @@ impl Handle {
     }
 }
 
-#[derive(Default)]
-struct Health {
-    ever: bool,
-    failures: u32,
-}
-
 struct Crashes {
     count: u32,
     last: Instant,
@@ -151,7 +148,7 @@ struct Crashes {
 #[derive(Default)]
 struct LoopState {
     pass: u64,
-    health: HashMap<String, Health>,
+    health: health::HealthState,
     crashes: HashMap<ProcessKey, Crashes>,
     counted_crashes: HashSet<String>,
     unreachable: HashSet<String>,
@@ -329,7 +326,7 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
         .map(|n| n.name.clone())
         .collect();
     let mut seen = observe(c, &reports, &silent, &starting, &stopping).await?;
-    check_health(st, &mut seen).await;
+    let failed_checks = check_health(c, st, &mut seen).await;
 
     // Crash bookkeeping for the restart delay.
     for s in &seen {
@@ -351,7 +348,7 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
         i.stop.retain(|id| ids.contains(id.as_str()));
     });
     st.counted_crashes.retain(|id| ids.contains(id.as_str()));
-    st.health.retain(|id, _| ids.contains(id.as_str()));
+    st.health.retain(&ids);
 
     // Desired state: formations of current releases, for process types the release has.
     let mut desired = Vec::new();
@@ -394,6 +391,7 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
         jobs: snapshot_jobs,
         routed,
         crashing,
+        failed_checks,
     }));
 
     let mut dynos: HashMap<ProcessKey, u32> = HashMap::new();
@@ -599,45 +597,37 @@ fn adoptable(node: &str, status: &JobStatus) -> Option<ObservedJob> {
     })
 }
 
-/// TCP-connects to every up web job; other up jobs count as healthy while they run.
-async fn check_health(st: &mut LoopState, seen: &mut [Seen]) {
-    let checks = seen
+/// Health-checks every up web job (see [`super::health`]); other up jobs count as healthy
+/// while they run. Returns (app, release) → why, for releases whose new web jobs failed all
+/// their startup health checks.
+async fn check_health(
+    c: &Controller,
+    st: &mut LoopState,
+    seen: &mut [Seen],
+) -> HashMap<(String, u32), String> {
+    let targets: Vec<health::Target> = seen
         .iter()
-        .filter(|s| s.job.phase == Phase::Up && s.job.process_type == "web")
-        .filter_map(|s| s.addr.clone().map(|a| (s.job.id.clone(), a)))
-        .map(|(id, addr)| async move {
-            let ok = matches!(
-                tokio::time::timeout(
-                    Duration::from_secs(1),
-                    tokio::net::TcpStream::connect(addr.as_str())
-                )
-                .await,
-                Ok(Ok(_))
-            );
-            (id, ok)
-        });
-    let results: HashMap<String, bool> = join_all(checks).await.into_iter().collect();
+        .filter(|s| health::is_checked(&s.job.process_type, s.job.phase))
+        .map(|s| health::Target {
+            id: &s.job.id,
+            app: &s.job.app,
+            release: s.job.release,
+            addr: s.addr.as_deref(),
+        })
+        .collect();
+    let results = st.health.check(c, &targets).await;
+    let failed = st.health.failed(c, &targets).await;
     for s in seen.iter_mut() {
         if s.job.phase != Phase::Up {
             continue;
         }
-        if s.job.process_type != "web" {
-            s.job.healthy = true;
-            continue;
-        }
-        let h = st.health.entry(s.job.id.clone()).or_default();
-        match results.get(&s.job.id) {
-            Some(true) => {
-                if !h.ever {
-                    tracing::info!(job = %s.job.id, addr = ?s.addr, "web job answers");
-                }
-                h.ever = true;
-                h.failures = 0;
-            }
-            _ => h.failures += 1,
-        }
-        s.job.healthy = h.ever && h.failures < HEALTH_FAILURES;
+        s.job.healthy = if s.job.process_type == "web" {
+            results.get(&s.job.id).copied().unwrap_or(false)
+        } else {
+            true
+        };
     }
+    failed
 }
 
 /// Replaces the router's table: every app (`<app>.<domain>` and its custom domains) → its
@@ -701,6 +691,12 @@ async fn push_routes(
     Ok(routed)
 }
 
+/// Sources the app's `.profile.d/*.sh` at every start (as Heroku does for each dyno, so
+/// scripts see `$PORT` and `$DYNO`), then runs the command (`$0`) in a fresh `sh -c`, which
+/// `exec`s a simple command so signals reach the app directly.
+pub const PROFILE_PRELUDE: &str = "for f in /app/.profile.d/*.sh; do [ -r \"$f\" ] && . \"$f\"; \
+     done; unset f; exec /bin/sh -c \"$0\"";
+
 /// The JobSpec of one process of a release.
 pub fn process_job_spec(
     settings: &Settings,
@@ -736,7 +732,12 @@ pub fn process_job_spec(
             repository: repository.into(),
             reference: reference.into(),
         },
-        command: vec!["/bin/sh".into(), "-c".into(), command],
+        command: vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            PROFILE_PRELUDE.into(),
+            command,
+        ],
         env,
         working_dir: None,
         port: (process_type == "web").then_some(APP_PORT),
@@ -952,6 +953,7 @@ async fn follow_pass(
         jobs,
         routed,
         crashing: HashMap::new(),
+        failed_checks: HashMap::new(),
     }));
     Ok(())
 }

@@ -20,6 +20,7 @@
 
 mod apps;
 mod certs;
+mod deploys;
 mod destroy;
 mod domains;
 mod dump;
@@ -47,6 +48,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use certs::CertRow;
+pub use deploys::{release_status, ReleaseStatus};
 pub use domains::{DomainAdded, DomainRow};
 pub use dump::TableDump;
 pub use nodes::{last_lines, Restarts};

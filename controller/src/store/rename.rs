@@ -16,6 +16,8 @@ pub const APP_TABLES: &[&str] = &[
     "app_collaborators",
     "certs",
     "https_redirects",
+    "release_status",
+    "app_buildpacks",
 ];
 
 impl Store {

@@ -1,0 +1,297 @@
+//! Deploys without a push and what the deploy pipeline adds to releases:
+//!
+//! * `POST /v1/apps/{app}/releases` `{"image": "<repo>@sha256:…" | "<repo>[:tag]"}` (the
+//!   route is shared with rollbacks, see `config::create_release`): deploys an image already
+//!   in the controller's registry. Its config's `Entrypoint` + `Cmd` become the `web`
+//!   process (`/bin/sh -c`, so the image needs a `/bin/sh`); its `Env`, `WorkingDir` and
+//!   `User` apply as they are. Answers once the release serves (`201`, the release with
+//!   `status`) or failed (`422`, rolled back).
+//! * the release list gains `status` (`pending`, `succeeded`, `failed`) and
+//!   `status_reason` (why a deploy failed).
+//! * `GET/PUT(POST)/DELETE /v1/apps/{app}/buildpack` `{"buildpack": "static"}`: the built-in
+//!   buildpack builds of the app use instead of detection (`paas buildpacks:set`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use http::StatusCode;
+use paas_api::Release;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::ApiError;
+use crate::auth::AppAccess;
+use crate::build::{buildpacks, deploy_release, BuildError, Output};
+use crate::state::Controller;
+use crate::store::ReleaseRow;
+use crate::util::now_rfc3339;
+
+pub(super) fn routes() -> Router<Arc<Controller>> {
+    Router::new().route(
+        "/v1/apps/{app}/buildpack",
+        get(get_buildpack)
+            .put(set_buildpack)
+            .delete(clear_buildpack),
+    )
+}
+
+/// The releases as JSON with each one's deploy `status` and `status_reason`.
+pub(super) async fn with_status(
+    c: &Controller,
+    app: &str,
+    releases: Vec<Release>,
+) -> Result<Vec<Value>, ApiError> {
+    let statuses = c.store.release_statuses(app).await?;
+    Ok(releases
+        .into_iter()
+        .map(|r| {
+            let st = statuses.get(&r.version);
+            let mut v = serde_json::to_value(&r).unwrap_or_default();
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert(
+                    "status".into(),
+                    json!(st.map_or("succeeded", |s| s.status.as_str())),
+                );
+                obj.insert(
+                    "status_reason".into(),
+                    json!(st.and_then(|s| s.reason.clone())),
+                );
+            }
+            v
+        })
+        .collect())
+}
+
+/// Splits `[host[:port]/]repo[:tag|@digest]` into (repo, reference).
+pub fn parse_image_ref(reference: &str) -> Result<(String, String), String> {
+    let mut rest = reference.trim();
+    if let Some((first, after)) = rest.split_once('/') {
+        if first.contains(':') || first.contains('.') || first == "localhost" {
+            rest = after;
+        }
+    }
+    let (repo, reference) = if let Some((repo, digest)) = rest.split_once('@') {
+        (repo, digest.to_string())
+    } else {
+        match rest.rsplit_once(':') {
+            Some((repo, tag)) if !tag.contains('/') => (repo, tag.to_string()),
+            _ => (rest, "latest".to_string()),
+        }
+    };
+    if repo.is_empty() || reference.is_empty() {
+        return Err(format!(
+            "{reference:?} is not an image reference: use NAME:TAG or NAME@sha256:…"
+        ));
+    }
+    Ok((repo.to_string(), reference))
+}
+
+/// Quotes `word` for `/bin/sh` when it needs it.
+fn sh_quote(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// The `web` command of an image config: its Entrypoint followed by its Cmd.
+pub fn web_command(config: &Value) -> Option<String> {
+    let c = config.get("config")?;
+    let list = |k: &str| -> Vec<String> {
+        c.get(k)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let words: Vec<String> = list("Entrypoint").into_iter().chain(list("Cmd")).collect();
+    (!words.is_empty()).then(|| {
+        words
+            .iter()
+            .map(|w| sh_quote(w))
+            .collect::<Vec<_>>()
+            .join(" ")
+    })
+}
+
+/// `POST /v1/apps/{app}/releases` with `{"image": …}`.
+pub(super) async fn deploy_image(
+    c: Arc<Controller>,
+    app: String,
+    image: String,
+) -> Result<Response, ApiError> {
+    if c.store.get_app(&app).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no app named {app}")));
+    }
+    let (repo, reference) = parse_image_ref(&image).map_err(ApiError::Validation)?;
+    let (bytes, media_type, digest) =
+        c.registry
+            .get_manifest(&repo, &reference)
+            .await
+            .map_err(|e| {
+                ApiError::NotFound(format!(
+                    "{image} is not in this controller's registry ({e}): push it first, e.g. \
+                 skopeo copy oci:DIR docker://CONTROLLER/{repo}:TAG --dest-creds admin:TOKEN"
+                ))
+            })?;
+    if media_type.contains("index") || media_type.contains("list") {
+        return Err(ApiError::Validation(format!(
+            "{image} is a multi-platform index: push a single-platform image \
+             (skopeo copy --override-arch …)"
+        )));
+    }
+    let manifest: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::Validation(format!("the manifest of {image} is not JSON: {e}")))?;
+    let config_digest = manifest["config"]["digest"].as_str().unwrap_or_default();
+    let config_path = c
+        .registry
+        .blob_path(config_digest)
+        .ok_or_else(|| ApiError::Validation(format!("the config blob of {image} is missing")))?;
+    let config: Value = serde_json::from_slice(
+        &tokio::fs::read(&config_path)
+            .await
+            .map_err(ApiError::internal)?,
+    )
+    .map_err(|e| ApiError::Validation(format!("the config of {image} is not JSON: {e}")))?;
+    let Some(web) = web_command(&config) else {
+        return Err(ApiError::Validation(format!(
+            "{image} has no Entrypoint or Cmd: paas would not know what to run as web"
+        )));
+    };
+
+    let lock = c.build_lock(&app);
+    let _guard = lock.lock().await;
+    let version = c.store.next_release_version(&app).await?;
+    let release = ReleaseRow {
+        app: app.clone(),
+        version,
+        image: format!("{repo}@{digest}"),
+        source_version: None,
+        process_types: BTreeMap::from([("web".to_string(), web)]),
+        config: c.store.config_vars(&app).await?,
+        description: format!("Deploy image {image}"),
+        created_at: now_rfc3339(),
+    };
+    tracing::info!(%app, version, %image, "deploying an image");
+    // Nobody reads the output (the receiver is dropped at once, so sends never wait); the
+    // answer carries the outcome.
+    let (tx, _) = tokio::sync::mpsc::channel(1);
+    let mut out = Output::new(tx);
+    let result = deploy_release(&c, &release, None, true, &mut out).await;
+    let mut body = serde_json::to_value(release.to_api()).unwrap_or_default();
+    let (status, code) = match &result {
+        Ok(()) => ("succeeded", StatusCode::CREATED),
+        Err(_) => ("failed", StatusCode::UNPROCESSABLE_ENTITY),
+    };
+    body["status"] = json!(status);
+    body["status_reason"] = match result {
+        Ok(()) => Value::Null,
+        Err(BuildError::NotServing { detail, .. }) => json!(detail),
+        Err(e) => json!(e.to_string()),
+    };
+    if code != StatusCode::CREATED {
+        // Also an `api::ErrorBody`, so clients print the reason.
+        body["error"] = json!({
+            "code": "deploy_failed",
+            "message": format!(
+                "v{version} of {app} did not start serving: {}. The previous release keeps \
+                 serving.",
+                body["status_reason"].as_str().unwrap_or("unknown")
+            ),
+        });
+    }
+    Ok((code, Json(body)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct BuildpackBody {
+    buildpack: String,
+}
+
+async fn get_buildpack(
+    _: AppAccess,
+    State(c): State<Arc<Controller>>,
+    Path(app): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if c.store.get_app(&app).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no app named {app}")));
+    }
+    let bp = c.store.app_buildpack(&app).await?;
+    Ok(Json(json!({ "app": app, "buildpack": bp })))
+}
+
+async fn set_buildpack(
+    _: AppAccess,
+    State(c): State<Arc<Controller>>,
+    Path(app): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let req: BuildpackBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!("the body must be {{\"buildpack\": \"NAME\"}}: {e}"))
+    })?;
+    if c.store.get_app(&app).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no app named {app}")));
+    }
+    let known = buildpacks::builtin_names();
+    let name = req.buildpack.trim();
+    if !known.iter().any(|k| k == name) {
+        return Err(ApiError::Validation(format!(
+            "{name:?} is not a built-in buildpack: use one of {} (buildpacks from a git URL \
+             are not supported yet)",
+            known.join(", ")
+        )));
+    }
+    c.store.set_app_buildpack(&app, Some(name)).await?;
+    Ok(Json(json!({ "app": app, "buildpack": name })))
+}
+
+async fn clear_buildpack(
+    _: AppAccess,
+    State(c): State<Arc<Controller>>,
+    Path(app): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if c.store.get_app(&app).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no app named {app}")));
+    }
+    c.store.set_app_buildpack(&app, None).await?;
+    Ok(Json(json!({ "app": app, "buildpack": null })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_refs() {
+        let p = |s| parse_image_ref(s).unwrap();
+        assert_eq!(p("img/web:1"), ("img/web".into(), "1".into()));
+        assert_eq!(p("127.0.0.1:8080/img:v2"), ("img".into(), "v2".into()));
+        assert_eq!(p("img"), ("img".into(), "latest".into()));
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(p(&format!("a/b@{d}")), ("a/b".into(), d.clone()));
+        assert!(parse_image_ref("").is_err());
+    }
+
+    #[test]
+    fn web_command_joins_entrypoint_and_cmd() {
+        let cfg = json!({"config": {"Entrypoint": ["/bin/httpd", "-f"], "Cmd": ["-p", "5000", "-h", "/www root"]}});
+        assert_eq!(
+            web_command(&cfg).unwrap(),
+            "/bin/httpd -f -p 5000 -h '/www root'"
+        );
+        assert_eq!(web_command(&json!({"config": {}})), None);
+    }
+}

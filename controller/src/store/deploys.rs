@@ -1,0 +1,212 @@
+//! How a release's deploy went (migration 0009): its health check from app.json, its
+//! status (`pending`, `succeeded`, `failed`) and the reason of a failure; moving an app's
+//! current release back after a failed deploy (auto rollback); the buildpack an app chose
+//! with `paas buildpacks:set`.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+
+use super::{query, Result, Store, StoreError};
+use crate::util::now_rfc3339;
+
+/// Deploy status values.
+pub mod release_status {
+    pub const PENDING: &str = "pending";
+    pub const SUCCEEDED: &str = "succeeded";
+    pub const FAILED: &str = "failed";
+}
+
+/// The deploy record of one release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseStatus {
+    pub version: u32,
+    /// JSON of the web startup health check, `None` for the TCP check.
+    pub healthcheck: Option<String>,
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+impl Store {
+    /// Records (or replaces) the deploy record of release `version`.
+    pub async fn set_release_status(
+        &self,
+        app: &str,
+        version: u32,
+        healthcheck: Option<&str>,
+        status: &str,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO release_status (app, version, healthcheck, status, reason, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (app, version) DO UPDATE SET \
+             healthcheck = COALESCE(excluded.healthcheck, release_status.healthcheck), \
+             status = excluded.status, reason = excluded.reason, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(app)
+        .bind(version as i64)
+        .bind(healthcheck)
+        .bind(status)
+        .bind(reason)
+        .bind(now_rfc3339())
+        .execute(self.pool())
+        .await
+        .map_err(query("recording a release's deploy status"))?;
+        Ok(())
+    }
+
+    /// The deploy records of an app's releases, by version.
+    pub async fn release_statuses(&self, app: &str) -> Result<HashMap<u32, ReleaseStatus>> {
+        let rows = sqlx::query(
+            "SELECT version, healthcheck, status, reason FROM release_status WHERE app = $1",
+        )
+        .bind(app)
+        .fetch_all(self.pool())
+        .await
+        .map_err(query("reading release deploy statuses"))?;
+        let mut out = HashMap::new();
+        for r in rows {
+            let get = |e| StoreError::Query {
+                what: "reading a release status row",
+                source: e,
+            };
+            let version = r.try_get::<i64, _>("version").map_err(get)? as u32;
+            out.insert(
+                version,
+                ReleaseStatus {
+                    version,
+                    healthcheck: r.try_get("healthcheck").map_err(get)?,
+                    status: r.try_get("status").map_err(get)?,
+                    reason: r.try_get("reason").map_err(get)?,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// The health check JSON of one release, `None` when it has none.
+    pub async fn release_healthcheck(&self, app: &str, version: u32) -> Result<Option<String>> {
+        let row =
+            sqlx::query("SELECT healthcheck FROM release_status WHERE app = $1 AND version = $2")
+                .bind(app)
+                .bind(version as i64)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(query("reading a release's health check"))?;
+        Ok(row.and_then(|r| r.try_get::<Option<String>, _>("healthcheck").ok().flatten()))
+    }
+
+    /// Sets the app's current release back to `to` (None: no release serves), but only
+    /// while the current one is still `from`: a newer deploy or a rollback in between wins.
+    /// Returns whether it changed.
+    pub async fn revert_current_release(
+        &self,
+        app: &str,
+        from: u32,
+        to: Option<u32>,
+    ) -> Result<bool> {
+        let res = sqlx::query(
+            "UPDATE apps SET current_release = $1 WHERE name = $2 AND current_release = $3",
+        )
+        .bind(to.map(|v| v as i64))
+        .bind(app)
+        .bind(from as i64)
+        .execute(self.pool())
+        .await
+        .map_err(query("rolling the current release back"))?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// The buildpack `paas buildpacks:set` chose for the app, if any.
+    pub async fn app_buildpack(&self, app: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT buildpack FROM app_buildpacks WHERE app = $1")
+            .bind(app)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(query("reading the app's buildpack"))?;
+        Ok(row.and_then(|r| r.try_get("buildpack").ok()))
+    }
+
+    /// Sets (or with `None` clears) the app's buildpack.
+    pub async fn set_app_buildpack(&self, app: &str, buildpack: Option<&str>) -> Result<()> {
+        let q = match buildpack {
+            Some(bp) => sqlx::query(
+                "INSERT INTO app_buildpacks (app, buildpack) VALUES ($1, $2) \
+                 ON CONFLICT (app) DO UPDATE SET buildpack = excluded.buildpack",
+            )
+            .bind(app)
+            .bind(bp),
+            None => sqlx::query("DELETE FROM app_buildpacks WHERE app = $1").bind(app),
+        };
+        q.execute(self.pool())
+            .await
+            .map_err(query("setting the app's buildpack"))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::release_status::*;
+    use crate::store::{ReleaseRow, Store};
+
+    async fn store() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
+        (store, dir)
+    }
+
+    fn release(version: u32) -> ReleaseRow {
+        ReleaseRow {
+            app: "a".into(),
+            version,
+            image: "apps/a@sha256:00".into(),
+            source_version: None,
+            process_types: [("web".to_string(), "x".to_string())].into(),
+            config: Default::default(),
+            description: "d".into(),
+            created_at: "t".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn status_rollback_and_buildpack() {
+        let (s, _dir) = store().await;
+        s.create_app("a").await.unwrap();
+        s.create_release(&release(1)).await.unwrap();
+        s.create_release(&release(2)).await.unwrap();
+        s.set_release_status("a", 2, Some("{\"path\":\"/h\"}"), PENDING, None)
+            .await
+            .unwrap();
+        s.set_release_status("a", 2, None, FAILED, Some("bad"))
+            .await
+            .unwrap();
+        let st = s.release_statuses("a").await.unwrap();
+        assert_eq!(st[&2].status, FAILED);
+        assert_eq!(st[&2].reason.as_deref(), Some("bad"));
+        assert_eq!(st[&2].healthcheck.as_deref(), Some("{\"path\":\"/h\"}"));
+        assert_eq!(
+            s.release_healthcheck("a", 2).await.unwrap().as_deref(),
+            Some("{\"path\":\"/h\"}")
+        );
+        assert!(s.release_healthcheck("a", 1).await.unwrap().is_none());
+        // Only while v2 is current.
+        assert!(!s.revert_current_release("a", 1, None).await.unwrap());
+        assert!(s.revert_current_release("a", 2, Some(1)).await.unwrap());
+        assert_eq!(
+            s.get_app("a").await.unwrap().unwrap().current_release,
+            Some(1)
+        );
+
+        assert_eq!(s.app_buildpack("a").await.unwrap(), None);
+        s.set_app_buildpack("a", Some("static")).await.unwrap();
+        s.set_app_buildpack("a", Some("procfile")).await.unwrap();
+        assert_eq!(
+            s.app_buildpack("a").await.unwrap().as_deref(),
+            Some("procfile")
+        );
+        s.set_app_buildpack("a", None).await.unwrap();
+        assert_eq!(s.app_buildpack("a").await.unwrap(), None);
+    }
+}
