@@ -1,35 +1,87 @@
 //! The controller's side of the dashboard: [`paas_web_ui::Dashboard`] answered from the
-//! same app services as the REST API (never SQL from the web UI).
+//! same app services and store functions as the REST API (never SQL from the web UI).
+//!
+//! Login: until users exist, the one user is `admin` with the admin token as password
+//! (compared in constant time). Sessions are signed with a key kept in
+//! `DATA_DIR/dashboard-key`, so they survive a controller restart.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use paas_api::{App, Release};
+use axum::response::IntoResponse;
+use paas_api::{App, Build, Release};
+use paas_web_ui::{ActionError, JobInfo, JobSeries, NodeInfo, ProcessType, SessionUser};
 
 use crate::apps::{self, AppsError};
-use crate::state::Controller;
+use crate::scheduler::Phase;
+use crate::state::{Controller, NODE_TIMEOUT_MS};
+use crate::store::DomainAdded;
+use crate::util::{rfc3339_from_ms, unix_ms};
+
+/// Every process gets this much memory (as in the formation API).
+const PROCESS_BYTES: u64 = 512 * 1024 * 1024;
+/// The most processes of one type (as in the formation API).
+const MAX_QUANTITY: u32 = 100;
 
 /// The dashboard's view of the controller.
 pub struct ControllerDashboard {
     controller: Arc<Controller>,
+    session_key: Vec<u8>,
 }
 
 impl ControllerDashboard {
+    /// Loads (or makes) the session key in the data directory; when that fails the key
+    /// lives in memory only and sessions end with the process.
     pub fn new(controller: Arc<Controller>) -> ControllerDashboard {
-        ControllerDashboard { controller }
+        let path = controller.settings.data_dir.join("dashboard-key");
+        let key = match crate::util::load_or_create_token(&path) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!("dashboard sessions will not survive a restart: {e}");
+                crate::util::random_hex(32)
+            }
+        };
+        ControllerDashboard {
+            controller,
+            session_key: key.into_bytes(),
+        }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+impl From<AppsError> for ActionError {
+    fn from(e: AppsError) -> Self {
+        match e {
+            AppsError::Store(e) => ActionError::Internal(e.to_string()),
+            e => ActionError::User(e.to_string()),
+        }
+    }
+}
+
+fn store_err(e: crate::store::StoreError) -> ActionError {
+    ActionError::Internal(e.to_string())
+}
+
+impl ControllerDashboard {
+    async fn require_app(&self, name: &str) -> Result<(), ActionError> {
+        match self.controller.store.get_app(name).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(ActionError::User(format!("there is no app named {name}"))),
+            Err(e) => Err(store_err(e)),
+        }
     }
 }
 
 impl paas_web_ui::Dashboard for ControllerDashboard {
     async fn apps(&self) -> Result<Vec<App>, String> {
-        apps::list(&self.controller)
-            .await
-            .map_err(|e| e.to_string())
+        apps::list(&self.controller).await.map_err(internal)
     }
 
     async fn app(&self, name: &str) -> Result<Option<App>, String> {
-        apps::get(&self.controller, name)
-            .await
-            .map_err(|e| e.to_string())
+        apps::get(&self.controller, name).await.map_err(internal)
     }
 
     async fn releases(&self, name: &str) -> Result<Vec<Release>, String> {
@@ -38,5 +90,300 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
             Err(AppsError::NotFound(_)) => Ok(Vec::new()),
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    fn session_key(&self) -> Vec<u8> {
+        self.session_key.clone()
+    }
+
+    async fn login(&self, user: &str, password: &str) -> Result<Option<SessionUser>, String> {
+        let token = self.controller.tokens.admin();
+        let ok = crate::auth::constant_time_eq(password.as_bytes(), token.as_bytes());
+        Ok((user == "admin" && ok).then(|| SessionUser {
+            name: "admin".to_string(),
+        }))
+    }
+
+    async fn create_app(&self, name: &str) -> Result<App, ActionError> {
+        Ok(apps::create(&self.controller, name).await?)
+    }
+
+    async fn formation(&self, app: &str) -> Result<Vec<ProcessType>, String> {
+        let c = &self.controller;
+        let Some(row) = c.store.get_app(app).await.map_err(internal)? else {
+            return Ok(Vec::new());
+        };
+        let Some(version) = row.current_release else {
+            return Ok(Vec::new());
+        };
+        let Some(release) = c.store.get_release(app, version).await.map_err(internal)? else {
+            return Ok(Vec::new());
+        };
+        let counts: HashMap<String, u32> = c
+            .store
+            .formations()
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .filter(|f| f.app == app)
+            .map(|f| (f.process_type, f.count))
+            .collect();
+        Ok(release
+            .process_types
+            .into_iter()
+            .map(|(name, command)| ProcessType {
+                quantity: counts.get(&name).copied().unwrap_or(0),
+                name,
+                command,
+            })
+            .collect())
+    }
+
+    async fn scale(&self, app: &str, process_type: &str, quantity: u32) -> Result<(), ActionError> {
+        self.require_app(app).await?;
+        let types = self.formation(app).await.map_err(ActionError::Internal)?;
+        if types.is_empty() {
+            return Err(ActionError::User(format!(
+                "{app} has no release yet: deploy it with `git push` before scaling"
+            )));
+        }
+        if !types.iter().any(|t| t.name == process_type) {
+            let names: Vec<&str> = types.iter().map(|t| t.name.as_str()).collect();
+            return Err(ActionError::User(format!(
+                "{app} has no process type {process_type:?}: its release has {}",
+                names.join(", ")
+            )));
+        }
+        if quantity > MAX_QUANTITY {
+            return Err(ActionError::User(format!(
+                "at most {MAX_QUANTITY} processes of one type"
+            )));
+        }
+        let c = &self.controller;
+        c.store
+            .set_formation(app, process_type, quantity)
+            .await
+            .map_err(store_err)?;
+        c.scheduler.notify();
+        tracing::info!(%app, process_type, quantity, "scaled from the dashboard");
+        Ok(())
+    }
+
+    async fn jobs(&self, app: &str) -> Result<Vec<JobInfo>, String> {
+        let c = &self.controller;
+        let rows: HashMap<String, crate::store::JobRow> = c
+            .store
+            .active_jobs()
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .filter(|j| j.app == app)
+            .map(|j| (j.id.clone(), j))
+            .collect();
+        let snap = c.scheduler.snapshot();
+        Ok(snap
+            .jobs
+            .iter()
+            .filter(|j| j.app == app)
+            .map(|j| {
+                let row = rows.get(&j.id);
+                JobInfo {
+                    id: j.id.clone(),
+                    process_type: j.process_type.clone(),
+                    release: j.release,
+                    node: j.node.clone(),
+                    state: match j.phase {
+                        Phase::Starting => "starting",
+                        Phase::Up if j.healthy => "up",
+                        Phase::Up => "unhealthy",
+                        Phase::Stopping => "stopping",
+                        Phase::Finished => "down",
+                    }
+                    .to_string(),
+                    restarts: snap
+                        .crashing
+                        .get(&(j.app.clone(), j.release))
+                        .copied()
+                        .unwrap_or(0),
+                    started_at: row.map(|r| r.created_at.clone()),
+                    exit_reason: row.and_then(|r| r.exit_reason.clone()),
+                }
+            })
+            .collect())
+    }
+
+    async fn config(&self, app: &str) -> Result<BTreeMap<String, String>, String> {
+        apps::config(&self.controller, app).await.map_err(internal)
+    }
+
+    async fn set_config(
+        &self,
+        app: &str,
+        changes: BTreeMap<String, Option<String>>,
+    ) -> Result<Option<u32>, ActionError> {
+        for key in changes.keys() {
+            paas_api::names::validate_config_key(key).map_err(ActionError::User)?;
+        }
+        let (_, version) = apps::set_config(&self.controller, app, &changes).await?;
+        Ok(version)
+    }
+
+    async fn rollback(&self, app: &str, version: u32) -> Result<Release, ActionError> {
+        Ok(apps::rollback(&self.controller, app, Some(version)).await?)
+    }
+
+    async fn domains(&self, app: &str) -> Result<Vec<String>, String> {
+        let rows = self
+            .controller
+            .store
+            .domains(Some(app))
+            .await
+            .map_err(internal)?;
+        Ok(rows.into_iter().map(|d| d.hostname).collect())
+    }
+
+    async fn add_domain(&self, app: &str, hostname: &str) -> Result<(), ActionError> {
+        let c = &self.controller;
+        let hostname = crate::http::validate_hostname(hostname, &c.settings.domain)
+            .map_err(ActionError::User)?;
+        self.require_app(app).await?;
+        match c
+            .store
+            .add_domain(app, &hostname)
+            .await
+            .map_err(store_err)?
+        {
+            DomainAdded::Added(_) | DomainAdded::Already(_) => {
+                c.scheduler.notify();
+                Ok(())
+            }
+            DomainAdded::TakenBy(other) => Err(ActionError::User(format!(
+                "{hostname} is already a domain of {other}; remove it there first"
+            ))),
+        }
+    }
+
+    async fn remove_domain(&self, app: &str, hostname: &str) -> Result<(), ActionError> {
+        let c = &self.controller;
+        let hostname = hostname.trim().trim_end_matches('.').to_ascii_lowercase();
+        if !c
+            .store
+            .remove_domain(app, &hostname)
+            .await
+            .map_err(store_err)?
+        {
+            return Err(ActionError::User(format!("{app} has no domain {hostname}")));
+        }
+        c.scheduler.notify();
+        Ok(())
+    }
+
+    async fn builds(&self, app: &str) -> Result<Vec<Build>, String> {
+        match apps::builds(&self.controller, app).await {
+            Ok(b) => Ok(b),
+            Err(AppsError::NotFound(_)) => Ok(Vec::new()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    async fn build_log(
+        &self,
+        app: &str,
+        build_id: &str,
+    ) -> Result<Option<(Build, String)>, String> {
+        let row = self
+            .controller
+            .store
+            .get_build(build_id)
+            .await
+            .map_err(internal)?;
+        Ok(row
+            .filter(|b| b.app == app)
+            .map(|b| (b.to_api(), b.log.clone())))
+    }
+
+    async fn log_stream(&self, app: &str) -> Result<axum::response::Response, String> {
+        match crate::http::dashboard_stream(Arc::clone(&self.controller), app.to_string()).await {
+            Ok(r) => Ok(r),
+            Err(e @ crate::http::ApiError::NotFound(_)) => Ok(e.into_response()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    async fn stats(&self, app: &str) -> Result<Vec<JobSeries>, String> {
+        let c = &self.controller;
+        let snap = c.scheduler.snapshot();
+        Ok(snap
+            .jobs
+            .iter()
+            .filter(|j| j.app == app)
+            .map(|j| {
+                let points = crate::job_stats::cpu_percent(&c.job_stats.samples(&j.id));
+                JobSeries {
+                    job_id: j.id.clone(),
+                    process_type: j.process_type.clone(),
+                    at_ms: points.iter().map(|p| p.0).collect(),
+                    cpu_percent: points.iter().map(|p| p.1).collect(),
+                    memory_bytes: points.iter().map(|p| p.2).collect(),
+                }
+            })
+            .filter(|s| !s.at_ms.is_empty())
+            .collect())
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeInfo>, String> {
+        let c = &self.controller;
+        let now = unix_ms();
+        let rows = c.store.list_nodes().await.map_err(internal)?;
+        let draining = c.store.draining_nodes().await.map_err(internal)?;
+        let snap = c.scheduler.snapshot();
+        Ok(rows
+            .into_iter()
+            .map(|n| {
+                let jobs: Vec<_> = snap
+                    .jobs
+                    .iter()
+                    .filter(|j| j.node == n.name && matches!(j.phase, Phase::Starting | Phase::Up))
+                    .collect();
+                NodeInfo {
+                    state: if now - n.last_seen_ms > NODE_TIMEOUT_MS {
+                        "down"
+                    } else if draining.contains(&n.name) {
+                        "draining"
+                    } else {
+                        "up"
+                    }
+                    .to_string(),
+                    reserved_bytes: jobs.len() as u64 * PROCESS_BYTES,
+                    used_bytes: jobs
+                        .iter()
+                        .filter_map(|j| c.job_stats.latest_memory(&j.id))
+                        .sum(),
+                    jobs: jobs
+                        .iter()
+                        .map(|j| format!("{}/{}", j.app, j.process_type))
+                        .collect(),
+                    last_seen: rfc3339_from_ms(n.last_seen_ms),
+                    memory_bytes: n.memory_bytes,
+                    url: n.url,
+                    name: n.name,
+                }
+            })
+            .collect())
+    }
+
+    async fn set_draining(&self, node: &str, draining: bool) -> Result<(), ActionError> {
+        let c = &self.controller;
+        if !c
+            .store
+            .set_node_draining(node, draining)
+            .await
+            .map_err(store_err)?
+        {
+            return Err(ActionError::User(format!("node {node}")));
+        }
+        tracing::info!(node, draining, "node drain changed from the dashboard");
+        c.scheduler.notify();
+        Ok(())
     }
 }

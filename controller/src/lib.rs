@@ -25,6 +25,7 @@ pub mod dashboard;
 pub mod git;
 pub mod hook;
 pub mod http;
+pub mod job_stats;
 pub mod registry;
 pub mod router;
 pub mod scheduler;

@@ -186,6 +186,25 @@ async fn logs(
         .into_response())
 }
 
+/// The dashboard's live log (its session already checked): the last 100 lines, then new
+/// ones, as Server-Sent Events.
+pub(crate) async fn dashboard_stream(
+    c: Arc<Controller>,
+    app: String,
+) -> Result<Response, ApiError> {
+    let q = LogsQuery {
+        tail: true,
+        ps: None,
+        lines: Some(DEFAULT_LINES),
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::ACCEPT,
+        http::HeaderValue::from_static("text/event-stream"),
+    );
+    logs(Admin, State(c), Path(app), Query(q), headers).await
+}
+
 /// Follows every job of the app (new ones as they appear) until the client goes away.
 async fn follow(
     c: Arc<Controller>,
