@@ -134,6 +134,7 @@ pub(crate) async fn submit<D: Dashboard>(
 /// `POST /logout` — clears the session cookie (CSRF-checked so other sites cannot log
 /// the user out).
 pub(crate) async fn logout<D: Dashboard>(
+    State(_): State<Arc<D>>,
     session: Session,
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
