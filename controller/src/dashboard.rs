@@ -387,3 +387,115 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use http::{header, Request, StatusCode};
+    use paas_web_ui::{ActionError, Dashboard};
+    use tower::ServiceExt;
+
+    use super::ControllerDashboard;
+    use crate::config::Settings;
+    use crate::state::Controller;
+
+    async fn controller(dir: &tempfile::TempDir) -> Arc<Controller> {
+        let settings = Settings::new(
+            dir.path().to_path_buf(),
+            "127.0.0.1:8080".parse().unwrap(),
+            8000,
+            "localhost",
+        )
+        .unwrap();
+        Controller::open(settings).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn admin_logs_in_with_the_admin_token_and_the_key_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = controller(&dir).await;
+        let d = ControllerDashboard::new(Arc::clone(&c));
+        let token = c.tokens.admin().to_string();
+        assert_eq!(
+            d.login("admin", &token).await.unwrap().map(|u| u.name),
+            Some("admin".to_string())
+        );
+        assert_eq!(d.login("admin", "wrong").await.unwrap(), None);
+        assert_eq!(d.login("root", &token).await.unwrap(), None);
+        assert!(d.session_key().len() >= 32);
+        let again = ControllerDashboard::new(c);
+        assert_eq!(again.session_key(), d.session_key(), "kept in the data dir");
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_a_user_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = ControllerDashboard::new(controller(&dir).await);
+        assert!(matches!(
+            d.create_app("Bad_Name").await,
+            Err(ActionError::User(_))
+        ));
+        d.create_app("hello").await.unwrap();
+        assert!(matches!(
+            d.create_app("hello").await,
+            Err(ActionError::User(_))
+        ));
+        let bad = BTreeMap::from([("BAD KEY".to_string(), Some("x".to_string()))]);
+        assert!(matches!(
+            d.set_config("hello", bad).await,
+            Err(ActionError::User(_))
+        ));
+        let good = BTreeMap::from([("GOOD".to_string(), Some("x".to_string()))]);
+        assert_eq!(
+            d.set_config("hello", good).await.unwrap(),
+            None,
+            "no release yet"
+        );
+        assert_eq!(d.config("hello").await.unwrap()["GOOD"], "x");
+        assert!(matches!(
+            d.scale("hello", "web", 2).await,
+            Err(ActionError::User(_))
+        ));
+        assert!(matches!(
+            d.add_domain("hello", "not a host").await,
+            Err(ActionError::User(_))
+        ));
+        assert!(matches!(
+            d.set_draining("nope", true).await,
+            Err(ActionError::User(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn pages_are_mounted_behind_the_login_and_heartbeat_stats_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = controller(&dir).await;
+        let resp = crate::http::app(Arc::clone(&c))
+            .oneshot(Request::get("/").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+        assert_eq!(resp.headers()[header::LOCATION], "/login");
+        for cpu in [1000, 2000] {
+            let hb = format!(
+                r#"{{"name":"n1","url":"http://127.0.0.1:1","memory_bytes":1024,
+                    "stats":[{{"job_id":"j1","cpu_usage_usec":{cpu},"memory_bytes":5,
+                    "at":"2026-01-01T00:00:00Z"}}]}}"#
+            );
+            let req = Request::post("/v1/nodes/heartbeat")
+                .header(header::AUTHORIZATION, format!("Bearer {}", c.tokens.node()))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(hb))
+                .unwrap();
+            let resp = crate::http::app(Arc::clone(&c)).oneshot(req).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        }
+        let samples = c.job_stats.samples("j1");
+        assert_eq!(samples.len(), 2);
+        assert_eq!(samples[1].cpu_usage_usec, 2000);
+        assert_eq!(c.job_stats.latest_memory("j1"), Some(5));
+    }
+}
