@@ -27,6 +27,7 @@ pub mod gc;
 pub mod git;
 pub mod hook;
 pub mod http;
+pub mod job_stats;
 pub mod registry;
 pub mod router;
 pub mod routing;

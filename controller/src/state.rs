@@ -72,6 +72,8 @@ pub struct Controller {
     build_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Apps with a build running (for the app status).
     building: Mutex<HashSet<String>>,
+    /// The last CPU and memory samples of each job, from the heartbeats (dashboard charts).
+    pub job_stats: crate::job_stats::JobStatsStore,
 }
 
 impl std::fmt::Debug for Controller {
@@ -141,6 +143,7 @@ impl Controller {
             runs: Mutex::new(HashMap::new()),
             build_locks: Mutex::new(HashMap::new()),
             building: Mutex::new(HashSet::new()),
+            job_stats: crate::job_stats::JobStatsStore::default(),
         }))
     }
 

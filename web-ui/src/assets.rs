@@ -18,3 +18,18 @@ pub(crate) async fn stylesheet() -> impl IntoResponse {
         APP_CSS,
     )
 }
+
+/// The one script: live logs (EventSource), config reveal and the CPU/memory charts.
+const APP_JS: &str = include_str!("../static/app.js");
+
+/// `GET /static/app.js`
+pub(crate) async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        APP_JS,
+    )
+}

@@ -4,32 +4,102 @@
 //! here) and mounts [`router`]. The web-ui helper implements the pages and may extend the
 //! trait (adding methods) as pages grow.
 //!
-//! Pages (see `docs/dashboard.md`):
-//!
-//! * `GET /` — every app: name, status, current release, URL, created time; when there are
-//!   no apps, how to deploy the first one with `git push`.
-//! * `GET /apps/{name}` — one app: URL, git remote, current release and the release list.
-//! * `GET /static/app.css` — the stylesheet, embedded in the binary.
-//!
-//! The routes come in two routers so that the login of a later version can wrap the pages
-//! without locking the stylesheet away from the login page:
-//! `pages(d).layer(auth).merge(assets())`. [`router`] is that merge without auth.
+//! Pages (see `docs/dashboard.md`): `/login`, `/` (apps), `/apps/{name}` (releases,
+//! formation, jobs, config, domains, builds, live logs, charts), `/apps/{name}/builds/{id}`,
+//! `/nodes`. Every page but `/login` needs a session (a signed cookie, see [`session`]);
+//! every POST form carries the session's CSRF token. Static assets under `/static/` stay
+//! public so the login page can use them.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::routing::get;
-use paas_api::{App, Release};
+use axum::routing::{get, post};
+use paas_api::{App, Build, Release};
 
+mod actions;
 mod assets;
+mod login;
+mod nodes;
 mod pages;
 mod render;
+pub mod session;
+
+/// The user a session belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionUser {
+    pub name: String,
+}
+
+/// Why a change the user asked for did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionError {
+    /// Bad input or a refused change: the message is shown to the user next to the form.
+    User(String),
+    /// Something broke: logged, never shown.
+    Internal(String),
+}
+
+/// One process type of an app's formation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessType {
+    pub name: String,
+    pub command: String,
+    pub quantity: u32,
+}
+
+/// One job of an app as the dashboard shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JobInfo {
+    pub id: String,
+    pub process_type: String,
+    pub release: u32,
+    pub node: String,
+    /// starting, up, unhealthy, stopping, down
+    pub state: String,
+    /// Crashes in a row of this release's jobs.
+    pub restarts: u32,
+    /// RFC 3339, when the job was created.
+    pub started_at: Option<String>,
+    /// Why the job's last run ended, when it did.
+    pub exit_reason: Option<String>,
+}
+
+/// One node with its capacity and use.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeInfo {
+    pub name: String,
+    pub url: String,
+    /// up, down, draining
+    pub state: String,
+    pub memory_bytes: u64,
+    /// Memory the scheduler reserved for the node's jobs.
+    pub reserved_bytes: u64,
+    /// Memory the node's jobs use now (from the last heartbeat's stats).
+    pub used_bytes: u64,
+    pub last_seen: String,
+    /// `app/type` of each job on the node.
+    pub jobs: Vec<String>,
+}
+
+/// CPU and memory samples of one job, oldest first.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
+pub struct JobSeries {
+    pub job_id: String,
+    pub process_type: String,
+    /// Unix milliseconds.
+    pub at_ms: Vec<i64>,
+    /// CPU use between two samples, percent of one core.
+    pub cpu_percent: Vec<f64>,
+    pub memory_bytes: Vec<u64>,
+}
 
 /// What the dashboard needs from the controller.
 ///
-/// Each method is one question a page asks. Errors are plain strings: the dashboard logs
-/// them and shows a generic error page (500), so they may carry internal detail. To grow a
-/// page, add a method here and implement it in the controller.
+/// Each method is one question a page asks or one change a form makes. Errors of the
+/// questions are plain strings: the dashboard logs them and shows a generic error page
+/// (500), so they may carry internal detail. Changes answer [`ActionError`]: `User` is shown
+/// next to the form. To grow a page, add a method here and implement it in the controller.
 pub trait Dashboard: Send + Sync + 'static {
     /// Every app, with its current release and URL.
     fn apps(&self) -> impl Future<Output = Result<Vec<App>, String>> + Send;
@@ -40,22 +110,142 @@ pub trait Dashboard: Send + Sync + 'static {
     /// The releases of an existing app, in any order (the page sorts them newest first);
     /// empty when the app has not been deployed yet.
     fn releases(&self, name: &str) -> impl Future<Output = Result<Vec<Release>, String>> + Send;
+
+    /// The key that signs session cookies (at least 32 bytes; keep it across restarts so
+    /// sessions survive them).
+    fn session_key(&self) -> Vec<u8>;
+
+    /// Checks a user name and password: `Ok(None)` when they do not match.
+    fn login(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> impl Future<Output = Result<Option<SessionUser>, String>> + Send;
+
+    /// Creates an app (the name is checked by the controller).
+    fn create_app(&self, name: &str) -> impl Future<Output = Result<App, ActionError>> + Send;
+
+    /// The current release's process types with their quantities.
+    fn formation(&self, app: &str)
+        -> impl Future<Output = Result<Vec<ProcessType>, String>> + Send;
+
+    /// Sets how many processes of one type run.
+    fn scale(
+        &self,
+        app: &str,
+        process_type: &str,
+        quantity: u32,
+    ) -> impl Future<Output = Result<(), ActionError>> + Send;
+
+    /// The app's jobs.
+    fn jobs(&self, app: &str) -> impl Future<Output = Result<Vec<JobInfo>, String>> + Send;
+
+    /// The app's config vars.
+    fn config(
+        &self,
+        app: &str,
+    ) -> impl Future<Output = Result<BTreeMap<String, String>, String>> + Send;
+
+    /// Sets (`Some`) or unsets (`None`) config vars; the new release's version, if one was
+    /// made. A bad key is an [`ActionError::User`].
+    fn set_config(
+        &self,
+        app: &str,
+        changes: BTreeMap<String, Option<String>>,
+    ) -> impl Future<Output = Result<Option<u32>, ActionError>> + Send;
+
+    /// Rolls back to release `version` (a new release).
+    fn rollback(
+        &self,
+        app: &str,
+        version: u32,
+    ) -> impl Future<Output = Result<Release, ActionError>> + Send;
+
+    /// The app's custom domains.
+    fn domains(&self, app: &str) -> impl Future<Output = Result<Vec<String>, String>> + Send;
+
+    /// Adds a custom domain.
+    fn add_domain(
+        &self,
+        app: &str,
+        hostname: &str,
+    ) -> impl Future<Output = Result<(), ActionError>> + Send;
+
+    /// Removes a custom domain.
+    fn remove_domain(
+        &self,
+        app: &str,
+        hostname: &str,
+    ) -> impl Future<Output = Result<(), ActionError>> + Send;
+
+    /// The app's builds, any order (the page sorts newest first).
+    fn builds(&self, app: &str) -> impl Future<Output = Result<Vec<Build>, String>> + Send;
+
+    /// One build's log; `Ok(None)` when the app has no such build.
+    fn build_log(
+        &self,
+        app: &str,
+        build_id: &str,
+    ) -> impl Future<Output = Result<Option<(Build, String)>, String>> + Send;
+
+    /// The app's live log as Server-Sent Events (recent lines, then new ones as they come).
+    fn log_stream(
+        &self,
+        app: &str,
+    ) -> impl Future<Output = Result<axum::response::Response, String>> + Send;
+
+    /// Recent CPU and memory samples of the app's jobs.
+    fn stats(&self, app: &str) -> impl Future<Output = Result<Vec<JobSeries>, String>> + Send;
+
+    /// Every node with its capacity, use and jobs.
+    fn nodes(&self) -> impl Future<Output = Result<Vec<NodeInfo>, String>> + Send;
+
+    /// Drains (`true`) or undrains a node.
+    fn set_draining(
+        &self,
+        node: &str,
+        draining: bool,
+    ) -> impl Future<Output = Result<(), ActionError>> + Send;
 }
 
-/// The dashboard's routes (`/`, `/apps/{name}`, static assets under `/static/`).
+/// Everything: the login routes, the protected pages and the public assets.
 pub fn router<D: Dashboard>(dashboard: Arc<D>) -> axum::Router {
     pages(dashboard).merge(assets())
 }
 
-/// The HTML pages only: the part a login layer will protect.
+/// The HTML pages and form actions (each handler checks the session itself; the login
+/// routes are the only ones that do not need one).
 pub fn pages<D: Dashboard>(dashboard: Arc<D>) -> axum::Router {
     axum::Router::new()
+        .route("/login", get(login::form::<D>).post(login::submit::<D>))
+        .route("/logout", post(login::logout::<D>))
         .route("/", get(pages::apps_list::<D>))
+        .route("/apps", post(actions::create_app::<D>))
         .route("/apps/{name}", get(pages::app_detail::<D>))
+        .route("/apps/{name}/rollback", post(actions::rollback::<D>))
+        .route("/apps/{name}/scale", post(actions::scale::<D>))
+        .route("/apps/{name}/config", post(actions::set_config::<D>))
+        .route(
+            "/apps/{name}/config/unset",
+            post(actions::unset_config::<D>),
+        )
+        .route("/apps/{name}/domains", post(actions::add_domain::<D>))
+        .route(
+            "/apps/{name}/domains/remove",
+            post(actions::remove_domain::<D>),
+        )
+        .route("/apps/{name}/builds/{id}", get(pages::build_detail::<D>))
+        .route("/apps/{name}/logs/stream", get(pages::log_stream::<D>))
+        .route("/apps/{name}/stats.json", get(pages::stats::<D>))
+        .route("/nodes", get(nodes::list::<D>))
+        .route("/nodes/{name}/drain", post(nodes::drain::<D>))
+        .route("/nodes/{name}/undrain", post(nodes::undrain::<D>))
         .with_state(dashboard)
 }
 
 /// The static assets under `/static/`, public so the login page can use them too.
 pub fn assets() -> axum::Router {
-    axum::Router::new().route("/static/app.css", get(assets::stylesheet))
+    axum::Router::new()
+        .route("/static/app.css", get(assets::stylesheet))
+        .route("/static/app.js", get(assets::script))
 }

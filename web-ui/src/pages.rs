@@ -5,34 +5,75 @@
 
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap};
-use paas_api::{App, Release};
+use axum::response::{IntoResponse, Response};
+use paas_api::{App, Build, Release};
 
 use crate::render::{Page, PageError};
-use crate::Dashboard;
+use crate::session::Session;
+use crate::{Dashboard, JobInfo, ProcessType};
 
 /// `GET /`
 #[derive(Template)]
 #[template(path = "apps.html")]
 pub(crate) struct AppsPage {
-    apps: Vec<AppView>,
+    pub(crate) apps: Vec<AppView>,
     /// `http://<host>/git/`, for the deploy instructions of the empty state.
-    git_base: String,
+    pub(crate) git_base: String,
+    pub(crate) csrf: String,
+    pub(crate) user: String,
+    /// The create-app form's error and the name that was typed.
+    pub(crate) create_error: Option<String>,
+    pub(crate) create_name: String,
 }
 
 /// `GET /apps/{name}`
 #[derive(Template)]
 #[template(path = "app.html")]
 pub(crate) struct AppPage {
-    app: AppView,
-    git_url: String,
-    releases: Vec<ReleaseView>,
+    pub(crate) app: AppView,
+    pub(crate) git_url: String,
+    pub(crate) releases: Vec<ReleaseView>,
+    pub(crate) formation: Vec<ProcessType>,
+    pub(crate) jobs: Vec<JobView>,
+    pub(crate) config: Vec<(String, String)>,
+    pub(crate) domains: Vec<String>,
+    pub(crate) builds: Vec<BuildView>,
+    pub(crate) errors: FormErrors,
+    pub(crate) csrf: String,
+    pub(crate) user: String,
+}
+
+/// `GET /apps/{name}/builds/{id}`
+#[derive(Template)]
+#[template(path = "build.html")]
+pub(crate) struct BuildPage {
+    app: String,
+    build: BuildView,
+    log: String,
+    csrf: String,
+    user: String,
+}
+
+/// What went wrong with a form on the app page, shown next to that form (with what the
+/// user typed, so nothing is lost).
+#[derive(Default)]
+pub(crate) struct FormErrors {
+    pub(crate) config: Option<String>,
+    pub(crate) config_key: String,
+    pub(crate) config_value: String,
+    pub(crate) scale: Option<String>,
+    pub(crate) domain: Option<String>,
+    pub(crate) domain_value: String,
+    pub(crate) rollback: Option<String>,
 }
 
 /// One app as the pages show it.
-struct AppView {
+pub(crate) struct AppView {
     name: String,
     status: String,
     /// One of a fixed set, safe to use in a CSS class name.
@@ -43,11 +84,14 @@ struct AppView {
     /// Only `http(s)://` URLs become links (never `javascript:` or the like).
     web_url_is_link: bool,
     created: Timestamp,
+    /// "2 up / 2" (filled in by the list).
+    jobs: String,
 }
 
 /// One release row.
-struct ReleaseView {
+pub(crate) struct ReleaseView {
     version: String,
+    number: u32,
     is_current: bool,
     description: String,
     /// The first 7 characters of the git commit, when the release came from a push.
@@ -55,76 +99,321 @@ struct ReleaseView {
     created: Timestamp,
 }
 
+/// One job row.
+pub(crate) struct JobView {
+    name: String,
+    process_type: String,
+    release: String,
+    node: String,
+    state: String,
+    state_class: &'static str,
+    uptime: String,
+    restarts: u32,
+    exit_reason: String,
+}
+
+/// One build row.
+pub(crate) struct BuildView {
+    id: String,
+    status: String,
+    status_class: &'static str,
+    commit: String,
+    release: String,
+    created: Timestamp,
+}
+
 /// An RFC 3339 time, with a short form for people and the full one for `<time datetime>`.
-struct Timestamp {
+pub(crate) struct Timestamp {
     full: String,
     short: String,
 }
 
+fn backend(action: &'static str) -> impl FnOnce(String) -> PageError {
+    move |message| PageError::Backend { action, message }
+}
+
 /// `GET /` — the apps list, or the deploy instructions when there is none.
 pub(crate) async fn apps_list<D: Dashboard>(
+    session: Session,
     State(dashboard): State<Arc<D>>,
     headers: HeaderMap,
 ) -> Result<Page<AppsPage>, PageError> {
-    let mut apps = dashboard
-        .apps()
-        .await
-        .map_err(|message| PageError::Backend {
-            action: "list the apps",
-            message,
-        })?;
+    Ok(Page(
+        apps_page(&*dashboard, &session, &headers, None, String::new()).await?,
+    ))
+}
+
+/// The apps list with an optional create-form error.
+pub(crate) async fn apps_page<D: Dashboard>(
+    dashboard: &D,
+    session: &Session,
+    headers: &HeaderMap,
+    create_error: Option<String>,
+    create_name: String,
+) -> Result<AppsPage, PageError> {
+    let mut apps = dashboard.apps().await.map_err(backend("list the apps"))?;
     apps.sort_by(|a, b| a.name.cmp(&b.name));
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("<controller>");
-    Ok(Page(AppsPage {
-        apps: apps.iter().map(AppView::from_app).collect(),
+    let mut views = Vec::new();
+    for app in &apps {
+        let mut view = AppView::from_app(app);
+        let jobs = dashboard
+            .jobs(&app.name)
+            .await
+            .map_err(backend("list the jobs"))?;
+        let up = jobs.iter().filter(|j| j.state == "up").count();
+        view.jobs = format!("{up} up / {}", jobs.len());
+        views.push(view);
+    }
+    Ok(AppsPage {
+        apps: views,
         git_base: format!("http://{host}/git/"),
-    }))
+        csrf: session.csrf.clone(),
+        user: session.user.clone(),
+        create_error,
+        create_name,
+    })
 }
 
-/// `GET /apps/{name}` — one app and its releases, newest first.
+/// `GET /apps/{name}` — one app with everything about it.
 pub(crate) async fn app_detail<D: Dashboard>(
+    session: Session,
     State(dashboard): State<Arc<D>>,
     Path(name): Path<String>,
 ) -> Result<Page<AppPage>, PageError> {
-    // A name that cannot be valid cannot exist: answer without asking the controller.
-    if paas_api::names::validate_app_name(&name).is_err() {
-        return Err(PageError::AppNotFound { name });
-    }
+    Ok(Page(
+        app_page(&*dashboard, &session, &name, FormErrors::default()).await?,
+    ))
+}
+
+/// Checks that an app name could exist (an impossible one is a 404 without a question).
+pub(crate) fn check_name(name: &str) -> Result<(), PageError> {
+    paas_api::names::validate_app_name(name).map_err(|_| PageError::AppNotFound {
+        name: name.to_string(),
+    })
+}
+
+/// The app page, with form errors to show.
+pub(crate) async fn app_page<D: Dashboard>(
+    dashboard: &D,
+    session: &Session,
+    name: &str,
+    errors: FormErrors,
+) -> Result<AppPage, PageError> {
+    check_name(name)?;
     let app = dashboard
-        .app(&name)
+        .app(name)
         .await
-        .map_err(|message| PageError::Backend {
-            action: "load the app",
-            message,
-        })?
-        .ok_or_else(|| PageError::AppNotFound { name: name.clone() })?;
-    let mut releases = dashboard
-        .releases(&name)
-        .await
-        .map_err(|message| PageError::Backend {
-            action: "list the releases",
-            message,
+        .map_err(backend("load the app"))?
+        .ok_or_else(|| PageError::AppNotFound {
+            name: name.to_string(),
         })?;
+    let mut releases = dashboard
+        .releases(name)
+        .await
+        .map_err(backend("list the releases"))?;
     releases.sort_by_key(|r| std::cmp::Reverse(r.version));
-    Ok(Page(AppPage {
+    let formation = dashboard
+        .formation(name)
+        .await
+        .map_err(backend("read the formation"))?;
+    let mut jobs = dashboard
+        .jobs(name)
+        .await
+        .map_err(backend("list the jobs"))?;
+    jobs.sort_by(|a, b| (&a.process_type, &a.id).cmp(&(&b.process_type, &b.id)));
+    let config = dashboard
+        .config(name)
+        .await
+        .map_err(backend("read the config"))?;
+    let mut domains = dashboard
+        .domains(name)
+        .await
+        .map_err(backend("list the domains"))?;
+    domains.sort();
+    let mut builds = dashboard
+        .builds(name)
+        .await
+        .map_err(backend("list the builds"))?;
+    builds.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    builds.truncate(10);
+    let now = now_secs();
+    let mut counters: BTreeMap<String, u32> = BTreeMap::new();
+    Ok(AppPage {
         git_url: app.git_url.clone(),
         releases: releases
             .iter()
             .map(|r| ReleaseView::from_release(r, app.current_release))
             .collect(),
         app: AppView::from_app(&app),
+        formation,
+        jobs: jobs
+            .iter()
+            .map(|j| {
+                let n = counters.entry(j.process_type.clone()).or_default();
+                *n += 1;
+                JobView::from_job(j, *n, now)
+            })
+            .collect(),
+        config: config.into_iter().collect(),
+        domains,
+        builds: builds.iter().map(BuildView::from_build).collect(),
+        errors,
+        csrf: session.csrf.clone(),
+        user: session.user.clone(),
+    })
+}
+
+/// `GET /apps/{name}/builds/{id}` — one build and its log.
+pub(crate) async fn build_detail<D: Dashboard>(
+    session: Session,
+    State(dashboard): State<Arc<D>>,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Page<BuildPage>, PageError> {
+    check_name(&name)?;
+    let (build, log) = dashboard
+        .build_log(&name, &id)
+        .await
+        .map_err(backend("read the build"))?
+        .ok_or_else(|| PageError::NotFound {
+            what: format!("build {id} of {name}"),
+        })?;
+    Ok(Page(BuildPage {
+        app: name,
+        build: BuildView::from_build(&build),
+        log,
+        csrf: session.csrf,
+        user: session.user,
     }))
+}
+
+/// `GET /apps/{name}/logs/stream` — the app's live log as Server-Sent Events.
+pub(crate) async fn log_stream<D: Dashboard>(
+    _: Session,
+    State(dashboard): State<Arc<D>>,
+    Path(name): Path<String>,
+) -> Result<Response, PageError> {
+    check_name(&name)?;
+    dashboard
+        .log_stream(&name)
+        .await
+        .map_err(backend("stream the logs"))
+}
+
+/// `GET /apps/{name}/stats.json` — the chart data: samples per job.
+pub(crate) async fn stats<D: Dashboard>(
+    _: Session,
+    State(dashboard): State<Arc<D>>,
+    Path(name): Path<String>,
+) -> Result<Response, PageError> {
+    check_name(&name)?;
+    let series = dashboard
+        .stats(&name)
+        .await
+        .map_err(backend("read the stats"))?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(series)).into_response())
+}
+
+pub(crate) fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SS…Z` (UTC only); `None` otherwise.
+fn parse_utc(s: &str) -> Option<i64> {
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    if !(s.ends_with('Z') || s.ends_with("+00:00")) {
+        return None;
+    }
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+/// `3d 4h`, `2h 5m`, `4m 10s`, `12s`.
+fn duration_text(secs: i64) -> String {
+    let secs = secs.max(0);
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m {s}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+impl JobView {
+    fn from_job(j: &JobInfo, n: u32, now: i64) -> Self {
+        let running = matches!(j.state.as_str(), "up" | "unhealthy" | "starting");
+        JobView {
+            name: format!("{}.{n}", j.process_type),
+            process_type: j.process_type.clone(),
+            release: format!("v{}", j.release),
+            node: j.node.clone(),
+            state_class: match j.state.as_str() {
+                "up" => "up",
+                "unhealthy" | "down" => "crashed",
+                "starting" | "stopping" => "busy",
+                _ => "unknown",
+            },
+            state: j.state.clone(),
+            uptime: match j.started_at.as_deref().and_then(parse_utc) {
+                Some(t) if running => duration_text(now - t),
+                _ => "–".to_string(),
+            },
+            restarts: j.restarts,
+            exit_reason: j.exit_reason.clone().unwrap_or_else(|| "–".to_string()),
+        }
+    }
+}
+
+impl BuildView {
+    fn from_build(b: &Build) -> Self {
+        BuildView {
+            id: b.id.clone(),
+            status_class: match b.status.as_str() {
+                "succeeded" => "up",
+                "failed" => "crashed",
+                "pending" | "building" => "busy",
+                _ => "unknown",
+            },
+            status: b.status.clone(),
+            commit: b
+                .source_version
+                .as_deref()
+                .map(|c| c.chars().take(7).collect())
+                .unwrap_or_else(|| "–".to_string()),
+            release: b
+                .release
+                .map(|v| format!("v{v}"))
+                .unwrap_or_else(|| "–".to_string()),
+            created: Timestamp::new(&b.created_at),
+        }
+    }
 }
 
 impl AppView {
     fn from_app(app: &App) -> Self {
-        let status = if app.status.is_empty() {
-            "unknown".to_string()
-        } else {
-            app.status.clone()
+        let status = match app.status.as_str() {
+            "" => "unknown".to_string(),
+            "idle" => "no release".to_string(),
+            s => s.to_string(),
         };
         AppView {
             name: app.name.clone(),
@@ -138,6 +427,7 @@ impl AppView {
                 || app.web_url.starts_with("https://"),
             web_url: app.web_url.clone(),
             created: Timestamp::new(&app.created_at),
+            jobs: String::new(),
         }
     }
 }
@@ -146,6 +436,7 @@ impl ReleaseView {
     fn from_release(release: &Release, current: Option<u32>) -> Self {
         ReleaseView {
             version: format!("v{}", release.version),
+            number: release.version,
             is_current: current == Some(release.version),
             description: release.description.clone(),
             commit: release
@@ -163,7 +454,7 @@ fn status_class(status: &str) -> &'static str {
         "up" => "up",
         "crashed" => "crashed",
         "building" | "deploying" => "busy",
-        "idle" => "idle",
+        "idle" | "no release" => "idle",
         _ => "unknown",
     }
 }
@@ -203,6 +494,23 @@ mod tests {
         );
         assert_eq!(Timestamp::new("soon").short, "soon");
         assert_eq!(Timestamp::new("é").short, "é");
+    }
+
+    #[test]
+    fn utc_times_parse_and_durations_read_well() {
+        assert_eq!(parse_utc("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_utc("2024-05-01T12:34:56Z"), Some(1_714_566_896));
+        assert_eq!(
+            parse_utc("2024-05-01T12:34:56.5+00:00"),
+            Some(1_714_566_896)
+        );
+        assert_eq!(parse_utc("2024-05-01T12:34:56+02:00"), None);
+        assert_eq!(parse_utc("soon"), None);
+        assert_eq!(duration_text(12), "12s");
+        assert_eq!(duration_text(250), "4m 10s");
+        assert_eq!(duration_text(7500), "2h 5m");
+        assert_eq!(duration_text(3 * 86_400 + 4 * 3600), "3d 4h");
+        assert_eq!(duration_text(-5), "0s");
     }
 
     #[test]

@@ -5,13 +5,14 @@ use askama::Template;
 use axum::http::{header, HeaderName, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
-/// Headers on every HTML page. The pages use no scripts, no inline styles and nothing from
-/// other origins, so the policy can be strict; `form-action` is ready for the login form.
+/// Headers on every HTML page. Scripts and styles come only from `/static/` (no inline
+/// code, nothing from other origins); `connect-src 'self'` lets the page's script read the
+/// live log stream and the chart data.
 const SECURITY_HEADERS: [(HeaderName, &str); 3] = [
     (
         header::CONTENT_SECURITY_POLICY,
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
-         frame-ancestors 'none'; base-uri 'none'",
+        "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; \
+         img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     ),
     (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
     (header::REFERRER_POLICY, "same-origin"),
@@ -50,6 +51,12 @@ pub(crate) enum PageError {
     /// `/apps/{name}` for an app that does not exist.
     #[error("no app named {name:?}")]
     AppNotFound { name: String },
+    /// A page or build that does not exist.
+    #[error("not found: {what}")]
+    NotFound { what: String },
+    /// A form without the session's CSRF token.
+    #[error("the form's CSRF token does not match the session")]
+    Csrf,
     /// A template failed to render (a bug in a template or its data).
     #[error("could not render a dashboard template: {source}")]
     Render { source: askama::Error },
@@ -74,6 +81,22 @@ impl IntoResponse for PageError {
                         "There is no app named “{name}”. It may have been deleted, or the \
                          name may be misspelled."
                     ),
+                },
+            ),
+            PageError::NotFound { what } => (
+                StatusCode::NOT_FOUND,
+                ErrorPage {
+                    title: "Not found",
+                    message: format!("There is no {what}."),
+                },
+            ),
+            PageError::Csrf => (
+                StatusCode::FORBIDDEN,
+                ErrorPage {
+                    title: "Form expired",
+                    message: "The form was not sent from this dashboard session (its CSRF \
+                              token does not match). Reload the page and try again."
+                        .to_string(),
                 },
             ),
             PageError::Backend { .. } | PageError::Render { .. } => {

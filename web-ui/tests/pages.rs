@@ -2,20 +2,34 @@
 //! `tower::ServiceExt::oneshot` (no socket).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use paas_api::{App, Release};
-use paas_web_ui::{router, Dashboard};
+use axum::response::IntoResponse;
+use paas_api::{App, Build, Release};
+use paas_web_ui::session::Session;
+use paas_web_ui::{
+    router, ActionError, Dashboard, JobInfo, JobSeries, NodeInfo, ProcessType, SessionUser,
+};
 use tower::ServiceExt;
 
-/// Pure data: the apps, their releases, or an error for every question.
+const KEY: &[u8] = b"test session key, 32 bytes long!";
+
+/// Pure data: the apps, their releases, or an error for every question; the changes asked
+/// for are recorded in `calls`.
 #[derive(Default)]
 struct FakeDashboard {
     apps: Vec<App>,
     releases: BTreeMap<String, Vec<Release>>,
     fail_with: Option<String>,
+    calls: Mutex<Vec<String>>,
+}
+
+impl FakeDashboard {
+    fn call(&self, c: String) {
+        self.calls.lock().unwrap().push(c);
+    }
 }
 
 impl Dashboard for FakeDashboard {
@@ -35,6 +49,153 @@ impl Dashboard for FakeDashboard {
             return Err(err.clone());
         }
         Ok(self.releases.get(name).cloned().unwrap_or_default())
+    }
+
+    fn session_key(&self) -> Vec<u8> {
+        KEY.to_vec()
+    }
+
+    async fn login(&self, user: &str, password: &str) -> Result<Option<SessionUser>, String> {
+        Ok(
+            (user == "admin" && password == "s3cret").then(|| SessionUser {
+                name: "admin".into(),
+            }),
+        )
+    }
+
+    async fn create_app(&self, name: &str) -> Result<App, ActionError> {
+        if name.contains('_') {
+            return Err(ActionError::User(format!(
+                "{name:?} is not a valid app name"
+            )));
+        }
+        self.call(format!("create {name}"));
+        Ok(app(name, None, "idle"))
+    }
+
+    async fn formation(&self, app: &str) -> Result<Vec<ProcessType>, String> {
+        Ok(if app == "hello" {
+            vec![ProcessType {
+                name: "web".into(),
+                command: "./server".into(),
+                quantity: 1,
+            }]
+        } else {
+            vec![]
+        })
+    }
+
+    async fn scale(&self, app: &str, t: &str, q: u32) -> Result<(), ActionError> {
+        self.call(format!("scale {app} {t}={q}"));
+        Ok(())
+    }
+
+    async fn jobs(&self, app: &str) -> Result<Vec<JobInfo>, String> {
+        Ok(if app == "hello" {
+            vec![JobInfo {
+                id: "job-1".into(),
+                process_type: "web".into(),
+                release: 2,
+                node: "node-a".into(),
+                state: "up".into(),
+                restarts: 3,
+                started_at: Some("2024-05-01T12:00:00Z".into()),
+                exit_reason: Some("exited with 1".into()),
+            }]
+        } else {
+            vec![]
+        })
+    }
+
+    async fn config(&self, _: &str) -> Result<BTreeMap<String, String>, String> {
+        Ok(BTreeMap::from([(
+            "SECRET".to_string(),
+            "hunter2<b>".to_string(),
+        )]))
+    }
+
+    async fn set_config(
+        &self,
+        app: &str,
+        changes: BTreeMap<String, Option<String>>,
+    ) -> Result<Option<u32>, ActionError> {
+        for k in changes.keys() {
+            if k.contains(' ') {
+                return Err(ActionError::User(format!(
+                    "{k:?} is not a valid config key"
+                )));
+            }
+        }
+        self.call(format!("config {app} {changes:?}"));
+        Ok(Some(3))
+    }
+
+    async fn rollback(&self, app: &str, version: u32) -> Result<Release, ActionError> {
+        self.call(format!("rollback {app} v{version}"));
+        Ok(release(app, 3, "Rollback"))
+    }
+
+    async fn domains(&self, _: &str) -> Result<Vec<String>, String> {
+        Ok(vec!["www.example.com".into()])
+    }
+
+    async fn add_domain(&self, app: &str, h: &str) -> Result<(), ActionError> {
+        self.call(format!("domain+ {app} {h}"));
+        Ok(())
+    }
+
+    async fn remove_domain(&self, app: &str, h: &str) -> Result<(), ActionError> {
+        self.call(format!("domain- {app} {h}"));
+        Ok(())
+    }
+
+    async fn builds(&self, app: &str) -> Result<Vec<Build>, String> {
+        Ok(vec![Build {
+            id: "b1".into(),
+            app: app.into(),
+            status: "succeeded".into(),
+            source_version: Some("1a2b3c4d".into()),
+            release: Some(1),
+            created_at: "2024-05-01T10:00:00Z".into(),
+            finished_at: None,
+        }])
+    }
+
+    async fn build_log(&self, app: &str, id: &str) -> Result<Option<(Build, String)>, String> {
+        let b = self.builds(app).await?.into_iter().find(|b| b.id == id);
+        Ok(b.map(|b| (b, "-----> Building <tiny>\n".to_string())))
+    }
+
+    async fn log_stream(&self, app: &str) -> Result<axum::response::Response, String> {
+        Ok(format!("data: log of {app}\n\n").into_response())
+    }
+
+    async fn stats(&self, _: &str) -> Result<Vec<JobSeries>, String> {
+        Ok(vec![JobSeries {
+            job_id: "job-1".into(),
+            process_type: "web".into(),
+            at_ms: vec![1000, 2000],
+            cpu_percent: vec![1.5, 2.5],
+            memory_bytes: vec![100, 200],
+        }])
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeInfo>, String> {
+        Ok(vec![NodeInfo {
+            name: "node-a".into(),
+            url: "http://10.0.0.1:7000".into(),
+            state: "up".into(),
+            memory_bytes: 4 << 30,
+            reserved_bytes: 1 << 30,
+            used_bytes: 300 << 20,
+            last_seen: "2024-05-01T12:00:00Z".into(),
+            jobs: vec!["hello/web".into()],
+        }])
+    }
+
+    async fn set_draining(&self, node: &str, draining: bool) -> Result<(), ActionError> {
+        self.call(format!("drain {node} {draining}"));
+        Ok(())
     }
 }
 
@@ -73,6 +234,7 @@ fn sample() -> FakeDashboard {
             ],
         )]),
         fail_with: None,
+        calls: Mutex::new(Vec::new()),
     }
 }
 
@@ -83,12 +245,31 @@ struct Answer {
     body: String,
 }
 
+fn session() -> Session {
+    Session::new("admin")
+}
+
+/// A GET with a valid session.
 async fn get(dashboard: FakeDashboard, uri: &str) -> Answer {
-    let request = Request::get(uri)
-        .header(header::HOST, "ctl.example:8080")
-        .body(Body::empty())
-        .unwrap();
-    let response = router(Arc::new(dashboard)).oneshot(request).await.unwrap();
+    send(Arc::new(dashboard), Request::get(uri), Some(&session()), "").await
+}
+
+/// Any request, with the session's cookie when given, and a form body.
+async fn send(
+    dashboard: Arc<FakeDashboard>,
+    builder: axum::http::request::Builder,
+    session: Option<&Session>,
+    form: &str,
+) -> Answer {
+    let mut builder = builder.header(header::HOST, "ctl.example:8080");
+    if let Some(s) = session {
+        builder = builder.header(header::COOKIE, format!("paas_session={}", s.encode(KEY)));
+    }
+    if !form.is_empty() {
+        builder = builder.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    }
+    let request = builder.body(Body::from(form.to_string())).unwrap();
+    let response = router(dashboard).oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
     let content_type = headers
@@ -190,7 +371,10 @@ async fn app_page_shows_url_current_release_and_releases_newest_first() {
     let v2 = body.find("Deploy 9f8e7d6").expect("v2 listed");
     let v1 = body.find("Deploy 1a2b3c4").expect("v1 listed");
     assert!(v2 < v1, "newest release first: {body}");
-    assert!(body.contains(r#"<tr class="current">"#), "{body}");
+    assert!(
+        body.contains(r#"<tr class="current" data-version="2">"#),
+        "{body}"
+    );
     assert!(body.contains("<code>1a2b3c4</code>"), "{body}");
 }
 
@@ -242,6 +426,8 @@ async fn pages_carry_a_strict_content_security_policy() {
         .unwrap();
     assert!(csp.contains("default-src 'none'"), "{csp}");
     assert!(csp.contains("style-src 'self'"), "{csp}");
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
 }
 
 #[tokio::test]
@@ -256,4 +442,276 @@ async fn stylesheet_is_served_as_css() {
     assert!(css.body.contains("@media"), "narrow-screen rules present");
     assert!(!css.body.contains("@import"), "no external stylesheets");
     assert!(!css.body.contains("url("), "no external fonts or images");
+}
+
+#[tokio::test]
+async fn pages_without_a_session_go_to_the_login_form_but_assets_stay_public() {
+    let d = Arc::new(sample());
+    for uri in ["/", "/apps/hello", "/nodes", "/apps/hello/stats.json"] {
+        let page = send(Arc::clone(&d), Request::get(uri), None, "").await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{uri}");
+        assert_eq!(page.headers[header::LOCATION], "/login", "{uri}");
+    }
+    let forged = Session {
+        user: "admin".into(),
+        csrf: "x".into(),
+        expires: u64::MAX,
+    };
+    let mut req = Request::get("/");
+    req = req.header(
+        header::COOKIE,
+        format!("paas_session={}", forged.encode(b"other key")),
+    );
+    let page = send(Arc::clone(&d), req, None, "").await;
+    assert_eq!(
+        page.status,
+        StatusCode::SEE_OTHER,
+        "a cookie signed with another key"
+    );
+    let js = send(d, Request::get("/static/app.js"), None, "").await;
+    assert_eq!(js.status, StatusCode::OK);
+    assert!(js.content_type.starts_with("text/javascript"));
+    assert!(js.body.contains("EventSource"));
+}
+
+#[tokio::test]
+async fn login_checks_the_form_token_and_the_password() {
+    let d = Arc::new(sample());
+    let form = send(Arc::clone(&d), Request::get("/login"), None, "").await;
+    assert_eq!(form.status, StatusCode::OK);
+    let cookie = form.headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http: no Secure flag: {cookie}"
+    );
+    let token = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("paas_login_csrf=")
+        .to_string();
+    assert!(
+        form.body.contains(&format!("value=\"{token}\"")),
+        "{}",
+        form.body
+    );
+    let with_cookie =
+        || Request::post("/login").header(header::COOKIE, format!("paas_login_csrf={token}"));
+
+    let wrong = send(
+        Arc::clone(&d),
+        with_cookie(),
+        None,
+        &format!("user=admin&password=nope&csrf={token}"),
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        wrong.body.contains("Wrong user name or password"),
+        "{}",
+        wrong.body
+    );
+
+    let no_token = send(
+        Arc::clone(&d),
+        with_cookie(),
+        None,
+        "user=admin&password=s3cret&csrf=other",
+    )
+    .await;
+    assert_eq!(no_token.status, StatusCode::FORBIDDEN);
+
+    let ok = send(
+        Arc::clone(&d),
+        with_cookie(),
+        None,
+        &format!("user=admin&password=s3cret&csrf={token}"),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    assert_eq!(ok.headers[header::LOCATION], "/");
+    let value = ok
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("paas_session="))
+        .expect("session cookie");
+    let value = value
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("paas_session=");
+    let s = Session::decode(value, KEY).expect("a valid session");
+    assert_eq!(s.user, "admin");
+
+    // Over https (as a proxy says) the cookie is Secure.
+    let https = send(
+        d,
+        Request::get("/login").header("x-forwarded-proto", "https"),
+        None,
+        "",
+    )
+    .await;
+    assert!(https.headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("; Secure"));
+}
+
+#[tokio::test]
+async fn forms_need_the_sessions_csrf_token() {
+    let d = Arc::new(sample());
+    let s = session();
+    for (uri, form) in [
+        ("/apps/hello/config", "key=A&value=1".to_string()),
+        ("/apps/hello/scale", "type=web&quantity=2".to_string()),
+        ("/apps/hello/rollback", "version=1".to_string()),
+        ("/nodes/node-a/drain", String::new()),
+        ("/apps", "name=x".to_string()),
+    ] {
+        let body = format!("{form}&csrf=wrong");
+        let page = send(Arc::clone(&d), Request::post(uri), Some(&s), &body).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{uri}");
+    }
+    assert!(d.calls.lock().unwrap().is_empty(), "nothing changed");
+}
+
+#[tokio::test]
+async fn app_forms_change_things_and_show_errors_next_to_the_field() {
+    let d = Arc::new(sample());
+    let s = session();
+    let csrf = &s.csrf;
+    let post = |uri: &'static str, form: String| {
+        let d = Arc::clone(&d);
+        let s = s.clone();
+        async move { send(d, Request::post(uri), Some(&s), &form).await }
+    };
+    let ok = post(
+        "/apps/hello/config",
+        format!("key=GREETING&value=hi&csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    assert_eq!(ok.headers[header::LOCATION], "/apps/hello#config");
+    let bad = post(
+        "/apps/hello/config",
+        format!("key=BAD+KEY&value=hi&csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let field = bad.body.find("id=\"config-key\"").expect("key field");
+    let error = bad.body.find("id=\"config-error\"").expect("error shown");
+    assert!(
+        error > field && error - field < 400,
+        "error right after the field"
+    );
+    assert!(
+        bad.body.contains("value=\"BAD KEY\""),
+        "what was typed is kept"
+    );
+    assert_eq!(
+        post(
+            "/apps/hello/scale",
+            format!("type=web&quantity=2&csrf={csrf}")
+        )
+        .await
+        .status,
+        StatusCode::SEE_OTHER
+    );
+    let nan = post(
+        "/apps/hello/scale",
+        format!("type=web&quantity=lots&csrf={csrf}"),
+    )
+    .await;
+    assert!(nan.body.contains("id=\"scale-error\""), "{}", nan.body);
+    post("/apps/hello/rollback", format!("version=1&csrf={csrf}")).await;
+    post(
+        "/apps/hello/domains",
+        format!("hostname=www.example.org&csrf={csrf}"),
+    )
+    .await;
+    post(
+        "/apps/hello/config/unset",
+        format!("key=SECRET&csrf={csrf}"),
+    )
+    .await;
+    post("/nodes/node-a/drain", format!("csrf={csrf}")).await;
+    let created = post("/apps", format!("name=new-app&csrf={csrf}")).await;
+    assert_eq!(created.headers[header::LOCATION], "/apps/new-app");
+    let bad_name = post("/apps", format!("name=Bad_Name&csrf={csrf}")).await;
+    assert!(
+        bad_name.body.contains("id=\"create-error\""),
+        "{}",
+        bad_name.body
+    );
+    let calls = d.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls,
+        vec![
+            "config hello {\"GREETING\": Some(\"hi\")}",
+            "scale hello web=2",
+            "rollback hello v1",
+            "domain+ hello www.example.org",
+            "config hello {\"SECRET\": None}",
+            "drain node-a true",
+            "create new-app",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn app_page_shows_formation_jobs_masked_config_domains_builds_and_live_parts() {
+    let page = get(sample(), "/apps/hello").await;
+    let body = &page.body;
+    for needle in [
+        "id=\"scale-web\"",
+        "<strong>web.1</strong>",
+        "node-a",
+        "exited with 1",
+        "data-key=\"SECRET\"",
+        "class=\"secret\" hidden>hunter2&#60;b&#62;<",
+        "www.example.com",
+        "/apps/hello/builds/b1",
+        "data-src=\"/apps/hello/logs/stream\"",
+        "data-src=\"/apps/hello/stats.json\"",
+        "Roll back to v1",
+        "src=\"/static/app.js\"",
+    ] {
+        assert!(body.contains(needle), "{needle} missing: {body}");
+    }
+    assert!(
+        !body.contains("Roll back to v2"),
+        "the current release has no button"
+    );
+    let build = get(sample(), "/apps/hello/builds/b1").await;
+    assert!(
+        build.body.contains("-----&#62; Building &#60;tiny&#62;"),
+        "{}",
+        build.body
+    );
+    assert_eq!(
+        get(sample(), "/apps/hello/builds/zz").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let stats = get(sample(), "/apps/hello/stats.json").await;
+    assert!(
+        stats.body.contains("\"cpu_percent\":[1.5,2.5]"),
+        "{}",
+        stats.body
+    );
+    let nodes = get(sample(), "/nodes").await;
+    assert!(
+        nodes.body.contains("4 GiB") && nodes.body.contains("hello/web"),
+        "{}",
+        nodes.body
+    );
+    assert!(nodes.body.contains("/nodes/node-a/drain"), "{}", nodes.body);
 }

@@ -119,6 +119,16 @@ async fn logs(
     Query(q): Query<LogsQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    app_logs(c, app, q, headers).await
+}
+
+/// The logs answer once the caller's access to `app` has been checked.
+async fn app_logs(
+    c: Arc<Controller>,
+    app: String,
+    q: LogsQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     if c.store.get_app(&app).await?.is_none() {
         return Err(ApiError::NotFound(format!("no app named {app}")));
     }
@@ -181,6 +191,25 @@ async fn logs(
         body,
     )
         .into_response())
+}
+
+/// The dashboard's live log (its session already checked): the last 100 lines, then new
+/// ones, as Server-Sent Events.
+pub(crate) async fn dashboard_stream(
+    c: Arc<Controller>,
+    app: String,
+) -> Result<Response, ApiError> {
+    let q = LogsQuery {
+        tail: true,
+        ps: None,
+        lines: Some(DEFAULT_LINES),
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::ACCEPT,
+        http::HeaderValue::from_static("text/event-stream"),
+    );
+    app_logs(c, app, q, headers).await
 }
 
 /// Follows every job of the app (new ones as they appear) until the client goes away.

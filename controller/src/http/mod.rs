@@ -34,6 +34,9 @@ mod v1;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use domains::validate_hostname;
+pub(crate) use logs::dashboard_stream;
+
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;

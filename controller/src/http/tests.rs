@@ -311,6 +311,12 @@ async fn registry_and_dashboard_are_mounted() {
     let a = f.get("/v2/", Some(&f.node())).await;
     assert_eq!(a.status, StatusCode::OK);
     let a = f.get("/", None).await;
+    assert_eq!(
+        a.status,
+        StatusCode::SEE_OTHER,
+        "the dashboard needs a login"
+    );
+    let a = f.get("/login", None).await;
     assert_eq!(a.status, StatusCode::OK);
     assert!(
         a.body.contains("<html") || a.body.contains("<!DOCTYPE"),

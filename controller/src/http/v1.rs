@@ -127,6 +127,7 @@ async fn heartbeat(
         live.insert(hb.name.clone(), NodeLive::from_heartbeat(&hb))
             .is_none()
     };
+    c.job_stats.record(&hb.name, &hb.stats, unix_ms());
     c.store
         .upsert_node(&hb.name, &hb.url, hb.memory_bytes, unix_ms())
         .await?;

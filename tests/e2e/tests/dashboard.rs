@@ -1,0 +1,432 @@
+//! Journey: the dashboard in a real headless Chromium (Debian's `chromium` driven through
+//! `chromedriver` with fantoccini) against a standalone paas with real containers: log in
+//! (a wrong password shows an error), create an app, push it with git, set a config var and
+//! see the new release, a bad key's error next to the field, scale web to 2 and see 2 jobs,
+//! roll back, watch live log lines arrive, drain and undrain the node, and read the pages on
+//! a phone-sized window. Screenshots go to `target/screenshots/` (CI keeps them).
+//!
+//! Without chromium/chromedriver the test skips, except under `CI=true`, where it fails.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use paas_e2e::{require_root, workspace_root, AppDir, Paas};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// True when the browser can run; false (skip) when it is missing outside CI.
+fn require_browser() -> bool {
+    if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "the dashboard test needs {CHROMIUM} and {CHROMEDRIVER} and CI=true: \
+             install them with deploy/install-deps (Debian: apt-get install chromium chromium-driver)"
+        );
+    }
+    eprintln!("skipping: chromium or chromedriver is not installed");
+    false
+}
+
+/// A running chromedriver, stopped on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not listen on {port} within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn screenshots_dir() -> PathBuf {
+    let dir = workspace_root().join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn browser(driver: &Driver, profile: &Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1280,1000", "--no-first-run", "--disable-extensions",
+                "--disable-background-networking", "--disable-sync",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("open a chromium session through chromedriver")
+}
+
+async fn shot(b: &Client, name: &str) {
+    let png = b.screenshot().await.expect("screenshot");
+    std::fs::write(screenshots_dir().join(format!("{name}.png")), png).unwrap();
+}
+
+async fn text(b: &Client, css: &str) -> String {
+    match b.find(Locator::Css(css)).await {
+        Ok(e) => e.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+async fn fill(b: &Client, css: &str, value: &str) {
+    let e = b.find(Locator::Css(css)).await.expect(css);
+    e.clear().await.unwrap();
+    e.send_keys(value).await.unwrap();
+}
+
+async fn click(b: &Client, css: &str) {
+    b.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Clicks a submit button and waits until the next page has replaced this one.
+async fn submit(b: &Client, css: &str) {
+    let old = b.find(Locator::Css("html")).await.unwrap();
+    click(b, css).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while old.tag_name().await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "clicking {css} did not load a page"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    while b
+        .execute("return document.readyState", vec![])
+        .await
+        .unwrap()
+        != "complete"
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the page after {css} did not finish loading"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the browser is at `path` (after a click that submits a form).
+async fn at(b: &Client, path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = b.current_url().await.unwrap();
+        if now.path() == path
+            && b.execute("return document.readyState", vec![])
+                .await
+                .unwrap()
+                == "complete"
+        {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("the browser is at {now}, not {path}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Reloads `url` until `check(page source)` holds; panics with the last source otherwise.
+async fn eventually(
+    b: &Client,
+    url: &str,
+    what: &str,
+    timeout: Duration,
+    check: impl Fn(&str) -> bool,
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        b.goto(url).await.unwrap();
+        let src = b.source().await.unwrap();
+        if check(&src) {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("{what} did not happen within {timeout:?}; the page was:\n{src}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn count(src: &str, needle: &str) -> usize {
+    src.matches(needle).count()
+}
+
+#[test]
+fn dashboard_in_a_real_browser() {
+    if !require_root() || !require_browser() {
+        return;
+    }
+    let p = Paas::start();
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let api = p.api.clone();
+    let b = rt.block_on(browser(&driver, profile.path()));
+
+    rt.block_on(async {
+        // Pages need a session: the apps list sends the browser to the login form.
+        b.goto(&format!("{api}/")).await.unwrap();
+        at(&b, "/login").await;
+        shot(&b, "login").await;
+
+        // A wrong password is refused with a message on the form.
+        fill(&b, "#user", "admin").await;
+        fill(&b, "#password", "not-the-token").await;
+        submit(&b, "#login-form button[type=submit]").await;
+        let err = text(&b, "#login-error").await;
+        assert!(err.contains("Wrong user name or password"), "{err:?}");
+        shot(&b, "login-error").await;
+
+        // The right one (the admin token) opens the apps list.
+        fill(&b, "#user", "admin").await;
+        fill(&b, "#password", &p.token).await;
+        submit(&b, "#login-form button[type=submit]").await;
+        at(&b, "/").await;
+        assert!(b.source().await.unwrap().contains("No apps yet"));
+
+        // A bad app name shows the error by the form; a good one opens the app's page.
+        fill(&b, "#new-app-name", "Bad_Name").await;
+        submit(&b, "#create-app button").await;
+        assert!(!text(&b, "#create-error").await.is_empty());
+        fill(&b, "#new-app-name", "dash").await;
+        submit(&b, "#create-app button").await;
+        at(&b, "/apps/dash").await;
+        assert!(text(&b, "#current-release")
+            .await
+            .contains("no release yet"));
+    });
+
+    // Push the code with git (outside the browser).
+    let app = AppDir::new();
+    app.write("index.html", "<h1>dashboard journey</h1>\n");
+    app.commit("v1");
+    let push = app.push(&p.git_url("dash"), "main");
+    assert!(push.ok, "push failed:\n{}", push.output);
+    p.wait_for_body("dash", "dashboard journey", Duration::from_secs(60))
+        .unwrap();
+
+    let app_url = format!("{api}/apps/dash");
+    rt.block_on(async {
+        eventually(&b, &app_url, "v1 current", Duration::from_secs(30), |s| {
+            s.contains("id=\"current-release\">v1<")
+        })
+        .await;
+        assert!(text(&b, "#builds-table").await.contains("succeeded"));
+
+        // Set a config var: a new release, v2, described "Set GREETING".
+        fill(&b, "#config-key", "GREETING").await;
+        fill(&b, "#config-value", "hello from the browser").await;
+        submit(&b, "#config-form button[type=submit]").await;
+        at(&b, "/apps/dash").await;
+        assert_eq!(text(&b, "#current-release").await, "v2");
+        assert!(text(&b, "#releases-table").await.contains("Set GREETING"));
+        // Masked until revealed.
+        let row = "#config-table tr[data-key=GREETING]";
+        assert!(!b
+            .find(Locator::Css(&format!("{row} .secret")))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap());
+        click(&b, &format!("{row} button.reveal")).await;
+        assert_eq!(
+            text(&b, &format!("{row} .secret")).await,
+            "hello from the browser"
+        );
+
+        // A bad key: the error sits next to the key field, what was typed is kept, and
+        // no release is made.
+        fill(&b, "#config-key", "BAD KEY").await;
+        fill(&b, "#config-value", "x").await;
+        submit(&b, "#config-form button[type=submit]").await;
+        let err = text(&b, "#config-form .field #config-error").await;
+        assert!(!err.is_empty(), "no error next to the key field");
+        let key = b.find(Locator::Css("#config-key")).await.unwrap();
+        assert_eq!(key.prop("value").await.unwrap().as_deref(), Some("BAD KEY"));
+        assert_eq!(
+            key.attr("aria-describedby").await.unwrap().as_deref(),
+            Some("config-error")
+        );
+        assert_eq!(text(&b, "#current-release").await, "v2");
+        shot(&b, "config-error").await;
+
+        // Scale web to 2 and see two jobs up.
+        fill(&b, "form.scale[data-type=web] input[name=quantity]", "2").await;
+        submit(&b, "form.scale[data-type=web] button").await;
+        eventually(
+            &b,
+            &app_url,
+            "two web jobs up",
+            Duration::from_secs(90),
+            |s| count(s, "data-type=\"web\" data-state=\"up\"") == 2,
+        )
+        .await;
+        shot(&b, "app").await;
+
+        // Roll back to v1: a new release v3, "Rollback to v1", without GREETING.
+        submit(
+            &b,
+            "#releases-table tr[data-version=\"1\"] form.rollback button",
+        )
+        .await;
+        assert_eq!(text(&b, "#current-release").await, "v3");
+        let releases = text(&b, "#releases-table").await;
+        assert!(releases.contains("Rollback to v1"), "{releases}");
+        assert!(b
+            .find(Locator::Css("#config-table tr[data-key=GREETING]"))
+            .await
+            .is_err());
+    });
+
+    // Live logs: requests to the app make its web processes log lines, which arrive in the
+    // open page over the event stream.
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = {
+        let (stop, router, host) = (Arc::clone(&stop), p.router_addr.clone(), "dash.localhost");
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(90);
+            while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                if let Ok(mut s) = std::net::TcpStream::connect(&router) {
+                    use std::io::{Read, Write};
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                    let _ = write!(
+                        s,
+                        "GET /from-the-browser-test HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+                    );
+                    let _ = s.read_to_end(&mut Vec::new());
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })
+    };
+    rt.block_on(async {
+        b.goto(&app_url).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut before = None;
+        loop {
+            let log = text(&b, "#live-log").await;
+            let lines = log.lines().filter(|l| l.contains("app[web.")).count();
+            // Lines that arrive after the page opened: more than the page first had.
+            match before {
+                None if !log.is_empty() => before = Some(lines),
+                Some(n) if lines > n => break,
+                _ => {}
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "no new live log line arrived within 60 s; the log showed:\n{log}\n\
+                     state: {}\ncontroller log:\n{}",
+                    text(&b, "#live-log-state").await,
+                    p.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        assert!(text(&b, "#live-log-state").await.starts_with("Live"));
+
+        // The nodes page: the node, its capacity and use, a drain button that works.
+        b.goto(&format!("{api}/nodes")).await.unwrap();
+        let nodes = text(&b, "#nodes").await;
+        assert!(nodes.contains("up"), "{nodes}");
+        assert!(nodes.contains("dash/web"), "{nodes}");
+        shot(&b, "nodes").await;
+        submit(&b, "#nodes form[action$='/drain'] button").await;
+        assert!(text(&b, "#nodes").await.contains("draining"));
+        submit(&b, "#nodes form[action$='/undrain'] button").await;
+        assert!(!text(&b, "#nodes").await.contains("draining"));
+
+        // The apps list shows the app's status, release and jobs.
+        b.goto(&format!("{api}/")).await.unwrap();
+        let row = text(&b, "#apps tr[data-app=dash]").await;
+        assert!(row.contains("v3") && row.contains("up"), "{row}");
+        shot(&b, "apps").await;
+
+        // A phone-sized window: no sideways scrolling on the main pages.
+        b.set_window_size(390, 844).await.unwrap();
+        for (path, name) in [
+            ("/", "apps-phone"),
+            ("/apps/dash", "app-phone"),
+            ("/nodes", "nodes-phone"),
+        ] {
+            b.goto(&format!("{api}{path}")).await.unwrap();
+            let fits = b
+                .execute(
+                    "return document.documentElement.scrollWidth <= window.innerWidth + 1;",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            shot(&b, name).await;
+            assert_eq!(
+                fits,
+                serde_json::json!(true),
+                "{path} scrolls sideways on a phone"
+            );
+        }
+
+        // Log out: the pages need a session again.
+        b.set_window_size(1280, 1000).await.unwrap();
+        submit(&b, "form.logout button").await;
+        at(&b, "/login").await;
+        b.goto(&app_url).await.unwrap();
+        at(&b, "/login").await;
+    });
+    stop.store(true, Ordering::SeqCst);
+    traffic.join().unwrap();
+    rt.block_on(b.close()).unwrap();
+}
