@@ -117,7 +117,8 @@ fn ps_exec_and_run_with_stdin() {
         &["ps:exec", "-a", "hello", "--job", "nosuch", "--", "true"],
         b"",
     );
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    // Exit 4: not found (docs/cli.md).
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("no job nosuch"),
         "{}",
