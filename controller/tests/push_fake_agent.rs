@@ -194,7 +194,10 @@ async fn a_release_that_crashes_fails_the_push_and_the_old_one_keeps_serving() {
         .unwrap()
         .unwrap();
     // Auto rollback: the app's current release is v1 again, and it is up.
-    assert_eq!((apps.status.as_str(), apps.current_release), ("up", Some(1)));
+    assert_eq!(
+        (apps.status.as_str(), apps.current_release),
+        ("up", Some(1))
+    );
     let builds = running.c.store.list_builds("keeper").await.unwrap();
     assert_eq!(
         (builds[0].status.as_str(), builds[0].release),
