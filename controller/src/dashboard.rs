@@ -13,6 +13,7 @@ use paas_api::{App, Build, Release};
 use paas_web_ui::{ActionError, JobInfo, JobSeries, NodeInfo, ProcessType, SessionUser};
 
 use crate::apps::{self, AppsError};
+use crate::http::MAX_QUANTITY;
 use crate::scheduler::Phase;
 use crate::state::{Controller, NODE_TIMEOUT_MS};
 use crate::store::DomainAdded;
@@ -20,8 +21,6 @@ use crate::util::{rfc3339_from_ms, unix_ms};
 
 /// Every process gets this much memory (as in the formation API).
 const PROCESS_BYTES: u64 = 512 * 1024 * 1024;
-/// The most processes of one type (as in the formation API).
-const MAX_QUANTITY: u32 = 100;
 
 /// The dashboard's view of the controller.
 pub struct ControllerDashboard {
@@ -124,34 +123,19 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
     }
 
     async fn formation(&self, app: &str) -> Result<Vec<ProcessType>, String> {
-        let c = &self.controller;
-        let Some(row) = c.store.get_app(app).await.map_err(internal)? else {
-            return Ok(Vec::new());
-        };
-        let Some(version) = row.current_release else {
-            return Ok(Vec::new());
-        };
-        let Some(release) = c.store.get_release(app, version).await.map_err(internal)? else {
-            return Ok(Vec::new());
-        };
-        let counts: HashMap<String, u32> = c
-            .store
-            .formations()
-            .await
-            .map_err(internal)?
-            .into_iter()
-            .filter(|f| f.app == app)
-            .map(|f| (f.process_type, f.count))
-            .collect();
-        Ok(release
-            .process_types
-            .into_iter()
-            .map(|(name, command)| ProcessType {
-                quantity: counts.get(&name).copied().unwrap_or(0),
-                name,
-                command,
-            })
-            .collect())
+        match crate::http::current_formation(&self.controller, app).await {
+            Ok(entries) => Ok(entries
+                .into_iter()
+                .map(|f| ProcessType {
+                    name: f.process_type,
+                    command: f.command,
+                    quantity: f.quantity,
+                })
+                .collect()),
+            // No app, or no release yet: nothing to scale.
+            Err(crate::http::ApiError::NotFound(_)) => Ok(Vec::new()),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     async fn scale(&self, app: &str, process_type: &str, quantity: u32) -> Result<(), ActionError> {

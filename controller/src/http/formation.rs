@@ -19,7 +19,7 @@ use crate::scheduler::Phase;
 use crate::state::Controller;
 
 /// The most processes of one type an app may ask for.
-const MAX_QUANTITY: u32 = 100;
+pub(crate) const MAX_QUANTITY: u32 = 100;
 
 pub(super) fn routes() -> Router<Arc<Controller>> {
     Router::new()
@@ -32,15 +32,15 @@ pub(super) fn routes() -> Router<Arc<Controller>> {
 
 /// One process type of the formation.
 #[derive(Debug, Serialize)]
-struct FormationEntry {
+pub(crate) struct FormationEntry {
     #[serde(rename = "type")]
-    process_type: String,
-    quantity: u32,
+    pub(crate) process_type: String,
+    pub(crate) quantity: u32,
     /// The size's name (`standard-1x`) or its memory (`768M`): see `paas_api::sizes`.
-    size: String,
+    pub(crate) size: String,
     /// Each process's memory limit in bytes.
-    memory_bytes: u64,
-    command: String,
+    pub(crate) memory_bytes: u64,
+    pub(crate) command: String,
 }
 
 /// One entry of a `PATCH`: `{"web": {"quantity": 2}}`.
@@ -64,8 +64,9 @@ struct JobEntry {
     restarts: u32,
 }
 
-/// The current release's process types with their quantities (0 when not scaled).
-async fn formation(c: &Controller, app: &str) -> Result<Vec<FormationEntry>, ApiError> {
+/// The current release's process types with their quantities (0 when not scaled); the
+/// REST API and the dashboard both list the formation with it.
+pub(crate) async fn formation(c: &Controller, app: &str) -> Result<Vec<FormationEntry>, ApiError> {
     let Some(row) = c.store.get_app(app).await? else {
         return Err(AppsError::NotFound(app.to_string()).into());
     };

@@ -35,6 +35,7 @@ mod v1;
 mod tests;
 
 pub(crate) use domains::validate_hostname;
+pub(crate) use formation::{formation as current_formation, MAX_QUANTITY};
 pub(crate) use logs::dashboard_stream;
 
 use std::sync::Arc;
