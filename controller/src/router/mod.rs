@@ -21,6 +21,7 @@ mod headers;
 mod pages;
 mod pool;
 mod proxy;
+mod raw;
 pub mod tls;
 
 use std::collections::{HashMap, HashSet};

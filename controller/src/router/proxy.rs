@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::uri::PathAndQuery;
-use http::{header, HeaderValue, Request, Response, StatusCode, Uri, Version};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::BoxBody;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -33,6 +33,7 @@ use super::headers::{
     wants_upgrade, X_REQUEST_ID,
 };
 use super::pool::{Lease, Pool};
+use super::raw::{encode_head, RawBody, RawPool};
 use super::{pages, BackendSlot, Error, RouteEntry, RouteTable, RouterConfig};
 
 /// How long a client may take to send its request headers.
@@ -41,7 +42,7 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type RespBody = BoxBody<Bytes, hyper::Error>;
+type RespBody = BoxBody<Bytes, BoxError>;
 
 /// Counts one request on a backend while it lives.
 struct InFlight(Arc<BackendSlot>);
@@ -59,13 +60,20 @@ impl Drop for InFlight {
     }
 }
 
+/// A backend's response body: from hyper's client, or read on the fast path (`raw`).
+enum Upstream {
+    Hyper(Incoming),
+    Raw(RawBody),
+}
+
 /// A response body that keeps its request counted on the backend until it ends, and
 /// counts its bytes for the access line (sent when the body is dropped).
 struct Guarded {
-    inner: Incoming,
+    inner: Upstream,
     guard: Option<InFlight>,
     access: Option<Box<AccessRecord>>,
-    /// The backend connection, back to the pool once the body has ended.
+    /// hyper's backend connection, back to the pool once the body has ended (a fast-path
+    /// body gives its connection back itself).
     lease: Option<Lease>,
 }
 
@@ -75,7 +83,7 @@ impl Drop for Guarded {
             rec.emit();
         }
         // hyper stops polling a body that says it ended; the connection is reusable then.
-        if self.inner.is_end_stream() {
+        if self.inner_ended() {
             if let Some(lease) = self.lease.take() {
                 lease.release();
             }
@@ -83,15 +91,31 @@ impl Drop for Guarded {
     }
 }
 
+impl Guarded {
+    fn inner_ended(&self) -> bool {
+        match &self.inner {
+            Upstream::Hyper(b) => b.is_end_stream(),
+            Upstream::Raw(b) => b.is_end_stream(),
+        }
+    }
+}
+
 impl Body for Guarded {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled: Poll<Option<Result<Frame<Bytes>, BoxError>>> = match &mut self.inner {
+            Upstream::Hyper(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(BoxError::from))),
+            Upstream::Raw(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(BoxError::from))),
+        };
         match &polled {
             Poll::Ready(None) => {
                 self.guard = None;
@@ -110,11 +134,14 @@ impl Body for Guarded {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner_ended()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Upstream::Hyper(b) => b.size_hint(),
+            Upstream::Raw(b) => b.size_hint(),
+        }
     }
 }
 
@@ -213,6 +240,7 @@ impl Body for OutBody {
 struct Proxy {
     table: RouteTable,
     pool: Pool,
+    raw: RawPool,
     config: RouterConfig,
 }
 
@@ -221,6 +249,7 @@ impl Proxy {
         Proxy {
             table,
             pool: Pool::new(config.connect_timeout, config.pool_idle),
+            raw: RawPool::new(config.connect_timeout, config.pool_idle),
             config,
         }
     }
@@ -327,6 +356,19 @@ impl Proxy {
                 Arc::new(AtomicU64::new(0)),
             )
         });
+        if shared.is_none() && !upgrade {
+            return self
+                .forward_raw(
+                    entry,
+                    first,
+                    &parts.method,
+                    &path,
+                    &headers,
+                    request_id,
+                    access,
+                )
+                .await;
+        }
         let tries = n.min(2);
         let mut last_error = None;
         for attempt in 0..tries {
@@ -405,6 +447,81 @@ impl Proxy {
         }
         Err(last_error.expect("at least one attempt was made"))
     }
+
+    /// A request without a body (and no upgrade) on the fast path (`raw`): the head is
+    /// encoded once and sent to the picked backend, or to the next one when connecting
+    /// fails.
+    #[allow(clippy::too_many_arguments)]
+    async fn forward_raw(
+        &self,
+        entry: &RouteEntry,
+        first: usize,
+        method: &Method,
+        path: &PathAndQuery,
+        headers: &HeaderMap,
+        request_id: HeaderValue,
+        access: &mut Option<Box<AccessRecord>>,
+    ) -> Result<Response<RespBody>, Error> {
+        let route = &entry.route;
+        let n = entry.slots.len();
+        let mut head = Vec::with_capacity(256 + 64 * headers.len());
+        encode_head(&mut head, method, path.as_str(), headers);
+        let tries = n.min(2);
+        let mut last_error = None;
+        for attempt in 0..tries {
+            let backend = &entry.slots[(first + attempt) % n];
+            let guard = InFlight::new(backend);
+            let addr = &backend.backend.addr;
+            if let Some(rec) = access.as_mut() {
+                rec.job.clone_from(&backend.backend.job_id);
+            }
+            let after = self.config.response_timeout;
+            let answer = match tokio::time::timeout(after, self.raw.send(addr, method, &head)).await
+            {
+                Ok(answer) => answer,
+                Err(_) => {
+                    return Err(Error::Timeout {
+                        app: route.app.clone(),
+                        addr: addr.clone(),
+                        after,
+                    })
+                }
+            };
+            match answer {
+                Ok(mut resp) => {
+                    if let Some(rec) = access.as_mut() {
+                        rec.status = resp.status().as_u16();
+                    }
+                    strip_hop_by_hop(resp.headers_mut(), false);
+                    resp.headers_mut().insert(X_REQUEST_ID, request_id);
+                    let access = access.take();
+                    return Ok(resp.map(|body| {
+                        Guarded {
+                            inner: Upstream::Raw(body),
+                            guard: Some(guard),
+                            access,
+                            lease: None,
+                        }
+                        .boxed()
+                    }));
+                }
+                Err(source) => {
+                    let retry = source.is_connect();
+                    tracing::warn!(app = %route.app, %addr, job = %backend.backend.job_id,
+                        error = %source, retry, "backend request failed");
+                    last_error = Some(Error::Upstream {
+                        app: route.app.clone(),
+                        addr: addr.clone(),
+                        source: Box::new(source),
+                    });
+                    if !retry {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last_error.expect("at least one attempt was made"))
+    }
 }
 
 /// Turns a backend response into the client's: hop-by-hop headers out, request id in, and
@@ -445,7 +562,7 @@ fn respond(
     resp.headers_mut().insert(X_REQUEST_ID, request_id);
     resp.map(|inner| {
         Guarded {
-            inner,
+            inner: Upstream::Hyper(inner),
             guard,
             access,
             lease,
