@@ -87,6 +87,11 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
 /// `keep_upgrade`, `Connection: upgrade` and `Upgrade` are put back so the next hop sees
 /// the protocol switch.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Most messages carry none: one pass over the few names present (comparing standard
+    // names is an enum compare) instead of a hashed removal per hop-by-hop name.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let upgrade = headers.get(header::UPGRADE).cloned();
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<String> = connection_tokens(headers).collect();
@@ -189,6 +194,12 @@ mod tests {
 
     #[test]
     fn hop_by_hop() {
+        let mut h = HeaderMap::new();
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("2"));
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 2, "nothing hop-by-hop, nothing removed: {h:?}");
+
         let mut h = HeaderMap::new();
         h.insert(
             "connection",
