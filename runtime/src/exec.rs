@@ -116,6 +116,15 @@ pub(crate) fn exec(cfg: &RuntimeConfig, id: &str, spec: ExecSpec) -> Result<Exec
     }
     let pid = sf.state.pid;
     let mut ns = Vec::new();
+    if sf.options.id_mappings.is_some() {
+        // First: the other namespaces belong to it, joining them needs its capabilities.
+        let path = format!("/proc/{pid}/ns/user");
+        let f = fs::File::open(&path).map_err(|e| Error::Io {
+            what: format!("opening {path}"),
+            source: e,
+        })?;
+        ns.push((above_stdio(f.into())?, libc::CLONE_NEWUSER));
+    }
     for (name, flag) in NAMESPACES {
         let path = format!("/proc/{pid}/ns/{name}");
         match fs::File::open(&path) {

@@ -375,6 +375,35 @@ unsafe fn run_op(op: &Op, err: RawFd) {
                     die(err, 1, &[b"symlink ", link.to_bytes()]);
                 }
             }
+            Op::Mknod {
+                path,
+                mode,
+                dev,
+                uid,
+                gid,
+                host,
+            } => {
+                let p = path.as_ptr();
+                if libc::mknod(p, *mode, *dev) == 0 {
+                    // mknod applies the umask: set the mode the config asked for.
+                    if libc::chmod(p, *mode & 0o7777) != 0 || libc::chown(p, *uid, *gid) != 0 {
+                        die(err, 1, &[b"setting mode and owner of ", path.to_bytes()]);
+                    }
+                } else if errno() == libc::EPERM {
+                    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+                    let fd = libc::open(p, flags, 0o666 as libc::c_uint);
+                    if fd < 0 {
+                        die(err, 1, &[b"create ", path.to_bytes()]);
+                    }
+                    libc::close(fd);
+                    let r = libc::mount(host.as_ptr(), p, ptr::null(), libc::MS_BIND, ptr::null());
+                    if r != 0 {
+                        die(err, 1, &[b"binding the host's ", host.to_bytes()]);
+                    }
+                } else if errno() != libc::EEXIST {
+                    die(err, 1, &[b"mknod ", path.to_bytes()]);
+                }
+            }
             Op::Mask { .. } | Op::ReadOnly { .. } => harden::run_post_op(op, err),
         }
     }
