@@ -139,15 +139,15 @@ impl DeviceRule {
 
 /// (major, minor) of the devices every container may use: runc's default allow-list.
 pub const DEFAULT_ALLOWED: [(i64, Option<i64>); 9] = [
-    (1, Some(3)),   // null
-    (1, Some(5)),   // zero
-    (1, Some(7)),   // full
-    (1, Some(8)),   // random
-    (1, Some(9)),   // urandom
-    (5, Some(0)),   // tty
-    (5, Some(1)),   // console
-    (5, Some(2)),   // ptmx
-    (136, None),    // pts/*
+    (1, Some(3)), // null
+    (1, Some(5)), // zero
+    (1, Some(7)), // full
+    (1, Some(8)), // random
+    (1, Some(9)), // urandom
+    (5, Some(0)), // tty
+    (5, Some(1)), // console
+    (5, Some(2)), // ptmx
+    (136, None),  // pts/*
 ];
 
 /// runc's default: deny everything, then allow [`DEFAULT_ALLOWED`] (rwm).
@@ -159,7 +159,11 @@ pub fn default_rules() -> Vec<DeviceRule> {
         minor: None,
         access: "rwm".into(),
     }];
-    rules.extend(DEFAULT_ALLOWED.iter().map(|&(ma, mi)| DeviceRule::allow_char(ma, mi)));
+    rules.extend(
+        DEFAULT_ALLOWED
+            .iter()
+            .map(|&(ma, mi)| DeviceRule::allow_char(ma, mi)),
+    );
     rules
 }
 
@@ -508,8 +512,14 @@ mod tests {
         assert!(allow);
         let p = program(allow, &eff);
         assert!(run(&p, DEV_CHAR, ACC_READ, 10, 200), "read of 10:* allowed");
-        assert!(!run(&p, DEV_CHAR, ACC_WRITE, 10, 200), "write of 10:* denied");
-        assert!(run(&p, DEV_CHAR, ACC_WRITE, 10, 229), "fuse listed later: allowed");
+        assert!(
+            !run(&p, DEV_CHAR, ACC_WRITE, 10, 200),
+            "write of 10:* denied"
+        );
+        assert!(
+            run(&p, DEV_CHAR, ACC_WRITE, 10, 229),
+            "fuse listed later: allowed"
+        );
         assert!(run(&p, DEV_BLOCK, ACC_WRITE, 8, 0), "default allow");
         assert_eq!(
             v1_writes(allow, &eff),

@@ -140,7 +140,9 @@ fn run_one(
         }
         text
     });
-    let deadline = hook.timeout.map(|s| Instant::now() + Duration::from_secs(s));
+    let deadline = hook
+        .timeout
+        .map(|s| Instant::now() + Duration::from_secs(s));
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
@@ -203,18 +205,32 @@ mod tests {
     fn a_hook_gets_the_state_and_its_env() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
-        let h = hook(&format!("cat > {0}; echo \" $GREETING\" >> {0}", out.display()), None);
+        let h = hook(
+            &format!("cat > {0}; echo \" $GREETING\" >> {0}", out.display()),
+            None,
+        );
         run("poststart", &[h], br#"{"id":"x"}"#, None).unwrap();
-        assert_eq!(std::fs::read_to_string(&out).unwrap(), "{\"id\":\"x\"} hi\n");
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "{\"id\":\"x\"} hi\n"
+        );
     }
 
     #[test]
     fn failures_and_timeouts_are_errors() {
-        let e = run("prestart", &[hook("echo nope >&2; exit 3", None)], b"{}", None);
+        let e = run(
+            "prestart",
+            &[hook("echo nope >&2; exit 3", None)],
+            b"{}",
+            None,
+        );
         let msg = e.unwrap_err().to_string();
         assert!(msg.contains("exit code 3") && msg.contains("nope"), "{msg}");
         let e = run("prestart", &[hook("exec sleep 5", Some(1))], b"{}", None);
-        assert!(matches!(e, Err(HookError::Timeout { secs: 1, .. })), "{e:?}");
+        assert!(
+            matches!(e, Err(HookError::Timeout { secs: 1, .. })),
+            "{e:?}"
+        );
         let missing = Hook {
             path: "/nonexistent/hook".into(),
             args: vec![],

@@ -30,8 +30,8 @@ mod state;
 
 pub use cgroup::{CgroupError, CgroupManager, CgroupVersion, Stats};
 pub use devices::{Device, DeviceRule};
-pub use hooks::{Hook, Hooks};
 pub use exec::{ExecProcess, ExecSpec};
+pub use hooks::{Hook, Hooks};
 pub use security::Rlimit;
 pub use spec::{validate_id, validate_spec, DEFAULT_PATH};
 

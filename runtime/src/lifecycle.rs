@@ -50,7 +50,10 @@ pub(crate) fn init_state_dir(cfg: &RuntimeConfig) -> Result<()> {
 
 /// The cgroup manager of container `id`, wherever its options put its cgroup.
 pub(crate) fn manager(cfg: &RuntimeConfig, id: &str) -> Box<dyn CgroupManager> {
-    let opts = load(cfg, id).ok().and_then(|(_, sf)| sf).map(|sf| sf.options);
+    let opts = load(cfg, id)
+        .ok()
+        .and_then(|(_, sf)| sf)
+        .map(|sf| sf.options);
     manager_for(cfg, id, opts.as_ref())
 }
 
@@ -716,7 +719,10 @@ pub(crate) fn delete(cfg: &RuntimeConfig, id: &str, force: bool) -> Result<()> {
             wait(cfg, id)?;
         }
     }
-    clean_up(&layout, &*manager_for(cfg, id, sf.as_ref().map(|s| &s.options)))?;
+    clean_up(
+        &layout,
+        &*manager_for(cfg, id, sf.as_ref().map(|s| &s.options)),
+    )?;
     if let Some(sf) = sf.filter(|s| !s.options.hooks.poststop.is_empty()) {
         let json = hook_state(&sf, Status::Stopped);
         if let Err(e) = crate::hooks::run("poststop", &sf.options.hooks.poststop, &json, None) {

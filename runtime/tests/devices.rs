@@ -63,7 +63,10 @@ fn only_allowed_devices_can_be_made_or_opened() {
     assert!(!out.contains("MKNOD-MEM-OK"), "mem is not: {out}");
     assert!(out.contains("fuse=a:e5 640 1:2"), "listed node made: {out}");
     assert!(out.contains("\n3\n"), "/dev/zero readable: {out}");
-    assert!(!out.contains("OPENED-UNLISTED"), "{unlisted:?} opened: {out}");
+    assert!(
+        !out.contains("OPENED-UNLISTED"),
+        "{unlisted:?} opened: {out}"
+    );
     assert!(out.contains("Operation not permitted"), "{out}");
     assert!(out.ends_with("end\n"), "{out}");
 
@@ -104,7 +107,10 @@ fn open_devices_in(cgroup: &Path, unlisted: &Path) -> String {
         cgroup.display(),
         unlisted.display()
     );
-    let out = Command::new("/bin/sh").args(["-c", &script]).output().unwrap();
+    let out = Command::new("/bin/sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
@@ -133,7 +139,10 @@ fn the_v2_device_program_denies_what_is_not_listed() {
     paas_runtime::devices::attach(&dir, allow, &more).unwrap();
     let multi = open_devices_in(&dir, &unlisted);
     let _ = std::fs::remove_dir(&dir);
-    assert!(before.contains("NULL-OK") && before.contains("UNLISTED-OK"), "{before}");
+    assert!(
+        before.contains("NULL-OK") && before.contains("UNLISTED-OK"),
+        "{before}"
+    );
     assert!(after.contains("NULL-OK"), "{after}");
     assert!(!after.contains("UNLISTED-OK"), "{after}");
     assert!(after.contains("Operation not permitted"), "{after}");

@@ -495,7 +495,11 @@ impl CgroupManager for V1 {
     fn set_devices(&self, default_allow: bool, rules: &[DeviceRule]) -> Result<()> {
         let dir = self.need("devices", "device")?;
         for (allow, line) in crate::devices::v1_writes(default_allow, rules) {
-            let file = if allow { "devices.allow" } else { "devices.deny" };
+            let file = if allow {
+                "devices.allow"
+            } else {
+                "devices.deny"
+            };
             write_file(&dir.join(file), &line)?;
         }
         Ok(())
