@@ -352,6 +352,14 @@ unsafe fn helper_main(a: &HelperArgs) -> ! {
                 die(a.err, 1, &[b"joining the container's namespaces"]);
             }
             libc::close(fd.as_raw_fd());
+            // Our host ids are unmapped in the container's user namespace: take its
+            // root's, as the init did.
+            if *flag == libc::CLONE_NEWUSER
+                && (libc::syscall(libc::SYS_setresgid, 0, 0, 0) != 0
+                    || libc::syscall(libc::SYS_setresuid, 0, 0, 0) != 0)
+            {
+                die(a.err, 1, &[b"becoming root of the user namespace"]);
+            }
         }
         if libc::chdir(p.cwd.as_ptr()) != 0 {
             die(a.err, 1, &[b"chdir to ", p.cwd.to_bytes()]);

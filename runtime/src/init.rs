@@ -428,6 +428,16 @@ unsafe fn child_main(a: &ChildArgs) -> ! {
         }
         libc::close(a.sync_read);
 
+        // In a new user namespace we still carry the host's ids (unmapped there, so
+        // files we create would fail with EOVERFLOW): become the namespace's root, now
+        // that the parent has written the maps.
+        if p.clone_flags & libc::CLONE_NEWUSER != 0
+            && (libc::syscall(libc::SYS_setresgid, 0, 0, 0) != 0
+                || libc::syscall(libc::SYS_setresuid, 0, 0, 0) != 0)
+        {
+            die(err, 1, &[b"becoming root of the user namespace"]);
+        }
+
         if a.netns >= 0 {
             if libc::setns(a.netns, libc::CLONE_NEWNET) != 0 {
                 die(err, 1, &[b"joining the network namespace"]);

@@ -203,9 +203,11 @@ pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path
         libc::MS_REC | libc::MS_PRIVATE,
         None,
     )?];
-    if opts.bind_rootfs {
+    if opts.bind_rootfs || opts.id_mappings.is_some() {
         // The rootfs must be a mount point for pivot_root: bind it onto itself, in the
-        // container's mount namespace only.
+        // container's mount namespace only. In a user namespace the overlay mounted by
+        // the parent is locked (it came from a more privileged mount namespace), and
+        // pivot_root refuses a locked new root with EINVAL: the bind made here is not.
         let root = rootfs.to_str().ok_or_else(|| {
             Error::InvalidSpec(format!("rootfs {} is not UTF-8", rootfs.display()))
         })?;
