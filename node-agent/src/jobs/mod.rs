@@ -312,7 +312,10 @@ async fn start(agent: &Arc<Agent>, job: &Arc<JobHandle>, made: &mut Made) -> Res
             // The job's root is the range's first id: it must own the volume to write.
             let base = Some(prepare::USERNS_BASE);
             std::os::unix::fs::chown(&dir, base, base).map_err(|source| JobError::Io {
-                what: format!("giving volume {} to the job's user namespace", dir.display()),
+                what: format!(
+                    "giving volume {} to the job's user namespace",
+                    dir.display()
+                ),
                 source,
             })?;
         }
