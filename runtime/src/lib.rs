@@ -221,6 +221,8 @@ pub struct ContainerOptions {
     /// Run the container in a new user namespace with these uid/gid mappings (root in
     /// the container is an unprivileged uid on the host). None = no user namespace.
     pub id_mappings: Option<IdMappings>,
+    /// OCI `annotations` of the config, repeated in the OCI state.
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 /// One line of `/proc/<pid>/uid_map` or `gid_map`.
@@ -287,6 +289,7 @@ impl Default for ContainerOptions {
             cgroup_path: None,
             hooks: Hooks::default(),
             id_mappings: None,
+            annotations: Default::default(),
         }
     }
 }

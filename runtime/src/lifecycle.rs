@@ -108,8 +108,7 @@ fn hook_state(sf: &StateFile, status: Status) -> Vec<u8> {
         status,
         ..sf.state.clone()
     };
-    let json = crate::oci::state_json(&state, sf.options.oci_bundle.as_deref());
-    serde_json::to_vec(&json).unwrap_or_default()
+    serde_json::to_vec(&crate::oci::state_json_for(&state, &sf.options)).unwrap_or_default()
 }
 
 /// The container's mount namespace, for the hooks that run inside it.
@@ -385,8 +384,11 @@ fn set_up(
     state::write(layout, sf)?;
     let hooks = &sf.options.hooks;
     if !hooks.prestart.is_empty() || !hooks.create_runtime.is_empty() {
-        let json = hook_state(sf, Status::Creating);
+        // The deprecated prestart hooks get `created` (what runtime-tools checks and
+        // runc 1.0 passed), createRuntime the spec's `creating`.
+        let json = hook_state(sf, Status::Created);
         crate::hooks::run("prestart", &hooks.prestart, &json, None)?;
+        let json = hook_state(sf, Status::Creating);
         crate::hooks::run("createRuntime", &hooks.create_runtime, &json, None)?;
     }
 

@@ -252,6 +252,12 @@ pub fn convert(
         opts.rootfs_propagation = linux.rootfs_propagation().clone();
     }
 
+    opts.annotations = spec
+        .annotations()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     if let Some(h) = spec.hooks() {
         let list = |v: &Option<Vec<oci_spec::runtime::Hook>>| -> Vec<crate::Hook> {
             v.as_deref()
@@ -373,6 +379,15 @@ pub fn state_json(state: &ContainerState, bundle: Option<&Path>) -> serde_json::
         "created": state.created,
         "owner": "",
     })
+}
+
+/// [`state_json`] with the bundle and the annotations a container was created with.
+pub fn state_json_for(state: &ContainerState, opts: &ContainerOptions) -> serde_json::Value {
+    let mut json = state_json(state, opts.oci_bundle.as_deref());
+    if !opts.annotations.is_empty() {
+        json["annotations"] = serde_json::json!(opts.annotations);
+    }
+    json
 }
 
 /// The `config.json` `paas-runtime spec` writes: oci-spec's default (runc's), with

@@ -279,6 +279,7 @@ fn hooks_run_in_order_with_the_state_and_failures_stop_create() {
     oci.edit(|c| {
         c["process"]["args"] = serde_json::json!(["sleep", "1000"]);
         c["root"]["readonly"] = false.into();
+        c["annotations"] = serde_json::json!({"org.example/k": "v"});
         c["hooks"] = serde_json::json!({
             "prestart": [host_hook("prestart")],
             "createRuntime": [host_hook("createRuntime")],
@@ -304,11 +305,17 @@ fn hooks_run_in_order_with_the_state_and_failures_stop_create() {
     assert!(status.success(), "{err}");
     let order = || std::fs::read_to_string(out.join("order")).unwrap_or_default();
     assert_eq!(order(), "prestart\ncreateRuntime\n");
+    let pre: Value = serde_json::from_slice(&std::fs::read(out.join("prestart")).unwrap()).unwrap();
+    assert_eq!(
+        pre["status"], "created",
+        "runtime-tools wants created for prestart"
+    );
     let pid = oci.state(&id)["pid"].as_i64().unwrap();
     let state: Value =
         serde_json::from_slice(&std::fs::read(out.join("createRuntime")).unwrap()).unwrap();
     assert_eq!(state["id"], id.as_str());
     assert_eq!(state["status"], "creating");
+    assert_eq!(state["annotations"]["org.example/k"], "v");
     assert_eq!(state["pid"], pid);
     assert_eq!(
         state["bundle"],

@@ -426,8 +426,7 @@ fn main_result(cli: Cli) -> Result<u8, Failure> {
         Command::Start { id } => rt.start(id)?,
         Command::State { id } => {
             let state = rt.state(id)?;
-            let bundle = rt.options(id)?.oci_bundle;
-            let json = paas_runtime::oci::state_json(&state, bundle.as_deref());
+            let json = paas_runtime::oci::state_json_for(&state, &rt.options(id)?);
             let json = serde_json::to_string_pretty(&json)
                 .map_err(|e| Failure(format!("encoding the state: {e}"), 1))?;
             println!("{json}");
