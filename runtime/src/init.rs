@@ -102,7 +102,30 @@ pub(crate) fn spawn(plan: &Plan, fds: &ChildFds) -> Result<i32> {
         .map(|e| e.as_ptr())
         .chain(std::iter::once(ptr::null()))
         .collect();
-    let netns = fds.netns.as_ref().map_or(-1, |f| f.as_raw_fd());
+    // A new user namespace owns none of the host's network namespaces, so its init
+    // could not join one (EPERM): the cloning thread joins it instead and the init
+    // inherits it (network namespaces are per thread), then the thread goes back.
+    let userns = plan.clone_flags & libc::CLONE_NEWUSER != 0;
+    let restore_net = match (&fds.netns, userns) {
+        (Some(target), true) => {
+            let own = std::fs::File::open("/proc/thread-self/ns/net").map_err(|e| Error::Io {
+                what: "opening /proc/thread-self/ns/net".into(),
+                source: e,
+            })?;
+            nix::sched::setns(target, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|source| {
+                Error::Sys {
+                    what: "joining the container's network namespace to clone into it".into(),
+                    source,
+                }
+            })?;
+            Some(own)
+        }
+        _ => None,
+    };
+    let netns = match restore_net {
+        Some(_) => -1,
+        None => fds.netns.as_ref().map_or(-1, |f| f.as_raw_fd()),
+    };
     let mut keep = [
         fds.sync_read.as_raw_fd(),
         fds.ready_write.as_raw_fd(),
@@ -153,6 +176,12 @@ pub(crate) fn spawn(plan: &Plan, fds: &ChildFds) -> Result<i32> {
     }
     let errno = Errno::last();
     let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    if let Some(own) = restore_net {
+        if let Err(e) = nix::sched::setns(own, nix::sched::CloneFlags::CLONE_NEWNET) {
+            // This thread would keep running in the container's network namespace.
+            panic!("returning to our network namespace after the clone failed: {e}");
+        }
+    }
     if ret < 0 {
         return Err(Error::Sys {
             what: "cloning the container init (new pid/mount/uts/ipc namespaces)".into(),

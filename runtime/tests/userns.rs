@@ -107,3 +107,38 @@ fn without_a_user_namespace_root_is_host_root() {
     wait_for(|| f.output().contains("ready"));
     assert_eq!(host_uids(state.pid), [0; 4]);
 }
+
+#[test]
+fn a_user_namespaced_container_joins_a_host_owned_network_namespace() {
+    if !need_root() {
+        return;
+    }
+    // As the agent's jobs do (it makes the netns, the container joins it): the netns is
+    // owned by the host's user namespace, which the container's root has no rights in.
+    let f = Fixture::new();
+    let ours = std::fs::read_link("/proc/thread-self/ns/net").unwrap();
+    let owner = f.spec(&["sleep", "1000"]);
+    f.rt.run(&owner).unwrap();
+    let netns = f.rt.netns_path(&owner.id).unwrap();
+    let want = std::fs::read_link(&netns).unwrap();
+    let mut spec = f.spec(&[
+        "sh",
+        "-c",
+        "echo net=$(readlink /proc/self/ns/net) uid=$(id -u)",
+    ]);
+    spec.network = paas_runtime::Network::Join(netns);
+    let opts = ContainerOptions {
+        id_mappings: Some(IdMappings::range(BASE, 65536)),
+        ..ContainerOptions::default()
+    };
+    f.rt.run_with(&spec, &opts).unwrap();
+    let exit = f.rt.wait(&spec.id).unwrap();
+    let out = f.output();
+    assert_eq!(exit.code, Some(0), "{out}");
+    assert!(
+        out.contains(&format!("net={} uid=0", want.display())),
+        "{out} (want {want:?})"
+    );
+    // The calling thread is back in its own network namespace.
+    assert_eq!(std::fs::read_link("/proc/thread-self/ns/net").unwrap(), ours);
+}
