@@ -140,5 +140,8 @@ fn a_user_namespaced_container_joins_a_host_owned_network_namespace() {
         "{out} (want {want:?})"
     );
     // The calling thread is back in its own network namespace.
-    assert_eq!(std::fs::read_link("/proc/thread-self/ns/net").unwrap(), ours);
+    assert_eq!(
+        std::fs::read_link("/proc/thread-self/ns/net").unwrap(),
+        ours
+    );
 }
