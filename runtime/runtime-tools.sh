@@ -74,7 +74,7 @@ done
 for c in $(ls "$work/state" 2>/dev/null); do "$work/paas-runtime" delete --force "$c" >/dev/null 2>&1 || true; done
 for d in /sys/fs/cgroup/*/"rtt-$$" /sys/fs/cgroup/"rtt-$$"; do
     [ -d "$d" ] || continue
-    for c in "$d"/*/; do [ -d "$c" ] && rmdir "$c" 2>/dev/null; done
-    rmdir "$d" 2>/dev/null || true
+    # Depth first: cgroupsPath puts containers below the parent, several levels deep.
+    find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
 done
 echo "runtime-tools: $passed/$programs programs, $ok/$total assertions"

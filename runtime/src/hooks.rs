@@ -6,8 +6,8 @@
 //! | `prestart` (deprecated), `createRuntime` | the runtime's namespaces | `create`, after the init was cloned (its namespaces exist) and put into its cgroup, before it mounts anything or pivots | fails `create` (the container is removed) |
 //! | `createContainer` | the container's mount namespace | `create`, once the init has set the container up, before `create` returns | fails `create` (removed) |
 //! | `startContainer` | the container's mount namespace | `start`, before the process is exec'd | fails `start`; the init is killed |
-//! | `poststart` | the runtime's namespaces | `start`, after the process was exec'd | a warning on stderr |
-//! | `poststop` | the runtime's namespaces | `delete`, after everything was removed | a warning on stderr |
+//! | `poststart` | the runtime's namespaces | `start`, after the process was exec'd | a warning on stderr, the next hooks still run |
+//! | `poststop` | the runtime's namespaces | `delete`, after everything was removed | a warning on stderr, the next hooks still run |
 //!
 //! A hook runs with its `args` (`args[0]` is its argv[0], as execve's; empty = the path)
 //! and exactly its `env`; `timeout` seconds (if given) after which it is killed and
@@ -93,6 +93,17 @@ pub(crate) fn run(
         run_one(kind, hook, state, mnt_ns)?;
     }
     Ok(())
+}
+
+/// Runs every hook of `hooks` in the runtime's namespaces; a failing one is a warning
+/// on stderr and the rest still run (poststart, poststop: the spec's "log a warning,
+/// the remaining hooks and lifecycle continue").
+pub(crate) fn run_warn(kind: &'static str, hooks: &[Hook], state: &[u8]) {
+    for hook in hooks {
+        if let Err(e) = run_one(kind, hook, state, None) {
+            eprintln!("paas-runtime: warning: {e}");
+        }
+    }
 }
 
 fn run_one(

@@ -543,9 +543,7 @@ pub(crate) fn start(cfg: &RuntimeConfig, id: &str) -> Result<()> {
             })?;
             if !hooks.poststart.is_empty() {
                 let json = hook_state(&sf, Status::Running);
-                if let Err(e) = crate::hooks::run("poststart", &hooks.poststart, &json, None) {
-                    eprintln!("paas-runtime: warning: {e}");
-                }
+                crate::hooks::run_warn("poststart", &hooks.poststart, &json);
             }
             Ok(())
         }
@@ -727,9 +725,7 @@ pub(crate) fn delete(cfg: &RuntimeConfig, id: &str, force: bool) -> Result<()> {
     )?;
     if let Some(sf) = sf.filter(|s| !s.options.hooks.poststop.is_empty()) {
         let json = hook_state(&sf, Status::Stopped);
-        if let Err(e) = crate::hooks::run("poststop", &sf.options.hooks.poststop, &json, None) {
-            eprintln!("paas-runtime: warning: {e}");
-        }
+        crate::hooks::run_warn("poststop", &sf.options.hooks.poststop, &json);
     }
     Ok(())
 }

@@ -124,7 +124,15 @@ fn the_v2_device_program_denies_what_is_not_listed() {
         panic!("no cgroup2 hierarchy mounted (neither /sys/fs/cgroup nor its unified/)");
     };
     let unlisted = unlisted_host_device();
-    let dir = root.join(unique("rt4-dev"));
+    /// Removes the test cgroup even when an assertion fails.
+    struct Cgroup(PathBuf);
+    impl Drop for Cgroup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let cgroup = Cgroup(root.join(unique("rt4-dev")));
+    let dir = cgroup.0.clone();
     std::fs::create_dir(&dir).unwrap();
     let before = open_devices_in(&dir, &unlisted);
     let (allow, rules) =
@@ -138,7 +146,6 @@ fn the_v2_device_program_denies_what_is_not_listed() {
     more.push(DeviceRule::allow_char(1, None));
     paas_runtime::devices::attach(&dir, allow, &more).unwrap();
     let multi = open_devices_in(&dir, &unlisted);
-    let _ = std::fs::remove_dir(&dir);
     assert!(
         before.contains("NULL-OK") && before.contains("UNLISTED-OK"),
         "{before}"

@@ -285,7 +285,8 @@ fn hooks_run_in_order_with_the_state_and_failures_stop_create() {
             "createRuntime": [host_hook("createRuntime")],
             "createContainer": [container_hook("createContainer")],
             "startContainer": [container_hook("startContainer")],
-            "poststart": [host_hook("poststart")],
+            // A failing poststart hook is a warning: the next one still runs.
+            "poststart": [{"path": "/bin/false"}, host_hook("poststart")],
             "poststop": [host_hook("poststop")],
         });
     });
