@@ -245,6 +245,12 @@ pub struct JobSpec {
     /// Hostname inside the container; defaults to the job id.
     #[serde(default)]
     pub hostname: Option<String>,
+    /// Run the job in a user namespace: container uids/gids 0..65536 are an unprivileged
+    /// host range of the agent, so root in the container is not root on the host. Image
+    /// files owned by root then appear as `nobody` and are read-only to the job (see
+    /// docs/runtime.md, "User namespaces").
+    #[serde(default)]
+    pub user_namespace: bool,
 }
 
 /// Lifecycle of a job on a node.

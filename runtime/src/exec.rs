@@ -116,6 +116,15 @@ pub(crate) fn exec(cfg: &RuntimeConfig, id: &str, spec: ExecSpec) -> Result<Exec
     }
     let pid = sf.state.pid;
     let mut ns = Vec::new();
+    if sf.options.id_mappings.is_some() {
+        // First: the other namespaces belong to it, joining them needs its capabilities.
+        let path = format!("/proc/{pid}/ns/user");
+        let f = fs::File::open(&path).map_err(|e| Error::Io {
+            what: format!("opening {path}"),
+            source: e,
+        })?;
+        ns.push((above_stdio(f.into())?, libc::CLONE_NEWUSER));
+    }
     for (name, flag) in NAMESPACES {
         let path = format!("/proc/{pid}/ns/{name}");
         match fs::File::open(&path) {
@@ -343,6 +352,14 @@ unsafe fn helper_main(a: &HelperArgs) -> ! {
                 die(a.err, 1, &[b"joining the container's namespaces"]);
             }
             libc::close(fd.as_raw_fd());
+            // Our host ids are unmapped in the container's user namespace: take its
+            // root's, as the init did.
+            if *flag == libc::CLONE_NEWUSER
+                && (libc::syscall(libc::SYS_setresgid, 0, 0, 0) != 0
+                    || libc::syscall(libc::SYS_setresuid, 0, 0, 0) != 0)
+            {
+                die(a.err, 1, &[b"becoming root of the user namespace"]);
+            }
         }
         if libc::chdir(p.cwd.as_ptr()) != 0 {
             die(a.err, 1, &[b"chdir to ", p.cwd.to_bytes()]);

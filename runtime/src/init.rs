@@ -102,7 +102,30 @@ pub(crate) fn spawn(plan: &Plan, fds: &ChildFds) -> Result<i32> {
         .map(|e| e.as_ptr())
         .chain(std::iter::once(ptr::null()))
         .collect();
-    let netns = fds.netns.as_ref().map_or(-1, |f| f.as_raw_fd());
+    // A new user namespace owns none of the host's network namespaces, so its init
+    // could not join one (EPERM): the cloning thread joins it instead and the init
+    // inherits it (network namespaces are per thread), then the thread goes back.
+    let userns = plan.clone_flags & libc::CLONE_NEWUSER != 0;
+    let restore_net = match (&fds.netns, userns) {
+        (Some(target), true) => {
+            let own = std::fs::File::open("/proc/thread-self/ns/net").map_err(|e| Error::Io {
+                what: "opening /proc/thread-self/ns/net".into(),
+                source: e,
+            })?;
+            nix::sched::setns(target, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|source| {
+                Error::Sys {
+                    what: "joining the container's network namespace to clone into it".into(),
+                    source,
+                }
+            })?;
+            Some(own)
+        }
+        _ => None,
+    };
+    let netns = match restore_net {
+        Some(_) => -1,
+        None => fds.netns.as_ref().map_or(-1, |f| f.as_raw_fd()),
+    };
     let mut keep = [
         fds.sync_read.as_raw_fd(),
         fds.ready_write.as_raw_fd(),
@@ -153,6 +176,12 @@ pub(crate) fn spawn(plan: &Plan, fds: &ChildFds) -> Result<i32> {
     }
     let errno = Errno::last();
     let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    if let Some(own) = restore_net {
+        if let Err(e) = nix::sched::setns(own, nix::sched::CloneFlags::CLONE_NEWNET) {
+            // This thread would keep running in the container's network namespace.
+            panic!("returning to our network namespace after the clone failed: {e}");
+        }
+    }
     if ret < 0 {
         return Err(Error::Sys {
             what: "cloning the container init (new pid/mount/uts/ipc namespaces)".into(),
@@ -375,6 +404,35 @@ unsafe fn run_op(op: &Op, err: RawFd) {
                     die(err, 1, &[b"symlink ", link.to_bytes()]);
                 }
             }
+            Op::Mknod {
+                path,
+                mode,
+                dev,
+                uid,
+                gid,
+                host,
+            } => {
+                let p = path.as_ptr();
+                if libc::mknod(p, *mode, *dev) == 0 {
+                    // mknod applies the umask: set the mode the config asked for.
+                    if libc::chmod(p, *mode & 0o7777) != 0 || libc::chown(p, *uid, *gid) != 0 {
+                        die(err, 1, &[b"setting mode and owner of ", path.to_bytes()]);
+                    }
+                } else if errno() == libc::EPERM {
+                    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+                    let fd = libc::open(p, flags, 0o666 as libc::c_uint);
+                    if fd < 0 {
+                        die(err, 1, &[b"create ", path.to_bytes()]);
+                    }
+                    libc::close(fd);
+                    let r = libc::mount(host.as_ptr(), p, ptr::null(), libc::MS_BIND, ptr::null());
+                    if r != 0 {
+                        die(err, 1, &[b"binding the host's ", host.to_bytes()]);
+                    }
+                } else if errno() != libc::EEXIST {
+                    die(err, 1, &[b"mknod ", path.to_bytes()]);
+                }
+            }
             Op::Mask { .. } | Op::ReadOnly { .. } => harden::run_post_op(op, err),
         }
     }
@@ -398,6 +456,16 @@ unsafe fn child_main(a: &ChildArgs) -> ! {
             libc::_exit(1);
         }
         libc::close(a.sync_read);
+
+        // In a new user namespace we still carry the host's ids (unmapped there, so
+        // files we create would fail with EOVERFLOW): become the namespace's root, now
+        // that the parent has written the maps.
+        if p.clone_flags & libc::CLONE_NEWUSER != 0
+            && (libc::syscall(libc::SYS_setresgid, 0, 0, 0) != 0
+                || libc::syscall(libc::SYS_setresuid, 0, 0, 0) != 0)
+        {
+            die(err, 1, &[b"becoming root of the user namespace"]);
+        }
 
         if a.netns >= 0 {
             if libc::setns(a.netns, libc::CLONE_NEWNET) != 0 {

@@ -14,9 +14,11 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub mod cgroup;
+pub mod devices;
 mod exec;
 mod fs;
 mod harden;
+pub mod hooks;
 mod init;
 mod lifecycle;
 pub mod oci;
@@ -27,7 +29,9 @@ pub mod spec;
 mod state;
 
 pub use cgroup::{CgroupError, CgroupManager, CgroupVersion, Stats};
+pub use devices::{Device, DeviceRule};
 pub use exec::{ExecProcess, ExecSpec};
+pub use hooks::{Hook, Hooks};
 pub use security::Rlimit;
 pub use spec::{validate_id, validate_spec, DEFAULT_PATH};
 
@@ -201,6 +205,62 @@ pub struct ContainerOptions {
     pub minimal_cgroups: bool,
     /// The OCI bundle the container came from, for the OCI `state`.
     pub oci_bundle: Option<PathBuf>,
+    /// Device nodes made in the container's `/dev` (OCI `linux.devices`); each is also
+    /// allowed (rwm) in the device cgroup.
+    pub devices: Vec<Device>,
+    /// The device cgroup rules (OCI `linux.resources.devices`), applied in order; the
+    /// default is runc's allow-list ([`devices::default_rules`]).
+    pub device_rules: Vec<DeviceRule>,
+    /// The container's cgroup, as OCI `linux.cgroupsPath` (and runc): absolute
+    /// (`/mygroup/c1`) = from the root of each hierarchy, relative (`mygroup/c1`) = under
+    /// `cgroup_parent`. None = `<cgroup_parent>/<id>`. No `.` or `..` components.
+    pub cgroup_path: Option<String>,
+    /// OCI hooks (prestart, createRuntime, createContainer, startContainer, poststart,
+    /// poststop).
+    pub hooks: Hooks,
+    /// Run the container in a new user namespace with these uid/gid mappings (root in
+    /// the container is an unprivileged uid on the host). None = no user namespace.
+    pub id_mappings: Option<IdMappings>,
+    /// OCI `annotations` of the config, repeated in the OCI state.
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// One line of `/proc/<pid>/uid_map` or `gid_map`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMap {
+    pub container_id: u32,
+    pub host_id: u32,
+    pub size: u32,
+}
+
+/// The uid and gid mappings of a user namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMappings {
+    pub uids: Vec<IdMap>,
+    pub gids: Vec<IdMap>,
+}
+
+impl IdMappings {
+    /// Container ids `0..size` onto host ids `base..base+size`, for uids and gids.
+    pub fn range(base: u32, size: u32) -> IdMappings {
+        let m = vec![IdMap {
+            container_id: 0,
+            host_id: base,
+            size,
+        }];
+        IdMappings {
+            uids: m.clone(),
+            gids: m,
+        }
+    }
+
+    /// The host uid (or gid, `gid = true`) of a container id, if mapped.
+    pub fn host_id(&self, id: u32, gid: bool) -> Option<u32> {
+        let maps = if gid { &self.gids } else { &self.uids };
+        maps.iter()
+            .find(|m| id >= m.container_id && id - m.container_id < m.size)
+            .map(|m| m.host_id + (id - m.container_id))
+    }
 }
 
 impl Default for ContainerOptions {
@@ -224,6 +284,12 @@ impl Default for ContainerOptions {
             bind_rootfs: false,
             minimal_cgroups: false,
             oci_bundle: None,
+            devices: Vec::new(),
+            device_rules: devices::default_rules(),
+            cgroup_path: None,
+            hooks: Hooks::default(),
+            id_mappings: None,
+            annotations: Default::default(),
         }
     }
 }
@@ -491,7 +557,7 @@ impl Runtime {
     /// The cgroup directories of a container (one per v1 hierarchy, one on v2), whether
     /// or not they exist yet.
     pub fn cgroup_paths(&self, id: &str) -> Vec<PathBuf> {
-        cgroup::manager(&self.config.cgroup_root, &self.config.cgroup_parent, id).paths()
+        lifecycle::manager(&self.config, id).paths()
     }
 }
 

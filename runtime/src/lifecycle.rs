@@ -48,8 +48,87 @@ pub(crate) fn init_state_dir(cfg: &RuntimeConfig) -> Result<()> {
     )))
 }
 
+/// The cgroup manager of container `id`, wherever its options put its cgroup.
 pub(crate) fn manager(cfg: &RuntimeConfig, id: &str) -> Box<dyn CgroupManager> {
-    cgroup::manager(&cfg.cgroup_root, &cfg.cgroup_parent, id)
+    let opts = load(cfg, id)
+        .ok()
+        .and_then(|(_, sf)| sf)
+        .map(|sf| sf.options);
+    manager_for(cfg, id, opts.as_ref())
+}
+
+/// The cgroup manager for `id` created with `opts`.
+pub(crate) fn manager_for(
+    cfg: &RuntimeConfig,
+    id: &str,
+    opts: Option<&ContainerOptions>,
+) -> Box<dyn CgroupManager> {
+    let (parent, leaf) = cgroup_location(cfg, id, opts);
+    cgroup::manager(&cfg.cgroup_root, &parent, &leaf)
+}
+
+/// (parent, leaf) of the container's cgroup under each hierarchy's root:
+/// `options.cgroup_path` split at its last `/`, else (`cgroup_parent`, id).
+fn cgroup_location(
+    cfg: &RuntimeConfig,
+    id: &str,
+    opts: Option<&ContainerOptions>,
+) -> (String, String) {
+    match opts.and_then(|o| o.cgroup_path.as_deref()) {
+        Some(p) => {
+            // Absolute: from the hierarchy's root; relative: under the cgroup parent.
+            let p = match p.strip_prefix('/') {
+                Some(abs) => abs.trim_matches('/').to_owned(),
+                None => format!("{}/{}", cfg.cgroup_parent, p.trim_matches('/')),
+            };
+            match p.rsplit_once('/') {
+                Some((parent, leaf)) => (parent.to_owned(), leaf.to_owned()),
+                None => (String::new(), p.to_owned()),
+            }
+        }
+        None => (cfg.cgroup_parent.clone(), id.to_owned()),
+    }
+}
+
+/// Refuses a `cgroup_path` that is empty or climbs with `..`.
+fn check_cgroup_path(path: &str) -> Result<()> {
+    let parts: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    if parts.is_empty() || parts.iter().any(|c| *c == ".." || *c == ".") {
+        return Err(Error::InvalidSpec(format!(
+            "cgroup path {path:?}: expected a path like \"group/container\" without \".\" \
+             or \"..\""
+        )));
+    }
+    Ok(())
+}
+
+/// The OCI state JSON hooks get on stdin.
+fn hook_state(sf: &StateFile, status: Status) -> Vec<u8> {
+    let state = ContainerState {
+        status,
+        ..sf.state.clone()
+    };
+    serde_json::to_vec(&crate::oci::state_json_for(&state, &sf.options)).unwrap_or_default()
+}
+
+/// The container's mount namespace, for the hooks that run inside it.
+fn open_mnt_ns(pid: i32) -> Result<OwnedFd> {
+    let path = format!("/proc/{pid}/ns/mnt");
+    let file = fs::File::open(&path).map_err(io_err(format!("opening {path}")))?;
+    Ok(file.into())
+}
+
+/// Writes the init's uid_map and gid_map (before it is released).
+fn write_id_maps(pid: i32, maps: &crate::IdMappings) -> Result<()> {
+    for (file, list) in [("uid_map", &maps.uids), ("gid_map", &maps.gids)] {
+        let text: String = list
+            .iter()
+            .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size))
+            .collect();
+        let path = format!("/proc/{pid}/{file}");
+        fs::write(&path, &text).map_err(io_err(format!("writing {text:?} to {path}")))?;
+    }
+    Ok(())
 }
 
 /// A container's state file, or `None` for a half-made container (dir without state).
@@ -174,6 +253,16 @@ pub(crate) fn create(
             spec.layers.len()
         )));
     }
+    if let Some(p) = &options.cgroup_path {
+        check_cgroup_path(p)?;
+    }
+    if let Some(m) = &options.id_mappings {
+        if m.host_id(0, false).is_none() || m.host_id(0, true).is_none() {
+            return Err(Error::InvalidSpec(
+                "user namespace: the uid and gid mappings must map container id 0".into(),
+            ));
+        }
+    }
     let layout = Layout::new(&cfg.state_dir, &spec.id);
     match fs::create_dir(&layout.dir) {
         Ok(()) => {}
@@ -182,7 +271,7 @@ pub(crate) fn create(
         }
         Err(e) => return Err(io_err(format!("creating {}", layout.dir.display()))(e)),
     }
-    let cg = manager(cfg, &spec.id);
+    let cg = manager_for(cfg, &spec.id, Some(options));
     let mut sf = StateFile {
         state: ContainerState {
             id: spec.id.clone(),
@@ -228,16 +317,30 @@ fn set_up(
         for dir in [&layout.upper, &layout.work, &layout.rootfs] {
             fs::create_dir(dir).map_err(io_err(format!("creating {}", dir.display())))?;
         }
+        if let Some(maps) = &opts.id_mappings {
+            // The merged root takes its owner from the upper dir: make it the
+            // container's root, so root in the container owns its `/`.
+            let (uid, gid) = (maps.host_id(0, false), maps.host_id(0, true));
+            nix::unistd::chown(
+                &layout.upper,
+                uid.map(nix::unistd::Uid::from_raw),
+                gid.map(nix::unistd::Gid::from_raw),
+            )
+            .map_err(sys_err(format!("chown {}", layout.upper.display())))?;
+        }
         crate::fs::mount_overlay(&spec.layers, &layout.upper, &layout.work, &layout.rootfs)?;
     }
+    let with_devices = !opts.device_rules.is_empty() || !opts.devices.is_empty();
     let minimal;
     let cg: Option<&dyn CgroupManager> = if opts.minimal_cgroups {
+        let (parent, leaf) = cgroup_location(cfg, &spec.id, Some(opts));
         minimal = cgroup::manager_for_limits(
             &cfg.cgroup_root,
-            &cfg.cgroup_parent,
-            &spec.id,
+            &parent,
+            &leaf,
             &spec.resources,
             opts.cpu_quota.is_some(),
+            with_devices,
         );
         minimal.as_deref()
     } else {
@@ -248,6 +351,11 @@ fn set_up(
         cg.apply(&spec.resources)?;
         if let Some(q) = opts.cpu_quota {
             cg.set_cpu_quota(q)?;
+        }
+        if with_devices {
+            let (default_allow, rules) =
+                crate::devices::effective(&opts.device_rules, &opts.devices)?;
+            cg.set_devices(default_allow, &rules)?;
         }
     }
     let plan = plan::build(spec, opts, &sf.state.rootfs)?;
@@ -268,9 +376,21 @@ fn set_up(
             "the container init (pid {pid}) vanished right after clone"
         ))
     })?;
+    if let Some(maps) = &opts.id_mappings {
+        write_id_maps(pid, maps)?;
+    }
     sf.state.pid = pid;
     sf.pid_start_time = start_time;
     state::write(layout, sf)?;
+    let hooks = &sf.options.hooks;
+    if !hooks.prestart.is_empty() || !hooks.create_runtime.is_empty() {
+        // The deprecated prestart hooks get `created` (what runtime-tools checks and
+        // runc 1.0 passed), createRuntime the spec's `creating`.
+        let json = hook_state(sf, Status::Created);
+        crate::hooks::run("prestart", &hooks.prestart, &json, None)?;
+        let json = hook_state(sf, Status::Creating);
+        crate::hooks::run("createRuntime", &hooks.create_runtime, &json, None)?;
+    }
 
     nix::unistd::write(&sync_write, &[1u8]).map_err(sys_err("releasing the container init"))?;
     drop(sync_write);
@@ -290,6 +410,16 @@ fn set_up(
                 "the container init {how} while setting up the container"
             )));
         }
+    }
+    if !sf.options.hooks.create_container.is_empty() {
+        let ns = open_mnt_ns(pid)?;
+        let json = hook_state(sf, Status::Creating);
+        crate::hooks::run(
+            "createContainer",
+            &sf.options.hooks.create_container,
+            &json,
+            Some(&ns),
+        )?;
     }
     sf.state.status = Status::Created;
     state::write(layout, sf)?;
@@ -386,6 +516,19 @@ pub(crate) fn start(cfg: &RuntimeConfig, id: &str) -> Result<()> {
         )));
     }
     let (pid, start_time) = (sf.state.pid, sf.pid_start_time);
+    let hooks = &sf.options.hooks;
+    if !hooks.start_container.is_empty() {
+        let ran = open_mnt_ns(pid).and_then(|ns| {
+            let json = hook_state(&sf, Status::Created);
+            crate::hooks::run("startContainer", &hooks.start_container, &json, Some(&ns))
+                .map_err(Error::from)
+        });
+        if let Err(e) = ran {
+            let _ = kill(cfg, id, libc::SIGKILL);
+            let _ = wait(cfg, id);
+            return Err(e);
+        }
+    }
     let released = init::release(&layout.exec_fifo, &layout.exec_result, || {
         state::is_alive(pid, start_time)
     });
@@ -398,6 +541,10 @@ pub(crate) fn start(cfg: &RuntimeConfig, id: &str) -> Result<()> {
                     s.state.status = Status::Running;
                 }
             })?;
+            if !hooks.poststart.is_empty() {
+                let json = hook_state(&sf, Status::Running);
+                crate::hooks::run_warn("poststart", &hooks.poststart, &json);
+            }
             Ok(())
         }
         Err(e) => {
@@ -572,7 +719,15 @@ pub(crate) fn delete(cfg: &RuntimeConfig, id: &str, force: bool) -> Result<()> {
             wait(cfg, id)?;
         }
     }
-    clean_up(&layout, &*manager(cfg, id))
+    clean_up(
+        &layout,
+        &*manager_for(cfg, id, sf.as_ref().map(|s| &s.options)),
+    )?;
+    if let Some(sf) = sf.filter(|s| !s.options.hooks.poststop.is_empty()) {
+        let json = hook_state(&sf, Status::Stopped);
+        crate::hooks::run_warn("poststop", &sf.options.hooks.poststop, &json);
+    }
+    Ok(())
 }
 
 /// Removes what `create` made, as far as it exists: processes left in the cgroup, the

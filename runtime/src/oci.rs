@@ -144,10 +144,33 @@ pub fn convert(
                     }
                 }
                 LinuxNamespaceType::User => {
-                    return Err(invalid(
-                        "user namespaces are not supported yet: remove the \"user\" \
-                         namespace from linux.namespaces",
-                    ))
+                    if ns.path().is_some() {
+                        return Err(invalid(
+                            "joining an existing user namespace is not supported: remove \
+                             its path to get a new one (with linux.uidMappings/gidMappings)",
+                        ));
+                    }
+                    let maps = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+                        m.as_deref()
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|m| crate::IdMap {
+                                container_id: m.container_id(),
+                                host_id: m.host_id(),
+                                size: m.size(),
+                            })
+                            .collect::<Vec<_>>()
+                    };
+                    let mappings = crate::IdMappings {
+                        uids: maps(linux.uid_mappings()),
+                        gids: maps(linux.gid_mappings()),
+                    };
+                    if mappings.uids.is_empty() || mappings.gids.is_empty() {
+                        return Err(invalid(
+                            "a user namespace needs linux.uidMappings and linux.gidMappings",
+                        ));
+                    }
+                    opts.id_mappings = Some(mappings);
                 }
                 LinuxNamespaceType::Time => warnings.push("time namespace ignored".into()),
                 _ => {
@@ -161,6 +184,51 @@ pub fn convert(
                 }
             }
         }
+        opts.cgroup_path = linux
+            .cgroups_path()
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned())
+            .filter(|p| !p.is_empty());
+        opts.devices = linux
+            .devices()
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|d| crate::Device {
+                path: d.path().to_string_lossy().into_owned(),
+                kind: device_kind(d.typ()),
+                major: d.major(),
+                minor: d.minor(),
+                file_mode: d.file_mode(),
+                uid: d.uid(),
+                gid: d.gid(),
+            })
+            .collect();
+        // As runc: the config's rules, then the default allow-list (the listed devices
+        // are added by the runtime).
+        let mut rules: Vec<crate::DeviceRule> = linux
+            .resources()
+            .as_ref()
+            .and_then(|r| r.devices().clone())
+            .unwrap_or_default()
+            .iter()
+            .map(|r| crate::DeviceRule {
+                allow: r.allow(),
+                kind: match r.typ().map_or('a', device_kind) {
+                    'u' => 'c',
+                    k => k,
+                },
+                major: r.major().filter(|m| *m >= 0),
+                minor: r.minor().filter(|m| *m >= 0),
+                access: r.access().clone().unwrap_or_default(),
+            })
+            .collect();
+        if rules.is_empty() {
+            rules = crate::devices::default_rules();
+        } else {
+            rules.extend(crate::devices::default_rules().into_iter().skip(1));
+        }
+        opts.device_rules = rules;
         if let Some(r) = linux.resources() {
             if let Some(m) = r.memory() {
                 resources.memory_bytes = m.limit().filter(|l| *l > 0).map(|l| l as u64);
@@ -182,6 +250,35 @@ pub fn convert(
         opts.readonly_paths = linux.readonly_paths().clone().unwrap_or_default();
         opts.seccomp = linux.seccomp().is_some();
         opts.rootfs_propagation = linux.rootfs_propagation().clone();
+    }
+
+    opts.annotations = spec
+        .annotations()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    if let Some(h) = spec.hooks() {
+        let list = |v: &Option<Vec<oci_spec::runtime::Hook>>| -> Vec<crate::Hook> {
+            v.as_deref()
+                .unwrap_or_default()
+                .iter()
+                .map(|h| crate::Hook {
+                    path: h.path().clone(),
+                    args: h.args().clone().unwrap_or_default(),
+                    env: h.env().clone().unwrap_or_default(),
+                    timeout: h.timeout().filter(|t| *t > 0).map(|t| t as u64),
+                })
+                .collect()
+        };
+        opts.hooks = crate::Hooks {
+            prestart: list(h.prestart()),
+            create_runtime: list(h.create_runtime()),
+            create_container: list(h.create_container()),
+            start_container: list(h.start_container()),
+            poststart: list(h.poststart()),
+            poststop: list(h.poststop()),
+        };
     }
 
     let mut mounts = Vec::new();
@@ -249,6 +346,18 @@ pub fn convert(
     Ok((container, opts))
 }
 
+/// `a` `b` `c` `u` `p` of an OCI device type.
+fn device_kind(t: oci_spec::runtime::LinuxDeviceType) -> char {
+    use oci_spec::runtime::LinuxDeviceType as T;
+    match t {
+        T::A => 'a',
+        T::B => 'b',
+        T::C => 'c',
+        T::U => 'u',
+        T::P => 'p',
+    }
+}
+
 /// The OCI state of a container (`ociVersion`, `id`, `status`, `pid`, `bundle`), plus
 /// `rootfs` and `created` as runc prints them.
 pub fn state_json(state: &ContainerState, bundle: Option<&Path>) -> serde_json::Value {
@@ -270,6 +379,15 @@ pub fn state_json(state: &ContainerState, bundle: Option<&Path>) -> serde_json::
         "created": state.created,
         "owner": "",
     })
+}
+
+/// [`state_json`] with the bundle and the annotations a container was created with.
+pub fn state_json_for(state: &ContainerState, opts: &ContainerOptions) -> serde_json::Value {
+    let mut json = state_json(state, opts.oci_bundle.as_deref());
+    if !opts.annotations.is_empty() {
+        json["annotations"] = serde_json::json!(opts.annotations);
+    }
+    json
 }
 
 /// The `config.json` `paas-runtime spec` writes: oci-spec's default (runc's), with

@@ -53,6 +53,17 @@ pub(crate) enum Op {
         target: CString,
         link: CString,
     },
+    /// A device node (OCI `linux.devices`): mknod, chmod, chown; where mknod is not
+    /// permitted (a user namespace) an empty file with the host's node at `host` bound
+    /// onto it. An existing node (one of the runtime's own) is left as it is.
+    Mknod {
+        path: CString,
+        mode: libc::mode_t,
+        dev: libc::dev_t,
+        uid: libc::uid_t,
+        gid: libc::gid_t,
+        host: CString,
+    },
     /// After pivot_root: hides a container path (`/dev/null` over a file, an empty
     /// read-only tmpfs over a directory); a missing path is skipped.
     Mask {
@@ -192,9 +203,11 @@ pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path
         libc::MS_REC | libc::MS_PRIVATE,
         None,
     )?];
-    if opts.bind_rootfs {
+    if opts.bind_rootfs || opts.id_mappings.is_some() {
         // The rootfs must be a mount point for pivot_root: bind it onto itself, in the
-        // container's mount namespace only.
+        // container's mount namespace only. In a user namespace the overlay mounted by
+        // the parent is locked (it came from a more privileged mount namespace), and
+        // pivot_root refuses a locked new root with EINVAL: the bind made here is not.
         let root = rootfs.to_str().ok_or_else(|| {
             Error::InvalidSpec(format!("rootfs {} is not UTF-8", rootfs.display()))
         })?;
@@ -220,12 +233,15 @@ pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path
 
     let dev = cfs.mount_target(&cfs.ensure_dir("/dev")?);
     dev_ops(&dev, &mut ops)?;
+    device_ops(&dev, &opts.devices, &mut ops)?;
 
     let sys = cfs.mount_target(&cfs.ensure_dir("/sys")?);
     let flags = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     let mut sysfs = mount_op("sysfs", Some("sysfs"), &sys, Some("sysfs"), flags, None)?;
     if let Op::Mount { optional, .. } = &mut sysfs {
-        *optional = spec.network == Network::Host;
+        // In a user namespace, sysfs needs a network namespace owned by it (a new one).
+        *optional = spec.network == Network::Host
+            || (opts.id_mappings.is_some() && spec.network != Network::None);
     }
     ops.push(sysfs);
 
@@ -299,6 +315,9 @@ pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path
         libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
     if spec.network == Network::None {
         clone_flags |= libc::CLONE_NEWNET;
+    }
+    if opts.id_mappings.is_some() {
+        clone_flags |= libc::CLONE_NEWUSER;
     }
     Ok(Plan {
         clone_flags,
@@ -477,6 +496,36 @@ fn dev_ops(dev: &Path, ops: &mut Vec<Op>) -> Result<()> {
     Ok(())
 }
 
+/// The listed device nodes under `dev` (the host path of the container's `/dev`).
+fn device_ops(dev: &Path, devices: &[crate::Device], ops: &mut Vec<Op>) -> Result<()> {
+    for d in devices {
+        let rel = crate::devices::dev_relative(d)?;
+        let mut dir = dev.to_path_buf();
+        let parts: Vec<&str> = rel.split('/').collect();
+        for part in &parts[..parts.len() - 1] {
+            dir.push(part);
+            ops.push(Op::Mkdir {
+                path: cpath(&dir)?,
+                mode: 0o755,
+            });
+        }
+        let kind = match d.kind {
+            'b' => libc::S_IFBLK,
+            'p' => libc::S_IFIFO,
+            _ => libc::S_IFCHR,
+        };
+        ops.push(Op::Mknod {
+            path: cpath(&dev.join(&rel))?,
+            mode: kind | (d.file_mode.unwrap_or(0o666) & 0o7777),
+            dev: libc::makedev(d.major as u32, d.minor as u32),
+            uid: d.uid.unwrap_or(0),
+            gid: d.gid.unwrap_or(0),
+            host: cstr("device path", format!("/dev/{rel}"))?,
+        });
+    }
+    Ok(())
+}
+
 /// Finds `args[0]` the way execvp would inside the container, but before the container
 /// exists: with a `/` it must exist (relative to `cwd` if relative); without one, the
 /// first executable regular file on the PATH of `spec.env` wins.
@@ -560,6 +609,7 @@ mod tests {
                 Op::Touch { path } => ("touch".into(), path.to_string_lossy().into_owned()),
                 Op::Symlink { link, .. } => ("symlink".into(), link.to_string_lossy().into_owned()),
                 Op::Mask { path } => ("mask".into(), path.to_string_lossy().into_owned()),
+                Op::Mknod { path, .. } => ("mknod".into(), path.to_string_lossy().into_owned()),
                 Op::ReadOnly { path } => ("ro".into(), path.to_string_lossy().into_owned()),
             })
             .collect()

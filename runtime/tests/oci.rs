@@ -183,3 +183,178 @@ fn bad_bundles_get_clear_errors() {
         "{out:?}"
     );
 }
+
+/// The pids cgroup dir of a container whose cgroupsPath is `path` (v1 or v2 host).
+fn pids_cgroup(rel: &str) -> PathBuf {
+    let root = Path::new("/sys/fs/cgroup");
+    if root.join("cgroup.controllers").exists() {
+        root.join(rel)
+    } else {
+        root.join("pids").join(rel)
+    }
+}
+
+#[test]
+fn cgroups_path_absolute_and_relative_and_listed_devices() {
+    if !need_root() {
+        return;
+    }
+    let oci = Oci::new();
+    let top = unique("rt4-cgp");
+    for (path, on_host) in [
+        (format!("/{top}/box"), format!("{top}/box")),
+        ("sub/box2".to_string(), format!("{}/sub/box2", oci.parent)),
+    ] {
+        oci.edit(|c| {
+            c["process"]["args"] = serde_json::json!([
+                "sh",
+                "-c",
+                "stat -c 'fuse=%t:%T %a %u:%g' /dev/fuse; sleep 1000"
+            ]);
+            c["linux"]["cgroupsPath"] = path.clone().into();
+            c["linux"]["resources"]["pids"] = serde_json::json!({"limit": 42});
+            c["linux"]["devices"] = serde_json::json!([{
+                "path": "/dev/fuse", "type": "c", "major": 10, "minor": 229,
+                "fileMode": 416, "uid": 3, "gid": 4
+            }]);
+        });
+        let id = unique("g");
+        let log = oci.dir.path().join(format!("{id}.out"));
+        let status = oci
+            .command(&["create", "--bundle", oci.bundle().to_str().unwrap(), &id])
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let dir = pids_cgroup(&on_host);
+        let pid = oci.state(&id)["pid"].as_i64().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("pids.max"))
+                .unwrap()
+                .trim(),
+            "42",
+            "{path} → {}",
+            dir.display()
+        );
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+        assert!(procs.lines().any(|l| l == pid.to_string()), "{procs}");
+        assert!(oci.cmd(&["start", &id]).status.success());
+        wait_for(|| std::fs::read_to_string(&log).unwrap().contains("fuse="));
+        let out = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(out, "fuse=a:e5 640 3:4\n");
+        assert!(oci.cmd(&["delete", "--force", &id]).status.success());
+        assert!(!dir.exists(), "delete removes {}", dir.display());
+    }
+    for dir in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let _ = std::fs::remove_dir(dir.path().join(&top));
+        let _ = std::fs::remove_dir(dir.path().join(&oci.parent).join("sub"));
+    }
+}
+
+#[test]
+fn hooks_run_in_order_with_the_state_and_failures_stop_create() {
+    if !need_root() {
+        return;
+    }
+    let oci = Oci::new();
+    let out = oci.dir.path().join("hooks");
+    std::fs::create_dir(&out).unwrap();
+    let host_hook = |name: &str| {
+        serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("cat > {}/{name}; echo $HOOK >> {}/order", out.display(), out.display())],
+            "env": [format!("HOOK={name}")],
+            "timeout": 10
+        })
+    };
+    // createContainer and startContainer run in the container's mount namespace: their
+    // /bin/sh is the bundle's busybox and they write into the container's /.
+    let container_hook = |name: &str| {
+        serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("cat > /{name}")],
+        })
+    };
+    oci.edit(|c| {
+        c["process"]["args"] = serde_json::json!(["sleep", "1000"]);
+        c["root"]["readonly"] = false.into();
+        c["annotations"] = serde_json::json!({"org.example/k": "v"});
+        c["hooks"] = serde_json::json!({
+            "prestart": [host_hook("prestart")],
+            "createRuntime": [host_hook("createRuntime")],
+            "createContainer": [container_hook("createContainer")],
+            "startContainer": [container_hook("startContainer")],
+            // A failing poststart hook is a warning: the next one still runs.
+            "poststart": [{"path": "/bin/false"}, host_hook("poststart")],
+            "poststop": [host_hook("poststop")],
+        });
+    });
+    let id = unique("h");
+    let bundle = oci.bundle();
+    let errors = oci.dir.path().join("create.err");
+    let create = |id: &str| {
+        let status = oci
+            .command(&["create", "--bundle", bundle.to_str().unwrap(), id])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&errors).unwrap())
+            .status()
+            .unwrap();
+        (status, std::fs::read_to_string(&errors).unwrap())
+    };
+    let (status, err) = create(&id);
+    assert!(status.success(), "{err}");
+    let order = || std::fs::read_to_string(out.join("order")).unwrap_or_default();
+    assert_eq!(order(), "prestart\ncreateRuntime\n");
+    let pre: Value = serde_json::from_slice(&std::fs::read(out.join("prestart")).unwrap()).unwrap();
+    assert_eq!(
+        pre["status"], "created",
+        "runtime-tools wants created for prestart"
+    );
+    let pid = oci.state(&id)["pid"].as_i64().unwrap();
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(out.join("createRuntime")).unwrap()).unwrap();
+    assert_eq!(state["id"], id.as_str());
+    assert_eq!(state["status"], "creating");
+    assert_eq!(state["annotations"]["org.example/k"], "v");
+    assert_eq!(state["pid"], pid);
+    assert_eq!(
+        state["bundle"],
+        bundle.canonicalize().unwrap().to_str().unwrap()
+    );
+    let cc: Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("rootfs/createContainer")).unwrap())
+            .unwrap();
+    assert_eq!(cc["pid"], pid);
+    assert!(!bundle.join("rootfs/startContainer").exists());
+
+    assert!(oci.cmd(&["start", &id]).status.success());
+    assert_eq!(order(), "prestart\ncreateRuntime\npoststart\n");
+    let sc: Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("rootfs/startContainer")).unwrap())
+            .unwrap();
+    assert_eq!(sc["status"], "created");
+    let ps: Value = serde_json::from_slice(&std::fs::read(out.join("poststart")).unwrap()).unwrap();
+    assert_eq!(ps["status"], "running");
+
+    assert!(oci.cmd(&["delete", "--force", &id]).status.success());
+    assert_eq!(order(), "prestart\ncreateRuntime\npoststart\npoststop\n");
+    let stopped: Value =
+        serde_json::from_slice(&std::fs::read(out.join("poststop")).unwrap()).unwrap();
+    assert_eq!(stopped["status"], "stopped");
+
+    // A failing createRuntime hook fails create, and nothing is left behind.
+    oci.edit(|c| {
+        c["hooks"] = serde_json::json!({"createRuntime": [{
+            "path": "/bin/sh", "args": ["sh", "-c", "echo no way >&2; exit 7"]
+        }]});
+    });
+    let id = unique("hf");
+    let (status, err) = create(&id);
+    assert!(!status.success());
+    assert!(
+        err.contains("createRuntime hook") && err.contains("exit code 7") && err.contains("no way"),
+        "{err}"
+    );
+    assert!(!oci.dir.path().join("state").join(&id).exists());
+}

@@ -308,6 +308,17 @@ async fn start(agent: &Arc<Agent>, job: &Arc<JobHandle>, made: &mut Made) -> Res
             what: format!("creating volume {}", dir.display()),
             source,
         })?;
+        if spec.user_namespace {
+            // The job's root is the range's first id: it must own the volume to write.
+            let base = Some(prepare::USERNS_BASE);
+            std::os::unix::fs::chown(&dir, base, base).map_err(|source| JobError::Io {
+                what: format!(
+                    "giving volume {} to the job's user namespace",
+                    dir.display()
+                ),
+                source,
+            })?;
+        }
         mounts.push(BindMount {
             source: dir,
             destination: volume.path.clone(),
@@ -324,8 +335,9 @@ async fn start(agent: &Arc<Agent>, job: &Arc<JobHandle>, made: &mut Made) -> Res
     let cspec = prepare::container_spec(spec, &image, mounts, net.netns_path, job.log_path())
         .map_err(JobError::Spec)?;
     let runtime = agent.runtime.clone();
+    let options = prepare::container_options(spec);
     made.container = true;
-    let state = blocking(move || runtime.run(&cspec))
+    let state = blocking(move || runtime.run_with(&cspec, &options))
         .await
         .map_err(|source| JobError::Runtime {
             what: "starting the container".into(),

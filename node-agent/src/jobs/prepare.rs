@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use paas_api::JobSpec;
-use paas_runtime::{BindMount, ContainerSpec, Network, Resources};
+use paas_runtime::{BindMount, ContainerOptions, ContainerSpec, IdMappings, Network, Resources};
 use tokio::io::AsyncWriteExt;
 
 use crate::images::{self, unpack, Image};
@@ -238,6 +238,23 @@ pub fn container_spec(
     })
 }
 
+/// First host uid/gid of the range that jobs with `user_namespace` map their ids
+/// `0..USERNS_SIZE` onto (one range per node: a volume keeps its owner across jobs).
+pub const USERNS_BASE: u32 = 1_000_000;
+/// How many ids a user-namespaced job has (0..65535, as Docker's and Podman's default).
+pub const USERNS_SIZE: u32 = 65_536;
+
+/// The runtime options of a job: the runtime's defaults, plus a user namespace when the
+/// job asks for one.
+pub fn container_options(spec: &JobSpec) -> ContainerOptions {
+    ContainerOptions {
+        id_mappings: spec
+            .user_namespace
+            .then(|| IdMappings::range(USERNS_BASE, USERNS_SIZE)),
+        ..ContainerOptions::default()
+    }
+}
+
 /// Image `KEY=VALUE` entries, overridden in place (or appended) by the job's env, with a
 /// default PATH when neither sets one.
 pub fn merge_env(image_env: &[String], job_env: &BTreeMap<String, String>) -> Vec<String> {
@@ -287,6 +304,19 @@ mod tests {
 
     fn spec(json: &str) -> JobSpec {
         serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn a_user_namespace_only_when_asked() {
+        let image = r#""image":{"registry":"r","repository":"x","reference":"1"}"#;
+        let plain = spec(&format!(r#"{{"id":"j1",{image}}}"#));
+        assert!(!plain.user_namespace, "old controllers send no field");
+        assert_eq!(container_options(&plain), ContainerOptions::default());
+        let userns = spec(&format!(r#"{{"id":"j2",{image},"user_namespace":true}}"#));
+        let maps = container_options(&userns).id_mappings.unwrap();
+        assert_eq!(maps.host_id(0, false), Some(USERNS_BASE));
+        assert_eq!(maps.host_id(65_535, true), Some(USERNS_BASE + 65_535));
+        assert_eq!(maps.host_id(65_536, false), None);
     }
 
     #[test]

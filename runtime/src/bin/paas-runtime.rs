@@ -149,6 +149,10 @@ struct ContainerArgs {
     /// SOURCE:DEST[:ro] bind mount (repeat).
     #[arg(long = "mount")]
     mounts: Vec<String>,
+    /// Run in a new user namespace: container uids/gids 0..65536 are host ids
+    /// HOST_ID..HOST_ID+65536.
+    #[arg(long, value_name = "HOST_ID")]
+    userns: Option<u32>,
     /// File for stdout and stderr (default: the terminal for `run`,
     /// `<root>/<id>.log` for `create`).
     #[arg(long)]
@@ -263,7 +267,13 @@ fn container_of(
         }
         return Ok((spec, opts));
     }
-    Ok((spec_of(a, root, foreground)?, ContainerOptions::default()))
+    let opts = ContainerOptions {
+        id_mappings: a
+            .userns
+            .map(|base| paas_runtime::IdMappings::range(base, 65536)),
+        ..ContainerOptions::default()
+    };
+    Ok((spec_of(a, root, foreground)?, opts))
 }
 
 fn spec_of(
@@ -416,8 +426,7 @@ fn main_result(cli: Cli) -> Result<u8, Failure> {
         Command::Start { id } => rt.start(id)?,
         Command::State { id } => {
             let state = rt.state(id)?;
-            let bundle = rt.options(id)?.oci_bundle;
-            let json = paas_runtime::oci::state_json(&state, bundle.as_deref());
+            let json = paas_runtime::oci::state_json_for(&state, &rt.options(id)?);
             let json = serde_json::to_string_pretty(&json)
                 .map_err(|e| Failure(format!("encoding the state: {e}"), 1))?;
             println!("{json}");

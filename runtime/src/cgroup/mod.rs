@@ -14,6 +14,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use crate::devices::DeviceRule;
 use crate::{CpuQuota, Resources};
 
 /// Errors of the cgroup code; every variant names the file or directory involved.
@@ -53,6 +54,8 @@ pub enum CgroupError {
         controller: &'static str,
         root: PathBuf,
     },
+    #[error(transparent)]
+    Devices(#[from] crate::devices::DeviceError),
 }
 
 impl CgroupError {
@@ -63,7 +66,7 @@ impl CgroupError {
             | CgroupError::Write { source, .. }
             | CgroupError::Read { source, .. }
             | CgroupError::RemoveDir { source, .. } => Some(source),
-            CgroupError::MissingController { .. } => None,
+            CgroupError::MissingController { .. } | CgroupError::Devices(_) => None,
         }
     }
 }
@@ -77,6 +80,7 @@ impl From<CgroupError> for crate::Error {
             | CgroupError::Read { source, .. }
             | CgroupError::RemoveDir { source, .. } => crate::Error::Io { what, source },
             CgroupError::MissingController { .. } => crate::Error::InvalidSpec(what),
+            CgroupError::Devices(e) => e.into(),
         }
     }
 }
@@ -117,6 +121,9 @@ pub trait CgroupManager: std::fmt::Debug + Send + Sync {
     fn freeze(&self, frozen: bool) -> Result<()>;
     /// Whether the cgroup is frozen.
     fn is_frozen(&self) -> bool;
+    /// Sets the device allow-list: `default_allow` for what no rule matches, then the
+    /// rules (the last matching one decides), see [`crate::devices`].
+    fn set_devices(&self, default_allow: bool, rules: &[DeviceRule]) -> Result<()>;
 }
 
 /// Resource usage of one container, read from its cgroup.
@@ -187,8 +194,12 @@ pub fn manager_for_limits(
     id: &str,
     r: &Resources,
     cpu_quota: bool,
+    devices: bool,
 ) -> Option<Box<dyn CgroupManager>> {
     let mut need = Vec::new();
+    if devices {
+        need.push("devices");
+    }
     if r.memory_bytes.is_some() {
         need.push("memory");
     }
@@ -245,8 +256,8 @@ pub fn shares_to_weight(shares: u64) -> u64 {
 /// host) carry no limits but are where systemd tracks a service's processes: joining
 /// them takes the container out of the agent's unit, so stopping the agent's service does
 /// not kill its containers.
-pub const V1_CONTROLLERS: [&str; 7] = [
-    "memory", "pids", "cpu", "cpuacct", "freezer", "systemd", "unified",
+pub const V1_CONTROLLERS: [&str; 8] = [
+    "memory", "pids", "cpu", "cpuacct", "freezer", "devices", "systemd", "unified",
 ];
 
 /// v2 controllers enabled for the container's subtree when the root offers them.
@@ -480,6 +491,19 @@ impl CgroupManager for V1 {
             fs::read_to_string(d.join("freezer.state")).is_ok_and(|t| t.trim() == "FROZEN")
         })
     }
+
+    fn set_devices(&self, default_allow: bool, rules: &[DeviceRule]) -> Result<()> {
+        let dir = self.need("devices", "device")?;
+        for (allow, line) in crate::devices::v1_writes(default_allow, rules) {
+            let file = if allow {
+                "devices.allow"
+            } else {
+                "devices.deny"
+            };
+            write_file(&dir.join(file), &line)?;
+        }
+        Ok(())
+    }
 }
 
 /// cgroup v2: one directory, `<root>/<parent>/<id>`.
@@ -634,6 +658,11 @@ impl CgroupManager for V2 {
 
     fn is_frozen(&self) -> bool {
         read_keyed(&self.dir.join("cgroup.events"), "frozen").is_ok_and(|v| v == 1)
+    }
+
+    fn set_devices(&self, default_allow: bool, rules: &[DeviceRule]) -> Result<()> {
+        crate::devices::attach(&self.dir, default_allow, rules)?;
+        Ok(())
     }
 }
 

@@ -50,7 +50,7 @@ fn detects_v1_and_v2() {
 #[test]
 fn v1_writes_limits_and_joins_every_hierarchy() {
     let all = [
-        "memory", "pids", "cpu", "cpuacct", "freezer", "systemd", "unified",
+        "memory", "pids", "cpu", "cpuacct", "freezer", "devices", "systemd", "unified",
     ];
     let root = v1_root(&[&all[..], &["cpuset", "blkio"]].concat());
     let m = V1::new(root.path(), "prt", "c1");
@@ -63,6 +63,17 @@ fn v1_writes_limits_and_joins_every_hierarchy() {
     assert!(!root.path().join("cpuset/prt").exists());
     assert!(!root.path().join("blkio/prt").exists());
     v1_populate(&m, true);
+    let dev = root.path().join("devices/prt/c1");
+    touch(&dev.join("devices.allow"), "");
+    touch(&dev.join("devices.deny"), "");
+    let (allow, rules) = crate::devices::effective(&crate::devices::default_rules(), &[]).unwrap();
+    m.set_devices(allow, &rules).unwrap();
+    // The fixture keeps only the last write of each file (O_TRUNC).
+    assert_eq!(fs::read_to_string(dev.join("devices.deny")).unwrap(), "a");
+    assert_eq!(
+        fs::read_to_string(dev.join("devices.allow")).unwrap(),
+        "c 136:* rwm"
+    );
 
     let res = Resources {
         memory_bytes: Some(64 << 20),
