@@ -205,8 +205,11 @@ pub trait Dashboard: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), ActionError>> + Send;
 
     /// Stops one job now (its formation starts a replacement).
-    fn stop_job(&self, app: &str, job: &str)
-        -> impl Future<Output = Result<(), ActionError>> + Send;
+    fn stop_job(
+        &self,
+        app: &str,
+        job: &str,
+    ) -> impl Future<Output = Result<(), ActionError>> + Send;
 
     /// Restarts every running job of one process type.
     fn restart_type(

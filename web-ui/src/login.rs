@@ -128,11 +128,11 @@ pub(crate) async fn submit<D: Dashboard>(
             resp
         }
         Ok(LoginOutcome::Wrong) => login_page(
-                &headers,
-                f.user,
-                Some("Wrong user name or password.".into()),
-                StatusCode::UNAUTHORIZED,
-            ),
+            &headers,
+            f.user,
+            Some("Wrong user name or password.".into()),
+            StatusCode::UNAUTHORIZED,
+        ),
         Err(e) => {
             tracing::error!(error = %e, "dashboard login could not be checked");
             login_page(

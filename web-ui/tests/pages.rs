@@ -10,8 +10,8 @@ use axum::response::IntoResponse;
 use paas_api::{App, Build, Release};
 use paas_web_ui::session::Session;
 use paas_web_ui::{
-    router, ActionError, Dashboard, JobInfo, JobSeries, LoginOutcome, Need, NodeInfo,
-    ProcessType, Refusal, SessionUser, Viewer,
+    router, ActionError, Dashboard, JobInfo, JobSeries, LoginOutcome, Need, NodeInfo, ProcessType,
+    Refusal, SessionUser, Viewer,
 };
 use tower::ServiceExt;
 
@@ -912,7 +912,11 @@ async fn rename_destroy_and_job_controls_call_the_controller() {
     assert_eq!(restarted.headers[header::LOCATION], "/apps/hello#jobs");
     let missing = post("/apps/hello/jobs/job-9/restart", format!("csrf={csrf}")).await;
     assert_eq!(missing.status, StatusCode::BAD_REQUEST);
-    assert!(missing.body.contains("id=\"jobs-error\""), "{}", missing.body);
+    assert!(
+        missing.body.contains("id=\"jobs-error\""),
+        "{}",
+        missing.body
+    );
     post("/apps/hello/jobs/job-1/stop", format!("csrf={csrf}")).await;
     post("/apps/hello/restart", format!("type=web&csrf={csrf}")).await;
     assert_eq!(
