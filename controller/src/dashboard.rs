@@ -164,7 +164,8 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
     }
 
     async fn releases(&self, name: &str) -> Result<Vec<Release>, String> {
-        match apps::releases(&self.controller, name).await {
+        // The newest 100: older ones are a `paas releases` away.
+        match apps::releases(&self.controller, name, None, 100).await {
             Ok(r) => Ok(r),
             Err(AppsError::NotFound(_)) => Ok(Vec::new()),
             Err(e) => Err(e.to_string()),
@@ -398,7 +399,8 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
     }
 
     async fn builds(&self, app: &str) -> Result<Vec<Build>, String> {
-        match apps::builds(&self.controller, app).await {
+        // The page shows the newest 10.
+        match apps::builds(&self.controller, app, None, 10).await {
             Ok(b) => Ok(b),
             Err(AppsError::NotFound(_)) => Ok(Vec::new()),
             Err(e) => Err(e.to_string()),

@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::Router;
 use serde::{Deserialize, Serialize};
 
-use super::paging::{page, PageQuery};
+use super::paging::{page_of, PageQuery};
 use super::ApiError;
 use crate::apps::AppsError;
 use crate::auth::AppAccess;
@@ -195,30 +195,51 @@ async fn list_jobs(
     if c.store.get_app(&app).await?.is_none() {
         return Err(AppsError::NotFound(app).into());
     }
+    // The store cuts the page (by type, then id); the scheduler's last look gives the
+    // state of the jobs it has seen, the stored state the others'.
+    let rows = c
+        .store
+        .jobs_page(&app, q.after.as_deref(), q.fetch()?)
+        .await?;
     let snap = c.scheduler.snapshot();
-    let mut jobs: Vec<JobEntry> = snap
-        .jobs
-        .iter()
-        .filter(|j| j.app == app)
-        .map(|j| JobEntry {
-            id: j.id.clone(),
-            process_type: j.process_type.clone(),
-            release: j.release,
-            node: j.node.clone(),
-            state: match j.phase {
-                Phase::Starting => "starting",
-                Phase::Up if j.healthy => "up",
-                Phase::Up => "unhealthy",
-                Phase::Stopping => "stopping",
-                Phase::Finished => "down",
-            },
-            restarts: snap
-                .crashing
-                .get(&(j.app.clone(), j.release))
-                .copied()
-                .unwrap_or(0),
+    let jobs: Vec<JobEntry> = rows
+        .into_iter()
+        .map(|r| {
+            let seen = snap.jobs.iter().find(|j| j.id == r.id);
+            let state = match seen {
+                Some(j) => match j.phase {
+                    Phase::Starting => "starting",
+                    Phase::Up if j.healthy => "up",
+                    Phase::Up => "unhealthy",
+                    Phase::Stopping => "stopping",
+                    Phase::Finished => "down",
+                },
+                None => stored_state(&r.state),
+            };
+            JobEntry {
+                restarts: snap
+                    .crashing
+                    .get(&(r.app.clone(), r.release))
+                    .copied()
+                    .unwrap_or(0),
+                id: r.id,
+                process_type: r.process_type,
+                release: r.release,
+                node: r.node,
+                state,
+            }
         })
         .collect();
-    jobs.sort_by(|a, b| (&a.process_type, &a.id).cmp(&(&b.process_type, &b.id)));
-    page(jobs, &q, &format!("/v1/apps/{app}/jobs"), |j| j.id.clone())
+    page_of(jobs, &q, &format!("/v1/apps/{app}/jobs"), |j| j.id.clone())
+}
+
+/// A stored job state as the jobs list names it (for jobs the scheduler has not seen).
+fn stored_state(state: &str) -> &'static str {
+    use crate::store::job_state;
+    match state {
+        job_state::PENDING | job_state::STARTING => "starting",
+        job_state::UP => "up",
+        job_state::STOPPING => "stopping",
+        _ => "down",
+    }
 }
