@@ -578,6 +578,7 @@ fn dashboard_in_a_real_browser() {
         assert!(b.source().await.unwrap().contains("No apps yet"));
         b.goto(&format!("{api}/apps/ds4-renamed")).await.unwrap();
         assert!(b.title().await.unwrap().starts_with("App not found"));
+        b.goto(&format!("{api}/")).await.unwrap();
         submit(&b, "form.logout button").await;
         at(&b, "/login").await;
     });
