@@ -540,7 +540,10 @@ fn dashboard_in_a_real_browser() {
         at(&b, "/").await;
         let apps = text(&b, "#apps").await;
         assert!(apps.contains("ds4-mine"), "{apps}");
-        assert!(!apps.contains("dash"), "a member sees only their apps: {apps}");
+        assert!(
+            !apps.contains("dash"),
+            "a member sees only their apps: {apps}"
+        );
         assert!(
             b.find(Locator::Css("#nav-nodes")).await.is_err(),
             "no Nodes link for members"
@@ -552,7 +555,9 @@ fn dashboard_in_a_real_browser() {
         let title = b.title().await.unwrap();
         assert!(title.starts_with("App not found"), "{title}");
         shot(&b, "member-refused").await;
-        b.goto(&format!("{api}/apps/dash/stats.json")).await.unwrap();
+        b.goto(&format!("{api}/apps/dash/stats.json"))
+            .await
+            .unwrap();
         assert!(b.source().await.unwrap().contains("App not found"));
         // The nodes page is for admins.
         b.goto(&format!("{api}/nodes")).await.unwrap();
