@@ -28,10 +28,29 @@ use paas_web_ui::{
 use crate::apps::{self, AppsError};
 use crate::auth::{failure_response, log_refusal, AuthFailure, Caller, Principal};
 use crate::http::{ApiError, FormationChange};
-use crate::scheduler::{Phase, DEFAULT_MEMORY_BYTES};
+use crate::scheduler::{ObservedJob, Phase, DEFAULT_MEMORY_BYTES};
 use crate::state::{Controller, NODE_TIMEOUT_MS};
 use crate::store::DomainAdded;
 use crate::util::{rfc3339_from_ms, unix_ms};
+
+/// The memory the scheduler counts as taken on `node`: each starting, up or stopping job
+/// holds its formation's memory (`Store::formation_memory`), the default when the
+/// formation sets none — the same numbers as the scheduler's fit.
+pub(crate) fn reserved_on(
+    node: &str,
+    jobs: &[ObservedJob],
+    sizes: &HashMap<(String, String), u64>,
+) -> u64 {
+    jobs.iter()
+        .filter(|j| j.node == node && j.phase != Phase::Finished)
+        .map(|j| {
+            sizes
+                .get(&(j.app.clone(), j.process_type.clone()))
+                .copied()
+                .unwrap_or(DEFAULT_MEMORY_BYTES)
+        })
+        .sum()
+}
 
 /// What a dashboard session's [`Caller`] names as its token (sessions are not tokens).
 const SESSION_TOKEN: &str = "dashboard-session";
@@ -457,15 +476,7 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
         let now = unix_ms();
         let rows = c.store.list_nodes().await.map_err(internal)?;
         let draining = c.store.draining_nodes().await.map_err(internal)?;
-        // The scheduler's own numbers: each job takes its formation's memory, or the
-        // default when the formation sets none.
         let sizes = c.store.formation_memory().await.map_err(internal)?;
-        let memory_of = |app: &str, process_type: &str| {
-            sizes
-                .get(&(app.to_string(), process_type.to_string()))
-                .copied()
-                .unwrap_or(DEFAULT_MEMORY_BYTES)
-        };
         let snap = c.scheduler.snapshot();
         Ok(rows
             .into_iter()
@@ -484,13 +495,7 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
                         "up"
                     }
                     .to_string(),
-                    // Like the scheduler's fit: stopping jobs still hold their memory.
-                    reserved_bytes: snap
-                        .jobs
-                        .iter()
-                        .filter(|j| j.node == n.name && j.phase != Phase::Finished)
-                        .map(|j| memory_of(&j.app, &j.process_type))
-                        .sum(),
+                    reserved_bytes: reserved_on(&n.name, &snap.jobs, &sizes),
                     used_bytes: jobs
                         .iter()
                         .filter_map(|j| c.job_stats.latest_memory(&j.id))

@@ -229,3 +229,34 @@ async fn failed_dashboard_logins_use_the_api_limiter() {
         LoginOutcome::User(_)
     ));
 }
+
+#[test]
+fn nodes_reserve_each_jobs_formation_memory_like_the_scheduler() {
+    use crate::scheduler::{ObservedJob, Phase, DEFAULT_MEMORY_BYTES};
+    let job = |id: &str, t: &str, node: &str, phase: Phase| ObservedJob {
+        id: id.into(),
+        app: "ds4-app".into(),
+        release: 1,
+        process_type: t.into(),
+        node: node.into(),
+        phase,
+        healthy: true,
+    };
+    let jobs = [
+        job("a", "web", "n1", Phase::Up),
+        job("b", "web", "n1", Phase::Starting),
+        job("c", "worker", "n1", Phase::Stopping),
+        job("d", "web", "n1", Phase::Finished),
+        job("e", "web", "n2", Phase::Up),
+    ];
+    let sizes =
+        std::collections::HashMap::from([(("ds4-app".to_string(), "web".to_string()), 1u64 << 30)]);
+    // Two web jobs of 1 GiB (resized) and a stopping worker with the default; the
+    // finished job and the other node's do not count.
+    assert_eq!(
+        super::reserved_on("n1", &jobs, &sizes),
+        (2 << 30) + DEFAULT_MEMORY_BYTES
+    );
+    assert_eq!(super::reserved_on("n2", &jobs, &sizes), 1 << 30);
+    assert_eq!(super::reserved_on("n3", &jobs, &sizes), 0);
+}
