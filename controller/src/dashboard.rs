@@ -55,6 +55,10 @@ pub(crate) fn reserved_on(
 /// What a dashboard session's [`Caller`] names as its token (sessions are not tokens).
 const SESSION_TOKEN: &str = "dashboard-session";
 
+/// At most this many job rows of one app are read for the jobs table (the formation
+/// allows 100 per process type).
+const JOB_ROWS: u32 = 1000;
+
 /// The path the login limiter and the refusal log name for dashboard logins.
 const LOGIN_PATH: &str = "/login";
 
@@ -310,13 +314,13 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
 
     async fn jobs(&self, app: &str) -> Result<Vec<JobInfo>, String> {
         let c = &self.controller;
+        // This app's rows only (the store's page query), for start times and exit reasons.
         let rows: HashMap<String, crate::store::JobRow> = c
             .store
-            .active_jobs()
+            .jobs_page(app, None, JOB_ROWS)
             .await
             .map_err(internal)?
             .into_iter()
-            .filter(|j| j.app == app)
             .map(|j| (j.id.clone(), j))
             .collect();
         let snap = c.scheduler.snapshot();
