@@ -25,6 +25,8 @@ mod openapi;
 #[cfg(test)]
 mod openapi_tests;
 mod paging;
+#[cfg(test)]
+mod paging_tests;
 mod rename;
 mod run;
 #[cfg(test)]
