@@ -64,7 +64,21 @@ impl<D: Dashboard> FromRequestParts<Arc<D>> for LoggedIn {
         let session = Session::from_request_parts(parts, d).await?;
         let user = match d.user(&session.user).await {
             Ok(Some(u)) => u,
-            Ok(None) => return Err(Redirect::to("/login").into_response()),
+            Ok(None) => {
+                // Clear the cookie too, or `/login` (which sends a valid session home)
+                // and `/` would send the browser back and forth.
+                let clear = crate::session::set_cookie(
+                    crate::session::COOKIE,
+                    "",
+                    0,
+                    crate::session::is_https(&parts.headers),
+                );
+                return Err((
+                    [(axum::http::header::SET_COOKIE, clear)],
+                    Redirect::to("/login"),
+                )
+                    .into_response());
+            }
             Err(message) => {
                 return Err(PageError::Backend {
                     action: "check the session's user",

@@ -854,6 +854,12 @@ async fn a_session_of_a_removed_user_ends() {
     let page = send(Arc::new(sample()), Request::get("/"), Some(&gone), "").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert_eq!(page.headers[header::LOCATION], "/login");
+    // The cookie goes too, so `/login` shows the form instead of sending the browser home.
+    let cookie = page.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        cookie.starts_with("paas_session=;") && cookie.contains("Max-Age=0"),
+        "{cookie}"
+    );
 }
 
 #[tokio::test]
