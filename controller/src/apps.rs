@@ -106,21 +106,38 @@ pub async fn create(c: &Arc<Controller>, name: &str) -> Result<App, AppsError> {
     Ok(view(c, row, &c.scheduler.snapshot()))
 }
 
-/// The releases of an app, newest first.
-pub async fn releases(c: &Arc<Controller>, name: &str) -> Result<Vec<Release>, AppsError> {
+/// One page of an app's releases, newest first: at most `limit`, older than release
+/// `after` when given (a key that names no release of the app gives an empty page). The
+/// database cuts the page.
+pub async fn releases(
+    c: &Arc<Controller>,
+    name: &str,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<Release>, AppsError> {
     if c.store.get_app(name).await?.is_none() {
         return Err(AppsError::NotFound(name.to_string()));
     }
-    let rows = c.store.list_releases(name).await?;
+    let after = match after.map(str::parse::<u32>) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(_)) => return Ok(Vec::new()),
+    };
+    let rows = c.store.releases_page(name, after, limit).await?;
     Ok(rows.iter().map(|r| r.to_api()).collect())
 }
 
-/// The builds of an app, newest first.
-pub async fn builds(c: &Arc<Controller>, name: &str) -> Result<Vec<Build>, AppsError> {
+/// One page of an app's builds, newest first: at most `limit`, after the build `after`.
+pub async fn builds(
+    c: &Arc<Controller>,
+    name: &str,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<Build>, AppsError> {
     if c.store.get_app(name).await?.is_none() {
         return Err(AppsError::NotFound(name.to_string()));
     }
-    let rows = c.store.list_builds(name).await?;
+    let rows = c.store.builds_page(name, after, limit).await?;
     Ok(rows.iter().map(|b| b.to_api()).collect())
 }
 

@@ -1,26 +1,66 @@
 //! The controller's side of the dashboard: [`paas_web_ui::Dashboard`] answered from the
-//! same app services and store functions as the REST API (never SQL from the web UI).
+//! same app services, handler functions and store functions as the REST API (never SQL
+//! from the web UI).
 //!
-//! Login: until users exist, the one user is `admin` with the admin token as password
-//! (compared in constant time). Sessions are signed with a key kept in
-//! `DATA_DIR/dashboard-key`, so they survive a controller restart.
+//! Login: the users store (argon2); the standalone controller makes `admin` whose first
+//! password is the admin token. Logins count against the API's per-source failure limiter
+//! (`Controller::access`: 429 when used up) and every refusal is logged like the API's.
+//! Sessions are signed with a key kept in `DATA_DIR/dashboard-key`, so they survive a
+//! controller restart.
+//!
+//! Access: a session's user becomes a [`Caller`] (as if they sent one of their API
+//! tokens) and the dashboard asks it the REST API's questions: `require_app` before any
+//! app page or form, `require_admin` for the nodes page, `visible_apps` for the apps list,
+//! `record_creator` when an app is made.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use std::net::IpAddr;
+
 use axum::response::IntoResponse;
 use paas_api::{App, Build, Release};
-use paas_web_ui::{ActionError, JobInfo, JobSeries, NodeInfo, ProcessType, SessionUser};
+use paas_web_ui::{
+    ActionError, JobInfo, JobSeries, LoginOutcome, Need, NodeInfo, ProcessType, Refusal,
+    SessionUser, Viewer,
+};
 
 use crate::apps::{self, AppsError};
-use crate::http::MAX_QUANTITY;
-use crate::scheduler::Phase;
+use crate::auth::{failure_response, log_refusal, AuthFailure, Caller, Principal};
+use crate::http::{ApiError, FormationChange};
+use crate::scheduler::{ObservedJob, Phase, DEFAULT_MEMORY_BYTES};
 use crate::state::{Controller, NODE_TIMEOUT_MS};
 use crate::store::DomainAdded;
 use crate::util::{rfc3339_from_ms, unix_ms};
 
-/// Every process gets this much memory (as in the formation API).
-const PROCESS_BYTES: u64 = 512 * 1024 * 1024;
+/// The memory the scheduler counts as taken on `node`: each starting, up or stopping job
+/// holds its formation's memory (`Store::formation_memory`), the default when the
+/// formation sets none — the same numbers as the scheduler's fit.
+pub(crate) fn reserved_on(
+    node: &str,
+    jobs: &[ObservedJob],
+    sizes: &HashMap<(String, String), u64>,
+) -> u64 {
+    jobs.iter()
+        .filter(|j| j.node == node && j.phase != Phase::Finished)
+        .map(|j| {
+            sizes
+                .get(&(j.app.clone(), j.process_type.clone()))
+                .copied()
+                .unwrap_or(DEFAULT_MEMORY_BYTES)
+        })
+        .sum()
+}
+
+/// What a dashboard session's [`Caller`] names as its token (sessions are not tokens).
+const SESSION_TOKEN: &str = "dashboard-session";
+
+/// At most this many job rows of one app are read for the jobs table (the formation
+/// allows 100 per process type).
+const JOB_ROWS: u32 = 1000;
+
+/// The path the login limiter and the refusal log name for dashboard logins.
+const LOGIN_PATH: &str = "/login";
 
 /// The dashboard's view of the controller.
 pub struct ControllerDashboard {
@@ -64,6 +104,15 @@ fn store_err(e: crate::store::StoreError) -> ActionError {
     ActionError::Internal(e.to_string())
 }
 
+/// A REST handler function's error as the dashboard shows it: what the API answers with a
+/// 4xx goes next to the form, the rest is logged.
+fn action_err(e: ApiError) -> ActionError {
+    match e {
+        ApiError::Internal(_) | ApiError::Unavailable(_) => ActionError::Internal(e.to_string()),
+        e => ActionError::User(e.to_string()),
+    }
+}
+
 impl ControllerDashboard {
     async fn require_app(&self, name: &str) -> Result<(), ActionError> {
         match self.controller.store.get_app(name).await {
@@ -72,11 +121,65 @@ impl ControllerDashboard {
             Err(e) => Err(store_err(e)),
         }
     }
+
+    /// The viewer as a [`Caller`], so the dashboard asks the REST API's own access checks.
+    async fn caller(&self, v: &Viewer) -> Result<Caller, String> {
+        let user = self
+            .controller
+            .store
+            .get_user(&v.name)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| format!("the user {} no longer exists", v.name))?;
+        Ok(Caller {
+            principal: Principal::User {
+                user,
+                token: SESSION_TOKEN.to_string(),
+            },
+            source: v.source,
+            path: v.path.clone(),
+        })
+    }
 }
 
 impl paas_web_ui::Dashboard for ControllerDashboard {
-    async fn apps(&self) -> Result<Vec<App>, String> {
-        apps::list(&self.controller).await.map_err(internal)
+    async fn user(&self, name: &str) -> Result<Option<SessionUser>, String> {
+        let row = self
+            .controller
+            .store
+            .get_user(name)
+            .await
+            .map_err(internal)?;
+        Ok(row.map(|u| SessionUser {
+            admin: u.is_admin(),
+            name: u.name,
+        }))
+    }
+
+    async fn authorize(&self, viewer: &Viewer, need: Need<'_>) -> Result<(), Refusal> {
+        let caller = self.caller(viewer).await.map_err(Refusal::Internal)?;
+        let checked = match need {
+            Need::App(app) => caller.require_app(&self.controller, app).await,
+            Need::Admin => caller.require_admin(),
+        };
+        checked.map_err(|e| match e {
+            ApiError::NotFound(m) => Refusal::NotFound(m),
+            ApiError::Forbidden(m) => Refusal::Forbidden(m),
+            e => Refusal::Internal(e.to_string()),
+        })
+    }
+
+    async fn apps(&self, viewer: &Viewer) -> Result<Vec<App>, String> {
+        let caller = self.caller(viewer).await?;
+        let visible = caller
+            .visible_apps(&self.controller)
+            .await
+            .map_err(internal)?;
+        let mut all = apps::list(&self.controller).await.map_err(internal)?;
+        if let Some(visible) = visible {
+            all.retain(|a| visible.contains(&a.name));
+        }
+        Ok(all)
     }
 
     async fn app(&self, name: &str) -> Result<Option<App>, String> {
@@ -84,7 +187,8 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
     }
 
     async fn releases(&self, name: &str) -> Result<Vec<Release>, String> {
-        match apps::releases(&self.controller, name).await {
+        // The newest 100: older ones are a `paas releases` away.
+        match apps::releases(&self.controller, name, None, 100).await {
             Ok(r) => Ok(r),
             Err(AppsError::NotFound(_)) => Ok(Vec::new()),
             Err(e) => Err(e.to_string()),
@@ -95,31 +199,85 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
         self.session_key.clone()
     }
 
-    async fn login(&self, user: &str, password: &str) -> Result<Option<SessionUser>, String> {
-        // The users store (argon2); the standalone controller made `admin` with the admin
-        // token as its first password. The dashboard shows every app, so for now only
-        // admins may log in to it; members use the CLI and API, which check app access.
-        let found = self
-            .controller
+    async fn login(
+        &self,
+        user: &str,
+        password: &str,
+        source: Option<IpAddr>,
+    ) -> Result<LoginOutcome, String> {
+        // The same budget as `POST /v1/login` and bad tokens: a source over it is refused
+        // before its password is even checked.
+        let c = &self.controller;
+        if let Err(wait) = c.access.check(source) {
+            let secs = wait.as_secs().max(1);
+            failure_response(AuthFailure::Limited(secs), source, LOGIN_PATH);
+            return Ok(LoginOutcome::Limited(secs));
+        }
+        match c
             .store
             .verify_password(user, password)
             .await
-            .map_err(internal)?;
-        match found {
-            Some(u) if u.is_admin() => Ok(Some(SessionUser { name: u.name })),
+            .map_err(internal)?
+        {
             Some(u) => {
-                tracing::warn!(user = %u.name, "dashboard login refused: not an admin");
-                Ok(None)
+                tracing::info!(user = %u.name, "dashboard login");
+                Ok(LoginOutcome::User(SessionUser {
+                    admin: u.is_admin(),
+                    name: u.name,
+                }))
             }
             None => {
-                tracing::warn!(user, "dashboard login failed");
-                Ok(None)
+                c.access.fail(source);
+                log_refusal(401, source, LOGIN_PATH, "wrong user name or password");
+                Ok(LoginOutcome::Wrong)
             }
         }
     }
 
-    async fn create_app(&self, name: &str) -> Result<App, ActionError> {
-        Ok(apps::create(&self.controller, name).await?)
+    async fn create_app(&self, viewer: &Viewer, name: &str) -> Result<App, ActionError> {
+        let caller = self.caller(viewer).await.map_err(ActionError::Internal)?;
+        let app = apps::create(&self.controller, name).await?;
+        caller
+            .record_creator(&self.controller, &app.name)
+            .await
+            .map_err(action_err)?;
+        tracing::info!(app = %app.name, by = %viewer.name, "app created from the dashboard");
+        Ok(app)
+    }
+
+    async fn rename_app(&self, app: &str, new_name: &str) -> Result<App, ActionError> {
+        crate::http::rename_app(&self.controller, app, new_name)
+            .await
+            .map_err(action_err)
+    }
+
+    async fn destroy_app(&self, app: &str, confirm: &str) -> Result<(), ActionError> {
+        crate::http::check_destroy_confirmation(app, Some(confirm))
+            .map_err(|m| ActionError::User(format!("{m}: type its name, {app}, to confirm")))?;
+        apps::destroy(&self.controller, app).await?;
+        tracing::info!(%app, "app destroyed from the dashboard");
+        Ok(())
+    }
+
+    async fn restart_job(&self, app: &str, job: &str) -> Result<(), ActionError> {
+        crate::http::restart_one(&self.controller, app, job)
+            .await
+            .map(drop)
+            .map_err(action_err)
+    }
+
+    async fn stop_job(&self, app: &str, job: &str) -> Result<(), ActionError> {
+        crate::http::stop_one(&self.controller, app, job)
+            .await
+            .map(drop)
+            .map_err(action_err)
+    }
+
+    async fn restart_type(&self, app: &str, process_type: &str) -> Result<(), ActionError> {
+        crate::http::restart_all(&self.controller, app, Some(process_type))
+            .await
+            .map(drop)
+            .map_err(action_err)
     }
 
     async fn formation(&self, app: &str) -> Result<Vec<ProcessType>, String> {
@@ -139,44 +297,30 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
     }
 
     async fn scale(&self, app: &str, process_type: &str, quantity: u32) -> Result<(), ActionError> {
-        self.require_app(app).await?;
-        let types = self.formation(app).await.map_err(ActionError::Internal)?;
-        if types.is_empty() {
-            return Err(ActionError::User(format!(
-                "{app} has no release yet: deploy it with `git push` before scaling"
-            )));
-        }
-        if !types.iter().any(|t| t.name == process_type) {
-            let names: Vec<&str> = types.iter().map(|t| t.name.as_str()).collect();
-            return Err(ActionError::User(format!(
-                "{app} has no process type {process_type:?}: its release has {}",
-                names.join(", ")
-            )));
-        }
-        if quantity > MAX_QUANTITY {
-            return Err(ActionError::User(format!(
-                "at most {MAX_QUANTITY} processes of one type"
-            )));
-        }
-        let c = &self.controller;
-        c.store
-            .set_formation(app, process_type, quantity)
+        // The PATCH handler's own function: one place for the rules and their messages.
+        let changes = BTreeMap::from([(
+            process_type.to_string(),
+            FormationChange {
+                quantity: Some(quantity),
+                size: None,
+            },
+        )]);
+        crate::http::change_formation(&self.controller, app, &changes, None)
             .await
-            .map_err(store_err)?;
-        c.scheduler.notify();
+            .map_err(action_err)?;
         tracing::info!(%app, process_type, quantity, "scaled from the dashboard");
         Ok(())
     }
 
     async fn jobs(&self, app: &str) -> Result<Vec<JobInfo>, String> {
         let c = &self.controller;
+        // This app's rows only (the store's page query), for start times and exit reasons.
         let rows: HashMap<String, crate::store::JobRow> = c
             .store
-            .active_jobs()
+            .jobs_page(app, None, JOB_ROWS)
             .await
             .map_err(internal)?
             .into_iter()
-            .filter(|j| j.app == app)
             .map(|j| (j.id.clone(), j))
             .collect();
         let snap = c.scheduler.snapshot();
@@ -278,7 +422,8 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
     }
 
     async fn builds(&self, app: &str) -> Result<Vec<Build>, String> {
-        match apps::builds(&self.controller, app).await {
+        // The page shows the newest 10.
+        match apps::builds(&self.controller, app, None, 10).await {
             Ok(b) => Ok(b),
             Err(AppsError::NotFound(_)) => Ok(Vec::new()),
             Err(e) => Err(e.to_string()),
@@ -335,6 +480,7 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
         let now = unix_ms();
         let rows = c.store.list_nodes().await.map_err(internal)?;
         let draining = c.store.draining_nodes().await.map_err(internal)?;
+        let sizes = c.store.formation_memory().await.map_err(internal)?;
         let snap = c.scheduler.snapshot();
         Ok(rows
             .into_iter()
@@ -353,7 +499,7 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
                         "up"
                     }
                     .to_string(),
-                    reserved_bytes: jobs.len() as u64 * PROCESS_BYTES,
+                    reserved_bytes: reserved_on(&n.name, &snap.jobs, &sizes),
                     used_bytes: jobs
                         .iter()
                         .filter_map(|j| c.job_stats.latest_memory(&j.id))
@@ -388,113 +534,5 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-    use std::sync::Arc;
-
-    use axum::body::Body;
-    use http::{header, Request, StatusCode};
-    use paas_web_ui::{ActionError, Dashboard};
-    use tower::ServiceExt;
-
-    use super::ControllerDashboard;
-    use crate::config::Settings;
-    use crate::state::Controller;
-
-    async fn controller(dir: &tempfile::TempDir) -> Arc<Controller> {
-        let settings = Settings::new(
-            dir.path().to_path_buf(),
-            "127.0.0.1:8080".parse().unwrap(),
-            8000,
-            "localhost",
-        )
-        .unwrap();
-        Controller::open(settings).await.unwrap()
-    }
-
-    #[tokio::test]
-    async fn admin_logs_in_with_the_admin_token_and_the_key_survives_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = controller(&dir).await;
-        let d = ControllerDashboard::new(Arc::clone(&c));
-        let token = c.tokens.admin().to_string();
-        assert_eq!(
-            d.login("admin", &token).await.unwrap().map(|u| u.name),
-            Some("admin".to_string())
-        );
-        assert_eq!(d.login("admin", "wrong").await.unwrap(), None);
-        assert_eq!(d.login("root", &token).await.unwrap(), None);
-        assert!(d.session_key().len() >= 32);
-        let again = ControllerDashboard::new(c);
-        assert_eq!(again.session_key(), d.session_key(), "kept in the data dir");
-    }
-
-    #[tokio::test]
-    async fn bad_input_is_a_user_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = ControllerDashboard::new(controller(&dir).await);
-        assert!(matches!(
-            d.create_app("Bad_Name").await,
-            Err(ActionError::User(_))
-        ));
-        d.create_app("hello").await.unwrap();
-        assert!(matches!(
-            d.create_app("hello").await,
-            Err(ActionError::User(_))
-        ));
-        let bad = BTreeMap::from([("BAD KEY".to_string(), Some("x".to_string()))]);
-        assert!(matches!(
-            d.set_config("hello", bad).await,
-            Err(ActionError::User(_))
-        ));
-        let good = BTreeMap::from([("GOOD".to_string(), Some("x".to_string()))]);
-        assert_eq!(
-            d.set_config("hello", good).await.unwrap(),
-            None,
-            "no release yet"
-        );
-        assert_eq!(d.config("hello").await.unwrap()["GOOD"], "x");
-        assert!(matches!(
-            d.scale("hello", "web", 2).await,
-            Err(ActionError::User(_))
-        ));
-        assert!(matches!(
-            d.add_domain("hello", "not a host").await,
-            Err(ActionError::User(_))
-        ));
-        assert!(matches!(
-            d.set_draining("nope", true).await,
-            Err(ActionError::User(_))
-        ));
-    }
-
-    #[tokio::test]
-    async fn pages_are_mounted_behind_the_login_and_heartbeat_stats_are_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = controller(&dir).await;
-        let resp = crate::http::app(Arc::clone(&c))
-            .oneshot(Request::get("/").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-        assert_eq!(resp.headers()[header::LOCATION], "/login");
-        for cpu in [1000, 2000] {
-            let hb = format!(
-                r#"{{"name":"n1","url":"http://127.0.0.1:1","memory_bytes":1024,
-                    "stats":[{{"job_id":"j1","cpu_usage_usec":{cpu},"memory_bytes":5,
-                    "at":"2026-01-01T00:00:00Z"}}]}}"#
-            );
-            let req = Request::post("/v1/nodes/heartbeat")
-                .header(header::AUTHORIZATION, format!("Bearer {}", c.tokens.node()))
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(hb))
-                .unwrap();
-            let resp = crate::http::app(Arc::clone(&c)).oneshot(req).await.unwrap();
-            assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-        }
-        let samples = c.job_stats.samples("j1");
-        assert_eq!(samples.len(), 2);
-        assert_eq!(samples[1].cpu_usage_usec, 2000);
-        assert_eq!(c.job_stats.latest_memory("j1"), Some(5));
-    }
-}
+#[path = "dashboard_tests.rs"]
+mod tests;

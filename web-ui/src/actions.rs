@@ -1,6 +1,8 @@
 //! The app forms (`POST`, CSRF-checked): create an app, roll back, scale, set and unset
-//! config vars, add and remove domains. Success redirects (303) back to the page; a
-//! refused change renders the page again with the message next to its form (400).
+//! config vars, add and remove domains, rename and destroy the app, restart and stop jobs.
+//! App forms take [`AppAuth`], so the controller has checked the viewer may use the app
+//! before anything runs. Success redirects (303) back to the page; a refused change
+//! renders the page again with the message next to its form (400).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,9 +13,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
 
+use crate::auth::{AppAuth, LoggedIn};
 use crate::pages::{self, FormErrors};
 use crate::render::{Page, PageError};
-use crate::session::Session;
 use crate::{ActionError, Dashboard};
 
 #[derive(Deserialize)]
@@ -52,6 +54,36 @@ pub(crate) struct ConfigForm {
 }
 
 #[derive(Deserialize)]
+pub(crate) struct RenameForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    new_name: String,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct DestroyForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct TypeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default, rename = "type")]
+    process_type: String,
+}
+
+#[derive(Deserialize)]
 pub(crate) struct DomainForm {
     #[serde(default)]
     csrf: String,
@@ -67,20 +99,20 @@ fn back(app: &str, section: &str) -> Response {
 /// The app page again, with `errors` shown next to their forms.
 async fn again<D: Dashboard>(
     d: &D,
-    session: &Session,
-    app: &str,
+    auth: &AppAuth,
     errors: FormErrors,
 ) -> Result<Response, PageError> {
-    let page = pages::app_page(d, session, app, errors).await?;
+    let page = pages::app_page(d, auth, errors).await?;
     Ok((StatusCode::BAD_REQUEST, Page(page)).into_response())
 }
 
-/// Runs the checks every app form shares: the CSRF token and a possible app name.
-fn check(session: &Session, csrf: &str, app: &str) -> Result<(), PageError> {
-    if !session.csrf_ok(csrf) {
-        return Err(PageError::Csrf);
+/// The CSRF check every app form runs (the app itself was checked by [`AppAuth`]).
+fn check(auth: &AppAuth, csrf: &str) -> Result<(), PageError> {
+    if auth.session.csrf_ok(csrf) {
+        Ok(())
+    } else {
+        Err(PageError::Csrf)
     }
-    pages::check_name(app)
 }
 
 /// Splits an action's error: a user error goes to `show`, an internal one is a 500.
@@ -93,20 +125,28 @@ fn user_error(e: ActionError, action: &'static str) -> Result<String, PageError>
 
 /// `POST /apps` — creates an app and opens its page.
 pub(crate) async fn create_app<D: Dashboard>(
-    session: Session,
+    auth: LoggedIn,
     State(d): State<Arc<D>>,
     headers: HeaderMap,
     Form(f): Form<CreateForm>,
 ) -> Result<Response, PageError> {
-    if !session.csrf_ok(&f.csrf) {
+    if !auth.session.csrf_ok(&f.csrf) {
         return Err(PageError::Csrf);
     }
     let name = f.name.trim().to_string();
-    match d.create_app(&name).await {
+    match d.create_app(&auth.viewer, &name).await {
         Ok(app) => Ok(Redirect::to(&format!("/apps/{}", app.name)).into_response()),
         Err(e) => {
             let message = user_error(e, "create the app")?;
-            let page = pages::apps_page(&*d, &session, &headers, Some(message), name).await?;
+            let page = pages::apps_page(
+                &*d,
+                &auth.session,
+                &auth.viewer,
+                &headers,
+                Some(message),
+                name,
+            )
+            .await?;
             Ok((StatusCode::BAD_REQUEST, Page(page)).into_response())
         }
     }
@@ -114,12 +154,12 @@ pub(crate) async fn create_app<D: Dashboard>(
 
 /// `POST /apps/{name}/rollback` — `version=N`.
 pub(crate) async fn rollback<D: Dashboard>(
-    session: Session,
+    auth: AppAuth,
     State(d): State<Arc<D>>,
-    Path(app): Path<String>,
     Form(f): Form<RollbackForm>,
 ) -> Result<Response, PageError> {
-    check(&session, &f.csrf, &app)?;
+    check(&auth, &f.csrf)?;
+    let app = auth.app.clone();
     match d.rollback(&app, f.version).await {
         Ok(_) => Ok(back(&app, "releases")),
         Err(e) => {
@@ -128,19 +168,19 @@ pub(crate) async fn rollback<D: Dashboard>(
                 rollback,
                 ..FormErrors::default()
             };
-            again(&*d, &session, &app, errors).await
+            again(&*d, &auth, errors).await
         }
     }
 }
 
 /// `POST /apps/{name}/scale` — `type=web&quantity=2`.
 pub(crate) async fn scale<D: Dashboard>(
-    session: Session,
+    auth: AppAuth,
     State(d): State<Arc<D>>,
-    Path(app): Path<String>,
     Form(f): Form<ScaleForm>,
 ) -> Result<Response, PageError> {
-    check(&session, &f.csrf, &app)?;
+    check(&auth, &f.csrf)?;
+    let app = auth.app.clone();
     let result = match f.quantity.trim().parse::<u32>() {
         Ok(q) => d.scale(&app, &f.process_type, q).await,
         Err(_) => Err(ActionError::User(format!(
@@ -156,19 +196,19 @@ pub(crate) async fn scale<D: Dashboard>(
                 scale,
                 ..FormErrors::default()
             };
-            again(&*d, &session, &app, errors).await
+            again(&*d, &auth, errors).await
         }
     }
 }
 
 /// `POST /apps/{name}/config` — `key=K&value=V` sets one var (a new release).
 pub(crate) async fn set_config<D: Dashboard>(
-    session: Session,
+    auth: AppAuth,
     State(d): State<Arc<D>>,
-    Path(app): Path<String>,
     Form(f): Form<ConfigForm>,
 ) -> Result<Response, PageError> {
-    check(&session, &f.csrf, &app)?;
+    check(&auth, &f.csrf)?;
+    let app = auth.app.clone();
     let key = f.key.trim().to_string();
     let result = if key.is_empty() {
         Err(ActionError::User("enter a key, e.g. DATABASE_URL".into()))
@@ -176,34 +216,33 @@ pub(crate) async fn set_config<D: Dashboard>(
         d.set_config(&app, BTreeMap::from([(key.clone(), Some(f.value.clone()))]))
             .await
     };
-    config_result(&*d, &session, &app, result, key, f.value).await
+    config_result(&*d, &auth, result, key, f.value).await
 }
 
 /// `POST /apps/{name}/config/unset` — `key=K` removes one var (a new release).
 pub(crate) async fn unset_config<D: Dashboard>(
-    session: Session,
+    auth: AppAuth,
     State(d): State<Arc<D>>,
-    Path(app): Path<String>,
     Form(f): Form<ConfigForm>,
 ) -> Result<Response, PageError> {
-    check(&session, &f.csrf, &app)?;
+    check(&auth, &f.csrf)?;
+    let app = auth.app.clone();
     let key = f.key.trim().to_string();
     let result = d
         .set_config(&app, BTreeMap::from([(key.clone(), None)]))
         .await;
-    config_result(&*d, &session, &app, result, key, String::new()).await
+    config_result(&*d, &auth, result, key, String::new()).await
 }
 
 async fn config_result<D: Dashboard>(
     d: &D,
-    session: &Session,
-    app: &str,
+    auth: &AppAuth,
     result: Result<Option<u32>, ActionError>,
     key: String,
     value: String,
 ) -> Result<Response, PageError> {
     match result {
-        Ok(_) => Ok(back(app, "config")),
+        Ok(_) => Ok(back(&auth.app, "config")),
         Err(e) => {
             let errors = FormErrors {
                 config: Some(user_error(e, "change the config")?),
@@ -211,51 +250,144 @@ async fn config_result<D: Dashboard>(
                 config_value: value,
                 ..FormErrors::default()
             };
-            again(d, session, app, errors).await
+            again(d, auth, errors).await
         }
     }
 }
 
 /// `POST /apps/{name}/domains` — `hostname=www.example.com`.
 pub(crate) async fn add_domain<D: Dashboard>(
-    session: Session,
+    auth: AppAuth,
     State(d): State<Arc<D>>,
-    Path(app): Path<String>,
     Form(f): Form<DomainForm>,
 ) -> Result<Response, PageError> {
-    check(&session, &f.csrf, &app)?;
+    check(&auth, &f.csrf)?;
+    let app = auth.app.clone();
     let result = d.add_domain(&app, f.hostname.trim()).await;
-    domain_result(&*d, &session, &app, result, f.hostname).await
+    domain_result(&*d, &auth, result, f.hostname).await
 }
 
 /// `POST /apps/{name}/domains/remove` — `hostname=www.example.com`.
 pub(crate) async fn remove_domain<D: Dashboard>(
-    session: Session,
+    auth: AppAuth,
     State(d): State<Arc<D>>,
-    Path(app): Path<String>,
     Form(f): Form<DomainForm>,
 ) -> Result<Response, PageError> {
-    check(&session, &f.csrf, &app)?;
+    check(&auth, &f.csrf)?;
+    let app = auth.app.clone();
     let result = d.remove_domain(&app, f.hostname.trim()).await;
-    domain_result(&*d, &session, &app, result, String::new()).await
+    domain_result(&*d, &auth, result, String::new()).await
 }
 
 async fn domain_result<D: Dashboard>(
     d: &D,
-    session: &Session,
-    app: &str,
+    auth: &AppAuth,
     result: Result<(), ActionError>,
     hostname: String,
 ) -> Result<Response, PageError> {
     match result {
-        Ok(()) => Ok(back(app, "domains")),
+        Ok(()) => Ok(back(&auth.app, "domains")),
         Err(e) => {
             let errors = FormErrors {
                 domain: Some(user_error(e, "change the domains")?),
                 domain_value: hostname,
                 ..FormErrors::default()
             };
-            again(d, session, app, errors).await
+            again(d, auth, errors).await
         }
     }
+}
+
+/// `POST /apps/{name}/rename` — `new_name=…`; then the app's page under its new name.
+pub(crate) async fn rename<D: Dashboard>(
+    auth: AppAuth,
+    State(d): State<Arc<D>>,
+    Form(f): Form<RenameForm>,
+) -> Result<Response, PageError> {
+    check(&auth, &f.csrf)?;
+    let to = f.new_name.trim().to_string();
+    match d.rename_app(&auth.app, &to).await {
+        Ok(app) => Ok(Redirect::to(&format!("/apps/{}", app.name)).into_response()),
+        Err(e) => {
+            let errors = FormErrors {
+                rename: Some(user_error(e, "rename the app")?),
+                rename_value: to,
+                ..FormErrors::default()
+            };
+            again(&*d, &auth, errors).await
+        }
+    }
+}
+
+/// `POST /apps/{name}/destroy` — `confirm=<the app's name>`; then the apps list.
+pub(crate) async fn destroy<D: Dashboard>(
+    auth: AppAuth,
+    State(d): State<Arc<D>>,
+    Form(f): Form<DestroyForm>,
+) -> Result<Response, PageError> {
+    check(&auth, &f.csrf)?;
+    match d.destroy_app(&auth.app, f.confirm.trim()).await {
+        Ok(()) => Ok(Redirect::to("/").into_response()),
+        Err(e) => {
+            let errors = FormErrors {
+                destroy: Some(user_error(e, "destroy the app")?),
+                ..FormErrors::default()
+            };
+            again(&*d, &auth, errors).await
+        }
+    }
+}
+
+/// The jobs section after a restart or stop.
+async fn jobs_result<D: Dashboard>(
+    d: &D,
+    auth: &AppAuth,
+    result: Result<(), ActionError>,
+    action: &'static str,
+) -> Result<Response, PageError> {
+    match result {
+        Ok(()) => Ok(back(&auth.app, "jobs")),
+        Err(e) => {
+            let errors = FormErrors {
+                jobs: Some(user_error(e, action)?),
+                ..FormErrors::default()
+            };
+            again(d, auth, errors).await
+        }
+    }
+}
+
+/// `POST /apps/{name}/jobs/{id}/restart`
+pub(crate) async fn restart_job<D: Dashboard>(
+    auth: AppAuth,
+    State(d): State<Arc<D>>,
+    Path((_, id)): Path<(String, String)>,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    check(&auth, &f.csrf)?;
+    let result = d.restart_job(&auth.app, &id).await;
+    jobs_result(&*d, &auth, result, "restart the job").await
+}
+
+/// `POST /apps/{name}/jobs/{id}/stop`
+pub(crate) async fn stop_job<D: Dashboard>(
+    auth: AppAuth,
+    State(d): State<Arc<D>>,
+    Path((_, id)): Path<(String, String)>,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    check(&auth, &f.csrf)?;
+    let result = d.stop_job(&auth.app, &id).await;
+    jobs_result(&*d, &auth, result, "stop the job").await
+}
+
+/// `POST /apps/{name}/restart` — `type=web`: every running job of the type.
+pub(crate) async fn restart_type<D: Dashboard>(
+    auth: AppAuth,
+    State(d): State<Arc<D>>,
+    Form(f): Form<TypeForm>,
+) -> Result<Response, PageError> {
+    check(&auth, &f.csrf)?;
+    let result = d.restart_type(&auth.app, f.process_type.trim()).await;
+    jobs_result(&*d, &auth, result, "restart the jobs").await
 }

@@ -5,13 +5,17 @@
 //! trait (adding methods) as pages grow.
 //!
 //! Pages (see `docs/dashboard.md`): `/login`, `/` (apps), `/apps/{name}` (releases,
-//! formation, jobs, config, domains, builds, live logs, charts), `/apps/{name}/builds/{id}`,
-//! `/nodes`. Every page but `/login` needs a session (a signed cookie, see [`session`]);
-//! every POST form carries the session's CSRF token. Static assets under `/static/` stay
-//! public so the login page can use them.
+//! formation, jobs, config, domains, builds, live logs, charts, rename and destroy),
+//! `/apps/{name}/builds/{id}`, `/nodes`. Every page but `/login` needs a session (a signed
+//! cookie, see [`session`]) whose user the controller still knows; every POST form carries
+//! the session's CSRF token. Access: `/apps/{name}/…` asks [`Dashboard::authorize`] for
+//! [`Need::App`] before the handler runs (a refusal is the 404 page, as in the REST API),
+//! `/nodes…` for [`Need::Admin`] (403). Static assets under `/static/` stay public so the
+//! login page can use them.
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::routing::{get, post};
@@ -19,16 +23,52 @@ use paas_api::{App, Build, Release};
 
 mod actions;
 mod assets;
+mod auth;
 mod login;
 mod nodes;
 mod pages;
 mod render;
 pub mod session;
 
-/// The user a session belongs to.
+pub use auth::Viewer;
+
+/// The user a session belongs to, as the controller knows them now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionUser {
     pub name: String,
+    /// Role admin: every app, the nodes page. Members see only their apps.
+    pub admin: bool,
+}
+
+/// What a login attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginOutcome {
+    /// The password matched.
+    User(SessionUser),
+    /// Unknown user or wrong password (the controller counted and logged the failure).
+    Wrong,
+    /// Too many failed logins from this source: retry after this many seconds.
+    Limited(u64),
+}
+
+/// What a page or form needs from the viewer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need<'a> {
+    /// Use this app (admins, or members collaborating on it).
+    App(&'a str),
+    /// Admins only (the nodes page and its drain buttons).
+    Admin,
+}
+
+/// Why the controller refused a [`Need`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The app does not exist for this viewer (404, the same answer as a missing app).
+    NotFound(String),
+    /// Not allowed (403); the message says why.
+    Forbidden(String),
+    /// The check itself failed: logged, a 500 page.
+    Internal(String),
 }
 
 /// Why a change the user asked for did not happen.
@@ -101,8 +141,19 @@ pub struct JobSeries {
 /// (500), so they may carry internal detail. Changes answer [`ActionError`]: `User` is shown
 /// next to the form. To grow a page, add a method here and implement it in the controller.
 pub trait Dashboard: Send + Sync + 'static {
-    /// Every app, with its current release and URL.
-    fn apps(&self) -> impl Future<Output = Result<Vec<App>, String>> + Send;
+    /// The user a valid session cookie names, as of now: `Ok(None)` when the user is gone
+    /// (the session ends). Asked on every request, so role changes apply at once.
+    fn user(&self, name: &str) -> impl Future<Output = Result<Option<SessionUser>, String>> + Send;
+
+    /// Checks that `viewer` may have `need`; the controller logs refusals.
+    fn authorize(
+        &self,
+        viewer: &Viewer,
+        need: Need<'_>,
+    ) -> impl Future<Output = Result<(), Refusal>> + Send;
+
+    /// The apps `viewer` may see (admins: every app), with current release and URL.
+    fn apps(&self, viewer: &Viewer) -> impl Future<Output = Result<Vec<App>, String>> + Send;
 
     /// One app by name; `Ok(None)` when there is no app of that name.
     fn app(&self, name: &str) -> impl Future<Output = Result<Option<App>, String>> + Send;
@@ -115,15 +166,57 @@ pub trait Dashboard: Send + Sync + 'static {
     /// sessions survive them).
     fn session_key(&self) -> Vec<u8>;
 
-    /// Checks a user name and password: `Ok(None)` when they do not match.
+    /// Checks a user name and password sent from `source`, with the same failure limit
+    /// (per source address) and refusal log as the API's logins.
     fn login(
         &self,
         user: &str,
         password: &str,
-    ) -> impl Future<Output = Result<Option<SessionUser>, String>> + Send;
+        source: Option<IpAddr>,
+    ) -> impl Future<Output = Result<LoginOutcome, String>> + Send;
 
-    /// Creates an app (the name is checked by the controller).
-    fn create_app(&self, name: &str) -> impl Future<Output = Result<App, ActionError>> + Send;
+    /// Creates an app (the name is checked by the controller); a member becomes its
+    /// collaborator.
+    fn create_app(
+        &self,
+        viewer: &Viewer,
+        name: &str,
+    ) -> impl Future<Output = Result<App, ActionError>> + Send;
+
+    /// Renames an app; the renamed app.
+    fn rename_app(
+        &self,
+        app: &str,
+        new_name: &str,
+    ) -> impl Future<Output = Result<App, ActionError>> + Send;
+
+    /// Destroys an app; `confirm` must be its name typed again.
+    fn destroy_app(
+        &self,
+        app: &str,
+        confirm: &str,
+    ) -> impl Future<Output = Result<(), ActionError>> + Send;
+
+    /// Restarts one job (zero downtime: a replacement starts first).
+    fn restart_job(
+        &self,
+        app: &str,
+        job: &str,
+    ) -> impl Future<Output = Result<(), ActionError>> + Send;
+
+    /// Stops one job now (its formation starts a replacement).
+    fn stop_job(
+        &self,
+        app: &str,
+        job: &str,
+    ) -> impl Future<Output = Result<(), ActionError>> + Send;
+
+    /// Restarts every running job of one process type.
+    fn restart_type(
+        &self,
+        app: &str,
+        process_type: &str,
+    ) -> impl Future<Output = Result<(), ActionError>> + Send;
 
     /// The current release's process types with their quantities.
     fn formation(&self, app: &str)
@@ -234,6 +327,14 @@ pub fn pages<D: Dashboard>(dashboard: Arc<D>) -> axum::Router {
             "/apps/{name}/domains/remove",
             post(actions::remove_domain::<D>),
         )
+        .route("/apps/{name}/rename", post(actions::rename::<D>))
+        .route("/apps/{name}/destroy", post(actions::destroy::<D>))
+        .route("/apps/{name}/restart", post(actions::restart_type::<D>))
+        .route(
+            "/apps/{name}/jobs/{id}/restart",
+            post(actions::restart_job::<D>),
+        )
+        .route("/apps/{name}/jobs/{id}/stop", post(actions::stop_job::<D>))
         .route("/apps/{name}/builds/{id}", get(pages::build_detail::<D>))
         .route("/apps/{name}/logs/stream", get(pages::log_stream::<D>))
         .route("/apps/{name}/stats.json", get(pages::stats::<D>))

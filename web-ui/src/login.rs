@@ -1,4 +1,6 @@
-//! `GET /login`, `POST /login` and `POST /logout`.
+//! `GET /login`, `POST /login` and `POST /logout`. The controller checks the password,
+//! counts failures per source address (the API's limiter: too many answer 429 with
+//! `Retry-After`) and logs every refusal.
 
 use std::sync::Arc;
 
@@ -9,9 +11,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
 
+use crate::auth::SourceAddr;
 use crate::render::Page;
 use crate::session::{self, Session};
-use crate::Dashboard;
+use crate::{Dashboard, LoginOutcome};
 
 /// The login form.
 #[derive(Template)]
@@ -74,6 +77,7 @@ pub(crate) async fn form<D: Dashboard>(State(d): State<Arc<D>>, headers: HeaderM
 /// `POST /login` — checks the form token and the password; a session cookie on success.
 pub(crate) async fn submit<D: Dashboard>(
     State(d): State<Arc<D>>,
+    SourceAddr(source): SourceAddr,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
@@ -88,8 +92,8 @@ pub(crate) async fn submit<D: Dashboard>(
             StatusCode::FORBIDDEN,
         );
     }
-    match d.login(f.user.trim(), &f.password).await {
-        Ok(Some(user)) => {
+    match d.login(f.user.trim(), &f.password, source).await {
+        Ok(LoginOutcome::User(user)) => {
             let s = Session::new(&user.name);
             let secure = session::is_https(&headers);
             let mut resp = Redirect::to("/").into_response();
@@ -110,15 +114,25 @@ pub(crate) async fn submit<D: Dashboard>(
             tracing::info!(user = %user.name, "dashboard login");
             resp
         }
-        Ok(None) => {
-            tracing::warn!(user = %f.user, "dashboard login failed");
-            login_page(
+        Ok(LoginOutcome::Limited(secs)) => {
+            let mut resp = login_page(
                 &headers,
                 f.user,
-                Some("Wrong user name or password.".into()),
-                StatusCode::UNAUTHORIZED,
-            )
+                Some(format!(
+                    "Too many failed logins from your address: try again in {secs} s."
+                )),
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+            resp
         }
+        Ok(LoginOutcome::Wrong) => login_page(
+            &headers,
+            f.user,
+            Some("Wrong user name or password.".into()),
+            StatusCode::UNAUTHORIZED,
+        ),
         Err(e) => {
             tracing::error!(error = %e, "dashboard login could not be checked");
             login_page(

@@ -1,4 +1,5 @@
 //! `GET /nodes` (every node: state, capacity and use, jobs) and the drain/undrain forms.
+//! Admins only ([`AdminAuth`]): members get a 403 page and no Nodes link.
 
 use std::sync::Arc;
 
@@ -8,8 +9,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
 
+use crate::auth::AdminAuth;
 use crate::render::{Page, PageError};
-use crate::session::Session;
 use crate::{ActionError, Dashboard};
 
 /// `GET /nodes`
@@ -19,6 +20,7 @@ pub(crate) struct NodesPage {
     nodes: Vec<NodeView>,
     csrf: String,
     user: String,
+    admin: bool,
 }
 
 struct NodeView {
@@ -66,7 +68,7 @@ pub(crate) fn bytes_text(b: u64) -> String {
 
 /// `GET /nodes`
 pub(crate) async fn list<D: Dashboard>(
-    session: Session,
+    auth: AdminAuth,
     State(d): State<Arc<D>>,
 ) -> Result<Page<NodesPage>, PageError> {
     let mut nodes = d.nodes().await.map_err(|message| PageError::Backend {
@@ -99,19 +101,20 @@ pub(crate) async fn list<D: Dashboard>(
                 name: n.name,
             })
             .collect(),
-        csrf: session.csrf,
-        user: session.user,
+        csrf: auth.session.csrf,
+        user: auth.session.user,
+        admin: auth.viewer.admin,
     }))
 }
 
 async fn set<D: Dashboard>(
-    session: Session,
+    auth: AdminAuth,
     d: Arc<D>,
     node: String,
     csrf: String,
     draining: bool,
 ) -> Result<Response, PageError> {
-    if !session.csrf_ok(&csrf) {
+    if !auth.session.csrf_ok(&csrf) {
         return Err(PageError::Csrf);
     }
     match d.set_draining(&node, draining).await {
@@ -126,22 +129,22 @@ async fn set<D: Dashboard>(
 
 /// `POST /nodes/{name}/drain`
 pub(crate) async fn drain<D: Dashboard>(
-    session: Session,
+    auth: AdminAuth,
     State(d): State<Arc<D>>,
     Path(node): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
-    set(session, d, node, f.csrf, true).await
+    set(auth, d, node, f.csrf, true).await
 }
 
 /// `POST /nodes/{name}/undrain`
 pub(crate) async fn undrain<D: Dashboard>(
-    session: Session,
+    auth: AdminAuth,
     State(d): State<Arc<D>>,
     Path(node): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
-    set(session, d, node, f.csrf, false).await
+    set(auth, d, node, f.csrf, false).await
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use paas_api::{App, Build, Release};
 
+use crate::auth::{AppAuth, LoggedIn, Viewer};
 use crate::render::{Page, PageError};
 use crate::session::Session;
 use crate::{Dashboard, JobInfo, ProcessType};
@@ -26,6 +27,8 @@ pub(crate) struct AppsPage {
     pub(crate) git_base: String,
     pub(crate) csrf: String,
     pub(crate) user: String,
+    /// Shows the Nodes link.
+    pub(crate) admin: bool,
     /// The create-app form's error and the name that was typed.
     pub(crate) create_error: Option<String>,
     pub(crate) create_name: String,
@@ -46,6 +49,7 @@ pub(crate) struct AppPage {
     pub(crate) errors: FormErrors,
     pub(crate) csrf: String,
     pub(crate) user: String,
+    pub(crate) admin: bool,
 }
 
 /// `GET /apps/{name}/builds/{id}`
@@ -57,6 +61,7 @@ pub(crate) struct BuildPage {
     log: String,
     csrf: String,
     user: String,
+    admin: bool,
 }
 
 /// What went wrong with a form on the app page, shown next to that form (with what the
@@ -70,6 +75,13 @@ pub(crate) struct FormErrors {
     pub(crate) domain: Option<String>,
     pub(crate) domain_value: String,
     pub(crate) rollback: Option<String>,
+    /// The rename form's error and the name that was typed.
+    pub(crate) rename: Option<String>,
+    pub(crate) rename_value: String,
+    /// The destroy form's error (a wrong confirmation).
+    pub(crate) destroy: Option<String>,
+    /// A refused job restart or stop, shown above the jobs.
+    pub(crate) jobs: Option<String>,
 }
 
 /// One app as the pages show it.
@@ -101,6 +113,7 @@ pub(crate) struct ReleaseView {
 
 /// One job row.
 pub(crate) struct JobView {
+    id: String,
     name: String,
     process_type: String,
     release: String,
@@ -134,12 +147,20 @@ fn backend(action: &'static str) -> impl FnOnce(String) -> PageError {
 
 /// `GET /` — the apps list, or the deploy instructions when there is none.
 pub(crate) async fn apps_list<D: Dashboard>(
-    session: Session,
+    auth: LoggedIn,
     State(dashboard): State<Arc<D>>,
     headers: HeaderMap,
 ) -> Result<Page<AppsPage>, PageError> {
     Ok(Page(
-        apps_page(&*dashboard, &session, &headers, None, String::new()).await?,
+        apps_page(
+            &*dashboard,
+            &auth.session,
+            &auth.viewer,
+            &headers,
+            None,
+            String::new(),
+        )
+        .await?,
     ))
 }
 
@@ -147,11 +168,15 @@ pub(crate) async fn apps_list<D: Dashboard>(
 pub(crate) async fn apps_page<D: Dashboard>(
     dashboard: &D,
     session: &Session,
+    viewer: &Viewer,
     headers: &HeaderMap,
     create_error: Option<String>,
     create_name: String,
 ) -> Result<AppsPage, PageError> {
-    let mut apps = dashboard.apps().await.map_err(backend("list the apps"))?;
+    let mut apps = dashboard
+        .apps(viewer)
+        .await
+        .map_err(backend("list the apps"))?;
     apps.sort_by(|a, b| a.name.cmp(&b.name));
     let host = headers
         .get(header::HOST)
@@ -173,6 +198,7 @@ pub(crate) async fn apps_page<D: Dashboard>(
         git_base: format!("http://{host}/git/"),
         csrf: session.csrf.clone(),
         user: session.user.clone(),
+        admin: viewer.admin,
         create_error,
         create_name,
     })
@@ -180,12 +206,11 @@ pub(crate) async fn apps_page<D: Dashboard>(
 
 /// `GET /apps/{name}` — one app with everything about it.
 pub(crate) async fn app_detail<D: Dashboard>(
-    session: Session,
+    auth: AppAuth,
     State(dashboard): State<Arc<D>>,
-    Path(name): Path<String>,
 ) -> Result<Page<AppPage>, PageError> {
     Ok(Page(
-        app_page(&*dashboard, &session, &name, FormErrors::default()).await?,
+        app_page(&*dashboard, &auth, FormErrors::default()).await?,
     ))
 }
 
@@ -199,11 +224,10 @@ pub(crate) fn check_name(name: &str) -> Result<(), PageError> {
 /// The app page, with form errors to show.
 pub(crate) async fn app_page<D: Dashboard>(
     dashboard: &D,
-    session: &Session,
-    name: &str,
+    auth: &AppAuth,
     errors: FormErrors,
 ) -> Result<AppPage, PageError> {
-    check_name(name)?;
+    let (session, name) = (&auth.session, auth.app.as_str());
     let app = dashboard
         .app(name)
         .await
@@ -264,16 +288,16 @@ pub(crate) async fn app_page<D: Dashboard>(
         errors,
         csrf: session.csrf.clone(),
         user: session.user.clone(),
+        admin: auth.viewer.admin,
     })
 }
 
 /// `GET /apps/{name}/builds/{id}` — one build and its log.
 pub(crate) async fn build_detail<D: Dashboard>(
-    session: Session,
+    auth: AppAuth,
     State(dashboard): State<Arc<D>>,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Page<BuildPage>, PageError> {
-    check_name(&name)?;
     let (build, log) = dashboard
         .build_log(&name, &id)
         .await
@@ -285,33 +309,30 @@ pub(crate) async fn build_detail<D: Dashboard>(
         app: name,
         build: BuildView::from_build(&build),
         log,
-        csrf: session.csrf,
-        user: session.user,
+        csrf: auth.session.csrf,
+        user: auth.session.user,
+        admin: auth.viewer.admin,
     }))
 }
 
 /// `GET /apps/{name}/logs/stream` — the app's live log as Server-Sent Events.
 pub(crate) async fn log_stream<D: Dashboard>(
-    _: Session,
+    auth: AppAuth,
     State(dashboard): State<Arc<D>>,
-    Path(name): Path<String>,
 ) -> Result<Response, PageError> {
-    check_name(&name)?;
     dashboard
-        .log_stream(&name)
+        .log_stream(&auth.app)
         .await
         .map_err(backend("stream the logs"))
 }
 
 /// `GET /apps/{name}/stats.json` — the chart data: samples per job.
 pub(crate) async fn stats<D: Dashboard>(
-    _: Session,
+    auth: AppAuth,
     State(dashboard): State<Arc<D>>,
-    Path(name): Path<String>,
 ) -> Result<Response, PageError> {
-    check_name(&name)?;
     let series = dashboard
-        .stats(&name)
+        .stats(&auth.app)
         .await
         .map_err(backend("read the stats"))?;
     Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(series)).into_response())
@@ -362,6 +383,7 @@ impl JobView {
     fn from_job(j: &JobInfo, n: u32, now: i64) -> Self {
         let running = matches!(j.state.as_str(), "up" | "unhealthy" | "starting");
         JobView {
+            id: j.id.clone(),
             name: format!("{}.{n}", j.process_type),
             process_type: j.process_type.clone(),
             release: format!("v{}", j.release),

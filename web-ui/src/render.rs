@@ -54,6 +54,9 @@ pub(crate) enum PageError {
     /// A page or build that does not exist.
     #[error("not found: {what}")]
     NotFound { what: String },
+    /// The viewer may not see this page (members on the nodes page).
+    #[error("forbidden: {message}")]
+    Forbidden { message: String },
     /// A form without the session's CSRF token.
     #[error("the form's CSRF token does not match the session")]
     Csrf,
@@ -88,6 +91,13 @@ impl IntoResponse for PageError {
                 ErrorPage {
                     title: "Not found",
                     message: format!("There is no {what}."),
+                },
+            ),
+            PageError::Forbidden { message } => (
+                StatusCode::FORBIDDEN,
+                ErrorPage {
+                    title: "Not allowed",
+                    message: message.clone(),
                 },
             ),
             PageError::Csrf => (

@@ -15,7 +15,7 @@ use http::header;
 use paas_api::Build;
 use serde::Deserialize;
 
-use super::paging::{page, PageQuery};
+use super::paging::{page_of, PageQuery};
 use super::ApiError;
 use crate::apps::AppsError;
 use crate::auth::AppAccess;
@@ -39,8 +39,8 @@ pub(super) async fn list_builds(
     Path(app): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
-    let builds: Vec<Build> = crate::apps::builds(&c, &app).await?;
-    page(builds, &q, &format!("/v1/apps/{app}/builds"), |b| {
+    let builds: Vec<Build> = crate::apps::builds(&c, &app, q.after.as_deref(), q.fetch()?).await?;
+    page_of(builds, &q, &format!("/v1/apps/{app}/builds"), |b| {
         b.id.clone()
     })
 }

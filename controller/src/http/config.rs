@@ -155,6 +155,18 @@ pub(super) struct Confirm {
     confirm: Option<String>,
 }
 
+/// The rule for destroying an app (the REST API and the dashboard share it): the app's
+/// name typed again.
+pub(crate) fn check_destroy_confirmation(app: &str, confirm: Option<&str>) -> Result<(), String> {
+    if confirm == Some(app) {
+        Ok(())
+    } else {
+        Err(format!(
+            "destroying {app} deletes its releases, config and repository"
+        ))
+    }
+}
+
 /// `DELETE /v1/apps/{app}?confirm={app}`.
 pub(super) async fn destroy_app(
     _: AppAccess,
@@ -162,12 +174,11 @@ pub(super) async fn destroy_app(
     Path(app): Path<String>,
     axum::extract::Query(q): axum::extract::Query<Confirm>,
 ) -> Result<Response, ApiError> {
-    if q.confirm.as_deref() != Some(app.as_str()) {
+    if let Err(message) = check_destroy_confirmation(&app, q.confirm.as_deref()) {
         let body = ErrorBody::new(
             CONFIRMATION_REQUIRED,
             format!(
-                "destroying {app} deletes its releases, config and repository: confirm with \
-                 ?confirm={app} (paas apps:destroy {app} --confirm {app})"
+                "{message}: confirm with ?confirm={app} (paas apps:destroy {app} --confirm {app})"
             ),
         );
         return Ok((StatusCode::BAD_REQUEST, Json(body)).into_response());

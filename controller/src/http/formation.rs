@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::Router;
 use serde::{Deserialize, Serialize};
 
-use super::paging::{page, PageQuery};
+use super::paging::{page_of, PageQuery};
 use super::ApiError;
 use crate::apps::AppsError;
 use crate::auth::AppAccess;
@@ -44,11 +44,11 @@ pub(crate) struct FormationEntry {
 }
 
 /// One entry of a `PATCH`: `{"web": {"quantity": 2}}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FormationChange {
-    quantity: Option<u32>,
-    size: Option<String>,
+pub(crate) struct FormationChange {
+    pub(crate) quantity: Option<u32>,
+    pub(crate) size: Option<String>,
 }
 
 /// One job of the app.
@@ -128,15 +128,30 @@ async fn patch_formation(
                 "the body is not a formation (expected {{\"web\": {{\"quantity\": 2}}}}): {e}"
             ))
         })?;
-    let current = formation(&c, &app).await?;
+    let after = change_formation(&c, &app, &changes, Some(&headers)).await?;
+    Ok(super::etag::json(after))
+}
+
+/// Checks and applies formation changes (the REST API's `PATCH` and the dashboard's scale
+/// form both call it, so the rules and messages live here only). With `headers`, their
+/// `If-Match` must match the current formation. The formation after the change.
+pub(crate) async fn change_formation(
+    c: &Controller,
+    app: &str,
+    changes: &BTreeMap<String, FormationChange>,
+    headers: Option<&http::HeaderMap>,
+) -> Result<Vec<FormationEntry>, ApiError> {
+    let current = formation(c, app).await?;
     if current.is_empty() {
         return Err(ApiError::Conflict(format!(
             "{app} has no release yet: deploy it with `git push` before scaling"
         )));
     }
-    super::etag::check(&headers, &current, "formation")?;
+    if let Some(headers) = headers {
+        super::etag::check(headers, &current, "formation")?;
+    }
     let types: Vec<&str> = current.iter().map(|f| f.process_type.as_str()).collect();
-    for (t, change) in &changes {
+    for (t, change) in changes {
         if !types.contains(&t.as_str()) {
             return Err(ApiError::Validation(format!(
                 "{app} has no process type {t:?}: its release has {}",
@@ -152,23 +167,23 @@ async fn patch_formation(
             )));
         }
     }
-    for (t, change) in &changes {
+    for (t, change) in changes {
         if let Some(q) = change.quantity {
-            c.store.set_formation(&app, t, q).await?;
+            c.store.set_formation(app, t, q).await?;
         }
         let Some(size) = &change.size else { continue };
         let bytes = paas_api::sizes::parse(size).map_err(ApiError::Validation)?;
         let before = current.iter().find(|f| &f.process_type == t);
         if before.is_some_and(|f| f.memory_bytes != bytes) {
-            c.store.set_formation_memory(&app, t, bytes).await?;
+            c.store.set_formation_memory(app, t, bytes).await?;
             // The running jobs have the old limit: replace them, zero downtime.
             c.scheduler
-                .replace(super::jobs::active_ids(&c, &app, Some(t)));
+                .replace(super::jobs::active_ids(c, app, Some(t)));
         }
     }
     c.scheduler.notify();
     tracing::info!(%app, "formation changed");
-    Ok(super::etag::json(formation(&c, &app).await?))
+    formation(c, app).await
 }
 
 async fn list_jobs(
@@ -180,30 +195,51 @@ async fn list_jobs(
     if c.store.get_app(&app).await?.is_none() {
         return Err(AppsError::NotFound(app).into());
     }
+    // The store cuts the page (by type, then id); the scheduler's last look gives the
+    // state of the jobs it has seen, the stored state the others'.
+    let rows = c
+        .store
+        .jobs_page(&app, q.after.as_deref(), q.fetch()?)
+        .await?;
     let snap = c.scheduler.snapshot();
-    let mut jobs: Vec<JobEntry> = snap
-        .jobs
-        .iter()
-        .filter(|j| j.app == app)
-        .map(|j| JobEntry {
-            id: j.id.clone(),
-            process_type: j.process_type.clone(),
-            release: j.release,
-            node: j.node.clone(),
-            state: match j.phase {
-                Phase::Starting => "starting",
-                Phase::Up if j.healthy => "up",
-                Phase::Up => "unhealthy",
-                Phase::Stopping => "stopping",
-                Phase::Finished => "down",
-            },
-            restarts: snap
-                .crashing
-                .get(&(j.app.clone(), j.release))
-                .copied()
-                .unwrap_or(0),
+    let jobs: Vec<JobEntry> = rows
+        .into_iter()
+        .map(|r| {
+            let seen = snap.jobs.iter().find(|j| j.id == r.id);
+            let state = match seen {
+                Some(j) => match j.phase {
+                    Phase::Starting => "starting",
+                    Phase::Up if j.healthy => "up",
+                    Phase::Up => "unhealthy",
+                    Phase::Stopping => "stopping",
+                    Phase::Finished => "down",
+                },
+                None => stored_state(&r.state),
+            };
+            JobEntry {
+                restarts: snap
+                    .crashing
+                    .get(&(r.app.clone(), r.release))
+                    .copied()
+                    .unwrap_or(0),
+                id: r.id,
+                process_type: r.process_type,
+                release: r.release,
+                node: r.node,
+                state,
+            }
         })
         .collect();
-    jobs.sort_by(|a, b| (&a.process_type, &a.id).cmp(&(&b.process_type, &b.id)));
-    page(jobs, &q, &format!("/v1/apps/{app}/jobs"), |j| j.id.clone())
+    page_of(jobs, &q, &format!("/v1/apps/{app}/jobs"), |j| j.id.clone())
+}
+
+/// A stored job state as the jobs list names it (for jobs the scheduler has not seen).
+fn stored_state(state: &str) -> &'static str {
+    use crate::store::job_state;
+    match state {
+        job_state::PENDING | job_state::STARTING => "starting",
+        job_state::UP => "up",
+        job_state::STOPPING => "stopping",
+        _ => "down",
+    }
 }

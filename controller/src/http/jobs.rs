@@ -77,15 +77,48 @@ async fn job_of(c: &Controller, app: &str, id: &str) -> Result<String, ApiError>
     }
 }
 
+/// Restarts one of `app`'s running jobs (the REST API and the dashboard both call it).
+pub(crate) async fn restart_one(c: &Controller, app: &str, id: &str) -> Result<String, ApiError> {
+    let id = job_of(c, app, id).await?;
+    c.scheduler.replace([id.clone()]);
+    tracing::info!(%app, job = %id, "job restart asked");
+    Ok(id)
+}
+
+/// Stops one of `app`'s running jobs now (its formation starts a replacement).
+pub(crate) async fn stop_one(c: &Controller, app: &str, id: &str) -> Result<String, ApiError> {
+    let id = job_of(c, app, id).await?;
+    c.scheduler.stop(id.clone());
+    tracing::info!(%app, job = %id, "job stop asked");
+    Ok(id)
+}
+
+/// Restarts every running job of `app` (of one type when given); a conflict when none
+/// runs.
+pub(crate) async fn restart_all(
+    c: &Controller,
+    app: &str,
+    process_type: Option<&str>,
+) -> Result<Vec<String>, ApiError> {
+    app_exists(c, app).await?;
+    let ids = active_ids(c, app, process_type);
+    if ids.is_empty() {
+        let what = process_type.map_or_else(String::new, |t| format!(" of type {t}"));
+        return Err(ApiError::Conflict(format!(
+            "{app} has no running jobs{what} to restart: scale it up with `paas ps:scale web=1 -a {app}`"
+        )));
+    }
+    c.scheduler.replace(ids.clone());
+    tracing::info!(%app, jobs = ids.len(), "restart asked");
+    Ok(ids)
+}
+
 async fn restart_job(
     _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path((app, id)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<JobsAction>), ApiError> {
-    let id = job_of(&c, &app, &id).await?;
-    c.scheduler.replace([id.clone()]);
-    tracing::info!(%app, job = %id, "job restart asked");
-    Ok(accepted("restart", vec![id]))
+    Ok(accepted("restart", vec![restart_one(&c, &app, &id).await?]))
 }
 
 async fn stop_job(
@@ -93,10 +126,7 @@ async fn stop_job(
     State(c): State<Arc<Controller>>,
     Path((app, id)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<JobsAction>), ApiError> {
-    let id = job_of(&c, &app, &id).await?;
-    c.scheduler.stop(id.clone());
-    tracing::info!(%app, job = %id, "job stop asked");
-    Ok(accepted("stop", vec![id]))
+    Ok(accepted("stop", vec![stop_one(&c, &app, &id).await?]))
 }
 
 async fn restart_app(
@@ -105,18 +135,7 @@ async fn restart_app(
     Path(app): Path<String>,
     Query(q): Query<RestartQuery>,
 ) -> Result<(StatusCode, Json<JobsAction>), ApiError> {
-    app_exists(&c, &app).await?;
-    let ids = active_ids(&c, &app, q.process_type.as_deref());
-    if ids.is_empty() {
-        let what = q
-            .process_type
-            .map_or_else(String::new, |t| format!(" of type {t}"));
-        return Err(ApiError::Conflict(format!(
-            "{app} has no running jobs{what} to restart: scale it up with `paas ps:scale web=1 -a {app}`"
-        )));
-    }
-    c.scheduler.replace(ids.clone());
-    tracing::info!(%app, jobs = ids.len(), "restart asked");
+    let ids = restart_all(&c, &app, q.process_type.as_deref()).await?;
     Ok(accepted("restart", ids))
 }
 

@@ -25,6 +25,8 @@ mod openapi;
 #[cfg(test)]
 mod openapi_tests;
 mod paging;
+#[cfg(test)]
+mod paging_tests;
 mod rename;
 mod run;
 #[cfg(test)]
@@ -34,9 +36,12 @@ mod v1;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use config::check_destroy_confirmation;
 pub(crate) use domains::validate_hostname;
-pub(crate) use formation::{formation as current_formation, MAX_QUANTITY};
+pub(crate) use formation::{change_formation, formation as current_formation, FormationChange};
+pub(crate) use jobs::{restart_all, restart_one, stop_one};
 pub(crate) use logs::dashboard_stream;
+pub(crate) use rename::rename as rename_app;
 
 use std::sync::Arc;
 

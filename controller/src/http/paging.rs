@@ -3,6 +3,10 @@
 //! have more answers with `Link: </v1/…?limit=N&after=KEY>; rel="next"` and
 //! `Next-Range: KEY`; the last page has neither. Without `limit` every item is returned
 //! (up to [`MAX_LIMIT`]).
+//!
+//! Releases, builds and jobs are cut by the store (keyset queries asking for
+//! [`PageQuery::fetch`] rows, one more than the page, then [`page_of`]); the apps list is
+//! cut here with [`page`].
 
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -31,6 +35,27 @@ impl PageQuery {
             None => Ok(MAX_LIMIT as usize),
         }
     }
+
+    /// How many rows to ask the store for: the page's size plus one, which tells whether
+    /// another page follows.
+    pub fn fetch(&self) -> Result<u32, ApiError> {
+        Ok(self.limit()? as u32 + 1)
+    }
+}
+
+/// Answers a page the store has cut: `items` holds up to [`PageQuery::fetch`] rows in the
+/// list's order, starting after `q.after`; a row beyond the page means a next page.
+pub fn page_of<T: Serialize>(
+    mut items: Vec<T>,
+    q: &PageQuery,
+    path: &str,
+    key: impl Fn(&T) -> String,
+) -> Result<Response, ApiError> {
+    let limit = q.limit()?;
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let next = more.then(|| items.last().map(&key)).flatten();
+    Ok(answer(items, limit, path, next))
 }
 
 /// Cuts `items` (already in the list's order) into the page `q` asks for and answers it
@@ -55,6 +80,11 @@ pub fn page<T: Serialize>(
     let next = (start + page.len() < total)
         .then(|| page.last().map(&key))
         .flatten();
+    Ok(answer(page, limit, path, next))
+}
+
+/// The JSON page with its `Link` and `Next-Range` headers when `next` is given.
+fn answer<T: Serialize>(page: Vec<T>, limit: usize, path: &str, next: Option<String>) -> Response {
     let mut resp = Json(page).into_response();
     if let Some(next) = next {
         let link = format!(
@@ -67,7 +97,7 @@ pub fn page<T: Serialize>(
             resp.headers_mut().insert("next-range", range);
         }
     }
-    Ok(resp)
+    resp
 }
 
 /// Percent-encodes what is not unreserved in a query value.

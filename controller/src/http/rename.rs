@@ -39,7 +39,13 @@ async fn rename_app(
             "the body is not an app update (expected {{\"name\": \"new-name\"}}): {e}"
         ))
     })?;
-    let to = req.name;
+    Ok(Json(rename(&c, &app, &req.name).await?))
+}
+
+/// Renames `app` to `to` (the REST API and the dashboard both call it): checks the name,
+/// moves the records and the git repository, replaces the running jobs.
+pub(crate) async fn rename(c: &Arc<Controller>, app: &str, to: &str) -> Result<App, ApiError> {
+    let (app, to) = (app.to_string(), to.to_string());
     paas_api::names::validate_app_name(&to).map_err(ApiError::Validation)?;
     if c.store.get_app(&app).await?.is_none() {
         return Err(AppsError::NotFound(app).into());
@@ -48,7 +54,7 @@ async fn rename_app(
         if c.is_building(&app) {
             return Err(AppsError::Building(app).into());
         }
-        let running = super::jobs::active_ids(&c, &app, None);
+        let running = super::jobs::active_ids(c, &app, None);
         c.store.rename_app(&app, &to).await?;
         let (old, new) = (c.settings.repo_path(&app), c.settings.repo_path(&to));
         if let Err(e) = tokio::fs::rename(&old, &new).await {
@@ -59,8 +65,8 @@ async fn rename_app(
         c.scheduler.replace(running);
         tracing::info!(from = %app, %to, "app renamed");
     }
-    match apps::get(&c, &to).await? {
-        Some(a) => Ok(Json(a)),
+    match apps::get(c, &to).await? {
+        Some(a) => Ok(a),
         None => Err(AppsError::NotFound(to).into()),
     }
 }

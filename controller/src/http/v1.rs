@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use http::StatusCode;
 use paas_api::{App, CreateApp, Node, NodeHeartbeat};
 
-use super::paging::{page, PageQuery};
+use super::paging::{page, page_of, PageQuery};
 use super::{Admin, ApiError};
 use crate::apps;
 use crate::auth::{AppAccess, Caller, Principal};
@@ -92,9 +92,10 @@ async fn list_releases(
     Path(name): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
-    let releases: Vec<paas_api::Release> = apps::releases(&c, &name).await?;
+    let releases: Vec<paas_api::Release> =
+        apps::releases(&c, &name, q.after.as_deref(), q.fetch()?).await?;
     let releases = super::deploys::with_status(&c, &name, releases).await?;
-    page(releases, &q, &format!("/v1/apps/{name}/releases"), |r| {
+    page_of(releases, &q, &format!("/v1/apps/{name}/releases"), |r| {
         r["version"].to_string()
     })
 }

@@ -20,7 +20,7 @@ fn app_row(row: &super::Row) -> std::result::Result<AppRow, sqlx::Error> {
     })
 }
 
-fn release_row(row: &super::Row) -> Result<ReleaseRow> {
+pub(super) fn release_row(row: &super::Row) -> Result<ReleaseRow> {
     let get = |e| StoreError::Query {
         what: "reading a release row",
         source: e,

@@ -26,6 +26,7 @@ mod domains;
 mod dump;
 pub mod leader;
 mod nodes;
+mod paging;
 mod rename;
 mod routes;
 mod sizes;

@@ -54,23 +54,4 @@ impl Store {
             Err(e) => Err(query("setting a formation size")(e)),
         }
     }
-
-    /// One page of an app's builds, newest first: at most `limit`, starting after the build
-    /// `after` (by id) when given.
-    pub async fn list_builds_page(
-        &self,
-        app: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<super::BuildRow>> {
-        let all = self.list_builds(app).await?;
-        let start = match after {
-            Some(id) => all
-                .iter()
-                .position(|b| b.id == id)
-                .map_or(all.len(), |i| i + 1),
-            None => 0,
-        };
-        Ok(all.into_iter().skip(start).take(limit as usize).collect())
-    }
 }

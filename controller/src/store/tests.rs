@@ -496,3 +496,122 @@ async fn builds_list_newest_first_on(backend: Backend) {
         .collect();
     assert_eq!(ids, ["a", "b", "c"]);
 }
+
+on_both!(
+    pages_of_releases_builds_and_jobs_are_cut_by_the_database,
+    pages_of_releases_builds_and_jobs_are_cut_by_the_database_on
+);
+async fn pages_of_releases_builds_and_jobs_are_cut_by_the_database_on(backend: Backend) {
+    let Some((_place, store)) = fresh_on(backend).await else {
+        return;
+    };
+    store.create_app("ds4-a").await.unwrap();
+    store.create_app("ds4-b").await.unwrap();
+    for v in 1..=5 {
+        store
+            .create_release(&release("ds4-a", v, &[("web", "./web")]))
+            .await
+            .unwrap();
+    }
+    store
+        .create_release(&release("ds4-b", 1, &[("web", "./web")]))
+        .await
+        .unwrap();
+    let versions = |rows: Vec<ReleaseRow>| rows.iter().map(|r| r.version).collect::<Vec<_>>();
+    let page = |after, limit| store.releases_page("ds4-a", after, limit);
+    assert_eq!(versions(page(None, 2).await.unwrap()), [5, 4]);
+    assert_eq!(versions(page(Some(4), 2).await.unwrap()), [3, 2]);
+    assert_eq!(versions(page(Some(2), 2).await.unwrap()), [1]);
+    assert_eq!(versions(page(Some(1), 2).await.unwrap()), Vec::<u32>::new());
+    assert_eq!(versions(page(None, 100).await.unwrap()), [5, 4, 3, 2, 1]);
+    // A key that names no release of the app: an empty page, not the rest of the list.
+    assert!(page(Some(9), 2).await.unwrap().is_empty());
+    assert_eq!(
+        versions(store.releases_page("ds4-b", None, 5).await.unwrap()),
+        [1]
+    );
+
+    // Builds: newest first by start time, then id (several may start in one millisecond).
+    for id in ["b-1", "b-2", "b-3", "b-4", "b-5"] {
+        store.create_build(id, "ds4-a", None).await.unwrap();
+    }
+    store.create_build("other", "ds4-b", None).await.unwrap();
+    let ids = |rows: Vec<BuildRow>| rows.into_iter().map(|b| b.id).collect::<Vec<_>>();
+    let all = ids(store.list_builds("ds4-a").await.unwrap());
+    assert_eq!(all.len(), 5);
+    let mut paged = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let got = ids(store
+            .builds_page("ds4-a", after.as_deref(), 2)
+            .await
+            .unwrap());
+        if got.is_empty() {
+            break;
+        }
+        assert!(got.len() <= 2);
+        after = got.last().cloned();
+        paged.extend(got);
+    }
+    assert_eq!(
+        paged, all,
+        "the pages add up to the whole list, in its order"
+    );
+    assert!(store
+        .builds_page("ds4-a", Some("other"), 2)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .builds_page("ds4-a", Some("nope"), 2)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Jobs: not removed ones, by type then id; a removed job still marks its place.
+    for (id, t) in [
+        ("j-3", "web"),
+        ("j-1", "web"),
+        ("j-2", "worker"),
+        ("j-0", "clock"),
+    ] {
+        store
+            .insert_job(&JobRow {
+                process_type: t.into(),
+                ..job(id, "ds4-a", 1)
+            })
+            .await
+            .unwrap();
+    }
+    store.insert_job(&job("j-9", "ds4-b", 1)).await.unwrap();
+    let ids = |rows: Vec<JobRow>| rows.into_iter().map(|j| j.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.jobs_page("ds4-a", None, 10).await.unwrap()),
+        ["j-0", "j-1", "j-3", "j-2"]
+    );
+    assert_eq!(
+        ids(store.jobs_page("ds4-a", None, 2).await.unwrap()),
+        ["j-0", "j-1"]
+    );
+    assert_eq!(
+        ids(store.jobs_page("ds4-a", Some("j-1"), 2).await.unwrap()),
+        ["j-3", "j-2"]
+    );
+    store
+        .set_job_state("j-3", job_state::REMOVED, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(store.jobs_page("ds4-a", Some("j-1"), 2).await.unwrap()),
+        ["j-2"]
+    );
+    assert_eq!(
+        ids(store.jobs_page("ds4-a", Some("j-3"), 2).await.unwrap()),
+        ["j-2"]
+    );
+    assert!(store
+        .jobs_page("ds4-a", Some("j-9"), 2)
+        .await
+        .unwrap()
+        .is_empty());
+}

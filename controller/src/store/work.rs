@@ -5,7 +5,7 @@ use sqlx::Row;
 use super::{job_state, query, BuildRow, JobRow, NodeRow, Result, Store, StoreError};
 use crate::util::now_rfc3339;
 
-fn build_row(r: &super::Row) -> std::result::Result<BuildRow, sqlx::Error> {
+pub(super) fn build_row(r: &super::Row) -> std::result::Result<BuildRow, sqlx::Error> {
     Ok(BuildRow {
         id: r.try_get("id")?,
         app: r.try_get("app")?,
@@ -18,7 +18,7 @@ fn build_row(r: &super::Row) -> std::result::Result<BuildRow, sqlx::Error> {
     })
 }
 
-fn job_row(r: &super::Row) -> std::result::Result<JobRow, sqlx::Error> {
+pub(super) fn job_row(r: &super::Row) -> std::result::Result<JobRow, sqlx::Error> {
     Ok(JobRow {
         id: r.try_get("id")?,
         app: r.try_get("app")?,

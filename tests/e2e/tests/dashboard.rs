@@ -2,8 +2,12 @@
 //! `chromedriver` with fantoccini) against a standalone paas with real containers: log in
 //! (a wrong password shows an error), create an app, push it with git, set a config var and
 //! see the new release, a bad key's error next to the field, scale web to 2 and see 2 jobs,
-//! roll back, watch live log lines arrive, drain and undrain the node, and read the pages on
-//! a phone-sized window. Screenshots go to `target/screenshots/` (CI keeps them).
+//! restart one job and see it replaced, roll back, watch live log lines arrive and the CPU
+//! and memory charts draw, drain and undrain the node, and read the pages on a phone-sized
+//! window. Then a member logs in: sees only the app they collaborate on, gets the 404 page
+//! for another app and 403 for the nodes page, renames their app and destroys it (a wrong
+//! confirmation shows an error by the field). Screenshots go to `target/screenshots/` (CI
+//! keeps them).
 //!
 //! Without chromium/chromedriver the test skips, except under `CI=true`, where it fails.
 
@@ -202,6 +206,53 @@ fn count(src: &str, needle: &str) -> usize {
     src.matches(needle).count()
 }
 
+/// The ids of the page's web jobs that are up.
+async fn up_web_jobs(b: &Client) -> Vec<String> {
+    let mut ids = Vec::new();
+    for row in b
+        .find_all(Locator::Css("tr.job[data-type=web][data-state=up]"))
+        .await
+        .unwrap()
+    {
+        if let Some(id) = row.attr("data-job").await.unwrap() {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+/// True once a chart on the page has drawn a data line: pixels in the first series colour
+/// (blue), which neither the title text nor the axis uses.
+const CHART_DRAWN: &str = r#"
+var cs = document.querySelectorAll('#charts canvas');
+for (var n = 0; n < cs.length; n++) {
+  var c = cs[n];
+  if (!c.width || !c.height) continue;
+  var d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  for (var i = 0; i < d.length; i += 4) {
+    if (d[i + 3] > 0 && d[i + 2] - d[i] > 80 && d[i + 2] - d[i + 1] > 60) return true;
+  }
+}
+return false;
+"#;
+
+/// POSTs JSON to the API with the admin token; panics unless it succeeds.
+fn api_post(p: &Paas, path: &str, body: serde_json::Value) {
+    let resp = p
+        .client()
+        .post(format!("{}{path}", p.api))
+        .bearer_auth(&p.token)
+        .json(&body)
+        .send()
+        .unwrap();
+    let status = resp.status();
+    assert!(
+        status.is_success(),
+        "POST {path}: {status}: {}",
+        resp.text().unwrap_or_default()
+    );
+}
+
 #[test]
 fn dashboard_in_a_real_browser() {
     if !require_root() || !require_browser() {
@@ -318,6 +369,29 @@ fn dashboard_in_a_real_browser() {
         .await;
         shot(&b, "app").await;
 
+        // Restart one web job: a replacement starts, takes over, and the old one goes.
+        let before = up_web_jobs(&b).await;
+        assert_eq!(before.len(), 2, "{before:?}");
+        let restarted = before[0].clone();
+        submit(
+            &b,
+            &format!("tr.job[data-job=\"{restarted}\"] form.job-restart button"),
+        )
+        .await;
+        at(&b, "/apps/dash").await;
+        assert!(text(&b, "#jobs-error").await.is_empty());
+        eventually(
+            &b,
+            &app_url,
+            "the restarted job replaced",
+            Duration::from_secs(120),
+            |s| {
+                count(s, "data-type=\"web\" data-state=\"up\"") == 2
+                    && !s.contains(&format!("data-job=\"{restarted}\""))
+            },
+        )
+        .await;
+
         // Roll back to v1: a new release v3, "Rollback to v1", without GREETING.
         submit(
             &b,
@@ -379,6 +453,24 @@ fn dashboard_in_a_real_browser() {
         }
         assert!(text(&b, "#live-log-state").await.starts_with("Live"));
 
+        // The charts: once the agents' stats arrive, app.js draws a line on a canvas.
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while b.execute(CHART_DRAWN, vec![]).await.unwrap() != serde_json::json!(true) {
+            if Instant::now() > deadline {
+                let stats = b
+                    .execute(
+                        "return fetch(document.getElementById('charts').dataset.src)\
+                         .then(r => r.text());",
+                        vec![],
+                    )
+                    .await
+                    .unwrap();
+                panic!("no chart line was drawn within 90 s; stats.json: {stats}");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        shot(&b, "charts").await;
+
         // The nodes page: the node, its capacity and use, a drain button that works.
         b.goto(&format!("{api}/nodes")).await.unwrap();
         let nodes = text(&b, "#nodes").await;
@@ -428,5 +520,72 @@ fn dashboard_in_a_real_browser() {
     });
     stop.store(true, Ordering::SeqCst);
     traffic.join().unwrap();
+
+    // A member who collaborates on one app only.
+    api_post(
+        &p,
+        "/v1/users",
+        serde_json::json!({"name": "ds4-ann", "role": "member", "password": "ds4-ann-pass"}),
+    );
+    api_post(&p, "/v1/apps", serde_json::json!({"name": "ds4-mine"}));
+    api_post(
+        &p,
+        "/v1/apps/ds4-mine/collaborators",
+        serde_json::json!({"user": "ds4-ann"}),
+    );
+    rt.block_on(async {
+        fill(&b, "#user", "ds4-ann").await;
+        fill(&b, "#password", "ds4-ann-pass").await;
+        submit(&b, "#login-form button[type=submit]").await;
+        at(&b, "/").await;
+        let apps = text(&b, "#apps").await;
+        assert!(apps.contains("ds4-mine"), "{apps}");
+        assert!(
+            !apps.contains("dash"),
+            "a member sees only their apps: {apps}"
+        );
+        assert!(
+            b.find(Locator::Css("#nav-nodes")).await.is_err(),
+            "no Nodes link for members"
+        );
+        shot(&b, "member-apps").await;
+
+        // Another app's page (and its data) is a 404, as if it did not exist.
+        b.goto(&app_url).await.unwrap();
+        let title = b.title().await.unwrap();
+        assert!(title.starts_with("App not found"), "{title}");
+        shot(&b, "member-refused").await;
+        b.goto(&format!("{api}/apps/dash/stats.json"))
+            .await
+            .unwrap();
+        assert!(b.source().await.unwrap().contains("App not found"));
+        // The nodes page is for admins.
+        b.goto(&format!("{api}/nodes")).await.unwrap();
+        let title = b.title().await.unwrap();
+        assert!(title.starts_with("Not allowed"), "{title}");
+
+        // Rename their app: its page moves to the new name.
+        b.goto(&format!("{api}/apps/ds4-mine")).await.unwrap();
+        fill(&b, "#rename-name", "ds4-renamed").await;
+        submit(&b, "#rename-form button[type=submit]").await;
+        at(&b, "/apps/ds4-renamed").await;
+        assert!(b.title().await.unwrap().starts_with("ds4-renamed"));
+
+        // Destroy it: a wrong confirmation is refused next to the field, the name works.
+        fill(&b, "#destroy-confirm", "ds4-mine").await;
+        submit(&b, "#destroy-form button[type=submit]").await;
+        let err = text(&b, "#destroy-form .field #destroy-error").await;
+        assert!(err.contains("ds4-renamed"), "{err:?}");
+        shot(&b, "destroy-error").await;
+        fill(&b, "#destroy-confirm", "ds4-renamed").await;
+        submit(&b, "#destroy-form button[type=submit]").await;
+        at(&b, "/").await;
+        assert!(b.source().await.unwrap().contains("No apps yet"));
+        b.goto(&format!("{api}/apps/ds4-renamed")).await.unwrap();
+        assert!(b.title().await.unwrap().starts_with("App not found"));
+        b.goto(&format!("{api}/")).await.unwrap();
+        submit(&b, "form.logout button").await;
+        at(&b, "/login").await;
+    });
     rt.block_on(b.close()).unwrap();
 }

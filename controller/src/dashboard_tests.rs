@@ -1,0 +1,262 @@
+//! The controller's dashboard: logins (users store, failure limit), member access through
+//! the REST API's checks, user errors from the shared handler functions.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use http::{header, Request, StatusCode};
+use paas_web_ui::{ActionError, Dashboard, LoginOutcome, Need, Refusal, SessionUser, Viewer};
+use tower::ServiceExt;
+
+use super::ControllerDashboard;
+use crate::config::Settings;
+use crate::state::Controller;
+
+async fn controller(dir: &tempfile::TempDir) -> Arc<Controller> {
+    let settings = Settings::new(
+        dir.path().to_path_buf(),
+        "127.0.0.1:8080".parse().unwrap(),
+        8000,
+        "localhost",
+    )
+    .unwrap();
+    Controller::open(settings).await.unwrap()
+}
+
+#[tokio::test]
+async fn admin_logs_in_with_the_admin_token_and_the_key_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = controller(&dir).await;
+    let d = ControllerDashboard::new(Arc::clone(&c));
+    let token = c.tokens.admin().to_string();
+    assert_eq!(
+        d.login("admin", &token, None).await.unwrap(),
+        LoginOutcome::User(SessionUser {
+            name: "admin".into(),
+            admin: true
+        })
+    );
+    assert_eq!(
+        d.login("admin", "wrong", None).await.unwrap(),
+        LoginOutcome::Wrong
+    );
+    assert_eq!(
+        d.login("root", &token, None).await.unwrap(),
+        LoginOutcome::Wrong
+    );
+    assert!(d.session_key().len() >= 32);
+    let again = ControllerDashboard::new(c);
+    assert_eq!(again.session_key(), d.session_key(), "kept in the data dir");
+}
+
+#[tokio::test]
+async fn bad_input_is_a_user_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = ControllerDashboard::new(controller(&dir).await);
+    let admin = viewer("admin", true);
+    assert!(matches!(
+        d.create_app(&admin, "Bad_Name").await,
+        Err(ActionError::User(_))
+    ));
+    d.create_app(&admin, "hello").await.unwrap();
+    assert!(matches!(
+        d.create_app(&admin, "hello").await,
+        Err(ActionError::User(_))
+    ));
+    let bad = BTreeMap::from([("BAD KEY".to_string(), Some("x".to_string()))]);
+    assert!(matches!(
+        d.set_config("hello", bad).await,
+        Err(ActionError::User(_))
+    ));
+    let good = BTreeMap::from([("GOOD".to_string(), Some("x".to_string()))]);
+    assert_eq!(
+        d.set_config("hello", good).await.unwrap(),
+        None,
+        "no release yet"
+    );
+    assert_eq!(d.config("hello").await.unwrap()["GOOD"], "x");
+    // The PATCH handler's rules and message.
+    assert_eq!(
+        d.scale("hello", "web", 2).await,
+        Err(ActionError::User(
+            "hello has no release yet: deploy it with `git push` before scaling".into()
+        ))
+    );
+    assert!(matches!(
+        d.destroy_app("hello", "hell").await,
+        Err(ActionError::User(m)) if m.contains("type its name, hello")
+    ));
+    assert!(matches!(
+        d.rename_app("hello", "Bad_Name").await,
+        Err(ActionError::User(_))
+    ));
+    assert!(matches!(
+        d.restart_job("hello", "nope").await,
+        Err(ActionError::User(m)) if m.contains("no running job nope")
+    ));
+    assert!(matches!(
+        d.restart_type("hello", "web").await,
+        Err(ActionError::User(m)) if m.contains("no running jobs of type web")
+    ));
+    assert_eq!(d.rename_app("hello", "hi").await.unwrap().name, "hi");
+    d.destroy_app("hi", "hi").await.unwrap();
+    assert!(d.app("hi").await.unwrap().is_none());
+    assert!(matches!(
+        d.add_domain("hello", "not a host").await,
+        Err(ActionError::User(_))
+    ));
+    assert!(matches!(
+        d.set_draining("nope", true).await,
+        Err(ActionError::User(_))
+    ));
+}
+
+#[tokio::test]
+async fn pages_are_mounted_behind_the_login_and_heartbeat_stats_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = controller(&dir).await;
+    let resp = crate::http::app(Arc::clone(&c))
+        .oneshot(Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()[header::LOCATION], "/login");
+    for cpu in [1000, 2000] {
+        let hb = format!(
+            r#"{{"name":"n1","url":"http://127.0.0.1:1","memory_bytes":1024,
+                "stats":[{{"job_id":"j1","cpu_usage_usec":{cpu},"memory_bytes":5,
+                "at":"2026-01-01T00:00:00Z"}}]}}"#
+        );
+        let req = Request::post("/v1/nodes/heartbeat")
+            .header(header::AUTHORIZATION, format!("Bearer {}", c.tokens.node()))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(hb))
+            .unwrap();
+        let resp = crate::http::app(Arc::clone(&c)).oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    }
+    let samples = c.job_stats.samples("j1");
+    assert_eq!(samples.len(), 2);
+    assert_eq!(samples[1].cpu_usage_usec, 2000);
+    assert_eq!(c.job_stats.latest_memory("j1"), Some(5));
+}
+
+fn viewer(name: &str, admin: bool) -> Viewer {
+    Viewer {
+        name: name.into(),
+        admin,
+        source: Some("10.200.60.9".parse().unwrap()),
+        path: "/test".into(),
+    }
+}
+
+#[tokio::test]
+async fn members_log_in_and_get_only_their_apps_through_the_api_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = controller(&dir).await;
+    let d = ControllerDashboard::new(Arc::clone(&c));
+    c.store
+        .create_user("ann", crate::store::role::MEMBER, Some("ann-pass-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        d.login("ann", "ann-pass-1", None).await.unwrap(),
+        LoginOutcome::User(SessionUser {
+            name: "ann".into(),
+            admin: false
+        })
+    );
+    let admin = viewer("admin", true);
+    let ann = viewer("ann", false);
+    d.create_app(&admin, "ds4-other").await.unwrap();
+    // A member who creates an app collaborates on it.
+    d.create_app(&ann, "ds4-mine").await.unwrap();
+    let names = |apps: Vec<paas_api::App>| apps.into_iter().map(|a| a.name).collect::<Vec<_>>();
+    assert_eq!(names(d.apps(&ann).await.unwrap()), ["ds4-mine"]);
+    assert_eq!(
+        names(d.apps(&admin).await.unwrap()),
+        ["ds4-mine", "ds4-other"]
+    );
+    assert_eq!(d.authorize(&ann, Need::App("ds4-mine")).await, Ok(()));
+    assert!(matches!(
+        d.authorize(&ann, Need::App("ds4-other")).await,
+        Err(Refusal::NotFound(_))
+    ));
+    assert!(matches!(
+        d.authorize(&ann, Need::Admin).await,
+        Err(Refusal::Forbidden(_))
+    ));
+    assert_eq!(d.authorize(&admin, Need::Admin).await, Ok(()));
+    assert_eq!(d.authorize(&admin, Need::App("ds4-other")).await, Ok(()));
+    // Collaborating later opens the app; a removed user's session ends.
+    c.store.add_collaborator("ds4-other", "ann").await.unwrap();
+    assert_eq!(d.authorize(&ann, Need::App("ds4-other")).await, Ok(()));
+    assert_eq!(d.user("ann").await.unwrap().map(|u| u.admin), Some(false));
+    c.store.delete_user("ann").await.unwrap();
+    assert_eq!(d.user("ann").await.unwrap(), None);
+    assert!(matches!(
+        d.authorize(&ann, Need::App("ds4-mine")).await,
+        Err(Refusal::Internal(_))
+    ));
+}
+
+#[tokio::test]
+async fn failed_dashboard_logins_use_the_api_limiter() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = controller(&dir).await;
+    let d = ControllerDashboard::new(Arc::clone(&c));
+    let token = c.tokens.admin().to_string();
+    let ip = Some("10.200.61.7".parse().unwrap());
+    let other = Some("10.200.61.8".parse().unwrap());
+    // Nine failures elsewhere (bad API tokens, say) and one wrong dashboard password use
+    // up the source's budget of ten.
+    for _ in 0..9 {
+        c.access.fail(ip);
+    }
+    assert_eq!(
+        d.login("admin", "wrong", ip).await.unwrap(),
+        LoginOutcome::Wrong
+    );
+    assert!(c.access.check(ip).is_err(), "the dashboard failure counted");
+    // Now even the right password is refused before it is looked at.
+    assert!(matches!(
+        d.login("admin", &token, ip).await.unwrap(),
+        LoginOutcome::Limited(s) if s >= 1
+    ));
+    assert!(matches!(
+        d.login("admin", &token, other).await.unwrap(),
+        LoginOutcome::User(_)
+    ));
+}
+
+#[test]
+fn nodes_reserve_each_jobs_formation_memory_like_the_scheduler() {
+    use crate::scheduler::{ObservedJob, Phase, DEFAULT_MEMORY_BYTES};
+    let job = |id: &str, t: &str, node: &str, phase: Phase| ObservedJob {
+        id: id.into(),
+        app: "ds4-app".into(),
+        release: 1,
+        process_type: t.into(),
+        node: node.into(),
+        phase,
+        healthy: true,
+    };
+    let jobs = [
+        job("a", "web", "n1", Phase::Up),
+        job("b", "web", "n1", Phase::Starting),
+        job("c", "worker", "n1", Phase::Stopping),
+        job("d", "web", "n1", Phase::Finished),
+        job("e", "web", "n2", Phase::Up),
+    ];
+    let sizes =
+        std::collections::HashMap::from([(("ds4-app".to_string(), "web".to_string()), 1u64 << 30)]);
+    // Two web jobs of 1 GiB (resized) and a stopping worker with the default; the
+    // finished job and the other node's do not count.
+    assert_eq!(
+        super::reserved_on("n1", &jobs, &sizes),
+        (2 << 30) + DEFAULT_MEMORY_BYTES
+    );
+    assert_eq!(super::reserved_on("n2", &jobs, &sizes), 1 << 30);
+    assert_eq!(super::reserved_on("n3", &jobs, &sizes), 0);
+}
