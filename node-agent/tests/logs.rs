@@ -308,6 +308,7 @@ async fn agent_stamps_lines_caps_them_and_resumes_after_sigkill() {
     // Each half may pass CAP/2 by one poll's batch.
     assert!(kept <= CAP + 64 * 1024, "records kept: {kept} bytes");
     // The consumed start of the container's own file was freed (sparse), not left to grow.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let out = std::fs::metadata(jobdir.join("stdout.log")).unwrap();
     assert!(
         out.blocks() * 512 < out.len(),

@@ -333,7 +333,8 @@ impl Capture {
         let err = self.io("reading the container's output");
         let src = &mut self.sources[i];
         if src.file.is_none() {
-            match File::open(&src.path) {
+            // Writable only so that consumed parts can be punched out (fallocate needs it).
+            match OpenOptions::new().read(true).write(true).open(&src.path) {
                 Ok(f) => src.file = Some(f),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
                 Err(e) => return Err(err(e)),
@@ -407,6 +408,7 @@ impl Capture {
             match nix::fcntl::fallocate(file.as_fd(), flags, 0, upto as i64) {
                 Ok(()) => src.punched = upto,
                 Err(e) => {
+                    // Not supported by this file system: the file keeps its blocks.
                     tracing::debug!(path = %src.path.display(), "punching the consumed output: {e}");
                     src.punched = upto;
                 }
