@@ -241,7 +241,10 @@ async fn agent_stamps_lines_caps_them_and_resumes_after_sigkill() {
     );
     // The raw format (what builds and old callers read) is the output itself.
     let raw = t.logs("ticker", "").await;
-    assert!(raw.starts_with("out 1\n") && raw.contains("err 1\n"), "{raw}");
+    assert!(
+        raw.starts_with("out 1\n") && raw.contains("err 1\n"),
+        "{raw}"
+    );
     // The last 2 records, and the records after a given one.
     let last2 = parse(&t.logs("ticker", "timestamps=true&lines=2").await);
     assert_eq!(last2.len(), 2);
@@ -260,7 +263,10 @@ async fn agent_stamps_lines_caps_them_and_resumes_after_sigkill() {
     agent = spawn_agent(dir.path(), &prefix, slot, addr);
     t.wait_healthy(dir.path()).await;
     let job = t.get("ticker").await;
-    assert_eq!((job["state"].as_str(), job["pid"].as_i64()), (Some("up"), Some(pid)));
+    assert_eq!(
+        (job["state"].as_str(), job["pid"].as_i64()),
+        (Some("up"), Some(pid))
+    );
     let recs = t
         .records_until("ticker", |r| {
             r.last().is_some_and(|l| l.0 > killed_at) && numbers(r, "stdout", "out").len() > 25

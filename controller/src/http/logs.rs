@@ -166,7 +166,12 @@ async fn app_logs(
     if ps.is_none() {
         if let Some(build) = c.store.list_builds(&app).await?.into_iter().next() {
             let ts = build.finished_at.as_deref().unwrap_or(&build.created_at);
-            history.extend(build.log.lines().map(|l| (sort_key(ts), line(ts, "build", l))));
+            history.extend(
+                build
+                    .log
+                    .lines()
+                    .map(|l| (sort_key(ts), line(ts, "build", l))),
+            );
         }
     }
     // The kept output of removed jobs (crashed or replaced ones), stamped with their removal.

@@ -162,7 +162,11 @@ impl Source {
     /// complete line, a [`MAX_LINE`] piece, or (with `flush` or after [`PARTIAL_FLUSH`])
     /// the partial line.
     fn next_line(&mut self, flush: bool) -> Option<(Vec<u8>, bool)> {
-        let newline = self.pending.iter().take(MAX_LINE + 1).position(|b| *b == b'\n');
+        let newline = self
+            .pending
+            .iter()
+            .take(MAX_LINE + 1)
+            .position(|b| *b == b'\n');
         if let Some(pos) = newline {
             let mut line: Vec<u8> = self.pending.drain(..=pos).collect();
             self.committed += line.len() as u64;
@@ -490,7 +494,10 @@ mod tests {
             .to_string();
         drop(c);
         // A batch appended but not saved (the agent was killed in between).
-        append(&dir.path().join(RECORDS), b"2099-01-01T00:00:00.000000Z out junk\n");
+        append(
+            &dir.path().join(RECORDS),
+            b"2099-01-01T00:00:00.000000Z out junk\n",
+        );
         append(&out, b"c\n");
         let mut c = Capture::open(dir.path(), DEFAULT_CAP_BYTES).unwrap();
         c.poll(false).unwrap();
@@ -508,16 +515,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut c = Capture::open(dir.path(), MIN_CAP_BYTES).unwrap();
         for n in 0..2000 {
-            append(&dir.path().join(STDOUT), format!("line {n:05}\n").as_bytes());
+            append(
+                &dir.path().join(STDOUT),
+                format!("line {n:05}\n").as_bytes(),
+            );
             if n % 50 == 0 {
                 c.poll(false).unwrap();
             }
         }
         c.poll(false).unwrap();
         let kept = std::fs::metadata(dir.path().join(RECORDS)).unwrap().len()
-            + std::fs::metadata(dir.path().join(RECORDS_OLD)).unwrap().len();
+            + std::fs::metadata(dir.path().join(RECORDS_OLD))
+                .unwrap()
+                .len();
         // Each half passes cap/2 by at most one batch (cap/8 and a record).
-        assert!(kept <= MIN_CAP_BYTES + 2 * (MIN_CAP_BYTES / 8 + 100), "kept {kept}");
+        assert!(
+            kept <= MIN_CAP_BYTES + 2 * (MIN_CAP_BYTES / 8 + 100),
+            "kept {kept}"
+        );
         let r = records(dir.path());
         assert!(r.last().unwrap().ends_with("line 01999"));
         assert!(!r[0].ends_with("line 00000"), "the oldest lines are gone");
@@ -525,7 +540,10 @@ mod tests {
             .iter()
             .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
             .collect();
-        assert!(n.windows(2).all(|w| w[1] == w[0] + 1), "no gap in what is kept");
+        assert!(
+            n.windows(2).all(|w| w[1] == w[0] + 1),
+            "no gap in what is kept"
+        );
     }
 
     #[test]

@@ -140,7 +140,10 @@ async fn first_chunk(tail: &mut Tail) -> std::io::Result<Vec<u8>> {
         }
     }
     // An incomplete last record (being written) waits for the next read.
-    let complete = current.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+    let complete = current
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |p| p + 1);
     tail.partial = current.split_off(complete);
     let mut records: Vec<&[u8]> = older
         .split(|b| *b == b'\n')
@@ -331,7 +334,10 @@ mod tests {
             ..req
         };
         let one = collect(stream(path, rx, None, last)).await;
-        assert!(one.ends_with(" stderr c\n") && one.lines().count() == 1, "{one}");
+        assert!(
+            one.ends_with(" stderr c\n") && one.lines().count() == 1,
+            "{one}"
+        );
     }
 
     #[tokio::test]

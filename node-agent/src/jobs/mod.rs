@@ -306,11 +306,7 @@ fn start_capture(agent: &Arc<Agent>, job: &Arc<JobHandle>) {
 /// Ends the job's capture after a last read of everything the process wrote (partial
 /// lines included); without a running capture, captures what is left once.
 async fn end_capture(agent: &Arc<Agent>, job: &Arc<JobHandle>) {
-    let task = job
-        .capture
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take();
+    let task = job.capture.lock().unwrap_or_else(|e| e.into_inner()).take();
     match task {
         Some(CaptureTask { stop, done }) => {
             let _ = stop.send(());
