@@ -177,7 +177,7 @@ fn take_complete(tail: &mut Tail, buf: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     for line in done.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         if let Some(since) = tail.req.since.as_deref() {
-            if !capture::parse(line).is_some_and(|r| r.ts > since) {
+            if capture::parse(line).is_none_or(|r| r.ts <= since) {
                 continue;
             }
         }
