@@ -349,6 +349,130 @@ async fn follow_job(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
+    use std::sync::Mutex;
+    use tower::ServiceExt;
+
+    const R: [&str; 4] = [
+        "2026-11-23T12:00:00.000001Z stdout one",
+        "2026-11-23T12:00:00.000002Z stderr two",
+        "2026-11-23T12:00:01.500000Z stdout three",
+        "2026-11-23T12:00:02.000000Z stdout four",
+    ];
+
+    /// A node agent that holds three records and, when followed, has a fourth.
+    async fn fake_agent(queries: Arc<Mutex<Vec<String>>>) -> String {
+        let logs = move |uri: http::Uri| {
+            let queries = queries.clone();
+            async move {
+                let q = uri.query().unwrap_or_default().to_string();
+                queries.lock().unwrap().push(q.clone());
+                let have: &[&str] = if q.contains("follow=true") {
+                    &R
+                } else {
+                    &R[..3]
+                };
+                let since = q.split('&').find_map(|p| p.strip_prefix("since="));
+                let n = q
+                    .split('&')
+                    .find_map(|p| p.strip_prefix("lines="))
+                    .map_or(have.len(), |n| n.parse().unwrap());
+                let picked: Vec<&str> = have
+                    .iter()
+                    .filter(|r| since.is_none_or(|s| r.split(' ').next().unwrap() > s))
+                    .copied()
+                    .collect();
+                let skip = picked.len().saturating_sub(n);
+                picked[skip..]
+                    .iter()
+                    .map(|r| format!("{r}\n"))
+                    .collect::<String>()
+            }
+        };
+        let router = Router::new()
+            .route("/v1/jobs", get(|| async { "[]" }))
+            .route("/v1/jobs/{id}/logs", get(logs));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        url
+    }
+
+    #[tokio::test]
+    async fn job_lines_carry_the_agent_stamps_and_the_tail_goes_on_after_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = crate::config::Settings::new(
+            dir.path().to_path_buf(),
+            "127.0.0.1:8080".parse().unwrap(),
+            8000,
+            "localhost",
+        )
+        .unwrap();
+        let c = Controller::open(settings).await.unwrap();
+        let queries = Arc::new(Mutex::new(Vec::new()));
+        let url = fake_agent(queries.clone()).await;
+        c.store.create_app("hello").await.unwrap();
+        c.store
+            .upsert_node("n1", &url, 1 << 30, crate::util::unix_ms())
+            .await
+            .unwrap();
+        let now = now_rfc3339();
+        c.store
+            .insert_job(&JobRow {
+                id: "hello-web-1".into(),
+                app: "hello".into(),
+                release: 1,
+                process_type: "web".into(),
+                node: "n1".into(),
+                state: crate::store::job_state::UP.into(),
+                addr: None,
+                exit_reason: None,
+                created_at: now.clone(),
+                updated_at: now,
+            })
+            .await
+            .unwrap();
+        let req = http::Request::get("/v1/apps/hello/logs?ps=web&lines=2&tail=true")
+            .header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {}", c.tokens.admin()),
+            )
+            .body(Body::empty())
+            .unwrap();
+        let resp = crate::http::app(Arc::clone(&c)).oneshot(req).await.unwrap();
+        let mut body = resp.into_body();
+        let mut text = String::new();
+        while text.lines().count() < 3 {
+            let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+                .await
+                .expect("three lines")
+                .unwrap()
+                .unwrap();
+            if let Ok(data) = frame.into_data() {
+                text.push_str(std::str::from_utf8(&data).unwrap());
+            }
+        }
+        assert_eq!(
+            text.lines().collect::<Vec<_>>(),
+            [
+                "2026-11-23T12:00:00.000002Z app[web]: two",
+                "2026-11-23T12:00:01.500000Z app[web]: three",
+                "2026-11-23T12:00:02.000000Z app[web]: four",
+            ],
+            "the last 2 lines, then only the new one"
+        );
+        let q = queries.lock().unwrap().clone();
+        assert!(
+            q.contains(&"follow=false&timestamps=true&lines=2".to_string()),
+            "{q:?}"
+        );
+        assert!(
+            q.contains(
+                &"follow=true&timestamps=true&since=2026-11-23T12:00:01.500000Z".to_string()
+            ),
+            "{q:?}"
+        );
+    }
 
     #[test]
     fn records_are_split_and_other_text_is_not() {
