@@ -184,14 +184,21 @@ async fn app_logs(
             );
         }
     }
+    // Each job's last records, asked of the agents at once.
+    let jobs: Vec<_> = app_jobs(&c, &app)
+        .await?
+        .into_iter()
+        .filter(|(job, _, dyno)| wants(ps.as_deref(), &job.process_type, dyno))
+        .collect();
+    let fetched = futures_util::future::join_all(jobs.iter().map(|(job, url, _)| {
+        // At least one record, so that `lines=0` still learns where the tail starts.
+        c.agents.log_records(url, &job.id, lines.max(1))
+    }))
+    .await;
     // Where each job's tail starts: after the last record fetched here.
     let mut cursors: HashMap<String, Option<String>> = HashMap::new();
-    for (job, url, dyno) in app_jobs(&c, &app).await? {
-        if !wants(ps.as_deref(), &job.process_type, &dyno) {
-            continue;
-        }
-        // At least one record, so that `lines=0` still learns where the tail starts.
-        let text = match c.agents.log_records(&url, &job.id, lines.max(1)).await {
+    for ((job, _, dyno), text) in jobs.iter().zip(fetched) {
+        let text = match text {
             Ok(t) => t,
             Err(e) => {
                 tracing::debug!(job = %job.id, "reading the job's log: {e}");
@@ -202,10 +209,10 @@ async fn app_logs(
         for l in text.lines() {
             match record(l) {
                 Some((ts, body)) => {
-                    history.push((sort_key(ts), line(ts, &dyno, body)));
+                    history.push((sort_key(ts), line(ts, dyno, body)));
                     last = Some(ts.to_string());
                 }
-                None => history.push((sort_key(&now), line(&now, &dyno, l))),
+                None => history.push((sort_key(&now), line(&now, dyno, l))),
             }
         }
         cursors.insert(job.id.clone(), last);
