@@ -134,6 +134,23 @@ async fn list_releases(
     }
 }
 
+/// `POST …/exec`: records the path and answers that there is no such job (the CLI's
+/// choice of job is what the tests look at).
+async fn exec_in_job(
+    State(fake): State<Arc<Fake>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    if let Some(resp) = reject(&fake, &headers, format!("POST {}", uri.path())) {
+        return resp;
+    }
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no running job with that id".to_string(),
+    )
+}
+
 /// Starts the fake controller on its own thread and runtime; returns its URL.
 fn start_fake() -> (String, Arc<Fake>) {
     let fake = Arc::new(Fake::default());
@@ -145,6 +162,11 @@ fn start_fake() -> (String, Arc<Fake>) {
         .route("/v1/apps", get(list_apps).post(create_app))
         .route("/v1/apps/{name}", get(show_app))
         .route("/v1/apps/{name}/releases", get(list_releases))
+        .route("/v1/apps/{name}/exec", axum::routing::post(exec_in_job))
+        .route(
+            "/v1/apps/{name}/jobs/{job}/exec",
+            axum::routing::post(exec_in_job),
+        )
         .with_state(fake.clone());
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
@@ -457,4 +479,45 @@ fn usage_errors_exit_1_not_clap_s_2() {
     let run = Sandbox::new().paas(&["--help"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("apps:create"), "{run:?}");
+}
+
+#[test]
+fn ps_exec_takes_the_job_as_an_argument_or_with_job() {
+    let (url, fake) = start_fake();
+    // The global flags go first: everything after -- is the command.
+    let exec = |args: &[&str]| {
+        let mut all: Vec<&str> = vec!["--url", &url, "--token", TOKEN, "ps:exec", "-a", "hello"];
+        all.extend_from_slice(args);
+        Sandbox::new().paas(&all)
+    };
+    let last = |fake: &Fake| fake.requests.lock().unwrap().last().cloned();
+
+    let run = exec(&["web-1a2b", "--", "ls", "-l"]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(run.stderr.contains("no running job"), "{run:?}");
+    assert_eq!(
+        last(&fake).as_deref(),
+        Some("POST /v1/apps/hello/jobs/web-1a2b/exec")
+    );
+
+    let run = exec(&["--job", "web-3c4d", "--", "true"]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert_eq!(
+        last(&fake).as_deref(),
+        Some("POST /v1/apps/hello/jobs/web-3c4d/exec")
+    );
+
+    // No job: the app's first web job; a dashed command after -- is not taken for a job.
+    let run = exec(&["--", "-x"]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert_eq!(last(&fake).as_deref(), Some("POST /v1/apps/hello/exec"));
+
+    // Usage errors, before any request: both forms at once, or no command.
+    let before = fake.requests.lock().unwrap().len();
+    let run = exec(&["web-1", "--job", "web-2", "--", "true"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let run = exec(&["web-1"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("after --"), "{run:?}");
+    assert_eq!(fake.requests.lock().unwrap().len(), before);
 }

@@ -150,6 +150,41 @@ impl AgentClient {
         })
     }
 
+    /// `GET /v1/jobs/{id}/logs?timestamps=true&lines=N`: the job's last `lines` records,
+    /// `<timestamp> <stdout|stderr> <text>` each, as its agent captured them.
+    pub async fn log_records(
+        &self,
+        node: &str,
+        id: &str,
+        lines: usize,
+    ) -> Result<String, AgentError> {
+        let url = format!("{node}/v1/jobs/{id}/logs?follow=false&timestamps=true&lines={lines}");
+        let req = self.http.get(&url).timeout(QUICK_TIMEOUT);
+        let resp = self.send("GET", url.clone(), req).await?;
+        resp.text().await.map_err(|source| AgentError::Http {
+            method: "GET",
+            url,
+            source,
+        })
+    }
+
+    /// `GET /v1/jobs/{id}/logs?follow=true&timestamps=true[&since=TS]`: the job's records
+    /// after `since` (all without it), then the new ones until the job is final.
+    pub async fn follow_log_records(
+        &self,
+        node: &str,
+        id: &str,
+        since: Option<&str>,
+    ) -> Result<reqwest::Response, AgentError> {
+        let mut url = format!("{node}/v1/jobs/{id}/logs?follow=true&timestamps=true");
+        if let Some(ts) = since {
+            url.push_str("&since=");
+            url.push_str(ts);
+        }
+        let req = self.http.get(&url);
+        self.send("GET", url, req).await
+    }
+
     /// `POST /v1/jobs/{id}/stop`: returns after the process exited.
     pub async fn stop_job(
         &self,

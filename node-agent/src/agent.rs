@@ -162,7 +162,6 @@ pub async fn serve(config: AgentConfig) -> Result<(), AgentError> {
         node = %agent.config.node_name,
         "agent listening"
     );
-    tokio::spawn(crate::jobs::logs::rotate_forever(agent.clone()));
     if agent.config.controller.is_some() {
         tokio::spawn(crate::heartbeat::run(agent.clone()));
     } else {

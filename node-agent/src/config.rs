@@ -85,6 +85,10 @@ pub struct ServeArgs {
     /// Root of the cgroup filesystem.
     #[arg(long, default_value = "/sys/fs/cgroup", hide = true)]
     pub cgroup_root: PathBuf,
+    /// The most timestamped log kept per job, in bytes (the oldest half is dropped when
+    /// it is full; see docs/node-agent.md, "Logs").
+    #[arg(long, default_value_t = crate::jobs::capture::DEFAULT_CAP_BYTES)]
+    pub job_log_bytes: u64,
 }
 
 /// Flags of `paas-agent cleanup`.
@@ -111,6 +115,8 @@ pub struct AgentConfig {
     pub port_range: PortRange,
     pub advertise_addr: Ipv4Addr,
     pub cgroup_root: PathBuf,
+    /// The per-job cap of the timestamped log (`--job-log-bytes`).
+    pub job_log_bytes: u64,
 }
 
 impl AgentConfig {
@@ -132,6 +138,7 @@ impl AgentConfig {
             port_range: args.port_range.parse()?,
             advertise_addr: args.advertise_addr,
             cgroup_root: args.cgroup_root,
+            job_log_bytes: args.job_log_bytes.max(crate::jobs::capture::MIN_CAP_BYTES),
         })
     }
 }

@@ -201,6 +201,27 @@ async fn delete_job(
 struct LogsQuery {
     #[serde(default)]
     follow: Option<String>,
+    /// `true`: `<timestamp> <stdout|stderr> <text>` lines instead of the raw output.
+    #[serde(default)]
+    timestamps: Option<String>,
+    /// Only the last N records.
+    #[serde(default)]
+    lines: Option<String>,
+    /// Only records stamped after this timestamp (one of the timestamps this API sent).
+    #[serde(default)]
+    since: Option<String>,
+}
+
+fn flag(name: &str, value: Option<&str>) -> ApiResult<bool> {
+    match value {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") | Some("") => Ok(true),
+        Some(other) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::VALIDATION,
+            format!("{name}={other:?}: expected true or false"),
+        )),
+    }
 }
 
 async fn job_logs(
@@ -209,18 +230,32 @@ async fn job_logs(
     Query(q): Query<LogsQuery>,
 ) -> ApiResult<Response> {
     let job = agent.jobs.get(&id)?;
-    let follow = match q.follow.as_deref() {
-        None | Some("false") | Some("0") => false,
-        Some("true") | Some("1") | Some("") => true,
-        Some(other) => {
-            return Err(ApiError::new(
+    let lines = match q.lines.as_deref() {
+        None => None,
+        Some(n) => Some(n.parse::<usize>().map_err(|_| {
+            ApiError::new(
                 StatusCode::BAD_REQUEST,
                 codes::VALIDATION,
-                format!("follow={other:?}: expected true or false"),
-            ))
-        }
+                format!("lines={n:?}: expected a number of lines"),
+            )
+        })?),
     };
-    let stream = jobs::logs::stream(job.log_path(), job.subscribe(), follow);
+    let req = jobs::logs::LogRequest {
+        follow: flag("follow", q.follow.as_deref())?,
+        format: if flag("timestamps", q.timestamps.as_deref())? {
+            jobs::logs::Format::Timestamped
+        } else {
+            jobs::logs::Format::Raw
+        },
+        lines,
+        since: q.since.filter(|s| !s.is_empty()),
+    };
+    let stream = jobs::logs::stream(
+        job.dir().to_path_buf(),
+        job.subscribe(),
+        Some(job.subscribe_appends()),
+        req,
+    );
     Ok((
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),

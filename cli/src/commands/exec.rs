@@ -1,4 +1,5 @@
-//! `paas ps:exec -a APP [--job ID] -- CMD…` (a command inside a running job) and the
+//! `paas ps:exec -a APP [JOB] -- CMD…` (a command inside a running job; `--job ID` is
+//! accepted for JOB) and the
 //! stream under `paas run`: both speak the exec stream of [`paas_api::exec`] over an
 //! upgraded HTTP/1.1 connection to the controller (`POST /v1/apps/{app}/jobs/{id}/exec`,
 //! `POST /v1/apps/{app}/exec`, `POST /v1/apps/{app}/run/attach`).
@@ -32,7 +33,8 @@ pub fn ps_exec(
 ) -> Result<i32, CommandError> {
     if command.is_empty() {
         return Err(CommandError::Usage(
-            "no command: paas ps:exec -a APP [--job ID] -- CMD [ARGS…]".into(),
+            "no command: paas ps:exec -a APP [JOB] -- CMD [ARGS…] (the command goes after --)"
+                .into(),
         ));
     }
     let path = match job {

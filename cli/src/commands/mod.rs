@@ -179,10 +179,10 @@ enum Command {
         /// Keep following new lines
         #[arg(short, long)]
         tail: bool,
-        /// Only this process type (web) or dyno (web.1)
-        #[arg(long, value_name = "TYPE")]
+        /// Only this process type (web), dyno (web.1) or `router` (access lines)
+        #[arg(short, long, visible_alias = "dyno", value_name = "TYPE")]
         ps: Option<String>,
-        /// How many recent lines to show first
+        /// How many recent lines to show first (at most 10000)
         #[arg(short = 'n', long, default_value_t = 100)]
         num: usize,
     },
@@ -334,11 +334,14 @@ enum Command {
     PsExec {
         #[command(flatten)]
         app: AppArg,
-        /// The job's id (see `paas ps -a APP`)
-        #[arg(long, value_name = "ID")]
+        /// The job's id (see `paas ps -a APP`) [default: the app's first web job]
+        #[arg(value_name = "JOB")]
         job: Option<String>,
-        /// The command and its arguments (after --)
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        /// The job's id, as an option (same as JOB)
+        #[arg(long = "job", value_name = "ID", conflicts_with = "job")]
+        job_flag: Option<String>,
+        /// The command and its arguments, after --
+        #[arg(last = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
     /// Rename an app (its git remote here is updated too when it points at the app)
@@ -521,7 +524,13 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
             }
             Ok(())
         }
-        Command::PsExec { app, job, command } => {
+        Command::PsExec {
+            app,
+            job,
+            job_flag,
+            command,
+        } => {
+            let job = job.or(job_flag);
             let code = exec::ps_exec(&ctx, &resolve_app(app)?, job.as_deref(), &command)?;
             if code != 0 {
                 std::process::exit(code.clamp(0, 255));

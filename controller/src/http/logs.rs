@@ -5,8 +5,12 @@
 //!
 //! Sources: the app's latest build (`app[build]`), the kept end of recently removed jobs'
 //! output (`app[<type>]`, e.g. a crash loop's errors), and each job's output as its agent
-//! captured it (`GET /v1/jobs/{id}/logs`). The router's access lines (`heroku[router]`) join
-//! a tail through [`access_lines`].
+//! captured it, with the agent's timestamps (`GET /v1/jobs/{id}/logs?timestamps=true`,
+//! microseconds, strictly increasing per job). The history is sorted by time (a stable
+//! sort, so each job's lines keep their order) and cut to the last `lines`; a tail then
+//! follows each job from the last record the history saw (`since=`), so no line is shown
+//! twice or skipped. The router's access lines (`heroku[router]`) join a tail through
+//! [`access_lines`].
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -62,6 +66,26 @@ pub fn access_lines(c: &Controller, app: &str) -> Option<crate::router::AccessFo
 /// One Heroku-format line.
 fn line(ts: &str, source: &str, text: &str) -> String {
     format!("{ts} app[{source}]: {text}")
+}
+
+/// Splits an agent record line (`<timestamp> <stdout|stderr> <text>`); `None` for other
+/// text (an agent too old to send timestamps answers the raw output).
+fn record(l: &str) -> Option<(&str, &str)> {
+    let (ts, rest) = l.split_once(' ')?;
+    let (stream, text) = rest.split_once(' ').unwrap_or((rest, ""));
+    let plausible = ts.len() >= 20 && ts.as_bytes()[10] == b'T' && ts.ends_with('Z');
+    (plausible && matches!(stream, "stdout" | "stderr")).then_some((ts, text))
+}
+
+/// A sort key for RFC 3339 UTC timestamps with any precision (`…:05Z`, `…:05.1234Z`):
+/// the fraction padded to 9 digits, so the keys compare as the times do.
+fn sort_key(ts: &str) -> String {
+    let (whole, frac) = match ts.get(..19) {
+        Some(w) => (w, ts[19..].trim_start_matches('.').trim_end_matches('Z')),
+        None => (ts, ""),
+    };
+    let digits: String = frac.chars().take_while(char::is_ascii_digit).collect();
+    format!("{whole}.{digits:0<9}")
 }
 
 fn wants(ps: Option<&str>, process_type: &str, dyno: &str) -> bool {
@@ -136,32 +160,66 @@ async fn app_logs(
     let ps = q.ps.clone();
     let now = now_rfc3339();
 
-    // History: the latest build, then each job's output (stamped with the time it is read:
-    // the agent keeps the raw output).
-    let mut history = Vec::new();
+    // History: the latest build, the kept output of removed jobs and each job's records,
+    // sorted by time.
+    let mut history: Vec<(String, String)> = Vec::new();
     if ps.is_none() {
         if let Some(build) = c.store.list_builds(&app).await?.into_iter().next() {
             let ts = build.finished_at.as_deref().unwrap_or(&build.created_at);
-            history.extend(build.log.lines().map(|l| line(ts, "build", l)));
+            history.extend(
+                build
+                    .log
+                    .lines()
+                    .map(|l| (sort_key(ts), line(ts, "build", l))),
+            );
         }
     }
     // The kept output of removed jobs (crashed or replaced ones), stamped with their removal.
     for (_, process_type, at, log) in c.store.removed_job_logs(&app, REMOVED_JOBS).await? {
         if wants(ps.as_deref(), &process_type, &process_type) {
-            history.extend(log.lines().map(|l| line(&at, &process_type, l)));
+            let key = sort_key(&at);
+            history.extend(
+                log.lines()
+                    .map(|l| (key.clone(), line(&at, &process_type, l))),
+            );
         }
     }
-    let mut seen_lines: HashMap<String, usize> = HashMap::new();
-    for (job, url, dyno) in app_jobs(&c, &app).await? {
-        if !wants(ps.as_deref(), &job.process_type, &dyno) {
-            continue;
+    // Each job's last records, asked of the agents at once.
+    let jobs: Vec<_> = app_jobs(&c, &app)
+        .await?
+        .into_iter()
+        .filter(|(job, _, dyno)| wants(ps.as_deref(), &job.process_type, dyno))
+        .collect();
+    let fetched = futures_util::future::join_all(jobs.iter().map(|(job, url, _)| {
+        // At least one record, so that `lines=0` still learns where the tail starts.
+        c.agents.log_records(url, &job.id, lines.max(1))
+    }))
+    .await;
+    // Where each job's tail starts: after the last record fetched here.
+    let mut cursors: HashMap<String, Option<String>> = HashMap::new();
+    for ((job, _, dyno), text) in jobs.iter().zip(fetched) {
+        let text = match text {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::debug!(job = %job.id, "reading the job's log: {e}");
+                continue;
+            }
+        };
+        let mut last = None;
+        for l in text.lines() {
+            match record(l) {
+                Some((ts, body)) => {
+                    history.push((sort_key(ts), line(ts, dyno, body)));
+                    last = Some(ts.to_string());
+                }
+                None => history.push((sort_key(&now), line(&now, dyno, l))),
+            }
         }
-        let text = c.agents.logs(&url, &job.id).await.unwrap_or_default();
-        seen_lines.insert(job.id.clone(), text.lines().count());
-        history.extend(text.lines().map(|l| line(&now, &dyno, l)));
+        cursors.insert(job.id.clone(), last);
     }
+    history.sort_by(|a, b| a.0.cmp(&b.0));
     let skip = history.len().saturating_sub(lines);
-    history.drain(..skip);
+    let history: Vec<String> = history.into_iter().skip(skip).map(|(_, l)| l).collect();
 
     let sse = headers
         .get(http::header::ACCEPT)
@@ -175,7 +233,7 @@ async fn app_logs(
             }
         }
         if q.tail {
-            follow(c, app, ps, seen_lines, tx).await;
+            follow(c, app, ps, cursors, tx).await;
         }
     });
     let stream = ReceiverStream::new(rx);
@@ -217,7 +275,7 @@ async fn follow(
     c: Arc<Controller>,
     app: String,
     ps: Option<String>,
-    mut skip: HashMap<String, usize>,
+    mut cursors: HashMap<String, Option<String>>,
     tx: mpsc::Sender<String>,
 ) {
     let mut followed: HashSet<String> = HashSet::new();
@@ -234,10 +292,10 @@ async fn follow(
                 {
                     continue;
                 }
-                let skip = skip.remove(&job.id).unwrap_or(0);
+                let since = cursors.remove(&job.id).flatten();
                 let (c, tx) = (Arc::clone(&c), tx.clone());
                 tokio::spawn(async move {
-                    follow_job(&c, &url, &job.id, &dyno, skip, tx).await;
+                    follow_job(&c, &url, &job.id, &dyno, since, tx).await;
                 });
             }
         }
@@ -264,16 +322,17 @@ async fn follow(
     }
 }
 
-/// Streams one job's output after its first `skip` lines, stamping each line as it comes.
+/// Streams one job's records after `since` (all of them without it) as they come, with
+/// the agent's timestamps.
 async fn follow_job(
     c: &Controller,
     url: &str,
     id: &str,
     dyno: &str,
-    mut skip: usize,
+    since: Option<String>,
     tx: mpsc::Sender<String>,
 ) {
-    let Ok(resp) = c.agents.follow_logs(url, id).await else {
+    let Ok(resp) = c.agents.follow_log_records(url, id, since.as_deref()).await else {
         return;
     };
     let mut body = resp.bytes_stream();
@@ -282,14 +341,177 @@ async fn follow_job(
         pending.extend_from_slice(&chunk);
         while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
             let raw: Vec<u8> = pending.drain(..=pos).collect();
-            if skip > 0 {
-                skip -= 1;
-                continue;
-            }
             let text = String::from_utf8_lossy(&raw[..raw.len() - 1]).into_owned();
-            if tx.send(line(&now_rfc3339(), dyno, &text)).await.is_err() {
+            let out = match record(&text) {
+                Some((ts, body)) => line(ts, dyno, body),
+                None => line(&now_rfc3339(), dyno, &text),
+            };
+            if tx.send(out).await.is_err() {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use std::sync::Mutex;
+    use tower::ServiceExt;
+
+    const R: [&str; 4] = [
+        "2026-11-23T12:00:00.000001Z stdout one",
+        "2026-11-23T12:00:00.000002Z stderr two",
+        "2026-11-23T12:00:01.500000Z stdout three",
+        "2026-11-23T12:00:02.000000Z stdout four",
+    ];
+
+    /// A node agent that holds three records and, when followed, has a fourth.
+    async fn fake_agent(queries: Arc<Mutex<Vec<String>>>) -> String {
+        let logs = move |uri: http::Uri| {
+            let queries = queries.clone();
+            async move {
+                let q = uri.query().unwrap_or_default().to_string();
+                queries.lock().unwrap().push(q.clone());
+                let have: &[&str] = if q.contains("follow=true") {
+                    &R
+                } else {
+                    &R[..3]
+                };
+                let since = q.split('&').find_map(|p| p.strip_prefix("since="));
+                let n = q
+                    .split('&')
+                    .find_map(|p| p.strip_prefix("lines="))
+                    .map_or(have.len(), |n| n.parse().unwrap());
+                let picked: Vec<&str> = have
+                    .iter()
+                    .filter(|r| since.is_none_or(|s| r.split(' ').next().unwrap() > s))
+                    .copied()
+                    .collect();
+                let skip = picked.len().saturating_sub(n);
+                picked[skip..]
+                    .iter()
+                    .map(|r| format!("{r}\n"))
+                    .collect::<String>()
+            }
+        };
+        let router = Router::new()
+            .route("/v1/jobs", get(|| async { "[]" }))
+            .route("/v1/jobs/{id}/logs", get(logs));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        url
+    }
+
+    #[tokio::test]
+    async fn job_lines_carry_the_agent_stamps_and_the_tail_goes_on_after_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = crate::config::Settings::new(
+            dir.path().to_path_buf(),
+            "127.0.0.1:8080".parse().unwrap(),
+            8000,
+            "localhost",
+        )
+        .unwrap();
+        let c = Controller::open(settings).await.unwrap();
+        let queries = Arc::new(Mutex::new(Vec::new()));
+        let url = fake_agent(queries.clone()).await;
+        c.store.create_app("hello").await.unwrap();
+        c.store
+            .upsert_node("n1", &url, 1 << 30, crate::util::unix_ms())
+            .await
+            .unwrap();
+        let now = now_rfc3339();
+        c.store
+            .insert_job(&JobRow {
+                id: "hello-web-1".into(),
+                app: "hello".into(),
+                release: 1,
+                process_type: "web".into(),
+                node: "n1".into(),
+                state: crate::store::job_state::UP.into(),
+                addr: None,
+                exit_reason: None,
+                created_at: now.clone(),
+                updated_at: now,
+            })
+            .await
+            .unwrap();
+        let req = http::Request::get("/v1/apps/hello/logs?ps=web&lines=2&tail=true")
+            .header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {}", c.tokens.admin()),
+            )
+            .body(Body::empty())
+            .unwrap();
+        let resp = crate::http::app(Arc::clone(&c)).oneshot(req).await.unwrap();
+        let mut body = resp.into_body();
+        let mut text = String::new();
+        while text.lines().count() < 3 {
+            let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+                .await
+                .expect("three lines")
+                .unwrap()
+                .unwrap();
+            if let Ok(data) = frame.into_data() {
+                text.push_str(std::str::from_utf8(&data).unwrap());
+            }
+        }
+        assert_eq!(
+            text.lines().collect::<Vec<_>>(),
+            [
+                "2026-11-23T12:00:00.000002Z app[web]: two",
+                "2026-11-23T12:00:01.500000Z app[web]: three",
+                "2026-11-23T12:00:02.000000Z app[web]: four",
+            ],
+            "the last 2 lines, then only the new one"
+        );
+        let q = queries.lock().unwrap().clone();
+        assert!(
+            q.contains(&"follow=false&timestamps=true&lines=2".to_string()),
+            "{q:?}"
+        );
+        assert!(
+            q.contains(
+                &"follow=true&timestamps=true&since=2026-11-23T12:00:01.500000Z".to_string()
+            ),
+            "{q:?}"
+        );
+    }
+
+    #[test]
+    fn records_are_split_and_other_text_is_not() {
+        assert_eq!(
+            record("2026-11-23T12:00:00.000001Z stderr oh no"),
+            Some(("2026-11-23T12:00:00.000001Z", "oh no"))
+        );
+        assert_eq!(
+            record("2026-11-23T12:00:00.000001Z stdout "),
+            Some(("2026-11-23T12:00:00.000001Z", ""))
+        );
+        assert_eq!(record("plain output from an old agent"), None);
+        assert_eq!(record("2026-11-23T12:00:00Z app[web.1]: x"), None);
+    }
+
+    #[test]
+    fn sort_keys_order_mixed_precisions() {
+        let mut ts = vec![
+            "2026-11-23T12:00:01Z",
+            "2026-11-23T12:00:00.5Z",
+            "2026-11-23T12:00:00Z",
+            "2026-11-23T12:00:00.000001Z",
+        ];
+        ts.sort_by_key(|t| sort_key(t));
+        assert_eq!(
+            ts,
+            [
+                "2026-11-23T12:00:00Z",
+                "2026-11-23T12:00:00.000001Z",
+                "2026-11-23T12:00:00.5Z",
+                "2026-11-23T12:00:01Z"
+            ]
+        );
     }
 }

@@ -1,12 +1,15 @@
 //! The job manager: start, watch, stop, delete and re-adopt jobs.
 //!
 //! Each job lives in `state_dir/jobs/<id>/`: `spec.json` (written before anything is
-//! done), `status.json` (rewritten at every change), `output.log`, `inputs/<n>/`. A job is
+//! done), `status.json` (rewritten at every change), the container's `stdout.log` and
+//! `stderr.log` with the timestamped `records.log` the agent captures from them (see
+//! [`capture`]), `inputs/<n>/`. A job is
 //! `starting` while its image, inputs and network are prepared, `up` once the runtime
 //! started its process, and final (`down` or `crashed`) only after its output layer step
 //! is done, so "final" always means "nothing more will happen". One async lock per job
 //! serializes start, stop and delete; a waiter task per running job records the exit.
 
+pub mod capture;
 pub mod logs;
 pub mod output;
 pub mod prepare;
@@ -91,6 +94,17 @@ pub struct JobHandle {
     status: watch::Sender<JobStatus>,
     op: tokio::sync::Mutex<()>,
     stop_requested: AtomicBool,
+    /// Bumped after every append of the capture, so log followers wake up.
+    appended: watch::Sender<u64>,
+    /// The running capture task, if any.
+    capture: Mutex<Option<CaptureTask>>,
+}
+
+/// A job's capture task and the way to end it.
+#[derive(Debug)]
+struct CaptureTask {
+    stop: tokio::sync::oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<()>,
 }
 
 impl JobHandle {
@@ -102,8 +116,22 @@ impl JobHandle {
         self.status.subscribe()
     }
 
-    pub fn log_path(&self) -> PathBuf {
-        self.dir.join("output.log")
+    /// The job's directory (its log files live there).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// Wakes on every append of the job's log capture.
+    pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+
+    /// Where the container writes its stdout and stderr.
+    fn output_paths(&self) -> (PathBuf, PathBuf) {
+        (
+            self.dir.join(capture::STDOUT),
+            self.dir.join(capture::STDERR),
+        )
     }
 
     /// Changes the status, notifies watchers and persists `status.json`.
@@ -196,8 +224,10 @@ impl JobTable {
         let status = initial_status(&spec);
         write_json_atomic(&dir.join("status.json"), &status)
             .map_err(io(format!("writing {}/status.json", dir.display())))?;
-        std::fs::File::create(dir.join("output.log"))
-            .map_err(io(format!("creating {}/output.log", dir.display())))?;
+        for name in [capture::STDOUT, capture::STDERR] {
+            std::fs::File::create(dir.join(name))
+                .map_err(io(format!("creating {}/{name}", dir.display())))?;
+        }
         let (tx, _) = watch::channel(status);
         let job = Arc::new(new_handle(spec, dir, tx));
         map.insert(job.spec.id.clone(), job.clone());
@@ -216,7 +246,82 @@ fn new_handle(spec: JobSpec, dir: PathBuf, status: watch::Sender<JobStatus>) -> 
         status,
         op: tokio::sync::Mutex::new(()),
         stop_requested: AtomicBool::new(false),
+        appended: watch::channel(0).0,
+        capture: Mutex::new(None),
     }
+}
+
+/// Starts tailing the job's output into timestamped records (see [`capture`]), from
+/// where the last capture of this job stopped.
+fn start_capture(agent: &Arc<Agent>, job: &Arc<JobHandle>) {
+    let mut slot = job.capture.lock().unwrap_or_else(|e| e.into_inner());
+    if slot.is_some() {
+        return;
+    }
+    let (stop, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (job2, cap) = (job.clone(), agent.config.job_log_bytes);
+    let done = tokio::spawn(async move {
+        let dir = job2.dir.clone();
+        let opened = tokio::task::spawn_blocking(move || capture::Capture::open(&dir, cap)).await;
+        let capture = match opened {
+            Ok(Ok(c)) => Arc::new(Mutex::new(c)),
+            Ok(Err(e)) => return tracing::error!(job = %job2.spec.id, "{e}"),
+            Err(e) => return tracing::error!(job = %job2.spec.id, "log capture: {e}"),
+        };
+        let mut failing = false;
+        loop {
+            let stopping = tokio::select! {
+                () = tokio::time::sleep(capture::POLL) => false,
+                _ = &mut stop_rx => true,
+            };
+            let c = capture.clone();
+            let polled = tokio::task::spawn_blocking(move || {
+                let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
+                let mut any = c.poll(stopping)?;
+                // At the end, read everything left (a poll reads at most 1 MiB a source).
+                while stopping && c.poll(true)? {
+                    any = true;
+                }
+                Ok::<_, capture::CaptureError>(any)
+            })
+            .await;
+            match polled {
+                Ok(Ok(true)) => job2.appended.send_modify(|n| *n += 1),
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) if !failing => {
+                    failing = true;
+                    tracing::error!(job = %job2.spec.id, "{e}");
+                }
+                Ok(Err(_)) => {}
+                Err(e) => tracing::error!(job = %job2.spec.id, "log capture: {e}"),
+            }
+            if stopping {
+                return;
+            }
+        }
+    });
+    *slot = Some(CaptureTask { stop, done });
+}
+
+/// Ends the job's capture after a last read of everything the process wrote (partial
+/// lines included); without a running capture, captures what is left once.
+async fn end_capture(agent: &Arc<Agent>, job: &Arc<JobHandle>) {
+    let task = job.capture.lock().unwrap_or_else(|e| e.into_inner()).take();
+    match task {
+        Some(CaptureTask { stop, done }) => {
+            let _ = stop.send(());
+            let _ = done.await;
+        }
+        None => {
+            let (dir, cap) = (job.dir.clone(), agent.config.job_log_bytes);
+            match tokio::task::spawn_blocking(move || capture::drain(&dir, cap)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(job = %job.spec.id, "{e}"),
+                Err(e) => tracing::warn!(job = %job.spec.id, "log capture: {e}"),
+            }
+        }
+    }
+    job.appended.send_modify(|n| *n += 1);
 }
 
 fn initial_status(spec: &JobSpec) -> JobStatus {
@@ -254,6 +359,7 @@ pub async fn create(agent: &Arc<Agent>, spec: JobSpec) -> Result<JobStatus> {
         Err(e) => {
             tracing::warn!(job = %job.spec.id, "failed to start: {e}");
             release(agent, &job.spec.id, made).await;
+            end_capture(agent, &job).await;
             job.update(|s| {
                 s.ip = None;
                 s.host_port = None;
@@ -332,7 +438,7 @@ async fn start(agent: &Arc<Agent>, job: &Arc<JobHandle>, made: &mut Made) -> Res
         s.host_port = net.host_port;
         s.addr = net.addr.clone();
     });
-    let cspec = prepare::container_spec(spec, &image, mounts, net.netns_path, job.log_path())
+    let cspec = prepare::container_spec(spec, &image, mounts, net.netns_path, job.output_paths())
         .map_err(JobError::Spec)?;
     let runtime = agent.runtime.clone();
     let options = prepare::container_options(spec);
@@ -349,6 +455,7 @@ async fn start(agent: &Arc<Agent>, job: &Arc<JobHandle>, made: &mut Made) -> Res
         s.started_at = Some(now_rfc3339());
     });
     tracing::info!(job = %spec.id, pid = state.pid, "job up");
+    start_capture(agent, job);
     spawn_waiter(agent.clone(), job.clone());
     Ok(())
 }
@@ -389,6 +496,8 @@ fn spawn_waiter(agent: Arc<Agent>, job: Arc<JobHandle>) {
         let runtime = agent.runtime.clone();
         let id = job.spec.id.clone();
         let exit = blocking(move || runtime.wait(&id)).await;
+        // Everything the process wrote is in the records before the job turns final.
+        end_capture(&agent, &job).await;
         let stopped = job.stop_requested.load(Ordering::SeqCst);
         let (mut state, mut info) = match exit {
             Ok(e) => classify(e, stopped),
@@ -567,6 +676,8 @@ pub async fn adopt(agent: &Arc<Agent>) {
                     }
                 });
                 tracing::info!(job = %job.spec.id, pid = state.pid, "re-adopted running job");
+                // The capture goes on from where the previous agent saved it.
+                start_capture(agent, &job);
                 spawn_waiter(agent.clone(), job.clone());
             }
             _ => {
@@ -576,6 +687,7 @@ pub async fn adopt(agent: &Arc<Agent>) {
                     "exited while the agent was down"
                 };
                 tracing::info!(job = %job.spec.id, "{reason}");
+                end_capture(agent, &job).await;
                 job.finish(JobState::Crashed, exit_info(reason), None);
             }
         }

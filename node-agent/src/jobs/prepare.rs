@@ -195,7 +195,7 @@ pub fn container_spec(
     image: &Image,
     mounts: Vec<BindMount>,
     netns: PathBuf,
-    log: PathBuf,
+    (stdout, stderr): (PathBuf, PathBuf),
 ) -> Result<ContainerSpec, String> {
     let args = if spec.command.is_empty() {
         let mut argv = image.config.entrypoint.clone();
@@ -233,8 +233,8 @@ pub fn container_spec(
             pids_max: spec.pids_limit,
             cpu_shares: None,
         },
-        stdout: log.clone(),
-        stderr: log,
+        stdout,
+        stderr,
     })
 }
 

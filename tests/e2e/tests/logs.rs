@@ -1,7 +1,8 @@
 //! Journey: `paas run` and `paas logs` against a standalone paas with real containers: a
 //! one-off job gets the release's config, its output reaches the terminal and its exit
-//! code is the CLI's; `paas logs` shows the build and the web process in Heroku's format,
-//! `--ps` filters, and `-t` follows new lines.
+//! code is the CLI's; `paas logs` shows the build and the web process in Heroku's format
+//! with the timestamps the node agent gave each line, `--ps web -n 5` keeps the last 5 web
+//! lines, `--ps` filters, and `-t` follows new lines.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -17,6 +18,30 @@ fn paas(p: &Paas, args: &[&str]) -> std::process::Output {
         .env("HOME", p.data.path())
         .output()
         .expect("run paas")
+}
+
+/// The web job's records as its agent serves them (`timestamps=true`), asked with the
+/// node token.
+fn agent_records(p: &Paas) -> String {
+    let nodes = p.get_json("/v1/nodes").unwrap();
+    let url = nodes[0]["url"].as_str().unwrap().to_string();
+    let token = std::fs::read_to_string(p.data.path().join("node-token")).unwrap();
+    let web = p
+        .agent_jobs()
+        .unwrap()
+        .into_iter()
+        .find(|j| j["labels"]["paas.dyno"] == "web.1")
+        .expect("the web.1 job");
+    p.client()
+        .get(format!(
+            "{url}/v1/jobs/{}/logs?timestamps=true",
+            web["id"].as_str().unwrap()
+        ))
+        .bearer_auth(token.trim())
+        .send()
+        .unwrap()
+        .text()
+        .unwrap()
 }
 
 #[test]
@@ -86,12 +111,43 @@ fn run_and_logs() {
         .filter(|l| l.contains(" app[web.1]: "))
         .collect();
     assert!(!web.is_empty(), "{text}");
-    // `2026-11-23T05:00:00Z app[web.1]: …`
+    // `2026-11-23T05:00:00.123456Z app[web.1]: …`: the agent's capture time.
     let ts = web[0].split(' ').next().unwrap();
     assert!(
-        ts.len() == 20 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T',
+        ts.len() == 27 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T',
         "{ts}"
     );
+
+    // Three more requests, a moment apart; `--ps web -n 5` shows the last 5 web lines,
+    // each with the timestamp the agent recorded for it.
+    for path in ["/lg4-a", "/lg4-b", "/lg4-c"] {
+        p.request_app("hello", path).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let out = paas(&p, &["logs", "-a", "hello", "--ps", "web", "-n", "5"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    assert!(lines.iter().all(|l| l.contains(" app[web.1]: ")), "{text}");
+    // busybox httpd -v logs one `response:<status>` line per request: the three 404s last.
+    assert!(
+        lines[2..].iter().all(|l| l.ends_with("response:404")),
+        "the newest lines last: {text}"
+    );
+    let stamps: Vec<&str> = lines.iter().map(|l| l.split(' ').next().unwrap()).collect();
+    assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{text}");
+    let records = agent_records(&p);
+    for l in &lines {
+        let (ts, body) = l.split_once(" app[web.1]: ").unwrap();
+        assert!(
+            records
+                .lines()
+                .any(|r| r.starts_with(ts) && r.ends_with(body)),
+            "{l:?} is not stamped as the agent captured it:\n{records}"
+        );
+    }
 
     let out = paas(&p, &["logs", "-a", "hello", "--ps", "web"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
