@@ -226,6 +226,7 @@ async fn start_agent(controllers: Vec<String>, token: String) -> Agent {
                 jobs: a.statuses(),
                 layers: Vec::new(),
                 stats: Vec::new(),
+                agent_token: None,
             };
             for c in &controllers {
                 let _ = http

@@ -102,6 +102,7 @@ pub fn build_job_spec(settings: &Settings, input: &BuildInput, job_id: &str) -> 
             repository: format!("apps/{}", input.app),
         }),
         hostname: None,
+        api_access: false,
     }
 }
 

@@ -747,6 +747,7 @@ pub fn process_job_spec(
         volumes: Vec::new(),
         output: None,
         hostname: None,
+        api_access: false,
     }
 }
 

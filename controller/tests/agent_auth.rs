@@ -1,0 +1,171 @@
+//! Controller → agent credentials over HTTP (no root): a heartbeat carrying the agent's own
+//! credential is stored (answer header `paas-agent-token-stored`), the controller then calls
+//! that agent with it, another controller of the same store finds it there, a changed
+//! credential is picked up after a 401, and a per-node token cannot set another node's
+//! credential. The agent side (refusing the bootstrap token) is in
+//! node-agent/tests/http.rs.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::Router;
+use paas_api::NodeHeartbeat;
+use paas_controller::agent_client::AgentClient;
+use support::Running;
+
+/// A fake agent that answers `GET /v1/jobs` only with its current credential and records
+/// every Authorization header it was sent.
+#[derive(Clone, Default)]
+struct Strict {
+    credential: Arc<Mutex<String>>,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+async fn jobs(State(s): State<Strict>, headers: HeaderMap) -> (StatusCode, String) {
+    let got = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    s.seen.lock().unwrap().push(got.clone());
+    if got == format!("Bearer {}", s.credential.lock().unwrap()) {
+        (StatusCode::OK, "[]".into())
+    } else {
+        (StatusCode::UNAUTHORIZED, "{}".into())
+    }
+}
+
+async fn strict_agent() -> (Strict, String) {
+    let s = Strict::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = Router::new()
+        .route("/v1/jobs", get(jobs))
+        .with_state(s.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (s, url)
+}
+
+fn credential(fill: char) -> String {
+    format!("paasagent_{}", fill.to_string().repeat(64))
+}
+
+async fn heartbeat(
+    running: &Running,
+    token: &str,
+    name: &str,
+    url: &str,
+    agent_token: Option<String>,
+) -> reqwest::Response {
+    let hb = NodeHeartbeat {
+        name: name.into(),
+        url: url.into(),
+        memory_bytes: 1 << 30,
+        jobs: Vec::new(),
+        layers: Vec::new(),
+        stats: Vec::new(),
+        agent_token,
+    };
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .post(format!("{}/v1/nodes/heartbeat", running.api))
+        .bearer_auth(token)
+        .json(&hb)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn ac4_controller_calls_each_agent_with_its_own_credential() {
+    let running = Running::start(false).await;
+    let shared = running.c.tokens.node().to_string();
+    let (agent, url) = strict_agent().await;
+    let own = credential('a');
+    *agent.credential.lock().unwrap() = own.clone();
+
+    // Before the agent registered, the controller presents the shared token (refused here).
+    assert!(running.c.agents.list_jobs(&url).await.is_err());
+    assert_eq!(
+        agent.seen.lock().unwrap().last().unwrap(),
+        &format!("Bearer {shared}")
+    );
+
+    let resp = heartbeat(&running, &shared, "ac4n1", &url, Some(own.clone())).await;
+    assert_eq!(resp.status(), 204);
+    assert!(resp.headers().contains_key(paas_api::AGENT_TOKEN_STORED));
+    running.c.agents.list_jobs(&url).await.unwrap();
+    assert_eq!(
+        agent.seen.lock().unwrap().last().unwrap(),
+        &format!("Bearer {own}")
+    );
+
+    // A heartbeat without a credential gets no such header (an older agent).
+    let resp = heartbeat(&running, &shared, "ac4n9", "http://127.0.0.1:9", None).await;
+    assert_eq!(resp.status(), 204);
+    assert!(!resp.headers().contains_key(paas_api::AGENT_TOKEN_STORED));
+
+    // Another controller of the same store (a follower) finds it in the store.
+    let follower = AgentClient::new(shared.clone()).with_store(running.c.store.clone());
+    follower.list_jobs(&url).await.unwrap();
+    assert_eq!(
+        agent.seen.lock().unwrap().last().unwrap(),
+        &format!("Bearer {own}")
+    );
+
+    // The agent's state dir was wiped: it made a new credential, and its heartbeat reached
+    // the other controller only. The first controller's call is refused, it reads the
+    // store again and retries with the new one.
+    let renewed = credential('b');
+    *agent.credential.lock().unwrap() = renewed.clone();
+    running
+        .c
+        .store
+        .set_node_agent_token("ac4n1", &renewed)
+        .await
+        .unwrap();
+    running.c.agents.list_jobs(&url).await.unwrap();
+    let seen = agent.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen[seen.len() - 2..],
+        [format!("Bearer {own}"), format!("Bearer {renewed}")]
+    );
+
+    // A credential that is not one is refused and not stored.
+    let resp = heartbeat(&running, &shared, "ac4n1", &url, Some("x\ty".into())).await;
+    assert_eq!(resp.status(), 400, "{:?}", resp.text().await);
+    assert_eq!(
+        running
+            .c
+            .store
+            .agent_token_for_url(&url)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(renewed.as_str())
+    );
+}
+
+#[tokio::test]
+async fn ac4_a_node_token_cannot_set_another_nodes_credential() {
+    let running = Running::start(false).await;
+    let n2_token = running.c.store.issue_node_token("ac4n2").await.unwrap();
+    let (_agent, url) = strict_agent().await;
+    let resp = heartbeat(&running, &n2_token, "ac4n1", &url, Some(credential('c'))).await;
+    assert_eq!(resp.status(), 403);
+    assert_eq!(
+        running.c.store.agent_token_for_url(&url).await.unwrap(),
+        None
+    );
+    let resp = heartbeat(&running, &n2_token, "ac4n2", &url, Some(credential('d'))).await;
+    assert_eq!(resp.status(), 204);
+    assert!(resp.headers().contains_key(paas_api::AGENT_TOKEN_STORED));
+}
