@@ -163,6 +163,13 @@ pub async fn serve(config: AgentConfig) -> Result<(), AgentError> {
         })?;
     let bound = listener.local_addr().map_err(AgentError::Serve)?;
     agent.set_bound(bound);
+    let fence = crate::network::Fence::of(agent.config.controller.as_deref(), bound.port()).await;
+    agent
+        .network
+        .fence(&fence)
+        .await
+        .map_err(AgentError::Network)?;
+    tracing::info!(?fence, "containers are kept from the API ports");
     tracing::info!(
         url = agent.url().unwrap_or_default(),
         node = %agent.config.node_name,
