@@ -169,3 +169,79 @@ async fn ac4_a_node_token_cannot_set_another_nodes_credential() {
     assert_eq!(resp.status(), 204);
     assert!(resp.headers().contains_key(paas_api::AGENT_TOKEN_STORED));
 }
+
+#[tokio::test]
+async fn ac4_only_admins_turn_an_apps_api_access() {
+    let running = Running::start(false).await;
+    let s = &running.c.store;
+    s.create_app("ac4web").await.unwrap();
+    s.create_user("ac4m", paas_controller::store::role::MEMBER, None)
+        .await
+        .unwrap();
+    s.add_collaborator("ac4web", "ac4m").await.unwrap();
+    let (_, member) = s.create_token("ac4m", "t", None).await.unwrap();
+    let admin = running.c.tokens.admin().to_string();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let url = |app: &str| format!("{}/v1/apps/{app}/api-access", running.api);
+    let get = |token: String, app: &'static str| {
+        let req = http.get(url(app)).bearer_auth(token);
+        async move {
+            let r = req.send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    let patch = |token: String, app: &'static str, body: serde_json::Value| {
+        let req = http.patch(url(app)).bearer_auth(token).json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    let (status, body) = get(member.clone(), "ac4web").await;
+    assert_eq!(
+        (status, body["enabled"].clone()),
+        (200, false.into()),
+        "{body}"
+    );
+    let (status, _) = patch(
+        member.clone(),
+        "ac4web",
+        serde_json::json!({"enabled": true}),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(!s.app_api_access("ac4web").await.unwrap());
+    for bad in [
+        serde_json::json!({"enabled": "yes"}),
+        serde_json::json!({"enabled": true, "also": 1}),
+        serde_json::json!({}),
+    ] {
+        assert_eq!(patch(admin.clone(), "ac4web", bad).await.0, 400);
+    }
+    assert_eq!(
+        patch(
+            admin.clone(),
+            "ac4none",
+            serde_json::json!({"enabled": true})
+        )
+        .await
+        .0,
+        404
+    );
+    let (status, body) = patch(
+        admin.clone(),
+        "ac4web",
+        serde_json::json!({"enabled": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, serde_json::json!({"app": "ac4web", "enabled": true}));
+    assert_eq!(get(member, "ac4web").await.1["enabled"], true);
+    assert!(s.app_api_access("ac4web").await.unwrap());
+}

@@ -9,6 +9,7 @@
 mod access;
 #[cfg(test)]
 mod api3_tests;
+mod api_access;
 mod builds;
 mod certs;
 mod config;
@@ -71,6 +72,7 @@ pub fn app(c: Arc<Controller>) -> axum::Router {
         .merge(domains::routes())
         .merge(certs::routes())
         .merge(access::routes())
+        .merge(api_access::routes())
         .merge(jobs::routes())
         .merge(builds::routes())
         .merge(rename::routes())
