@@ -18,6 +18,8 @@ mod domains;
 mod etag;
 mod exec;
 mod formation;
+#[cfg(test)]
+mod hostile_prop_tests;
 mod internal;
 mod jobs;
 mod logs;
