@@ -23,6 +23,26 @@ use support::Running;
 struct Strict {
     credential: Arc<Mutex<String>>,
     seen: Arc<Mutex<Vec<String>>>,
+    /// The job specs the controller asked it to start.
+    specs: Arc<Mutex<Vec<paas_api::JobSpec>>>,
+}
+
+async fn start(
+    State(s): State<Strict>,
+    headers: HeaderMap,
+    axum::Json(spec): axum::Json<paas_api::JobSpec>,
+) -> (StatusCode, axum::Json<serde_json::Value>) {
+    let got = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    s.seen.lock().unwrap().push(got);
+    s.specs.lock().unwrap().push(spec.clone());
+    (
+        StatusCode::CREATED,
+        axum::Json(serde_json::json!({"id": spec.id, "labels": spec.labels, "state": "starting"})),
+    )
 }
 
 async fn jobs(State(s): State<Strict>, headers: HeaderMap) -> (StatusCode, String) {
@@ -44,7 +64,7 @@ async fn strict_agent() -> (Strict, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = Router::new()
-        .route("/v1/jobs", get(jobs))
+        .route("/v1/jobs", get(jobs).post(start))
         .with_state(s.clone());
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -244,4 +264,59 @@ async fn ac4_only_admins_turn_an_apps_api_access() {
     assert_eq!(body, serde_json::json!({"app": "ac4web", "enabled": true}));
     assert_eq!(get(member, "ac4web").await.1["enabled"], true);
     assert!(s.app_api_access("ac4web").await.unwrap());
+}
+
+#[tokio::test]
+async fn ac4_jobs_of_an_app_with_api_access_carry_it() {
+    let running = Running::start(false).await;
+    let shared = running.c.tokens.node().to_string();
+    let (agent, url) = strict_agent().await;
+    let own = credential('e');
+    *agent.credential.lock().unwrap() = own.clone();
+    let s = &running.c.store;
+    for (app, on) in [("ac4on", true), ("ac4off", false)] {
+        s.create_app(app).await.unwrap();
+        s.set_app_api_access(app, on).await.unwrap();
+        s.create_release(&paas_controller::store::ReleaseRow {
+            app: app.into(),
+            version: 1,
+            image: format!("apps/{app}@sha256:{}", "c".repeat(64)),
+            source_version: None,
+            process_types: std::collections::BTreeMap::from([("web".into(), "serve".into())]),
+            config: std::collections::BTreeMap::new(),
+            description: "Deploy".into(),
+            created_at: paas_controller::util::now_rfc3339(),
+        })
+        .await
+        .unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let resp = heartbeat(&running, &shared, "ac4n5", &url, Some(own.clone())).await;
+        assert_eq!(resp.status(), 204);
+        let specs = agent.specs.lock().unwrap().clone();
+        let of = |app: &str| {
+            specs
+                .iter()
+                .find(|j| j.labels.get("paas.app").map(String::as_str) == Some(app))
+                .map(|j| j.api_access)
+        };
+        if let (Some(on), Some(off)) = (of("ac4on"), of("ac4off")) {
+            assert!(on && !off, "{specs:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no job starts: {specs:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    // Every call (job lists and starts) came with the agent's own credential.
+    assert!(!agent.seen.lock().unwrap().is_empty());
+    assert!(agent
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|h| h == &format!("Bearer {own}")));
 }
