@@ -109,3 +109,18 @@ pub struct NodeToken {
     pub node: String,
     pub token: String,
 }
+
+/// `GET` and `PATCH /v1/apps/{app}/api-access`: whether the app's containers may reach the
+/// controller's and the agents' API ports (off by default; see docs/security.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiAccess {
+    pub app: String,
+    pub enabled: bool,
+}
+
+/// The body of `PATCH /v1/apps/{app}/api-access` (admins).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetApiAccess {
+    pub enabled: bool,
+}

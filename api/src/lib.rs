@@ -251,6 +251,10 @@ pub struct JobSpec {
     /// docs/runtime.md, "User namespaces").
     #[serde(default)]
     pub user_namespace: bool,
+    /// Lets the container reach the controller's and the agents' API ports. Off by default:
+    /// the agent's nftables table drops that traffic (`paas apps:access-api`).
+    #[serde(default)]
+    pub api_access: bool,
 }
 
 /// Lifecycle of a job on a node.
@@ -339,7 +343,16 @@ pub struct NodeHeartbeat {
     /// heartbeat was sent (the dashboard's CPU and memory charts come from these).
     #[serde(default)]
     pub stats: Vec<JobStats>,
+    /// The secret the controller must present on this agent's API (`paasagent_<64 hex>`,
+    /// made by the agent and kept in its state dir). A controller that stored it answers
+    /// with the header [`AGENT_TOKEN_STORED`]; the agent then refuses its bootstrap token.
+    #[serde(default)]
+    pub agent_token: Option<String>,
 }
+
+/// Response header of `POST /v1/nodes/heartbeat`: the controller stored the heartbeat's
+/// `agent_token` and calls the agent with it from now on.
+pub const AGENT_TOKEN_STORED: &str = "paas-agent-token-stored";
 
 /// Resource use of one running job, read by its agent from the job's cgroup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -81,6 +81,22 @@ async fn add_user(State(f): State<Arc<Fake>>, Json(body): Json<Value>) -> Respon
     (StatusCode::CREATED, Json(user)).into_response()
 }
 
+async fn show_api_access(UrlPath(app): UrlPath<String>) -> Response {
+    Json(json!({"app": app, "enabled": false})).into_response()
+}
+
+async fn set_api_access(
+    State(f): State<Arc<Fake>>,
+    UrlPath(app): UrlPath<String>,
+    Json(body): Json<Value>,
+) -> Response {
+    f.bodies
+        .lock()
+        .unwrap()
+        .push((format!("api-access {app}"), body.clone()));
+    Json(json!({"app": app, "enabled": body["enabled"]})).into_response()
+}
+
 fn start_fake() -> (String, Arc<Fake>) {
     let fake = Arc::new(Fake::default());
     let router = Router::new()
@@ -89,6 +105,10 @@ fn start_fake() -> (String, Arc<Fake>) {
         .route("/v1/tokens", post(create_token))
         .route("/v1/users", post(add_user))
         .route("/v1/apps/{app}/collaborators", post(add_collab))
+        .route(
+            "/v1/apps/{app}/api-access",
+            get(show_api_access).patch(set_api_access),
+        )
         .with_state(fake.clone());
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
@@ -195,4 +215,32 @@ fn password_login_saves_a_token_that_later_commands_use() {
         "user".into(),
         json!({"name": "bob", "role": "admin", "password": "bob-password"})
     )));
+}
+
+#[test]
+fn ac4_apps_access_api_shows_and_sets_the_switch() {
+    let (url, fake) = start_fake();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let (code, out, err) = paas(
+        h,
+        &["login", "--url", &url, "--user", "ann", "--password-stdin"],
+        "ann-password\n",
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = paas(h, &["apps:access-api", "-a", "web"], "");
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, "web: API access off\n");
+    let (code, out, err) = paas(h, &["apps:access-api", "-a", "web", "on"], "");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("may now reach"), "{out}");
+    let (code, out, err) = paas(h, &["apps:access-api", "-a", "web", "off"], "");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("can no longer reach"), "{out}");
+    let (code, _, err) = paas(h, &["apps:access-api", "-a", "web", "maybe"], "");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("possible values: on, off"), "{err}");
+    let bodies = fake.bodies.lock().unwrap().clone();
+    assert!(bodies.contains(&("api-access web".into(), json!({"enabled": true}))));
+    assert!(bodies.contains(&("api-access web".into(), json!({"enabled": false}))));
 }

@@ -1,6 +1,16 @@
-//! The controller's client of the node agent API (`/v1/jobs…` on each agent, bearer node
-//! token). Used by the build (one build job per push) and the scheduler (app jobs).
+//! The controller's client of the node agent API (`/v1/jobs…` on each agent). Used by the
+//! build (one build job per push) and the scheduler (app jobs).
+//!
+//! Each agent accepts only its own credential once registered (see the agent's
+//! `register` module): the client presents the credential the node's heartbeats carried,
+//! found by the node's URL (remembered from this controller's heartbeats, else read from the
+//! store, where every controller of a shared database finds it). A node that never sent one
+//! (an older or fake agent) gets the shared node token. On a 401 the client forgets what it
+//! remembered, reads the store again and retries once with a changed credential (an agent
+//! whose state dir was wiped made a new one, and another controller stored it).
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use paas_api::{ErrorBody, JobSpec, JobStatus, StopJob};
@@ -39,11 +49,21 @@ impl AgentError {
     }
 }
 
-/// Talks to agents with the node token. Cheap to clone.
-#[derive(Debug, Clone)]
+/// Talks to agents with their own credentials. Cheap to clone.
+#[derive(Clone)]
 pub struct AgentClient {
     http: reqwest::Client,
+    /// The shared node token, for agents that never sent a credential.
     token: String,
+    /// Node base URL → the agent's credential.
+    known: Arc<RwLock<HashMap<String, String>>>,
+    store: Option<crate::store::Store>,
+}
+
+impl std::fmt::Debug for AgentClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentClient").finish_non_exhaustive()
+    }
 }
 
 /// How long a job start may take (it includes pulling the image and unpacking inputs).
@@ -60,7 +80,77 @@ impl AgentClient {
             .no_proxy()
             .build()
             .unwrap_or_default();
-        AgentClient { http, token }
+        AgentClient {
+            http,
+            token,
+            known: Arc::default(),
+            store: None,
+        }
+    }
+
+    /// Looks agents' credentials up in `store` (those heartbeats sent to other controllers).
+    pub fn with_store(mut self, store: crate::store::Store) -> AgentClient {
+        self.store = Some(store);
+        self
+    }
+
+    /// Records the credential of the agent at `node` (from its heartbeat).
+    pub fn remember(&self, node: &str, credential: &str) {
+        self.known
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(node.to_string(), credential.to_string());
+    }
+
+    /// True when `credential` is what this client presents to `node` already.
+    pub fn knows(&self, node: &str, credential: &str) -> bool {
+        self.known
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(node)
+            .is_some_and(|t| t == credential)
+    }
+
+    /// The credential to present to the agent at `node`.
+    async fn credential(&self, node: &str) -> String {
+        if let Some(t) = self
+            .known
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(node)
+        {
+            return t.clone();
+        }
+        if let Some(store) = &self.store {
+            match store.agent_token_for_url(node).await {
+                Ok(Some(t)) => {
+                    self.remember(node, &t);
+                    return t;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(%node, "looking up the agent's credential: {e}"),
+            }
+        }
+        self.token.clone()
+    }
+
+    /// After a 401: forgets the remembered credential and returns the store's one if it
+    /// differs from `used`.
+    async fn refreshed_credential(&self, node: &str, used: &str) -> Option<String> {
+        self.known
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(node);
+        let fresh = self.credential(node).await;
+        (fresh != used).then_some(fresh)
+    }
+
+    /// The node base URL of a request URL (`http://host:port` of `http://host:port/v1/…`).
+    fn node_of(url: &str) -> &str {
+        match url.find("/v1/") {
+            Some(i) => &url[..i],
+            None => url,
+        }
     }
 
     async fn send(
@@ -69,15 +159,28 @@ impl AgentClient {
         url: String,
         req: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, AgentError> {
-        let resp = req
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|source| AgentError::Http {
-                method,
-                url: url.clone(),
-                source,
-            })?;
+        let node = Self::node_of(&url);
+        let credential = self.credential(node).await;
+        let retry = req.try_clone();
+        let send = |req: reqwest::RequestBuilder, credential: &str| {
+            let url = url.clone();
+            let fut = req.bearer_auth(credential).send();
+            async move {
+                fut.await.map_err(|source| AgentError::Http {
+                    method,
+                    url,
+                    source,
+                })
+            }
+        };
+        let mut resp = send(req, &credential).await?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            if let (Some(retry), Some(fresh)) =
+                (retry, self.refreshed_credential(node, &credential).await)
+            {
+                resp = send(retry, &fresh).await?;
+            }
+        }
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);
@@ -219,7 +322,7 @@ impl AgentClient {
         let resp = self
             .http
             .post(&url)
-            .bearer_auth(&self.token)
+            .bearer_auth(self.credential(node).await)
             .header(reqwest::header::CONNECTION, "Upgrade")
             .header(reqwest::header::UPGRADE, paas_api::exec::UPGRADE)
             .send()
@@ -247,5 +350,52 @@ impl AgentClient {
             url,
             source,
         })
+    }
+}
+
+/// True for an agent credential as agents make them: `paasagent_<64 hex>`.
+pub fn valid_agent_token(token: &str) -> bool {
+    token
+        .strip_prefix("paasagent_")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_urls_and_credentials() {
+        assert_eq!(
+            AgentClient::node_of("http://10.0.0.1:7070/v1/jobs/x/logs?follow=true"),
+            "http://10.0.0.1:7070"
+        );
+        assert_eq!(AgentClient::node_of("http://n"), "http://n");
+        assert!(valid_agent_token(&format!("paasagent_{}", "ab".repeat(32))));
+        assert!(!valid_agent_token(&format!(
+            "paasagent_{}",
+            "ab".repeat(31)
+        )));
+        assert!(!valid_agent_token(&format!(
+            "paasagent_{}\r\nX: y",
+            "ab".repeat(29)
+        )));
+        assert!(!valid_agent_token("paasnode_x"));
+    }
+
+    #[tokio::test]
+    async fn remembered_credentials_win_over_the_shared_token() {
+        let c = AgentClient::new("shared".into());
+        assert_eq!(c.credential("http://a").await, "shared");
+        c.remember("http://a", "own-a");
+        assert!(c.knows("http://a", "own-a") && !c.knows("http://b", "own-a"));
+        assert_eq!(c.credential("http://a").await, "own-a");
+        assert_eq!(c.credential("http://b").await, "shared");
+        // Without a store, a 401 falls back to the shared token once.
+        assert_eq!(
+            c.refreshed_credential("http://a", "own-a").await.as_deref(),
+            Some("shared")
+        );
+        assert_eq!(c.refreshed_credential("http://b", "shared").await, None);
     }
 }

@@ -138,6 +138,28 @@ pub async fn load_certs(store: &Store, table: &RouteTable) -> Result<Vec<String>
     Ok(ids)
 }
 
+/// How often a controller on a shared store looks for certificate changes.
+pub const CERT_POLL: Duration = Duration::from_secs(1);
+
+/// Keeps the router's certificates and HTTPS redirects in step with the store when other
+/// controllers share it (PostgreSQL): reloads them whenever the store's summary of them
+/// ([`Store::certs_version`]) moves, e.g. after `paas certs:add` reached another
+/// controller. Runs forever; failures are logged and retried.
+pub async fn watch_certs(store: Store, table: RouteTable) {
+    let mut loaded: Option<String> = None;
+    loop {
+        match store.certs_version().await {
+            Ok(now) if loaded.as_ref() != Some(&now) => match load_certs(&store, &table).await {
+                Ok(_) => loaded = Some(now),
+                Err(e) => tracing::warn!("reloading certificates from the store: {e}"),
+            },
+            Ok(_) => {}
+            Err(e) => tracing::warn!("looking for certificate changes in the store: {e}"),
+        }
+        tokio::time::sleep(CERT_POLL).await;
+    }
+}
+
 /// Sets the router's default certificate (`*.<domain>`, self-signed, kept in
 /// `DATA/router-tls/`).
 pub fn set_default_cert(

@@ -129,11 +129,12 @@ impl Controller {
         }
         let registry =
             Registry::open(settings.registry_dir())?.with_max_blob_bytes(settings.max_blob_bytes);
+        let agents = AgentClient::new(node.clone()).with_store(store.clone());
         Ok(Arc::new(Controller {
             settings,
             store,
             registry,
-            agents: AgentClient::new(node.clone()),
+            agents,
             tokens: Tokens::new(admin.clone(), node),
             access: crate::auth::FailureLimiter::default(),
             hook_secret: random_hex(32),

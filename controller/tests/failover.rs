@@ -3,7 +3,8 @@
 //! (one at a time, 300 ms each). Both serve the API and the router; only the leader runs the
 //! scheduler. The leader is SIGKILLed in the middle of a scale to 10; the other takes over
 //! (the time is printed), and the formation converges to exactly 10 jobs on the agent and
-//! in the store, with no duplicates, served by the surviving controller's router.
+//! in the store, with no duplicates, served by the surviving controller's router. Before
+//! that, an HTTPS redirect written to the store by someone else reaches both routers.
 
 mod support;
 
@@ -226,6 +227,7 @@ async fn start_agent(controllers: Vec<String>, token: String) -> Agent {
                 jobs: a.statuses(),
                 layers: Vec::new(),
                 stats: Vec::new(),
+                agent_token: None,
             };
             for c in &controllers {
                 let _ = http
@@ -320,6 +322,29 @@ async fn leader_killed_mid_scale_another_takes_over_and_formation_converges() {
     router_serves(&a.router).await;
     router_serves(&b.router).await;
     assert!(b.led_at().is_none(), "two leaders:\n{}", b.dump());
+
+    // An HTTPS redirect turned on by another controller (written to the shared store):
+    // both routers pick it up, the follower's too; turned off again, both serve again.
+    store
+        .set_https_redirect("scale", true, &paas_controller::util::now_rfc3339())
+        .await
+        .unwrap();
+    for router in [&a.router, &b.router] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while via_router(router).await.0 != 308 {
+            assert!(
+                Instant::now() < deadline,
+                "the router {router} did not pick up the HTTPS redirect"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    store
+        .set_https_redirect("scale", false, &paas_controller::util::now_rfc3339())
+        .await
+        .unwrap();
+    router_serves(&a.router).await;
+    router_serves(&b.router).await;
 
     // Scale to 10 and kill the leader after a few of the 9 new starts.
     store.set_formation("scale", "web", COUNT).await.unwrap();

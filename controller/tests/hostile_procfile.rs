@@ -66,8 +66,16 @@ fn check(text: &str, result: Result<std::collections::BTreeMap<String, String>, 
     }
 }
 
+/// `PROPTEST_CASES` (tests/fuzz.sh raises it) or `default`.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(500))]
+    #![proptest_config(ProptestConfig::with_cases(cases(500)))]
 
     #[test]
     fn procfile_never_panics(text in procfile_like()) {

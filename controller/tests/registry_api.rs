@@ -176,10 +176,20 @@ async fn monolithic_upload_and_blob_reads() {
     assert_eq!(head.header("docker-content-digest"), d);
     assert!(head.body.is_empty());
 
+    // Blobs are scoped per repository: another repository does not serve it.
     let get = call(
         &env,
         "GET",
         &format!("/v2/other/repo/blobs/{d}"),
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(get.status, StatusCode::NOT_FOUND);
+    let get = call(
+        &env,
+        "GET",
+        &format!("/v2/apps/hello/blobs/{d}"),
         &[],
         vec![],
     )
@@ -368,6 +378,23 @@ async fn cross_repo_mount() {
     .await;
     assert_eq!(m.status, StatusCode::CREATED);
     assert_eq!(m.header("location"), format!("/v2/apps/x/blobs/{d}"));
+    let got = call(&env, "GET", &format!("/v2/apps/x/blobs/{d}"), &[], vec![]).await;
+    assert_eq!(got.status, StatusCode::OK);
+    // A mount from a repository that does not have the blob (or with no `from`) becomes an
+    // ordinary upload: the blob is not linked.
+    for query in [format!("mount={d}&from=apps/x2"), format!("mount={d}")] {
+        let m = call(
+            &env,
+            "POST",
+            &format!("/v2/apps/y/blobs/uploads/?{query}"),
+            &[],
+            vec![],
+        )
+        .await;
+        assert_eq!(m.status, StatusCode::ACCEPTED, "{query}");
+    }
+    let got = call(&env, "GET", &format!("/v2/apps/y/blobs/{d}"), &[], vec![]).await;
+    assert_eq!(got.status, StatusCode::NOT_FOUND);
     let unknown = sha(b"not here");
     let m = call(
         &env,
@@ -422,6 +449,7 @@ async fn manifest_put_get_tags_delete() {
     let cfg = registry_support::config(&[diff_id]);
     push_blob(&env, "apps/hello", &layer).await;
     push_blob(&env, "apps/hello", &cfg).await;
+    let layer_digest = sha(&layer);
     let m = registry_support::manifest(&cfg, &[layer]);
     let d = sha(&m);
     for tag in ["v2", "v1", "latest"] {
@@ -508,7 +536,33 @@ async fn manifest_put_get_tags_delete() {
     assert_eq!(v["tags"], serde_json::json!(["v1"]));
     assert!(page.header("link").contains("last=v1"));
 
-    // Pushed by digest only: the repository exists with no tags.
+    // Pushed by digest only: the repository exists with no tags. Its blobs must be in that
+    // repository first (mounted from apps/hello here).
+    let r = call(
+        &env,
+        "PUT",
+        &format!("/v2/apps/untagged/manifests/{d}"),
+        &[("content-type", OCI_MANIFEST)],
+        m.clone(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("MANIFEST_BLOB_UNKNOWN"),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    for blob in [layer_digest.clone(), sha(&cfg)] {
+        let r = call(
+            &env,
+            "POST",
+            &format!("/v2/apps/untagged/blobs/uploads/?mount={blob}&from=apps/hello"),
+            &[],
+            vec![],
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
     let r = call(
         &env,
         "PUT",

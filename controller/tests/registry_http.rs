@@ -41,7 +41,19 @@ async fn agent_style_push_and_pull_over_tcp() {
     );
 
     let cfg = registry_support::config(&[sha(b"tar")]);
-    reg.put_blob(&cfg).await.unwrap();
+    // Into this repository: a manifest pushed over HTTP may only name its own repository's
+    // blobs (a blob stored for no repository, or another, is refused).
+    let resp = client
+        .post(format!(
+            "{base}/v2/apps/hello/blobs/uploads/?digest={}",
+            sha(&cfg)
+        ))
+        .header("authorization", &bearer)
+        .body(cfg.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
     let manifest = registry_support::manifest(&cfg, std::slice::from_ref(&layer));
     let resp = client
         .put(format!("{base}/v2/apps/hello/manifests/v1"))

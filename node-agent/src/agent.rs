@@ -39,6 +39,8 @@ pub enum AgentError {
     Network(#[source] NetError),
     #[error("loading jobs: {0}")]
     Jobs(#[source] JobError),
+    #[error(transparent)]
+    Credential(#[from] crate::register::RegisterError),
     #[error("building the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
     #[error("listening on {addr}: {source}")]
@@ -60,6 +62,8 @@ pub struct Agent {
     pub images: ImageStore,
     pub network: NetworkManager,
     pub jobs: JobTable,
+    /// The agent's own API credential (see [`crate::register`]).
+    pub credential: crate::register::AgentCredential,
     url: OnceLock<String>,
     /// Held for the agent's lifetime: one agent per state dir.
     _lock: nix::fcntl::Flock<std::fs::File>,
@@ -104,7 +108,9 @@ impl Agent {
         )
         .map_err(AgentError::Network)?;
         let jobs = JobTable::open(dir.join("jobs")).map_err(AgentError::Jobs)?;
+        let credential = crate::register::AgentCredential::load_or_create(dir)?;
         Ok(Arc::new(Agent {
+            credential,
             config,
             runtime,
             client,
@@ -157,6 +163,13 @@ pub async fn serve(config: AgentConfig) -> Result<(), AgentError> {
         })?;
     let bound = listener.local_addr().map_err(AgentError::Serve)?;
     agent.set_bound(bound);
+    let fence = crate::network::Fence::of(agent.config.controller.as_deref(), bound.port()).await;
+    agent
+        .network
+        .fence(&fence)
+        .await
+        .map_err(AgentError::Network)?;
+    tracing::info!(?fence, "containers are kept from the API ports");
     tracing::info!(
         url = agent.url().unwrap_or_default(),
         node = %agent.config.node_name,

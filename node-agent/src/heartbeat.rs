@@ -1,7 +1,8 @@
 //! The heartbeat: every 2 s, `POST {controller}/v1/nodes/heartbeat` with the node's name,
 //! API URL, memory, every job's status, the cached layers' digests and the running jobs'
 //! cgroup stats (the newest complete sample of [`crate::stats::Sampler`], so a slow cgroup
-//! read never delays a heartbeat). Failures are logged and the loop goes on.
+//! read never delays a heartbeat), and the agent's own API credential (the controller's
+//! answer says whether it stored it, see [`crate::register`]). Failures are logged and the loop goes on.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +39,7 @@ pub fn heartbeat(agent: &Agent, stats: Vec<JobStats>) -> NodeHeartbeat {
         jobs: agent.jobs.statuses(),
         layers: cached_layers(&agent.config.state_dir.join("layers")),
         stats,
+        agent_token: Some(agent.credential.token().to_string()),
     }
 }
 
@@ -79,6 +81,9 @@ pub async fn send(
             url,
             status: resp.status(),
         });
+    }
+    if resp.headers().contains_key(paas_api::AGENT_TOKEN_STORED) {
+        agent.credential.mark_registered();
     }
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! The agent's HTTP API (see docs/node-agent.md). Every route needs
-//! `Authorization: Bearer <node token>`; every error is an [`ErrorBody`] with a stable code.
+//! `Authorization: Bearer <credential>`: the agent's own credential, or the bootstrap node
+//! token (`--token`) until a controller stored the credential (see [`crate::register`]).
+//! Every error is an [`ErrorBody`] with a stable code.
 //! Handlers only parse and format: the work is in [`crate::jobs`].
 
 use std::sync::Arc;
@@ -113,17 +115,18 @@ async fn auth(State(agent): State<Arc<Agent>>, req: Request, next: Next) -> Resp
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match presented {
-        Some(token)
-            if crate::util::constant_time_eq(token.as_bytes(), agent.config.token.as_bytes()) =>
-        {
-            next.run(req).await
+        Some(token) if agent.credential.accepts(token, &agent.config.token) => next.run(req).await,
+        Some(_) => {
+            let message = if agent.credential.is_registered() {
+                "wrong token in the Authorization header: this agent is registered and \
+                 accepts only its own credential (<state-dir>/api-token), which its controller \
+                 holds; node tokens are refused"
+            } else {
+                "wrong node token in the Authorization header"
+            };
+            tracing::warn!(path = %req.uri().path(), "refused an API call: {message}");
+            ApiError::new(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, message).into_response()
         }
-        Some(_) => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            codes::UNAUTHORIZED,
-            "wrong node token in the Authorization header",
-        )
-        .into_response(),
         None => ApiError::new(
             StatusCode::UNAUTHORIZED,
             codes::UNAUTHORIZED,

@@ -199,3 +199,108 @@ async fn one_agent_per_state_dir() {
     let err = Agent::open(config(dir.path(), TOKEN, &unique_names())).unwrap_err();
     assert!(err.to_string().contains("another paas-agent"), "{err}");
 }
+
+/// A fake controller whose heartbeat answer says (or not) that it stored the credential.
+async fn fake_controller(ack: bool) -> String {
+    use axum::routing::post;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/v1/nodes/heartbeat",
+        post(move || async move {
+            let mut resp = axum::response::IntoResponse::into_response(StatusCode::NO_CONTENT);
+            if ack {
+                resp.headers_mut().insert(
+                    paas_api::AGENT_TOKEN_STORED,
+                    axum::http::HeaderValue::from_static("1"),
+                );
+            }
+            resp
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    url
+}
+
+#[tokio::test]
+async fn ac4_registered_agent_accepts_only_its_own_credential() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = agent(dir_a.path());
+    let b = agent(dir_b.path());
+    let (own_a, own_b) = (
+        a.credential.token().to_string(),
+        b.credential.token().to_string(),
+    );
+    assert_ne!(own_a, own_b);
+    assert!(own_a.starts_with("paasagent_"));
+    // Not registered yet: the bootstrap token and the own credential work.
+    for token in [TOKEN, own_a.as_str()] {
+        assert_eq!(
+            call(&a, "GET", "/v1/jobs", Some(token), "").await.0,
+            StatusCode::OK
+        );
+    }
+    // A controller that does not say it stored the credential registers nothing.
+    let silent = fake_controller(false).await;
+    paas_node_agent::heartbeat::send(&a, &silent, Vec::new())
+        .await
+        .unwrap();
+    assert!(!a.credential.is_registered());
+    assert_eq!(
+        call(&a, "GET", "/v1/jobs", Some(TOKEN), "").await.0,
+        StatusCode::OK
+    );
+
+    let controller = fake_controller(true).await;
+    for agent in [&a, &b] {
+        paas_node_agent::heartbeat::send(agent, &controller, Vec::new())
+            .await
+            .unwrap();
+        assert!(agent.credential.is_registered());
+    }
+    for (method, uri) in [
+        ("GET", "/v1/health"),
+        ("GET", "/v1/jobs"),
+        ("POST", "/v1/jobs"),
+        ("DELETE", "/v1/jobs/x"),
+        ("POST", "/v1/jobs/x/exec"),
+    ] {
+        // The bootstrap token and the other node's credential are refused on both agents.
+        for (agent, other) in [(&a, &own_b), (&b, &own_a)] {
+            for token in [TOKEN, other.as_str()] {
+                let (status, body) = call(agent, method, uri, Some(token), "").await;
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri}");
+                assert!(
+                    body["error"]["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("own credential"),
+                    "{body}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        call(&a, "GET", "/v1/health", Some(&own_a), "").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&b, "GET", "/v1/health", Some(&own_b), "").await.0,
+        StatusCode::OK
+    );
+
+    // A restarted agent keeps its credential and stays registered.
+    drop(a);
+    let a = agent(dir_a.path());
+    assert_eq!(a.credential.token(), own_a);
+    assert_eq!(
+        call(&a, "GET", "/v1/jobs", Some(TOKEN), "").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&a, "GET", "/v1/jobs", Some(&own_a), "").await.0,
+        StatusCode::OK
+    );
+}

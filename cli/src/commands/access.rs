@@ -205,6 +205,34 @@ pub(super) fn access_add(ctx: &Context, app: &str, user: &str) -> Result<(), Com
     Ok(())
 }
 
+/// `paas apps:access-api -a APP [on|off]`
+pub(super) fn access_api(
+    ctx: &Context,
+    app: &str,
+    state: Option<&str>,
+) -> Result<(), CommandError> {
+    let path = format!("/v1/apps/{app}/api-access");
+    let client = ctx.client()?;
+    let answer: paas_api::ApiAccess = match state {
+        None => client.get(&path)?,
+        Some(s) => client.patch(&path, &json!({"enabled": s == "on"}))?,
+    };
+    let text = match (answer.enabled, state.is_some()) {
+        (true, true) => format!(
+            "{app}'s containers may now reach the controller's and the agents' API ports \
+             (jobs started from now on: `paas restart -a {app}`).\n"
+        ),
+        (false, true) => format!(
+            "{app}'s containers can no longer reach the API ports (jobs started from now on: \
+             `paas restart -a {app}`).\n"
+        ),
+        (true, false) => format!("{app}: API access on\n"),
+        (false, false) => format!("{app}: API access off\n"),
+    };
+    print_json_or(ctx, &json!(answer), text);
+    Ok(())
+}
+
 /// `paas access:remove -a APP USER`
 pub(super) fn access_remove(ctx: &Context, app: &str, user: &str) -> Result<(), CommandError> {
     ctx.client()?

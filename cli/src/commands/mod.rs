@@ -327,6 +327,16 @@ enum Command {
         app: AppArg,
         user: String,
     },
+    /// Show or set whether the app's containers may reach the controller's and the agents'
+    /// API ports (off by default; `on` and `off` need an admin; new jobs get it)
+    #[command(name = "apps:access-api")]
+    AppsAccessApi {
+        #[command(flatten)]
+        app: AppArg,
+        /// on or off; without it, show the setting
+        #[arg(value_parser = ["on", "off"])]
+        state: Option<String>,
+    },
     /// Show who the current token belongs to
     Whoami,
     /// Run a command inside a running job of the app (its first web job by default)
@@ -556,6 +566,9 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::TokensRevoke { id } => access::tokens_revoke(&ctx, &id),
         Command::Access(arg) => access::access(&ctx, &resolve_app(arg)?),
         Command::AccessAdd { app, user } => access::access_add(&ctx, &resolve_app(app)?, &user),
+        Command::AppsAccessApi { app, state } => {
+            access::access_api(&ctx, &resolve_app(app)?, state.as_deref())
+        }
         Command::AccessRemove { app, user } => {
             access::access_remove(&ctx, &resolve_app(app)?, &user)
         }

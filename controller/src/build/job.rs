@@ -103,6 +103,7 @@ pub fn build_job_spec(settings: &Settings, input: &BuildInput, job_id: &str) -> 
         }),
         hostname: None,
         user_namespace: false,
+        api_access: false,
     }
 }
 

@@ -9,6 +9,7 @@
 mod access;
 #[cfg(test)]
 mod api3_tests;
+mod api_access;
 mod builds;
 mod certs;
 mod config;
@@ -17,6 +18,8 @@ mod domains;
 mod etag;
 mod exec;
 mod formation;
+#[cfg(test)]
+mod hostile_prop_tests;
 mod internal;
 mod jobs;
 mod logs;
@@ -76,6 +79,7 @@ pub fn app(c: Arc<Controller>) -> axum::Router {
         .merge(domains::routes())
         .merge(certs::routes())
         .merge(access::routes())
+        .merge(api_access::routes())
         .merge(jobs::routes())
         .merge(builds::routes())
         .merge(rename::routes())

@@ -74,6 +74,32 @@ async fn subnet(
     }
 }
 
+/// Keeps the agent credential a heartbeat carries: in the store (every controller of a
+/// shared database calls the agent with it) and in the agent client. True when the
+/// controller holds it; the heartbeat's answer then tells the agent, which from then on
+/// refuses the shared node token on its API.
+pub(super) async fn store_agent_token(
+    c: &Controller,
+    hb: &paas_api::NodeHeartbeat,
+) -> Result<bool, ApiError> {
+    let Some(token) = hb.agent_token.as_deref().filter(|t| !t.is_empty()) else {
+        return Ok(false);
+    };
+    if !crate::agent_client::valid_agent_token(token) {
+        return Err(ApiError::Validation(
+            "the heartbeat's agent_token is not an agent credential (paasagent_<64 hex>): \
+             delete <state-dir>/api-token on the node and restart its agent"
+                .into(),
+        ));
+    }
+    if !c.agents.knows(&hb.url, token) {
+        c.store.set_node_agent_token(&hb.name, token).await?;
+        c.agents.remember(&hb.url, token);
+        tracing::info!(node = %hb.name, "stored the agent's own API credential");
+    }
+    Ok(true)
+}
+
 /// A job as `GET /v1/nodes/{name}/jobs` lists it.
 #[derive(Debug, Serialize)]
 struct NodeJob {

@@ -129,6 +129,8 @@ pub const OPERATIONS: &[Operation] = &[
     op("GET", "/v1/apps/{app}/collaborators", "access", "The users who may use the app", 200, Objects, Body::None),
     op("POST", "/v1/apps/{app}/collaborators", "access", "Give a user access: {\"user\": NAME}", 201, Objects, Object),
     op("DELETE", "/v1/apps/{app}/collaborators/{user}", "access", "Take a user's access away", 204, Body::None, Body::None),
+    op("GET", "/v1/apps/{app}/api-access", "access", "Whether the app's containers may reach the API ports", 200, Object, Body::None),
+    op("PATCH", "/v1/apps/{app}/api-access", "access", "Let the app's containers reach the API ports or not: {\"enabled\": BOOL} (admins)", 200, Object, Object),
     op("POST", "/v1/login", "access", "Trade a user name and password for an API token: {\"user\", \"password\", \"name\"?}", 201, Object, Object),
     op("GET", "/v1/whoami", "access", "Who the presented token belongs to", 200, Object, Body::None),
     op("GET", "/v1/users", "access", "List users (admins)", 200, Objects, Body::None),

@@ -104,7 +104,7 @@ async fn heartbeat(
     caller: Caller,
     State(c): State<Arc<Controller>>,
     body: Bytes,
-) -> Result<StatusCode, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     if !caller.is_node() && !caller.is_admin() {
         return Err(caller.forbid("only nodes send heartbeats: use a node token"));
     }
@@ -135,8 +135,16 @@ async fn heartbeat(
     if first {
         tracing::info!(node = %hb.name, url = %hb.url, "node joined");
     }
+    let stored = super::nodes::store_agent_token(&c, &hb).await?;
     c.scheduler.notify();
-    Ok(StatusCode::NO_CONTENT)
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    if stored {
+        resp.headers_mut().insert(
+            paas_api::AGENT_TOKEN_STORED,
+            axum::http::HeaderValue::from_static("1"),
+        );
+    }
+    Ok(resp)
 }
 
 async fn list_nodes(

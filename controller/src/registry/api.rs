@@ -304,7 +304,7 @@ async fn dispatch(
         (Target::Manifest(n, r), Method::GET | Method::HEAD) => get_manifest(st, n, r, req).await,
         (Target::Manifest(n, r), Method::PUT) => put_manifest(st, n, r, req).await,
         (Target::Manifest(n, r), Method::DELETE) => delete_manifest(st, n, r).await,
-        (Target::Blob(_, d), Method::GET | Method::HEAD) => get_blob(st, d, req).await,
+        (Target::Blob(n, d), Method::GET | Method::HEAD) => get_repo_blob(st, n, d, req).await,
         (Target::UploadStart(n), Method::POST) => start_upload(st, n, req).await,
         (Target::Upload(n, id), Method::GET) => upload_status(st, n, id).await,
         (Target::Upload(n, id), Method::PATCH) => patch_upload(st, n, id, req).await,
@@ -405,6 +405,19 @@ fn parse_range(value: &str, len: u64) -> Option<(u64, u64)> {
         (start, end)
     };
     (start <= end && end < len).then_some((start, end))
+}
+
+/// A blob through a repository: only one the repository references (see `scope`).
+async fn get_repo_blob(st: &AppState, name: &str, digest: &str, req: Request) -> ApiResult {
+    digest_hex(digest)?;
+    if !st.reg.repo_has_blob(name, digest).await? {
+        return Err(Error::NotFound {
+            kind: KIND_BLOB,
+            name: format!("{digest} in repository {name}"),
+        }
+        .into());
+    }
+    get_blob(st, digest, req).await
 }
 
 async fn get_blob(st: &AppState, digest: &str, req: Request) -> ApiResult {
@@ -544,8 +557,19 @@ fn upload_accepted(status: StatusCode, name: &str, id: &str, size: u64) -> Respo
 async fn start_upload(st: &AppState, name: &str, req: Request) -> ApiResult {
     let q = query(&req);
     if let Some(mount) = q.get("mount") {
-        // Blobs are shared by all repositories, so a mount only needs the blob to exist.
-        if digest_hex(mount).is_ok() && st.reg.blob_size(mount).await?.is_some() {
+        // A mount needs the blob in its `from` repository (whose read access the dispatch
+        // checked); otherwise it falls back to an upload, as the spec says.
+        let from = q.get("from");
+        if digest_hex(mount).is_ok()
+            && st.reg.blob_size(mount).await?.is_some()
+            && match from {
+                Some(from) => {
+                    names::check_repo(from).is_ok() && st.reg.repo_has_blob(from, mount).await?
+                }
+                None => false,
+            }
+        {
+            st.reg.link_blob(name, mount).await?;
             return Ok(blob_created(name, mount));
         }
     } else if let Some(expected) = q.get("digest") {
@@ -569,6 +593,7 @@ async fn start_upload(st: &AppState, name: &str, req: Request) -> ApiResult {
             return Err(digest_mismatch(expected, &actual));
         }
         w.commit().await?;
+        st.reg.link_blob(name, expected).await?;
         return Ok(blob_created(name, expected));
     }
     let id = st.reg.upload_create().await?;
@@ -691,6 +716,7 @@ async fn put_upload(st: &AppState, name: &str, id: &str, req: Request) -> ApiRes
         return Err(digest_mismatch(&expected, &actual));
     }
     st.reg.upload_commit(id, &expected).await?;
+    st.reg.link_blob(name, &expected).await?;
     Ok(blob_created(name, &expected))
 }
 
@@ -732,6 +758,9 @@ async fn put_manifest(st: &AppState, name: &str, reference: &str, req: Request) 
         names::check_tag(reference)?;
         Some(reference)
     };
+    st.reg
+        .check_manifest_scope(name, &bytes, content_type.as_deref())
+        .await?;
     let (digest, _) = st
         .reg
         .store_manifest(name, tag, &bytes, content_type.as_deref())

@@ -4,6 +4,7 @@
 //! and may add to this API, not change it).
 //!
 //! Submodules: `names` (validation of everything that becomes a path), `store` (the files),
+//! `scope` (which blobs each repository may serve),
 //! `manifest` (media types and manifest checks), `image` (OCI layout import and
 //! derived images) and `api` (the HTTP routes). See docs/registry.md.
 
@@ -12,6 +13,7 @@ pub mod gc;
 mod image;
 pub mod manifest;
 pub mod names;
+mod scope;
 mod store;
 
 pub use store::BlobWriter;

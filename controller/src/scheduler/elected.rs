@@ -1,7 +1,8 @@
 //! Runs the scheduler loop only while this controller leads ([`crate::store::leader`]):
 //! on SQLite always; on PostgreSQL while it holds the scheduler lock. A controller that does
 //! not lead runs [`super::runner::follow`] instead (routes and snapshot from the store), and
-//! switches when the lead is won or lost.
+//! switches when the lead is won or lost. On PostgreSQL every controller also follows the
+//! store's certificates and HTTPS redirects ([`crate::routing::watch_certs`]).
 
 use std::sync::Arc;
 
@@ -11,6 +12,13 @@ use crate::store::leader::Election;
 /// Takes part in the election and runs the loop that fits, forever.
 pub async fn run_elected(c: Arc<Controller>) {
     let election = Election::start(&c.store);
+    // Other controllers may change certificates and HTTPS redirects: follow the store.
+    let _certs = (c.store.backend() == crate::store::Backend::Postgres).then(|| {
+        AbortOnDrop(tokio::spawn(crate::routing::watch_certs(
+            c.store.clone(),
+            c.routes.clone(),
+        )))
+    });
     let mut rx = election.watch();
     loop {
         let leading = *rx.borrow_and_update();
@@ -28,5 +36,14 @@ pub async fn run_elected(c: Arc<Controller>) {
             tracing::error!("the leader election ended: no scheduler loop runs here any more");
             return;
         }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

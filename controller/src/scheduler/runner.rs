@@ -748,6 +748,7 @@ pub fn process_job_spec(
         output: None,
         hostname: None,
         user_namespace: false,
+        api_access: false,
     }
 }
 
@@ -785,6 +786,7 @@ async fn start_job(
     c.scheduler.with(|i| i.starting.insert(id.clone()));
     tracing::info!(job = %id, node, "starting {process_type}.{dyno} of {} v{}", release.app, release.version);
     let mut spec = process_job_spec(&c.settings, release, process_type, dyno, &id);
+    spec.api_access = c.store.app_api_access(&release.app).await.unwrap_or(false);
     spec.memory_bytes = Some(memory_bytes);
     let key = (
         release.app.clone(),

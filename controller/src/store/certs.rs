@@ -85,6 +85,31 @@ impl Store {
             .map_err(query("reading a certificate row"))
     }
 
+    /// A cheap summary of every certificate (id, app, time) and HTTPS redirect: it changes
+    /// whenever one is added or removed, so a follower controller reloads its router's
+    /// certificates only then.
+    pub async fn certs_version(&self) -> Result<String> {
+        let rows = sqlx::query("SELECT id, app, created_at FROM certs ORDER BY id")
+            .fetch_all(self.pool())
+            .await
+            .map_err(query("listing certificate ids"))?;
+        let mut out = String::new();
+        for r in &rows {
+            let (id, app, at): (String, String, String) = (
+                r.try_get("id").map_err(query("reading a certificate id"))?,
+                r.try_get("app")
+                    .map_err(query("reading a certificate id"))?,
+                r.try_get("created_at")
+                    .map_err(query("reading a certificate id"))?,
+            );
+            out.push_str(&format!("cert {id} {app} {at}\n"));
+        }
+        for app in self.https_redirects().await? {
+            out.push_str(&format!("redirect {app}\n"));
+        }
+        Ok(out)
+    }
+
     /// Turns the HTTP → HTTPS redirect of `app` on or off.
     pub async fn set_https_redirect(&self, app: &str, on: bool, now: &str) -> Result<()> {
         let q = if on {

@@ -18,6 +18,7 @@
 //! nodes), `leader` (which controller runs the scheduler). Tests get a fresh temporary
 //! database each, on both backends (`test_pg` starts a throwaway PostgreSQL).
 
+mod agent_access;
 mod apps;
 mod certs;
 mod deploys;

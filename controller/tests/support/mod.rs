@@ -287,6 +287,7 @@ impl FakeAgent {
                     jobs: hb_agent.statuses(),
                     layers: Vec::new(),
                     stats: Vec::new(),
+                    agent_token: None,
                 };
                 let _ = hb_agent
                     .http

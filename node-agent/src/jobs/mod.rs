@@ -433,6 +433,9 @@ async fn start(agent: &Arc<Agent>, job: &Arc<JobHandle>, made: &mut Made) -> Res
     }
     made.network = true;
     let net = agent.network.setup_job(&spec.id, spec.port).await?;
+    if spec.api_access {
+        agent.network.allow_api(&spec.id).await?;
+    }
     job.update(|s| {
         s.ip = Some(net.ip.to_string());
         s.host_port = net.host_port;

@@ -40,6 +40,9 @@ pub struct Lease {
     /// The port inside the container the host port maps to.
     #[serde(default)]
     pub container_port: Option<u16>,
+    /// The job may reach the API ports (its address is in the nft set `api_allowed`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub api_access: bool,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -105,6 +108,7 @@ impl Ipam {
             ip,
             host_port,
             container_port,
+            api_access: false,
         };
         self.file.leases.insert(job.to_string(), lease.clone());
         self.save()?;
@@ -150,6 +154,17 @@ impl Ipam {
     }
 
     /// Every lease, by job id.
+    /// Marks the job's lease as allowed to reach the API ports; None without a lease.
+    pub fn allow_api(&mut self, job: &str) -> Result<Option<Lease>, IpamError> {
+        let Some(lease) = self.file.leases.get_mut(job) else {
+            return Ok(None);
+        };
+        lease.api_access = true;
+        let lease = lease.clone();
+        self.save()?;
+        Ok(Some(lease))
+    }
+
     pub fn leases(&self) -> &BTreeMap<String, Lease> {
         &self.file.leases
     }

@@ -10,6 +10,14 @@
 //!   (`fib daddr type local`), masquerade in `postrouting` for the subnet's egress (and
 //!   for hairpin traffic), accept in `forward` for the bridge. A job's mapping is one map
 //!   element, so deleting the job deletes it and leaves no rule behind.
+//! * The API fence ([`Fence`]): containers may not reach the agent's API port nor the
+//!   controller's (API, git and registry share it) on any of this node's addresses (chain
+//!   `input`: `iifname <bridge> ip saddr != @api_allowed tcp dport @api_ports drop`; the
+//!   hook runs after DNAT, so a mapped port is judged by where it really goes), nor the
+//!   controller's address and port on another machine (the same in `forward`, before the
+//!   bridge's accept, with `ip daddr . tcp dport @api_remote`). Jobs whose spec says
+//!   `api_access` have their address in `api_allowed`. The router's port, other apps'
+//!   host ports and the internet stay reachable.
 //!
 //! Everything is done by running `ip` and `nft -f -`.
 
@@ -149,15 +157,23 @@ impl NetworkManager {
              add chain ip {p} output {{ type nat hook output priority -100; policy accept; }}\n\
              add chain ip {p} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}\n\
              add chain ip {p} forward {{ type filter hook forward priority filter; policy accept; }}\n\
+             add chain ip {p} input {{ type filter hook input priority filter; policy accept; }}\n\
+             add set ip {p} api_ports {{ type inet_service; }}\n\
+             add set ip {p} api_remote {{ type ipv4_addr . inet_service; }}\n\
+             add set ip {p} api_allowed {{ type ipv4_addr; }}\n\
              flush chain ip {p} prerouting\n\
              flush chain ip {p} output\n\
              flush chain ip {p} postrouting\n\
              flush chain ip {p} forward\n\
+             flush chain ip {p} input\n\
              flush map ip {p} jobports\n\
+             flush set ip {p} api_allowed\n\
              add rule ip {p} prerouting fib daddr type local dnat ip to tcp dport map @jobports\n\
              add rule ip {p} output fib daddr type local dnat ip to tcp dport map @jobports\n\
              add rule ip {p} postrouting ip saddr {net} oifname != \"{br}\" masquerade\n\
              add rule ip {p} postrouting ct status dnat ip saddr {net} oifname \"{br}\" masquerade\n\
+             add rule ip {p} input iifname \"{br}\" ip saddr != @api_allowed tcp dport @api_ports drop\n\
+             add rule ip {p} forward iifname \"{br}\" ip saddr != @api_allowed ip daddr . tcp dport @api_remote drop\n\
              add rule ip {p} forward iifname \"{br}\" accept\n\
              add rule ip {p} forward oifname \"{br}\" accept\n"
         );
@@ -168,8 +184,32 @@ impl NetworkManager {
                     lease.ip
                 ));
             }
+            if lease.api_access {
+                s.push_str(&format!(
+                    "add element ip {p} api_allowed {{ {} }}\n",
+                    lease.ip
+                ));
+            }
         }
         s
+    }
+
+    /// Sets what containers may not reach (replacing the previous fence in one nft
+    /// transaction). Run once the agent's API port is known.
+    pub async fn fence(&self, fence: &Fence) -> Result<()> {
+        nft(&fence.script(&self.prefix)).await
+    }
+
+    /// Lets `job` (which has a lease) reach the API ports.
+    pub async fn allow_api(&self, job: &str) -> Result<()> {
+        let Some(lease) = self.ipam().allow_api(job)? else {
+            return Ok(());
+        };
+        nft(&format!(
+            "add element ip {} api_allowed {{ {} }}\n",
+            self.prefix, lease.ip
+        ))
+        .await
     }
 
     /// Gives `job` an address (and a host port if `port` is set), a netns with a veth on
@@ -243,6 +283,15 @@ impl NetworkManager {
             return Ok(());
         };
         let names = JobNames::new(&self.prefix, job);
+        if lease.api_access {
+            ignore_missing(
+                nft(&format!(
+                    "delete element ip {} api_allowed {{ {} }}\n",
+                    self.prefix, lease.ip
+                ))
+                .await,
+            )?;
+        }
         if let Some(hp) = lease.host_port {
             ignore_missing(
                 nft(&format!(
@@ -256,6 +305,76 @@ impl NetworkManager {
         ignore_missing(ip(&["link", "del", &names.veth_host]).await)?;
         self.ipam().release(job)?;
         Ok(())
+    }
+}
+
+/// What containers without API access may not reach.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fence {
+    /// Ports closed on every address of this node: the agent's and the controller's.
+    pub local_ports: Vec<u16>,
+    /// Address and port pairs closed on other machines: the controller's.
+    pub remote: Vec<(Ipv4Addr, u16)>,
+}
+
+impl Fence {
+    /// The fence of an agent listening on `agent_port` whose controller is at `controller`
+    /// (a URL; a host name is resolved now, and only its IPv4 addresses are fenced).
+    pub async fn of(controller: Option<&str>, agent_port: u16) -> Fence {
+        let mut fence = Fence {
+            local_ports: vec![agent_port],
+            remote: Vec::new(),
+        };
+        let Some(url) = controller.and_then(|c| reqwest::Url::parse(c).ok()) else {
+            return fence;
+        };
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+            return fence;
+        };
+        fence.local_ports.push(port);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        match tokio::net::lookup_host((host, port)).await {
+            Ok(addrs) => {
+                for addr in addrs {
+                    if let std::net::IpAddr::V4(ip) = addr.ip() {
+                        fence.remote.push((ip, port));
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(
+                "resolving the controller {host}: {e}; containers are kept from its port on \
+                 this node's addresses only"
+            ),
+        }
+        fence.local_ports.sort_unstable();
+        fence.local_ports.dedup();
+        fence.remote.sort_unstable();
+        fence.remote.dedup();
+        fence
+    }
+
+    /// The nft script that replaces the table's fence sets with this fence.
+    pub fn script(&self, prefix: &str) -> String {
+        let mut s = format!("flush set ip {prefix} api_ports\nflush set ip {prefix} api_remote\n");
+        let ports: Vec<String> = self.local_ports.iter().map(u16::to_string).collect();
+        if !ports.is_empty() {
+            s.push_str(&format!(
+                "add element ip {prefix} api_ports {{ {} }}\n",
+                ports.join(", ")
+            ));
+        }
+        let remote: Vec<String> = self
+            .remote
+            .iter()
+            .map(|(ip, port)| format!("{ip} . {port}"))
+            .collect();
+        if !remote.is_empty() {
+            s.push_str(&format!(
+                "add element ip {prefix} api_remote {{ {} }}\n",
+                remote.join(", ")
+            ));
+        }
+        s
     }
 }
 
@@ -379,6 +498,25 @@ async fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn fences_cover_the_agent_and_the_controller() {
+        let f = Fence::of(Some("http://10.1.2.3:9000/"), 7070).await;
+        assert_eq!(f.local_ports, [7070, 9000]);
+        assert_eq!(f.remote, [(Ipv4Addr::new(10, 1, 2, 3), 9000)]);
+        assert_eq!(
+            f.script("ac4"),
+            "flush set ip ac4 api_ports\nflush set ip ac4 api_remote\n\
+             add element ip ac4 api_ports { 7070, 9000 }\n\
+             add element ip ac4 api_remote { 10.1.2.3 . 9000 }\n"
+        );
+        let f = Fence::of(Some("http://localhost"), 7070).await;
+        assert_eq!(f.local_ports, [80, 7070]);
+        assert!(f.remote.contains(&(Ipv4Addr::LOCALHOST, 80)), "{f:?}");
+        let f = Fence::of(None, 7070).await;
+        assert_eq!(f.script("p").lines().count(), 3);
+        assert!(Fence::of(Some("not a url"), 1).await.remote.is_empty());
+    }
 
     #[test]
     fn names_fit_the_kernel_limits() {

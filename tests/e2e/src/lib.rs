@@ -338,11 +338,12 @@ impl Paas {
         bail!("{app} did not answer with {needle:?} in {timeout:?}; last answer: {last}")
     }
 
-    /// The jobs the local agent reports, asked of the agent directly with the node token.
+    /// The jobs the local agent reports, asked of the agent directly with its own credential
+    /// (`<agent state dir>/api-token`; a registered agent refuses the shared node token).
     pub fn agent_jobs(&self) -> Result<Vec<serde_json::Value>> {
         let nodes = self.get_json("/v1/nodes")?;
         let url = nodes[0]["url"].as_str().context("node url")?.to_string();
-        let node_token = std::fs::read_to_string(self.data.path().join("node-token"))?;
+        let node_token = std::fs::read_to_string(self.data.path().join("agent/api-token"))?;
         let resp = self
             .client()
             .get(format!("{url}/v1/jobs"))

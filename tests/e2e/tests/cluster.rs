@@ -133,12 +133,31 @@ impl Cluster {
         assert!(resp.status().is_success(), "scale: {:?}", resp.text());
     }
 
+    /// Host i's agent credential (what its controller presents; the agent refuses the
+    /// shared node token once registered).
+    fn agent_token(&self, i: usize) -> String {
+        std::fs::read_to_string(self.work.join(format!("h{i}/api-token")))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
+    /// The status of `GET /v1/jobs` on host i's agent with `token`.
+    fn agent_status(&self, i: usize, token: &str) -> u16 {
+        self.http
+            .get(format!("{}/v1/jobs", self.agent_url(i)))
+            .bearer_auth(token)
+            .send()
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    }
+
     /// The app's up jobs as host i's agent reports them: id → pid. None if it does not answer.
     fn agent_up(&self, i: usize, app: &str) -> Option<BTreeMap<String, i64>> {
         let jobs: Vec<Value> = self
             .http
             .get(format!("{}/v1/jobs", self.agent_url(i)))
-            .bearer_auth(&self.node_token)
+            .bearer_auth(self.agent_token(i))
             .timeout(Duration::from_secs(2))
             .send()
             .ok()?
@@ -232,6 +251,20 @@ fn cluster_spreads_survives_agent_app_node_and_controller_failures() {
         .map(|i| std::fs::read_to_string(c.work.join(format!("h{i}/subnet"))).unwrap())
         .collect();
     assert_eq!(subnets.len(), HOSTS, "{subnets:?}");
+    // Each agent registered its own credential: it refuses the shared node token and the
+    // other nodes' credentials, and accepts its own.
+    for i in 1..=HOSTS {
+        wait("the agent registered", Duration::from_secs(10), || {
+            c.work
+                .join(format!("h{i}/registered"))
+                .exists()
+                .then_some(())
+        });
+        assert_eq!(c.agent_status(i, &c.node_token), 401, "host {i}");
+        let other = c.agent_token(i % HOSTS + 1);
+        assert_eq!(c.agent_status(i, &other), 401, "host {i}");
+        assert_eq!(c.agent_status(i, &c.agent_token(i)), 200, "host {i}");
+    }
 
     let app = AppDir::new();
     app.write("index.html", "<h1>hello cluster</h1>\n");
