@@ -110,6 +110,17 @@ pub struct ServeArgs {
     /// controllers (one leads the scheduler); default SQLite at DATA/paas.db.
     #[arg(long, env = "PAAS_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// The ACME directory URL of a CA for automatic certificates (`paas certs:auto on`,
+    /// HTTP-01 on the router's port). Off when not given.
+    #[arg(long, value_name = "URL")]
+    pub acme_directory: Option<String>,
+    /// The contact address of the ACME account.
+    #[arg(long, value_name = "EMAIL")]
+    pub acme_email: Option<String>,
+    /// A PEM root certificate to check the ACME CA's own HTTPS against (a test CA such as
+    /// Pebble); default: the system's roots.
+    #[arg(long, value_name = "FILE", env = "PAAS_ACME_CA_FILE")]
+    pub acme_ca_file: Option<PathBuf>,
 }
 
 /// Where the router serves HTTPS when `--router-tls-listen` is not given.
@@ -164,6 +175,8 @@ pub struct Settings {
     pub max_push_bytes: u64,
     /// `--database-url`: PostgreSQL (or `sqlite:PATH`) instead of SQLite at [`Self::db_path`].
     pub database_url: Option<String>,
+    /// `--acme-directory` and friends: automatic certificates (None: off).
+    pub acme: Option<crate::acme::AcmeSettings>,
 }
 
 impl Settings {
@@ -198,6 +211,7 @@ impl Settings {
             max_blob_bytes: crate::registry::DEFAULT_MAX_BLOB_BYTES,
             max_push_bytes: DEFAULT_MAX_PUSH_BYTES,
             database_url: None,
+            acme: None,
         })
     }
 
