@@ -217,3 +217,30 @@ pub(super) fn remove(ctx: &Context, app: &str, id: &str) -> Result<(), CommandEr
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_lines_show_each_state() {
+        let s: AcmeStatus = serde_json::from_value(serde_json::json!({
+            "enabled": true,
+            "available": true,
+            "domains": [
+                {"hostname": "a.example.test", "state": "issued", "reason": "",
+                 "not_after": "2027-01-01T00:00:00Z", "cert_id": "c1"},
+                {"hostname": "b.example.test", "state": "pending"},
+                {"hostname": "c.example.test", "state": "failed", "reason": "NXDOMAIN"}
+            ]
+        }))
+        .unwrap();
+        let text = acme_lines("hello", &s);
+        assert!(text.contains("a.example.test  auto: issued (expires 2027-01-01T00:00:00Z)"));
+        assert!(text.contains("b.example.test  auto: pending"));
+        assert!(text.contains("c.example.test  auto: failed: NXDOMAIN"));
+        let off: AcmeStatus =
+            serde_json::from_value(serde_json::json!({"enabled": false})).unwrap();
+        assert_eq!(acme_lines("hello", &off), "");
+    }
+}
