@@ -27,6 +27,8 @@ use crate::store::{acme_state, AcmeDomainRow, CertRow};
 pub const RENEW_BEFORE_SECS: i64 = 30 * 86_400;
 /// How often the timer looks for certificates to order or renew.
 pub const TIMER_INTERVAL: Duration = Duration::from_secs(3600);
+/// Seconds an issued certificate's start may lie ahead of this controller's clock.
+const CLOCK_SKEW_SECS: i64 = 60;
 /// How long one order may take (challenge validation and issuance), at most.
 const ORDER_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -220,11 +222,34 @@ async fn issue(
 ) -> Result<(), AcmeError> {
     let _one_at_a_time = c.acme.orders.lock().await;
     let host = row.hostname.clone();
+    // Another pass (the timer, or `certs:auto on` again) may have ordered it meanwhile:
+    // go on from the stored state, and only if it is still due.
+    if let Some(now_row) = c
+        .store
+        .acme_domains(Some(&row.app))
+        .await?
+        .into_iter()
+        .find(|d| d.hostname == host)
+    {
+        let left = now_row.not_after - crate::util::unix_ms() / 1000;
+        if now_row.state == acme_state::ISSUED && left >= RENEW_BEFORE_SECS {
+            return Ok(());
+        }
+        row = now_row;
+    }
     tracing::info!(app = %row.app, %host, "ordering a certificate");
     let result = match tokio::time::timeout(ORDER_TIMEOUT, order(c, settings, &host)).await {
         Ok(r) => r,
         Err(_) => Err(AcmeError::Timeout(host.clone())),
-    };
+    }
+    .and_then(|(chain, key)| {
+        // Checked as of a minute from now: a CA whose clock is a little ahead of ours (or
+        // that does not backdate, as Pebble) issues certificates valid from "now".
+        let now = crate::util::unix_ms() / 1000 + CLOCK_SKEW_SECS;
+        check_cert(&chain, &key, std::slice::from_ref(&host), now)
+            .map(|checked| (chain, key, checked))
+            .map_err(|e| AcmeError::Issued(e.to_string()))
+    });
     row.updated_at = crate::util::now_rfc3339();
     // Turned off (or the domain removed) while the order ran: keep nothing.
     let wanted = c.store.acme_apps().await?.contains(&row.app)
@@ -237,10 +262,7 @@ async fn issue(
         return Ok(());
     }
     match result {
-        Ok((chain, key)) => {
-            let now = crate::util::unix_ms() / 1000;
-            let checked = check_cert(&chain, &key, std::slice::from_ref(&host), now)
-                .map_err(|e| AcmeError::Issued(e.to_string()))?;
+        Ok((chain, key, checked)) => {
             let cert = CertRow {
                 id: crate::util::random_hex(8),
                 app: row.app.clone(),

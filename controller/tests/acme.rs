@@ -429,6 +429,20 @@ async fn pebble_issues_and_renews_and_the_router_presents_it() {
         "the router presents the renewed certificate"
     );
 
+    // Two passes at once (the timer and `certs:auto on` again) order it once.
+    let mut rows = c.store.acme_domains(Some(APP)).await.unwrap();
+    rows[0].not_after = now + 86_400;
+    c.store.put_acme_domain(&rows[0]).await.unwrap();
+    let (a, b) = tokio::join!(
+        paas_controller::acme::run_app(&c, APP),
+        paas_controller::acme::run_app(&c, APP)
+    );
+    a.unwrap();
+    b.unwrap();
+    let certs = c.store.certs(Some(APP)).await.unwrap();
+    assert_eq!(certs.len(), 1, "{certs:?}");
+    assert_ne!(certs[0].id, second_id);
+
     // A domain the CA cannot resolve: failed, with the CA's reason.
     let (s, v) = send(
         &c,
