@@ -297,6 +297,28 @@ mod tests {
         assert_eq!(s.subnet, "10.88.0.0/24");
         assert_eq!(s.port_range, "20000-29999");
         assert!(s.stacks_dir.is_none() && s.agent_bin.is_none());
+        assert!(
+            s.acme_directory.is_none(),
+            "automatic certificates are off by default"
+        );
+        let acme = Cli::try_parse_from([
+            "paas-controller",
+            "--standalone",
+            "--acme-directory",
+            "https://127.0.0.1:14000/dir",
+            "--acme-email",
+            "ops@example.test",
+            "--acme-ca-file",
+            "/ca.pem",
+        ])
+        .unwrap()
+        .serve;
+        assert_eq!(
+            acme.acme_directory.as_deref(),
+            Some("https://127.0.0.1:14000/dir")
+        );
+        assert_eq!(acme.acme_email.as_deref(), Some("ops@example.test"));
+        assert_eq!(acme.acme_ca_file, Some(PathBuf::from("/ca.pem")));
         let cli = Cli::try_parse_from(["paas-controller", "hook"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Hook)));
         let cli =
