@@ -110,6 +110,17 @@ pub struct ServeArgs {
     /// controllers (one leads the scheduler); default SQLite at DATA/paas.db.
     #[arg(long, env = "PAAS_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// The ACME directory URL of a CA for automatic certificates (`paas certs:auto on`,
+    /// HTTP-01 on the router's port). Off when not given.
+    #[arg(long, value_name = "URL")]
+    pub acme_directory: Option<String>,
+    /// The contact address of the ACME account.
+    #[arg(long, value_name = "EMAIL")]
+    pub acme_email: Option<String>,
+    /// A PEM root certificate to check the ACME CA's own HTTPS against (a test CA such as
+    /// Pebble); default: the system's roots.
+    #[arg(long, value_name = "FILE", env = "PAAS_ACME_CA_FILE")]
+    pub acme_ca_file: Option<PathBuf>,
 }
 
 /// Where the router serves HTTPS when `--router-tls-listen` is not given.
@@ -164,6 +175,8 @@ pub struct Settings {
     pub max_push_bytes: u64,
     /// `--database-url`: PostgreSQL (or `sqlite:PATH`) instead of SQLite at [`Self::db_path`].
     pub database_url: Option<String>,
+    /// `--acme-directory` and friends: automatic certificates (None: off).
+    pub acme: Option<crate::acme::AcmeSettings>,
 }
 
 impl Settings {
@@ -198,6 +211,7 @@ impl Settings {
             max_blob_bytes: crate::registry::DEFAULT_MAX_BLOB_BYTES,
             max_push_bytes: DEFAULT_MAX_PUSH_BYTES,
             database_url: None,
+            acme: None,
         })
     }
 
@@ -283,6 +297,28 @@ mod tests {
         assert_eq!(s.subnet, "10.88.0.0/24");
         assert_eq!(s.port_range, "20000-29999");
         assert!(s.stacks_dir.is_none() && s.agent_bin.is_none());
+        assert!(
+            s.acme_directory.is_none(),
+            "automatic certificates are off by default"
+        );
+        let acme = Cli::try_parse_from([
+            "paas-controller",
+            "--standalone",
+            "--acme-directory",
+            "https://127.0.0.1:14000/dir",
+            "--acme-email",
+            "ops@example.test",
+            "--acme-ca-file",
+            "/ca.pem",
+        ])
+        .unwrap()
+        .serve;
+        assert_eq!(
+            acme.acme_directory.as_deref(),
+            Some("https://127.0.0.1:14000/dir")
+        );
+        assert_eq!(acme.acme_email.as_deref(), Some("ops@example.test"));
+        assert_eq!(acme.acme_ca_file, Some(PathBuf::from("/ca.pem")));
         let cli = Cli::try_parse_from(["paas-controller", "hook"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Hook)));
         let cli =

@@ -16,6 +16,7 @@
 //! pre-receive hook subcommand), `standalone` (start-up, stacks, the local agent) and `util`.
 //! See docs/controller.md.
 
+pub mod acme;
 pub mod agent_client;
 pub mod apps;
 pub mod auth;

@@ -102,6 +102,14 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     settings.max_blob_bytes = args.max_blob_bytes;
     settings.max_push_bytes = args.max_push_bytes;
     settings.database_url = args.database_url.clone();
+    settings.acme = args
+        .acme_directory
+        .clone()
+        .map(|directory| crate::acme::AcmeSettings {
+            directory,
+            email: args.acme_email.clone(),
+            ca_file: args.acme_ca_file.clone(),
+        });
     let agent_bin = match &args.agent_bin {
         Some(p) => p.clone(),
         None => default_agent_bin()?,

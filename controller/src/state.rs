@@ -74,6 +74,8 @@ pub struct Controller {
     building: Mutex<HashSet<String>>,
     /// The last CPU and memory samples of each job, from the heartbeats (dashboard charts).
     pub job_stats: crate::job_stats::JobStatsStore,
+    /// The ACME client's account and order lock (automatic certificates).
+    pub acme: crate::acme::Acme,
 }
 
 impl std::fmt::Debug for Controller {
@@ -145,6 +147,7 @@ impl Controller {
             build_locks: Mutex::new(HashMap::new()),
             building: Mutex::new(HashSet::new()),
             job_stats: crate::job_stats::JobStatsStore::default(),
+            acme: crate::acme::Acme::default(),
         }))
     }
 

@@ -223,6 +223,14 @@ enum Command {
         /// on or off
         state: String,
     },
+    /// Automatic certificates (ACME HTTP-01) for the app's custom domains: on or off
+    #[command(name = "certs:auto")]
+    CertsAuto {
+        #[command(flatten)]
+        app: AppArg,
+        /// on or off (leave out to show the state)
+        state: Option<String>,
+    },
     /// Remove a TLS certificate (by the id `paas certs` shows)
     #[command(name = "certs:remove")]
     CertsRemove {
@@ -500,6 +508,9 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::CertsAdd { app, cert, key } => certs::add(&ctx, &resolve_app(app)?, &cert, &key),
         Command::CertsRemove { app, id } => certs::remove(&ctx, &resolve_app(app)?, &id),
         Command::CertsRedirect { app, state } => certs::redirect(&ctx, &resolve_app(app)?, &state),
+        Command::CertsAuto { app, state } => {
+            certs::auto(&ctx, &resolve_app(app)?, state.as_deref())
+        }
         Command::Config(arg) => config_vars::show(&ctx, &resolve_app(arg)?),
         Command::ConfigGet { app, key } => config_vars::get(&ctx, &resolve_app(app)?, &key),
         Command::ConfigSet { app, pairs } => config_vars::set(&ctx, &resolve_app(app)?, &pairs),

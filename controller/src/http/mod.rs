@@ -7,6 +7,7 @@
 //! `internal` (build inputs for agents).
 
 mod access;
+mod acme;
 #[cfg(test)]
 mod api3_tests;
 mod api_access;
@@ -78,6 +79,7 @@ pub fn app(c: Arc<Controller>) -> axum::Router {
         .merge(exec::routes())
         .merge(domains::routes())
         .merge(certs::routes())
+        .merge(acme::routes())
         .merge(access::routes())
         .merge(api_access::routes())
         .merge(jobs::routes())

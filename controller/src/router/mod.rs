@@ -14,9 +14,11 @@
 //! and [`RouteTable::wait_drained`] let the scheduler wait for. Submodules:
 //! `headers` (host parsing, hop-by-hop and forwarding headers), `pages` (the HTML error
 //! pages), `proxy` (the hyper server and the pooled client), `tls` (HTTPS certificates and
-//! SNI) and `access` (access lines for the app's log stream). See docs/router.md.
+//! SNI), `access` (access lines for the app's log stream) and `acme` (HTTP-01 challenge
+//! answers). See docs/router.md.
 
 mod access;
+pub mod acme;
 mod headers;
 mod pages;
 mod pool;
@@ -182,6 +184,8 @@ pub struct RouteTable {
     access: AccessLog,
     /// Apps whose plain HTTP requests are redirected to HTTPS.
     redirects: Arc<Mutex<HashSet<String>>>,
+    /// Pending ACME HTTP-01 challenges, answered before routing.
+    challenges: acme::Challenges,
 }
 
 impl RouteTable {
@@ -330,6 +334,12 @@ impl RouteTable {
     /// The certificates the HTTPS listener presents (replace them to change them live).
     pub fn certs(&self) -> &TlsCerts {
         &self.certs
+    }
+
+    /// The ACME HTTP-01 challenges the router answers (`GET
+    /// /.well-known/acme-challenge/<token>` on the challenge's host, before routing).
+    pub fn challenges(&self) -> &acme::Challenges {
+        &self.challenges
     }
 
     /// The apps' access lines (`subscribe(app)` to follow one).

@@ -263,6 +263,11 @@ impl Proxy {
             return page(&Error::NoHost);
         };
         let host = normalize_host_cow(raw);
+        if req.uri().path().starts_with(super::acme::PREFIX) {
+            if let Some(answer) = self.table.challenges().answer(&host, req.uri().path()) {
+                return acme_answer(answer);
+            }
+        }
         let Some(entry) = self.table.snapshot().lookup(&host).cloned() else {
             tracing::debug!(%host, "no app is served here");
             return page(&Error::UnknownHost {
@@ -588,6 +593,20 @@ fn redirect_to_https(host: &str, port: Option<u16>, uri: &Uri) -> Response<RespB
     if let Ok(v) = HeaderValue::from_str(&location) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
+    resp
+}
+
+/// The answer to an ACME HTTP-01 challenge: the key authorization as plain text.
+fn acme_answer(key_authorization: Bytes) -> Response<RespBody> {
+    let mut resp = Response::new(
+        http_body_util::Full::new(key_authorization)
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     resp
 }
 

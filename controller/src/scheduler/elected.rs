@@ -27,8 +27,13 @@ pub async fn run_elected(c: Arc<Controller>) {
         } else {
             tokio::spawn(super::runner::follow(Arc::clone(&c)))
         };
+        // Automatic certificates are ordered and renewed by the leader only.
+        let acme = leading.then(|| tokio::spawn(crate::acme::renew_loop(Arc::clone(&c))));
         let changed = rx.wait_for(|now| *now != leading).await.is_ok();
         task.abort();
+        if let Some(acme) = acme {
+            acme.abort();
+        }
         if leading {
             tracing::warn!("stopped the scheduler loop: this controller no longer leads");
         }

@@ -18,6 +18,7 @@
 //! nodes), `leader` (which controller runs the scheduler). Tests get a fresh temporary
 //! database each, on both backends (`test_pg` starts a throwaway PostgreSQL).
 
+mod acme;
 mod agent_access;
 mod apps;
 mod certs;
@@ -49,6 +50,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
+pub use acme::{acme_state, AcmeDomainRow};
 pub use certs::CertRow;
 pub use deploys::{release_status, ReleaseStatus};
 pub use domains::{DomainAdded, DomainRow};

@@ -18,6 +18,8 @@ pub const APP_TABLES: &[&str] = &[
     "https_redirects",
     "release_status",
     "app_buildpacks",
+    "acme_apps",
+    "acme_domains",
 ];
 
 impl Store {
