@@ -110,6 +110,16 @@ pub struct ServeArgs {
     /// controllers (one leads the scheduler); default SQLite at DATA/paas.db.
     #[arg(long, env = "PAAS_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Run the registry garbage collection every this many seconds (the leader only; 0:
+    /// never, run `paas-controller gc` instead).
+    #[arg(long, env = "PAAS_GC_INTERVAL_SECS", default_value_t = crate::gc::DEFAULT_INTERVAL.as_secs())]
+    pub gc_interval_secs: u64,
+    /// Releases the periodic collection keeps per app (the current one is always kept).
+    #[arg(long, env = "PAAS_GC_KEEP", default_value_t = crate::gc::DEFAULT_KEEP)]
+    pub gc_keep: usize,
+    /// Files younger than this many seconds survive the periodic collection.
+    #[arg(long, env = "PAAS_GC_GRACE_SECS", default_value_t = crate::gc::DEFAULT_GRACE.as_secs())]
+    pub gc_grace_secs: u64,
 }
 
 /// Where the router serves HTTPS when `--router-tls-listen` is not given.
@@ -164,6 +174,8 @@ pub struct Settings {
     pub max_push_bytes: u64,
     /// `--database-url`: PostgreSQL (or `sqlite:PATH`) instead of SQLite at [`Self::db_path`].
     pub database_url: Option<String>,
+    /// `--gc-interval-secs`, `--gc-keep`, `--gc-grace-secs`: the periodic registry gc.
+    pub gc: crate::gc::Periodic,
 }
 
 impl Settings {
@@ -198,6 +210,7 @@ impl Settings {
             max_blob_bytes: crate::registry::DEFAULT_MAX_BLOB_BYTES,
             max_push_bytes: DEFAULT_MAX_PUSH_BYTES,
             database_url: None,
+            gc: crate::gc::Periodic::default(),
         })
     }
 

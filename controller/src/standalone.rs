@@ -102,6 +102,12 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     settings.max_blob_bytes = args.max_blob_bytes;
     settings.max_push_bytes = args.max_push_bytes;
     settings.database_url = args.database_url.clone();
+    settings.gc = crate::gc::Periodic {
+        every: (args.gc_interval_secs > 0)
+            .then(|| std::time::Duration::from_secs(args.gc_interval_secs)),
+        keep: args.gc_keep,
+        grace: std::time::Duration::from_secs(args.gc_grace_secs),
+    };
     let agent_bin = match &args.agent_bin {
         Some(p) => p.clone(),
         None => default_agent_bin()?,

@@ -1,7 +1,8 @@
 //! Runs the scheduler loop only while this controller leads ([`crate::store::leader`]):
 //! on SQLite always; on PostgreSQL while it holds the scheduler lock. A controller that does
 //! not lead runs [`super::runner::follow`] instead (routes and snapshot from the store), and
-//! switches when the lead is won or lost.
+//! switches when the lead is won or lost. The leader also runs the periodic registry gc
+//! ([`crate::gc::run_periodic`]).
 
 use std::sync::Arc;
 
@@ -19,8 +20,19 @@ pub async fn run_elected(c: Arc<Controller>) {
         } else {
             tokio::spawn(super::runner::follow(Arc::clone(&c)))
         };
+        // The periodic registry gc runs on the leader only.
+        let gc = leading.then(|| {
+            tokio::spawn(crate::gc::run_periodic(
+                c.store.clone(),
+                c.registry.clone(),
+                c.settings.gc.clone(),
+            ))
+        });
         let changed = rx.wait_for(|now| *now != leading).await.is_ok();
         task.abort();
+        if let Some(gc) = gc {
+            gc.abort();
+        }
         if leading {
             tracing::warn!("stopped the scheduler loop: this controller no longer leads");
         }
