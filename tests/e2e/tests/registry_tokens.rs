@@ -1,6 +1,7 @@
 //! The registry's token auth and zstd layers against a real controller: skopeo (a client
 //! no one here wrote) follows the `WWW-Authenticate: Bearer` challenge to `/v2/token` with
-//! the admin's Basic credentials and pushes an image recompressed as `tar+zstd`; the
+//! the admin's Basic credentials and pushes an image compressed as `tar+zstd`
+//! (`--dest-compress-format zstd` of a decompressed `dir:` copy); the
 //! token flow is checked by hand (challenge, scoped token, insufficient scope, tampering);
 //! then the zstd image deploys (`POST /v1/apps/APP/releases {"image"}`) and serves, so the
 //! agent unpacked its zstd layer.
@@ -111,22 +112,40 @@ fn skopeo_follows_the_token_challenge_and_a_zstd_image_deploys() {
     image_layout(&layout, "im4-zstd-ok");
     let home = work.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let out = Command::new("skopeo")
-        .args(["--insecure-policy", "copy", "--dest-tls-verify=false"])
-        .args(["--dest-compress-format", "zstd", "--dest-creds"])
-        .arg(format!("admin:{}", paas.token))
-        .arg(format!("oci:{}:latest", layout.display()))
-        .arg(format!("docker://{host}/im4/zweb:1"))
-        .env("HOME", &home)
-        .env("REGISTRY_AUTH_FILE", home.join("auth.json"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "skopeo copy failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        paas.log()
-    );
+    // skopeo keeps compressed layers as they are, so decompress them first (into a `dir:`
+    // copy), then push with zstd as the compression.
+    let plain = work.path().join("plain");
+    let skopeo = |args: &[String]| {
+        let out = Command::new("skopeo")
+            .arg("--insecure-policy")
+            .args(args)
+            .env("HOME", &home)
+            .env("REGISTRY_AUTH_FILE", home.join("auth.json"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "skopeo {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            paas.log()
+        );
+    };
+    skopeo(&[
+        "copy".into(),
+        "--dest-decompress".into(),
+        format!("oci:{}:latest", layout.display()),
+        format!("dir:{}", plain.display()),
+    ]);
+    skopeo(&[
+        "copy".into(),
+        "--dest-tls-verify=false".into(),
+        "--dest-compress-format".into(),
+        "zstd".into(),
+        "--dest-creds".into(),
+        format!("admin:{}", paas.token),
+        format!("dir:{}", plain.display()),
+        format!("docker://{host}/im4/zweb:1"),
+    ]);
 
     // A token by hand: scoped to what was asked and allowed.
     let resp = client
