@@ -299,14 +299,14 @@ fn third_party_buildpacks_from_a_git_url_or_a_path_run_the_classic_api() {
 
     // Bad specs fail when set, saying why.
     let (code, body) = set_buildpack(&paas, "im4bp", "ftp://nowhere/bp");
-    assert_eq!(code, 422, "{body}");
+    assert_eq!(code, 400, "{body}");
     assert!(body.contains("nor a buildpack URL"), "{body}");
     let missing = format!("file://{}/no-such-repo", work.path().display());
     let (code, body) = set_buildpack(&paas, "im4bp", &missing);
-    assert_eq!(code, 422, "{body}");
+    assert_eq!(code, 400, "{body}");
     assert!(body.contains("fetching the buildpack"), "{body}");
     let (code, body) = set_buildpack(&paas, "im4bp", &format!("file://{}#v9", repo.display()));
-    assert_eq!(code, 422, "{body}");
+    assert_eq!(code, 400, "{body}");
 
     // Pinned to the tag: the v1 compile runs with ENV_DIR, CACHE_DIR and STACK.
     let pinned = format!("file://{}#v1", repo.display());
