@@ -169,7 +169,10 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         task.abort();
-        assert!(registry.blob_path(&config).is_some(), "a stack's config was collected");
+        assert!(
+            registry.blob_path(&config).is_some(),
+            "a stack's config was collected"
+        );
         assert!(registry.get_manifest("stacks/tiny", "latest").await.is_ok());
     }
 

@@ -52,7 +52,10 @@ pub enum CustomError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     /// A git URL and the branch, tag or commit after `#`, if any.
-    Git { url: String, reference: Option<String> },
+    Git {
+        url: String,
+        reference: Option<String>,
+    },
     /// A directory on the controller.
     Path(PathBuf),
 }
@@ -131,19 +134,29 @@ pub fn cache_dir(data_dir: &Path, spec: &str) -> PathBuf {
 
 async fn run_git(args: &[&str], spec: &str) -> Result<(), CustomError> {
     let mut cmd = tokio::process::Command::new("git");
-    cmd.args(["-c", "protocol.file.allow=always", "-c", "advice.detachedHead=false"])
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_ASKPASS", "/bin/false")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
+    cmd.args([
+        "-c",
+        "protocol.file.allow=always",
+        "-c",
+        "advice.detachedHead=false",
+    ])
+    .args(args)
+    .env("GIT_TERMINAL_PROMPT", "0")
+    .env("GIT_ASKPASS", "/bin/false")
+    .stdin(std::process::Stdio::null())
+    .kill_on_drop(true);
     let fetch_err = |detail: String| CustomError::Fetch {
         spec: spec.to_string(),
         detail,
     };
     let out = tokio::time::timeout(FETCH_TIMEOUT, cmd.output())
         .await
-        .map_err(|_| fetch_err(format!("git took longer than {} s", FETCH_TIMEOUT.as_secs())))?
+        .map_err(|_| {
+            fetch_err(format!(
+                "git took longer than {} s",
+                FETCH_TIMEOUT.as_secs()
+            ))
+        })?
         .map_err(|e| fetch_err(format!("running git: {e}")))?;
     if out.status.success() {
         return Ok(());
@@ -215,21 +228,16 @@ async fn fetch_into(dest: &Path, spec: &str, source: &Source) -> Result<(), Cust
         }
         Source::Git { url, reference } => {
             let Some(reference) = reference else {
-                return run_git(&["clone", "--quiet", "--depth", "1", "--", url, &dest_str], spec)
-                    .await;
+                return run_git(
+                    &["clone", "--quiet", "--depth", "1", "--", url, &dest_str],
+                    spec,
+                )
+                .await;
             };
             // A branch or tag: a shallow clone of it. A commit id: a full clone, checked out.
             let shallow = run_git(
                 &[
-                    "clone",
-                    "--quiet",
-                    "--depth",
-                    "1",
-                    "--branch",
-                    reference,
-                    "--",
-                    url,
-                    &dest_str,
+                    "clone", "--quiet", "--depth", "1", "--branch", reference, "--", url, &dest_str,
                 ],
                 spec,
             )
@@ -241,9 +249,15 @@ async fn fetch_into(dest: &Path, spec: &str, source: &Source) -> Result<(), Cust
             if !reference.bytes().all(|b| b.is_ascii_hexdigit()) || reference.len() < 7 {
                 return shallow;
             }
-            run_git(&["clone", "--quiet", "--no-checkout", "--", url, &dest_str], spec).await?;
             run_git(
-                &["-C", &dest_str, "checkout", "--quiet", "--detach", reference, "--"],
+                &["clone", "--quiet", "--no-checkout", "--", url, &dest_str],
+                spec,
+            )
+            .await?;
+            run_git(
+                &[
+                    "-C", &dest_str, "checkout", "--quiet", "--detach", reference, "--",
+                ],
                 spec,
             )
             .await
@@ -289,11 +303,7 @@ pub fn check(dir: &Path, spec: &str) -> Result<(), CustomError> {
 }
 
 /// Fetches the app's buildpack and writes its tar to `tar_path` (the build's input).
-pub async fn prepare(
-    data_dir: &Path,
-    spec: &str,
-    tar_path: &Path,
-) -> Result<(), CustomError> {
+pub async fn prepare(data_dir: &Path, spec: &str, tar_path: &Path) -> Result<(), CustomError> {
     let source = parse(spec)?;
     let dir = fetch(data_dir, spec, &source).await?;
     let tar_path = tar_path.to_path_buf();
@@ -417,7 +427,13 @@ mod tests {
         let e = empty.display().to_string();
         let err = fetch(&data, &e, &parse(&e).unwrap()).await.unwrap_err();
         assert!(
-            matches!(err, CustomError::NotABuildpack { file: "bin/detect", .. }),
+            matches!(
+                err,
+                CustomError::NotABuildpack {
+                    file: "bin/detect",
+                    ..
+                }
+            ),
             "{err}"
         );
     }

@@ -23,9 +23,9 @@ use super::token::{self, Decision, TokenIssuer};
 
 #[path = "api_token.rs"]
 mod api_token;
-use api_token::{challenge, token_endpoint};
 use super::{AuthCheck, Error, Registry, RepoAccess, RepoCheck};
 use super::{KIND_BLOB, KIND_MANIFEST, KIND_REPOSITORY, KIND_TAG, KIND_UPLOAD};
+use api_token::{challenge, token_endpoint};
 
 const DIGEST_HEADER: &str = "docker-content-digest";
 const UPLOAD_UUID_HEADER: &str = "docker-upload-uuid";

@@ -51,7 +51,11 @@ pub(super) async fn token_endpoint(State(st): State<Arc<AppState>>, req: Request
         let mut granted = Vec::new();
         for action in actions {
             let write = action == token::PUSH;
-            if st.allowed(headers, source, Some(&name), write).await.is_ok() {
+            if st
+                .allowed(headers, source, Some(&name), write)
+                .await
+                .is_ok()
+            {
                 granted.push(action);
             }
         }
@@ -60,6 +64,7 @@ pub(super) async fn token_endpoint(State(st): State<Arc<AppState>>, req: Request
             actions: granted,
         });
     }
-    finish(Ok(axum::Json(token::answer(&issuer, &params, grants)).into_response()))
+    finish(Ok(
+        axum::Json(token::answer(&issuer, &params, grants)).into_response()
+    ))
 }
-

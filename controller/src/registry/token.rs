@@ -357,7 +357,11 @@ mod tests {
         let claims = Claims {
             sub: "u".into(),
             exp: 0,
-            access: vec![grant("apps/a", &[PULL, PUSH]), grant("apps/b", &[PULL]), grant("apps/c", &[])],
+            access: vec![
+                grant("apps/a", &[PULL, PUSH]),
+                grant("apps/b", &[PULL]),
+                grant("apps/c", &[]),
+            ],
         };
         assert_eq!(claims.decide("apps/a", true), Decision::Allowed);
         assert_eq!(claims.decide("apps/b", false), Decision::Allowed);
@@ -378,9 +382,15 @@ mod tests {
         assert_eq!(
             scopes,
             vec![
-                ("apps/a".to_string(), vec!["pull".to_string(), "push".to_string()]),
+                (
+                    "apps/a".to_string(),
+                    vec!["pull".to_string(), "push".to_string()]
+                ),
                 ("stacks/tiny".to_string(), vec!["pull".to_string()]),
-                ("host:5000/x".to_string(), vec!["pull".to_string(), "push".to_string()]),
+                (
+                    "host:5000/x".to_string(),
+                    vec!["pull".to_string(), "push".to_string()]
+                ),
             ]
         );
     }
@@ -411,7 +421,10 @@ mod tests {
             "Bearer paasreg.a.b".parse().unwrap(),
         );
         assert_eq!(bearer_token(&h), Some("paasreg.a.b"));
-        h.insert(http::header::AUTHORIZATION, "Bearer apitoken".parse().unwrap());
+        h.insert(
+            http::header::AUTHORIZATION,
+            "Bearer apitoken".parse().unwrap(),
+        );
         assert_eq!(bearer_token(&h), None);
         h.insert(http::header::AUTHORIZATION, "Basic eDp5".parse().unwrap());
         assert_eq!(bearer_token(&h), None);

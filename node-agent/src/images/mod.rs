@@ -482,12 +482,22 @@ mod tests {
 
     #[test]
     fn gzip_zstd_and_plain_layer_types_are_supported() {
-        assert!(layer_type_supported("application/vnd.oci.image.layer.v1.tar+zstd"));
-        assert!(layer_type_supported("application/vnd.oci.image.layer.v1.tar+gzip"));
-        assert!(layer_type_supported("application/vnd.docker.image.rootfs.diff.tar.gzip"));
+        assert!(layer_type_supported(
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+        ));
+        assert!(layer_type_supported(
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        ));
+        assert!(layer_type_supported(
+            "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        ));
         assert!(layer_type_supported(""));
-        assert!(!layer_type_supported("application/vnd.oci.image.layer.v1.tar+bzip2"));
-        assert!(!layer_type_supported("application/vnd.oci.image.layer.v1.tar+encrypted"));
+        assert!(!layer_type_supported(
+            "application/vnd.oci.image.layer.v1.tar+bzip2"
+        ));
+        assert!(!layer_type_supported(
+            "application/vnd.oci.image.layer.v1.tar+encrypted"
+        ));
     }
 
     #[test]

@@ -101,7 +101,10 @@ pub fn unpack_file(path: &Path, dest: &Path, opts: Options) -> Result<Report, Un
     let (gzip, zstd) = {
         use std::io::BufRead;
         let head = file.fill_buf().map_err(UnpackError::Read)?;
-        (head.starts_with(&[0x1f, 0x8b]), head.starts_with(&ZSTD_MAGIC))
+        (
+            head.starts_with(&[0x1f, 0x8b]),
+            head.starts_with(&ZSTD_MAGIC),
+        )
     };
     if gzip {
         unpack(GzDecoder::new(file), dest, opts)

@@ -363,7 +363,11 @@ fn third_party_buildpacks_from_a_git_url_or_a_path_run_the_classic_api() {
         "bin/compile exited non-zero",
         "Build failed",
     ] {
-        assert!(push.output.contains(line), "lacks {line:?}:\n{}", push.output);
+        assert!(
+            push.output.contains(line),
+            "lacks {line:?}:\n{}",
+            push.output
+        );
     }
     assert!(!push.output.contains("Releasing v1"), "{}", push.output);
 

@@ -45,7 +45,10 @@ fn image_layout(dir: &Path, page: &str) {
     assert!(status.success());
     let blobs = dir.join("blobs/sha256");
     let mut index = read_json(&dir.join("index.json"));
-    let mdigest = index["manifests"][0]["digest"].as_str().unwrap().to_string();
+    let mdigest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let mut manifest = read_json(&blobs.join(mdigest.trim_start_matches("sha256:")));
     let cdigest = manifest["config"]["digest"].as_str().unwrap().to_string();
     let mut config = read_json(&blobs.join(cdigest.trim_start_matches("sha256:")));
@@ -104,7 +107,10 @@ fn skopeo_follows_the_token_challenge_and_a_zstd_image_deploys() {
         format!("Bearer realm=\"http://{host}/v2/token\",service=\"paas\""),
         "{challenges:?}"
     );
-    assert!(challenges.iter().any(|c| c.starts_with("Basic ")), "{challenges:?}");
+    assert!(
+        challenges.iter().any(|c| c.starts_with("Basic ")),
+        "{challenges:?}"
+    );
 
     // skopeo pushes with the admin's credentials, recompressing the layers as zstd.
     let work = tempfile::tempdir().unwrap();
@@ -195,7 +201,10 @@ fn skopeo_follows_the_token_challenge_and_a_zstd_image_deploys() {
         .send()
         .unwrap();
     assert_eq!(resp.status().as_u16(), 401);
-    let challenge = resp.headers()["www-authenticate"].to_str().unwrap().to_string();
+    let challenge = resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(
         challenge.contains("scope=\"repository:stacks/tiny:pull\"")
             && challenge.contains("error=\"insufficient_scope\""),
@@ -205,10 +214,17 @@ fn skopeo_follows_the_token_challenge_and_a_zstd_image_deploys() {
     let mut tampered = token.clone();
     tampered.pop();
     tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
-    let resp = client.get(&manifest_url).bearer_auth(&tampered).send().unwrap();
+    let resp = client
+        .get(&manifest_url)
+        .bearer_auth(&tampered)
+        .send()
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 401);
     let resp = client
-        .get(format!("{}/v2/token?scope=repository:im4/zweb:pull", paas.api))
+        .get(format!(
+            "{}/v2/token?scope=repository:im4/zweb:pull",
+            paas.api
+        ))
         .basic_auth("admin", Some("wrong"))
         .send()
         .unwrap();
