@@ -6,7 +6,7 @@
 //!    `scope="repository:NAME:pull[,push]"` on a repository path), and a
 //!    `Basic realm="paas"` challenge after it for clients that only speak Basic.
 //! 2. The client calls `GET /v2/token?service=paas&scope=repository:NAME:pull,push` with
-//!    Basic credentials (any user name and an API token, or a user's password); the
+//!    Basic credentials (any user name and an API token as the password); the
 //!    controller's usual access check decides, per scope, which of `pull` and `push` it may
 //!    have, and answers `{"token", "access_token", "expires_in", "issued_at"}`.
 //! 3. The client sends `Authorization: Bearer <token>`; the registry accepts it for the
