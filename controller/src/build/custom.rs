@@ -171,9 +171,32 @@ async fn run_git(args: &[&str], spec: &str) -> Result<(), CustomError> {
     )))
 }
 
+/// One lock per cache dir, so two builds (or a build and `buildpacks:set`) with the same
+/// spec never swap the directory while the other reads it.
+fn cache_lock(dir: &Path) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
+    let mut locks = LOCKS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    Arc::clone(locks.entry(dir.to_path_buf()).or_default())
+}
+
 /// Fetches the buildpack into a fresh directory next to its cache dir and swaps it in.
 /// Returns the cache dir, which holds the buildpack (without `.git`).
 pub async fn fetch(data_dir: &Path, spec: &str, source: &Source) -> Result<PathBuf, CustomError> {
+    let lock = cache_lock(&cache_dir(data_dir, spec));
+    let _guard = lock.lock().await;
+    fetch_locked(data_dir, spec, source).await
+}
+
+async fn fetch_locked(
+    data_dir: &Path,
+    spec: &str,
+    source: &Source,
+) -> Result<PathBuf, CustomError> {
     let io = |source: std::io::Error| CustomError::Io {
         spec: spec.to_string(),
         source,
@@ -305,7 +328,9 @@ pub fn check(dir: &Path, spec: &str) -> Result<(), CustomError> {
 /// Fetches the app's buildpack and writes its tar to `tar_path` (the build's input).
 pub async fn prepare(data_dir: &Path, spec: &str, tar_path: &Path) -> Result<(), CustomError> {
     let source = parse(spec)?;
-    let dir = fetch(data_dir, spec, &source).await?;
+    let lock = cache_lock(&cache_dir(data_dir, spec));
+    let _guard = lock.lock().await;
+    let dir = fetch_locked(data_dir, spec, &source).await?;
     let tar_path = tar_path.to_path_buf();
     let spec_owned = spec.to_string();
     tokio::task::spawn_blocking(move || {
