@@ -1,6 +1,7 @@
 #!/bin/bash
 # bench/run deploy: time from `git push` to the first 200 through the router, for a static
 # app and a Procfile app, cold (first push) and warm (a second push with a one-line change).
+# Prints the layer sizes of each app's release image (stack layers + the app layer).
 # Runs a throw-away standalone paas (own data dir, ports, prefix) and removes it at the end.
 # Last line: `deploy: static cold <ms> warm <ms> procfile cold <ms> warm <ms> ratio <warm static/2000 ms target>`
 set -euo pipefail
@@ -74,6 +75,17 @@ proc_cold=$(push_ms bproc "$p" one)
 sed -i 's/echo one/echo two/' "$p/Procfile"; commit "$p" two
 proc_warm=$(push_ms bproc "$p" two)
 
+# Layer sizes (compressed, as stored in the registry) of each app's last release image:
+# the shared stack layer(s) and the app layer on top.
+layer_sizes() {
+    local app=$1 image
+    image=$(curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$api_port/v1/apps/$app/releases" \
+        | python3 -c 'import json,sys; r=json.load(sys.stdin); r=r if isinstance(r,list) else r.get("releases",r); print(max(r,key=lambda x:x["version"])["image"])')
+    curl -sf -H "Authorization: Bearer $token" -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+        "http://127.0.0.1:$api_port/v2/${image%@*}/manifests/${image#*@}" \
+        | python3 -c 'import json,sys; l=[x["size"] for x in json.load(sys.stdin)["layers"]]; print("stack %s bytes + app %d bytes" % ("+".join(map(str,l[:-1])), l[-1]))'
+}
+echo "layers: static $(layer_sizes bstatic); procfile $(layer_sizes bproc)"
 echo "static: cold ${static_cold} ms, warm ${static_warm} ms; procfile: cold ${proc_cold} ms, warm ${proc_warm} ms"
 ratio=$(awk -v w="$static_warm" 'BEGIN { printf "%.2f", w / 2000 }')
 echo "deploy: static cold ${static_cold} ms warm ${static_warm} ms procfile cold ${proc_cold} ms warm ${proc_warm} ms ratio ${ratio} (warm static / 2000 ms target)"

@@ -121,6 +121,16 @@ pub struct ServeArgs {
     /// Pebble); default: the system's roots.
     #[arg(long, value_name = "FILE", env = "PAAS_ACME_CA_FILE")]
     pub acme_ca_file: Option<PathBuf>,
+    /// Run the registry garbage collection every this many seconds (the leader only; 0:
+    /// never, run `paas-controller gc` instead).
+    #[arg(long, env = "PAAS_GC_INTERVAL_SECS", default_value_t = crate::gc::DEFAULT_INTERVAL.as_secs())]
+    pub gc_interval_secs: u64,
+    /// Releases the periodic collection keeps per app (the current one is always kept).
+    #[arg(long, env = "PAAS_GC_KEEP", default_value_t = crate::gc::DEFAULT_KEEP)]
+    pub gc_keep: usize,
+    /// Files younger than this many seconds survive the periodic collection.
+    #[arg(long, env = "PAAS_GC_GRACE_SECS", default_value_t = crate::gc::DEFAULT_GRACE.as_secs())]
+    pub gc_grace_secs: u64,
 }
 
 /// Where the router serves HTTPS when `--router-tls-listen` is not given.
@@ -177,6 +187,8 @@ pub struct Settings {
     pub database_url: Option<String>,
     /// `--acme-directory` and friends: automatic certificates (None: off).
     pub acme: Option<crate::acme::AcmeSettings>,
+    /// `--gc-interval-secs`, `--gc-keep`, `--gc-grace-secs`: the periodic registry gc.
+    pub gc: crate::gc::Periodic,
 }
 
 impl Settings {
@@ -212,6 +224,7 @@ impl Settings {
             max_push_bytes: DEFAULT_MAX_PUSH_BYTES,
             database_url: None,
             acme: None,
+            gc: crate::gc::Periodic::default(),
         })
     }
 

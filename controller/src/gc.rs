@@ -1,8 +1,11 @@
-//! `paas-controller gc`: removes registry manifests no kept release references and blobs
-//! no kept manifest references (see [`crate::registry::gc`]). Kept: per app the newest
-//! `keep` releases and the current one, every `stacks/…` image, and anything written
-//! less than `grace` ago. Run it while the controller is stopped, or at a quiet time: a
-//! push that completes during the sweep and reuses an old, unreferenced blob can lose it.
+//! Registry garbage collection: removes registry manifests no kept release references and
+//! blobs no kept manifest references (see [`crate::registry::gc`]). Kept: per app the
+//! newest `keep` releases and the current one, every `stacks/…` image, and anything
+//! written less than `grace` ago. It runs on a timer in the leading controller
+//! ([`run_periodic`], `--gc-interval-secs`, default hourly) and on demand as
+//! `paas-controller gc`. A push that completes during the sweep and reuses an old,
+//! unreferenced blob older than `grace` can lose it; the grace (default 1 h) makes that
+//! rare.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -16,6 +19,49 @@ use crate::store::Store;
 pub const DEFAULT_KEEP: usize = 10;
 /// Files younger than this are never collected unless told otherwise.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
+/// How often the leading controller collects unless told otherwise.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// The periodic collection's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Periodic {
+    /// Time between two collections; `None`: no periodic collection.
+    pub every: Option<Duration>,
+    pub keep: usize,
+    pub grace: Duration,
+}
+
+impl Default for Periodic {
+    fn default() -> Periodic {
+        Periodic {
+            every: Some(DEFAULT_INTERVAL),
+            keep: DEFAULT_KEEP,
+            grace: DEFAULT_GRACE,
+        }
+    }
+}
+
+/// Collects every `p.every` (first after one interval), forever; logs each result. Spawned
+/// by the leading controller and aborted when it stops leading.
+pub async fn run_periodic(store: Store, registry: Registry, p: Periodic) {
+    let Some(every) = p.every else {
+        return;
+    };
+    loop {
+        tokio::time::sleep(every).await;
+        match collect(&store, &registry, p.keep, p.grace, false).await {
+            Ok(r) => tracing::info!(
+                manifests = r.manifests_removed,
+                tags = r.tags_removed,
+                blobs = r.blobs_removed,
+                bytes = r.bytes_freed,
+                kept = r.blobs_kept,
+                "periodic registry gc"
+            ),
+            Err(e) => tracing::warn!("periodic registry gc failed (will retry): {e}"),
+        }
+    }
+}
 
 /// Why a collection failed.
 #[derive(Debug, thiserror::Error)]
@@ -82,4 +128,66 @@ pub async fn run(
         r.bytes_freed,
         r.blobs_kept
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_periodic_collection_removes_an_unreferenced_blob_and_keeps_stacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("paas.db")).await.unwrap();
+        let registry = Registry::open(dir.path().join("registry")).unwrap();
+        let orphan = registry.put_blob(b"nobody references me").await.unwrap();
+        let config = registry.put_blob(b"{}").await.unwrap();
+        let manifest = format!(
+            "{{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\
+             \"config\":{{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\
+             \"digest\":\"{config}\",\"size\":2}},\"layers\":[]}}"
+        );
+        registry
+            .put_manifest("stacks/tiny", Some("latest"), manifest.as_bytes())
+            .await
+            .unwrap();
+        assert!(registry.blob_path(&orphan).is_some());
+        let task = tokio::spawn(run_periodic(
+            store,
+            registry.clone(),
+            Periodic {
+                every: Some(Duration::from_millis(200)),
+                keep: 1,
+                grace: Duration::ZERO,
+            },
+        ));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while registry.blob_path(&orphan).is_some() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the periodic gc never removed the unreferenced blob"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        task.abort();
+        assert!(
+            registry.blob_path(&config).is_some(),
+            "a stack's config was collected"
+        );
+        assert!(registry.get_manifest("stacks/tiny", "latest").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn no_interval_means_no_periodic_collection() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("paas.db")).await.unwrap();
+        let registry = Registry::open(dir.path().join("registry")).unwrap();
+        let p = Periodic {
+            every: None,
+            ..Periodic::default()
+        };
+        // Returns at once instead of looping.
+        tokio::time::timeout(Duration::from_secs(5), run_periodic(store, registry, p))
+            .await
+            .unwrap();
+    }
 }

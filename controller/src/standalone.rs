@@ -110,6 +110,12 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
             email: args.acme_email.clone(),
             ca_file: args.acme_ca_file.clone(),
         });
+    settings.gc = crate::gc::Periodic {
+        every: (args.gc_interval_secs > 0)
+            .then(|| std::time::Duration::from_secs(args.gc_interval_secs)),
+        keep: args.gc_keep,
+        grace: std::time::Duration::from_secs(args.gc_grace_secs),
+    };
     let agent_bin = match &args.agent_bin {
         Some(p) => p.clone(),
         None => default_agent_bin()?,

@@ -126,7 +126,7 @@ fn device_nodes_are_refused() {
 }
 
 #[test]
-fn gzip_and_plain_are_detected_and_modes_kept() {
+fn gzip_zstd_and_plain_are_detected_and_modes_kept() {
     let (dir, dest) = scratch();
     let tar = TarBuilder::new()
         .dir_mode("ro/", 0o555)
@@ -145,7 +145,13 @@ fn gzip_and_plain_are_detected_and_modes_kept() {
     let dest2 = dir.path().join("dest2");
     std::fs::create_dir(&dest2).unwrap();
     unpack_file(&gz, &dest2, Options::default()).unwrap();
-    for d in [&dest, &dest2] {
+    // An OCI tar+zstd layer.
+    let zst = dir.path().join("layer.tar.zst");
+    std::fs::write(&zst, zstd::encode_all(&tar[..], 3).unwrap()).unwrap();
+    let dest3 = dir.path().join("dest3");
+    std::fs::create_dir(&dest3).unwrap();
+    unpack_file(&zst, &dest3, Options::default()).unwrap();
+    for d in [&dest, &dest2, &dest3] {
         let mode = std::fs::metadata(d.join("run.sh"))
             .unwrap()
             .permissions()

@@ -1,6 +1,8 @@
 //! `paas deploy -a APP --image REF` (deploy an image already in the controller's registry,
 //! no build) and `paas buildpacks -a APP`, `buildpacks:set -a APP NAME`,
-//! `buildpacks:clear -a APP` (the built-in buildpack builds use instead of detection).
+//! `buildpacks:clear -a APP` (the buildpack builds use instead of detection: a built-in one
+//! or a third-party classic buildpack from a git URL or a path, which the controller fetches
+//! when it is set).
 
 use serde_json::Value;
 

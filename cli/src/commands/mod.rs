@@ -262,12 +262,14 @@ enum Command {
     },
     /// Show the buildpack an app builds with (none: detected)
     Buildpacks(AppArg),
-    /// Build an app with this built-in buildpack instead of detecting one
+    /// Build an app with this buildpack instead of detecting one: a built-in name, or a
+    /// classic buildpack's git URL (`#REF` pins a branch, tag or commit) or path on the
+    /// controller (admins), like `heroku buildpacks:set`
     #[command(name = "buildpacks:set")]
     BuildpacksSet {
         #[command(flatten)]
         app: AppArg,
-        /// python, nodejs, static or procfile
+        /// python, nodejs, go, static, procfile, or https://…/buildpack.git[#REF], or /path
         name: String,
     },
     /// Detect the app's buildpack again at each push

@@ -9,10 +9,11 @@
 //!
 //! Submodules: `job` (the build job's spec, running it, waiting for the deploy),
 //! `procfile` (process types), `layer` (reading the release files from the app layer),
-//! `buildpacks` (the tarballs a build job unpacks), `stack` (which stack an app builds
-//! on) and `tar_dir`.
+//! `buildpacks` (the tarballs a build job unpacks), `custom` (third-party buildpacks from a
+//! git URL or a path), `stack` (which stack an app builds on) and `tar_dir`.
 
 pub mod buildpacks;
+pub mod custom;
 pub mod healthcheck;
 mod job;
 mod layer;
@@ -80,6 +81,8 @@ pub enum BuildError {
     ProcessTypes(#[from] procfile::ProcfileError),
     #[error("{0}")]
     Stack(#[from] stack::StackError),
+    #[error("{0}")]
+    Buildpack(#[from] custom::CustomError),
     #[error("saving the release: {0}")]
     Store(#[from] StoreError),
     #[error(
@@ -304,7 +307,24 @@ async fn build_and_release(
     let job_id = format!("build-{}", input.id);
     let mut spec = build_job_spec(&c.settings, input, &job_id);
     if let Some(bp) = c.store.app_buildpack(app).await? {
-        spec.env.insert("PAAS_BUILDPACK".into(), bp);
+        if custom::is_builtin(&bp) {
+            spec.env.insert("PAAS_BUILDPACK".into(), bp);
+        } else {
+            out.line(format!("-----> Fetching buildpack {bp}")).await;
+            let tar = c.settings.build_dir(&input.id).join("buildpack.tar");
+            custom::prepare(&c.settings.data_dir, &bp, &tar).await?;
+            spec.inputs.push(paas_api::JobInput {
+                url: format!(
+                    "{}/internal/builds/{}/buildpack.tar",
+                    c.settings.internal_url, input.id
+                ),
+                path: custom::MOUNT.into(),
+                readonly: true,
+            });
+            spec.env
+                .insert("PAAS_BUILDPACK".into(), custom::MOUNT.to_string());
+            spec.env.insert("PAAS_BUILDPACK_NAME".into(), bp);
+        }
     }
     tracing::debug!(%app, %node, job = %job_id, "running the build job");
     let outcome = job::run_build_job(c, &node_url, &spec, out).await;

@@ -9,7 +9,8 @@
 //! * the release list gains `status` (`pending`, `succeeded`, `failed`) and
 //!   `status_reason` (why a deploy failed).
 //! * `GET/PUT(POST)/DELETE /v1/apps/{app}/buildpack` `{"buildpack": "static"}`: the built-in
-//!   buildpack builds of the app use instead of detection (`paas buildpacks:set`).
+//!   buildpack builds of the app use instead of detection, or a third-party one from a git
+//!   URL (`#ref` pins it) or a path on the controller (`paas buildpacks:set`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use serde_json::{json, Value};
 
 use super::ApiError;
 use crate::auth::AppAccess;
-use crate::build::{buildpacks, deploy_release, BuildError, Output};
+use crate::build::{custom, deploy_release, BuildError, Output};
 use crate::state::Controller;
 use crate::store::ReleaseRow;
 use crate::util::now_rfc3339;
@@ -234,25 +235,36 @@ async fn get_buildpack(
 }
 
 async fn set_buildpack(
-    _: AppAccess,
+    access: AppAccess,
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let req: BuildpackBody = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::BadRequest(format!("the body must be {{\"buildpack\": \"NAME\"}}: {e}"))
+        ApiError::BadRequest(format!(
+            "the body must be {{\"buildpack\": \"NAME|URL|PATH\"}}: {e}"
+        ))
     })?;
     if c.store.get_app(&app).await?.is_none() {
         return Err(ApiError::NotFound(format!("no app named {app}")));
     }
-    let known = buildpacks::builtin_names();
     let name = req.buildpack.trim();
-    if !known.iter().any(|k| k == name) {
-        return Err(ApiError::Validation(format!(
-            "{name:?} is not a built-in buildpack: use one of {} (buildpacks from a git URL \
-             are not supported yet)",
-            known.join(", ")
-        )));
+    if !custom::is_builtin(name) {
+        // A third-party buildpack: fetched now, so a bad URL or ref fails here.
+        let source = custom::parse(name).map_err(|e| ApiError::Validation(e.to_string()))?;
+        if source.is_local() && !access.0.is_admin() {
+            let what = if matches!(source, custom::Source::Path(_)) {
+                "a local path"
+            } else {
+                "a file:// URL"
+            };
+            return Err(ApiError::Forbidden(
+                custom::CustomError::AdminOnly { what }.to_string(),
+            ));
+        }
+        custom::fetch(&c.settings.data_dir, name, &source)
+            .await
+            .map_err(|e| ApiError::Validation(e.to_string()))?;
     }
     c.store.set_app_buildpack(&app, Some(name)).await?;
     Ok(Json(json!({ "app": app, "buildpack": name })))

@@ -3,6 +3,7 @@
 //!
 //! * `GET /internal/builds/{id}/source.tar` — the pushed commit (`git archive`)
 //! * `GET /internal/builds/{id}/env.tar` — one file per config var of the build's app
+//! * `GET /internal/builds/{id}/buildpack.tar` — the app's third-party buildpack, if set
 //! * `GET /internal/buildpacks.tar` — the buildpacks
 //! * `POST /internal/hooks/pre-receive` — runs a build, streams its output
 
@@ -24,6 +25,7 @@ pub(super) fn routes() -> Router<Arc<Controller>> {
     Router::new()
         .route("/internal/builds/{id}/source.tar", get(source_tar))
         .route("/internal/builds/{id}/env.tar", get(env_tar))
+        .route("/internal/builds/{id}/buildpack.tar", get(buildpack_tar))
         .route("/internal/buildpacks.tar", get(buildpacks_tar))
         .route(
             "/internal/hooks/pre-receive",
@@ -49,13 +51,26 @@ async fn source_tar(
     State(c): State<Arc<Controller>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    check_build_id(&id)?;
-    let path = c.settings.build_dir(&id).join("source.tar");
+    build_file(&c, &id, "source.tar").await
+}
+
+async fn buildpack_tar(
+    _: NodeAuth,
+    State(c): State<Arc<Controller>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    build_file(&c, &id, "buildpack.tar").await
+}
+
+/// A file the build's directory holds, streamed.
+async fn build_file(c: &Controller, id: &str, name: &str) -> Result<Response, ApiError> {
+    check_build_id(id)?;
+    let path = c.settings.build_dir(id).join(name);
     let file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(ApiError::NotFound(format!(
-                "build {id} has no source (it is finished or unknown)"
+                "build {id} has no {name} (it is finished or unknown)"
             )))
         }
         Err(e) => {

@@ -63,10 +63,11 @@ use crate::store::StoreError;
 
 /// The whole controller: REST API, git, registry, internal endpoints and dashboard.
 pub fn app(c: Arc<Controller>) -> axum::Router {
-    let registry = crate::registry::routes_with_access(
+    let registry = crate::registry::routes_with_tokens(
         c.registry.clone(),
         c.tokens.registry_check(),
         crate::auth::registry_access(Arc::clone(&c)),
+        crate::registry::token::TokenIssuer::new(c.tokens.node().as_bytes()),
     );
     let dashboard = paas_web_ui::router(Arc::new(ControllerDashboard::new(Arc::clone(&c))));
     axum::Router::new()

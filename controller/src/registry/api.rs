@@ -19,8 +19,13 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use super::manifest::{ManifestError, MAX_MANIFEST_BYTES};
 use super::names::{self, digest_hex};
 use super::store::{self, BlobWriter};
+use super::token::{self, Decision, TokenIssuer};
+
+#[path = "api_token.rs"]
+mod api_token;
 use super::{AuthCheck, Error, Registry, RepoAccess, RepoCheck};
 use super::{KIND_BLOB, KIND_MANIFEST, KIND_REPOSITORY, KIND_TAG, KIND_UPLOAD};
+use api_token::{challenge, token_endpoint};
 
 const DIGEST_HEADER: &str = "docker-content-digest";
 const UPLOAD_UUID_HEADER: &str = "docker-upload-uuid";
@@ -42,6 +47,10 @@ pub enum ApiError {
     Denied(String),
     #[error("too many failed logins: retry after {0} s")]
     TooMany(u64),
+    #[error("{0}")]
+    BadToken(token::TokenError),
+    #[error("the registry token does not cover repository {0}")]
+    InsufficientScope(String),
 }
 
 fn oci(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
@@ -115,6 +124,15 @@ impl IntoResponse for ApiError {
                 message,
             } => (status, code, message),
             ApiError::Denied(m) => (StatusCode::FORBIDDEN, "DENIED", m),
+            ApiError::BadToken(e) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED", e.to_string()),
+            ApiError::InsufficientScope(repo) => (
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                format!(
+                    "the registry token does not cover repository {repo}: get one with its \
+                     scope from /v2/token"
+                ),
+            ),
             ApiError::TooMany(secs) => {
                 let body = serde_json::json!({"errors": [{"code": "TOOMANYREQUESTS",
                     "message": format!("too many failed logins or bad tokens from your \
@@ -158,6 +176,8 @@ struct AppState {
     auth: AuthCheck,
     /// When set, replaces `auth` with a per-repository decision.
     repo_check: Option<RepoCheck>,
+    /// When set, `/v2/token` issues registry tokens and Bearer registry tokens are accepted.
+    tokens: Option<TokenIssuer>,
     hashes: Mutex<HashMap<String, UploadHash>>,
 }
 
@@ -170,6 +190,21 @@ impl AppState {
         repo: Option<&str>,
         write: bool,
     ) -> std::result::Result<(), ApiError> {
+        if let (Some(issuer), Some(presented)) = (&self.tokens, token::bearer_token(req_headers)) {
+            let claims = issuer.verify_now(presented).map_err(ApiError::BadToken)?;
+            let Some(repo) = repo else {
+                return Ok(());
+            };
+            return match claims.decide(repo, write) {
+                Decision::Allowed => Ok(()),
+                Decision::NotInToken => Err(ApiError::InsufficientScope(repo.to_string())),
+                Decision::Denied => Err(ApiError::Denied(format!(
+                    "{} may not {} repository {repo}",
+                    claims.sub,
+                    if write { "push to" } else { "pull from" }
+                ))),
+            };
+        }
         let Some(check) = &self.repo_check else {
             return if (self.auth)(req_headers) {
                 Ok(())
@@ -192,16 +227,23 @@ fn source_of(req: &Request) -> Option<std::net::IpAddr> {
         .map(|ci| ci.0.ip())
 }
 
-pub(super) fn routes(reg: Registry, auth: AuthCheck, repo_check: Option<RepoCheck>) -> Router {
+pub(super) fn routes(
+    reg: Registry,
+    auth: AuthCheck,
+    repo_check: Option<RepoCheck>,
+    tokens: Option<TokenIssuer>,
+) -> Router {
     let state = Arc::new(AppState {
         reg,
         auth,
         repo_check,
+        tokens,
         hashes: Mutex::new(HashMap::new()),
     });
     Router::new()
         .route("/v2", any(base))
         .route("/v2/", any(base))
+        .route("/v2/token", axum::routing::get(token_endpoint))
         .route("/v2/{*rest}", any(dispatch))
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
@@ -219,11 +261,11 @@ fn finish(result: ApiResult) -> Response {
 
 async fn base(State(st): State<Arc<AppState>>, req: Request) -> Response {
     let source = source_of(&req);
-    finish(
-        st.allowed(req.headers(), source, None, false)
-            .await
-            .map(|()| axum::Json(serde_json::json!({})).into_response()),
-    )
+    let result = st
+        .allowed(req.headers(), source, None, false)
+        .await
+        .map(|()| axum::Json(serde_json::json!({})).into_response());
+    challenge(&st, &req, false, finish(result))
 }
 
 /// What a path under `/v2/` addresses. Repository names contain slashes, so the path is
@@ -272,12 +314,12 @@ async fn dispatch(
         | Target::Upload(n, _) => n,
     });
     if let Err(e) = st.allowed(req.headers(), source, repo, write).await {
-        return finish(Err(e));
+        return challenge(&st, &req, write, finish(Err(e)));
     }
     // A cross-repository mount reads the `from` repository: it needs read access too.
     if let Some(from) = query(&req).get("from").filter(|_| st.repo_check.is_some()) {
         if let Err(e) = st.allowed(req.headers(), source, Some(from), false).await {
-            return finish(Err(e));
+            return challenge(&st, &req, false, finish(Err(e)));
         }
     }
     let Some(target) = parse_target(&rest) else {

@@ -12,6 +12,8 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+/// zstd layers are stored and served like gzip ones; agents detect the compression.
+pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
@@ -262,6 +264,21 @@ mod tests {
         );
         let c = check(m.to_string().as_bytes(), Some(DOCKER_MANIFEST)).unwrap();
         assert_eq!(c.media_type, DOCKER_MANIFEST);
+    }
+
+    #[test]
+    fn zstd_layers_are_accepted() {
+        let m = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": d('a'), "size": 2},
+            "layers": [
+                {"mediaType": OCI_LAYER_ZSTD, "digest": d('b'), "size": 3},
+                {"mediaType": OCI_LAYER_GZIP, "digest": d('c'), "size": 4},
+            ],
+        });
+        let c = check(m.to_string().as_bytes(), None).unwrap();
+        assert_eq!(c.references.len(), 3);
     }
 
     #[test]

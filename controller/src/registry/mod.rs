@@ -6,7 +6,8 @@
 //! Submodules: `names` (validation of everything that becomes a path), `store` (the files),
 //! `scope` (which blobs each repository may serve),
 //! `manifest` (media types and manifest checks), `image` (OCI layout import and
-//! derived images) and `api` (the HTTP routes). See docs/registry.md.
+//! derived images), `api` (the HTTP routes) and `token` (the Bearer token flow). See
+//! docs/registry.md.
 
 mod api;
 pub mod gc;
@@ -15,6 +16,7 @@ pub mod manifest;
 pub mod names;
 mod scope;
 mod store;
+pub mod token;
 
 pub use store::BlobWriter;
 
@@ -215,11 +217,23 @@ impl Registry {
 
 /// The `/v2/` routes (OCI distribution spec: pull and push, monolithic and chunked uploads).
 pub fn routes(registry: Registry, auth: AuthCheck) -> axum::Router {
-    api::routes(registry, auth, None)
+    api::routes(registry, auth, None, None)
 }
 
 /// The `/v2/` routes with a per-repository access check (the controller's users and
 /// collaborators) in place of `auth`.
 pub fn routes_with_access(registry: Registry, auth: AuthCheck, repo: RepoCheck) -> axum::Router {
-    api::routes(registry, auth, Some(repo))
+    api::routes(registry, auth, Some(repo), None)
+}
+
+/// [`routes_with_access`] plus token auth: `/v2/token` issues registry tokens signed by
+/// `issuer`, 401s challenge clients to get one, and Bearer registry tokens are accepted
+/// (Basic auth keeps working). See [`token`].
+pub fn routes_with_tokens(
+    registry: Registry,
+    auth: AuthCheck,
+    repo: RepoCheck,
+    issuer: token::TokenIssuer,
+) -> axum::Router {
+    api::routes(registry, auth, Some(repo), Some(issuer))
 }

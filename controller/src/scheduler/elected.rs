@@ -2,7 +2,9 @@
 //! on SQLite always; on PostgreSQL while it holds the scheduler lock. A controller that does
 //! not lead runs [`super::runner::follow`] instead (routes and snapshot from the store), and
 //! switches when the lead is won or lost. On PostgreSQL every controller also follows the
-//! store's certificates and HTTPS redirects ([`crate::routing::watch_certs`]).
+//! store's certificates and HTTPS redirects ([`crate::routing::watch_certs`]). The leader
+//! also orders automatic certificates ([`crate::acme::renew_loop`]) and runs the periodic
+//! registry gc ([`crate::gc::run_periodic`]).
 
 use std::sync::Arc;
 
@@ -27,10 +29,20 @@ pub async fn run_elected(c: Arc<Controller>) {
         } else {
             tokio::spawn(super::runner::follow(Arc::clone(&c)))
         };
-        // Automatic certificates are ordered and renewed by the leader only.
+        // Automatic certificates and the periodic registry gc run on the leader only.
         let acme = leading.then(|| tokio::spawn(crate::acme::renew_loop(Arc::clone(&c))));
+        let gc = leading.then(|| {
+            tokio::spawn(crate::gc::run_periodic(
+                c.store.clone(),
+                c.registry.clone(),
+                c.settings.gc.clone(),
+            ))
+        });
         let changed = rx.wait_for(|now| *now != leading).await.is_ok();
         task.abort();
+        if let Some(gc) = gc {
+            gc.abort();
+        }
         if let Some(acme) = acme {
             acme.abort();
         }

@@ -200,10 +200,11 @@ impl ImageStore {
         let config = parse_config(&config_bytes)?;
         let mut layers = Vec::with_capacity(manifest.layers.len());
         for layer in &manifest.layers {
-            if layer.media_type.contains("zstd") {
+            // gzip, zstd and plain tar layers all unpack (detected by their magic bytes).
+            if !layer_type_supported(&layer.media_type) {
                 return Err(ImageError::Manifest(format!(
-                    "layer {} is zstd-compressed ({}); only gzip and plain tar layers are \
-                     supported",
+                    "layer {} has the media type {}, which the agent cannot unpack (it takes \
+                     plain, gzip and zstd tar layers)",
                     layer.digest, layer.media_type
                 )));
             }
@@ -396,6 +397,21 @@ pub fn parse_config(bytes: &[u8]) -> Result<ImageConfig> {
 }
 
 /// The OCI architecture name of this machine.
+/// Layer media types the unpacker handles: OCI and docker tar layers, plain, gzip or zstd
+/// (an empty type, as some old manifests have, is tried too).
+fn layer_type_supported(media_type: &str) -> bool {
+    matches!(
+        media_type,
+        "" | "application/vnd.oci.image.layer.v1.tar"
+            | "application/vnd.oci.image.layer.v1.tar+gzip"
+            | "application/vnd.oci.image.layer.v1.tar+zstd"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+            | "application/vnd.docker.image.rootfs.diff.tar.gzip"
+            | "application/vnd.docker.image.rootfs.diff.tar"
+            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+    )
+}
+
 fn host_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
@@ -463,6 +479,26 @@ fn lookup_uid_gid(uid: u32, layers_top_first: &[PathBuf]) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gzip_zstd_and_plain_layer_types_are_supported() {
+        assert!(layer_type_supported(
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+        ));
+        assert!(layer_type_supported(
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        ));
+        assert!(layer_type_supported(
+            "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        ));
+        assert!(layer_type_supported(""));
+        assert!(!layer_type_supported(
+            "application/vnd.oci.image.layer.v1.tar+bzip2"
+        ));
+        assert!(!layer_type_supported(
+            "application/vnd.oci.image.layer.v1.tar+encrypted"
+        ));
+    }
 
     #[test]
     fn config_fields_are_read() {

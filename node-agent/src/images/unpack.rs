@@ -1,4 +1,5 @@
-//! Safe unpacking of layer and input tarballs (gzip or plain, detected by magic bytes).
+//! Safe unpacking of layer and input tarballs (gzip, zstd or plain, detected by magic
+//! bytes, so an OCI `tar+zstd` layer unpacks like a `tar+gzip` one).
 //!
 //! Every entry's path is taken relative to the destination; entries that would escape it
 //! (`..`, absolute paths, a parent that is a symlink) are skipped, as are device nodes,
@@ -90,17 +91,26 @@ pub struct Report {
     pub skipped: Vec<String>,
 }
 
-/// Opens `path`, detects gzip by its magic bytes, and unpacks it into `dest` (which must
-/// exist).
+/// The magic bytes of a zstd frame.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// Opens `path`, detects gzip or zstd by its magic bytes, and unpacks it into `dest`
+/// (which must exist).
 pub fn unpack_file(path: &Path, dest: &Path, opts: Options) -> Result<Report, UnpackError> {
     let mut file = BufReader::new(File::open(path).map_err(UnpackError::Read)?);
-    let gzip = {
+    let (gzip, zstd) = {
         use std::io::BufRead;
         let head = file.fill_buf().map_err(UnpackError::Read)?;
-        head.starts_with(&[0x1f, 0x8b])
+        (
+            head.starts_with(&[0x1f, 0x8b]),
+            head.starts_with(&ZSTD_MAGIC),
+        )
     };
     if gzip {
         unpack(GzDecoder::new(file), dest, opts)
+    } else if zstd {
+        let decoder = zstd::stream::read::Decoder::with_buffer(file).map_err(UnpackError::Read)?;
+        unpack(decoder, dest, opts)
     } else {
         unpack(file, dest, opts)
     }
