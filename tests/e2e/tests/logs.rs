@@ -25,7 +25,8 @@ fn paas(p: &Paas, args: &[&str]) -> std::process::Output {
 fn agent_records(p: &Paas) -> String {
     let nodes = p.get_json("/v1/nodes").unwrap();
     let url = nodes[0]["url"].as_str().unwrap().to_string();
-    let token = std::fs::read_to_string(p.data.path().join("node-token")).unwrap();
+    // A registered agent accepts only its own credential, not the shared node token.
+    let token = std::fs::read_to_string(p.data.path().join("agent/api-token")).unwrap();
     let web = p
         .agent_jobs()
         .unwrap()
