@@ -615,11 +615,14 @@ fn page(e: &Error) -> Response<RespBody> {
     pages::error_page(e).map(|b| b.map_err(|never| match never {}).boxed())
 }
 
-/// Serves on one single-threaded runtime per CPU (like nginx's workers): every thread
-/// accepts from the same listening socket and keeps a connection's server side, its
-/// backend connection and the wake-ups between them on one thread, which saves the
-/// cross-thread hand-offs of a work-stealing runtime. Dropping the returned future stops
-/// the threads and with them their connections.
+/// Serves on one single-threaded runtime per CPU (like nginx's workers): each thread keeps
+/// a connection's server side, its backend connection and the wake-ups between them on one
+/// thread, which saves the cross-thread hand-offs of a work-stealing runtime. Connections
+/// are accepted here and dealt to the threads in turn, so each thread gets an equal share
+/// (threads accepting from one shared socket split 50 keep-alive connections unevenly,
+/// e.g. 35/15, and then one core idles while the other is the bottleneck: `bench/run
+/// router` showed that as rounds a fifth slower than the others). Dropping the returned
+/// future stops the threads and with them their connections.
 pub(super) async fn serve(
     listener: tokio::net::TcpListener,
     table: RouteTable,
@@ -627,11 +630,12 @@ pub(super) async fn serve(
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> std::io::Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let listener = listener.into_std()?;
     let (stop, stopped) = tokio::sync::watch::channel(());
     let (done_tx, mut done) = tokio::sync::mpsc::channel::<std::io::Result<()>>(threads);
+    let mut workers = Vec::with_capacity(threads);
     for i in 0..threads {
-        let listener = listener.try_clone()?;
+        let (conn_tx, conn_rx) = tokio::sync::mpsc::unbounded_channel();
+        workers.push(conn_tx);
         let (table, config, tls) = (table.clone(), config.clone(), tls.clone());
         let (mut stopped, done_tx) = (stopped.clone(), done_tx.clone());
         std::thread::Builder::new()
@@ -642,9 +646,8 @@ pub(super) async fn serve(
                     .build()
                     .and_then(|rt| {
                         rt.block_on(async move {
-                            let listener = tokio::net::TcpListener::from_std(listener)?;
                             tokio::select! {
-                                r = serve_on(listener, table, config, tls) => r,
+                                r = serve_on(conn_rx, table, config, tls) => r,
                                 // Err: the `serve` future was dropped.
                                 _ = stopped.changed() => Ok(()),
                             }
@@ -654,15 +657,39 @@ pub(super) async fn serve(
             })?;
     }
     drop(done_tx);
-    // A thread only ends with an error (or when `stop` is dropped, which ends this too).
-    let result = done.recv().await.unwrap_or(Ok(()));
+    let mut next = 0usize;
+    let result = loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Usually out of file descriptors; back off instead of spinning.
+                        tracing::warn!(error = %e, "router accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                // Off this runtime's reactor, onto the worker's (`serve_on`).
+                match stream.into_std() {
+                    Ok(stream) => {
+                        let _ = workers[next % threads].send((stream, peer));
+                        next = next.wrapping_add(1);
+                    }
+                    Err(e) => tracing::warn!(%peer, error = %e, "router could not hand a connection on"),
+                }
+            }
+            // A worker only ends with an error.
+            r = done.recv() => break r.unwrap_or(Ok(())),
+        }
+    };
     drop(stop);
     result
 }
 
-/// The accept loop and connections of one runtime.
+/// The connections of one runtime, as the accept loop in [`serve`] deals them.
 async fn serve_on(
-    listener: tokio::net::TcpListener,
+    mut incoming: tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
     table: RouteTable,
     config: RouterConfig,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -678,13 +705,14 @@ async fn serve_on(
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
+            next = incoming.recv() => {
+                let Some((stream, peer)) = next else {
+                    return Ok(());
+                };
+                let stream = match tokio::net::TcpStream::from_std(stream) {
+                    Ok(s) => s,
                     Err(e) => {
-                        // Usually out of file descriptors; back off instead of spinning.
-                        tracing::warn!(error = %e, "router accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        tracing::warn!(%peer, error = %e, "router could not take a connection");
                         continue;
                     }
                 };
