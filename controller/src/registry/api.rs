@@ -14,7 +14,7 @@ use axum::Router;
 use futures_util::StreamExt;
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use sha2::{Digest as _, Sha256};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use super::manifest::{ManifestError, MAX_MANIFEST_BYTES};
 use super::names::{self, digest_hex};
@@ -469,7 +469,7 @@ async fn get_blob(st: &AppState, digest: &str, req: Request) -> ApiResult {
         name: digest.to_string(),
     };
     let path = st.reg.blob_file(digest)?;
-    let mut file = match tokio::fs::File::open(&path).await {
+    let file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found().into()),
         Err(e) => return Err(store::io_err(format!("opening {}", path.display()))(e).into()),
@@ -500,15 +500,7 @@ async fn get_blob(st: &AppState, digest: &str, req: Request) -> ApiResult {
     let body = if req.method() == Method::HEAD {
         Body::empty()
     } else {
-        if start > 0 {
-            file.seek(std::io::SeekFrom::Start(start))
-                .await
-                .map_err(store::io_err(format!("seeking in {}", path.display())))?;
-        }
-        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
-            file.take(count),
-            256 * 1024,
-        ))
+        super::blob_body::file_body(file.into_std().await, start, count)
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = status;

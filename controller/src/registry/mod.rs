@@ -10,6 +10,7 @@
 //! docs/registry.md.
 
 mod api;
+mod blob_body;
 pub mod gc;
 mod image;
 pub mod manifest;
