@@ -20,6 +20,7 @@
 mod access;
 pub mod acme;
 mod headers;
+mod idle;
 mod pages;
 mod pool;
 mod proxy;

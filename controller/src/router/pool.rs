@@ -7,21 +7,17 @@
 //! A request whose connection turns out closed before anything was written (a backend that
 //! dropped an idle keep-alive connection) is sent again on a new connection.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 
+use super::idle::IdleLists;
 use super::proxy::OutBody;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// How often the idle lists are swept for closed or expired connections.
-const SWEEP: Duration = Duration::from_secs(10);
 
 /// Why a request got no response from its backend.
 #[derive(Debug, thiserror::Error)]
@@ -52,23 +48,11 @@ impl SendError {
     }
 }
 
-struct Idle {
-    conn: SendRequest<OutBody>,
-    since: Instant,
-}
-
-#[derive(Default)]
-struct Lists {
-    by_addr: HashMap<String, Vec<Idle>>,
-    swept: Option<Instant>,
-}
-
 /// One thread's idle backend connections. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Pool {
-    lists: Arc<Mutex<Lists>>,
+    idle: IdleLists<SendRequest<OutBody>>,
     connect_timeout: Duration,
-    idle_timeout: Duration,
 }
 
 /// A connection lent to one request; [`Lease::release`] gives it back once the response
@@ -85,42 +69,21 @@ impl Lease {
         if self.conn.is_closed() {
             return;
         }
-        let mut lists = self.pool.lists.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        lists.by_addr.entry(self.addr).or_default().push(Idle {
-            conn: self.conn,
-            since: now,
-        });
-        if lists.swept.is_none_or(|t| now.duration_since(t) > SWEEP) {
-            lists.swept = Some(now);
-            let idle = self.pool.idle_timeout;
-            for list in lists.by_addr.values_mut() {
-                list.retain(|i| !i.conn.is_closed() && now.duration_since(i.since) < idle);
-            }
-            lists.by_addr.retain(|_, l| !l.is_empty());
-        }
+        self.pool.idle.put(self.addr, self.conn, |c| !c.is_closed());
     }
 }
 
 impl Pool {
     pub(crate) fn new(connect_timeout: Duration, idle_timeout: Duration) -> Pool {
         Pool {
-            lists: Arc::default(),
+            idle: IdleLists::new(idle_timeout),
             connect_timeout,
-            idle_timeout,
         }
     }
 
     /// The newest idle connection to `addr` that is still usable.
     fn take_idle(&self, addr: &str) -> Option<SendRequest<OutBody>> {
-        let mut lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
-        let list = lists.by_addr.get_mut(addr)?;
-        while let Some(idle) = list.pop() {
-            if !idle.conn.is_closed() && idle.since.elapsed() < self.idle_timeout {
-                return Some(idle.conn);
-            }
-        }
-        None
+        self.idle.take(addr, |c| !c.is_closed())
     }
 
     async fn connect(&self, addr: &str) -> Result<SendRequest<OutBody>, SendError> {

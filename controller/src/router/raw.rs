@@ -11,12 +11,10 @@
 //! A connection goes back to its pool when its response body has been read to the end and
 //! the backend did not ask to close it.
 
-use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -24,6 +22,8 @@ use http::{Method, Response, StatusCode, Version};
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use super::idle::IdleLists;
 
 /// Largest response head accepted from a backend.
 const MAX_HEAD: usize = 64 * 1024;
@@ -33,8 +33,6 @@ const MAX_HEADERS: usize = 128;
 const MAX_LINE: usize = 4096;
 /// Buffer space reserved before each read from a backend.
 const READ_CHUNK: usize = 16 * 1024;
-/// How often the idle lists are swept for expired connections.
-const SWEEP: Duration = Duration::from_secs(10);
 
 /// What went wrong talking to a backend on the fast path.
 #[derive(Debug, thiserror::Error)]
@@ -64,29 +62,20 @@ impl RawError {
 struct Conn {
     stream: TcpStream,
     buf: BytesMut,
-    since: Instant,
-}
-
-#[derive(Default)]
-struct Lists {
-    by_addr: HashMap<String, Vec<Conn>>,
-    swept: Option<Instant>,
 }
 
 /// One router thread's idle fast-path connections, per backend address. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct RawPool {
-    lists: Arc<Mutex<Lists>>,
+    idle: IdleLists<Conn>,
     connect_timeout: Duration,
-    idle_timeout: Duration,
 }
 
 impl RawPool {
     pub(crate) fn new(connect_timeout: Duration, idle_timeout: Duration) -> RawPool {
         RawPool {
-            lists: Arc::default(),
+            idle: IdleLists::new(idle_timeout),
             connect_timeout,
-            idle_timeout,
         }
     }
 
@@ -94,35 +83,17 @@ impl RawPool {
     /// system call: a backend's close has already marked the socket readable in the
     /// reactor, and an open idle socket has nothing to read.
     fn take_idle(&self, addr: &str) -> Option<Conn> {
-        let mut lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
-        let list = lists.by_addr.get_mut(addr)?;
-        while let Some(conn) = list.pop() {
-            if conn.since.elapsed() >= self.idle_timeout {
-                continue;
-            }
+        self.idle.take(addr, |conn| {
             let mut probe = [0u8; 1];
-            match conn.stream.try_read(&mut probe) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(conn),
-                // Closed (0), reset, or bytes nobody asked for: not reusable.
-                _ => continue,
-            }
-        }
-        None
+            // Closed (0), reset, or bytes nobody asked for: not reusable.
+            matches!(conn.stream.try_read(&mut probe),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        })
     }
 
-    fn put(&self, addr: String, mut conn: Conn) {
-        let mut lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        conn.since = now;
-        lists.by_addr.entry(addr).or_default().push(conn);
-        if lists.swept.is_none_or(|t| now.duration_since(t) > SWEEP) {
-            lists.swept = Some(now);
-            let idle = self.idle_timeout;
-            for list in lists.by_addr.values_mut() {
-                list.retain(|c| now.duration_since(c.since) < idle);
-            }
-            lists.by_addr.retain(|_, l| !l.is_empty());
-        }
+    fn put(&self, addr: String, conn: Conn) {
+        // Swept by age only: probing every idle socket at each sweep is not worth it.
+        self.idle.put(addr, conn, |_| true);
     }
 
     async fn connect(&self, addr: &str) -> Result<Conn, RawError> {
@@ -134,7 +105,6 @@ impl RawPool {
         Ok(Conn {
             stream,
             buf: BytesMut::with_capacity(READ_CHUNK),
-            since: Instant::now(),
         })
     }
 
