@@ -5,14 +5,14 @@
 //! A process cannot enter a pid namespace itself, only its children are born there, and
 //! the caller (the agent) is multi-threaded, which `setns` into a mount namespace
 //! refuses. So: the caller clones a helper (no allocation after the clone, as in
-//! `init`), moves it into the container's cgroup, releases it; the helper joins the
-//! namespaces and forks the process, which execs; the helper waits for it and exits
+//! `init`), into the container's cgroup2 directory where there is one, releases it; the
+//! helper moves itself into the v1 hierarchies (as the init does), joins the namespaces and forks the process, which execs; the helper waits for it and exits
 //! with its status (code, or 128 + signal). Errors before the exec come back on a
 //! close-on-exec pipe, so [`exec`] returns once the process runs (or with the error).
 
 use std::ffi::{c_char, CString};
 use std::fs;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::ptr;
 
 use nix::errno::Errno;
@@ -21,7 +21,7 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{pipe2, Pid};
 
 use crate::init::{self, above_stdio, die, read_byte, EXEC_FAILED};
-use crate::lifecycle::{live_status, load, manager, sys_err};
+use crate::lifecycle::{join_fds, live_status, load, manager, sys_err};
 use crate::plan::Privileges;
 use crate::state;
 use crate::{Error, Result, RuntimeConfig, Status, DEFAULT_PATH};
@@ -242,9 +242,16 @@ fn spawn_helper(cfg: &RuntimeConfig, id: &str, p: &Prepared) -> Result<i32> {
     // The helper keeps only what it uses: a caller's other descriptors (the write end of
     // the process's stdin pipe, say) must not stay open in it, or the process would never
     // see end of input.
+    let cg = manager(cfg, id);
+    let (tasks, into) = join_fds(&*cg)?;
+    let cgroup_tasks: Vec<(RawFd, &std::ffi::CStr)> = tasks
+        .iter()
+        .map(|(fd, path)| (fd.as_raw_fd(), path.as_c_str()))
+        .collect();
     let mut keep: Vec<RawFd> = p.ns.iter().map(|(fd, _)| fd.as_raw_fd()).collect();
     keep.extend(p.stdio);
     keep.extend([sync_read.as_raw_fd(), err_write.as_raw_fd()]);
+    keep.extend(cgroup_tasks.iter().map(|(fd, _)| *fd));
     keep.sort_unstable();
     keep.dedup();
     let args = HelperArgs {
@@ -254,6 +261,7 @@ fn spawn_helper(cfg: &RuntimeConfig, id: &str, p: &Prepared) -> Result<i32> {
         argv: &argv,
         envp: &envp,
         keep: &keep,
+        cgroup_tasks: &cgroup_tasks,
     };
     let mut old = nix::sys::signal::SigSet::empty();
     nix::sys::signal::pthread_sigmask(
@@ -262,23 +270,12 @@ fn spawn_helper(cfg: &RuntimeConfig, id: &str, p: &Prepared) -> Result<i32> {
         Some(&mut old),
     )
     .map_err(sys_err("blocking signals around clone"))?;
-    // SAFETY: fork-like clone (no CLONE_VM, null stack); the child only runs helper_main,
-    // which makes raw syscalls on memory prepared above and never returns.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            libc::SIGCHLD as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
+    let (ret, errno, born_in_cgroup) = init::clone_child(0, into.as_ref().map(|f| f.as_fd()));
     if ret == 0 {
-        // SAFETY: we are the cloned child.
+        // SAFETY: we are the cloned child; helper_main only makes raw syscalls on memory
+        // prepared above and never returns.
         unsafe { helper_main(&args) }
     }
-    let errno = Errno::last();
     let _ = nix::sys::signal::pthread_sigmask(
         nix::sys::signal::SigmaskHow::SIG_SETMASK,
         Some(&old),
@@ -294,9 +291,14 @@ fn spawn_helper(cfg: &RuntimeConfig, id: &str, p: &Prepared) -> Result<i32> {
         let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         let _ = waitpid(Pid::from_raw(pid), None);
     };
-    if let Err(e) = manager(cfg, id).add_process(pid) {
-        reap(pid);
-        return Err(e.into());
+    drop(tasks);
+    // Without clone3 the helper is not in the cgroup2 directory yet: move it (and, the
+    // same write, into the v1 hierarchies it joins itself too).
+    if into.is_some() && !born_in_cgroup {
+        if let Err(e) = cg.add_process(pid) {
+            reap(pid);
+            return Err(e.into());
+        }
     }
     if let Err(e) = nix::unistd::write(&sync_write, &[1u8]) {
         reap(pid);
@@ -331,6 +333,8 @@ struct HelperArgs<'a> {
     envp: &'a [*const c_char],
     /// Sorted descriptors the helper keeps open.
     keep: &'a [RawFd],
+    /// v1 `tasks` descriptors to write `0` to, and their paths.
+    cgroup_tasks: &'a [(RawFd, &'a std::ffi::CStr)],
 }
 
 /// The helper: joins the namespaces, forks the process, waits for it.
@@ -343,6 +347,16 @@ unsafe fn helper_main(a: &HelperArgs) -> ! {
     unsafe {
         init::reset_signals();
         init::close_others(a.keep);
+        for &(fd, path) in a.cgroup_tasks {
+            if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                die(
+                    a.err,
+                    1,
+                    &[b"joining the container's cgroup through ", path.to_bytes()],
+                );
+            }
+            libc::close(fd);
+        }
         if read_byte(a.sync) != 1 {
             libc::_exit(1);
         }

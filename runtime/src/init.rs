@@ -9,10 +9,19 @@
 //! and never `PR_SET_PDEATHSIG` (it fires when the *thread* that cloned exits, and the
 //! agent's blocking-pool threads come and go).
 //!
-//! Handshake 1, create (anonymous pipes, same process): the parent writes the child's pid
-//! into the cgroup(s) and then one byte into `sync`; the child joins/creates its
-//! namespaces, mounts, pivots, and writes `R` into `ready` (or `E` + errno + text, then
-//! exits) and blocks.
+//! Joining the cgroups: moving *another* process (its pid into `cgroup.procs`) takes the
+//! kernel's global `cgroup_threadgroup_rwsem` for writing, which waits out an RCU grace
+//! period (~9 ms measured here, per join). So where it can, the child is born in its
+//! cgroup2 directory (`clone3(CLONE_INTO_CGROUP)`) and moves itself into each v1 hierarchy
+//! by writing `0` to descriptors of the `tasks` files the parent opened (a thread moving
+//! itself skips that lock); the parent writes pids only when hooks must see the process
+//! in its cgroups first, or when clone3 is missing.
+//!
+//! Handshake 1, create (anonymous pipes, same process): the child joins its cgroups as
+//! above, then waits for one byte on `sync` (the parent writes it at once, or after it
+//! moved the pid, wrote the id maps and ran the prestart/createRuntime hooks); the child
+//! joins/creates its namespaces, mounts, pivots, and writes `R` into `ready` (or `E` +
+//! errno + text, then exits) and blocks.
 //!
 //! Handshake 2, start (named FIFOs in the state dir, any process): the child holds
 //! `exec.fifo` open read-write (so its blocking read waits for data, never sees EOF) and
@@ -54,6 +63,8 @@ pub(crate) struct ChildFds {
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
     pub netns: Option<OwnedFd>,
+    /// v1 `tasks` files (write-only) the child writes `0` to, with their paths for errors.
+    pub cgroup_tasks: Vec<(OwnedFd, std::ffi::CString)>,
 }
 
 /// Moves `fd` to a number ≥ 3 (so dup2 onto 0..2 in the child never clobbers it).
@@ -82,14 +93,78 @@ struct ChildArgs<'a> {
     stderr: RawFd,
     netns: RawFd,
     /// Sorted descriptors to keep; the rest (≥ 3) are closed first thing.
-    keep: [RawFd; 8],
+    keep: &'a [RawFd],
+    /// `tasks` descriptors to write `0` to, and their paths.
+    cgroup_tasks: &'a [(RawFd, &'a std::ffi::CStr)],
     argv: &'a [*const c_char],
     envp: &'a [*const c_char],
 }
 
-/// Clones the container's init with the plan's namespaces. Returns its host pid; the
-/// child waits on `sync` before doing anything.
-pub(crate) fn spawn(plan: &Plan, fds: &ChildFds) -> Result<i32> {
+/// `clone3(2)`'s argument (`CLONE_ARGS_SIZE_VER2`, Linux 5.7).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Start the child in the cgroup2 directory `clone_args.cgroup` names.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// A fork-like clone with `flags` (namespaces), straight into the cgroup2 directory
+/// `into` when given. Returns as fork does (0 in the child, which must then only make
+/// raw syscalls on memory prepared before), with the errno of a failure and whether the
+/// child was born in `into` (false when the kernel has no `clone3`).
+pub(crate) fn clone_child(
+    flags: libc::c_int,
+    into: Option<std::os::fd::BorrowedFd>,
+) -> (libc::c_long, Errno, bool) {
+    if let Some(dir) = into {
+        let cl = CloneArgs {
+            flags: flags as u32 as u64 | CLONE_INTO_CGROUP,
+            exit_signal: libc::SIGCHLD as u64,
+            cgroup: dir.as_raw_fd() as u64,
+            ..CloneArgs::default()
+        };
+        // SAFETY: clone3 without CLONE_VM and with no stack behaves like fork(): the
+        // child gets a copy-on-write copy of the address space and returns from here on
+        // its own copy of this stack.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &raw const cl,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+        let errno = Errno::last();
+        if ret >= 0 || errno != Errno::ENOSYS {
+            return (ret, errno, ret > 0);
+        }
+    }
+    let flags = (flags | libc::SIGCHLD) as libc::c_ulong;
+    // SAFETY: as above, with clone(2) and a null stack.
+    let ret = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    (ret, Errno::last(), false)
+}
+
+/// Clones the container's init with the plan's namespaces, straight into the cgroup2
+/// directory `into_cgroup` when given. Returns its host pid and whether it was born in
+/// `into_cgroup` (false when the kernel has no `clone3`: the caller moves it). The child
+/// joins `fds.cgroup_tasks` and then waits on `sync` before doing anything else.
+pub(crate) fn spawn(
+    plan: &Plan,
+    fds: &ChildFds,
+    into_cgroup: Option<std::os::fd::BorrowedFd>,
+) -> Result<(i32, bool)> {
     let argv: Vec<*const c_char> = plan
         .argv
         .iter()
@@ -126,7 +201,7 @@ pub(crate) fn spawn(plan: &Plan, fds: &ChildFds) -> Result<i32> {
         Some(_) => -1,
         None => fds.netns.as_ref().map_or(-1, |f| f.as_raw_fd()),
     };
-    let mut keep = [
+    let mut keep = vec![
         fds.sync_read.as_raw_fd(),
         fds.ready_write.as_raw_fd(),
         fds.exec_fifo.as_raw_fd(),
@@ -136,6 +211,12 @@ pub(crate) fn spawn(plan: &Plan, fds: &ChildFds) -> Result<i32> {
         fds.stderr.as_raw_fd(),
         netns,
     ];
+    let cgroup_tasks: Vec<(RawFd, &std::ffi::CStr)> = fds
+        .cgroup_tasks
+        .iter()
+        .map(|(fd, path)| (fd.as_raw_fd(), path.as_c_str()))
+        .collect();
+    keep.extend(cgroup_tasks.iter().map(|(fd, _)| *fd));
     keep.sort_unstable();
     let args = ChildArgs {
         plan,
@@ -147,7 +228,8 @@ pub(crate) fn spawn(plan: &Plan, fds: &ChildFds) -> Result<i32> {
         stdout: fds.stdout.as_raw_fd(),
         stderr: fds.stderr.as_raw_fd(),
         netns,
-        keep,
+        keep: &keep,
+        cgroup_tasks: &cgroup_tasks,
         argv: &argv,
         envp: &envp,
     };
@@ -164,17 +246,11 @@ pub(crate) fn spawn(plan: &Plan, fds: &ChildFds) -> Result<i32> {
         what: "blocking signals around clone".into(),
         source,
     })?;
-    let flags = (plan.clone_flags | libc::SIGCHLD) as libc::c_ulong;
-    // SAFETY: clone without CLONE_VM and with a null stack behaves like fork(): the child
-    // gets a copy-on-write copy of the address space and continues here on its own copy
-    // of this stack. The child branch never returns (child_main ends in execve or _exit)
-    // and only makes raw syscalls on memory prepared above.
-    let ret = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    let (ret, errno, in_cgroup) = clone_child(plan.clone_flags, into_cgroup);
     if ret == 0 {
         // SAFETY: we are the freshly cloned child; see child_main's contract.
         unsafe { child_main(&args) }
     }
-    let errno = Errno::last();
     let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
     if let Some(own) = restore_net {
         if let Err(e) = nix::sched::setns(own, nix::sched::CloneFlags::CLONE_NEWNET) {
@@ -183,12 +259,18 @@ pub(crate) fn spawn(plan: &Plan, fds: &ChildFds) -> Result<i32> {
         }
     }
     if ret < 0 {
+        let what = match into_cgroup {
+            Some(_) if errno != Errno::ENOSYS => {
+                "cloning the container init into its cgroup (new pid/mount/uts/ipc namespaces)"
+            }
+            _ => "cloning the container init (new pid/mount/uts/ipc namespaces)",
+        };
         return Err(Error::Sys {
-            what: "cloning the container init (new pid/mount/uts/ipc namespaces)".into(),
+            what: what.into(),
             source: errno,
         });
     }
-    Ok(ret as i32)
+    Ok((ret as i32, in_cgroup))
 }
 
 /// A fixed-size message built without allocating.
@@ -449,9 +531,21 @@ unsafe fn child_main(a: &ChildArgs) -> ! {
     unsafe {
         reset_signals();
         libc::umask(0o022);
-        close_others(&a.keep);
+        close_others(a.keep);
 
-        // Wait until the parent has put us into the cgroup(s).
+        // Move ourselves into each v1 hierarchy (see the module doc for why not the
+        // parent); the parent's `create` returns only after our `ready`, so after this.
+        for &(fd, path) in a.cgroup_tasks {
+            if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                die(
+                    err,
+                    1,
+                    &[b"joining the container's cgroup through ", path.to_bytes()],
+                );
+            }
+            libc::close(fd);
+        }
+        // Wait for the parent: id maps, hooks, or its own move of our pid.
         if read_byte(a.sync_read) != 1 {
             libc::_exit(1);
         }

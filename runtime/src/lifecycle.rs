@@ -359,42 +359,77 @@ fn set_up(
         }
     }
     let plan = plan::build(spec, opts, &sf.state.rootfs)?;
-    let (child_fds, sync_write, ready_read) = open_fds(spec, &sf.options, layout)?;
+    let (mut child_fds, sync_write, ready_read) = open_fds(spec, &sf.options, layout)?;
+    // The child joins its cgroups itself (see `init`'s module doc), unless hooks must
+    // see it there before it goes on: then the parent moves it, as runc does.
+    let hooks = &opts.hooks;
+    let hooks_first = !hooks.prestart.is_empty() || !hooks.create_runtime.is_empty();
+    let (tasks, into_dir) = match (cg, hooks_first) {
+        (Some(cg), false) => join_fds(cg)?,
+        _ => (Vec::new(), None),
+    };
+    child_fds.cgroup_tasks = tasks;
 
-    let pid = init::spawn(&plan, &child_fds)?;
+    let (pid, born_in_cgroup) =
+        init::spawn(&plan, &child_fds, into_dir.as_ref().map(|f| f.as_fd()))?;
     drop(child_fds);
+    drop(into_dir);
     let mut guard = ChildGuard { pid, armed: true };
-    if let Some(cg) = cg {
-        cg.add_process(pid)?;
+    let parent_moves =
+        hooks_first || (cg.and_then(|c| c.clone_into_dir()).is_some() && !born_in_cgroup);
+    // Nothing left for the child to wait for: let it mount and pivot while we write the
+    // state (an error below then prefers the child's own report, see `child_error`).
+    let mut sync_write = Some(sync_write);
+    if !parent_moves && opts.id_mappings.is_none() {
+        release(&mut sync_write)?;
     }
-    if let Some(adj) = opts.oom_score_adj {
-        let path = format!("/proc/{pid}/oom_score_adj");
-        fs::write(&path, adj.to_string()).map_err(io_err(format!("writing {path}")))?;
-    }
-    let start_time = state::proc_stat(pid).map(|s| s.start_time).ok_or_else(|| {
-        Error::Start(format!(
-            "the container init (pid {pid}) vanished right after clone"
-        ))
-    })?;
-    if let Some(maps) = &opts.id_mappings {
-        write_id_maps(pid, maps)?;
-    }
-    sf.state.pid = pid;
-    sf.pid_start_time = start_time;
-    state::write(layout, sf)?;
-    let hooks = &sf.options.hooks;
-    if !hooks.prestart.is_empty() || !hooks.create_runtime.is_empty() {
-        // The deprecated prestart hooks get `created` (what runtime-tools checks and
-        // runc 1.0 passed), createRuntime the spec's `creating`.
-        let json = hook_state(sf, Status::Created);
-        crate::hooks::run("prestart", &hooks.prestart, &json, None)?;
-        let json = hook_state(sf, Status::Creating);
-        crate::hooks::run("createRuntime", &hooks.create_runtime, &json, None)?;
-    }
-
-    nix::unistd::write(&sync_write, &[1u8]).map_err(sys_err("releasing the container init"))?;
-    drop(sync_write);
-    match init::wait_ready(&ready_read) {
+    let steps = (|| -> Result<()> {
+        if let (Some(cg), true) = (cg, parent_moves) {
+            cg.add_process(pid)?;
+        }
+        if let Some(adj) = sf.options.oom_score_adj {
+            let path = format!("/proc/{pid}/oom_score_adj");
+            fs::write(&path, adj.to_string()).map_err(io_err(format!("writing {path}")))?;
+        }
+        let start_time = state::proc_stat(pid).map(|s| s.start_time).ok_or_else(|| {
+            Error::Start(format!(
+                "the container init (pid {pid}) vanished right after clone"
+            ))
+        })?;
+        if let Some(maps) = &sf.options.id_mappings {
+            write_id_maps(pid, maps)?;
+        }
+        sf.state.pid = pid;
+        sf.pid_start_time = start_time;
+        // Saved with `created` below, unless a hook (which may run `state`) comes first,
+        // or the process has no cgroup through which a crash here could be cleaned up
+        // (`delete` kills whatever is in the container's cgroups).
+        if hooks_first || !sf.options.hooks.create_container.is_empty() || cg.is_none() {
+            state::write(layout, sf)?;
+        }
+        if hooks_first {
+            // The deprecated prestart hooks get `created` (what runtime-tools checks and
+            // runc 1.0 passed), createRuntime the spec's `creating`.
+            let hooks = &sf.options.hooks;
+            let json = hook_state(sf, Status::Created);
+            crate::hooks::run("prestart", &hooks.prestart, &json, None)?;
+            let json = hook_state(sf, Status::Creating);
+            crate::hooks::run("createRuntime", &hooks.create_runtime, &json, None)?;
+        }
+        release(&mut sync_write)
+    })();
+    let ready = match steps {
+        Ok(()) => init::wait_ready(&ready_read),
+        // Released early, the child may have failed first: its reason is the real one.
+        Err(e) => match sync_write {
+            Some(_) => return Err(e),
+            None => match init::wait_ready(&ready_read) {
+                Ready::Ok => return Err(e),
+                other => other,
+            },
+        },
+    };
+    match ready {
         Ready::Ok => {}
         Ready::Failed(msg) => {
             return Err(Error::Start(format!("setting up the container: {msg}")));
@@ -425,6 +460,40 @@ fn set_up(
     state::write(layout, sf)?;
     guard.armed = false;
     Ok(())
+}
+
+/// Writes the one byte that lets the container init go on (once; later calls do nothing).
+fn release(sync_write: &mut Option<OwnedFd>) -> Result<()> {
+    if let Some(fd) = sync_write.take() {
+        nix::unistd::write(&fd, &[1u8]).map_err(sys_err("releasing the container init"))?;
+    }
+    Ok(())
+}
+
+/// What a new process needs to join `cg` without the parent's help (see `init`'s module
+/// doc): the v1 `tasks` files it writes `0` to (with their paths, for errors) and the
+/// cgroup2 directory to clone it into.
+pub(crate) type JoinFds = (Vec<(OwnedFd, std::ffi::CString)>, Option<OwnedFd>);
+
+/// Opens [`JoinFds`] for `cg` (close-on-exec, above stdio).
+pub(crate) fn join_fds(cg: &dyn CgroupManager) -> Result<JoinFds> {
+    let open_cg = |path: &Path, flags: OFlag| -> Result<OwnedFd> {
+        let fd = nix::fcntl::open(path, flags | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(sys_err(format!("opening the cgroup {}", path.display())))?;
+        above_stdio(fd)
+    };
+    let mut tasks = Vec::new();
+    for path in cg.self_join_files() {
+        let fd = open_cg(&path, OFlag::O_WRONLY)?;
+        let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()))
+            .map_err(|_| Error::InvalidSpec(format!("cgroup path {} has a NUL", path.display())))?;
+        tasks.push((fd, c));
+    }
+    let into = match cg.clone_into_dir() {
+        Some(dir) => Some(open_cg(&dir, OFlag::O_PATH | OFlag::O_DIRECTORY)?),
+        None => None,
+    };
+    Ok((tasks, into))
 }
 
 /// Opens the child's descriptors; returns them with the parent's ends of the pipes
@@ -498,6 +567,7 @@ fn open_fds(
         stdout,
         stderr,
         netns,
+        cgroup_tasks: Vec::new(),
     };
     Ok((fds, sync_write, ready_read))
 }
@@ -535,12 +605,9 @@ pub(crate) fn start(cfg: &RuntimeConfig, id: &str) -> Result<()> {
     let _ = fs::remove_file(&layout.exec_fifo);
     let _ = fs::remove_file(&layout.exec_result);
     match released {
+        // state.json keeps `created`: `live_status` reads a live init without its
+        // exec.fifo as running, which saves a write (and ext4's flush on replacing it).
         Ok(()) => {
-            state::update(&layout, id, |s| {
-                if s.state.status == Status::Created {
-                    s.state.status = Status::Running;
-                }
-            })?;
             if !hooks.poststart.is_empty() {
                 let json = hook_state(&sf, Status::Running);
                 crate::hooks::run_warn("poststart", &hooks.poststart, &json);

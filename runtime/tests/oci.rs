@@ -263,7 +263,13 @@ fn hooks_run_in_order_with_the_state_and_failures_stop_create() {
     let host_hook = |name: &str| {
         serde_json::json!({
             "path": "/bin/sh",
-            "args": ["sh", "-c", format!("cat > {}/{name}; echo $HOOK >> {}/order", out.display(), out.display())],
+            // Each also keeps the container init's cgroups as it sees them.
+            "args": ["sh", "-c", format!(
+                "s=$(cat); echo \"$s\" > {d}/{name}; echo $HOOK >> {d}/order; \
+                 pid=$(echo \"$s\" | sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p'); \
+                 cat /proc/$pid/cgroup > {d}/{name}.cgroup",
+                d = out.display()
+            )],
             "env": [format!("HOOK={name}")],
             "timeout": 10
         })
@@ -310,6 +316,13 @@ fn hooks_run_in_order_with_the_state_and_failures_stop_create() {
     assert_eq!(
         pre["status"], "created",
         "runtime-tools wants created for prestart"
+    );
+    // The init joins its cgroups itself unless hooks come first: then the runtime has
+    // moved it before they run.
+    let seen = std::fs::read_to_string(out.join("prestart.cgroup")).unwrap();
+    assert!(
+        seen.contains(&id),
+        "prestart saw the init outside its cgroup:\n{seen}"
     );
     let pid = oci.state(&id)["pid"].as_i64().unwrap();
     let state: Value =
