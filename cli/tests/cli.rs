@@ -151,6 +151,31 @@ async fn exec_in_job(
     )
 }
 
+/// `DELETE /v1/nodes/{name}`: `busy` still has jobs (409), `old` is removed, others are
+/// unknown.
+async fn remove_node(
+    State(fake): State<Arc<Fake>>,
+    headers: HeaderMap,
+    UrlPath(name): UrlPath<String>,
+) -> Response {
+    if let Some(resp) = reject(&fake, &headers, format!("DELETE /v1/nodes/{name}")) {
+        return resp;
+    }
+    match name.as_str() {
+        "busy" => error(
+            StatusCode::CONFLICT,
+            "conflict",
+            "node busy still has 2 job(s): drain it first (`paas nodes:drain busy`)".into(),
+        ),
+        "old" => Json(serde_json::json!({"name": "old", "jobs_removed": 0})).into_response(),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no node named {name}"),
+        ),
+    }
+}
+
 /// Starts the fake controller on its own thread and runtime; returns its URL.
 fn start_fake() -> (String, Arc<Fake>) {
     let fake = Arc::new(Fake::default());
@@ -162,6 +187,7 @@ fn start_fake() -> (String, Arc<Fake>) {
         .route("/v1/apps", get(list_apps).post(create_app))
         .route("/v1/apps/{name}", get(show_app))
         .route("/v1/apps/{name}/releases", get(list_releases))
+        .route("/v1/nodes/{name}", axum::routing::delete(remove_node))
         .route("/v1/apps/{name}/exec", axum::routing::post(exec_in_job))
         .route(
             "/v1/apps/{name}/jobs/{job}/exec",
@@ -520,4 +546,20 @@ fn ps_exec_takes_the_job_as_an_argument_or_with_job() {
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stderr.contains("after --"), "{run:?}");
     assert_eq!(fake.requests.lock().unwrap().len(), before);
+}
+
+#[test]
+fn nodes_remove_deletes_the_node_or_shows_why_not() {
+    let (url, fake) = start_fake();
+    let sandbox = Sandbox::new();
+    let run = sandbox.paas(&["nodes:remove", "old", "--url", &url, "--token", TOKEN]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("Removed old"), "{run:?}");
+    let run = sandbox.paas(&["nodes:remove", "busy", "--url", &url, "--token", TOKEN]);
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("paas nodes:drain busy"), "{run:?}");
+    assert_eq!(
+        fake.requests.lock().unwrap()[..],
+        ["DELETE /v1/nodes/old", "DELETE /v1/nodes/busy"]
+    );
 }

@@ -102,6 +102,14 @@ impl AgentClient {
             .insert(node.to_string(), credential.to_string());
     }
 
+    /// Forgets the credential remembered for `node` (a removed node).
+    pub fn forget(&self, node: &str) {
+        self.known
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(node);
+    }
+
     /// True when `credential` is what this client presents to `node` already.
     pub fn knows(&self, node: &str, credential: &str) -> bool {
         self.known

@@ -2,8 +2,10 @@
 //! credential is stored (answer header `paas-agent-token-stored`), the controller then calls
 //! that agent with it, another controller of the same store finds it there, a changed
 //! credential is picked up after a 401, and a per-node token cannot set another node's
-//! credential. The agent side (refusing the bootstrap token) is in
-//! node-agent/tests/http.rs.
+//! credential. A node name is bound to the credential it registered with: the shared node
+//! token cannot take it over (nor move its URL) without that credential until an admin
+//! removes the node (`DELETE /v1/nodes/{name}`). The agent side (refusing the bootstrap
+//! token) is in node-agent/tests/http.rs.
 
 mod support;
 
@@ -319,4 +321,238 @@ async fn ac4_jobs_of_an_app_with_api_access_carry_it() {
         .unwrap()
         .iter()
         .all(|h| h == &format!("Bearer {own}")));
+}
+
+/// `method path` with `token`: the status and the JSON body (Null when there is none).
+async fn call(
+    running: &Running,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+) -> (u16, serde_json::Value) {
+    let resp = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .request(method, format!("{}{path}", running.api))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.json().await.unwrap_or(serde_json::Value::Null);
+    (status, body)
+}
+
+/// The URL and agent credential the store holds for node `name`.
+async fn stored(running: &Running, name: &str) -> (Option<String>, Option<String>) {
+    let url = running
+        .c
+        .store
+        .list_nodes()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|n| n.name == name)
+        .map(|n| n.url);
+    let token = running.c.store.node_agent_token(name).await.unwrap();
+    (url, token)
+}
+
+#[tokio::test]
+async fn ac4_the_shared_token_cannot_take_over_a_registered_node() {
+    let running = Running::start(false).await;
+    let shared = running.c.tokens.node().to_string();
+    let admin = running.c.tokens.admin().to_string();
+    let (agent, url) = strict_agent().await;
+    let own = credential('1');
+    *agent.credential.lock().unwrap() = own.clone();
+    let resp = heartbeat(&running, &shared, "ac4h1", &url, Some(own.clone())).await;
+    assert_eq!(resp.status(), 204);
+
+    // An impostor with the shared token: its own credential, its own URL, or no credential
+    // at all (an admin's token is held to the same rule).
+    let (_impostor, evil_url) = strict_agent().await;
+    for (token, agent_token) in [
+        (&shared, Some(credential('2'))),
+        (&shared, None),
+        (&admin, Some(credential('3'))),
+    ] {
+        for to in [&evil_url, &url] {
+            let resp = heartbeat(&running, token, "ac4h1", to, agent_token.clone()).await;
+            assert_eq!(resp.status(), 403, "{agent_token:?} {to}");
+            assert!(!resp.headers().contains_key(paas_api::AGENT_TOKEN_STORED));
+            let body: serde_json::Value = resp.json().await.unwrap();
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains("ac4h1 is registered with")
+                    && message.contains("paas nodes:remove ac4h1"),
+                "{message}"
+            );
+        }
+    }
+    assert_eq!(
+        stored(&running, "ac4h1").await,
+        (Some(url.clone()), Some(own.clone()))
+    );
+    // The controller still calls the real agent, with its credential.
+    running.c.agents.list_jobs(&url).await.unwrap();
+    assert_eq!(
+        agent.seen.lock().unwrap().last().unwrap(),
+        &format!("Bearer {own}")
+    );
+    assert_eq!(
+        running
+            .c
+            .store
+            .agent_token_for_url(&evil_url)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // The check reads the store, not this controller's memory: another controller of the
+    // same database stored a newer credential (the agent made one), so the old one is
+    // refused here although this controller remembers it.
+    let newer = credential('4');
+    running
+        .c
+        .store
+        .set_node_agent_token("ac4h1", &newer)
+        .await
+        .unwrap();
+    let resp = heartbeat(&running, &shared, "ac4h1", &url, Some(own.clone())).await;
+    assert_eq!(resp.status(), 403);
+    let resp = heartbeat(&running, &shared, "ac4h1", &url, Some(newer.clone())).await;
+    assert_eq!(resp.status(), 204);
+    assert!(resp.headers().contains_key(paas_api::AGENT_TOKEN_STORED));
+}
+
+#[tokio::test]
+async fn ac4_the_registered_credential_may_move_its_node() {
+    let running = Running::start(false).await;
+    let shared = running.c.tokens.node().to_string();
+    let (agent, old_url) = strict_agent().await;
+    let own = credential('5');
+    *agent.credential.lock().unwrap() = own.clone();
+    let resp = heartbeat(&running, &shared, "ac4h2", &old_url, Some(own.clone())).await;
+    assert_eq!(resp.status(), 204);
+    // The agent restarted on another port (or address): same credential, new URL.
+    let (moved, new_url) = strict_agent().await;
+    *moved.credential.lock().unwrap() = own.clone();
+    let resp = heartbeat(&running, &shared, "ac4h2", &new_url, Some(own.clone())).await;
+    assert_eq!(resp.status(), 204);
+    assert!(resp.headers().contains_key(paas_api::AGENT_TOKEN_STORED));
+    assert_eq!(
+        stored(&running, "ac4h2").await,
+        (Some(new_url.clone()), Some(own.clone()))
+    );
+    running.c.agents.list_jobs(&new_url).await.unwrap();
+    assert_eq!(
+        moved.seen.lock().unwrap().last().unwrap(),
+        &format!("Bearer {own}")
+    );
+}
+
+#[tokio::test]
+async fn ac4_a_removed_node_registers_again() {
+    let running = Running::start(false).await;
+    let shared = running.c.tokens.node().to_string();
+    let admin = running.c.tokens.admin().to_string();
+    // Nothing answers here: the scheduler leaves the node's job row as recorded.
+    let url = "http://127.0.0.1:9";
+    let resp = heartbeat(&running, &shared, "ac4h3", url, Some(credential('6'))).await;
+    assert_eq!(resp.status(), 204);
+    let now = paas_controller::util::now_rfc3339();
+    running
+        .c
+        .store
+        .upsert_job(&paas_controller::store::JobRow {
+            id: "ac4app-v1-web-1".into(),
+            app: "ac4app".into(),
+            release: 1,
+            process_type: "web".into(),
+            node: "ac4h3".into(),
+            state: "up".into(),
+            addr: None,
+            exit_reason: None,
+            created_at: now.clone(),
+            updated_at: now,
+        })
+        .await
+        .unwrap();
+
+    // The machine was rebuilt: a new agent credential under the old name is refused.
+    let rebuilt = credential('7');
+    let resp = heartbeat(&running, &shared, "ac4h3", url, Some(rebuilt.clone())).await;
+    assert_eq!(resp.status(), 403);
+
+    // Only admins remove nodes; not while the node has jobs and is not draining.
+    let delete = reqwest::Method::DELETE;
+    let (status, _) = call(&running, delete.clone(), "/v1/nodes/ac4h3", &shared).await;
+    assert_eq!(status, 403);
+    let (status, body) = call(&running, delete.clone(), "/v1/nodes/ac4h3", &admin).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("paas nodes:drain ac4h3"),
+        "{body}"
+    );
+    let (status, _) = call(
+        &running,
+        reqwest::Method::POST,
+        "/v1/nodes/ac4h3/drain",
+        &admin,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = call(&running, delete.clone(), "/v1/nodes/ac4h3", &admin).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        serde_json::json!({"name": "ac4h3", "jobs_removed": 1})
+    );
+    assert_eq!(stored(&running, "ac4h3").await, (None, None));
+    assert!(running.c.store.active_jobs().await.unwrap().is_empty());
+    let (status, _) = call(&running, delete.clone(), "/v1/nodes/ac4h3", &admin).await;
+    assert_eq!(status, 404);
+
+    // Its next heartbeat registers it afresh, with the new credential and URL.
+    let new_url = "http://127.0.0.1:10";
+    let resp = heartbeat(&running, &shared, "ac4h3", new_url, Some(rebuilt.clone())).await;
+    assert_eq!(resp.status(), 204);
+    assert!(resp.headers().contains_key(paas_api::AGENT_TOKEN_STORED));
+    assert_eq!(
+        stored(&running, "ac4h3").await,
+        (Some(new_url.to_string()), Some(rebuilt))
+    );
+}
+
+#[tokio::test]
+async fn ac4_a_per_node_token_may_renew_its_nodes_credential() {
+    let running = Running::start(false).await;
+    let shared = running.c.tokens.node().to_string();
+    let own_token = running.c.store.issue_node_token("ac4h4").await.unwrap();
+    let (_agent, url) = strict_agent().await;
+    let resp = heartbeat(&running, &shared, "ac4h4", &url, Some(credential('8'))).await;
+    assert_eq!(resp.status(), 204);
+    // The node's own token speaks for it: a wiped state dir's new credential and a new URL
+    // are taken without removing the node.
+    let (_moved, new_url) = strict_agent().await;
+    let resp = heartbeat(
+        &running,
+        &own_token,
+        "ac4h4",
+        &new_url,
+        Some(credential('9')),
+    )
+    .await;
+    assert_eq!(resp.status(), 204);
+    assert!(resp.headers().contains_key(paas_api::AGENT_TOKEN_STORED));
+    assert_eq!(
+        stored(&running, "ac4h4").await,
+        (Some(new_url), Some(credential('9')))
+    );
 }

@@ -23,10 +23,13 @@ pub enum HeartbeatError {
         #[source]
         source: reqwest::Error,
     },
-    #[error("POST {url}: the controller answered {status}")]
+    #[error("POST {url}: the controller answered {status}: {message}")]
     Status {
         url: String,
         status: reqwest::StatusCode,
+        /// The controller's error message (what to do, e.g. for a node name registered
+        /// with another agent credential).
+        message: String,
     },
 }
 
@@ -77,9 +80,16 @@ pub async fn send(
             source,
         })?;
     if !resp.status().is_success() {
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        let message = match serde_json::from_str::<paas_api::ErrorBody>(&body) {
+            Ok(e) => e.error.message,
+            Err(_) => body.trim().chars().take(300).collect(),
+        };
         return Err(HeartbeatError::Status {
             url,
-            status: resp.status(),
+            status,
+            message,
         });
     }
     if resp.headers().contains_key(paas_api::AGENT_TOKEN_STORED) {

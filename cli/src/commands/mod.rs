@@ -252,6 +252,13 @@ enum Command {
         /// The node's name (see `paas nodes`)
         name: String,
     },
+    /// Forget a node and its agent credential, so a rebuilt machine can join under its name
+    /// (drain it first if it still has jobs)
+    #[command(name = "nodes:remove")]
+    NodesRemove {
+        /// The node's name (see `paas nodes`)
+        name: String,
+    },
     /// Deploy an image already in the controller's registry (no build)
     Deploy {
         #[command(flatten)]
@@ -540,6 +547,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Nodes => nodes::list(&ctx),
         Command::NodesDrain { name } => nodes::drain(&ctx, &name, false),
         Command::NodesUndrain { name } => nodes::drain(&ctx, &name, true),
+        Command::NodesRemove { name } => nodes::remove(&ctx, &name),
         Command::Run { app, command } => {
             let code = ps_run::run(&ctx, &resolve_app(app)?, &command)?;
             if code != 0 {

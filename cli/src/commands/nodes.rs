@@ -1,5 +1,5 @@
-//! `paas nodes` (the cluster's node agents with state, memory and job count) and
-//! `nodes:drain NAME` / `nodes:undrain NAME`, over `/v1/nodes`.
+//! `paas nodes` (the cluster's node agents with state, memory and job count),
+//! `nodes:drain NAME` / `nodes:undrain NAME` and `nodes:remove NAME`, over `/v1/nodes`.
 
 use paas_api::Node;
 use serde_json::Value;
@@ -63,6 +63,24 @@ pub(super) fn drain(ctx: &Context, name: &str, undo: bool) -> Result<(), Command
     } else {
         output::print(&format!(
             "{name} is draining: its jobs move to other nodes and it gets no new ones.\n"
+        ));
+    }
+    Ok(())
+}
+
+/// `paas nodes:remove NAME`: the controller forgets the node (its URL and agent
+/// credential); its agent, or a rebuilt machine under that name, registers again at its next
+/// heartbeat.
+pub(super) fn remove(ctx: &Context, name: &str) -> Result<(), CommandError> {
+    ctx.client()?.delete(&format!("/v1/nodes/{name}"))?;
+    if ctx.json {
+        output::print(&output::json(
+            &serde_json::json!({"node": name, "removed": true}),
+        ));
+    } else {
+        output::print(&format!(
+            "Removed {name}: the next heartbeat under that name registers it again, with the \
+             agent credential it carries.\n"
         ));
     }
     Ok(())

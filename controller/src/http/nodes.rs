@@ -1,22 +1,28 @@
 //! `POST /v1/nodes/{name}/drain` and `DELETE /v1/nodes/{name}/drain`: a draining node gets
 //! no new jobs and its jobs are started elsewhere, then stopped (see the scheduler).
 //! `GET /v1/nodes/{name}/jobs`: the jobs the store places on a node, with their restart
-//! counts (crash loops show here). `PUT /v1/apps/{app}/formation/{type}` `{"count": N}`:
+//! counts (crash loops show here). `DELETE /v1/nodes/{name}`: forget a node (its URL and
+//! agent credential) so a rebuilt machine can register under its name again. The
+//! heartbeat's credential check ([`record_heartbeat`]) binds a node name to the agent
+//! credential it first registered with. `PUT /v1/apps/{app}/formation/{type}` `{"count": N}`:
 //! the scheduler's scale hook (the API's `ps:scale` endpoint supersedes it).
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Serialize;
 
 use super::{Admin, ApiError, NodeAuth};
+use crate::auth::{constant_time_eq, Caller, Principal};
 use crate::state::Controller;
+use crate::util::unix_ms;
 
 pub(super) fn routes() -> Router<Arc<Controller>> {
     Router::new()
+        .route("/v1/nodes/{name}", delete(remove))
         .route("/v1/nodes/{name}/drain", post(drain).delete(undrain))
         .route("/v1/nodes/{name}/jobs", get(node_jobs))
         .route("/v1/nodes/{name}/subnet", post(subnet))
@@ -74,30 +80,134 @@ async fn subnet(
     }
 }
 
-/// Keeps the agent credential a heartbeat carries: in the store (every controller of a
-/// shared database calls the agent with it) and in the agent client. True when the
-/// controller holds it; the heartbeat's answer then tells the agent, which from then on
-/// refuses the shared node token on its API.
-pub(super) async fn store_agent_token(
+/// Records a heartbeat in the store with the agent credential it carries (every controller
+/// of a shared database calls the agent with it) and remembers that credential in the agent
+/// client. True when the controller holds the heartbeat's credential; the heartbeat's answer
+/// then tells the agent, which from then on refuses the shared node token on its API.
+///
+/// A node name is bound to the credential it first registered with: a heartbeat sent with
+/// the shared node token (or an admin's) for a node that has one must carry the same
+/// credential, else 403 and nothing changes (not the URL, not the credential). The check
+/// reads the store, so a follower refuses what the leader stored. A per-node token speaks
+/// only for its node (the caller checked the name) and may set a new credential.
+pub(super) async fn record_heartbeat(
     c: &Controller,
+    caller: &Caller,
     hb: &paas_api::NodeHeartbeat,
 ) -> Result<bool, ApiError> {
-    let Some(token) = hb.agent_token.as_deref().filter(|t| !t.is_empty()) else {
-        return Ok(false);
-    };
-    if !crate::agent_client::valid_agent_token(token) {
+    let token = hb.agent_token.as_deref().filter(|t| !t.is_empty());
+    if token.is_some_and(|t| !crate::agent_client::valid_agent_token(t)) {
         return Err(ApiError::Validation(
             "the heartbeat's agent_token is not an agent credential (paasagent_<64 hex>): \
              delete <state-dir>/api-token on the node and restart its agent"
                 .into(),
         ));
     }
+    let now = unix_ms();
+    if let Principal::Node(Some(_)) = caller.principal {
+        c.store
+            .upsert_node(&hb.name, &hb.url, hb.memory_bytes, now)
+            .await?;
+        if let Some(t) = token.filter(|t| !c.agents.knows(&hb.url, t)) {
+            c.store.set_node_agent_token(&hb.name, t).await?;
+        }
+    } else {
+        let same = match c.store.node_agent_token(&hb.name).await? {
+            Some(stored) => {
+                token.is_some_and(|t| constant_time_eq(t.as_bytes(), stored.as_bytes()))
+            }
+            None => true,
+        };
+        // The store settles a race of two first heartbeats with different credentials.
+        let recorded = same
+            && c.store
+                .record_bound_heartbeat(&hb.name, &hb.url, hb.memory_bytes, now, token)
+                .await?;
+        if !recorded {
+            return Err(caller.forbid(&bound_elsewhere(&hb.name, token.is_some())));
+        }
+    }
+    let Some(token) = token else {
+        return Ok(false);
+    };
     if !c.agents.knows(&hb.url, token) {
-        c.store.set_node_agent_token(&hb.name, token).await?;
         c.agents.remember(&hb.url, token);
         tracing::info!(node = %hb.name, "stored the agent's own API credential");
     }
     Ok(true)
+}
+
+/// Why a heartbeat may not speak for `node`, and what to do.
+fn bound_elsewhere(node: &str, carries_one: bool) -> String {
+    let what = if carries_one {
+        "another agent credential"
+    } else {
+        "an agent credential and this heartbeat carries none"
+    };
+    format!(
+        "node {node} is registered with {what}: a heartbeat with the shared node token may \
+         not change its credential or URL. If this machine was rebuilt or its state dir \
+         wiped, an admin removes the node first (`paas nodes:remove {node}`) and it \
+         registers again at its next heartbeat; or the node gets its own token \
+         (`POST /v1/node-tokens`)"
+    )
+}
+
+/// The answer of `DELETE /v1/nodes/{name}`.
+#[derive(Debug, Serialize)]
+struct Removed {
+    name: String,
+    /// Jobs the store still placed on the node, now marked removed.
+    jobs_removed: u64,
+}
+
+/// `DELETE /v1/nodes/{name}` (admins): forgets the node, its URL and agent credential (so
+/// the next heartbeat under that name registers afresh, whatever credential it carries),
+/// its subnet and drain mark; the jobs the store still places there are marked removed.
+/// Refused (409) while the store places jobs on it and it is not draining: drain it first,
+/// so its jobs start elsewhere (a down node's jobs are replaced already; draining it just
+/// says so). A removed node whose agent still runs registers again at its next heartbeat.
+async fn remove(
+    caller: Caller,
+    State(c): State<Arc<Controller>>,
+    Path(name): Path<String>,
+) -> Result<Json<Removed>, ApiError> {
+    caller.require_admin()?;
+    let not_found =
+        || ApiError::NotFound(format!("no node named {name} (GET /v1/nodes lists them)"));
+    let Some(node) = c
+        .store
+        .list_nodes()
+        .await?
+        .into_iter()
+        .find(|n| n.name == name)
+    else {
+        return Err(not_found());
+    };
+    let jobs = c
+        .store
+        .active_jobs()
+        .await?
+        .iter()
+        .filter(|j| j.node == name)
+        .count();
+    if jobs > 0 && !c.store.draining_nodes().await?.contains(&name) {
+        return Err(ApiError::Conflict(format!(
+            "node {name} still has {jobs} job(s) (GET /v1/nodes/{name}/jobs): drain it first \
+             (`paas nodes:drain {name}`) so they start on other nodes, then remove it"
+        )));
+    }
+    let Some(jobs_removed) = c.store.remove_node(&name).await? else {
+        return Err(not_found());
+    };
+    c.heartbeats
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&name);
+    c.agents.forget(&node.url);
+    tracing::info!(node = %name, url = %node.url, jobs_removed, by = caller.name(), "node removed");
+    c.scheduler.notify();
+    Ok(Json(Removed { name, jobs_removed }))
 }
 
 /// A job as `GET /v1/nodes/{name}/jobs` lists it.

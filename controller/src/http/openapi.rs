@@ -113,6 +113,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("DELETE", "/v1/apps/{app}/run/{id}", "run", "Stop a one-off job", 204, Body::None, Body::None),
     op("GET", "/v1/nodes", "nodes", "List the nodes", 200, Many("Node"), Body::None),
     op("POST", "/v1/nodes/heartbeat", "nodes", "A node agent's heartbeat (node token)", 204, Body::None, Object),
+    op("DELETE", "/v1/nodes/{name}", "nodes", "Forget a node and its agent credential; 409 while it has jobs and is not draining (admins)", 200, Object, Body::None),
     op("POST", "/v1/nodes/{name}/drain", "nodes", "Drain a node", 200, Object, Body::None),
     op("DELETE", "/v1/nodes/{name}/drain", "nodes", "Undrain a node", 200, Object, Body::None),
     op("GET", "/v1/nodes/{name}/jobs", "nodes", "The jobs the controller expects on a node (node token)", 200, Objects, Body::None),

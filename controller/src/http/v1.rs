@@ -123,19 +123,16 @@ async fn heartbeat(
             "a heartbeat needs the node's name and API url".into(),
         ));
     }
+    let stored = super::nodes::record_heartbeat(&c, &caller, &hb).await?;
     let first = {
         let mut live = c.heartbeats.lock().unwrap_or_else(|e| e.into_inner());
         live.insert(hb.name.clone(), NodeLive::from_heartbeat(&hb))
             .is_none()
     };
     c.job_stats.record(&hb.name, &hb.stats, unix_ms());
-    c.store
-        .upsert_node(&hb.name, &hb.url, hb.memory_bytes, unix_ms())
-        .await?;
     if first {
         tracing::info!(node = %hb.name, url = %hb.url, "node joined");
     }
-    let stored = super::nodes::store_agent_token(&c, &hb).await?;
     c.scheduler.notify();
     let mut resp = StatusCode::NO_CONTENT.into_response();
     if stored {

@@ -1,6 +1,8 @@
 //! Migration 0011: the credential the controller presents on each node's agent API
 //! (`nodes.agent_token`, learnt from the node's heartbeats) and the per-app switch that
-//! lets an app's containers reach the API ports (`apps.api_access`).
+//! lets an app's containers reach the API ports (`apps.api_access`). A node name is bound
+//! to the first credential it registered with: [`Store::record_bound_heartbeat`] changes a
+//! node only for a heartbeat that carries that credential.
 
 use sqlx::Row;
 
@@ -17,6 +19,55 @@ impl Store {
             .await
             .map_err(query("recording an agent credential"))?;
         Ok(())
+    }
+
+    /// The agent credential node `name` registered with (None: no such node, or it never
+    /// sent one).
+    pub async fn node_agent_token(&self, name: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT agent_token FROM nodes WHERE name = $1")
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(query("looking up a node's agent credential"))?;
+        Ok(row
+            .map(|r| r.try_get::<Option<String>, _>("agent_token"))
+            .transpose()
+            .map_err(query("reading a node's agent credential"))?
+            .flatten())
+    }
+
+    /// Records a heartbeat (URL, memory, seen at `now_ms`) and the credential it carries,
+    /// unless node `name` registered with another credential (or with one while
+    /// `agent_token` is None): then nothing changes and the answer is false. A node without
+    /// a credential takes the heartbeat's (trust on first use). One statement, so two first
+    /// heartbeats with different credentials, on two controllers of one database, cannot
+    /// both win. The caller compares the credential beforehand in constant time; the
+    /// comparison here only settles such a race.
+    pub async fn record_bound_heartbeat(
+        &self,
+        name: &str,
+        url: &str,
+        memory_bytes: u64,
+        now_ms: i64,
+        agent_token: Option<&str>,
+    ) -> Result<bool> {
+        let res = sqlx::query(
+            "INSERT INTO nodes (name, url, memory_bytes, last_seen_ms, agent_token) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (name) DO UPDATE SET url = excluded.url, \
+             memory_bytes = excluded.memory_bytes, last_seen_ms = excluded.last_seen_ms, \
+             agent_token = COALESCE(excluded.agent_token, nodes.agent_token) \
+             WHERE nodes.agent_token IS NULL OR nodes.agent_token = excluded.agent_token",
+        )
+        .bind(name)
+        .bind(url)
+        .bind(memory_bytes.min(i64::MAX as u64) as i64)
+        .bind(now_ms)
+        .bind(agent_token)
+        .execute(self.pool())
+        .await
+        .map_err(query("recording a heartbeat"))?;
+        Ok(res.rows_affected() > 0)
     }
 
     /// The agent credential of the node whose API is at `url` (the most recently seen node

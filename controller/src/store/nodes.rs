@@ -1,5 +1,6 @@
 //! The scheduler's columns (migration 0005): draining nodes and the restart count and last
 //! crash of each job. (`nodes.subnet` is reserved for controller-allocated node subnets.)
+//! Also removing a node (`DELETE /v1/nodes/{name}`).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -25,6 +26,39 @@ impl Store {
             .await
             .map_err(query("draining a node"))?;
         Ok(res.rows_affected() > 0)
+    }
+
+    /// Forgets node `name`: its row (URL, agent credential, subnet, drain mark) goes, and
+    /// the jobs the store still places there are marked removed. None when there is no
+    /// such node, else how many jobs were marked.
+    pub async fn remove_node(&self, name: &str) -> Result<Option<u64>> {
+        let mut tx = self
+            .pool()
+            .begin()
+            .await
+            .map_err(query("removing a node"))?;
+        let gone = sqlx::query("DELETE FROM nodes WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(query("removing a node"))?;
+        if gone.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let jobs = sqlx::query(
+            "UPDATE jobs SET state = $1, exit_reason = $2, updated_at = $3 \
+             WHERE node = $4 AND state != $5",
+        )
+        .bind(super::job_state::REMOVED)
+        .bind("its node was removed")
+        .bind(crate::util::now_rfc3339())
+        .bind(name)
+        .bind(super::job_state::REMOVED)
+        .execute(&mut *tx)
+        .await
+        .map_err(query("removing a node's jobs"))?;
+        tx.commit().await.map_err(query("removing a node"))?;
+        Ok(Some(jobs.rows_affected()))
     }
 
     /// The names of the draining nodes.

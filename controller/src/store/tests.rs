@@ -348,6 +348,93 @@ async fn heartbeats_upsert_nodes_on(backend: Backend) {
 }
 
 on_both!(
+    node_names_bind_to_their_first_credential,
+    node_names_bind_to_their_first_credential_on
+);
+async fn node_names_bind_to_their_first_credential_on(backend: Backend) {
+    let Some((_place, store)) = fresh_on(backend).await else {
+        return;
+    };
+    let url_of =
+        |nodes: Vec<NodeRow>, name: &str| nodes.into_iter().find(|n| n.name == name).map(|n| n.url);
+    assert_eq!(store.node_agent_token("n1").await.unwrap(), None);
+    // A node without a credential (an older agent) takes the first one sent.
+    assert!(store
+        .record_bound_heartbeat("n1", "http://a", 1, 10, None)
+        .await
+        .unwrap());
+    assert_eq!(store.node_agent_token("n1").await.unwrap(), None);
+    assert!(store
+        .record_bound_heartbeat("n1", "http://a", 1, 20, Some("paasagent_a"))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.node_agent_token("n1").await.unwrap().as_deref(),
+        Some("paasagent_a")
+    );
+    // Another credential, or none, changes nothing: not the URL, not the credential.
+    for other in [Some("paasagent_b"), None] {
+        assert!(!store
+            .record_bound_heartbeat("n1", "http://evil", 2, 30, other)
+            .await
+            .unwrap());
+    }
+    let nodes = store.list_nodes().await.unwrap();
+    assert_eq!(nodes[0].last_seen_ms, 20);
+    assert_eq!(url_of(nodes, "n1").as_deref(), Some("http://a"));
+    assert_eq!(
+        store.node_agent_token("n1").await.unwrap().as_deref(),
+        Some("paasagent_a")
+    );
+    // The same credential moves it.
+    assert!(store
+        .record_bound_heartbeat("n1", "http://b", 1, 40, Some("paasagent_a"))
+        .await
+        .unwrap());
+    let nodes = store.list_nodes().await.unwrap();
+    assert_eq!(url_of(nodes, "n1").as_deref(), Some("http://b"));
+    // A row made by a subnet request (no URL, no credential) is bound by its first heartbeat.
+    store
+        .allocate_subnet("n2", &["10.0.0.0/24".to_string()])
+        .await
+        .unwrap();
+    assert!(store
+        .record_bound_heartbeat("n2", "http://c", 1, 10, Some("paasagent_c"))
+        .await
+        .unwrap());
+
+    // Removing forgets the node and marks the jobs placed on it removed.
+    let mut on_n1 = job("hello-v1-aaaa", "hello", 1);
+    on_n1.node = "n1".into();
+    on_n1.state = job_state::UP.into();
+    store.upsert_job(&on_n1).await.unwrap();
+    let mut on_n2 = job("hello-v1-bbbb", "hello", 1);
+    on_n2.node = "n2".into();
+    store.upsert_job(&on_n2).await.unwrap();
+    assert_eq!(store.remove_node("n1").await.unwrap(), Some(1));
+    assert_eq!(store.remove_node("n1").await.unwrap(), None);
+    assert_eq!(store.node_agent_token("n1").await.unwrap(), None);
+    let nodes = store.list_nodes().await.unwrap();
+    assert_eq!(url_of(nodes, "n1"), None);
+    let active = store.active_jobs().await.unwrap();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].node, "n2");
+    let removed = store.release_jobs("hello", 1).await.unwrap();
+    let gone = removed.iter().find(|j| j.id == "hello-v1-aaaa").unwrap();
+    assert_eq!(gone.state, job_state::REMOVED);
+    assert_eq!(gone.exit_reason.as_deref(), Some("its node was removed"));
+    // And its name takes a new credential.
+    assert!(store
+        .record_bound_heartbeat("n1", "http://d", 1, 50, Some("paasagent_d"))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.node_agent_token("n1").await.unwrap().as_deref(),
+        Some("paasagent_d")
+    );
+}
+
+on_both!(
     scheduler_columns_and_domains,
     scheduler_columns_and_domains_on
 );
