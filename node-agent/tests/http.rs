@@ -225,6 +225,39 @@ async fn fake_controller(ack: bool) -> String {
 }
 
 #[tokio::test]
+async fn a_refused_heartbeat_says_why() {
+    use axum::routing::post;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let controller = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/v1/nodes/heartbeat",
+        post(|| async {
+            (
+                StatusCode::FORBIDDEN,
+                axum::Json(paas_api::ErrorBody::new(
+                    "forbidden",
+                    "node n1 is registered with another agent credential: an admin removes it",
+                )),
+            )
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let a = agent(dir.path());
+    let err = paas_node_agent::heartbeat::send(&a, &controller, Vec::new())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("403") && err.contains("registered with another agent credential"),
+        "{err}"
+    );
+    assert!(!a.credential.is_registered());
+}
+
+#[tokio::test]
 async fn ac4_registered_agent_accepts_only_its_own_credential() {
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = agent(dir_a.path());
