@@ -28,7 +28,7 @@ pub mod security;
 pub mod spec;
 mod state;
 
-pub use cgroup::{CgroupError, CgroupManager, CgroupVersion, Stats};
+pub use cgroup::{CgroupError, CgroupManager, CgroupVersion, ExtraResources, Limits, Stats};
 pub use devices::{Device, DeviceRule};
 pub use exec::{ExecProcess, ExecSpec};
 pub use hooks::{Hook, Hooks};
@@ -186,6 +186,10 @@ pub struct ContainerOptions {
     pub additional_gids: Vec<u32>,
     /// CPU bandwidth limit.
     pub cpu_quota: Option<CpuQuota>,
+    /// cgroup settings beyond `ContainerSpec::resources` and `cpu_quota`: the rest of
+    /// OCI `linux.resources` (memory reservation/swap/swappiness/kernel/OOM killer,
+    /// realtime CPU, cpus/mems, block I/O, huge pages, network classes).
+    pub extra_resources: cgroup::ExtraResources,
     /// The process gets the caller's stdin/stdout/stderr (as runc's pass-through mode)
     /// instead of `/dev/null` and the spec's log files.
     pub inherit_stdio: bool,
@@ -277,6 +281,7 @@ impl Default for ContainerOptions {
             rlimits: Vec::new(),
             additional_gids: Vec::new(),
             cpu_quota: None,
+            extra_resources: Default::default(),
             inherit_stdio: false,
             oom_score_adj: None,
             fs_mounts: Vec::new(),

@@ -50,21 +50,25 @@ pub(crate) fn init_state_dir(cfg: &RuntimeConfig) -> Result<()> {
 
 /// The cgroup manager of container `id`, wherever its options put its cgroup.
 pub(crate) fn manager(cfg: &RuntimeConfig, id: &str) -> Box<dyn CgroupManager> {
-    let opts = load(cfg, id)
-        .ok()
-        .and_then(|(_, sf)| sf)
-        .map(|sf| sf.options);
-    manager_for(cfg, id, opts.as_ref())
+    let sf = load(cfg, id).ok().and_then(|(_, sf)| sf);
+    manager_for(cfg, id, sf.as_ref().map(|sf| (&sf.spec, &sf.options)))
 }
 
-/// The cgroup manager for `id` created with `opts`.
+/// The cgroup manager for `id` made from `made` (spec and options): the hierarchies its
+/// limits need (see [`cgroup::manager_with`]); without them, every hierarchy there is.
 pub(crate) fn manager_for(
     cfg: &RuntimeConfig,
     id: &str,
-    opts: Option<&ContainerOptions>,
+    made: Option<(&ContainerSpec, &ContainerOptions)>,
 ) -> Box<dyn CgroupManager> {
-    let (parent, leaf) = cgroup_location(cfg, id, opts);
-    cgroup::manager(&cfg.cgroup_root, &parent, &leaf)
+    let (parent, leaf) = cgroup_location(cfg, id, made.map(|(_, o)| o));
+    match made {
+        Some((spec, opts)) => {
+            let limits = cgroup::Limits::of(spec, opts);
+            cgroup::manager_with(&cfg.cgroup_root, &parent, &leaf, &limits)
+        }
+        None => cgroup::manager(&cfg.cgroup_root, &parent, &leaf),
+    }
 }
 
 /// (parent, leaf) of the container's cgroup under each hierarchy's root:
@@ -271,7 +275,7 @@ pub(crate) fn create(
         }
         Err(e) => return Err(io_err(format!("creating {}", layout.dir.display()))(e)),
     }
-    let cg = manager_for(cfg, &spec.id, Some(options));
+    let cg = manager_for(cfg, &spec.id, Some((spec, options)));
     let mut sf = StateFile {
         state: ContainerState {
             id: spec.id.clone(),
@@ -331,27 +335,19 @@ fn set_up(
         crate::fs::mount_overlay(&spec.layers, &layout.upper, &layout.work, &layout.rootfs)?;
     }
     let with_devices = !opts.device_rules.is_empty() || !opts.devices.is_empty();
+    let limits = cgroup::Limits::of(spec, opts);
     let minimal;
     let cg: Option<&dyn CgroupManager> = if opts.minimal_cgroups {
         let (parent, leaf) = cgroup_location(cfg, &spec.id, Some(opts));
-        minimal = cgroup::manager_for_limits(
-            &cfg.cgroup_root,
-            &parent,
-            &leaf,
-            &spec.resources,
-            opts.cpu_quota.is_some(),
-            with_devices,
-        );
+        minimal =
+            cgroup::manager_for_limits(&cfg.cgroup_root, &parent, &leaf, &limits, with_devices);
         minimal.as_deref()
     } else {
         Some(cg)
     };
     if let Some(cg) = cg {
         cg.create()?;
-        cg.apply(&spec.resources)?;
-        if let Some(q) = opts.cpu_quota {
-            cg.set_cpu_quota(q)?;
-        }
+        cg.apply(&limits)?;
         if with_devices {
             let (default_allow, rules) =
                 crate::devices::effective(&opts.device_rules, &opts.devices)?;
@@ -788,7 +784,7 @@ pub(crate) fn delete(cfg: &RuntimeConfig, id: &str, force: bool) -> Result<()> {
     }
     clean_up(
         &layout,
-        &*manager_for(cfg, id, sf.as_ref().map(|s| &s.options)),
+        &*manager_for(cfg, id, sf.as_ref().map(|s| (&s.spec, &s.options))),
     )?;
     if let Some(sf) = sf.filter(|s| !s.options.hooks.poststop.is_empty()) {
         let json = hook_state(&sf, Status::Stopped);

@@ -8,7 +8,8 @@
 //! capabilities (all five sets; a non-root user keeps them);
 //! `hostname`; bind mounts (`bind`/`rbind`, `ro`); `linux.namespaces` (network: a path
 //! is joined, none means the host's; pid/mount/uts/ipc/cgroup are always new);
-//! `linux.resources` memory limit, pids limit, cpu shares/quota/period;
+//! `linux.resources` memory, pids, cpu, blockIO, hugepageLimits, network (see
+//! [`extra_resources`]);
 //! `maskedPaths`/`readonlyPaths`; `linux.seccomp` present = the default filter.
 //!
 //! Other mounts (tmpfs, …) outside `/proc`, `/dev` and `/sys` with their options;
@@ -245,6 +246,7 @@ pub fn convert(
                     });
                 }
             }
+            opts.extra_resources = extra_resources(r, warnings)?;
         }
         opts.masked_paths = linux.masked_paths().clone().unwrap_or_default();
         opts.readonly_paths = linux.readonly_paths().clone().unwrap_or_default();
@@ -344,6 +346,121 @@ pub fn convert(
         stderr: PathBuf::from("/dev/null"),
     };
     Ok((container, opts))
+}
+
+/// The parts of `linux.resources` beyond the memory limit, pids, cpu shares and quota,
+/// as runc reads them: a 0 means "not set" for the memory sizes, weights and realtime
+/// values (as in runc); `swap` -1 is unlimited swap; a period without a positive quota
+/// is a period alone. `unified` and `rdma` are ignored with a warning.
+fn extra_resources(
+    r: &oci_spec::runtime::LinuxResources,
+    warnings: &mut Vec<String>,
+) -> Result<crate::ExtraResources> {
+    use crate::cgroup::{HugepageLimit, InterfacePriority, ThrottleDevice, WeightDevice};
+    let mut x = crate::ExtraResources::default();
+    let nonzero = |v: Option<i64>| v.filter(|v| *v != 0);
+    if let Some(m) = r.memory() {
+        x.memory.reservation = nonzero(m.reservation());
+        x.memory.swap = nonzero(m.swap());
+        x.memory.kernel = nonzero(m.kernel());
+        x.memory.kernel_tcp = nonzero(m.kernel_tcp());
+        x.memory.swappiness = m.swappiness();
+        x.memory.disable_oom_killer = m.disable_oom_killer().unwrap_or(false);
+    }
+    if let Some(c) = r.cpu() {
+        if c.quota().is_none_or(|q| q <= 0) {
+            x.cpu.period = c.period().filter(|p| *p > 0);
+        }
+        x.cpu.realtime_runtime = nonzero(c.realtime_runtime());
+        x.cpu.realtime_period = c.realtime_period().filter(|p| *p > 0);
+        let list = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+        x.cpu.cpus = list(c.cpus());
+        x.cpu.mems = list(c.mems());
+    }
+    let dev = |what: &str, major: i64, minor: i64| -> Result<(u32, u32)> {
+        match (u32::try_from(major), u32::try_from(minor)) {
+            (Ok(a), Ok(b)) => Ok((a, b)),
+            _ => Err(invalid(format!(
+                "linux.resources.blockIO.{what}: device {major}:{minor} is not a device \
+                 number (major and minor must be 0 or more)"
+            ))),
+        }
+    };
+    if let Some(b) = r.block_io() {
+        let io = &mut x.block_io;
+        io.weight = b.weight().filter(|w| *w != 0);
+        io.leaf_weight = b.leaf_weight().filter(|w| *w != 0);
+        for d in b.weight_device().as_deref().unwrap_or_default() {
+            let (major, minor) = dev("weightDevice", d.major(), d.minor())?;
+            io.weight_devices.push(WeightDevice {
+                major,
+                minor,
+                weight: d.weight().filter(|w| *w != 0),
+                leaf_weight: d.leaf_weight().filter(|w| *w != 0),
+            });
+        }
+        let throttles = [
+            (
+                "throttleReadBpsDevice",
+                b.throttle_read_bps_device(),
+                &mut io.throttle_read_bps,
+            ),
+            (
+                "throttleWriteBpsDevice",
+                b.throttle_write_bps_device(),
+                &mut io.throttle_write_bps,
+            ),
+            (
+                "throttleReadIOPSDevice",
+                b.throttle_read_iops_device(),
+                &mut io.throttle_read_iops,
+            ),
+            (
+                "throttleWriteIOPSDevice",
+                b.throttle_write_iops_device(),
+                &mut io.throttle_write_iops,
+            ),
+        ];
+        for (what, from, to) in throttles {
+            for d in from.as_deref().unwrap_or_default() {
+                let (major, minor) = dev(what, d.major(), d.minor())?;
+                to.push(ThrottleDevice {
+                    major,
+                    minor,
+                    rate: d.rate(),
+                });
+            }
+        }
+    }
+    for h in r.hugepage_limits().as_deref().unwrap_or_default() {
+        let limit = u64::try_from(h.limit()).map_err(|_| {
+            invalid(format!(
+                "linux.resources.hugepageLimits: limit {} for {} is negative",
+                h.limit(),
+                h.page_size()
+            ))
+        })?;
+        x.hugepages.push(HugepageLimit {
+            page_size: h.page_size().clone(),
+            limit,
+        });
+    }
+    if let Some(n) = r.network() {
+        x.network.class_id = n.class_id();
+        for p in n.priorities().as_deref().unwrap_or_default() {
+            x.network.priorities.push(InterfacePriority {
+                name: p.name().clone(),
+                priority: p.priority(),
+            });
+        }
+    }
+    if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
+        warnings.push("linux.resources.unified ignored".into());
+    }
+    if r.rdma().as_ref().is_some_and(|u| !u.is_empty()) {
+        warnings.push("linux.resources.rdma ignored".into());
+    }
+    Ok(x)
 }
 
 /// `a` `b` `c` `u` `p` of an OCI device type.

@@ -8,14 +8,30 @@
 //!
 //! Control files are opened for writing without `O_CREAT`: on a real cgroupfs they exist
 //! as soon as the directory is made, and "only if present" files (`memory.memsw.*`,
-//! `memory.swap.max`) are probed by existence.
+//! `memory.swap.max`, `memory.kmem.*`) are probed by existence. A file the kernel lacks
+//! for a setting that was asked for (`blkio.weight` without CFQ/BFQ, `cpu.rt_*` without
+//! `CONFIG_RT_GROUP_SCHED`, a huge page size it does not have) is
+//! [`CgroupError::Unsupported`], naming the setting and the file.
+//!
+//! Layout: this file has the trait, the errors and the shared helpers; `resources.rs` the
+//! limits ([`Limits`], [`ExtraResources`]); `v1.rs` and `v2.rs` the two managers.
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::devices::DeviceRule;
-use crate::{CpuQuota, Resources};
+
+mod resources;
+mod v1;
+mod v2;
+
+pub use resources::{
+    blkio_weight_to_io_weight, BlockIo, CpuExtra, ExtraResources, HugepageLimit, InterfacePriority,
+    Limits, MemoryExtra, NetworkLimits, ThrottleDevice, WeightDevice,
+};
+pub use v1::{V1, V1_CONTROLLERS, V1_OPTIONAL};
+pub use v2::{V2, V2_CONTROLLERS};
 
 /// Errors of the cgroup code; every variant names the file or directory involved.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +70,10 @@ pub enum CgroupError {
         controller: &'static str,
         root: PathBuf,
     },
+    #[error("{setting} was asked for, but {why}: remove it from the container's resources")]
+    Unsupported { setting: &'static str, why: String },
+    #[error("invalid {setting}: {why}")]
+    Invalid { setting: &'static str, why: String },
     #[error(transparent)]
     Devices(#[from] crate::devices::DeviceError),
 }
@@ -66,7 +86,10 @@ impl CgroupError {
             | CgroupError::Write { source, .. }
             | CgroupError::Read { source, .. }
             | CgroupError::RemoveDir { source, .. } => Some(source),
-            CgroupError::MissingController { .. } | CgroupError::Devices(_) => None,
+            CgroupError::MissingController { .. }
+            | CgroupError::Unsupported { .. }
+            | CgroupError::Invalid { .. }
+            | CgroupError::Devices(_) => None,
         }
     }
 }
@@ -79,7 +102,9 @@ impl From<CgroupError> for crate::Error {
             | CgroupError::Write { source, .. }
             | CgroupError::Read { source, .. }
             | CgroupError::RemoveDir { source, .. } => crate::Error::Io { what, source },
-            CgroupError::MissingController { .. } => crate::Error::InvalidSpec(what),
+            CgroupError::MissingController { .. }
+            | CgroupError::Unsupported { .. }
+            | CgroupError::Invalid { .. } => crate::Error::InvalidSpec(what),
             CgroupError::Devices(e) => e.into(),
         }
     }
@@ -102,8 +127,9 @@ pub trait CgroupManager: std::fmt::Debug + Send + Sync {
     fn paths(&self) -> Vec<PathBuf>;
     /// Makes the parent (if missing) and the container's cgroup directories.
     fn create(&self) -> Result<()>;
-    /// Writes the limits; `None` fields are left at the kernel default (no limit).
-    fn apply(&self, resources: &Resources) -> Result<()>;
+    /// Checks the limits ([`Limits::check`]) and writes them; `None` fields are left at
+    /// the kernel default (no limit).
+    fn apply(&self, limits: &Limits) -> Result<()>;
     /// Moves a process into the cgroup(s).
     fn add_process(&self, pid: i32) -> Result<()>;
     /// The `tasks` files of the v1 hierarchies: a single-threaded process writing `0` to
@@ -120,8 +146,6 @@ pub trait CgroupManager: std::fmt::Debug + Send + Sync {
     /// Removes the container's cgroup directories (not the shared parent). Missing ones
     /// are fine; a non-empty one fails with EBUSY (the caller kills and retries).
     fn remove(&self) -> Result<()>;
-    /// Writes a CPU bandwidth limit.
-    fn set_cpu_quota(&self, quota: CpuQuota) -> Result<()>;
     /// Memory, CPU and pid figures; a missing controller's figures are 0 / None.
     fn stats(&self) -> Result<Stats>;
     /// Freezes (`true`) or thaws the cgroup's processes; returns once the kernel says so.
@@ -182,50 +206,60 @@ pub fn detect(root: &Path) -> CgroupVersion {
     }
 }
 
-/// The manager for container `id` under `parent`, for the layout found at `root`.
+/// The manager for container `id` under `parent` that knows every hierarchy a container
+/// can have (v1: [`V1_CONTROLLERS`] and [`V1_OPTIONAL`]), for when the limits are not
+/// known: cleaning up after a container whose state is gone, the shared parents. Missing
+/// dirs count as empty, so it must not be used to join (`self_join_files`).
 pub fn manager(root: &Path, parent: &str, id: &str) -> Box<dyn CgroupManager> {
+    let all: Vec<&str> = V1_CONTROLLERS.iter().chain(&V1_OPTIONAL).copied().collect();
     match detect(root) {
         CgroupVersion::V2 => Box::new(V2::new(root, parent, id)),
-        CgroupVersion::V1 => Box::new(V1::new(root, parent, id)),
+        CgroupVersion::V1 => Box::new(V1::with_hierarchies(root, parent, id, &all)),
     }
 }
 
-/// A manager for only the hierarchies that `resources` (and a CPU quota) need, or None
-/// when nothing is limited. Joining a cgroup costs an RCU grace period per hierarchy
+/// The manager of a container with `limits`: v1 joins [`V1_CONTROLLERS`] plus the
+/// optional hierarchies the limits need (cpuset only for `cpus`/`mems`, blkio, hugetlb,
+/// net_cls, net_prio), so every call for that container sees the same set.
+pub fn manager_with(
+    root: &Path,
+    parent: &str,
+    id: &str,
+    limits: &Limits,
+) -> Box<dyn CgroupManager> {
+    match detect(root) {
+        CgroupVersion::V2 => Box::new(V2::with_limits(root, parent, id, limits)),
+        CgroupVersion::V1 => {
+            let mut want: Vec<&str> = V1_CONTROLLERS.to_vec();
+            want.extend(limits.v1_hierarchies());
+            Box::new(V1::with_hierarchies(root, parent, id, &want))
+        }
+    }
+}
+
+/// A manager for only the hierarchies that `limits` (and the device allow-list) need, or
+/// None when nothing is limited. Joining a cgroup costs an RCU grace period per hierarchy
 /// (the kernel's `cgroup_threadgroup_rwsem`), milliseconds on a busy host, so
 /// containers that ask for no limits and no stats (OCI bundles without resources) join
-/// none. Later calls (wait, delete, stats) use [`manager`]: missing dirs count as empty.
+/// none. Later calls (wait, delete, stats) use [`manager_with`]: missing dirs count as
+/// empty.
 pub fn manager_for_limits(
     root: &Path,
     parent: &str,
     id: &str,
-    r: &Resources,
-    cpu_quota: bool,
+    limits: &Limits,
     devices: bool,
 ) -> Option<Box<dyn CgroupManager>> {
-    let mut need = Vec::new();
+    let mut need = limits.v1_hierarchies();
     if devices {
         need.push("devices");
-    }
-    if r.memory_bytes.is_some() {
-        need.push("memory");
-    }
-    if r.pids_max.is_some() {
-        need.push("pids");
-    }
-    if r.cpu_shares.is_some() || cpu_quota {
-        need.push("cpu");
     }
     if need.is_empty() {
         return None;
     }
     Some(match detect(root) {
-        CgroupVersion::V2 => Box::new(V2::new(root, parent, id)),
-        CgroupVersion::V1 => {
-            let mut m = V1::new(root, parent, id);
-            m.dirs.retain(|(c, _)| need.contains(c));
-            Box::new(m)
-        }
+        CgroupVersion::V2 => Box::new(V2::with_limits(root, parent, id, limits)),
+        CgroupVersion::V1 => Box::new(V1::with_hierarchies(root, parent, id, &need)),
     })
 }
 
@@ -256,19 +290,6 @@ pub fn shares_to_weight(shares: u64) -> u64 {
     let shares = shares.clamp(2, 262_144);
     1 + ((shares - 2) * 9999) / 262_142
 }
-
-/// v1 hierarchies a container joins, in this order. cpuset is left out on purpose: a new
-/// cpuset cgroup starts with empty `cpuset.cpus`/`mems` and would refuse tasks. `systemd`
-/// (the `name=systemd` hierarchy) and `unified` (the controller-less cgroup2 of a hybrid
-/// host) carry no limits but are where systemd tracks a service's processes: joining
-/// them takes the container out of the agent's unit, so stopping the agent's service does
-/// not kill its containers.
-pub const V1_CONTROLLERS: [&str; 8] = [
-    "memory", "pids", "cpu", "cpuacct", "freezer", "devices", "systemd", "unified",
-];
-
-/// v2 controllers enabled for the container's subtree when the root offers them.
-pub const V2_CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
 
 fn write_file(path: &Path, value: &str) -> Result<()> {
     // O_TRUNC as runc does: harmless on cgroupfs, right on the test fixtures.
@@ -345,359 +366,51 @@ fn remove_dir(path: &Path) -> Result<()> {
     }
 }
 
-/// cgroup v1: one directory per controller hierarchy, `<root>/<controller>/<parent>/<id>`.
-#[derive(Debug, Clone)]
-pub struct V1 {
-    root: PathBuf,
-    /// (controller, container dir) for every mounted controller of [`V1_CONTROLLERS`];
-    /// co-mounted controllers (`cpu,cpuacct`) appear once.
-    dirs: Vec<(&'static str, PathBuf)>,
+/// `path` when it exists, else [`CgroupError::Unsupported`] for `setting`: "<path> does
+/// not exist (<reason>)".
+fn present(path: PathBuf, setting: &'static str, reason: &str) -> Result<PathBuf> {
+    first_present(&[path], setting, reason)
 }
 
-impl V1 {
-    pub fn new(root: &Path, parent: &str, id: &str) -> V1 {
-        let mut dirs: Vec<(&'static str, PathBuf)> = Vec::new();
-        let mut seen: Vec<(u64, u64)> = Vec::new();
-        for controller in V1_CONTROLLERS {
-            let mount = root.join(controller);
-            // A hierarchy is mounted where its root has `cgroup.procs` (a bare directory,
-            // or a tmpfs hiding the hierarchy, is not one). Co-mounted ones (`cpu` and
-            // `cpuacct` linking to `cpu,cpuacct`) share that very file: its device and
-            // inode tell them apart in one stat, where resolving the links took five
-            // system calls per controller, on every runtime call.
-            let Ok(meta) = fs::metadata(mount.join("cgroup.procs")) else {
-                continue;
-            };
-            let file = (
-                std::os::unix::fs::MetadataExt::dev(&meta),
-                std::os::unix::fs::MetadataExt::ino(&meta),
-            );
-            if seen.contains(&file) {
-                continue;
-            }
-            seen.push(file);
-            dirs.push((controller, mount.join(parent).join(id)));
-        }
-        V1 {
-            root: root.to_owned(),
-            dirs,
-        }
+/// The first of `paths` that exists, else [`CgroupError::Unsupported`] naming them.
+fn first_present(paths: &[PathBuf], setting: &'static str, reason: &str) -> Result<PathBuf> {
+    if let Some(p) = paths.iter().find(|p| p.exists()) {
+        return Ok(p.clone());
     }
-
-    fn dir(&self, controller: &str) -> Option<&Path> {
-        self.dirs
-            .iter()
-            .find(|(c, _)| *c == controller)
-            .map(|(_, d)| d.as_path())
-    }
-
-    fn need(&self, controller: &'static str, limit: &'static str) -> Result<&Path> {
-        self.dir(controller)
-            .ok_or_else(|| CgroupError::MissingController {
-                limit,
-                controller,
-                root: self.root.clone(),
-            })
-    }
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    Err(CgroupError::Unsupported {
+        setting,
+        why: format!("{} does not exist ({reason})", names.join(" nor ")),
+    })
 }
 
-impl CgroupManager for V1 {
-    fn version(&self) -> CgroupVersion {
-        CgroupVersion::V1
-    }
-
-    fn paths(&self) -> Vec<PathBuf> {
-        self.dirs.iter().map(|(_, d)| d.clone()).collect()
-    }
-
-    fn create(&self) -> Result<()> {
-        for (_, dir) in &self.dirs {
-            make_dir_all(dir)?;
-        }
-        Ok(())
-    }
-
-    fn apply(&self, r: &Resources) -> Result<()> {
-        if let Some(bytes) = r.memory_bytes {
-            let dir = self.need("memory", "memory")?;
-            let value = bytes.to_string();
-            write_file(&dir.join("memory.limit_in_bytes"), &value)?;
-            // memory+swap = memory: no swap. Only where swap accounting is compiled in.
-            let memsw = dir.join("memory.memsw.limit_in_bytes");
-            if memsw.exists() {
-                write_file(&memsw, &value)?;
+/// Writes a per-device line (`M:m …`) for `setting`; the kernel's `ENODEV` becomes
+/// [`CgroupError::Invalid`] naming the device, which is what the caller got wrong.
+fn write_device_line(path: &Path, value: &str, setting: &'static str) -> Result<()> {
+    write_file(path, value).map_err(|e| match e.io_source().and_then(io::Error::raw_os_error) {
+        Some(libc::ENODEV) => {
+            let dev = value.split_whitespace().next().unwrap_or(value);
+            CgroupError::Invalid {
+                setting,
+                why: format!(
+                    "{dev} is not a block device of this host (see /proc/partitions; \
+                     weights and limits apply to whole disks)"
+                ),
             }
         }
-        if let Some(max) = r.pids_max {
-            let dir = self.need("pids", "pids")?;
-            write_file(&dir.join("pids.max"), &max.to_string())?;
-        }
-        if let Some(shares) = r.cpu_shares {
-            let dir = self.need("cpu", "cpu")?;
-            write_file(&dir.join("cpu.shares"), &shares.max(2).to_string())?;
-        }
-        Ok(())
-    }
-
-    fn add_process(&self, pid: i32) -> Result<()> {
-        for (_, dir) in &self.dirs {
-            write_file(&dir.join("cgroup.procs"), &pid.to_string())?;
-        }
-        Ok(())
-    }
-
-    fn self_join_files(&self) -> Vec<PathBuf> {
-        self.dirs
-            .iter()
-            .filter(|(c, _)| *c != "unified")
-            .map(|(_, d)| d.join("tasks"))
-            .collect()
-    }
-
-    fn clone_into_dir(&self) -> Option<PathBuf> {
-        self.dir("unified").map(Path::to_owned)
-    }
-
-    fn procs(&self) -> Result<Vec<i32>> {
-        let mut out = Vec::new();
-        for (_, dir) in &self.dirs {
-            read_procs(dir, &mut out)?;
-        }
-        Ok(out)
-    }
-
-    fn oom_kills(&self) -> Result<u64> {
-        match self.dir("memory") {
-            Some(dir) => read_keyed(&dir.join("memory.oom_control"), "oom_kill"),
-            None => Ok(0),
-        }
-    }
-
-    fn remove(&self) -> Result<()> {
-        for (_, dir) in &self.dirs {
-            remove_dir(dir)?;
-        }
-        Ok(())
-    }
-
-    fn set_cpu_quota(&self, q: CpuQuota) -> Result<()> {
-        let dir = self.need("cpu", "cpu quota")?;
-        write_file(&dir.join("cpu.cfs_period_us"), &q.period_us.to_string())?;
-        write_file(&dir.join("cpu.cfs_quota_us"), &q.quota_us.to_string())
-    }
-
-    fn stats(&self) -> Result<Stats> {
-        let mut s = Stats::default();
-        if let Some(dir) = self.dir("memory") {
-            s.memory_bytes = read_u64(&dir.join("memory.usage_in_bytes")).unwrap_or(0);
-            s.memory_peak_bytes = read_u64(&dir.join("memory.max_usage_in_bytes"));
-        }
-        if let Some(dir) = self.dir("cpuacct").or_else(|| self.dir("cpu")) {
-            s.cpu_usage_ns = read_u64(&dir.join("cpuacct.usage")).unwrap_or(0);
-        }
-        if let Some(dir) = self.dir("pids") {
-            s.pids = read_u64(&dir.join("pids.current")).unwrap_or(0);
-        }
-        Ok(s)
-    }
-
-    fn freeze(&self, frozen: bool) -> Result<()> {
-        let dir = self.need("freezer", "freezer")?;
-        let path = dir.join("freezer.state");
-        let want = if frozen { "FROZEN" } else { "THAWED" };
-        write_file(&path, want)?;
-        wait_until(&path, || {
-            fs::read_to_string(&path).is_ok_and(|t| t.trim() == want)
-        })
-    }
-
-    fn is_frozen(&self) -> bool {
-        self.dir("freezer").is_some_and(|d| {
-            fs::read_to_string(d.join("freezer.state")).is_ok_and(|t| t.trim() == "FROZEN")
-        })
-    }
-
-    fn set_devices(&self, default_allow: bool, rules: &[DeviceRule]) -> Result<()> {
-        let dir = self.need("devices", "device")?;
-        for (allow, line) in crate::devices::v1_writes(default_allow, rules) {
-            let file = if allow {
-                "devices.allow"
-            } else {
-                "devices.deny"
-            };
-            write_file(&dir.join(file), &line)?;
-        }
-        Ok(())
-    }
+        _ => e,
+    })
 }
 
-/// cgroup v2: one directory, `<root>/<parent>/<id>`.
-#[derive(Debug, Clone)]
-pub struct V2 {
-    root: PathBuf,
-    parent: PathBuf,
-    dir: PathBuf,
-}
-
-impl V2 {
-    pub fn new(root: &Path, parent: &str, id: &str) -> V2 {
-        let parent = root.join(parent);
-        V2 {
-            root: root.to_owned(),
-            dir: parent.join(id),
-            parent,
-        }
+/// Writes `value` to `path` when the file exists (a knob only some kernels have).
+fn write_if_present(path: &Path, value: &str) -> Result<()> {
+    if path.exists() {
+        write_file(path, value)?;
     }
-
-    /// Controllers the root offers, among [`V2_CONTROLLERS`].
-    fn available(&self) -> Result<Vec<&'static str>> {
-        let text = read_file(&self.root.join("cgroup.controllers"))?;
-        let offered: Vec<&str> = text.split_whitespace().collect();
-        Ok(V2_CONTROLLERS
-            .into_iter()
-            .filter(|c| offered.contains(c))
-            .collect())
-    }
-
-    /// Enables `controllers` in `dir/cgroup.subtree_control` unless already on, one at a
-    /// time: one the kernel refuses (e.g. `cpu` while realtime tasks sit in other groups)
-    /// only matters if its limit is asked for, and `apply` reports that.
-    fn enable(dir: &Path, controllers: &[&str]) -> Result<()> {
-        let path = dir.join("cgroup.subtree_control");
-        for c in Self::to_enable(&read_file(&path)?, controllers) {
-            let _ = write_file(&path, &format!("+{c}"));
-        }
-        Ok(())
-    }
-
-    /// The controllers of `wanted` that `subtree_control` (its text) does not list.
-    fn to_enable<'a>(subtree_control: &str, wanted: &[&'a str]) -> Vec<&'a str> {
-        let on: Vec<&str> = subtree_control.split_whitespace().collect();
-        wanted.iter().copied().filter(|c| !on.contains(c)).collect()
-    }
-
-    fn need(&self, file: &str, limit: &'static str, controller: &'static str) -> Result<PathBuf> {
-        let path = self.dir.join(file);
-        if path.exists() {
-            Ok(path)
-        } else {
-            Err(CgroupError::MissingController {
-                limit,
-                controller,
-                root: self.root.clone(),
-            })
-        }
-    }
-}
-
-impl CgroupManager for V2 {
-    fn version(&self) -> CgroupVersion {
-        CgroupVersion::V2
-    }
-
-    fn paths(&self) -> Vec<PathBuf> {
-        vec![self.dir.clone()]
-    }
-
-    fn create(&self) -> Result<()> {
-        let controllers = self.available()?;
-        // Every ancestor from the root down to the parent must delegate the controllers
-        // to its children ("no internal processes": none of these hold processes).
-        let rel = self
-            .parent
-            .strip_prefix(&self.root)
-            .unwrap_or(Path::new(""));
-        let mut dir = self.root.clone();
-        Self::enable(&dir, &controllers)?;
-        for part in rel.components() {
-            dir.push(part);
-            make_dir_all(&dir)?;
-            Self::enable(&dir, &controllers)?;
-        }
-        make_dir_all(&self.dir)
-    }
-
-    fn apply(&self, r: &Resources) -> Result<()> {
-        if let Some(bytes) = r.memory_bytes {
-            write_file(
-                &self.need("memory.max", "memory", "memory")?,
-                &bytes.to_string(),
-            )?;
-            let swap = self.dir.join("memory.swap.max");
-            if swap.exists() {
-                write_file(&swap, "0")?;
-            }
-        }
-        if let Some(max) = r.pids_max {
-            write_file(&self.need("pids.max", "pids", "pids")?, &max.to_string())?;
-        }
-        if let Some(shares) = r.cpu_shares {
-            let path = self.need("cpu.weight", "cpu", "cpu")?;
-            write_file(&path, &shares_to_weight(shares).to_string())?;
-        }
-        Ok(())
-    }
-
-    fn add_process(&self, pid: i32) -> Result<()> {
-        write_file(&self.dir.join("cgroup.procs"), &pid.to_string())
-    }
-
-    fn self_join_files(&self) -> Vec<PathBuf> {
-        Vec::new()
-    }
-
-    fn clone_into_dir(&self) -> Option<PathBuf> {
-        Some(self.dir.clone())
-    }
-
-    fn procs(&self) -> Result<Vec<i32>> {
-        let mut out = Vec::new();
-        read_procs(&self.dir, &mut out)?;
-        Ok(out)
-    }
-
-    fn oom_kills(&self) -> Result<u64> {
-        read_keyed(&self.dir.join("memory.events"), "oom_kill")
-    }
-
-    fn remove(&self) -> Result<()> {
-        remove_dir(&self.dir)
-    }
-
-    fn set_cpu_quota(&self, q: CpuQuota) -> Result<()> {
-        let path = self.need("cpu.max", "cpu quota", "cpu")?;
-        write_file(&path, &format!("{} {}", q.quota_us, q.period_us))
-    }
-
-    fn stats(&self) -> Result<Stats> {
-        let usage_usec = read_keyed(&self.dir.join("cpu.stat"), "usage_usec")?;
-        Ok(Stats {
-            memory_bytes: read_u64(&self.dir.join("memory.current")).unwrap_or(0),
-            memory_peak_bytes: read_u64(&self.dir.join("memory.peak")),
-            cpu_usage_ns: usage_usec * 1000,
-            pids: read_u64(&self.dir.join("pids.current")).unwrap_or(0),
-        })
-    }
-
-    fn freeze(&self, frozen: bool) -> Result<()> {
-        let path = self.dir.join("cgroup.freeze");
-        write_file(&path, if frozen { "1" } else { "0" })?;
-        let events = self.dir.join("cgroup.events");
-        let want = u64::from(frozen);
-        wait_until(&events, || {
-            read_keyed(&events, "frozen").is_ok_and(|v| v == want)
-        })
-    }
-
-    fn is_frozen(&self) -> bool {
-        read_keyed(&self.dir.join("cgroup.events"), "frozen").is_ok_and(|v| v == 1)
-    }
-
-    fn set_devices(&self, default_allow: bool, rules: &[DeviceRule]) -> Result<()> {
-        crate::devices::attach(&self.dir, default_allow, rules)?;
-        Ok(())
-    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_resources;

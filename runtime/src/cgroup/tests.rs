@@ -1,5 +1,6 @@
 //! Unit tests of the cgroup managers on tempdir fixtures (no root needed).
 use super::*;
+use crate::Resources;
 
 fn touch(path: &Path, content: &str) {
     fs::write(path, content).unwrap();
@@ -80,7 +81,7 @@ fn v1_writes_limits_and_joins_every_hierarchy() {
         pids_max: Some(100),
         cpu_shares: Some(512),
     };
-    m.apply(&res).unwrap();
+    m.apply(&Limits::from(&res)).unwrap();
     let mem = root.path().join("memory/prt/c1");
     assert_eq!(
         fs::read_to_string(mem.join("memory.limit_in_bytes")).unwrap(),
@@ -119,7 +120,7 @@ fn v1_memsw_only_when_present() {
         memory_bytes: Some(1 << 30),
         ..Resources::default()
     };
-    m.apply(&res).unwrap();
+    m.apply(&Limits::from(&res)).unwrap();
     let dir = root.path().join("memory/prt/c2");
     assert!(!dir.join("memory.memsw.limit_in_bytes").exists());
     assert_eq!(
@@ -137,7 +138,7 @@ fn v1_missing_controller_is_a_clear_error() {
         pids_max: Some(10),
         ..Resources::default()
     };
-    let err = m.apply(&res).unwrap_err();
+    let err = m.apply(&Limits::from(&res)).unwrap_err();
     assert!(matches!(
         err,
         CgroupError::MissingController {
@@ -147,7 +148,7 @@ fn v1_missing_controller_is_a_clear_error() {
     ));
     assert!(err.to_string().contains("pids controller is not available"));
     // No limit asked: nothing is needed.
-    m.apply(&Resources::default()).unwrap();
+    m.apply(&Limits::default()).unwrap();
 }
 
 #[test]
@@ -226,7 +227,7 @@ fn v2_enables_controllers_down_the_tree_and_writes_limits() {
         pids_max: Some(64),
         cpu_shares: Some(1024),
     };
-    m.apply(&res).unwrap();
+    m.apply(&Limits::from(&res)).unwrap();
     let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap();
     assert_eq!(read("memory.max"), "33554432");
     assert_eq!(read("memory.swap.max"), "0");
@@ -280,12 +281,12 @@ fn v2_swap_only_when_present_and_missing_controller() {
         memory_bytes: Some(4096),
         ..Resources::default()
     };
-    m.apply(&res).unwrap();
+    m.apply(&Limits::from(&res)).unwrap();
     assert!(!dir.join("memory.swap.max").exists());
     let err = m
-        .apply(&Resources {
+        .apply(&Limits {
             pids_max: Some(1),
-            ..Resources::default()
+            ..Limits::default()
         })
         .unwrap_err();
     assert!(err.to_string().contains("pids controller"), "{err}");
