@@ -6,12 +6,13 @@
 //! container's upper dir, the bundle's rootfs is never modified) and `root.readonly`;
 //! `process` args/env/cwd/user (uid, gid, additionalGids)/rlimits/`noNewPrivileges`/
 //! capabilities (all five sets; a non-root user keeps them);
-//! `hostname`; bind mounts (`bind`/`rbind`, `ro`); `linux.namespaces` (network: a path
-//! is joined, none means the host's; pid/mount/uts/ipc/cgroup are always new);
+//! `hostname`; `linux.namespaces` (every type: with a path = joined, without = new,
+//! not listed = the runtime's own; see [`namespaces`]);
 //! `linux.resources` memory limit, pids limit, cpu shares/quota/period;
 //! `maskedPaths`/`readonlyPaths`; `linux.seccomp` present = the default filter.
 //!
-//! Other mounts (tmpfs, …) outside `/proc`, `/dev` and `/sys` with their options;
+//! `mounts` outside `/proc`, `/dev` and `/sys`, binds and filesystems in the config's
+//! order with their flags, data and propagation ([`config_mounts`]);
 //! `linux.rootfsPropagation`.
 //!
 //! What does not: the runtime mounts `/proc`, `/dev` and `/sys` itself, so the config's
@@ -144,14 +145,17 @@ pub fn convert(
                         None => Network::None,
                     }
                 }
-                LinuxNamespaceType::User if ns.path().is_some() => {
-                    if linux.uid_mappings().is_some() || linux.gid_mappings().is_some() {
-                        return Err(invalid(
-                            "linux.uidMappings/gidMappings are for a new user namespace, but \
-                             the user namespace has a path to join: remove one of them",
-                        ));
-                    }
+                LinuxNamespaceType::User
+                    if ns.path().is_some()
+                        && (linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+                            || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())) =>
+                {
+                    return Err(invalid(
+                        "linux.uidMappings/gidMappings are for a new user namespace, but the \
+                         user namespace has a path to join: remove one of them",
+                    ));
                 }
+                LinuxNamespaceType::User if ns.path().is_some() => {}
                 LinuxNamespaceType::User => {
                     let maps = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
                         m.as_deref()
@@ -490,5 +494,53 @@ mod tests {
         assert_eq!(json["status"], "running");
         assert_eq!(json["pid"], 42);
         assert_eq!(json["ociVersion"], "1.0.2");
+    }
+
+    #[test]
+    fn namespaces_listed_with_a_path_are_joined_and_unlisted_ones_inherited() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = default_spec().unwrap();
+        let ns = |json: serde_json::Value| -> Vec<oci_spec::runtime::LinuxNamespace> {
+            serde_json::from_value(json).unwrap()
+        };
+        let linux = spec.linux_mut().as_mut().unwrap();
+        linux.set_namespaces(Some(ns(serde_json::json!([
+            {"type": "pid", "path": "/proc/1/ns/pid"},
+            {"type": "mount"},
+            {"type": "user", "path": "/proc/1/ns/user"},
+        ]))));
+        linux.set_uid_mappings(None);
+        linux.set_gid_mappings(None);
+        let (c, o) = convert(&spec, dir.path(), "box", &mut Vec::new()).unwrap();
+        let n = &o.namespaces;
+        assert_eq!(n.pid, crate::Namespace::Join("/proc/1/ns/pid".into()));
+        assert_eq!(n.mount, crate::Namespace::New);
+        assert_eq!(
+            (&n.uts, &n.ipc, &n.cgroup),
+            (
+                &crate::Namespace::Host,
+                &crate::Namespace::Host,
+                &crate::Namespace::Host
+            )
+        );
+        assert_eq!(n.join_user, Some("/proc/1/ns/user".into()));
+        assert_eq!(c.network, Network::Host, "not listed");
+        assert!(o.id_mappings.is_none());
+
+        let linux = spec.linux_mut().as_mut().unwrap();
+        linux.set_uid_mappings(Some(
+            serde_json::from_value(
+                serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]),
+            )
+            .unwrap(),
+        ));
+        let err = convert(&spec, dir.path(), "box", &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("remove one of them"), "{err}");
+        let linux = spec.linux_mut().as_mut().unwrap();
+        linux.set_namespaces(Some(ns(serde_json::json!([
+            {"type": "ipc"}, {"type": "ipc", "path": "/proc/1/ns/ipc"}
+        ]))));
+        let err = convert(&spec, dir.path(), "box", &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("ipc namespace twice"), "{err}");
     }
 }
