@@ -41,6 +41,8 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
 use nix::sys::stat::Mode;
 
+use crate::child::opt_ptr;
+pub(crate) use crate::child::{close_others, die, errno, read_byte, reset_signals};
 use crate::harden;
 use crate::ns;
 use crate::plan::{Op, Plan};
@@ -48,7 +50,7 @@ use crate::{Error, Result};
 
 /// Message tags on the ready and result channels.
 const READY: u8 = b'R';
-const FAILED: u8 = b'E';
+use crate::child::FAILED;
 /// The user namespace helper's report of the init's pid.
 const HELPER_PID: u8 = b'P';
 /// Exit code of an init whose exec failed (as shells do for "command not found").
@@ -348,135 +350,6 @@ unsafe fn helper_main(a: &ChildArgs) -> ! {
         libc::write(a.report, msg.as_ptr().cast(), msg.len());
         libc::_exit(0)
     }
-}
-
-/// A fixed-size message built without allocating.
-struct Msg {
-    buf: [u8; 1024],
-    len: usize,
-}
-
-impl Msg {
-    fn new(tag: u8, errno: i32) -> Msg {
-        let mut m = Msg {
-            buf: [0; 1024],
-            len: 0,
-        };
-        m.push(&[tag]);
-        m.push(&errno.to_le_bytes());
-        m
-    }
-
-    fn push(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            if let Some(slot) = self.buf.get_mut(self.len) {
-                *slot = b;
-                self.len += 1;
-            }
-        }
-    }
-}
-
-/// Reads the calling thread's errno.
-pub(crate) fn errno() -> i32 {
-    // SAFETY: __errno_location returns a valid pointer to this thread's errno.
-    unsafe { *libc::__errno_location() }
-}
-
-/// Writes `E` + errno + `parts` to `fd` and exits with `code`. Child only.
-///
-/// # Safety
-/// Only in the cloned child.
-pub(crate) unsafe fn die(fd: RawFd, code: i32, parts: &[&[u8]]) -> ! {
-    let mut msg = Msg::new(FAILED, errno());
-    for p in parts {
-        msg.push(p);
-    }
-    // SAFETY: msg.buf is valid for msg.len bytes; _exit never returns.
-    unsafe {
-        libc::write(fd, msg.buf.as_ptr().cast(), msg.len);
-        libc::_exit(code)
-    }
-}
-
-/// Reads one byte, retrying on EINTR. Returns what read(2) returned.
-///
-/// # Safety
-/// `fd` must be a descriptor of this process.
-pub(crate) unsafe fn read_byte(fd: RawFd) -> isize {
-    let mut byte = 0u8;
-    loop {
-        // SAFETY: reading one byte into a local.
-        let n = unsafe { libc::read(fd, (&raw mut byte).cast(), 1) };
-        if n < 0 && errno() == libc::EINTR {
-            continue;
-        }
-        return n;
-    }
-}
-
-fn opt_ptr(s: &Option<std::ffi::CString>) -> *const c_char {
-    s.as_ref().map_or(ptr::null(), |c| c.as_ptr())
-}
-
-/// Resets every signal to its default action and unblocks all of them.
-///
-/// # Safety
-/// Only in the cloned child.
-pub(crate) unsafe fn reset_signals() {
-    for sig in 1..=64 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
-        // SAFETY: a zeroed sigaction with SIG_DFL is a valid argument; errors (glibc's
-        // reserved signals) are ignored.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = libc::SIG_DFL;
-            libc::sigaction(sig, &sa, ptr::null_mut());
-        }
-    }
-    let empty: u64 = 0;
-    // SAFETY: the raw syscall takes an 8-byte kernel sigset.
-    unsafe {
-        libc::syscall(
-            libc::SYS_rt_sigprocmask,
-            libc::SIG_SETMASK,
-            &raw const empty,
-            ptr::null_mut::<u64>(),
-            8usize,
-        );
-    }
-}
-
-/// Closes every descriptor ≥ 3 that is not in `keep` (sorted; -1 entries ignored).
-///
-/// # Safety
-/// Only in the cloned child.
-pub(crate) unsafe fn close_others(keep: &[RawFd]) {
-    let mut next: u32 = 3;
-    let close = |first: u32, last: u32| {
-        // SAFETY: close_range only closes descriptors of this process.
-        let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
-        if r != 0 {
-            let end = last.min(4095);
-            for fd in first..=end {
-                // SAFETY: closing a descriptor number, unknown ones fail with EBADF.
-                unsafe { libc::close(fd as i32) };
-            }
-        }
-    };
-    for &fd in keep {
-        if fd < 3 {
-            continue;
-        }
-        let fd = fd as u32;
-        if fd > next {
-            close(next, fd - 1);
-        }
-        next = next.max(fd + 1);
-    }
-    close(next, u32::MAX);
 }
 
 /// Brings `lo` up in the current network namespace.
@@ -865,6 +738,7 @@ pub(crate) fn release(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::child::Msg;
 
     #[test]
     fn messages_decode() {

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub mod cgroup;
+mod child;
 pub mod devices;
 mod exec;
 mod fs;
