@@ -82,9 +82,27 @@ impl ExecProcess {
     }
 }
 
+/// Whether the init of `pid` is in another user namespace than we are (a new or a
+/// joined one): then it is joined first.
+fn other_user_ns(pid: i32) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let ino = |path: String| {
+        fs::metadata(&path)
+            .map(|m| (m.dev(), m.ino()))
+            .map_err(|e| Error::Io {
+                what: format!("reading {path}"),
+                source: e,
+            })
+    };
+    Ok(ino(format!("/proc/{pid}/ns/user"))? != ino("/proc/self/ns/user".into())?)
+}
+
 /// Everything the helper and the process use, prepared before the clone.
 struct Prepared {
     ns: Vec<(OwnedFd, libc::c_int)>,
+    /// The container's root to chroot into, when it has no mount namespace of its own
+    /// (joining the host's would leave the process at the host's `/`).
+    chroot: Option<CString>,
     cwd: CString,
     candidates: Vec<CString>,
     argv: Vec<CString>,
@@ -116,7 +134,7 @@ pub(crate) fn exec(cfg: &RuntimeConfig, id: &str, spec: ExecSpec) -> Result<Exec
     }
     let pid = sf.state.pid;
     let mut ns = Vec::new();
-    if sf.options.id_mappings.is_some() {
+    if other_user_ns(pid)? {
         // First: the other namespaces belong to it, joining them needs its capabilities.
         let path = format!("/proc/{pid}/ns/user");
         let f = fs::File::open(&path).map_err(|e| Error::Io {
@@ -197,6 +215,10 @@ pub(crate) fn exec(cfg: &RuntimeConfig, id: &str, spec: ExecSpec) -> Result<Exec
     };
     let prepared = Prepared {
         ns,
+        chroot: match sf.options.namespaces.mount {
+            crate::Namespace::Host => Some(cstring("rootfs", &sf.state.rootfs.to_string_lossy())?),
+            _ => None,
+        },
         cwd: cstring("cwd", spec.cwd.as_deref().unwrap_or(&sf.spec.cwd))?,
         candidates,
         argv: spec
@@ -373,6 +395,11 @@ unsafe fn helper_main(a: &HelperArgs) -> ! {
                     || libc::syscall(libc::SYS_setresuid, 0, 0, 0) != 0)
             {
                 die(a.err, 1, &[b"becoming root of the user namespace"]);
+            }
+        }
+        if let Some(root) = &p.chroot {
+            if libc::chroot(root.as_ptr()) != 0 {
+                die(a.err, 1, &[b"chroot into ", root.to_bytes()]);
             }
         }
         if libc::chdir(p.cwd.as_ptr()) != 0 {

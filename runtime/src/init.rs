@@ -41,13 +41,18 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
 use nix::sys::stat::Mode;
 
+use crate::child::opt_ptr;
+pub(crate) use crate::child::{close_others, die, errno, read_byte, reset_signals};
 use crate::harden;
+use crate::ns;
 use crate::plan::{Op, Plan};
 use crate::{Error, Result};
 
 /// Message tags on the ready and result channels.
 const READY: u8 = b'R';
-const FAILED: u8 = b'E';
+use crate::child::FAILED;
+/// The user namespace helper's report of the init's pid.
+const HELPER_PID: u8 = b'P';
 /// Exit code of an init whose exec failed (as shells do for "command not found").
 pub(crate) const EXEC_FAILED: i32 = 127;
 
@@ -62,7 +67,8 @@ pub(crate) struct ChildFds {
     pub stdin: Option<OwnedFd>,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
-    pub netns: Option<OwnedFd>,
+    /// Existing namespaces to join, in order (see [`crate::ns`]).
+    pub joins: Vec<ns::Join>,
     /// v1 `tasks` files (write-only) the child writes `0` to, with their paths for errors.
     pub cgroup_tasks: Vec<(OwnedFd, std::ffi::CString)>,
 }
@@ -91,7 +97,10 @@ struct ChildArgs<'a> {
     stdin: RawFd,
     stdout: RawFd,
     stderr: RawFd,
-    netns: RawFd,
+    /// Namespaces the init joins itself (the user namespace helper's, with a helper).
+    joins: &'a [ns::ChildJoin<'a>],
+    /// The helper's report pipe (write end), -1 without a helper.
+    report: RawFd,
     /// Sorted descriptors to keep; the rest (≥ 3) are closed first thing.
     keep: &'a [RawFd],
     /// `tasks` descriptors to write `0` to, and their paths.
@@ -177,29 +186,25 @@ pub(crate) fn spawn(
         .map(|e| e.as_ptr())
         .chain(std::iter::once(ptr::null()))
         .collect();
-    // A new user namespace owns none of the host's network namespaces, so its init
-    // could not join one (EPERM): the cloning thread joins it instead and the init
-    // inherits it (network namespaces are per thread), then the thread goes back.
-    let userns = plan.clone_flags & libc::CLONE_NEWUSER != 0;
-    let restore_net = match (&fds.netns, userns) {
-        (Some(target), true) => {
-            let own = std::fs::File::open("/proc/thread-self/ns/net").map_err(|e| Error::Io {
-                what: "opening /proc/thread-self/ns/net".into(),
-                source: e,
+    // Who joins which given namespace: this thread (around the clone), a helper
+    // process (with a user namespace to join), or the init (see `ns`).
+    let helper = fds.joins.iter().any(|j| j.flag == libc::CLONE_NEWUSER);
+    let by_thread = ns::for_thread(&fds.joins, plan.clone_flags, helper);
+    let joins: Vec<ns::ChildJoin> = fds
+        .joins
+        .iter()
+        .filter(|j| !by_thread.iter().any(|t| ptr::eq(*t, *j)))
+        .map(|j| (j.fd.as_raw_fd(), j.flag, j.path.as_c_str()))
+        .collect();
+    let report = match helper {
+        true => {
+            let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|source| Error::Sys {
+                what: "making a pipe".into(),
+                source,
             })?;
-            nix::sched::setns(target, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|source| {
-                Error::Sys {
-                    what: "joining the container's network namespace to clone into it".into(),
-                    source,
-                }
-            })?;
-            Some(own)
+            Some((r, above_stdio(w)?))
         }
-        _ => None,
-    };
-    let netns = match restore_net {
-        Some(_) => -1,
-        None => fds.netns.as_ref().map_or(-1, |f| f.as_raw_fd()),
+        false => None,
     };
     let mut keep = vec![
         fds.sync_read.as_raw_fd(),
@@ -209,8 +214,8 @@ pub(crate) fn spawn(
         fds.stdout.as_raw_fd(),
         fds.stdin.as_ref().map_or(-1, |f| f.as_raw_fd()),
         fds.stderr.as_raw_fd(),
-        netns,
     ];
+    keep.extend(joins.iter().map(|(fd, _, _)| *fd));
     let cgroup_tasks: Vec<(RawFd, &std::ffi::CStr)> = fds
         .cgroup_tasks
         .iter()
@@ -227,13 +232,15 @@ pub(crate) fn spawn(
         stdin: fds.stdin.as_ref().map_or(-1, |f| f.as_raw_fd()),
         stdout: fds.stdout.as_raw_fd(),
         stderr: fds.stderr.as_raw_fd(),
-        netns,
+        joins: &joins,
+        report: report.as_ref().map_or(-1, |(_, w)| w.as_raw_fd()),
         keep: &keep,
         cgroup_tasks: &cgroup_tasks,
         argv: &argv,
         envp: &envp,
     };
 
+    let thread = ns::ThreadJoin::enter(&by_thread)?;
     // Block every signal across the clone so no inherited handler runs in the child
     // before it resets them to the defaults.
     let mut old = SigSet::empty();
@@ -246,18 +253,19 @@ pub(crate) fn spawn(
         what: "blocking signals around clone".into(),
         source,
     })?;
-    let (ret, errno, in_cgroup) = clone_child(plan.clone_flags, into_cgroup);
+    let flags = if helper { 0 } else { plan.clone_flags };
+    let (ret, errno, in_cgroup) = clone_child(flags, into_cgroup);
     if ret == 0 {
         // SAFETY: we are the freshly cloned child; see child_main's contract.
-        unsafe { child_main(&args) }
-    }
-    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
-    if let Some(own) = restore_net {
-        if let Err(e) = nix::sched::setns(own, nix::sched::CloneFlags::CLONE_NEWNET) {
-            // This thread would keep running in the container's network namespace.
-            panic!("returning to our network namespace after the clone failed: {e}");
+        unsafe {
+            match helper {
+                true => helper_main(&args),
+                false => child_main(&args),
+            }
         }
     }
+    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    drop(thread);
     if ret < 0 {
         let what = match into_cgroup {
             Some(_) if errno != Errno::ENOSYS => {
@@ -270,136 +278,78 @@ pub(crate) fn spawn(
             source: errno,
         });
     }
-    Ok((ret as i32, in_cgroup))
-}
-
-/// A fixed-size message built without allocating.
-struct Msg {
-    buf: [u8; 1024],
-    len: usize,
-}
-
-impl Msg {
-    fn new(tag: u8, errno: i32) -> Msg {
-        let mut m = Msg {
-            buf: [0; 1024],
-            len: 0,
-        };
-        m.push(&[tag]);
-        m.push(&errno.to_le_bytes());
-        m
-    }
-
-    fn push(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            if let Some(slot) = self.buf.get_mut(self.len) {
-                *slot = b;
-                self.len += 1;
-            }
+    match report {
+        Some((read, write)) => {
+            drop(write);
+            let pid = helper_report(&read);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(ret as i32), None);
+            Ok((pid?, in_cgroup))
         }
+        None => Ok((ret as i32, in_cgroup)),
     }
 }
 
-/// Reads the calling thread's errno.
-pub(crate) fn errno() -> i32 {
-    // SAFETY: __errno_location returns a valid pointer to this thread's errno.
-    unsafe { *libc::__errno_location() }
-}
-
-/// Writes `E` + errno + `parts` to `fd` and exits with `code`. Child only.
-///
-/// # Safety
-/// Only in the cloned child.
-pub(crate) unsafe fn die(fd: RawFd, code: i32, parts: &[&[u8]]) -> ! {
-    let mut msg = Msg::new(FAILED, errno());
-    for p in parts {
-        msg.push(p);
-    }
-    // SAFETY: msg.buf is valid for msg.len bytes; _exit never returns.
-    unsafe {
-        libc::write(fd, msg.buf.as_ptr().cast(), msg.len);
-        libc::_exit(code)
-    }
-}
-
-/// Reads one byte, retrying on EINTR. Returns what read(2) returned.
-///
-/// # Safety
-/// `fd` must be a descriptor of this process.
-pub(crate) unsafe fn read_byte(fd: RawFd) -> isize {
-    let mut byte = 0u8;
+/// Reads the user namespace helper's report: `P` + the init's pid, or an error.
+fn helper_report(fd: &OwnedFd) -> Result<i32> {
+    let mut msg = Vec::new();
+    let mut buf = [0u8; 1100];
     loop {
-        // SAFETY: reading one byte into a local.
-        let n = unsafe { libc::read(fd, (&raw mut byte).cast(), 1) };
-        if n < 0 && errno() == libc::EINTR {
-            continue;
-        }
-        return n;
-    }
-}
-
-fn opt_ptr(s: &Option<std::ffi::CString>) -> *const c_char {
-    s.as_ref().map_or(ptr::null(), |c| c.as_ptr())
-}
-
-/// Resets every signal to its default action and unblocks all of them.
-///
-/// # Safety
-/// Only in the cloned child.
-pub(crate) unsafe fn reset_signals() {
-    for sig in 1..=64 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
-        // SAFETY: a zeroed sigaction with SIG_DFL is a valid argument; errors (glibc's
-        // reserved signals) are ignored.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = libc::SIG_DFL;
-            libc::sigaction(sig, &sa, ptr::null_mut());
-        }
-    }
-    let empty: u64 = 0;
-    // SAFETY: the raw syscall takes an 8-byte kernel sigset.
-    unsafe {
-        libc::syscall(
-            libc::SYS_rt_sigprocmask,
-            libc::SIG_SETMASK,
-            &raw const empty,
-            ptr::null_mut::<u64>(),
-            8usize,
-        );
-    }
-}
-
-/// Closes every descriptor ≥ 3 that is not in `keep` (sorted; -1 entries ignored).
-///
-/// # Safety
-/// Only in the cloned child.
-pub(crate) unsafe fn close_others(keep: &[RawFd]) {
-    let mut next: u32 = 3;
-    let close = |first: u32, last: u32| {
-        // SAFETY: close_range only closes descriptors of this process.
-        let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
-        if r != 0 {
-            let end = last.min(4095);
-            for fd in first..=end {
-                // SAFETY: closing a descriptor number, unknown ones fail with EBADF.
-                unsafe { libc::close(fd as i32) };
+        match nix::unistd::read(fd, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => msg.extend_from_slice(&buf[..n]),
+            Err(Errno::EINTR) => continue,
+            Err(source) => {
+                return Err(Error::Sys {
+                    what: "reading the user namespace helper's report".into(),
+                    source,
+                })
             }
         }
-    };
-    for &fd in keep {
-        if fd < 3 {
-            continue;
+        if msg.first() == Some(&HELPER_PID) && msg.len() >= 5 {
+            break;
         }
-        let fd = fd as u32;
-        if fd > next {
-            close(next, fd - 1);
-        }
-        next = next.max(fd + 1);
     }
-    close(next, u32::MAX);
+    match msg.split_first() {
+        Some((&HELPER_PID, pid)) if pid.len() >= 4 => {
+            Ok(i32::from_le_bytes([pid[0], pid[1], pid[2], pid[3]]))
+        }
+        Some(_) => Err(Error::Start(format!(
+            "setting up the container: {}",
+            decode(&msg).unwrap_or_default()
+        ))),
+        None => Err(Error::Start(
+            "the user namespace helper exited without cloning the container init".into(),
+        )),
+    }
+}
+
+/// The helper that joins a user namespace (see `ns`): joins everything, clones the
+/// init as a sibling (`CLONE_PARENT`), reports its pid and exits.
+///
+/// # Safety
+/// Only in the cloned child, once. Does not allocate, lock or unwind.
+unsafe fn helper_main(a: &ChildArgs) -> ! {
+    // SAFETY: raw syscalls on descriptors and memory prepared by the parent.
+    unsafe {
+        ns::child_join(a.joins, a.report);
+        let init = ChildArgs { joins: &[], ..*a };
+        let flags = a.plan.clone_flags | libc::CLONE_PARENT;
+        let (ret, _, _) = clone_child(flags, None);
+        if ret == 0 {
+            child_main(&init);
+        }
+        if ret < 0 {
+            die(
+                a.report,
+                1,
+                &[b"cloning the container init in the joined user namespace"],
+            );
+        }
+        let mut msg = [HELPER_PID, 0, 0, 0, 0];
+        msg[1..].copy_from_slice(&(ret as i32).to_le_bytes());
+        libc::write(a.report, msg.as_ptr().cast(), msg.len());
+        libc::_exit(0)
+    }
 }
 
 /// Brings `lo` up in the current network namespace.
@@ -561,12 +511,7 @@ unsafe fn child_main(a: &ChildArgs) -> ! {
             die(err, 1, &[b"becoming root of the user namespace"]);
         }
 
-        if a.netns >= 0 {
-            if libc::setns(a.netns, libc::CLONE_NEWNET) != 0 {
-                die(err, 1, &[b"joining the network namespace"]);
-            }
-            libc::close(a.netns);
-        }
+        ns::child_join(a.joins, err);
         // After joining the cgroup, so the namespace's root is the container's cgroup.
         if p.new_cgroupns && libc::unshare(libc::CLONE_NEWCGROUP) != 0 {
             die(err, 1, &[b"unsharing the cgroup namespace"]);
@@ -579,15 +524,20 @@ unsafe fn child_main(a: &ChildArgs) -> ! {
         }
 
         // pivot_root(".", "."): the old root ends up stacked on the new one and is
-        // detached at once; no put_old directory is needed (see pivot_root(2)).
+        // detached at once; no put_old directory is needed (see pivot_root(2)). In the
+        // host's mount namespace, chroot: pivot_root would move the root of every
+        // process there.
         if libc::chdir(p.rootfs.as_ptr()) != 0 {
             die(err, 1, &[b"chdir ", p.rootfs.to_bytes()]);
         }
         let dot = c".".as_ptr();
-        if libc::syscall(libc::SYS_pivot_root, dot, dot) != 0 {
+        if !p.own_mount_ns {
+            if libc::chroot(dot) != 0 {
+                die(err, 1, &[b"chroot into ", p.rootfs.to_bytes()]);
+            }
+        } else if libc::syscall(libc::SYS_pivot_root, dot, dot) != 0 {
             die(err, 1, &[b"pivot_root into ", p.rootfs.to_bytes()]);
-        }
-        if libc::umount2(dot, libc::MNT_DETACH) != 0 {
+        } else if libc::umount2(dot, libc::MNT_DETACH) != 0 {
             die(err, 1, &[b"detaching the old root"]);
         }
         if libc::chdir(c"/".as_ptr()) != 0 {
@@ -610,9 +560,11 @@ unsafe fn child_main(a: &ChildArgs) -> ! {
         if p.readonly_rootfs {
             harden::readonly_root(err);
         }
-        let host = p.hostname.to_bytes();
-        if libc::sethostname(host.as_ptr().cast(), host.len()) != 0 {
-            die(err, 1, &[b"sethostname ", host]);
+        if let Some(host) = &p.hostname {
+            let host = host.to_bytes();
+            if libc::sethostname(host.as_ptr().cast(), host.len()) != 0 {
+                die(err, 1, &[b"sethostname ", host]);
+            }
         }
         if libc::chdir(p.cwd.as_ptr()) != 0 {
             die(
@@ -786,6 +738,7 @@ pub(crate) fn release(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::child::Msg;
 
     #[test]
     fn messages_decode() {

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub mod cgroup;
+mod child;
 pub mod devices;
 mod exec;
 mod fs;
@@ -21,6 +22,8 @@ mod harden;
 pub mod hooks;
 mod init;
 mod lifecycle;
+mod mounts;
+mod ns;
 pub mod oci;
 mod ops;
 mod plan;
@@ -146,15 +149,17 @@ pub struct CapabilitySets {
     pub ambient: Vec<String>,
 }
 
-/// A filesystem mount other than a bind mount (tmpfs, mqueue, …), as in an OCI config.
+/// A mount as in an OCI config: a filesystem (tmpfs, mqueue, …) or, with `bind` or
+/// `rbind` in the options (or type `bind`), a bind mount of the host path `source`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FsMount {
     /// Absolute container path (created if missing).
     pub destination: String,
     pub fstype: String,
     pub source: String,
-    /// fstab-style options: flags (`ro`, `nosuid`, `nodev`, `noexec`, `noatime`, …) and
-    /// filesystem data (`mode=755`, `size=64m`, …).
+    /// fstab-style options: flags (`ro`, `nosuid`, `nodev`, `noexec`, `noatime`, …),
+    /// `bind`/`rbind`, a propagation (`private`, `shared`, `slave`, `unbindable`, or
+    /// with an `r` prefix) and filesystem data (`mode=755`, `size=64m`, …).
     pub options: Vec<String>,
 }
 
@@ -195,7 +200,7 @@ pub struct ContainerOptions {
     pub inherit_stdio: bool,
     /// `/proc/<pid>/oom_score_adj` of the init (-1000..=1000), written before it runs.
     pub oom_score_adj: Option<i32>,
-    /// Filesystem mounts made after the bind mounts, in order.
+    /// Mounts made after [`ContainerSpec::mounts`], in order (an OCI config's).
     pub fs_mounts: Vec<FsMount>,
     /// Propagation of the container's `/` after pivot_root: `private` (default),
     /// `rprivate`, `shared`, `rshared`, `slave`, `rslave`, `unbindable`, `runbindable`.
@@ -227,6 +232,38 @@ pub struct ContainerOptions {
     pub id_mappings: Option<IdMappings>,
     /// OCI `annotations` of the config, repeated in the OCI state.
     pub annotations: std::collections::BTreeMap<String, String>,
+    /// Where the pid, mount, uts, ipc and cgroup namespaces come from, and an existing
+    /// user namespace to join (the network's is [`ContainerSpec::network`]). Default:
+    /// all new, as every agent job gets.
+    pub namespaces: Namespaces,
+}
+
+/// Where one namespace of the container comes from (OCI `linux.namespaces`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Namespace {
+    /// A new one, made for the container.
+    #[default]
+    New,
+    /// The caller's (an OCI config that does not list the type).
+    Host,
+    /// An existing one, by a namespace file such as `/proc/<pid>/ns/ipc` or a bind
+    /// mount of one; its type is checked.
+    Join(PathBuf),
+}
+
+/// The container's namespaces besides the network (see [`Network`]) and a new user
+/// namespace (see [`ContainerOptions::id_mappings`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Namespaces {
+    pub pid: Namespace,
+    pub mount: Namespace,
+    pub uts: Namespace,
+    pub ipc: Namespace,
+    pub cgroup: Namespace,
+    /// An existing user namespace to join (its uid 0 must be mapped: the init becomes
+    /// it). Exclusive with `id_mappings`.
+    pub join_user: Option<PathBuf>,
 }
 
 /// One line of `/proc/<pid>/uid_map` or `gid_map`.
@@ -295,6 +332,7 @@ impl Default for ContainerOptions {
             hooks: Hooks::default(),
             id_mappings: None,
             annotations: Default::default(),
+            namespaces: Namespaces::default(),
         }
     }
 }

@@ -302,7 +302,7 @@ pub(crate) fn create(
     match made {
         Ok(()) => Ok(sf.state),
         Err(e) => {
-            let _ = clean_up(&layout, &*cg);
+            let _ = clean_up(&layout, &*cg, host_bind(options, &sf.state.rootfs));
             Err(e)
         }
     }
@@ -535,16 +535,7 @@ fn open_fds(
     } else {
         log(&spec.stderr)?
     };
-    let netns = match &spec.network {
-        crate::Network::Join(path) => {
-            let file = fs::File::open(path).map_err(io_err(format!(
-                "opening network namespace {}",
-                path.display()
-            )))?;
-            Some(above_stdio(file.into())?)
-        }
-        _ => None,
-    };
+    let joins = crate::ns::open_all(spec, opts)?;
     let (sync_read, sync_write) = pipe2(OFlag::O_CLOEXEC).map_err(sys_err("making a pipe"))?;
     let (ready_read, ready_write) = pipe2(OFlag::O_CLOEXEC).map_err(sys_err("making a pipe"))?;
     let fifo = |path: &Path| -> Result<OwnedFd> {
@@ -562,7 +553,7 @@ fn open_fds(
         stdin,
         stdout,
         stderr,
-        netns,
+        joins,
         cgroup_tasks: Vec::new(),
     };
     Ok((fds, sync_write, ready_read))
@@ -785,6 +776,8 @@ pub(crate) fn delete(cfg: &RuntimeConfig, id: &str, force: bool) -> Result<()> {
     clean_up(
         &layout,
         &*manager_for(cfg, id, sf.as_ref().map(|s| (&s.spec, &s.options))),
+        sf.as_ref()
+            .and_then(|s| host_bind(&s.options, &s.state.rootfs)),
     )?;
     if let Some(sf) = sf.filter(|s| !s.options.hooks.poststop.is_empty()) {
         let json = hook_state(&sf, Status::Stopped);
@@ -793,9 +786,16 @@ pub(crate) fn delete(cfg: &RuntimeConfig, id: &str, force: bool) -> Result<()> {
     Ok(())
 }
 
+/// The rootfs bound onto itself in the host's mount namespace, when the container has
+/// none of its own (its mounts are below it there).
+fn host_bind<'a>(opts: &ContainerOptions, rootfs: &'a Path) -> Option<&'a Path> {
+    (opts.bind_rootfs && opts.namespaces.mount == crate::Namespace::Host).then_some(rootfs)
+}
+
 /// Removes what `create` made, as far as it exists: processes left in the cgroup, the
-/// rootfs mount, the cgroup directories, the state dir.
-fn clean_up(layout: &Layout, cg: &dyn CgroupManager) -> Result<()> {
+/// rootfs mount (and `host_bind` with everything below it), the cgroup directories, the
+/// state dir.
+fn clean_up(layout: &Layout, cg: &dyn CgroupManager, host_bind: Option<&Path>) -> Result<()> {
     let deadline = Instant::now() + CLEANUP_PATIENCE;
     loop {
         let procs = cg.procs()?;
@@ -814,6 +814,12 @@ fn clean_up(layout: &Layout, cg: &dyn CgroupManager) -> Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
     crate::fs::unmount_all(&layout.rootfs)?;
+    if let Some(root) = host_bind {
+        match nix::mount::umount2(root, nix::mount::MntFlags::MNT_DETACH) {
+            Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => {}
+            Err(e) => return Err(sys_err(format!("detaching {}", root.display()))(e)),
+        }
+    }
     loop {
         match cg.remove() {
             Ok(()) => break,

@@ -6,13 +6,14 @@
 //! container's upper dir, the bundle's rootfs is never modified) and `root.readonly`;
 //! `process` args/env/cwd/user (uid, gid, additionalGids)/rlimits/`noNewPrivileges`/
 //! capabilities (all five sets; a non-root user keeps them);
-//! `hostname`; bind mounts (`bind`/`rbind`, `ro`); `linux.namespaces` (network: a path
-//! is joined, none means the host's; pid/mount/uts/ipc/cgroup are always new);
+//! `hostname`; `linux.namespaces` (every type: with a path = joined, without = new,
+//! not listed = the runtime's own; see [`namespaces`]);
 //! `linux.resources` memory, pids, cpu, blockIO, hugepageLimits, network (see
 //! [`extra_resources`]);
 //! `maskedPaths`/`readonlyPaths`; `linux.seccomp` present = the default filter.
 //!
-//! Other mounts (tmpfs, …) outside `/proc`, `/dev` and `/sys` with their options;
+//! `mounts` outside `/proc`, `/dev` and `/sys`, binds and filesystems in the config's
+//! order with their flags, data and propagation ([`config_mounts`]);
 //! `linux.rootfsPropagation`.
 //!
 //! What does not: the runtime mounts `/proc`, `/dev` and `/sys` itself, so the config's
@@ -27,8 +28,8 @@ use serde::Serialize;
 
 use crate::spec::is_under;
 use crate::{
-    BindMount, ContainerOptions, ContainerSpec, ContainerState, CpuQuota, Error, Network,
-    Resources, Result, Rlimit, Status,
+    ContainerOptions, ContainerSpec, ContainerState, CpuQuota, Error, Network, Resources, Result,
+    Rlimit, Status,
 };
 
 fn invalid(msg: impl Into<String>) -> Error {
@@ -135,6 +136,7 @@ pub fn convert(
     opts.seccomp = false;
     opts.masked_paths = Vec::new();
     opts.readonly_paths = Vec::new();
+    opts.namespaces = namespaces(&[])?;
     if let Some(linux) = spec.linux() {
         for ns in linux.namespaces().as_deref().unwrap_or_default() {
             match ns.typ() {
@@ -144,13 +146,18 @@ pub fn convert(
                         None => Network::None,
                     }
                 }
+                LinuxNamespaceType::User
+                    if ns.path().is_some()
+                        && (linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+                            || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())) =>
+                {
+                    return Err(invalid(
+                        "linux.uidMappings/gidMappings are for a new user namespace, but the \
+                         user namespace has a path to join: remove one of them",
+                    ));
+                }
+                LinuxNamespaceType::User if ns.path().is_some() => {}
                 LinuxNamespaceType::User => {
-                    if ns.path().is_some() {
-                        return Err(invalid(
-                            "joining an existing user namespace is not supported: remove \
-                             its path to get a new one (with linux.uidMappings/gidMappings)",
-                        ));
-                    }
                     let maps = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
                         m.as_deref()
                             .unwrap_or_default()
@@ -174,17 +181,10 @@ pub fn convert(
                     opts.id_mappings = Some(mappings);
                 }
                 LinuxNamespaceType::Time => warnings.push("time namespace ignored".into()),
-                _ => {
-                    if ns.path().is_some() {
-                        warnings.push(format!(
-                            "joining an existing {} namespace is not supported; a new one \
-                             is made",
-                            json_name(&ns.typ())
-                        ));
-                    }
-                }
+                _ => {}
             }
         }
+        opts.namespaces = namespaces(linux.namespaces().as_deref().unwrap_or_default())?;
         opts.cgroup_path = linux
             .cgroups_path()
             .as_ref()
@@ -283,50 +283,7 @@ pub fn convert(
         };
     }
 
-    let mut mounts = Vec::new();
-    for m in spec.mounts().as_deref().unwrap_or_default() {
-        let dest = m.destination().to_string_lossy().into_owned();
-        let options = m.options().clone().unwrap_or_default();
-        let is_bind = m.typ().as_deref() == Some("bind")
-            || options.iter().any(|o| o == "bind" || o == "rbind");
-        let runtime_owned = ["/proc", "/dev", "/sys"]
-            .iter()
-            .any(|r| is_under(&crate::spec::normalize(&dest), r));
-        if runtime_owned {
-            continue;
-        }
-        if !is_bind {
-            let fstype = m.typ().clone().unwrap_or_default();
-            if fstype.is_empty() {
-                return Err(invalid(format!("mount on {dest} has no type")));
-            }
-            opts.fs_mounts.push(crate::FsMount {
-                destination: dest,
-                source: m
-                    .source()
-                    .as_ref()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| fstype.clone()),
-                fstype,
-                options,
-            });
-            continue;
-        }
-        let source = m
-            .source()
-            .clone()
-            .ok_or_else(|| invalid(format!("bind mount on {dest} has no source")))?;
-        let source = if source.is_absolute() {
-            source
-        } else {
-            bundle.join(source)
-        };
-        mounts.push(BindMount {
-            source,
-            destination: dest,
-            readonly: options.iter().any(|o| o == "ro"),
-        });
-    }
+    opts.fs_mounts = config_mounts(spec, bundle)?;
 
     let container = ContainerSpec {
         id: id.to_owned(),
@@ -339,7 +296,7 @@ pub fn convert(
             (0, 0) => None,
             (u, g) => Some((u, g)),
         },
-        mounts,
+        mounts: Vec::new(),
         network,
         resources,
         stdout: PathBuf::from("/dev/null"),
@@ -463,6 +420,107 @@ fn extra_resources(
     Ok(x)
 }
 
+/// The pid, mount, uts, ipc and cgroup namespaces and a user namespace to join, from
+/// `linux.namespaces`: listed with a path = join it, listed without = new, not listed =
+/// the runtime's own (the spec's "inherit"). A type listed twice is an error.
+fn namespaces(list: &[oci_spec::runtime::LinuxNamespace]) -> Result<crate::Namespaces> {
+    use crate::Namespace;
+    let mut out = crate::Namespaces {
+        pid: Namespace::Host,
+        mount: Namespace::Host,
+        uts: Namespace::Host,
+        ipc: Namespace::Host,
+        cgroup: Namespace::Host,
+        join_user: None,
+    };
+    let mut seen = Vec::new();
+    for ns in list {
+        let name = json_name(&ns.typ());
+        if seen.contains(&name) {
+            return Err(invalid(format!(
+                "linux.namespaces lists the {name} namespace twice"
+            )));
+        }
+        seen.push(name);
+        let mode = match ns.path() {
+            Some(p) if p.as_os_str().is_empty() => Namespace::New,
+            Some(p) if !p.is_absolute() => {
+                return Err(invalid(format!(
+                    "the {} namespace path {} must be absolute",
+                    json_name(&ns.typ()),
+                    p.display()
+                )))
+            }
+            Some(p) => Namespace::Join(p.clone()),
+            None => Namespace::New,
+        };
+        let slot = match ns.typ() {
+            LinuxNamespaceType::Pid => &mut out.pid,
+            LinuxNamespaceType::Mount => &mut out.mount,
+            LinuxNamespaceType::Uts => &mut out.uts,
+            LinuxNamespaceType::Ipc => &mut out.ipc,
+            LinuxNamespaceType::Cgroup => &mut out.cgroup,
+            LinuxNamespaceType::User => {
+                if let Namespace::Join(p) = mode {
+                    out.join_user = Some(p);
+                }
+                continue;
+            }
+            // The network is the spec's `network`; time is not supported (a warning).
+            _ => continue,
+        };
+        *slot = mode;
+    }
+    Ok(out)
+}
+
+/// The config's mounts outside `/proc`, `/dev` and `/sys` (the runtime mounts those
+/// itself), binds and filesystems together so they keep the config's order; relative
+/// bind sources are under the bundle.
+fn config_mounts(spec: &Spec, bundle: &Path) -> Result<Vec<crate::FsMount>> {
+    let mut out = Vec::new();
+    for m in spec.mounts().as_deref().unwrap_or_default() {
+        let dest = m.destination().to_string_lossy().into_owned();
+        let options = m.options().clone().unwrap_or_default();
+        let is_bind = m.typ().as_deref() == Some("bind")
+            || options.iter().any(|o| o == "bind" || o == "rbind");
+        let runtime_owned = ["/proc", "/dev", "/sys"]
+            .iter()
+            .any(|r| is_under(&crate::spec::normalize(&dest), r));
+        if runtime_owned {
+            continue;
+        }
+        let fstype = m.typ().clone().unwrap_or_default();
+        let source = if is_bind {
+            let source = m
+                .source()
+                .clone()
+                .ok_or_else(|| invalid(format!("bind mount on {dest} has no source")))?;
+            let source = if source.is_absolute() {
+                source
+            } else {
+                bundle.join(source)
+            };
+            source.to_string_lossy().into_owned()
+        } else {
+            if fstype.is_empty() {
+                return Err(invalid(format!("mount on {dest} has no type")));
+            }
+            m.source()
+                .as_ref()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| fstype.clone())
+        };
+        out.push(crate::FsMount {
+            destination: dest,
+            source,
+            fstype: if is_bind { "bind".into() } else { fstype },
+            options,
+        });
+    }
+    Ok(out)
+}
+
 /// `a` `b` `c` `u` `p` of an OCI device type.
 fn device_kind(t: oci_spec::runtime::LinuxDeviceType) -> char {
     use oci_spec::runtime::LinuxDeviceType as T;
@@ -553,5 +611,53 @@ mod tests {
         assert_eq!(json["status"], "running");
         assert_eq!(json["pid"], 42);
         assert_eq!(json["ociVersion"], "1.0.2");
+    }
+
+    #[test]
+    fn namespaces_listed_with_a_path_are_joined_and_unlisted_ones_inherited() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = default_spec().unwrap();
+        let ns = |json: serde_json::Value| -> Vec<oci_spec::runtime::LinuxNamespace> {
+            serde_json::from_value(json).unwrap()
+        };
+        let linux = spec.linux_mut().as_mut().unwrap();
+        linux.set_namespaces(Some(ns(serde_json::json!([
+            {"type": "pid", "path": "/proc/1/ns/pid"},
+            {"type": "mount"},
+            {"type": "user", "path": "/proc/1/ns/user"},
+        ]))));
+        linux.set_uid_mappings(None);
+        linux.set_gid_mappings(None);
+        let (c, o) = convert(&spec, dir.path(), "box", &mut Vec::new()).unwrap();
+        let n = &o.namespaces;
+        assert_eq!(n.pid, crate::Namespace::Join("/proc/1/ns/pid".into()));
+        assert_eq!(n.mount, crate::Namespace::New);
+        assert_eq!(
+            (&n.uts, &n.ipc, &n.cgroup),
+            (
+                &crate::Namespace::Host,
+                &crate::Namespace::Host,
+                &crate::Namespace::Host
+            )
+        );
+        assert_eq!(n.join_user, Some("/proc/1/ns/user".into()));
+        assert_eq!(c.network, Network::Host, "not listed");
+        assert!(o.id_mappings.is_none());
+
+        let linux = spec.linux_mut().as_mut().unwrap();
+        linux.set_uid_mappings(Some(
+            serde_json::from_value(
+                serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]),
+            )
+            .unwrap(),
+        ));
+        let err = convert(&spec, dir.path(), "box", &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("remove one of them"), "{err}");
+        let linux = spec.linux_mut().as_mut().unwrap();
+        linux.set_namespaces(Some(ns(serde_json::json!([
+            {"type": "ipc"}, {"type": "ipc", "path": "/proc/1/ns/ipc"}
+        ]))));
+        let err = convert(&spec, dir.path(), "box", &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("ipc namespace twice"), "{err}");
     }
 }

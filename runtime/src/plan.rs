@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use crate::fs::ContainerFs;
 use crate::security::{self, BpfProgram};
 use crate::spec::{is_under, DEFAULT_PATH};
-use crate::{ContainerOptions, ContainerSpec, Error, Network, Result};
+use crate::{ContainerOptions, ContainerSpec, Error, Namespace, Network, Result};
 
 /// One filesystem step of the init, run in order before pivot_root.
 #[derive(Debug)]
@@ -145,7 +145,11 @@ pub(crate) struct Plan {
     pub loopback_up: bool,
     pub ops: Vec<Op>,
     pub rootfs: CString,
-    pub hostname: CString,
+    /// The container's mount namespace is its own (new or joined): pivot_root; else
+    /// (the host's) chroot.
+    pub own_mount_ns: bool,
+    /// None with the host's uts namespace, or a joined one and no hostname given.
+    pub hostname: Option<CString>,
     /// Resolved, symlink-free working directory inside the container.
     pub cwd: CString,
     /// Masked and read-only paths, run after pivot_root.
@@ -163,15 +167,15 @@ pub(crate) struct Plan {
 /// Devices bind-mounted from the host's `/dev`.
 pub(crate) const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
-fn cstr(what: &str, s: impl Into<Vec<u8>>) -> Result<CString> {
+pub(crate) fn cstr(what: &str, s: impl Into<Vec<u8>>) -> Result<CString> {
     CString::new(s).map_err(|_| Error::InvalidSpec(format!("{what} contains a NUL byte")))
 }
 
-fn cpath(p: &Path) -> Result<CString> {
+pub(crate) fn cpath(p: &Path) -> Result<CString> {
     cstr(&p.display().to_string(), p.as_os_str().as_encoded_bytes())
 }
 
-fn mount_op(
+pub(crate) fn mount_op(
     what: &'static str,
     source: Option<&str>,
     target: &Path,
@@ -194,16 +198,22 @@ fn mount_op(
 /// mountpoints and the working directory in the overlay (or in a bind mount's source)
 /// on the way. Fails with `Error::Start` when `args[0]` cannot be found.
 pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path) -> Result<Plan> {
+    crate::ns::check(spec, opts)?;
+    let ns = &opts.namespaces;
     let mut cfs = ContainerFs::new(rootfs);
-    let mut ops = vec![mount_op(
-        "make-private",
-        None,
-        Path::new("/"),
-        None,
-        libc::MS_REC | libc::MS_PRIVATE,
-        None,
-    )?];
-    if opts.bind_rootfs || opts.id_mappings.is_some() {
+    let mut ops = Vec::new();
+    if ns.mount != Namespace::Host {
+        ops.push(mount_op(
+            "make-private",
+            None,
+            Path::new("/"),
+            None,
+            libc::MS_REC | libc::MS_PRIVATE,
+            None,
+        )?);
+    }
+    let userns = opts.id_mappings.is_some() || ns.join_user.is_some();
+    if opts.bind_rootfs || userns {
         // The rootfs must be a mount point for pivot_root: bind it onto itself, in the
         // container's mount namespace only. In a user namespace the overlay mounted by
         // the parent is locked (it came from a more privileged mount namespace), and
@@ -240,8 +250,7 @@ pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path
     let mut sysfs = mount_op("sysfs", Some("sysfs"), &sys, Some("sysfs"), flags, None)?;
     if let Op::Mount { optional, .. } = &mut sysfs {
         // In a user namespace, sysfs needs a network namespace owned by it (a new one).
-        *optional = spec.network == Network::Host
-            || (opts.id_mappings.is_some() && spec.network != Network::None);
+        *optional = spec.network == Network::Host || (userns && spec.network != Network::None);
     }
     ops.push(sysfs);
 
@@ -283,36 +292,27 @@ pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path
         cfs.add_mount(&dest, &source);
     }
 
-    for m in &opts.fs_mounts {
-        crate::spec::check_container_path("mount destination", &m.destination)?;
-        let dest = cfs.ensure_dir(&m.destination)?;
-        let target = cfs.mount_target(&dest);
-        let (flags, data) = mount_flags(&m.options);
-        ops.push(Op::Mount {
-            what: "filesystem",
-            source: Some(cstr("mount source", m.source.as_str())?),
-            target: cpath(&target)?,
-            fstype: Some(cstr("fstype", m.fstype.as_str())?),
-            flags,
-            data: if data.is_empty() {
-                None
-            } else {
-                Some(cstr("mount data", data)?)
-            },
-            optional: false,
-        });
-    }
+    crate::mounts::fs_mount_ops(&mut cfs, &opts.fs_mounts, &mut ops)?;
 
     let cwd = cfs.ensure_dir(&spec.cwd)?;
     let exec_path = resolve_exec(&cfs, spec, &cwd)?;
-    let hostname = if spec.hostname.is_empty() {
-        &spec.id
-    } else {
-        &spec.hostname
+    let hostname = match (&ns.uts, spec.hostname.is_empty()) {
+        (Namespace::New, true) => Some(&spec.id),
+        (Namespace::Host, _) | (Namespace::Join(_), true) => None,
+        (_, false) => Some(&spec.hostname),
     };
 
-    let mut clone_flags =
-        libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+    let mut clone_flags = 0;
+    for (mode, flag) in [
+        (&ns.pid, libc::CLONE_NEWPID),
+        (&ns.mount, libc::CLONE_NEWNS),
+        (&ns.uts, libc::CLONE_NEWUTS),
+        (&ns.ipc, libc::CLONE_NEWIPC),
+    ] {
+        if *mode == Namespace::New {
+            clone_flags |= flag;
+        }
+    }
     if spec.network == Network::None {
         clone_flags |= libc::CLONE_NEWNET;
     }
@@ -321,14 +321,15 @@ pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path
     }
     Ok(Plan {
         clone_flags,
-        new_cgroupns: Path::new("/proc/self/ns/cgroup").exists(),
+        new_cgroupns: ns.cgroup == Namespace::New && Path::new("/proc/self/ns/cgroup").exists(),
         loopback_up: spec.network == Network::None,
         ops,
         rootfs: cpath(rootfs)?,
-        hostname: cstr("hostname", hostname.as_str())?,
+        own_mount_ns: ns.mount != Namespace::Host,
+        hostname: hostname.map(|h| cstr("hostname", h.as_str())).transpose()?,
         cwd: cstr("cwd", cwd)?,
         post_ops: post_ops(opts)?,
-        root_propagation: root_propagation(opts.rootfs_propagation.as_deref())?,
+        root_propagation: crate::mounts::propagation(opts.rootfs_propagation.as_deref())?,
         readonly_rootfs: opts.readonly_rootfs,
         privileges: Privileges::new(spec.user, opts)?,
         exec_path: cstr("args[0]", exec_path)?,
@@ -342,52 +343,6 @@ pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path
             .iter()
             .map(|e| cstr("env entry", e.as_str()))
             .collect::<Result<_>>()?,
-    })
-}
-
-/// fstab-style options to mount flags and the filesystem data string.
-pub(crate) fn mount_flags(options: &[String]) -> (libc::c_ulong, String) {
-    let mut flags = 0;
-    let mut data: Vec<&str> = Vec::new();
-    for o in options {
-        match o.as_str() {
-            "ro" => flags |= libc::MS_RDONLY,
-            "rw" | "defaults" => {}
-            "nosuid" => flags |= libc::MS_NOSUID,
-            "nodev" => flags |= libc::MS_NODEV,
-            "noexec" => flags |= libc::MS_NOEXEC,
-            "sync" => flags |= libc::MS_SYNCHRONOUS,
-            "dirsync" => flags |= libc::MS_DIRSYNC,
-            "noatime" => flags |= libc::MS_NOATIME,
-            "nodiratime" => flags |= libc::MS_NODIRATIME,
-            "relatime" => flags |= libc::MS_RELATIME,
-            "strictatime" => flags |= libc::MS_STRICTATIME,
-            "suid" | "dev" | "exec" | "atime" | "diratime" | "norelatime" => {}
-            // Propagation of a single mount is not supported; the rootfs' is.
-            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
-            | "runbindable" => {}
-            other => data.push(other),
-        }
-    }
-    (flags, data.join(","))
-}
-
-/// The propagation flags of an OCI `rootfsPropagation` value.
-fn root_propagation(value: Option<&str>) -> Result<libc::c_ulong> {
-    Ok(match value {
-        None | Some("") | Some("private") | Some("rprivate") => 0,
-        Some("shared") => libc::MS_SHARED,
-        Some("rshared") => libc::MS_SHARED | libc::MS_REC,
-        Some("slave") => libc::MS_SLAVE,
-        Some("rslave") => libc::MS_SLAVE | libc::MS_REC,
-        Some("unbindable") => libc::MS_UNBINDABLE,
-        Some("runbindable") => libc::MS_UNBINDABLE | libc::MS_REC,
-        Some(other) => {
-            return Err(Error::InvalidSpec(format!(
-                "rootfs propagation {other:?}: expected private, shared, slave or \
-                 unbindable (optionally with an r prefix)"
-            )))
-        }
     })
 }
 
@@ -650,7 +605,11 @@ mod tests {
         }
         assert_eq!(plan.exec_path.to_str().unwrap(), "/bin/sh");
         assert_eq!(plan.cwd.to_str().unwrap(), "/work/dir");
-        assert_eq!(plan.hostname.to_str().unwrap(), "c1", "empty hostname = id");
+        assert_eq!(
+            plan.hostname.as_deref().unwrap().to_str().unwrap(),
+            "c1",
+            "empty hostname = id"
+        );
         assert_ne!(plan.clone_flags & libc::CLONE_NEWNET, 0);
         assert!(plan.loopback_up);
         assert_eq!(plan.argv.len(), 3);
@@ -713,33 +672,6 @@ mod tests {
         );
         spec.args = vec!["/proc/self/exe".into()];
         build(&spec, &ContainerOptions::default(), &root).unwrap();
-    }
-
-    #[test]
-    fn fstab_options_become_flags_and_data() {
-        let opts: Vec<String> = [
-            "nosuid",
-            "ro",
-            "mode=755",
-            "size=1m",
-            "rprivate",
-            "strictatime",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let (flags, data) = mount_flags(&opts);
-        assert_eq!(
-            flags,
-            libc::MS_NOSUID | libc::MS_RDONLY | libc::MS_STRICTATIME
-        );
-        assert_eq!(data, "mode=755,size=1m");
-        assert_eq!(
-            root_propagation(Some("rslave")).unwrap(),
-            libc::MS_SLAVE | libc::MS_REC
-        );
-        assert_eq!(root_propagation(None).unwrap(), 0);
-        assert!(root_propagation(Some("weird")).is_err());
     }
 
     #[test]
