@@ -85,10 +85,17 @@ fn view(c: &Controller, app: AppRow, snap: &Snapshot) -> App {
     }
 }
 
-/// Every app, by name.
-pub async fn list(c: &Arc<Controller>) -> Result<Vec<App>, AppsError> {
+/// One page of the apps list, by name: at most `limit` apps after the app `after` when
+/// given. `member`: only that user's apps (see `Caller::apps_filter`); the store filters
+/// before it cuts, so every page but the last is full.
+pub async fn page(
+    c: &Arc<Controller>,
+    member: Option<&str>,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<App>, AppsError> {
     let snap = c.scheduler.snapshot();
-    let rows = c.store.list_apps().await?;
+    let rows = c.store.apps_page(member, after, limit).await?;
     Ok(rows.into_iter().map(|a| view(c, a, &snap)).collect())
 }
 

@@ -10,8 +10,8 @@
 //!
 //! Access: a session's user becomes a [`Caller`] (as if they sent one of their API
 //! tokens) and the dashboard asks it the REST API's questions: `require_app` before any
-//! app page or form, `require_admin` for the nodes page, `visible_apps` for the apps list,
-//! `record_creator` when an app is made.
+//! app page or form, `require_admin` for the nodes page, `apps_filter` for the apps list
+//! (a page the store cuts, as for `GET /v1/apps`), `record_creator` when an app is made.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -21,8 +21,8 @@ use std::net::IpAddr;
 use axum::response::IntoResponse;
 use paas_api::{App, Build, Release};
 use paas_web_ui::{
-    ActionError, JobInfo, JobSeries, LoginOutcome, Need, NodeInfo, ProcessType, Refusal,
-    SessionUser, Viewer,
+    AcmeDomain, AcmeInfo, ActionError, JobInfo, JobSeries, LoginOutcome, Need, NodeInfo,
+    ProcessType, Refusal, SessionUser, Viewer,
 };
 
 use crate::apps::{self, AppsError};
@@ -169,17 +169,19 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
         })
     }
 
-    async fn apps(&self, viewer: &Viewer) -> Result<Vec<App>, String> {
+    async fn apps(
+        &self,
+        viewer: &Viewer,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<App>, String> {
+        // The same page as `GET /v1/apps?after=&limit=`: cut by the store after the
+        // members' filter.
         let caller = self.caller(viewer).await?;
-        let visible = caller
-            .visible_apps(&self.controller)
+        let member = caller.apps_filter().map_err(internal)?;
+        apps::page(&self.controller, member, after, limit)
             .await
-            .map_err(internal)?;
-        let mut all = apps::list(&self.controller).await.map_err(internal)?;
-        if let Some(visible) = visible {
-            all.retain(|a| visible.contains(&a.name));
-        }
-        Ok(all)
+            .map_err(internal)
     }
 
     async fn app(&self, name: &str) -> Result<Option<App>, String> {
@@ -419,6 +421,36 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
         }
         c.scheduler.notify();
         Ok(())
+    }
+
+    async fn acme(&self, app: &str) -> Result<AcmeInfo, String> {
+        let status = match crate::http::acme_status(&self.controller, app).await {
+            Ok(s) => s,
+            Err(ApiError::NotFound(_)) => return Ok(AcmeInfo::default()),
+            Err(e) => return Err(e.to_string()),
+        };
+        Ok(AcmeInfo {
+            enabled: status.enabled,
+            available: status.available,
+            domains: status
+                .domains
+                .into_iter()
+                .map(|d| AcmeDomain {
+                    hostname: d.hostname,
+                    state: d.state,
+                    reason: d.reason,
+                    not_after: d.not_after,
+                })
+                .collect(),
+        })
+    }
+
+    async fn set_acme(&self, app: &str, enabled: bool) -> Result<(), ActionError> {
+        // The PUT handler's own function: the same rules, messages and side effects.
+        crate::http::set_acme(&self.controller, app, enabled)
+            .await
+            .map(drop)
+            .map_err(action_err)
     }
 
     async fn builds(&self, app: &str) -> Result<Vec<Build>, String> {

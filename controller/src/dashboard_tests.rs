@@ -173,9 +173,9 @@ async fn members_log_in_and_get_only_their_apps_through_the_api_checks() {
     // A member who creates an app collaborates on it.
     d.create_app(&ann, "ds4-mine").await.unwrap();
     let names = |apps: Vec<paas_api::App>| apps.into_iter().map(|a| a.name).collect::<Vec<_>>();
-    assert_eq!(names(d.apps(&ann).await.unwrap()), ["ds4-mine"]);
+    assert_eq!(names(d.apps(&ann, None, 50).await.unwrap()), ["ds4-mine"]);
     assert_eq!(
-        names(d.apps(&admin).await.unwrap()),
+        names(d.apps(&admin, None, 50).await.unwrap()),
         ["ds4-mine", "ds4-other"]
     );
     assert_eq!(d.authorize(&ann, Need::App("ds4-mine")).await, Ok(()));
@@ -199,6 +199,168 @@ async fn members_log_in_and_get_only_their_apps_through_the_api_checks() {
         d.authorize(&ann, Need::App("ds4-mine")).await,
         Err(Refusal::Internal(_))
     ));
+}
+
+#[tokio::test]
+async fn the_apps_list_is_a_page_the_store_cuts_after_the_members_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = controller(&dir).await;
+    let d = ControllerDashboard::new(Arc::clone(&c));
+    c.store
+        .create_user("ann", crate::store::role::MEMBER, Some("ann-pass-1"))
+        .await
+        .unwrap();
+    let (admin, ann) = (viewer("admin", true), viewer("ann", false));
+    for name in ["pg4-a", "pg4-c"] {
+        d.create_app(&admin, name).await.unwrap();
+    }
+    for name in ["pg4-b", "pg4-d", "pg4-e"] {
+        d.create_app(&ann, name).await.unwrap();
+    }
+    let names = |apps: Vec<paas_api::App>| apps.into_iter().map(|a| a.name).collect::<Vec<_>>();
+    let page = |v, after, limit| d.apps(v, after, limit);
+    assert_eq!(
+        names(page(&admin, None, 2).await.unwrap()),
+        ["pg4-a", "pg4-b"]
+    );
+    assert_eq!(
+        names(page(&admin, Some("pg4-b"), 2).await.unwrap()),
+        ["pg4-c", "pg4-d"]
+    );
+    // A member's pages are full pages of their own apps.
+    assert_eq!(
+        names(page(&ann, None, 2).await.unwrap()),
+        ["pg4-b", "pg4-d"]
+    );
+    assert_eq!(
+        names(page(&ann, Some("pg4-d"), 2).await.unwrap()),
+        ["pg4-e"]
+    );
+    assert!(page(&ann, Some("pg4-c"), 2).await.unwrap().is_empty());
+}
+
+/// A controller whose automatic certificates point at an ACME directory nobody serves
+/// (loopback port 9), so every order fails fast with a reason.
+async fn controller_with_acme(dir: &tempfile::TempDir) -> Arc<Controller> {
+    let mut settings = Settings::new(
+        dir.path().to_path_buf(),
+        "127.0.0.1:8080".parse().unwrap(),
+        8000,
+        "localhost",
+    )
+    .unwrap();
+    settings.acme = Some(crate::acme::AcmeSettings {
+        directory: "http://127.0.0.1:9/directory".into(),
+        email: None,
+        ca_file: None,
+    });
+    Controller::open(settings).await.unwrap()
+}
+
+#[tokio::test]
+async fn automatic_certificates_are_read_and_set_with_the_api_functions() {
+    // Without an ACME CA: off, and turning them on is the API's 409 message.
+    let dir = tempfile::tempdir().unwrap();
+    let c = controller(&dir).await;
+    let d = ControllerDashboard::new(Arc::clone(&c));
+    c.store.create_app("ac4").await.unwrap();
+    let off = d.acme("ac4").await.unwrap();
+    assert!(!off.enabled && !off.available, "{off:?}");
+    assert!(matches!(
+        d.set_acme("ac4", true).await,
+        Err(ActionError::User(m)) if m.contains("--acme-directory")
+    ));
+    assert!(matches!(
+        d.set_acme("nope", false).await,
+        Err(ActionError::User(m)) if m.contains("no app named nope")
+    ));
+
+    // With one: on, each custom domain's state (pending, then failed with the reason).
+    let dir = tempfile::tempdir().unwrap();
+    let c = controller_with_acme(&dir).await;
+    let d = ControllerDashboard::new(Arc::clone(&c));
+    c.store.create_app("ac4").await.unwrap();
+    c.store.add_domain("ac4", "www.ac4.test").await.unwrap();
+    d.set_acme("ac4", true).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let failed = loop {
+        let on = d.acme("ac4").await.unwrap();
+        assert!(on.enabled && on.available, "{on:?}");
+        assert_eq!(on.domains.len(), 1, "{on:?}");
+        assert_eq!(on.domains[0].hostname, "www.ac4.test");
+        if on.domains[0].state == "failed" {
+            break on.domains[0].clone();
+        }
+        assert_eq!(on.domains[0].state, "pending", "{on:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no order ended: {on:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(failed.reason.contains("127.0.0.1:9"), "{failed:?}");
+    assert_eq!(c.store.acme_apps().await.unwrap(), ["ac4"]);
+    d.set_acme("ac4", false).await.unwrap();
+    let off = d.acme("ac4").await.unwrap();
+    assert!(
+        !off.enabled && off.available && off.domains.is_empty(),
+        "{off:?}"
+    );
+    assert!(c.store.acme_apps().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn error_pages_keep_the_layout_and_unknown_paths_get_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = controller(&dir).await;
+    let key = ControllerDashboard::new(Arc::clone(&c)).session_key();
+    let cookie = format!(
+        "paas_session={}",
+        paas_web_ui::session::Session::new("admin").encode(&key)
+    );
+    let get = |uri: &str, cookie: Option<&str>, accept: Option<&str>| {
+        let mut req = Request::get(uri);
+        if let Some(cookie) = cookie {
+            req = req.header(header::COOKIE, cookie);
+        }
+        if let Some(accept) = accept {
+            req = req.header(header::ACCEPT, accept);
+        }
+        let app = crate::http::app(Arc::clone(&c));
+        let req = req.body(Body::empty()).unwrap();
+        async move {
+            let resp = app.oneshot(req).await.unwrap();
+            let status = resp.status();
+            let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    let html = Some("text/html,application/xhtml+xml");
+    // An app that does not exist, with a session: the 404 page has the nav and logout.
+    let (status, body) = get("/apps/nope", Some(&cookie), html).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("App not found"), "{body}");
+    assert!(body.contains("class=\"logout\""), "{body}");
+    assert!(
+        body.contains("id=\"nav-nodes\""),
+        "admins get the Nodes link: {body}"
+    );
+    // A path nothing answers: the same layout for a browser with a session, a login link
+    // without one, a bare 404 for other clients; the API keeps its JSON 404.
+    let (status, body) = get("/no/such/page", Some(&cookie), html).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("There is no page at /no/such/page"), "{body}");
+    assert!(body.contains("class=\"logout\""), "{body}");
+    let (status, body) = get("/no/such/page", None, html).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("id=\"nav-login\""), "{body}");
+    assert!(!body.contains("class=\"logout\""), "{body}");
+    let (status, body) = get("/no/such/page", None, None).await;
+    assert_eq!((status, body.as_str()), (StatusCode::NOT_FOUND, ""));
+    let (status, body) = get("/v1/nope", None, html).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 }
 
 #[tokio::test]

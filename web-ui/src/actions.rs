@@ -1,5 +1,6 @@
 //! The app forms (`POST`, CSRF-checked): create an app, roll back, scale, set and unset
-//! config vars, add and remove domains, rename and destroy the app, restart and stop jobs.
+//! config vars, add and remove domains, turn automatic certificates on or off, rename and
+//! destroy the app, restart and stop jobs.
 //! App forms take [`AppAuth`], so the controller has checked the viewer may use the app
 //! before anything runs. Success redirects (303) back to the page; a refused change
 //! renders the page again with the message next to its form (400).
@@ -67,6 +68,14 @@ pub(crate) struct DestroyForm {
     csrf: String,
     #[serde(default)]
     confirm: String,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AcmeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    enabled: String,
 }
 
 #[derive(Deserialize)]
@@ -143,6 +152,7 @@ pub(crate) async fn create_app<D: Dashboard>(
                 &auth.session,
                 &auth.viewer,
                 &headers,
+                None,
                 Some(message),
                 name,
             )
@@ -294,6 +304,32 @@ async fn domain_result<D: Dashboard>(
                 ..FormErrors::default()
             };
             again(d, auth, errors).await
+        }
+    }
+}
+
+/// `POST /apps/{name}/acme` — `enabled=true|false`: automatic certificates on or off.
+pub(crate) async fn set_acme<D: Dashboard>(
+    auth: AppAuth,
+    State(d): State<Arc<D>>,
+    Form(f): Form<AcmeForm>,
+) -> Result<Response, PageError> {
+    check(&auth, &f.csrf)?;
+    let result = match f.enabled.trim() {
+        "true" | "on" => d.set_acme(&auth.app, true).await,
+        "false" | "off" => d.set_acme(&auth.app, false).await,
+        other => Err(ActionError::User(format!(
+            "{other:?} is neither on nor off: use the Turn on or Turn off button"
+        ))),
+    };
+    match result {
+        Ok(()) => Ok(back(&auth.app, "acme")),
+        Err(e) => {
+            let errors = FormErrors {
+                acme: Some(user_error(e, "change the automatic certificates")?),
+                ..FormErrors::default()
+            };
+            again(&*d, &auth, errors).await
         }
     }
 }

@@ -4,14 +4,17 @@
 //! here) and mounts [`router`]. The web-ui helper implements the pages and may extend the
 //! trait (adding methods) as pages grow.
 //!
-//! Pages (see `docs/dashboard.md`): `/login`, `/` (apps), `/apps/{name}` (releases,
-//! formation, jobs, config, domains, builds, live logs, charts, rename and destroy),
+//! Pages (see `docs/dashboard.md`): `/login`, `/` (apps, paged), `/apps/{name}` (releases,
+//! formation, jobs, config, domains and automatic certificates, builds, live logs, charts,
+//! rename and destroy),
 //! `/apps/{name}/builds/{id}`, `/nodes`. Every page but `/login` needs a session (a signed
 //! cookie, see [`session`]) whose user the controller still knows; every POST form carries
 //! the session's CSRF token. Access: `/apps/{name}/…` asks [`Dashboard::authorize`] for
 //! [`Need::App`] before the handler runs (a refusal is the 404 page, as in the REST API),
 //! `/nodes…` for [`Need::Admin`] (403). Static assets under `/static/` stay public so the
-//! login page can use them.
+//! login page can use them. Error pages (404, 403, 400, 500, and unknown paths through
+//! [`not_found`]) keep the layout: nav bar, user and logout with a session, a "Log in"
+//! link without one (`layout.rs`).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -24,6 +27,7 @@ use paas_api::{App, Build, Release};
 mod actions;
 mod assets;
 mod auth;
+mod layout;
 mod login;
 mod nodes;
 mod pages;
@@ -122,6 +126,29 @@ pub struct NodeInfo {
     pub jobs: Vec<String>,
 }
 
+/// An app's automatic certificates (ACME, `paas certs:auto`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AcmeInfo {
+    /// The app asked for them.
+    pub enabled: bool,
+    /// The controller has an ACME CA configured (without one they cannot be turned on).
+    pub available: bool,
+    /// Each custom domain's certificate while they are on.
+    pub domains: Vec<AcmeDomain>,
+}
+
+/// The automatic certificate of one custom domain.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AcmeDomain {
+    pub hostname: String,
+    /// pending, issued, failed
+    pub state: String,
+    /// Why the last order failed (empty otherwise).
+    pub reason: String,
+    /// RFC 3339 expiry of the issued certificate (empty when none).
+    pub not_after: String,
+}
+
 /// CPU and memory samples of one job, oldest first.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 pub struct JobSeries {
@@ -152,8 +179,16 @@ pub trait Dashboard: Send + Sync + 'static {
         need: Need<'_>,
     ) -> impl Future<Output = Result<(), Refusal>> + Send;
 
-    /// The apps `viewer` may see (admins: every app), with current release and URL.
-    fn apps(&self, viewer: &Viewer) -> impl Future<Output = Result<Vec<App>, String>> + Send;
+    /// One page of the apps `viewer` may see (admins: every app), by name, with current
+    /// release and URL: at most `limit`, after the app `after` when given (an `after` that
+    /// is not one of them gives an empty page). The controller filters before it cuts, so
+    /// every page but the last is full.
+    fn apps(
+        &self,
+        viewer: &Viewer,
+        after: Option<&str>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<App>, String>> + Send;
 
     /// One app by name; `Ok(None)` when there is no app of that name.
     fn app(&self, name: &str) -> impl Future<Output = Result<Option<App>, String>> + Send;
@@ -271,6 +306,17 @@ pub trait Dashboard: Send + Sync + 'static {
         hostname: &str,
     ) -> impl Future<Output = Result<(), ActionError>> + Send;
 
+    /// The app's automatic certificates: on or off, and each custom domain's state.
+    fn acme(&self, app: &str) -> impl Future<Output = Result<AcmeInfo, String>> + Send;
+
+    /// Turns automatic certificates on or off (the REST `PUT …/acme` function); turning
+    /// them on without an ACME CA is an [`ActionError::User`].
+    fn set_acme(
+        &self,
+        app: &str,
+        enabled: bool,
+    ) -> impl Future<Output = Result<(), ActionError>> + Send;
+
     /// The app's builds, any order (the page sorts newest first).
     fn builds(&self, app: &str) -> impl Future<Output = Result<Vec<Build>, String>> + Send;
 
@@ -327,6 +373,7 @@ pub fn pages<D: Dashboard>(dashboard: Arc<D>) -> axum::Router {
             "/apps/{name}/domains/remove",
             post(actions::remove_domain::<D>),
         )
+        .route("/apps/{name}/acme", post(actions::set_acme::<D>))
         .route("/apps/{name}/rename", post(actions::rename::<D>))
         .route("/apps/{name}/destroy", post(actions::destroy::<D>))
         .route("/apps/{name}/restart", post(actions::restart_type::<D>))
@@ -341,6 +388,20 @@ pub fn pages<D: Dashboard>(dashboard: Arc<D>) -> axum::Router {
         .route("/nodes", get(nodes::list::<D>))
         .route("/nodes/{name}/drain", post(nodes::drain::<D>))
         .route("/nodes/{name}/undrain", post(nodes::undrain::<D>))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&dashboard),
+            layout::errors_in_layout::<D>,
+        ))
+        .with_state(dashboard)
+}
+
+/// The "not found" page for every path nothing else answers, inside the dashboard's
+/// layout (with the nav bar and logout when there is a session). Mount it as the
+/// fallback of the whole server (`Router::fallback_service`); clients that do not ask for
+/// HTML (API, git, registry) get a plain 404.
+pub fn not_found<D: Dashboard>(dashboard: Arc<D>) -> axum::Router {
+    axum::Router::new()
+        .fallback(layout::not_found::<D>)
         .with_state(dashboard)
 }
 

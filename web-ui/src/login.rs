@@ -154,11 +154,7 @@ pub(crate) async fn logout<D: Dashboard>(
     Form(f): Form<CsrfForm>,
 ) -> Response {
     if !session.csrf_ok(&f.csrf) {
-        return (
-            StatusCode::FORBIDDEN,
-            "bad CSRF token: reload the page and try again",
-        )
-            .into_response();
+        return crate::render::PageError::Csrf.into_response();
     }
     let cookie = session::set_cookie(session::COOKIE, "", 0, session::is_https(&headers));
     ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()

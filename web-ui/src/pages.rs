@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::collections::BTreeMap;
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use paas_api::{App, Build, Release};
@@ -16,7 +16,10 @@ use paas_api::{App, Build, Release};
 use crate::auth::{AppAuth, LoggedIn, Viewer};
 use crate::render::{Page, PageError};
 use crate::session::Session;
-use crate::{Dashboard, JobInfo, ProcessType};
+use crate::{AcmeInfo, Dashboard, JobInfo, ProcessType};
+
+/// Apps per page of the apps list.
+pub(crate) const APPS_PER_PAGE: u32 = 50;
 
 /// `GET /`
 #[derive(Template)]
@@ -32,6 +35,16 @@ pub(crate) struct AppsPage {
     /// The create-app form's error and the name that was typed.
     pub(crate) create_error: Option<String>,
     pub(crate) create_name: String,
+    /// The app this page starts after (`/?after=NAME`), on every page but the first.
+    pub(crate) after: Option<String>,
+    /// The last app of this page when another page follows (its "Next page" link).
+    pub(crate) next: Option<String>,
+}
+
+/// `/?after=NAME`: the apps list's page after that app.
+#[derive(serde::Deserialize)]
+pub(crate) struct AppsQuery {
+    after: Option<String>,
 }
 
 /// `GET /apps/{name}`
@@ -44,7 +57,8 @@ pub(crate) struct AppPage {
     pub(crate) formation: Vec<ProcessType>,
     pub(crate) jobs: Vec<JobView>,
     pub(crate) config: Vec<(String, String)>,
-    pub(crate) domains: Vec<String>,
+    pub(crate) domains: Vec<DomainView>,
+    pub(crate) acme: AcmeView,
     pub(crate) builds: Vec<BuildView>,
     pub(crate) errors: FormErrors,
     pub(crate) csrf: String,
@@ -82,6 +96,30 @@ pub(crate) struct FormErrors {
     pub(crate) destroy: Option<String>,
     /// A refused job restart or stop, shown above the jobs.
     pub(crate) jobs: Option<String>,
+    /// A refused change of the automatic certificates (no ACME CA, say).
+    pub(crate) acme: Option<String>,
+}
+
+/// One custom domain with its automatic certificate, while those are on.
+pub(crate) struct DomainView {
+    hostname: String,
+    cert: Option<CertView>,
+}
+
+/// The automatic certificate of one domain.
+pub(crate) struct CertView {
+    /// pending, issued, failed (as the controller says).
+    state: String,
+    state_class: &'static str,
+    /// "expires …", the reason of a failure, or what happens next.
+    detail: String,
+}
+
+/// The app's automatic certificate setting.
+pub(crate) struct AcmeView {
+    enabled: bool,
+    /// The controller has an ACME CA, so they can be turned on.
+    available: bool,
 }
 
 /// One app as the pages show it.
@@ -145,10 +183,12 @@ fn backend(action: &'static str) -> impl FnOnce(String) -> PageError {
     move |message| PageError::Backend { action, message }
 }
 
-/// `GET /` — the apps list, or the deploy instructions when there is none.
+/// `GET /` (`?after=NAME` for the next pages) — the apps list, or the deploy instructions
+/// when there is none.
 pub(crate) async fn apps_list<D: Dashboard>(
     auth: LoggedIn,
     State(dashboard): State<Arc<D>>,
+    Query(q): Query<AppsQuery>,
     headers: HeaderMap,
 ) -> Result<Page<AppsPage>, PageError> {
     Ok(Page(
@@ -157,6 +197,7 @@ pub(crate) async fn apps_list<D: Dashboard>(
             &auth.session,
             &auth.viewer,
             &headers,
+            q.after.filter(|a| !a.is_empty()),
             None,
             String::new(),
         )
@@ -164,20 +205,29 @@ pub(crate) async fn apps_list<D: Dashboard>(
     ))
 }
 
-/// The apps list with an optional create-form error.
+/// One page of the apps list (the first when `after` is `None`) with an optional
+/// create-form error. The controller cuts the page; one app more than the page tells
+/// whether another follows.
 pub(crate) async fn apps_page<D: Dashboard>(
     dashboard: &D,
     session: &Session,
     viewer: &Viewer,
     headers: &HeaderMap,
+    after: Option<String>,
     create_error: Option<String>,
     create_name: String,
 ) -> Result<AppsPage, PageError> {
     let mut apps = dashboard
-        .apps(viewer)
+        .apps(viewer, after.as_deref(), APPS_PER_PAGE + 1)
         .await
         .map_err(backend("list the apps"))?;
-    apps.sort_by(|a, b| a.name.cmp(&b.name));
+    let more = apps.len() > APPS_PER_PAGE as usize;
+    apps.truncate(APPS_PER_PAGE as usize);
+    let next = if more {
+        apps.last().map(|a| a.name.clone())
+    } else {
+        None
+    };
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -201,6 +251,8 @@ pub(crate) async fn apps_page<D: Dashboard>(
         admin: viewer.admin,
         create_error,
         create_name,
+        after,
+        next,
     })
 }
 
@@ -258,6 +310,10 @@ pub(crate) async fn app_page<D: Dashboard>(
         .await
         .map_err(backend("list the domains"))?;
     domains.sort();
+    let acme = dashboard
+        .acme(name)
+        .await
+        .map_err(backend("read the automatic certificates"))?;
     let mut builds = dashboard
         .builds(name)
         .await
@@ -283,7 +339,14 @@ pub(crate) async fn app_page<D: Dashboard>(
             })
             .collect(),
         config: config.into_iter().collect(),
-        domains,
+        domains: domains
+            .into_iter()
+            .map(|d| DomainView::new(d, &acme))
+            .collect(),
+        acme: AcmeView {
+            enabled: acme.enabled,
+            available: acme.available,
+        },
         builds: builds.iter().map(BuildView::from_build).collect(),
         errors,
         csrf: session.csrf.clone(),
@@ -402,6 +465,35 @@ impl JobView {
             restarts: j.restarts,
             exit_reason: j.exit_reason.clone().unwrap_or_else(|| "–".to_string()),
         }
+    }
+}
+
+impl DomainView {
+    fn new(hostname: String, acme: &AcmeInfo) -> Self {
+        let cert = acme
+            .domains
+            .iter()
+            .find(|d| d.hostname == hostname)
+            .map(|d| CertView {
+                state_class: match d.state.as_str() {
+                    "issued" => "up",
+                    "failed" => "crashed",
+                    "pending" => "busy",
+                    _ => "unknown",
+                },
+                detail: match d.state.as_str() {
+                    "issued" if !d.not_after.is_empty() => {
+                        format!("expires {}", Timestamp::new(&d.not_after).short)
+                    }
+                    "failed" if !d.reason.is_empty() => {
+                        format!("{} (tried again within the hour)", d.reason)
+                    }
+                    "pending" => "ordering a certificate…".to_string(),
+                    _ => d.reason.clone(),
+                },
+                state: d.state.clone(),
+            });
+        DomainView { hostname, cert }
     }
 }
 

@@ -65,64 +65,107 @@ pub(crate) enum PageError {
     Render { source: askama::Error },
 }
 
-/// The error page: a title, one sentence on what happened and what to do.
+/// The nav bar of a logged-in viewer, for pages rendered outside their handler (errors).
+#[derive(Debug, Clone)]
+pub(crate) struct Nav {
+    pub(crate) user: String,
+    pub(crate) csrf: String,
+    pub(crate) admin: bool,
+}
+
+/// The error page, inside the layout: a title, what happened and what to do; the nav bar
+/// (user, Nodes link for admins, logout) with a session, a "Log in" link without one.
 #[derive(Template)]
 #[template(path = "error.html")]
-struct ErrorPage<'a> {
-    title: &'a str,
+struct ErrorPage {
+    title: String,
     message: String,
+    logged_in: bool,
+    user: String,
+    csrf: String,
+    admin: bool,
+}
+
+/// What an error page says. It rides on the response as an extension, so the layout
+/// middleware (`layout.rs`), which knows the viewer, can render it again with their nav.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ErrorInfo {
+    pub(crate) title: String,
+    pub(crate) message: String,
+}
+
+impl ErrorInfo {
+    pub(crate) fn new(title: &str, message: impl Into<String>) -> ErrorInfo {
+        ErrorInfo {
+            title: title.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// The page with `status`, in the layout of `nav`'s viewer (or of nobody).
+    pub(crate) fn response(self, status: StatusCode, nav: Option<Nav>) -> Response {
+        let (logged_in, user, csrf, admin) = match nav {
+            Some(n) => (true, n.user, n.csrf, n.admin),
+            None => (false, String::new(), String::new(), false),
+        };
+        let page = ErrorPage {
+            title: self.title.clone(),
+            message: self.message.clone(),
+            logged_in,
+            user,
+            csrf,
+            admin,
+        };
+        let mut response = (status, Page(page)).into_response();
+        response.extensions_mut().insert(self);
+        response
+    }
 }
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let (status, page) = match &self {
+        let (status, info) = match &self {
             PageError::AppNotFound { name } => (
                 StatusCode::NOT_FOUND,
-                ErrorPage {
-                    title: "App not found",
-                    message: format!(
-                        "There is no app named “{name}”. It may have been deleted, or the \
-                         name may be misspelled."
+                ErrorInfo::new(
+                    "App not found",
+                    format!(
+                        "There is no app named “{name}” that you can see. It may have been \
+                         deleted or renamed, the name may be misspelled, or you may not be \
+                         one of its collaborators (an admin can add you). Pick it from the \
+                         list of apps."
                     ),
-                },
+                ),
             ),
             PageError::NotFound { what } => (
                 StatusCode::NOT_FOUND,
-                ErrorPage {
-                    title: "Not found",
-                    message: format!("There is no {what}."),
-                },
+                ErrorInfo::new("Not found", format!("There is no {what}.")),
             ),
             PageError::Forbidden { message } => (
                 StatusCode::FORBIDDEN,
-                ErrorPage {
-                    title: "Not allowed",
-                    message: message.clone(),
-                },
+                ErrorInfo::new("Not allowed", message.clone()),
             ),
             PageError::Csrf => (
                 StatusCode::FORBIDDEN,
-                ErrorPage {
-                    title: "Form expired",
-                    message: "The form was not sent from this dashboard session (its CSRF \
-                              token does not match). Reload the page and try again."
-                        .to_string(),
-                },
+                ErrorInfo::new(
+                    "Form expired",
+                    "The form was not sent from this dashboard session (its CSRF token does \
+                     not match). Reload the page and try again.",
+                ),
             ),
             PageError::Backend { .. } | PageError::Render { .. } => {
                 // Logged in full here; the page itself does not leak internal detail.
                 tracing::error!(error = %self, "dashboard page failed");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    ErrorPage {
-                        title: "Something went wrong",
-                        message: "The dashboard could not load this page. Try again in a \
-                                  moment; the controller log has the details."
-                            .to_string(),
-                    },
+                    ErrorInfo::new(
+                        "Something went wrong",
+                        "The dashboard could not load this page. Try again in a moment; the \
+                         controller log has the details.",
+                    ),
                 )
             }
         };
-        (status, Page(page)).into_response()
+        info.response(status, None)
     }
 }

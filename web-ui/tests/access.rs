@@ -46,6 +46,7 @@ async fn members_see_only_their_apps_and_never_the_nodes() {
         ("/apps/fresh/destroy", "confirm=fresh"),
         ("/apps/fresh/jobs/job-1/restart", ""),
         ("/apps/fresh/restart", "type=web"),
+        ("/apps/fresh/acme", "enabled=false"),
         ("/nodes/node-a/drain", ""),
     ] {
         let body = format!("{form}&csrf={csrf}");

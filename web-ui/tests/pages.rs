@@ -438,3 +438,148 @@ async fn app_page_shows_formation_jobs_masked_config_domains_builds_and_live_par
     );
     assert!(nodes.body.contains("/nodes/node-a/drain"), "{}", nodes.body);
 }
+
+#[tokio::test]
+async fn the_apps_list_is_paged_by_the_controller() {
+    let apps: Vec<_> = (0..60)
+        .map(|n| app(&format!("app-{n:02}"), Some(1), "up"))
+        .collect();
+    let d = Arc::new(FakeDashboard { apps, ..sample() });
+    let s = session();
+    let first = send(Arc::clone(&d), Request::get("/"), Some(&s), "").await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(
+        first.body.matches("data-app=").count(),
+        50,
+        "{}",
+        first.body
+    );
+    assert!(first.body.contains("data-app=\"app-49\""));
+    assert!(!first.body.contains("data-app=\"app-50\""));
+    assert!(
+        first
+            .body
+            .contains("href=\"/?after=app-49\" id=\"apps-next\""),
+        "{}",
+        first.body
+    );
+    assert!(!first.body.contains("id=\"apps-first\""), "{}", first.body);
+    // The controller was asked for one page (and one app more, to know another follows).
+    assert_eq!(d.apps_asked.lock().unwrap().clone(), [(None, 51)]);
+
+    let second = send(Arc::clone(&d), Request::get("/?after=app-49"), Some(&s), "").await;
+    assert_eq!(
+        second.body.matches("data-app=").count(),
+        10,
+        "{}",
+        second.body
+    );
+    assert!(second.body.contains("data-app=\"app-50\""));
+    assert!(!second.body.contains("id=\"apps-next\""), "{}", second.body);
+    assert!(second.body.contains("id=\"apps-first\""), "{}", second.body);
+    assert_eq!(
+        d.apps_asked.lock().unwrap().last().cloned(),
+        Some((Some("app-49".to_string()), 51))
+    );
+    // Past the end (or after an app that is gone): not the first-run instructions.
+    let past = send(Arc::clone(&d), Request::get("/?after=zzz"), Some(&s), "").await;
+    assert_eq!(past.status, StatusCode::OK);
+    assert!(past.body.contains("id=\"apps-end\""), "{}", past.body);
+    assert!(!past.body.contains("No apps yet"), "{}", past.body);
+}
+
+#[tokio::test]
+async fn automatic_certificates_show_each_domains_state_and_a_switch() {
+    let page = get(sample(), "/apps/hello").await;
+    let body = &page.body;
+    for needle in [
+        "id=\"acme-state\">on<",
+        "data-domain=\"www.example.com\"",
+        "data-acme=\"issued\"",
+        "expires 2031-02-03 04:05 UTC",
+        "action=\"/apps/hello/acme\"",
+        "name=\"enabled\" value=\"false\"",
+        "Turn off",
+    ] {
+        assert!(body.contains(needle), "{needle} missing: {body}");
+    }
+    // A failed order shows its reason; a pending one says it is under way.
+    let mut d = sample();
+    d.acme.domains[0].state = "failed".into();
+    d.acme.domains[0].reason = "the CA could not reach http://www.example.com/".into();
+    let failed = get(d, "/apps/hello").await;
+    assert!(
+        failed.body.contains("data-acme=\"failed\""),
+        "{}",
+        failed.body
+    );
+    assert!(
+        failed
+            .body
+            .contains("the CA could not reach http://www.example.com/"),
+        "{}",
+        failed.body
+    );
+    let mut d = sample();
+    d.acme.domains[0].state = "pending".into();
+    let pending = get(d, "/apps/hello").await;
+    assert!(
+        pending.body.contains("data-acme=\"pending\""),
+        "{}",
+        pending.body
+    );
+    // Off: no per-domain state, a Turn on button.
+    let off = get(sample(), "/apps/fresh").await;
+    assert!(off.body.contains("id=\"acme-state\">off<"), "{}", off.body);
+    assert!(
+        off.body.contains("name=\"enabled\" value=\"true\""),
+        "{}",
+        off.body
+    );
+    assert!(!off.body.contains("data-acme="), "{}", off.body);
+
+    // The switch calls the controller and goes back to the section.
+    let d = Arc::new(sample());
+    let s = session();
+    let post = |form: String| {
+        let (d, s) = (Arc::clone(&d), s.clone());
+        async move { send(d, Request::post("/apps/hello/acme"), Some(&s), &form).await }
+    };
+    let done = post(format!("enabled=false&csrf={}", s.csrf)).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    assert_eq!(done.headers[header::LOCATION], "/apps/hello#acme");
+    let odd = post(format!("enabled=maybe&csrf={}", s.csrf)).await;
+    assert_eq!(odd.status, StatusCode::BAD_REQUEST);
+    assert!(odd.body.contains("id=\"acme-error\""), "{}", odd.body);
+    assert_eq!(d.calls.lock().unwrap().clone(), ["acme hello false"]);
+
+    // Without an ACME CA the page says so, and turning them on shows the controller's
+    // message next to the switch.
+    let d = Arc::new(FakeDashboard {
+        acme_available: false,
+        ..sample()
+    });
+    let page = send(Arc::clone(&d), Request::get("/apps/fresh"), Some(&s), "").await;
+    assert!(
+        page.body.contains("id=\"acme-unavailable\""),
+        "{}",
+        page.body
+    );
+    let refused = send(
+        Arc::clone(&d),
+        Request::post("/apps/fresh/acme"),
+        Some(&s),
+        &format!("enabled=true&csrf={}", s.csrf),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    let error = refused.body.find("id=\"acme-error\"").expect("error shown");
+    let form = refused.body.find("id=\"acme\"").expect("the switch");
+    assert!(error > form, "the error sits in the switch's form");
+    assert!(
+        refused.body.contains("--acme-directory URL"),
+        "{}",
+        refused.body
+    );
+    assert!(d.calls.lock().unwrap().is_empty());
+}

@@ -1,6 +1,6 @@
 //! [`Caller`]: who sent a request, resolved once from its credentials, and the checks every
 //! handler calls: [`Caller::require_admin`], [`Caller::require_app`] and
-//! [`Caller::visible_apps`]. Handlers take it as an extractor (`caller: Caller`), or take
+//! [`Caller::apps_filter`]. Handlers take it as an extractor (`caller: Caller`), or take
 //! [`AppAccess`] on `/v1/apps/{app}/…` routes to check the app before the handler runs.
 //!
 //! Credentials, in order: the admin token (`DATA_DIR/admin-token`, an admin), the shared
@@ -8,7 +8,6 @@
 //! 403 is logged with the source address, the path and the reason (never the token), and
 //! bad tokens count against the source's failure budget (see `limit`).
 
-use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -164,15 +163,11 @@ impl Caller {
         Ok(self.is_admin() || c.store.is_collaborator(app, self.name()).await?)
     }
 
-    /// `None` when the caller sees every app (admins), else the apps they may see.
-    pub async fn visible_apps(&self, c: &Controller) -> Result<Option<HashSet<String>>, ApiError> {
+    /// Whose apps the caller lists: `None` for every app (admins), else the member's own
+    /// name, the filter [`crate::store::Store::apps_page`] applies before it cuts a page.
+    pub fn apps_filter(&self) -> Result<Option<&str>, ApiError> {
         self.require_person()?;
-        if self.is_admin() {
-            return Ok(None);
-        }
-        Ok(Some(
-            c.store.user_apps(self.name()).await?.into_iter().collect(),
-        ))
+        Ok((!self.is_admin()).then(|| self.name()))
     }
 
     /// Records the caller as a collaborator of an app they just created (users only: the

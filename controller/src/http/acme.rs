@@ -4,6 +4,8 @@
 //! each custom domain's state: `pending`, `issued` (with its expiry) or `failed` with the
 //! reason. Turning them off removes the certificates they issued. `409` when the controller
 //! has no `--acme-directory`.
+//!
+//! The dashboard's certificate form calls the same [`acme_status`] and [`set_acme`].
 
 use std::sync::Arc;
 
@@ -23,25 +25,25 @@ pub(super) fn routes() -> Router<Arc<Controller>> {
 
 /// One custom domain's automatic certificate on the wire.
 #[derive(Debug, Serialize)]
-struct AcmeDomain {
-    hostname: String,
+pub(crate) struct AcmeDomain {
+    pub(crate) hostname: String,
     /// `pending`, `issued` or `failed`.
-    state: String,
+    pub(crate) state: String,
     /// Why the last order failed (empty otherwise).
-    reason: String,
+    pub(crate) reason: String,
     /// RFC 3339 expiry of the issued certificate (empty when none).
-    not_after: String,
+    pub(crate) not_after: String,
     /// The certificate's id in `paas certs` (empty when none).
-    cert_id: String,
+    pub(crate) cert_id: String,
 }
 
 /// An app's automatic certificate settings and states.
 #[derive(Debug, Serialize)]
-struct AcmeStatus {
-    enabled: bool,
+pub(crate) struct AcmeStatus {
+    pub(crate) enabled: bool,
     /// Whether this controller has an ACME CA configured.
-    available: bool,
-    domains: Vec<AcmeDomain>,
+    pub(crate) available: bool,
+    pub(crate) domains: Vec<AcmeDomain>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,7 +51,8 @@ struct SetAcme {
     enabled: bool,
 }
 
-async fn read(c: &Controller, app: &str) -> Result<AcmeStatus, ApiError> {
+/// The app's setting and each custom domain's state (domains only while it is on).
+pub(crate) async fn acme_status(c: &Controller, app: &str) -> Result<AcmeStatus, ApiError> {
     if c.store.get_app(app).await?.is_none() {
         return Err(ApiError::NotFound(format!("no app named {app}")));
     }
@@ -86,7 +89,7 @@ async fn status(
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
 ) -> Result<Json<AcmeStatus>, ApiError> {
-    Ok(Json(read(&c, &app).await?))
+    Ok(Json(acme_status(&c, &app).await?))
 }
 
 async fn set(
@@ -98,32 +101,43 @@ async fn set(
     let req: SetAcme = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(format!("the body must be {{\"enabled\": true|false}}: {e}"))
     })?;
-    if c.store.get_app(&app).await?.is_none() {
+    Ok(Json(set_acme(&c, &app, req.enabled).await?))
+}
+
+/// Turns automatic certificates of `app` on (the orders start in the background) or off
+/// (the certificates they issued are removed); the state after. `409` when turning them
+/// on without an ACME CA configured.
+pub(crate) async fn set_acme(
+    c: &Arc<Controller>,
+    app: &str,
+    enabled: bool,
+) -> Result<AcmeStatus, ApiError> {
+    if c.store.get_app(app).await?.is_none() {
         return Err(ApiError::NotFound(format!("no app named {app}")));
     }
-    if req.enabled && c.settings.acme.is_none() {
+    if enabled && c.settings.acme.is_none() {
         return Err(ApiError::Conflict(crate::acme::AcmeError::Off.to_string()));
     }
     // Off removes the certificates it issued (uploaded ones stay).
-    let issued = if req.enabled {
+    let issued = if enabled {
         Vec::new()
     } else {
-        c.store.acme_domains(Some(&app)).await?
+        c.store.acme_domains(Some(app)).await?
     };
     c.store
-        .set_acme(&app, req.enabled, &crate::util::now_rfc3339())
+        .set_acme(app, enabled, &crate::util::now_rfc3339())
         .await?;
     if !issued.is_empty() {
         for d in issued.iter().filter(|d| !d.cert_id.is_empty()) {
-            c.store.remove_cert(&app, &d.cert_id).await?;
+            c.store.remove_cert(app, &d.cert_id).await?;
         }
         if let Err(e) = crate::routing::load_certs(&c.store, &c.routes).await {
             tracing::warn!(error = %e, "reloading the router's certificates failed");
         }
     }
-    tracing::info!(%app, on = req.enabled, "automatic certificates set");
-    if req.enabled {
-        crate::acme::kick(&c, &app);
+    tracing::info!(%app, on = enabled, "automatic certificates set");
+    if enabled {
+        crate::acme::kick(c, app);
     }
-    Ok(Json(read(&c, &app).await?))
+    acme_status(c, app).await
 }

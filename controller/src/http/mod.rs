@@ -40,6 +40,7 @@ mod v1;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use acme::{acme_status, set_acme};
 pub(crate) use config::check_destroy_confirmation;
 pub(crate) use domains::validate_hostname;
 pub(crate) use formation::{change_formation, formation as current_formation, FormationChange};
@@ -69,7 +70,9 @@ pub fn app(c: Arc<Controller>) -> axum::Router {
         crate::auth::registry_access(Arc::clone(&c)),
         crate::registry::token::TokenIssuer::new(c.tokens.node().as_bytes()),
     );
-    let dashboard = paas_web_ui::router(Arc::new(ControllerDashboard::new(Arc::clone(&c))));
+    let board = Arc::new(ControllerDashboard::new(Arc::clone(&c)));
+    let dashboard = paas_web_ui::router(Arc::clone(&board));
+    let not_found = paas_web_ui::not_found(board);
     axum::Router::new()
         .merge(v1::routes())
         .merge(config::routes())
@@ -93,6 +96,9 @@ pub fn app(c: Arc<Controller>) -> axum::Router {
         .with_state(c)
         .merge(registry)
         .merge(dashboard)
+        // Paths nothing answers: the dashboard's "not found" page for browsers, a bare 404
+        // for everyone else.
+        .fallback_service(not_found)
 }
 
 /// An API failure: the status and code say what kind, the message what is wrong and what

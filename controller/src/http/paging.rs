@@ -4,9 +4,8 @@
 //! `Next-Range: KEY`; the last page has neither. Without `limit` every item is returned
 //! (up to [`MAX_LIMIT`]).
 //!
-//! Releases, builds and jobs are cut by the store (keyset queries asking for
-//! [`PageQuery::fetch`] rows, one more than the page, then [`page_of`]); the apps list is
-//! cut here with [`page`].
+//! Every list is cut by the store (keyset queries asking for [`PageQuery::fetch`] rows,
+//! one more than the page, then [`page_of`]): apps, releases, builds and jobs.
 
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -56,31 +55,6 @@ pub fn page_of<T: Serialize>(
     items.truncate(limit);
     let next = more.then(|| items.last().map(&key)).flatten();
     Ok(answer(items, limit, path, next))
-}
-
-/// Cuts `items` (already in the list's order) into the page `q` asks for and answers it
-/// as JSON with the `Link`/`Next-Range` headers. `path` is the list's path; `key` gives an
-/// item's paging key. An `after` that matches no item gives an empty page.
-pub fn page<T: Serialize>(
-    items: Vec<T>,
-    q: &PageQuery,
-    path: &str,
-    key: impl Fn(&T) -> String,
-) -> Result<Response, ApiError> {
-    let limit = q.limit()?;
-    let start = match &q.after {
-        Some(after) => items
-            .iter()
-            .position(|i| &key(i) == after)
-            .map_or(items.len(), |p| p + 1),
-        None => 0,
-    };
-    let total = items.len();
-    let page: Vec<T> = items.into_iter().skip(start).take(limit).collect();
-    let next = (start + page.len() < total)
-        .then(|| page.last().map(&key))
-        .flatten();
-    Ok(answer(page, limit, path, next))
 }
 
 /// The JSON page with its `Link` and `Next-Range` headers when `next` is given.
@@ -136,20 +110,33 @@ mod tests {
     async fn pages_follow_the_next_link_to_the_end() {
         let items: Vec<u32> = (1..=5).collect();
         let key = |i: &u32| i.to_string();
-        let (link, got) = body(page(items.clone(), &q(Some(2), None), "/v1/x", key).unwrap()).await;
+        // What a keyset query answers: up to `fetch` rows after the key.
+        let store = |q: &PageQuery| {
+            let after: u32 = q.after.as_deref().map_or(0, |a| a.parse().unwrap());
+            let fetch = q.fetch().unwrap() as usize;
+            items
+                .iter()
+                .copied()
+                .filter(|i| *i > after)
+                .take(fetch)
+                .collect::<Vec<_>>()
+        };
+        let first = q(Some(2), None);
+        let (link, got) = body(page_of(store(&first), &first, "/v1/x", key).unwrap()).await;
         assert_eq!(got, [1, 2]);
         assert_eq!(
             link.as_deref(),
             Some("</v1/x?limit=2&after=2>; rel=\"next\"")
         );
-        let (_, got) =
-            body(page(items.clone(), &q(Some(2), Some("2")), "/v1/x", key).unwrap()).await;
+        let second = q(Some(2), Some("2"));
+        let (_, got) = body(page_of(store(&second), &second, "/v1/x", key).unwrap()).await;
         assert_eq!(got, [3, 4]);
-        let (link, got) =
-            body(page(items.clone(), &q(Some(2), Some("4")), "/v1/x", key).unwrap()).await;
+        let last = q(Some(2), Some("4"));
+        let (link, got) = body(page_of(store(&last), &last, "/v1/x", key).unwrap()).await;
         assert_eq!((link, got), (None, vec![5]));
-        let (link, got) = body(page(items.clone(), &q(None, None), "/v1/x", key).unwrap()).await;
+        let all = q(None, None);
+        let (link, got) = body(page_of(store(&all), &all, "/v1/x", key).unwrap()).await;
         assert_eq!((link, got.len()), (None, 5));
-        assert!(page(items, &q(Some(0), None), "/v1/x", key).is_err());
+        assert!(q(Some(0), None).fetch().is_err());
     }
 }

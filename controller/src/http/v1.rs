@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use http::StatusCode;
 use paas_api::{App, CreateApp, Node, NodeHeartbeat};
 
-use super::paging::{page, page_of, PageQuery};
+use super::paging::{page_of, PageQuery};
 use super::{Admin, ApiError};
 use crate::apps;
 use crate::auth::{AppAccess, Caller, Principal};
@@ -54,12 +54,10 @@ async fn list_apps(
     State(c): State<Arc<Controller>>,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
-    let visible = caller.visible_apps(&c).await?;
-    let mut all = apps::list(&c).await?;
-    if let Some(visible) = visible {
-        all.retain(|a| visible.contains(&a.name));
-    }
-    page(all, &q, "/v1/apps", |a: &App| a.name.clone())
+    // The store cuts the page after the members' filter.
+    let member = caller.apps_filter()?;
+    let apps = apps::page(&c, member, q.after.as_deref(), q.fetch()?).await?;
+    page_of(apps, &q, "/v1/apps", |a: &App| a.name.clone())
 }
 
 async fn create_app(

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::util::now_rfc3339;
 
-fn app_row(row: &super::Row) -> std::result::Result<AppRow, sqlx::Error> {
+pub(super) fn app_row(row: &super::Row) -> std::result::Result<AppRow, sqlx::Error> {
     Ok(AppRow {
         name: row.try_get("name")?,
         created_at: row.try_get("created_at")?,

@@ -3,9 +3,9 @@
 //! more row than they show to learn whether another page follows. An `after` that names
 //! no item of the app gives an empty page, as the API's paging contract says.
 
-use super::apps::release_row;
+use super::apps::{app_row, release_row};
 use super::work::{build_row, job_row};
-use super::{job_state, query, BuildRow, JobRow, ReleaseRow, Result, Store};
+use super::{job_state, query, AppRow, BuildRow, JobRow, ReleaseRow, Result, Store};
 
 /// A `LIMIT` bind value.
 fn limit_of(limit: u32) -> i64 {
@@ -13,6 +13,69 @@ fn limit_of(limit: u32) -> i64 {
 }
 
 impl Store {
+    /// At most `limit` apps by name, after the app `after` when given. `member`: only the
+    /// apps that user collaborates on (the filter comes before the cut, so pages are full),
+    /// and `after` must be one of them; `None` lists every app (admins).
+    pub async fn apps_page(
+        &self,
+        member: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AppRow>> {
+        const COLUMNS: &str = "a.name, a.created_at, a.current_release";
+        let rows = match (member, after) {
+            (None, None) => {
+                sqlx::query(&format!(
+                    "SELECT {COLUMNS} FROM apps a ORDER BY a.name LIMIT $1"
+                ))
+                .bind(limit_of(limit))
+                .fetch_all(self.pool())
+                .await
+            }
+            (None, Some(key)) => {
+                sqlx::query(&format!(
+                    "SELECT {COLUMNS} FROM apps a WHERE a.name > $1 AND EXISTS \
+                     (SELECT 1 FROM apps k WHERE k.name = $2) ORDER BY a.name LIMIT $3"
+                ))
+                .bind(key)
+                .bind(key)
+                .bind(limit_of(limit))
+                .fetch_all(self.pool())
+                .await
+            }
+            (Some(user), None) => {
+                sqlx::query(&format!(
+                    "SELECT {COLUMNS} FROM apps a JOIN app_collaborators c ON c.app = a.name \
+                     WHERE c.user_name = $1 ORDER BY a.name LIMIT $2"
+                ))
+                .bind(user)
+                .bind(limit_of(limit))
+                .fetch_all(self.pool())
+                .await
+            }
+            (Some(user), Some(key)) => {
+                sqlx::query(&format!(
+                    "SELECT {COLUMNS} FROM apps a JOIN app_collaborators c ON c.app = a.name \
+                     WHERE c.user_name = $1 AND a.name > $2 AND EXISTS (SELECT 1 FROM \
+                     app_collaborators k WHERE k.user_name = $3 AND k.app = $4) \
+                     ORDER BY a.name LIMIT $5"
+                ))
+                .bind(user)
+                .bind(key)
+                .bind(user)
+                .bind(key)
+                .bind(limit_of(limit))
+                .fetch_all(self.pool())
+                .await
+            }
+        }
+        .map_err(query("listing a page of apps"))?;
+        rows.iter()
+            .map(app_row)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(query("reading an app row"))
+    }
+
     /// At most `limit` releases of `app`, newest first, older than release `after` (which
     /// must exist) when given.
     pub async fn releases_page(

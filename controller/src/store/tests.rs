@@ -702,3 +702,64 @@ async fn pages_of_releases_builds_and_jobs_are_cut_by_the_database_on(backend: B
         .unwrap()
         .is_empty());
 }
+
+on_both!(
+    pages_of_apps_are_cut_after_the_members_filter,
+    pages_of_apps_are_cut_after_the_members_filter_on
+);
+async fn pages_of_apps_are_cut_after_the_members_filter_on(backend: Backend) {
+    let Some((_place, store)) = fresh_on(backend).await else {
+        return;
+    };
+    for name in ["ap4-e", "ap4-a", "ap4-d", "ap4-b", "ap4-c", "ap4-f"] {
+        store.create_app(name).await.unwrap();
+    }
+    store
+        .create_user("ap4-ann", role::MEMBER, None)
+        .await
+        .unwrap();
+    for app in ["ap4-b", "ap4-d", "ap4-e", "ap4-f"] {
+        store.add_collaborator(app, "ap4-ann").await.unwrap();
+    }
+    let names = |rows: Vec<AppRow>| rows.into_iter().map(|a| a.name).collect::<Vec<_>>();
+    let page = |member, after, limit| store.apps_page(member, after, limit);
+    // Admins: every app, by name.
+    assert_eq!(
+        names(page(None, None, 2).await.unwrap()),
+        ["ap4-a", "ap4-b"]
+    );
+    assert_eq!(
+        names(page(None, Some("ap4-b"), 3).await.unwrap()),
+        ["ap4-c", "ap4-d", "ap4-e"]
+    );
+    assert_eq!(
+        names(page(None, Some("ap4-e"), 3).await.unwrap()),
+        ["ap4-f"]
+    );
+    assert!(page(None, Some("ap4-zz"), 3).await.unwrap().is_empty());
+    // A member: full pages of their apps only (the filter comes before the limit).
+    let ann = Some("ap4-ann");
+    assert_eq!(names(page(ann, None, 2).await.unwrap()), ["ap4-b", "ap4-d"]);
+    assert_eq!(
+        names(page(ann, Some("ap4-d"), 2).await.unwrap()),
+        ["ap4-e", "ap4-f"]
+    );
+    assert!(page(ann, Some("ap4-f"), 2).await.unwrap().is_empty());
+    // A key that is not one of their apps gives an empty page (it tells them nothing).
+    assert!(page(ann, Some("ap4-c"), 2).await.unwrap().is_empty());
+    assert!(page(Some("nobody"), None, 10).await.unwrap().is_empty());
+    // Walking the pages adds up to the whole list, in its order.
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let got = names(store.apps_page(ann, after.as_deref(), 1).await.unwrap());
+        if got.is_empty() {
+            break;
+        }
+        after = got.last().cloned();
+        seen.extend(got);
+    }
+    assert_eq!(seen, ["ap4-b", "ap4-d", "ap4-e", "ap4-f"]);
+    let all = names(store.list_apps().await.unwrap());
+    assert_eq!(names(page(None, None, 100).await.unwrap()), all);
+}

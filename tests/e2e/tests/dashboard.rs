@@ -1,11 +1,14 @@
 //! Journey: the dashboard in a real headless Chromium (Debian's `chromium` driven through
 //! `chromedriver` with fantoccini) against a standalone paas with real containers: log in
 //! (a wrong password shows an error), create an app, push it with git, set a config var and
-//! see the new release, a bad key's error next to the field, scale web to 2 and see 2 jobs,
-//! restart one job and see it replaced, roll back, watch live log lines arrive and the CPU
-//! and memory charts draw, drain and undrain the node, and read the pages on a phone-sized
-//! window. Then a member logs in: sees only the app they collaborate on, gets the 404 page
-//! for another app and 403 for the nodes page, renames their app and destroys it (a wrong
+//! see the new release, a bad key's error next to the field, automatic certificates off (and
+//! the controller's reason when turned on without an ACME CA), scale web to 2 and see 2
+//! jobs, restart one job and see it replaced, "Restart all web" and see both replaced,
+//! "Stop" one job and see it gone and replaced by the formation, roll back, watch live log
+//! lines arrive and the CPU and memory charts draw, drain and undrain the node, and read
+//! the pages on a phone-sized window. Then a member logs in: sees only the app they
+//! collaborate on, gets the 404 page (with the nav bar and logout) for another app and for
+//! an unknown path, 403 for the nodes page, renames their app and destroys it (a wrong
 //! confirmation shows an error by the field). Screenshots go to `target/screenshots/` (CI
 //! keeps them).
 //!
@@ -356,6 +359,18 @@ fn dashboard_in_a_real_browser() {
         assert_eq!(text(&b, "#current-release").await, "v2");
         shot(&b, "config-error").await;
 
+        // Automatic certificates: off; this controller has no ACME CA, so turning them on
+        // shows the API's reason next to the switch and changes nothing.
+        assert_eq!(text(&b, "#acme-state").await, "off");
+        submit(&b, "#acme button[type=submit]").await;
+        let err = text(&b, "#acme #acme-error").await;
+        assert!(err.contains("--acme-directory"), "{err:?}");
+        assert_eq!(text(&b, "#acme-state").await, "off");
+        b.execute("document.getElementById('acme').scrollIntoView();", vec![])
+            .await
+            .unwrap();
+        shot(&b, "acme-error").await;
+
         // Scale web to 2 and see two jobs up.
         fill(&b, "form.scale[data-type=web] input[name=quantity]", "2").await;
         submit(&b, "form.scale[data-type=web] button").await;
@@ -388,6 +403,54 @@ fn dashboard_in_a_real_browser() {
             |s| {
                 count(s, "data-type=\"web\" data-state=\"up\"") == 2
                     && !s.contains(&format!("data-job=\"{restarted}\""))
+            },
+        )
+        .await;
+
+        // "Restart all web" on the formation card: both web jobs are replaced.
+        let before = up_web_jobs(&b).await;
+        assert_eq!(before.len(), 2, "{before:?}");
+        submit(
+            &b,
+            "form.scale[data-type=web] button[formaction$='/restart']",
+        )
+        .await;
+        at(&b, "/apps/dash").await;
+        assert!(text(&b, "#jobs-error").await.is_empty());
+        eventually(
+            &b,
+            &app_url,
+            "every web job replaced",
+            Duration::from_secs(180),
+            |s| {
+                count(s, "data-type=\"web\" data-state=\"up\"") == 2
+                    && before
+                        .iter()
+                        .all(|id| !s.contains(&format!("data-job=\"{id}\"")))
+            },
+        )
+        .await;
+
+        // "Stop" one job: it goes, and the formation (web=2) starts another.
+        let before = up_web_jobs(&b).await;
+        assert_eq!(before.len(), 2, "{before:?}");
+        let stopped = before[1].clone();
+        submit(
+            &b,
+            &format!("tr.job[data-job=\"{stopped}\"] form.job-stop button"),
+        )
+        .await;
+        at(&b, "/apps/dash").await;
+        assert!(text(&b, "#jobs-error").await.is_empty());
+        eventually(
+            &b,
+            &app_url,
+            "the stopped job gone and replaced",
+            Duration::from_secs(120),
+            |s| {
+                count(s, "data-type=\"web\" data-state=\"up\"") == 2
+                    && !s.contains(&format!("data-job=\"{stopped}\""))
+                    && s.contains(&format!("data-job=\"{}\"", before[0]))
             },
         )
         .await;
@@ -554,7 +617,19 @@ fn dashboard_in_a_real_browser() {
         b.goto(&app_url).await.unwrap();
         let title = b.title().await.unwrap();
         assert!(title.starts_with("App not found"), "{title}");
+        // The error page keeps the layout: the user, the way back, the logout.
+        assert!(text(&b, "form.logout .who").await.contains("ds4-ann"));
+        assert!(b.find(Locator::Css("#nav-nodes")).await.is_err());
         shot(&b, "member-refused").await;
+        // So does a path nothing answers.
+        b.goto(&format!("{api}/apps/ds4-mine/no-such-page"))
+            .await
+            .unwrap();
+        assert!(b.title().await.unwrap().starts_with("Not found"));
+        assert!(text(&b, "#error-message")
+            .await
+            .contains("There is no page at /apps/ds4-mine/no-such-page"));
+        assert!(b.find(Locator::Css("form.logout")).await.is_ok());
         b.goto(&format!("{api}/apps/dash/stats.json"))
             .await
             .unwrap();

@@ -11,8 +11,8 @@ use axum::response::IntoResponse;
 use paas_api::{App, Build, Release};
 use paas_web_ui::session::Session;
 use paas_web_ui::{
-    router, ActionError, Dashboard, JobInfo, JobSeries, LoginOutcome, Need, NodeInfo, ProcessType,
-    Refusal, SessionUser, Viewer,
+    not_found, router, AcmeDomain, AcmeInfo, ActionError, Dashboard, JobInfo, JobSeries,
+    LoginOutcome, Need, NodeInfo, ProcessType, Refusal, SessionUser, Viewer,
 };
 use tower::ServiceExt;
 
@@ -26,6 +26,12 @@ pub struct FakeDashboard {
     pub releases: BTreeMap<String, Vec<Release>>,
     pub fail_with: Option<String>,
     pub calls: Mutex<Vec<String>>,
+    /// The pages of apps asked for: `after` and `limit`.
+    pub apps_asked: Mutex<Vec<(Option<String>, u32)>>,
+    /// Automatic certificates of `hello` (the other apps have them off).
+    pub acme: AcmeInfo,
+    /// Whether the controller has an ACME CA (turning them on fails without).
+    pub acme_available: bool,
 }
 
 impl FakeDashboard {
@@ -63,16 +69,39 @@ impl Dashboard for FakeDashboard {
         }
     }
 
-    async fn apps(&self, viewer: &Viewer) -> Result<Vec<App>, String> {
-        match &self.fail_with {
-            Some(err) => Err(err.clone()),
-            None => Ok(self
-                .apps
-                .iter()
-                .filter(|a| viewer.admin || member_may_use(&a.name))
-                .cloned()
-                .collect()),
+    async fn apps(
+        &self,
+        viewer: &Viewer,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<App>, String> {
+        if let Some(err) = &self.fail_with {
+            return Err(err.clone());
         }
+        self.apps_asked
+            .lock()
+            .unwrap()
+            .push((after.map(str::to_string), limit));
+        // As the controller does: filter, then order by name, then cut.
+        let mut visible: Vec<App> = self
+            .apps
+            .iter()
+            .filter(|a| viewer.admin || member_may_use(&a.name))
+            .cloned()
+            .collect();
+        visible.sort_by(|a, b| a.name.cmp(&b.name));
+        let start = match after {
+            None => 0,
+            Some(key) => match visible.iter().position(|a| a.name == key) {
+                Some(p) => p + 1,
+                None => return Ok(Vec::new()),
+            },
+        };
+        Ok(visible
+            .into_iter()
+            .skip(start)
+            .take(limit as usize)
+            .collect())
     }
 
     async fn app(&self, name: &str) -> Result<Option<App>, String> {
@@ -191,6 +220,32 @@ impl Dashboard for FakeDashboard {
 
     async fn remove_domain(&self, app: &str, h: &str) -> Result<(), ActionError> {
         self.call(format!("domain- {app} {h}"));
+        Ok(())
+    }
+
+    async fn acme(&self, app: &str) -> Result<AcmeInfo, String> {
+        Ok(if app == "hello" {
+            AcmeInfo {
+                available: self.acme_available,
+                ..self.acme.clone()
+            }
+        } else {
+            AcmeInfo {
+                available: self.acme_available,
+                ..AcmeInfo::default()
+            }
+        })
+    }
+
+    async fn set_acme(&self, app: &str, enabled: bool) -> Result<(), ActionError> {
+        if enabled && !self.acme_available {
+            return Err(ActionError::User(
+                "automatic certificates are off on this controller: start it with \
+                 --acme-directory URL"
+                    .into(),
+            ));
+        }
+        self.call(format!("acme {app} {enabled}"));
         Ok(())
     }
 
@@ -316,6 +371,18 @@ pub fn sample() -> FakeDashboard {
         )]),
         fail_with: None,
         calls: Mutex::new(Vec::new()),
+        apps_asked: Mutex::new(Vec::new()),
+        acme: AcmeInfo {
+            enabled: true,
+            available: true,
+            domains: vec![AcmeDomain {
+                hostname: "www.example.com".into(),
+                state: "issued".into(),
+                reason: String::new(),
+                not_after: "2031-02-03T04:05:06Z".into(),
+            }],
+        },
+        acme_available: true,
     }
 }
 
@@ -350,7 +417,9 @@ pub async fn send(
         builder = builder.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
     }
     let request = builder.body(Body::from(form.to_string())).unwrap();
-    let response = router(dashboard).oneshot(request).await.unwrap();
+    // Mounted as the controller mounts it: the pages, and the not-found page as fallback.
+    let app = router(Arc::clone(&dashboard)).fallback_service(not_found(dashboard));
+    let response = app.oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
     let content_type = headers
