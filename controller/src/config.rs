@@ -72,6 +72,16 @@ pub struct ServeArgs {
     /// Serve no HTTPS.
     #[arg(long)]
     pub no_router_tls: bool,
+    /// Requests each app's router history keeps (per router thread; `paas logs` shows the
+    /// newest of all threads). 0 keeps none.
+    #[arg(long, default_value_t = crate::router::HistoryLimits::default().lines as u32,
+        value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub router_history_lines: u32,
+    /// Apps each router thread keeps a history for (beyond that the one served longest ago
+    /// is forgotten). 0 keeps none.
+    #[arg(long, default_value_t = crate::router::HistoryLimits::default().apps as u32,
+        value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub router_history_apps: u32,
     /// Apps are served at `<app>.<domain>`.
     #[arg(long, default_value = "localhost")]
     pub domain: String,
@@ -309,6 +319,19 @@ mod tests {
         assert_eq!(s.prefix, "paas");
         assert_eq!(s.subnet, "10.88.0.0/24");
         assert_eq!(s.port_range, "20000-29999");
+        assert_eq!((s.router_history_lines, s.router_history_apps), (1000, 100));
+        let err = Cli::try_parse_from([
+            "paas-controller",
+            "--standalone",
+            "--router-history-lines",
+            "1000000",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("--router-history-lines") && err.contains("0..=100000"),
+            "{err}"
+        );
         assert!(s.stacks_dir.is_none() && s.agent_bin.is_none());
         assert!(
             s.acme_directory.is_none(),

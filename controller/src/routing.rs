@@ -211,6 +211,11 @@ pub async fn run_router(args: RouterArgs) -> Result<(), RoutingError> {
         }
     };
     let table = RouteTable::new();
+    // Nothing reads this process's access history (`paas logs` asks the controller's own
+    // router), so it keeps none.
+    table
+        .access_log()
+        .set_history_limits(crate::router::HistoryLimits { lines: 0, apps: 0 });
     let mut version = load_routes(&store, &table).await?;
     let mut cert_ids = load_certs(&store, &table).await?;
     let bind = |addr, what, flag| async move {

@@ -151,6 +151,12 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     if let Err(e) = crate::routing::load_certs(&c.store, &c.routes).await {
         tracing::warn!(error = %e, "loading the app certificates failed");
     }
+    c.routes
+        .access_log()
+        .set_history_limits(crate::router::HistoryLimits {
+            lines: args.router_history_lines as usize,
+            apps: args.router_history_apps as usize,
+        });
     let router_config = crate::router::RouterConfig {
         https_port: router_tls_addr.map(|a| a.port()),
         ..Default::default()

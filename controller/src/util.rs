@@ -35,6 +35,25 @@ pub fn now_rfc3339() -> String {
     rfc3339_from_ms(unix_ms())
 }
 
+/// Microseconds since the Unix epoch.
+pub fn unix_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// Formats Unix microseconds as RFC 3339 UTC with six fraction digits, e.g.
+/// `2024-05-01T12:00:00.000123Z` (the agents' log record stamps look the same).
+pub fn rfc3339_from_micros(us: i64) -> String {
+    let whole = rfc3339_from_ms(us.div_euclid(1_000_000) * 1000);
+    format!(
+        "{}.{:06}Z",
+        whole.trim_end_matches('Z'),
+        us.rem_euclid(1_000_000)
+    )
+}
+
 /// Formats Unix milliseconds as RFC 3339 UTC (second precision).
 pub fn rfc3339_from_ms(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
@@ -124,6 +143,11 @@ mod tests {
         assert_eq!(rfc3339_from_ms(951_782_400_000), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339_from_ms(1_714_564_800_123), "2024-05-01T12:00:00Z");
         assert_eq!(rfc3339_from_ms(4_102_444_799_000), "2099-12-31T23:59:59Z");
+        assert_eq!(
+            rfc3339_from_micros(1_714_564_800_000_123),
+            "2024-05-01T12:00:00.000123Z"
+        );
+        assert_eq!(rfc3339_from_micros(0), "1970-01-01T00:00:00.000000Z");
     }
 
     #[test]

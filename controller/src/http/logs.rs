@@ -9,8 +9,11 @@
 //! microseconds, strictly increasing per job). The history is sorted by time (a stable
 //! sort, so each job's lines keep their order) and cut to the last `lines`; a tail then
 //! follows each job from the last record the history saw (`since=`), so no line is shown
-//! twice or skipped. The router's access lines (`heroku[router]`) join a tail through
-//! [`access_lines`].
+//! twice or skipped. The router's access lines (`heroku[router]`, only them with
+//! `ps=router`) come from the router in this process: the last requests it keeps per app
+//! join the history by their µs stamps, and a tail follows the live ones through
+//! [`access_lines`] (subscribed before the history is read; lines the history already had
+//! are not sent twice).
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -88,6 +91,14 @@ fn sort_key(ts: &str) -> String {
     format!("{whole}.{digits:0<9}")
 }
 
+/// True when the router's access lines are wanted (all lines, or `ps=router`).
+fn wants_router(ps: Option<&str>) -> bool {
+    matches!(ps, None | Some(ROUTER))
+}
+
+/// The `ps` that selects the router's lines.
+const ROUTER: &str = "router";
+
 fn wants(ps: Option<&str>, process_type: &str, dyno: &str) -> bool {
     match ps {
         None => true,
@@ -159,9 +170,13 @@ async fn app_logs(
     let lines = q.lines.unwrap_or(DEFAULT_LINES).min(MAX_LINES);
     let ps = q.ps.clone();
     let now = now_rfc3339();
+    // Live router lines from before the history is read, so none falls between the two.
+    let access = (q.tail && wants_router(ps.as_deref()))
+        .then(|| access_lines(&c, &app))
+        .flatten();
 
-    // History: the latest build, the kept output of removed jobs and each job's records,
-    // sorted by time.
+    // History: the latest build, the router's access lines, the kept output of removed
+    // jobs and each job's records, sorted by time.
     let mut history: Vec<(String, String)> = Vec::new();
     if ps.is_none() {
         if let Some(build) = c.store.list_builds(&app).await?.into_iter().next() {
@@ -172,6 +187,17 @@ async fn app_logs(
                     .lines()
                     .map(|l| (sort_key(ts), line(ts, "build", l))),
             );
+        }
+    }
+    // The router's last requests of the app (µs stamps, like the agents' records).
+    let mut router_seen: HashSet<String> = HashSet::new();
+    if wants_router(ps.as_deref()) {
+        for (at_us, text) in c.routes.access_log().history(&app).await {
+            let ts = crate::util::rfc3339_from_micros(at_us);
+            if access.is_some() {
+                router_seen.insert(text.clone());
+            }
+            history.push((sort_key(&ts), text));
         }
     }
     // The kept output of removed jobs (crashed or replaced ones), stamped with their removal.
@@ -233,7 +259,7 @@ async fn app_logs(
             }
         }
         if q.tail {
-            follow(c, app, ps, cursors, tx).await;
+            follow(c, app, ps, cursors, access, router_seen, tx).await;
         }
     });
     let stream = ReceiverStream::new(rx);
@@ -270,20 +296,19 @@ pub(crate) async fn dashboard_stream(
     app_logs(c, app, q, headers).await
 }
 
-/// Follows every job of the app (new ones as they appear) until the client goes away.
+/// Follows every job of the app (new ones as they appear) and, when `access` is given, the
+/// router's lines (those in `router_seen` were in the history already) until the client
+/// goes away.
 async fn follow(
     c: Arc<Controller>,
     app: String,
     ps: Option<String>,
     mut cursors: HashMap<String, Option<String>>,
+    mut access: Option<crate::router::AccessFollower>,
+    mut router_seen: HashSet<String>,
     tx: mpsc::Sender<String>,
 ) {
     let mut followed: HashSet<String> = HashSet::new();
-    // Router lines belong to no dyno: only for the whole app or `--ps router`.
-    let mut access = match ps.as_deref() {
-        None | Some("router") => access_lines(&c, &app),
-        Some(_) => None,
-    };
     loop {
         if let Ok(jobs) = app_jobs(&c, &app).await {
             for (job, url, dyno) in jobs {
@@ -311,10 +336,12 @@ async fn follow(
                         None => std::future::pending().await,
                     }
                 } => {
-                    if let Some(l) = l {
-                        if tx.send(l).await.is_err() {
-                            return;
-                        }
+                    let Some(l) = l else { continue };
+                    if router_seen.remove(&l) {
+                        continue;
+                    }
+                    if tx.send(l).await.is_err() {
+                        return;
                     }
                 }
             }

@@ -24,6 +24,8 @@ mod hostile_prop_tests;
 mod internal;
 mod jobs;
 mod logs;
+#[cfg(test)]
+mod logs_tests;
 pub(crate) mod nodes;
 mod openapi;
 #[cfg(test)]

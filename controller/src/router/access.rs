@@ -1,65 +1,164 @@
-//! Access lines: one line per proxied request (method, path, status, bytes, duration, job)
-//! for whoever follows the app's log stream (`paas logs -t`). Each app has a bounded
-//! broadcast channel ([`CHANNEL_LINES`] lines); a line is only formatted while someone is
-//! subscribed (an atomic count of [`AccessFollower`]s, one relaxed load per request, no
-//! lock), sending never waits, and a slow reader loses the oldest lines (it is told how
-//! many by the channel), so the proxy's hot path neither blocks nor grows memory.
+//! Access lines: one per proxied request (method, path, status, bytes, duration, job), for
+//! the app's log history and for whoever follows its log stream (`paas logs`, `-t`).
+//!
+//! Every request leaves a fixed-size record in its router thread's history (`history`:
+//! no heap, no lock); [`AccessLog::history`] collects and formats an app's records from
+//! all router threads when someone reads them. Live lines go out on a bounded broadcast
+//! channel per app ([`CHANNEL_LINES`]); a line is only formatted for it while someone is
+//! subscribed (an atomic count of [`AccessFollower`]s, one relaxed load per request),
+//! sending never waits, and a slow reader loses the oldest lines (the channel tells it how
+//! many).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::Duration;
 
-use http::Method;
-use tokio::sync::broadcast;
+use http::{HeaderValue, Method};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
-/// Lines kept per app for readers that fall behind.
+use super::history::{self, Capped, HistoryLimits, Query, Request};
+use super::RouteEntry;
+
+/// Lines kept per app for live readers that fall behind.
 pub const CHANNEL_LINES: usize = 256;
+/// How long a history read waits for a router thread's answer.
+const QUERY_WAIT: Duration = Duration::from_secs(2);
 
-/// One app's channel and how many follow it.
-#[derive(Debug, Clone)]
-pub(crate) struct AccessChannel {
+/// One app's channel, its followers, and the id its history is kept under. It lives while
+/// the app is in the table (or followed); an app that comes back gets a new one, and so an
+/// empty history.
+#[derive(Debug)]
+pub(crate) struct AppAccess {
+    pub(crate) id: u64,
     tx: broadcast::Sender<String>,
-    followers: Arc<AtomicUsize>,
+    followers: AtomicUsize,
 }
 
-/// The per-app channels. Cheap to clone.
+impl AppAccess {
+    pub(crate) fn new(id: u64) -> AppAccess {
+        AppAccess {
+            id,
+            tx: broadcast::channel(CHANNEL_LINES).0,
+            followers: AtomicUsize::new(0),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    apps: Mutex<HashMap<String, Arc<AppAccess>>>,
+    next_id: AtomicU64,
+    limits: Mutex<HistoryLimits>,
+    /// One sender per router thread, for history reads.
+    threads: Mutex<Vec<mpsc::UnboundedSender<Query>>>,
+}
+
+/// The apps' access lines: live channels and the router threads' history. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct AccessLog {
-    channels: Arc<Mutex<HashMap<String, AccessChannel>>>,
+    shared: Arc<Shared>,
 }
 
 impl AccessLog {
-    /// The channel of `app`, made on first use.
-    pub(crate) fn channel(&self, app: &str) -> AccessChannel {
-        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
-        channels
-            .entry(app.to_string())
-            .or_insert_with(|| AccessChannel {
-                tx: broadcast::channel(CHANNEL_LINES).0,
-                followers: Arc::default(),
-            })
-            .clone()
+    /// The access state of `app`, made on first use.
+    pub(crate) fn channel(&self, app: &str) -> Arc<AppAccess> {
+        let mut apps = self.shared.apps.lock().unwrap_or_else(|e| e.into_inner());
+        let next_id = &self.shared.next_id;
+        Arc::clone(
+            apps.entry(app.to_string()).or_insert_with(|| {
+                Arc::new(AppAccess::new(next_id.fetch_add(1, Ordering::Relaxed)))
+            }),
+        )
     }
 
     /// Follows `app`'s access lines from now on (Heroku format:
     /// `<time> heroku[router]: at=info method=GET path="/" host=… status=200 bytes=5
     /// service=3ms job=… request_id=…`).
     pub fn subscribe(&self, app: &str) -> AccessFollower {
-        let channel = self.channel(app);
-        channel.followers.fetch_add(1, Ordering::Relaxed);
+        let app = self.channel(app);
+        app.followers.fetch_add(1, Ordering::Relaxed);
         AccessFollower {
-            rx: channel.tx.subscribe(),
-            followers: channel.followers,
+            rx: app.tx.subscribe(),
+            app,
         }
     }
 
-    /// Drops the channels of apps no longer in `apps` that nobody follows.
+    /// Drops the state of apps no longer in `apps` that nobody follows (their history
+    /// rings go when a router thread needs the room).
     pub(crate) fn retain_apps(&self, apps: &[&str]) {
-        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
-        channels.retain(|app, c| {
+        let mut all = self.shared.apps.lock().unwrap_or_else(|e| e.into_inner());
+        all.retain(|app, c| {
             c.followers.load(Ordering::Relaxed) > 0 || apps.contains(&app.as_str())
         });
+    }
+
+    /// Sets how much history router threads started from now on keep (the controller
+    /// sets it before it serves; see [`HistoryLimits`]).
+    pub fn set_history_limits(&self, limits: HistoryLimits) {
+        *self.shared.limits.lock().unwrap_or_else(|e| e.into_inner()) = limits;
+    }
+
+    pub fn history_limits(&self) -> HistoryLimits {
+        *self.shared.limits.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a router thread that answers history reads on `queries`.
+    pub(crate) fn add_thread(&self, queries: mpsc::UnboundedSender<Query>) {
+        let mut threads = self
+            .shared
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        threads.retain(|t| !t.is_closed());
+        threads.push(queries);
+    }
+
+    /// `app`'s last access lines (at most [`HistoryLimits::lines`]) from every router thread
+    /// of this process, oldest first, each with its time in µs since the Unix epoch.
+    pub async fn history(&self, app: &str) -> Vec<(i64, String)> {
+        let mut lines = self.kept(app).await;
+        let skip = lines.len().saturating_sub(self.history_limits().lines);
+        lines.drain(..skip);
+        lines
+    }
+
+    /// Everything the router threads keep of `app`, oldest first (each thread keeps up to
+    /// `lines`; [`AccessLog::history`] returns the newest `lines` of it).
+    pub(crate) async fn kept(&self, app: &str) -> Vec<(i64, String)> {
+        let id = {
+            let apps = self.shared.apps.lock().unwrap_or_else(|e| e.into_inner());
+            match apps.get(app) {
+                Some(a) => a.id,
+                None => return Vec::new(),
+            }
+        };
+        let answers: Vec<oneshot::Receiver<history::Copied>> = {
+            let mut threads = self
+                .shared
+                .threads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            threads.retain(|t| !t.is_closed());
+            threads
+                .iter()
+                .filter_map(|t| {
+                    let (reply, answer) = oneshot::channel();
+                    t.send(Query { id, reply }).ok().map(|()| answer)
+                })
+                .collect()
+        };
+        let mut lines = Vec::new();
+        for answer in answers {
+            match tokio::time::timeout(QUERY_WAIT, answer).await {
+                Ok(Ok(copy)) => lines.extend(copy.lines()),
+                Ok(Err(_)) => {}
+                Err(_) => tracing::warn!(app, "a router thread did not answer a history read"),
+            }
+        }
+        // Each thread's part is in time order already; a stable sort keeps equal stamps so.
+        lines.sort_by_key(|(at, _)| *at);
+        lines
     }
 }
 
@@ -68,7 +167,7 @@ impl AccessLog {
 #[derive(Debug)]
 pub struct AccessFollower {
     rx: broadcast::Receiver<String>,
-    followers: Arc<AtomicUsize>,
+    app: Arc<AppAccess>,
 }
 
 impl AccessFollower {
@@ -85,69 +184,66 @@ impl AccessFollower {
 
 impl Drop for AccessFollower {
     fn drop(&mut self) {
-        self.followers.fetch_sub(1, Ordering::Relaxed);
+        self.app.followers.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-/// What is known of a request while it is served; [`AccessRecord::emit`] sends its line.
+/// What is known of a request while it is served (fixed size, kept inline in the request's
+/// future and then in its response body); [`AccessRecord::emit`] keeps it and sends its
+/// line.
 #[derive(Debug)]
 pub(crate) struct AccessRecord {
-    pub(crate) tx: broadcast::Sender<String>,
-    pub(crate) method: Method,
-    pub(crate) path: String,
-    pub(crate) host: String,
-    pub(crate) status: u16,
-    pub(crate) bytes: u64,
-    pub(crate) job: String,
-    pub(crate) request_id: String,
-    pub(crate) https: bool,
-    pub(crate) start: Instant,
+    pub(crate) req: Request,
+    start_us: i64,
+    /// Which of the route's hosts the request was for.
+    host: usize,
+    /// Which of the route's backends served it, if any.
+    pub(crate) backend: Option<usize>,
 }
 
 impl AccessRecord {
-    /// A record for a request, or None when nobody follows the app (the usual case, which
-    /// then costs one atomic load).
-    pub(crate) fn start(
-        channel: &AccessChannel,
-        method: &Method,
-        path: &str,
-        host: &str,
-        https: bool,
-    ) -> Option<Box<AccessRecord>> {
-        (channel.followers.load(Ordering::Relaxed) > 0).then(|| {
-            Box::new(AccessRecord {
-                tx: channel.tx.clone(),
-                method: method.clone(),
-                path: path.to_string(),
-                host: host.to_string(),
+    /// A record for a request to host number `host` of its route.
+    pub(crate) fn start(method: &Method, path: &str, host: usize, https: bool) -> AccessRecord {
+        AccessRecord {
+            req: Request {
+                at_us: 0,
+                service_ms: 0,
                 status: 0,
-                bytes: 0,
-                job: String::new(),
-                request_id: String::new(),
                 https,
-                start: Instant::now(),
-            })
-        })
+                method: method.clone(),
+                bytes: 0,
+                path: Capped::new(path),
+                request_id: Capped::new(""),
+            },
+            start_us: crate::util::unix_micros(),
+            host,
+            backend: None,
+        }
     }
 
-    /// Formats and sends the line (never waits; lost when nobody listens any more).
-    pub(crate) fn emit(&self) {
-        let ms = self.start.elapsed().as_millis();
-        let at = if self.status >= 500 { "error" } else { "info" };
-        let job = if self.job.is_empty() { "-" } else { &self.job };
-        let line = format!(
-            "{} heroku[router]: at={at} method={} path={:?} host={} protocol={} status={} \
-             bytes={} service={ms}ms job={job} request_id={}",
-            crate::util::now_rfc3339(),
-            self.method,
-            self.path,
-            self.host,
-            if self.https { "https" } else { "http" },
-            self.status,
-            self.bytes,
-            self.request_id,
-        );
-        let _ = self.tx.send(line);
+    pub(crate) fn set_request_id(&mut self, id: &HeaderValue) {
+        self.req.request_id = Capped::new(id.to_str().unwrap_or_default());
+    }
+
+    /// Keeps the request in this thread's history and, while someone follows the app,
+    /// formats and sends its line (never waits).
+    pub(crate) fn emit(&mut self, entry: &RouteEntry) {
+        let now = crate::util::unix_micros();
+        self.req.at_us = now;
+        self.req.service_ms =
+            u32::try_from((now - self.start_us).max(0) / 1000).unwrap_or(u32::MAX);
+        let Some(host) = entry.hosts.get(self.host) else {
+            return;
+        };
+        let job = self
+            .backend
+            .and_then(|i| entry.slots.get(i))
+            .map(|s| &s.job);
+        history::record(&entry.access, host, job, &self.req);
+        if entry.access.followers.load(Ordering::Relaxed) > 0 {
+            let line = history::format_line(&self.req, host, job.map(|j| &**j));
+            let _ = entry.access.tx.send(line);
+        }
     }
 }
 
@@ -158,14 +254,15 @@ mod tests {
     #[test]
     fn lines_only_while_followed() {
         let log = AccessLog::default();
-        let tx = log.channel("hello");
-        assert!(AccessRecord::start(&tx, &Method::GET, "/", "h", false).is_none());
+        let app = log.channel("hello");
         let mut rx = log.subscribe("hello");
-        let mut rec = AccessRecord::start(&tx, &Method::GET, "/a b", "h", true).unwrap();
-        rec.status = 200;
-        rec.bytes = 5;
-        rec.job = "j1".into();
-        rec.emit();
+        assert_eq!(app.followers.load(Ordering::Relaxed), 1);
+        let mut rec = AccessRecord::start(&Method::GET, "/a b", 0, true);
+        rec.req.status = 200;
+        rec.req.bytes = 5;
+        rec.req.at_us = 1;
+        let line = history::format_line(&rec.req, "h", Some("j1"));
+        let _ = app.tx.send(line);
         let line = rx.try_recv().unwrap();
         assert!(
             line.contains("heroku[router]: at=info method=GET path=\"/a b\""),
@@ -173,15 +270,18 @@ mod tests {
         );
         assert!(line.contains("protocol=https status=200 bytes=5"), "{line}");
         assert!(line.contains("job=j1"), "{line}");
-        // A reader that never reads costs at most CHANNEL_LINES lines.
-        for _ in 0..CHANNEL_LINES * 2 {
-            rec.emit();
-        }
-        assert!(matches!(
-            rx.try_recv(),
-            Err(broadcast::error::TryRecvError::Lagged(_))
-        ));
         drop(rx);
-        assert!(AccessRecord::start(&tx, &Method::GET, "/", "h", false).is_none());
+        assert_eq!(app.followers.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn history_of_an_unknown_app_is_empty() {
+        let log = AccessLog::default();
+        assert!(log.history("nobody").await.is_empty());
+        log.channel("quiet");
+        assert!(
+            log.history("quiet").await.is_empty(),
+            "no router thread yet"
+        );
     }
 }

@@ -13,13 +13,18 @@
 //! leaves the table keeps serving its in-flight requests, which [`RouteTable::in_flight`]
 //! and [`RouteTable::wait_drained`] let the scheduler wait for. Submodules:
 //! `headers` (host parsing, hop-by-hop and forwarding headers), `pages` (the HTML error
-//! pages), `proxy` (the hyper server and the pooled client), `tls` (HTTPS certificates and
-//! SNI), `access` (access lines for the app's log stream) and `acme` (HTTP-01 challenge
-//! answers). See docs/router.md.
+//! pages), `proxy` (the hyper server and the attempt loop), `exchange` (one attempt's send step and the
+//! request bodies), `pool` and `raw` (the backend
+//! connections with and without hyper's client), `idle` (their idle lists), `tls` (HTTPS
+//! certificates and SNI), `access` and `history` (access lines for the app's log: live and
+//! the last requests kept per router thread) and `acme` (HTTP-01 challenge answers). See
+//! docs/router.md.
 
 mod access;
 pub mod acme;
+mod exchange;
 mod headers;
+mod history;
 mod idle;
 mod pages;
 mod pool;
@@ -34,6 +39,7 @@ use std::time::Duration;
 
 pub use access::{AccessFollower, AccessLog};
 pub use headers::normalize_host;
+pub use history::HistoryLimits;
 pub use tls::TlsCerts;
 
 /// One backend (a running, healthy web job).
@@ -120,6 +126,8 @@ impl Default for RouterConfig {
 pub(crate) struct BackendSlot {
     pub(crate) backend: Backend,
     pub(crate) in_flight: AtomicUsize,
+    /// The job id, shared with the access history (which refers to it without a copy).
+    pub(crate) job: Arc<str>,
 }
 
 /// A route with its round-robin counter and backend slots.
@@ -129,7 +137,9 @@ pub(crate) struct RouteEntry {
     pub(crate) next: Arc<AtomicUsize>,
     pub(crate) slots: Vec<Arc<BackendSlot>>,
     /// Where this app's access lines go (see `access`).
-    pub(crate) access: access::AccessChannel,
+    pub(crate) access: Arc<access::AppAccess>,
+    /// `route.hosts` as shared strings, for the access history.
+    pub(crate) hosts: Vec<Arc<str>>,
     /// Plain HTTP requests get a redirect to HTTPS.
     pub(crate) https_redirect: bool,
 }
@@ -163,12 +173,14 @@ impl RouteEntry {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     routes: Vec<Arc<RouteEntry>>,
-    by_host: HashMap<String, Arc<RouteEntry>>,
+    /// Each host's route and its index in the route's hosts.
+    by_host: HashMap<String, (Arc<RouteEntry>, usize)>,
 }
 
 impl Snapshot {
-    pub(crate) fn lookup(&self, host: &str) -> Option<&Arc<RouteEntry>> {
-        self.by_host.get(host)
+    /// The route serving a normalized host, and the host's index in its hosts.
+    pub(crate) fn lookup(&self, host: &str) -> Option<(&Arc<RouteEntry>, usize)> {
+        self.by_host.get(host).map(|(e, i)| (e, *i))
     }
 }
 
@@ -225,6 +237,7 @@ impl RouteTable {
                         let slot = Arc::new(BackendSlot {
                             backend: b.clone(),
                             in_flight: AtomicUsize::new(0),
+                            job: b.job_id.as_str().into(),
                         });
                         slots.insert(b.addr.clone(), Arc::downgrade(&slot));
                         slot
@@ -233,15 +246,18 @@ impl RouteTable {
                 .collect();
             let access = self.access.channel(&route.app);
             let https_redirect = redirects.contains(&route.app);
+            let hosts = route.hosts.iter().map(|h| Arc::from(h.as_str())).collect();
             let entry = Arc::new(RouteEntry {
                 route,
                 next,
                 slots: slots_of_route,
                 access,
+                hosts,
                 https_redirect,
             });
-            for host in &entry.route.hosts {
-                if let Some(prev) = snap.by_host.insert(host.clone(), Arc::clone(&entry)) {
+            for (i, host) in entry.route.hosts.iter().enumerate() {
+                if let Some((prev, _)) = snap.by_host.insert(host.clone(), (Arc::clone(&entry), i))
+                {
                     tracing::warn!(host, app = %entry.route.app, other = %prev.route.app,
                         "two apps claim one host; the later one wins");
                 }
@@ -307,7 +323,7 @@ impl RouteTable {
     pub fn lookup(&self, host: &str) -> Option<Route> {
         self.snapshot()
             .lookup(&normalize_host(host))
-            .map(|e| e.route.clone())
+            .map(|(e, _)| e.route.clone())
     }
 
     /// Sets which apps get plain HTTP requests redirected to HTTPS (`308` to the same host

@@ -14,10 +14,8 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 
+use super::exchange::OutBody;
 use super::idle::IdleLists;
-use super::proxy::OutBody;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why a request got no response from its backend.
 #[derive(Debug, thiserror::Error)]
@@ -41,10 +39,6 @@ impl SendError {
             self,
             SendError::Connect(_) | SendError::ConnectTimeout(_) | SendError::Handshake(_)
         )
-    }
-
-    pub(crate) fn boxed(self) -> BoxError {
-        Box::new(self)
     }
 }
 

@@ -3,22 +3,24 @@
 //! forwards the request with a pooled HTTP/1.1 client, streaming bodies both ways. Each
 //! request holds an [`InFlight`] guard on its backend until its response body ends.
 //! Protocol upgrades (websockets) are spliced through with `copy_bidirectional` once both
-//! sides switched. [`serve`] runs one single-threaded runtime per CPU on the shared
-//! listening socket, each with its own proxy and backend pool; with a TLS acceptor each
-//! connection does its handshake first (SNI picks the certificate, ALPN h2 or http/1.1).
-//! While someone follows an app's log, each request leaves an access line (`access`).
+//! sides switched. Bodyless requests go the fast path (`raw`), the others hyper's client
+//! (`pool`); both run the same attempt loop ([`Proxy::attempts`] over an [`Exchange`]:
+//! in-flight guard, response timeout, the next backend after a connect error). [`serve`]
+//! runs one single-threaded runtime per CPU, each with its own proxy, backend pools and
+//! access history; with a TLS acceptor each connection does its handshake first (SNI picks
+//! the certificate, ALPN h2 or http/1.1). Each request leaves an access record (`access`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::uri::PathAndQuery;
-use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http::{header, HeaderValue, Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::BoxBody;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -28,6 +30,7 @@ use hyper_util::server::conn::auto;
 use tokio::task::JoinSet;
 
 use super::access::AccessRecord;
+use super::exchange::{Exchange, HyperExchange, RawExchange};
 use super::headers::{
     add_forwarded_value, client_ip_value, normalize_host_cow, request_host_value, strip_hop_by_hop,
     wants_upgrade, X_REQUEST_ID,
@@ -67,11 +70,12 @@ enum Upstream {
 }
 
 /// A response body that keeps its request counted on the backend until it ends, and
-/// counts its bytes for the access line (sent when the body is dropped).
+/// counts its bytes for the access record (kept when the body is dropped).
 struct Guarded {
     inner: Upstream,
     guard: Option<InFlight>,
-    access: Option<Box<AccessRecord>>,
+    entry: Arc<RouteEntry>,
+    access: AccessRecord,
     /// hyper's backend connection, back to the pool once the body has ended (a fast-path
     /// body gives its connection back itself).
     lease: Option<Lease>,
@@ -79,9 +83,7 @@ struct Guarded {
 
 impl Drop for Guarded {
     fn drop(&mut self) {
-        if let Some(rec) = &self.access {
-            rec.emit();
-        }
+        self.access.emit(&self.entry);
         // hyper stops polling a body that says it ended; the connection is reusable then.
         if self.inner_ended() {
             if let Some(lease) = self.lease.take() {
@@ -124,8 +126,8 @@ impl Body for Guarded {
                 }
             }
             Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(rec), Some(d)) = (self.access.as_mut(), frame.data_ref()) {
-                    rec.bytes += d.len() as u64;
+                if let Some(d) = frame.data_ref() {
+                    self.access.req.bytes += d.len() as u64;
                 }
             }
             _ => {}
@@ -145,96 +147,12 @@ impl Body for Guarded {
     }
 }
 
-/// The incoming request body, shared so that a request whose connection attempt failed
-/// (before the client read any of its body) can be sent again to another backend. It
-/// counts the bytes passed on and fails once they exceed the cap.
-pub(super) struct SharedBody {
-    slot: Arc<Mutex<Option<Incoming>>>,
-    polled: Arc<AtomicBool>,
-    sent: Arc<AtomicU64>,
-    limit: u64,
-}
-
-/// The error a body over the cap ends with.
-#[derive(Debug, thiserror::Error)]
-#[error("the request body is larger than {0} bytes")]
-struct TooLarge(u64);
-
-impl Body for SharedBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.polled.store(true, Ordering::Relaxed);
-        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(body) = slot.as_mut() else {
-            return Poll::Ready(None);
-        };
-        match Pin::new(body).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                let len = frame.data_ref().map_or(0, |d| d.len() as u64);
-                let sent = self.sent.fetch_add(len, Ordering::Relaxed) + len;
-                if sent > self.limit {
-                    *slot = None;
-                    return Poll::Ready(Some(Err(Box::new(TooLarge(self.limit)))));
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        let slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-        slot.as_ref().is_none_or(Body::is_end_stream)
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        let slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-        slot.as_ref()
-            .map(Body::size_hint)
-            .unwrap_or_else(|| SizeHint::with_exact(0))
-    }
-}
-
-/// The body sent to a backend: nothing (most GETs, no lock or allocation) or the client's.
-pub(super) enum OutBody {
-    Empty,
-    Shared(SharedBody),
-}
-
-impl Body for OutBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.get_mut() {
-            OutBody::Empty => Poll::Ready(None),
-            OutBody::Shared(b) => Pin::new(b).poll_frame(cx),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            OutBody::Empty => true,
-            OutBody::Shared(b) => b.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            OutBody::Empty => SizeHint::with_exact(0),
-            OutBody::Shared(b) => b.size_hint(),
-        }
-    }
+/// A backend's answer on its way to the client: the response (hop-by-hop headers out,
+/// request id in), the request's count on its backend, and hyper's connection lease.
+struct Answer {
+    resp: Response<Upstream>,
+    guard: Option<InFlight>,
+    lease: Option<Lease>,
 }
 
 struct Proxy {
@@ -268,27 +186,41 @@ impl Proxy {
                 return acme_answer(answer);
             }
         }
-        let Some(entry) = self.table.snapshot().lookup(&host).cloned() else {
+        let Some((entry, host_index)) = self
+            .table
+            .snapshot()
+            .lookup(&host)
+            .map(|(e, i)| (Arc::clone(e), i))
+        else {
             tracing::debug!(%host, "no app is served here");
             return page(&Error::UnknownHost {
                 host: host.into_owned(),
             });
         };
-        let mut access =
-            AccessRecord::start(&entry.access, req.method(), req.uri().path(), &host, https);
+        let mut access = AccessRecord::start(req.method(), req.uri().path(), host_index, https);
         if entry.https_redirect && !https {
             let resp = redirect_to_https(&host, self.config.https_port, req.uri());
-            if let Some(mut rec) = access {
-                rec.status = resp.status().as_u16();
-                rec.emit();
-            }
+            access.req.status = resp.status().as_u16();
+            access.emit(&entry);
             return resp;
         }
         match self
             .forward(&entry, raw_host, req, client, &mut access)
             .await
         {
-            Ok(resp) => resp,
+            Ok(Answer { resp, guard, lease }) => {
+                access.req.status = resp.status().as_u16();
+                resp.map(|inner| {
+                    Guarded {
+                        inner,
+                        guard,
+                        entry,
+                        access,
+                        lease,
+                    }
+                    .boxed()
+                })
+            }
             Err(e) => {
                 match &e {
                     Error::Upstream { .. } | Error::BadRequest { .. } | Error::Timeout { .. } => {
@@ -297,11 +229,9 @@ impl Proxy {
                     _ => tracing::debug!(error = %e, "not proxied"),
                 }
                 let resp = page(&e);
-                if let Some(mut rec) = access {
-                    rec.status = resp.status().as_u16();
-                    rec.bytes = resp.body().size_hint().exact().unwrap_or(0);
-                    rec.emit();
-                }
+                access.req.status = resp.status().as_u16();
+                access.req.bytes = resp.body().size_hint().exact().unwrap_or(0);
+                access.emit(&entry);
                 resp
             }
         }
@@ -313,31 +243,29 @@ impl Proxy {
         raw_host: HeaderValue,
         mut req: Request<Incoming>,
         client: &ClientConn,
-        access: &mut Option<Box<AccessRecord>>,
-    ) -> Result<Response<RespBody>, Error> {
+        access: &mut AccessRecord,
+    ) -> Result<Answer, Error> {
         let route = &entry.route;
         let Some(first) = entry.pick() else {
             return Err(Error::NoBackends {
                 app: route.app.clone(),
             });
         };
-        let n = entry.slots.len();
         let limit = self.config.max_body_bytes;
-        let too_large = || Error::TooLarge {
-            app: route.app.clone(),
-            limit,
-        };
         if req
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
             .is_some_and(|len| len > limit)
         {
-            return Err(too_large());
+            return Err(Error::TooLarge {
+                app: route.app.clone(),
+                limit,
+            });
         }
 
         let upgrade = req.version() == Version::HTTP_11 && wants_upgrade(req.headers());
-        let mut client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
         let mut headers = parts.headers;
         strip_hop_by_hop(&mut headers, upgrade);
@@ -345,145 +273,75 @@ impl Proxy {
             headers.insert(header::HOST, raw_host.clone());
         }
         let request_id = add_forwarded_value(&mut headers, &client.ip, raw_host, client.https);
-        if let Some(rec) = access.as_mut() {
-            rec.request_id = request_id.to_str().unwrap_or_default().to_string();
-        }
+        access.set_request_id(&request_id);
         let path = parts
             .uri
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
 
-        // Bodyless requests (most GETs) skip the shared slot and its allocations.
-        let shared = (!body.is_end_stream()).then(|| {
-            (
-                Arc::new(Mutex::new(Some(body))),
-                Arc::new(AtomicU64::new(0)),
-            )
-        });
-        if shared.is_none() && !upgrade {
-            return self
-                .forward_raw(
-                    entry,
-                    first,
-                    &parts.method,
-                    &path,
-                    &headers,
-                    request_id,
-                    access,
+        // Bodyless requests (most GETs) take the fast path, without hyper's client and the
+        // shared body slot's allocations.
+        if body.is_end_stream() && !upgrade {
+            let mut head = Vec::with_capacity(256 + 64 * headers.len());
+            encode_head(&mut head, &parts.method, path.as_str(), &headers);
+            let mut exchange = RawExchange {
+                pool: &self.raw,
+                method: &parts.method,
+                head,
+            };
+            let (mut resp, guard) = self.attempts(entry, first, access, &mut exchange).await?;
+            strip_hop_by_hop(resp.headers_mut(), false);
+            resp.headers_mut().insert(X_REQUEST_ID, request_id);
+            return Ok(Answer {
+                resp: resp.map(Upstream::Raw),
+                guard: Some(guard),
+                lease: None,
+            });
+        }
+        let mut exchange = HyperExchange {
+            pool: &self.pool,
+            method: parts.method,
+            path,
+            headers,
+            body: (!body.is_end_stream()).then(|| {
+                (
+                    Arc::new(Mutex::new(Some(body))),
+                    Arc::new(AtomicU64::new(0)),
                 )
-                .await;
-        }
-        let tries = n.min(2);
-        let mut last_error = None;
-        for attempt in 0..tries {
-            let backend = &entry.slots[(first + attempt) % n];
-            let guard = InFlight::new(backend);
-            let addr = &backend.backend.addr;
-            if let Some(rec) = access.as_mut() {
-                rec.job.clone_from(&backend.backend.job_id);
-            }
-            let polled = shared.as_ref().map(|_| Arc::new(AtomicBool::new(false)));
-            let out_body = match (&shared, &polled) {
-                (Some((slot, sent)), Some(polled)) => OutBody::Shared(SharedBody {
-                    slot: Arc::clone(slot),
-                    polled: Arc::clone(polled),
-                    sent: Arc::clone(sent),
-                    limit,
-                }),
-                _ => OutBody::Empty,
-            };
-            // Origin form (`/path?q`) on a plain HTTP/1.1 backend connection.
-            let mut out = Request::new(out_body);
-            *out.method_mut() = parts.method.clone();
-            *out.uri_mut() = Uri::from(path.clone());
-            *out.version_mut() = Version::HTTP_11;
-            *out.headers_mut() = if attempt + 1 < tries {
-                headers.clone()
-            } else {
-                std::mem::take(&mut headers)
-            };
-            let after = self.config.response_timeout;
-            let answer = match tokio::time::timeout(after, self.pool.send(addr, out)).await {
-                Ok(answer) => answer,
-                Err(_) => {
-                    return Err(Error::Timeout {
-                        app: route.app.clone(),
-                        addr: addr.clone(),
-                        after,
-                    })
-                }
-            };
-            match answer {
-                Ok((resp, lease)) => {
-                    if let Some(rec) = access.as_mut() {
-                        rec.status = resp.status().as_u16();
-                    }
-                    return Ok(respond(
-                        resp,
-                        client_upgrade.take(),
-                        request_id,
-                        guard,
-                        access.take(),
-                        lease,
-                    ));
-                }
-                Err(source) => {
-                    if shared
-                        .as_ref()
-                        .is_some_and(|(_, sent)| sent.load(Ordering::Relaxed) > limit)
-                    {
-                        return Err(too_large());
-                    }
-                    let retry = source.is_connect()
-                        && polled.as_ref().is_none_or(|p| !p.load(Ordering::Relaxed));
-                    tracing::warn!(app = %route.app, %addr, job = %backend.backend.job_id,
-                        error = %source, retry, "backend request failed");
-                    last_error = Some(Error::Upstream {
-                        app: route.app.clone(),
-                        addr: addr.clone(),
-                        source: source.boxed(),
-                    });
-                    if !retry {
-                        break;
-                    }
-                }
-            }
-        }
-        Err(last_error.expect("at least one attempt was made"))
+            }),
+            polled: None,
+            limit,
+        };
+        let ((resp, lease), guard) = self.attempts(entry, first, access, &mut exchange).await?;
+        Ok(respond(resp, client_upgrade, request_id, guard, lease))
     }
 
-    /// A request without a body (and no upgrade) on the fast path (`raw`): the head is
-    /// encoded once and sent to the picked backend, or to the next one when connecting
-    /// fails.
-    #[allow(clippy::too_many_arguments)]
-    async fn forward_raw(
+    /// Sends the request to the picked backend (`first`) and, when connecting to it failed
+    /// (nothing reached it), once more to the next one. Each attempt counts on its backend
+    /// (the guard goes with the answer) and gets the response timeout for its head.
+    async fn attempts<X: Exchange>(
         &self,
         entry: &RouteEntry,
         first: usize,
-        method: &Method,
-        path: &PathAndQuery,
-        headers: &HeaderMap,
-        request_id: HeaderValue,
-        access: &mut Option<Box<AccessRecord>>,
-    ) -> Result<Response<RespBody>, Error> {
+        access: &mut AccessRecord,
+        exchange: &mut X,
+    ) -> Result<(X::Reply, InFlight), Error> {
         let route = &entry.route;
         let n = entry.slots.len();
-        let mut head = Vec::with_capacity(256 + 64 * headers.len());
-        encode_head(&mut head, method, path.as_str(), headers);
         let tries = n.min(2);
+        let after = self.config.response_timeout;
         let mut last_error = None;
         for attempt in 0..tries {
-            let backend = &entry.slots[(first + attempt) % n];
+            let index = (first + attempt) % n;
+            let backend = &entry.slots[index];
             let guard = InFlight::new(backend);
             let addr = &backend.backend.addr;
-            if let Some(rec) = access.as_mut() {
-                rec.job.clone_from(&backend.backend.job_id);
-            }
-            let after = self.config.response_timeout;
-            let answer = match tokio::time::timeout(after, self.raw.send(addr, method, &head)).await
-            {
-                Ok(answer) => answer,
+            access.backend = Some(index);
+            let sent = exchange.send(addr, attempt + 1 == tries);
+            let source = match tokio::time::timeout(after, sent).await {
+                Ok(Ok(reply)) => return Ok((reply, guard)),
+                Ok(Err(source)) => source,
                 Err(_) => {
                     return Err(Error::Timeout {
                         app: route.app.clone(),
@@ -492,37 +350,22 @@ impl Proxy {
                     })
                 }
             };
-            match answer {
-                Ok(mut resp) => {
-                    if let Some(rec) = access.as_mut() {
-                        rec.status = resp.status().as_u16();
-                    }
-                    strip_hop_by_hop(resp.headers_mut(), false);
-                    resp.headers_mut().insert(X_REQUEST_ID, request_id);
-                    let access = access.take();
-                    return Ok(resp.map(|body| {
-                        Guarded {
-                            inner: Upstream::Raw(body),
-                            guard: Some(guard),
-                            access,
-                            lease: None,
-                        }
-                        .boxed()
-                    }));
-                }
-                Err(source) => {
-                    let retry = source.is_connect();
-                    tracing::warn!(app = %route.app, %addr, job = %backend.backend.job_id,
-                        error = %source, retry, "backend request failed");
-                    last_error = Some(Error::Upstream {
-                        app: route.app.clone(),
-                        addr: addr.clone(),
-                        source: Box::new(source),
-                    });
-                    if !retry {
-                        break;
-                    }
-                }
+            if exchange.too_large() {
+                return Err(Error::TooLarge {
+                    app: route.app.clone(),
+                    limit: self.config.max_body_bytes,
+                });
+            }
+            let retry = exchange.may_retry(&source);
+            tracing::warn!(app = %route.app, %addr, job = %backend.backend.job_id,
+                error = %source, retry, "backend request failed");
+            last_error = Some(Error::Upstream {
+                app: route.app.clone(),
+                addr: addr.clone(),
+                source: Box::new(source),
+            });
+            if !retry {
+                break;
             }
         }
         Err(last_error.expect("at least one attempt was made"))
@@ -536,9 +379,8 @@ fn respond(
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     request_id: HeaderValue,
     guard: InFlight,
-    access: Option<Box<AccessRecord>>,
     lease: Lease,
-) -> Response<RespBody> {
+) -> Answer {
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     let mut guard = Some(guard);
     // An upgraded connection is never reused.
@@ -565,15 +407,11 @@ fn respond(
         _ => strip_hop_by_hop(resp.headers_mut(), false),
     }
     resp.headers_mut().insert(X_REQUEST_ID, request_id);
-    resp.map(|inner| {
-        Guarded {
-            inner: Upstream::Hyper(inner),
-            guard,
-            access,
-            lease,
-        }
-        .boxed()
-    })
+    Answer {
+        resp: resp.map(Upstream::Hyper),
+        guard,
+        lease,
+    }
 }
 
 /// `308 Permanent Redirect` to the same host and path over HTTPS (the method and body are
@@ -687,13 +525,17 @@ pub(super) async fn serve(
     result
 }
 
-/// The connections of one runtime, as the accept loop in [`serve`] deals them.
+/// The connections of one runtime, as the accept loop in [`serve`] deals them. The thread
+/// keeps its requests' access history and answers history reads between connections.
 async fn serve_on(
     mut incoming: tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
     table: RouteTable,
     config: RouterConfig,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> std::io::Result<()> {
+    super::history::start_thread(table.access_log().history_limits());
+    let (queries_tx, mut queries) = tokio::sync::mpsc::unbounded_channel();
+    table.access_log().add_thread(queries_tx);
     let proxy = Arc::new(Proxy::new(table, config));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -744,6 +586,7 @@ async fn serve_on(
                 }
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(query) = queries.recv() => super::history::answer(query),
         }
     }
 }
