@@ -20,8 +20,9 @@ use nix::fcntl::OFlag;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{pipe2, Pid};
 
+use crate::create::join_fds;
 use crate::init::{self, above_stdio, die, read_byte, EXEC_FAILED};
-use crate::lifecycle::{join_fds, live_status, load, manager, sys_err};
+use crate::lifecycle::{live_status, load, manager, sys_err};
 use crate::plan::Privileges;
 use crate::state;
 use crate::{Error, Result, RuntimeConfig, Status, DEFAULT_PATH};

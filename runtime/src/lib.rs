@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod cgroup;
 mod child;
+mod create;
 pub mod devices;
 mod exec;
 mod fs;
@@ -444,7 +445,7 @@ impl Runtime {
     /// On failure everything this call made (mount, cgroups, state dir) is removed again,
     /// so the id can be reused at once.
     pub fn create(&self, spec: &ContainerSpec) -> Result<ContainerState> {
-        lifecycle::create(&self.config, spec, &ContainerOptions::default())
+        create::create(&self.config, spec, &ContainerOptions::default())
     }
 
     /// [`Runtime::create`] with settings other than the defaults.
@@ -453,7 +454,7 @@ impl Runtime {
         spec: &ContainerSpec,
         options: &ContainerOptions,
     ) -> Result<ContainerState> {
-        lifecycle::create(&self.config, spec, options)
+        create::create(&self.config, spec, options)
     }
 
     /// [`Runtime::run`] with settings other than the defaults.
