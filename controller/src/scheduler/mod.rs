@@ -21,11 +21,13 @@
 mod elected;
 mod health;
 mod inputs;
+mod jobs;
 pub mod restart;
 mod runner;
 
 pub use elected::run_elected;
-pub use runner::{labels, process_job_spec, run, Handle, Snapshot, APP_PORT};
+pub use jobs::process_job_spec;
+pub use runner::{labels, run, Handle, Snapshot, APP_PORT};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 

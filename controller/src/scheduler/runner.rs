@@ -11,36 +11,27 @@
 //! … 5 min, see [`super::restart`]); each new job records how many crashes came before it
 //! and the last one's exit reason (`jobs.restarts`, `jobs.last_exit`).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use paas_api::{ImageRef, JobSpec, JobState, JobStatus};
+use paas_api::{JobState, JobStatus};
 use tokio::sync::{watch, Notify};
 
+use super::jobs::{start_job, stop_job, APP_MEMORY_BYTES};
 use super::{
     health, inputs, plan_with_replacements, restart, Action, Formation, ObservedJob, Phase,
 };
-use crate::config::Settings;
 use crate::router::{Backend, Route};
 use crate::state::{Controller, NODE_TIMEOUT_MS};
 use crate::store::{job_state, JobRow, ReleaseRow, Restarts, StoreError};
-use crate::util::{now_rfc3339, random_hex, unix_ms};
+use crate::util::{now_rfc3339, unix_ms};
 
 /// Time between two passes when nothing notifies the loop.
 const INTERVAL: Duration = Duration::from_secs(1);
 /// The port every process is told to listen on (`PORT`).
 pub const APP_PORT: u16 = 5000;
-const APP_MEMORY_BYTES: u64 = super::DEFAULT_MEMORY_BYTES;
-const APP_PIDS: u64 = 1024;
-/// Seconds between SIGTERM and SIGKILL when stopping a job.
-const STOP_GRACE_SECONDS: u64 = 10;
-/// Lines of a removed job's output kept in the store.
-const KEPT_LOG_LINES: usize = 50;
-/// How long a stopped web job's in-flight requests may take to finish in the router
-/// before the job is stopped anyway.
-const DRAIN_GRACE: Duration = Duration::from_secs(30);
 
 /// Job labels the controller sets and reads back.
 pub mod labels {
@@ -57,14 +48,14 @@ pub mod labels {
 type ProcessKey = (String, String, u32);
 
 #[derive(Default)]
-struct Inflight {
-    starting: HashSet<String>,
-    stopping: HashSet<String>,
-    failed_starts: Vec<(ProcessKey, String)>,
+pub(super) struct Inflight {
+    pub(super) starting: HashSet<String>,
+    pub(super) stopping: HashSet<String>,
+    pub(super) failed_starts: Vec<(ProcessKey, String)>,
     /// Jobs to replace with zero downtime (restart, resize): see [`Handle::replace`].
-    replace: HashSet<String>,
+    pub(super) replace: HashSet<String>,
     /// Jobs to stop now (the formation starts a replacement): see [`Handle::stop`].
-    stop: HashSet<String>,
+    pub(super) stop: HashSet<String>,
 }
 
 /// What the last pass saw, for the build (waiting for a deploy) and the app status.
@@ -131,7 +122,7 @@ impl Handle {
         self.notify();
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Inflight) -> T) -> T {
+    pub(super) fn with<T>(&self, f: impl FnOnce(&mut Inflight) -> T) -> T {
         f(&mut self.inflight.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
@@ -250,7 +241,7 @@ fn phase_of(state: JobState) -> Phase {
     }
 }
 
-fn state_name(state: JobState) -> &'static str {
+pub(super) fn state_name(state: JobState) -> &'static str {
     match state {
         JobState::Starting => job_state::STARTING,
         JobState::Up => job_state::UP,
@@ -689,204 +680,6 @@ async fn push_routes(
     }
     c.routes.replace(routes);
     Ok(routed)
-}
-
-/// Sources the app's `.profile.d/*.sh` at every start (as Heroku does for each dyno, so
-/// scripts see `$PORT` and `$DYNO`), then runs the command (`$0`) in a fresh `sh -c`, which
-/// `exec`s a simple command so signals reach the app directly.
-pub const PROFILE_PRELUDE: &str = "for f in /app/.profile.d/*.sh; do [ -r \"$f\" ] && . \"$f\"; \
-     done; unset f; exec /bin/sh -c \"$0\"";
-
-/// The JobSpec of one process of a release.
-pub fn process_job_spec(
-    settings: &Settings,
-    release: &ReleaseRow,
-    process_type: &str,
-    dyno: u32,
-    id: &str,
-) -> JobSpec {
-    let (repository, reference) = release
-        .image
-        .split_once('@')
-        .unwrap_or((release.image.as_str(), "latest"));
-    let command = release
-        .process_types
-        .get(process_type)
-        .cloned()
-        .unwrap_or_default();
-    let mut env: BTreeMap<String, String> = release.config.clone();
-    env.insert("PORT".into(), APP_PORT.to_string());
-    env.insert("DYNO".into(), format!("{process_type}.{dyno}"));
-    let labels = BTreeMap::from([
-        (labels::KIND.into(), labels::KIND_PROCESS.into()),
-        (labels::APP.into(), release.app.clone()),
-        (labels::RELEASE.into(), release.version.to_string()),
-        (labels::TYPE.into(), process_type.into()),
-        (labels::DYNO.into(), format!("{process_type}.{dyno}")),
-    ]);
-    JobSpec {
-        id: id.into(),
-        labels,
-        image: ImageRef {
-            registry: settings.internal_url.clone(),
-            repository: repository.into(),
-            reference: reference.into(),
-        },
-        command: vec![
-            "/bin/sh".into(),
-            "-c".into(),
-            PROFILE_PRELUDE.into(),
-            command,
-        ],
-        env,
-        working_dir: None,
-        port: (process_type == "web").then_some(APP_PORT),
-        memory_bytes: Some(APP_MEMORY_BYTES),
-        pids_limit: Some(APP_PIDS),
-        inputs: Vec::new(),
-        volumes: Vec::new(),
-        output: None,
-        hostname: None,
-        user_namespace: false,
-        api_access: false,
-    }
-}
-
-/// Writes the job row, then asks the agent (in a task) to start the job. Returns its id.
-#[allow(clippy::too_many_arguments)]
-async fn start_job(
-    c: &Arc<Controller>,
-    node: &str,
-    url: &str,
-    release: &ReleaseRow,
-    process_type: &str,
-    dyno: u32,
-    restarts: &Restarts,
-    memory_bytes: u64,
-) -> Result<String, StoreError> {
-    let id = format!("{}-v{}-{}", release.app, release.version, random_hex(4));
-    let now = now_rfc3339();
-    c.store
-        .insert_job(&JobRow {
-            id: id.clone(),
-            app: release.app.clone(),
-            release: release.version,
-            process_type: process_type.into(),
-            node: node.into(),
-            state: job_state::PENDING.into(),
-            addr: None,
-            exit_reason: None,
-            created_at: now.clone(),
-            updated_at: now,
-        })
-        .await?;
-    if restarts.restarts > 0 {
-        c.store.set_job_restarts(&id, restarts).await?;
-    }
-    c.scheduler.with(|i| i.starting.insert(id.clone()));
-    tracing::info!(job = %id, node, "starting {process_type}.{dyno} of {} v{}", release.app, release.version);
-    let mut spec = process_job_spec(&c.settings, release, process_type, dyno, &id);
-    spec.api_access = c.store.app_api_access(&release.app).await.unwrap_or(false);
-    spec.memory_bytes = Some(memory_bytes);
-    let key = (
-        release.app.clone(),
-        process_type.to_string(),
-        release.version,
-    );
-    let (c, url, job_id) = (Arc::clone(c), url.to_string(), id.clone());
-    tokio::spawn(async move {
-        let id = job_id;
-        let result = c.agents.start_job(&url, &spec).await;
-        let stored = match &result {
-            Ok(status) => {
-                let reason = status.exit.as_ref().map(|e| e.reason.as_str());
-                c.store
-                    .update_job(
-                        &id,
-                        state_name(status.state),
-                        status.addr.as_deref(),
-                        reason,
-                    )
-                    .await
-            }
-            Err(e) => {
-                tracing::warn!(job = %id, "starting the job failed: {e}");
-                let reason = format!("failed to start: {}", e.user_message());
-                c.store
-                    .set_job_state(&id, job_state::CRASHED, Some(&reason))
-                    .await
-            }
-        };
-        if let Err(e) = stored {
-            tracing::warn!(job = %id, "recording the job's start: {e}");
-        }
-        c.scheduler.with(|i| {
-            i.starting.remove(&id);
-            if let Err(e) = &result {
-                i.failed_starts
-                    .push((key, format!("failed to start: {}", e.user_message())));
-            }
-        });
-        c.scheduler.notify();
-    });
-    Ok(id)
-}
-
-/// Marks the job stopping, then (in a task) takes its `addr` out of the router, waits for
-/// the requests it is serving to finish (at most [`DRAIN_GRACE`]) and stops and deletes it
-/// on its node.
-async fn stop_job(
-    c: &Arc<Controller>,
-    url: &str,
-    id: &str,
-    addr: Option<String>,
-) -> Result<(), StoreError> {
-    let fresh = c.scheduler.with(|i| i.stopping.insert(id.to_string()));
-    if !fresh {
-        return Ok(());
-    }
-    c.store.set_job_state(id, job_state::STOPPING, None).await?;
-    tracing::info!(job = %id, "stopping and removing job");
-    let (c, url, id) = (Arc::clone(c), url.to_string(), id.to_string());
-    tokio::spawn(async move {
-        if let Some(addr) = addr {
-            c.routes.remove_backend(&addr);
-            if !c.routes.wait_drained(&addr, DRAIN_GRACE).await {
-                tracing::warn!(job = %id, %addr, "requests still running after the drain grace");
-            }
-        }
-        let reason = match c.agents.stop_job(&url, &id, STOP_GRACE_SECONDS).await {
-            Ok(status) => status.exit.map(|e| e.reason),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => {
-                tracing::warn!(job = %id, "stopping the job failed (will retry): {e}");
-                c.scheduler.with(|i| i.stopping.remove(&id));
-                return;
-            }
-        };
-        // Keep the end of its output for `paas logs` (a crash's error stays visible).
-        if let Ok(log) = c.agents.logs(&url, &id).await {
-            let kept = crate::store::last_lines(&log, KEPT_LOG_LINES);
-            if let Err(e) = c.store.set_job_log(&id, &kept).await {
-                tracing::warn!(job = %id, "keeping the job's output: {e}");
-            }
-        }
-        if let Err(e) = c.agents.delete_job(&url, &id).await {
-            tracing::warn!(job = %id, "deleting the job failed (will retry): {e}");
-            c.scheduler.with(|i| i.stopping.remove(&id));
-            return;
-        }
-        if let Err(e) = c
-            .store
-            .set_job_state(&id, job_state::REMOVED, reason.as_deref())
-            .await
-        {
-            tracing::warn!(job = %id, "recording the job's removal: {e}");
-        }
-        c.scheduler.with(|i| i.stopping.remove(&id));
-        c.scheduler.notify();
-    });
-    Ok(())
 }
 
 /// The loop of a controller that does not lead (PostgreSQL, another controller runs the
