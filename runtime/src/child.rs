@@ -1,7 +1,7 @@
 //! Raw helpers for a freshly cloned child (the init, the user namespace helper, the
 //! exec helper), which must not allocate, lock or unwind (see `init`'s module doc):
 //! errno, a fixed-size error message and `die`, one-byte reads, signal reset, closing
-//! inherited descriptors.
+//! inherited descriptors, the container's console.
 
 use std::ffi::c_char;
 use std::os::fd::RawFd;
@@ -137,4 +137,67 @@ pub(crate) unsafe fn close_others(keep: &[RawFd]) {
         next = next.max(fd + 1);
     }
     close(next, u32::MAX);
+}
+
+/// The container's console (`terminal`): a new pty of the container's devpts (so after
+/// pivot_root), its master sent over `sock` with `SCM_RIGHTS` as runc does (the data is
+/// the word `console`), the slave made the controlling terminal of a new session and
+/// stdin, stdout, stderr.
+///
+/// # Safety
+/// Only in the cloned child. Does not allocate.
+pub(crate) unsafe fn console(sock: RawFd, err: RawFd) {
+    // SAFETY: raw syscalls on descriptors of this process and stack buffers.
+    unsafe {
+        let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+        let master = libc::open(c"/dev/ptmx".as_ptr(), flags);
+        if master < 0 {
+            die(
+                err,
+                1,
+                &[b"opening /dev/ptmx in the container for its console"],
+            );
+        }
+        let unlock: libc::c_int = 0;
+        if libc::ioctl(master, libc::TIOCSPTLCK, &raw const unlock) != 0 {
+            die(err, 1, &[b"unlocking the console pty"]);
+        }
+        let slave = libc::ioctl(master, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY);
+        if slave < 0 {
+            die(err, 1, &[b"opening the console pty's other end"]);
+        }
+        let mut data = *b"console";
+        let mut iov = libc::iovec {
+            iov_base: data.as_mut_ptr().cast(),
+            iov_len: data.len(),
+        };
+        // Room for one descriptor, aligned for cmsghdr.
+        let mut control = [0u64; 4];
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &raw mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) as usize;
+        let cmsg = libc::CMSG_FIRSTHDR(&raw const msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as usize;
+        libc::CMSG_DATA(cmsg)
+            .cast::<libc::c_int>()
+            .write_unaligned(master);
+        if libc::sendmsg(sock, &raw const msg, libc::MSG_NOSIGNAL) < 0 {
+            die(err, 1, &[b"sending the console to the console socket"]);
+        }
+        libc::close(master);
+        libc::close(sock);
+        if libc::setsid() < 0 || libc::ioctl(slave, libc::TIOCSCTTY, 0) != 0 {
+            die(err, 1, &[b"making the console the controlling terminal"]);
+        }
+        if libc::dup2(slave, 0) < 0 || libc::dup2(slave, 1) < 0 || libc::dup2(slave, 2) < 0 {
+            die(err, 1, &[b"setting up the console as stdin/stdout/stderr"]);
+        }
+        if slave > 2 {
+            libc::close(slave);
+        }
+    }
 }

@@ -332,6 +332,31 @@ fn open_fds(
         log(&spec.stderr)?
     };
     let joins = crate::ns::open_all(spec, opts)?;
+    let console = match (opts.terminal, &opts.console_socket) {
+        (true, Some(path)) => {
+            let sock = std::os::unix::net::UnixStream::connect(path).map_err(io_err(format!(
+                "connecting to the console socket {}",
+                path.display()
+            )))?;
+            Some(above_stdio(sock.into())?)
+        }
+        (true, None) => {
+            return Err(Error::InvalidSpec(
+                "process.terminal is true, so the container's console needs a socket to go \
+                 to: pass --console-socket PATH (a unix socket you listen on), or set \
+                 \"terminal\": false"
+                    .into(),
+            ))
+        }
+        (false, Some(path)) => {
+            return Err(Error::InvalidSpec(format!(
+                "--console-socket {} was given, but process.terminal is false: set \
+                 \"terminal\": true or leave the socket out",
+                path.display()
+            )))
+        }
+        (false, None) => None,
+    };
     let (sync_read, sync_write) = pipe2(OFlag::O_CLOEXEC).map_err(sys_err("making a pipe"))?;
     let (ready_read, ready_write) = pipe2(OFlag::O_CLOEXEC).map_err(sys_err("making a pipe"))?;
     let fifo = |path: &Path| -> Result<OwnedFd> {
@@ -351,6 +376,7 @@ fn open_fds(
         stderr,
         joins,
         cgroup_tasks: Vec::new(),
+        console,
     };
     Ok((fds, sync_write, ready_read))
 }

@@ -71,6 +71,8 @@ pub(crate) struct ChildFds {
     pub joins: Vec<ns::Join>,
     /// v1 `tasks` files (write-only) the child writes `0` to, with their paths for errors.
     pub cgroup_tasks: Vec<(OwnedFd, std::ffi::CString)>,
+    /// A connected console socket: the init sends its pty master there (`terminal`).
+    pub console: Option<OwnedFd>,
 }
 
 /// Moves `fd` to a number ≥ 3 (so dup2 onto 0..2 in the child never clobbers it).
@@ -105,6 +107,8 @@ struct ChildArgs<'a> {
     keep: &'a [RawFd],
     /// `tasks` descriptors to write `0` to, and their paths.
     cgroup_tasks: &'a [(RawFd, &'a std::ffi::CStr)],
+    /// The console socket, -1 without `terminal`.
+    console: RawFd,
     argv: &'a [*const c_char],
     envp: &'a [*const c_char],
 }
@@ -222,6 +226,7 @@ pub(crate) fn spawn(
         .map(|(fd, path)| (fd.as_raw_fd(), path.as_c_str()))
         .collect();
     keep.extend(cgroup_tasks.iter().map(|(fd, _)| *fd));
+    keep.extend(fds.console.as_ref().map(|f| f.as_raw_fd()));
     keep.sort_unstable();
     let args = ChildArgs {
         plan,
@@ -236,6 +241,7 @@ pub(crate) fn spawn(
         report: report.as_ref().map_or(-1, |(_, w)| w.as_raw_fd()),
         keep: &keep,
         cgroup_tasks: &cgroup_tasks,
+        console: fds.console.as_ref().map_or(-1, |f| f.as_raw_fd()),
         argv: &argv,
         envp: &envp,
     };
@@ -574,19 +580,31 @@ unsafe fn child_main(a: &ChildArgs) -> ! {
             );
         }
 
-        let null = if a.stdin >= 0 {
-            a.stdin
+        if a.console >= 0 {
+            crate::child::console(a.console, err);
+            // The console replaces them: a caller waiting for the end of our inherited
+            // stdout (a `create` run through a pipe) must not wait for `start`.
+            for fd in [a.stdin, a.stdout, a.stderr] {
+                if fd > 2 {
+                    libc::close(fd);
+                }
+            }
         } else {
-            libc::open(c"/dev/null".as_ptr(), libc::O_RDWR)
-        };
-        if null < 0 {
-            die(err, 1, &[b"opening /dev/null in the container"]);
-        }
-        if libc::dup2(null, 0) < 0 || libc::dup2(a.stdout, 1) < 0 || libc::dup2(a.stderr, 2) < 0 {
-            die(err, 1, &[b"setting up stdin/stdout/stderr"]);
-        }
-        if null > 2 {
-            libc::close(null);
+            let null = if a.stdin >= 0 {
+                a.stdin
+            } else {
+                libc::open(c"/dev/null".as_ptr(), libc::O_RDWR)
+            };
+            if null < 0 {
+                die(err, 1, &[b"opening /dev/null in the container"]);
+            }
+            if libc::dup2(null, 0) < 0 || libc::dup2(a.stdout, 1) < 0 || libc::dup2(a.stderr, 2) < 0
+            {
+                die(err, 1, &[b"setting up stdin/stdout/stderr"]);
+            }
+            if null > 2 {
+                libc::close(null);
+            }
         }
 
         harden::apply(&p.privileges, err);

@@ -199,6 +199,13 @@ pub struct ContainerOptions {
     /// The process gets the caller's stdin/stdout/stderr (as runc's pass-through mode)
     /// instead of `/dev/null` and the spec's log files.
     pub inherit_stdio: bool,
+    /// OCI `process.terminal`: the init opens a pty in the container's devpts, sends its
+    /// master over [`ContainerOptions::console_socket`] (runc's `--console-socket`: a unix
+    /// socket another process listens on; `SCM_RIGHTS`) and makes the other end its
+    /// stdin, stdout, stderr and controlling terminal.
+    pub terminal: bool,
+    /// The unix socket the pty master goes to (needed with `terminal`).
+    pub console_socket: Option<PathBuf>,
     /// `/proc/<pid>/oom_score_adj` of the init (-1000..=1000), written before it runs.
     pub oom_score_adj: Option<i32>,
     /// Mounts made after [`ContainerSpec::mounts`], in order (an OCI config's).
@@ -321,6 +328,8 @@ impl Default for ContainerOptions {
             cpu_quota: None,
             extra_resources: Default::default(),
             inherit_stdio: false,
+            terminal: false,
+            console_socket: None,
             oom_score_adj: None,
             fs_mounts: Vec::new(),
             rootfs_propagation: None,

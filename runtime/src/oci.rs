@@ -14,12 +14,11 @@
 //!
 //! `mounts` outside `/proc`, `/dev` and `/sys`, binds and filesystems in the config's
 //! order with their flags, data and propagation ([`config_mounts`]);
-//! `linux.rootfsPropagation`.
+//! `linux.rootfsPropagation`; `process.terminal` (with the caller's console socket).
 //!
 //! What does not: the runtime mounts `/proc`, `/dev` and `/sys` itself, so the config's
-//! mounts under those are skipped; user
-//! namespaces, `process.terminal`, hooks and custom seccomp rules are refused or
-//! ignored as documented in `docs/runtime.md`.
+//! mounts under those are skipped; some user namespace forms and custom seccomp rules
+//! are refused or ignored as documented in `docs/runtime.md`.
 
 use std::path::{Path, PathBuf};
 
@@ -84,16 +83,11 @@ pub fn convert(
         .process()
         .as_ref()
         .ok_or_else(|| invalid("config.json has no process"))?;
-    if process.terminal() == Some(true) {
-        return Err(invalid(
-            "process.terminal is true, but paas-runtime has no console socket support: \
-             set \"terminal\": false",
-        ));
-    }
     let mut opts = ContainerOptions {
         readonly_rootfs: root.readonly().unwrap_or(false),
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
         inherit_stdio: true,
+        terminal: process.terminal() == Some(true),
         bind_rootfs: true,
         minimal_cgroups: true,
         oci_bundle: Some(bundle.to_owned()),

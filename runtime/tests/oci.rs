@@ -168,11 +168,13 @@ fn bad_bundles_get_clear_errors() {
         return;
     }
     let oci = Oci::new();
+    // A terminal without a console socket to send it to (`run` in the foreground would
+    // relay it itself, see the console test).
     oci.edit(|c| c["process"]["terminal"] = true.into());
-    let out = oci.cmd(&["run", "--bundle", oci.bundle().to_str().unwrap(), "t1"]);
+    let out = oci.cmd(&["create", "--bundle", oci.bundle().to_str().unwrap(), "t1"]);
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("terminal"),
+        String::from_utf8_lossy(&out.stderr).contains("--console-socket"),
         "{out:?}"
     );
     let empty = oci.dir.path().join("empty");
@@ -370,4 +372,101 @@ fn hooks_run_in_order_with_the_state_and_failures_stop_create() {
         "{err}"
     );
     assert!(!oci.dir.path().join("state").join(&id).exists());
+}
+
+/// Receives one descriptor sent with `SCM_RIGHTS` on an accepted console connection.
+fn receive_console(listener: &std::os::unix::net::UnixListener) -> std::fs::File {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let (conn, _) = listener.accept().unwrap();
+    let mut data = [0u8; 64];
+    let mut iov = [std::io::IoSliceMut::new(&mut data)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::empty(),
+    )
+    .unwrap();
+    for c in msg.cmsgs().unwrap() {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: the kernel just gave us this descriptor.
+            return unsafe { std::fs::File::from_raw_fd(fds[0]) };
+        }
+    }
+    panic!("the console message carried no descriptor");
+}
+
+#[test]
+fn a_terminal_container_sends_its_console_to_the_console_socket() {
+    use std::io::{Read, Write};
+    if !need_root() {
+        return;
+    }
+    let oci = Oci::new();
+    oci.edit(|c| {
+        c["process"]["terminal"] = true.into();
+        c["process"]["args"] = serde_json::json!([
+            "sh",
+            "-c",
+            "tty; [ -t 0 ] && [ -t 1 ] && echo on-a-tty; read line; echo got:$line; exit 5"
+        ]);
+    });
+    let bundle = oci.bundle();
+    let bundle = bundle.to_str().unwrap();
+
+    // Without a socket: a clear error, and nothing is left behind.
+    let id = unique("tty");
+    let out = oci.cmd(&["create", "--bundle", bundle, &id]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--console-socket"), "{err}");
+    assert!(!oci.dir.path().join("state").join(&id).exists());
+
+    let sock = oci.dir.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let receiver = std::thread::spawn(move || receive_console(&listener));
+    // Through pipes, as a runc caller reads it: `create` must return while the container
+    // waits for `start` (the init must not keep the caller's stdout open).
+    let mut create = oci.command(&[
+        "create",
+        "--bundle",
+        bundle,
+        "--console-socket",
+        sock.to_str().unwrap(),
+        &id,
+    ]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(create.output().unwrap()));
+    let out = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("create did not return within 30 s");
+    assert!(out.status.success(), "{out:?}");
+    let master = receiver.join().unwrap();
+    assert_eq!(oci.state(&id)["status"], "created");
+    let out = oci.cmd(&["start", &id]);
+    assert!(out.status.success(), "{out:?}");
+    (&master).write_all(b"hello\n").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = String::new();
+        let mut buf = [0u8; 256];
+        // EIO once the container's side of the pty is closed (it exited).
+        while let Ok(n) = (&master).read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        tx.send(seen)
+    });
+    let seen = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the console did not close within 30 s");
+    assert!(seen.contains("/dev/pts/0"), "{seen}");
+    assert!(seen.contains("on-a-tty"), "{seen}");
+    assert!(seen.contains("got:hello"), "{seen}");
+    wait_for(|| oci.state(&id)["status"] == "stopped");
+    assert!(oci.cmd(&["delete", &id]).status.success());
 }

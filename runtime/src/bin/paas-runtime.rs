@@ -106,7 +106,9 @@ struct ContainerArgs {
     /// `run` only: return once the container is started instead of waiting for it.
     #[arg(long, short)]
     detach: bool,
-    /// Not supported (no terminal mode); accepted so runc-style callers get a clear error.
+    /// With `process.terminal`: a unix socket (that you listen on) to receive the
+    /// console's pty master over (`SCM_RIGHTS`), as runc. `run` in the foreground without
+    /// it relays the console to this terminal itself.
     #[arg(long)]
     console_socket: Option<PathBuf>,
     /// Accepted for runc compatibility; pivot_root is always used.
@@ -245,13 +247,6 @@ fn container_of(
     root: &std::path::Path,
     foreground: bool,
 ) -> Result<(ContainerSpec, ContainerOptions), Failure> {
-    if a.console_socket.is_some() {
-        return Err(Failure(
-            "--console-socket: terminal mode is not supported (set process.terminal to false)"
-                .into(),
-            2,
-        ));
-    }
     if a.command.is_empty() || a.bundle.is_some() {
         if !a.command.is_empty() {
             return Err(Failure(
@@ -261,7 +256,8 @@ fn container_of(
         }
         let bundle = a.bundle.clone().unwrap_or_else(|| PathBuf::from("."));
         let mut warnings = Vec::new();
-        let (spec, opts) = paas_runtime::oci::load_bundle(&bundle, &a.id, &mut warnings)?;
+        let (spec, mut opts) = paas_runtime::oci::load_bundle(&bundle, &a.id, &mut warnings)?;
+        opts.console_socket = a.console_socket.clone();
         for w in warnings {
             eprintln!("paas-runtime: warning: {w}");
         }
@@ -271,6 +267,7 @@ fn container_of(
         id_mappings: a
             .userns
             .map(|base| paas_runtime::IdMappings::range(base, 65536)),
+        console_socket: a.console_socket.clone(),
         ..ContainerOptions::default()
     };
     Ok((spec_of(a, root, foreground)?, opts))
@@ -349,23 +346,92 @@ fn write_pid_file(a: &ContainerArgs, pid: i32) -> Result<(), Failure> {
 }
 
 fn run(rt: &Runtime, a: &ContainerArgs, root: &std::path::Path) -> Result<u8, Failure> {
-    let (spec, opts) = container_of(a, root, true)?;
+    let (spec, mut opts) = container_of(a, root, true)?;
     let cant_start = |e: Error| Failure(e.to_string(), 125);
     if a.detach {
         let state = rt.run_with(&spec, &opts).map_err(cant_start)?;
         write_pid_file(a, state.pid)?;
         return Ok(0);
     }
+    // A terminal container in the foreground without a console socket: be the socket's
+    // listener ourselves and relay the console to this terminal.
+    let console = match (opts.terminal, &opts.console_socket) {
+        (true, None) => {
+            let path = root.join(format!("{}.console", spec.id));
+            let _ = std::fs::remove_file(&path);
+            let listener = std::os::unix::net::UnixListener::bind(&path)
+                .map_err(|e| Failure(format!("listening on {}: {e}", path.display()), 125))?;
+            opts.console_socket = Some(path.clone());
+            Some((path, std::thread::spawn(move || relay_console(&listener))))
+        }
+        _ => None,
+    };
     forward_signals(rt.clone(), spec.id.clone())?;
-    let state = rt.run_with(&spec, &opts).map_err(cant_start)?;
+    let started = rt.run_with(&spec, &opts);
+    if let Some((path, _)) = &console {
+        let _ = std::fs::remove_file(path);
+    }
+    let state = started.map_err(cant_start)?;
     write_pid_file(a, state.pid)?;
     let exit = rt.wait(&spec.id)?;
+    if let Some((_, relay)) = console {
+        // The relay ends when the last holder of the pty's other end is gone.
+        let _ = relay.join();
+    }
     rt.delete(&spec.id, true)?;
     Ok(match (exit.code, exit.signal) {
         (Some(code), _) => code as u8,
         (None, Some(sig)) => 128u8.wrapping_add(sig as u8),
         (None, None) => 255,
     })
+}
+
+/// Accepts the container's console on `listener`, takes the pty master out of the
+/// message (`SCM_RIGHTS`) and relays it to our terminal (raw mode while it runs when
+/// stdin is a terminal, as runc).
+fn relay_console(listener: &std::os::unix::net::UnixListener) -> Result<(), Failure> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let fail = |what: &str, e: &dyn std::fmt::Display| Failure(format!("{what}: {e}"), 1);
+    let (conn, _) = listener
+        .accept()
+        .map_err(|e| fail("accepting the console", &e))?;
+    let mut data = [0u8; 64];
+    let mut iov = [std::io::IoSliceMut::new(&mut data)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::empty(),
+    )
+    .map_err(|e| fail("receiving the console", &e))?;
+    let mut master = None;
+    for c in msg
+        .cmsgs()
+        .map_err(|e| fail("reading the console message", &e))?
+    {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: the kernel just installed these descriptors for us; nothing else
+            // owns them.
+            master = fds
+                .first()
+                .map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(*fd) });
+        }
+    }
+    let master = master.ok_or_else(|| Failure("the console message had no pty".into(), 1))?;
+    let stdin = std::io::stdin();
+    let saved = nix::sys::termios::tcgetattr(&stdin).ok();
+    if let Some(t) = &saved {
+        let mut raw = t.clone();
+        nix::sys::termios::cfmakeraw(&mut raw);
+        let _ = nix::sys::termios::tcsetattr(&stdin, nix::sys::termios::SetArg::TCSANOW, &raw);
+    }
+    let relayed = relay_pty(&master);
+    if let Some(t) = &saved {
+        let _ = nix::sys::termios::tcsetattr(&stdin, nix::sys::termios::SetArg::TCSANOW, t);
+    }
+    relayed
 }
 
 /// Copies our stdin to the pty master and the master to our stdout (until the process
