@@ -201,3 +201,25 @@ pub(crate) unsafe fn console(sock: RawFd, err: RawFd) {
         }
     }
 }
+
+/// Moves the calling (single-threaded) process into each v1 hierarchy by writing `0` to
+/// the `tasks` descriptors the parent opened (see `init`'s module doc for why not the
+/// parent), closing them; a failure is reported on `err` with the file's path.
+///
+/// # Safety
+/// Only in a cloned child. Does not allocate.
+pub(crate) unsafe fn join_cgroups(tasks: &[(RawFd, &std::ffi::CStr)], err: RawFd) {
+    for &(fd, path) in tasks {
+        // SAFETY: writing one byte from a static buffer to, then closing, our descriptor.
+        unsafe {
+            if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                die(
+                    err,
+                    1,
+                    &[b"joining the container's cgroup through ", path.to_bytes()],
+                );
+            }
+            libc::close(fd);
+        }
+    }
+}

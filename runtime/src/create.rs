@@ -165,12 +165,11 @@ fn set_up(
     let (pid, born_in_cgroup) =
         init::spawn(&plan, &child_fds, into_dir.as_ref().map(|f| f.as_fd()))?;
     drop(child_fds);
+    let parent_moves = hooks_first || (into_dir.is_some() && !born_in_cgroup);
     drop(into_dir);
     let mut guard = ChildGuard { pid, armed: true };
-    let parent_moves =
-        hooks_first || (cg.and_then(|c| c.clone_into_dir()).is_some() && !born_in_cgroup);
     // Nothing left for the child to wait for: let it mount and pivot while we write the
-    // state (an error below then prefers the child's own report, see `child_error`).
+    // state (an error below then prefers the child's own report: see `ready` below).
     let mut sync_write = Some(sync_write);
     if !parent_moves && opts.id_mappings.is_none() {
         release(&mut sync_write)?;
@@ -286,6 +285,17 @@ pub(crate) fn join_fds(cg: &dyn CgroupManager) -> Result<JoinFds> {
         None => None,
     };
     Ok((tasks, into))
+}
+
+/// The `tasks` descriptors of [`JoinFds`] as the child reads them: raw numbers and paths
+/// (for its error messages), borrowed from `tasks`.
+pub(crate) fn raw_tasks(
+    tasks: &[(OwnedFd, std::ffi::CString)],
+) -> Vec<(std::os::fd::RawFd, &std::ffi::CStr)> {
+    tasks
+        .iter()
+        .map(|(fd, path)| (std::os::fd::AsRawFd::as_raw_fd(fd), path.as_c_str()))
+        .collect()
 }
 
 /// Opens the child's descriptors; returns them with the parent's ends of the pipes

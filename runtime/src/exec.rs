@@ -20,7 +20,7 @@ use nix::fcntl::OFlag;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{pipe2, Pid};
 
-use crate::create::join_fds;
+use crate::create::{join_fds, raw_tasks};
 use crate::init::{self, above_stdio, die, read_byte, EXEC_FAILED};
 use crate::lifecycle::{live_status, load, manager, sys_err};
 use crate::plan::Privileges;
@@ -267,10 +267,7 @@ fn spawn_helper(cfg: &RuntimeConfig, id: &str, p: &Prepared) -> Result<i32> {
     // see end of input.
     let cg = manager(cfg, id);
     let (tasks, into) = join_fds(&*cg)?;
-    let cgroup_tasks: Vec<(RawFd, &std::ffi::CStr)> = tasks
-        .iter()
-        .map(|(fd, path)| (fd.as_raw_fd(), path.as_c_str()))
-        .collect();
+    let cgroup_tasks = raw_tasks(&tasks);
     let mut keep: Vec<RawFd> = p.ns.iter().map(|(fd, _)| fd.as_raw_fd()).collect();
     keep.extend(p.stdio);
     keep.extend([sync_read.as_raw_fd(), err_write.as_raw_fd()]);
@@ -370,16 +367,7 @@ unsafe fn helper_main(a: &HelperArgs) -> ! {
     unsafe {
         init::reset_signals();
         init::close_others(a.keep);
-        for &(fd, path) in a.cgroup_tasks {
-            if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                die(
-                    a.err,
-                    1,
-                    &[b"joining the container's cgroup through ", path.to_bytes()],
-                );
-            }
-            libc::close(fd);
-        }
+        crate::child::join_cgroups(a.cgroup_tasks, a.err);
         if read_byte(a.sync) != 1 {
             libc::_exit(1);
         }

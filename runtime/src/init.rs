@@ -220,11 +220,7 @@ pub(crate) fn spawn(
         fds.stderr.as_raw_fd(),
     ];
     keep.extend(joins.iter().map(|(fd, _, _)| *fd));
-    let cgroup_tasks: Vec<(RawFd, &std::ffi::CStr)> = fds
-        .cgroup_tasks
-        .iter()
-        .map(|(fd, path)| (fd.as_raw_fd(), path.as_c_str()))
-        .collect();
+    let cgroup_tasks = crate::create::raw_tasks(&fds.cgroup_tasks);
     keep.extend(cgroup_tasks.iter().map(|(fd, _)| *fd));
     keep.extend(fds.console.as_ref().map(|f| f.as_raw_fd()));
     keep.sort_unstable();
@@ -491,16 +487,7 @@ unsafe fn child_main(a: &ChildArgs) -> ! {
 
         // Move ourselves into each v1 hierarchy (see the module doc for why not the
         // parent); the parent's `create` returns only after our `ready`, so after this.
-        for &(fd, path) in a.cgroup_tasks {
-            if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                die(
-                    err,
-                    1,
-                    &[b"joining the container's cgroup through ", path.to_bytes()],
-                );
-            }
-            libc::close(fd);
-        }
+        crate::child::join_cgroups(a.cgroup_tasks, err);
         // Wait for the parent: id maps, hooks, or its own move of our pid.
         if read_byte(a.sync_read) != 1 {
             libc::_exit(1);

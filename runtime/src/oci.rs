@@ -35,6 +35,38 @@ fn invalid(msg: impl Into<String>) -> Error {
     Error::InvalidSpec(msg.into())
 }
 
+/// The pty master a `terminal` container sends to its console socket: reads the one
+/// message from an accepted connection and takes the descriptor out of it
+/// (`SCM_RIGHTS`). For callers of `--console-socket` (the CLI's own `run` relay, tests).
+pub fn receive_console(conn: &std::os::unix::net::UnixStream) -> Result<std::os::fd::OwnedFd> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let sys = |what: &str| {
+        let what = what.to_string();
+        move |source| Error::Sys { what, source }
+    };
+    let mut data = [0u8; 64];
+    let mut iov = [std::io::IoSliceMut::new(&mut data)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::empty(),
+    )
+    .map_err(sys("receiving the console"))?;
+    for c in msg.cmsgs().map_err(sys("reading the console message"))? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: the kernel just installed this descriptor for us; nothing else
+                // owns it.
+                return Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    Err(Error::Start("the console message carried no pty".into()))
+}
+
 /// A value of an oci-spec enum as its JSON string (`CAP_CHOWN`, `RLIMIT_NOFILE`).
 fn json_name<T: Serialize>(v: &T) -> String {
     serde_json::to_value(v)

@@ -374,28 +374,10 @@ fn hooks_run_in_order_with_the_state_and_failures_stop_create() {
     assert!(!oci.dir.path().join("state").join(&id).exists());
 }
 
-/// Receives one descriptor sent with `SCM_RIGHTS` on an accepted console connection.
+/// Accepts the console connection and takes the pty master out of it.
 fn receive_console(listener: &std::os::unix::net::UnixListener) -> std::fs::File {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    use std::os::fd::{AsRawFd, FromRawFd};
     let (conn, _) = listener.accept().unwrap();
-    let mut data = [0u8; 64];
-    let mut iov = [std::io::IoSliceMut::new(&mut data)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::empty(),
-    )
-    .unwrap();
-    for c in msg.cmsgs().unwrap() {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            // SAFETY: the kernel just gave us this descriptor.
-            return unsafe { std::fs::File::from_raw_fd(fds[0]) };
-        }
-    }
-    panic!("the console message carried no descriptor");
+    paas_runtime::oci::receive_console(&conn).unwrap().into()
 }
 
 #[test]

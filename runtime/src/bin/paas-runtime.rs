@@ -390,36 +390,10 @@ fn run(rt: &Runtime, a: &ContainerArgs, root: &std::path::Path) -> Result<u8, Fa
 /// message (`SCM_RIGHTS`) and relays it to our terminal (raw mode while it runs when
 /// stdin is a terminal, as runc).
 fn relay_console(listener: &std::os::unix::net::UnixListener) -> Result<(), Failure> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    use std::os::fd::{AsRawFd, FromRawFd};
-    let fail = |what: &str, e: &dyn std::fmt::Display| Failure(format!("{what}: {e}"), 1);
     let (conn, _) = listener
         .accept()
-        .map_err(|e| fail("accepting the console", &e))?;
-    let mut data = [0u8; 64];
-    let mut iov = [std::io::IoSliceMut::new(&mut data)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::empty(),
-    )
-    .map_err(|e| fail("receiving the console", &e))?;
-    let mut master = None;
-    for c in msg
-        .cmsgs()
-        .map_err(|e| fail("reading the console message", &e))?
-    {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            // SAFETY: the kernel just installed these descriptors for us; nothing else
-            // owns them.
-            master = fds
-                .first()
-                .map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(*fd) });
-        }
-    }
-    let master = master.ok_or_else(|| Failure("the console message had no pty".into(), 1))?;
+        .map_err(|e| Failure(format!("accepting the console: {e}"), 1))?;
+    let master = paas_runtime::oci::receive_console(&conn)?;
     let stdin = std::io::stdin();
     let saved = nix::sys::termios::tcgetattr(&stdin).ok();
     if let Some(t) = &saved {
