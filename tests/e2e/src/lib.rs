@@ -171,64 +171,73 @@ impl Paas {
         let n = INSTANCE.fetch_add(1, Ordering::SeqCst);
         let slot = (std::process::id() * 7 + n * 13) % 200 + 20;
         let prefix = format!("e2{:04x}", (std::process::id() * 16 + n) % 0xffff);
-        let data = tempfile::Builder::new()
-            .prefix("paas-e2e-")
-            .tempdir()
-            .unwrap();
-        let api_port = free_port();
-        let router_port = free_port();
-        let router_tls_port = free_port();
-        let log_path = data.path().join("controller.log");
-        let log = std::fs::File::create(&log_path).unwrap();
-        let child = Command::new(&bins.controller)
-            .arg("--standalone")
-            .arg("--data-dir")
-            .arg(data.path())
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{api_port}"))
-            .arg("--router-listen")
-            .arg(format!("127.0.0.1:{router_port}"))
-            .arg("--router-tls-listen")
-            .arg(format!("127.0.0.1:{router_tls_port}"))
-            .args(["--domain", "localhost", "--prefix", &prefix])
-            .arg("--subnet")
-            .arg(format!("10.201.{slot}.0/24"))
-            .arg("--port-range")
-            .arg(format!(
-                "{}-{}",
-                30000 + slot * 100,
-                30000 + slot * 100 + 99
-            ))
-            .arg("--stacks-dir")
-            .arg(stacks)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start paas-controller");
-        let mut paas = Paas {
-            child,
-            api: format!("http://127.0.0.1:{api_port}"),
-            router_addr: format!("127.0.0.1:{router_port}"),
-            router_tls_addr: format!("127.0.0.1:{router_tls_port}"),
-            token: String::new(),
-            prefix,
-            log_path,
-            data,
-        };
-        paas.wait_ready();
-        paas
+        // The ports come from binding :0 and closing again, so another process may take
+        // one before the controller binds it: then start again on new ports.
+        for attempt in 1.. {
+            let data = tempfile::Builder::new()
+                .prefix("paas-e2e-")
+                .tempdir()
+                .unwrap();
+            let api_port = free_port();
+            let router_port = free_port();
+            let router_tls_port = free_port();
+            let log_path = data.path().join("controller.log");
+            let log = std::fs::File::create(&log_path).unwrap();
+            let child = Command::new(&bins.controller)
+                .arg("--standalone")
+                .arg("--data-dir")
+                .arg(data.path())
+                .arg("--listen")
+                .arg(format!("127.0.0.1:{api_port}"))
+                .arg("--router-listen")
+                .arg(format!("127.0.0.1:{router_port}"))
+                .arg("--router-tls-listen")
+                .arg(format!("127.0.0.1:{router_tls_port}"))
+                .args(["--domain", "localhost", "--prefix", &prefix])
+                .arg("--subnet")
+                .arg(format!("10.201.{slot}.0/24"))
+                .arg("--port-range")
+                .arg(format!(
+                    "{}-{}",
+                    30000 + slot * 100,
+                    30000 + slot * 100 + 99
+                ))
+                .arg("--stacks-dir")
+                .arg(stacks)
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::from(log.try_clone().unwrap()))
+                .stderr(Stdio::from(log))
+                .spawn()
+                .expect("start paas-controller");
+            let mut paas = Paas {
+                child,
+                api: format!("http://127.0.0.1:{api_port}"),
+                router_addr: format!("127.0.0.1:{router_port}"),
+                router_tls_addr: format!("127.0.0.1:{router_tls_port}"),
+                token: String::new(),
+                prefix: prefix.clone(),
+                log_path,
+                data,
+            };
+            match paas.wait_ready() {
+                Ok(()) => return paas,
+                Err(log) if log.contains("Address already in use") && attempt < 3 => {
+                    eprintln!("paas-controller lost a port to another process, retrying:\n{log}");
+                }
+                Err(log) => panic!("paas-controller exited during start-up:\n{log}"),
+            }
+        }
+        unreachable!("the start-up loop returns or panics")
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits until the API answers and one node is up; `Err` with the controller's log
+    /// when it exited meanwhile (a timeout panics).
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         let token_path = self.data.path().join("admin-token");
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                panic!(
-                    "paas-controller exited during start-up ({status}):\n{}",
-                    self.log()
-                );
+                return Err(format!("({status}):\n{}", self.log()));
             }
             if let Ok(token) = std::fs::read_to_string(&token_path) {
                 self.token = token.trim().to_string();
@@ -239,7 +248,7 @@ impl Paas {
                     .send()
                 {
                     if resp.status().is_success() && self.node_up() {
-                        return;
+                        return Ok(());
                     }
                 }
             }
