@@ -236,6 +236,14 @@ pub struct JobSpec {
     pub memory_bytes: Option<u64>,
     #[serde(default)]
     pub pids_limit: Option<u64>,
+    /// CPU limit in thousandths of a core (1000 = one whole core), a CFS quota over a
+    /// 100 ms period. `None`: no limit.
+    #[serde(default)]
+    pub cpu_millicores: Option<u32>,
+    /// Relative CPU weight when cores are contended, in cgroup v1 `cpu.shares` units (1024
+    /// = the default weight). `None`: the default.
+    #[serde(default)]
+    pub cpu_shares: Option<u64>,
     #[serde(default)]
     pub inputs: Vec<JobInput>,
     #[serde(default)]
@@ -251,6 +259,11 @@ pub struct JobSpec {
     /// docs/runtime.md, "User namespaces").
     #[serde(default)]
     pub user_namespace: bool,
+    /// The permanent number of the app the job belongs to (never reused, kept by a
+    /// rename): jobs of one tenant share the node's uid/gid range for it and may reach each
+    /// other; jobs of different tenants are walled apart. `None` for jobs of no app.
+    #[serde(default)]
+    pub tenant: Option<u32>,
     /// Lets the container reach the controller's and the agents' API ports. Off by default:
     /// the agent's nftables table drops that traffic (`paas apps:access-api`).
     #[serde(default)]

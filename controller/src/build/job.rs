@@ -90,6 +90,8 @@ pub fn build_job_spec(settings: &Settings, input: &BuildInput, job_id: &str) -> 
         port: None,
         memory_bytes: Some(BUILD_MEMORY_BYTES),
         pids_limit: Some(BUILD_PIDS),
+        cpu_millicores: None,
+        cpu_shares: None,
         inputs,
         volumes: vec![VolumeMount {
             name: format!("cache-{}", input.app),
@@ -103,6 +105,7 @@ pub fn build_job_spec(settings: &Settings, input: &BuildInput, job_id: &str) -> 
         }),
         hostname: None,
         user_namespace: false,
+        tenant: None,
         api_access: false,
     }
 }

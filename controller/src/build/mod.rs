@@ -306,6 +306,7 @@ async fn build_and_release(
     let (node, node_url) = job::pick_node(c, out).await?;
     let job_id = format!("build-{}", input.id);
     let mut spec = build_job_spec(&c.settings, input, &job_id);
+    spec.tenant = c.store.app_id(app).await?;
     if let Some(bp) = c.store.app_buildpack(app).await? {
         if custom::is_builtin(&bp) {
             spec.env.insert("PAAS_BUILDPACK".into(), bp);

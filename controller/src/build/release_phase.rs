@@ -42,6 +42,7 @@ pub async fn run(
     );
     let mut spec = process_job_spec(&c.settings, release, RELEASE_TYPE, 1, &id);
     spec.api_access = c.store.app_api_access(&release.app).await.unwrap_or(false);
+    spec.tenant = c.store.app_id(&release.app).await?;
     spec.port = None;
     spec.labels.insert(labels::KIND.into(), KIND_RUN.into());
     c.agents

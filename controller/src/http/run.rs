@@ -168,6 +168,7 @@ pub(super) async fn start_one_off(
     let id = format!("{app}-run-{}", random_hex(4));
     let mut spec = process_job_spec(&c.settings, &release, KIND_RUN, 1, &id);
     spec.api_access = c.store.app_api_access(&release.app).await.unwrap_or(false);
+    spec.tenant = c.store.app_id(&release.app).await?;
     spec.command = command;
     spec.port = None;
     spec.labels.insert(labels::KIND.into(), KIND_RUN.into());

@@ -76,11 +76,14 @@ pub fn process_job_spec(
         port: (process_type == "web").then_some(APP_PORT),
         memory_bytes: Some(APP_MEMORY_BYTES),
         pids_limit: Some(APP_PIDS),
+        cpu_millicores: None,
+        cpu_shares: None,
         inputs: Vec::new(),
         volumes: Vec::new(),
         output: None,
         hostname: None,
         user_namespace: false,
+        tenant: None,
         api_access: false,
     }
 }
@@ -120,6 +123,7 @@ pub(super) async fn start_job(
     tracing::info!(job = %id, node, "starting {process_type}.{dyno} of {} v{}", release.app, release.version);
     let mut spec = process_job_spec(&c.settings, release, process_type, dyno, &id);
     spec.api_access = c.store.app_api_access(&release.app).await.unwrap_or(false);
+    spec.tenant = c.store.app_id(&release.app).await?;
     spec.memory_bytes = Some(memory_bytes);
     let key = (
         release.app.clone(),

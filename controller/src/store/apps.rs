@@ -13,6 +13,7 @@ use crate::util::now_rfc3339;
 pub(super) fn app_row(row: &super::Row) -> std::result::Result<AppRow, sqlx::Error> {
     Ok(AppRow {
         name: row.try_get("name")?,
+        id: row.try_get::<i64, _>("id")? as u32,
         created_at: row.try_get("created_at")?,
         current_release: row
             .try_get::<Option<i64>, _>("current_release")?
@@ -40,23 +41,58 @@ pub(super) fn release_row(row: &super::Row) -> Result<ReleaseRow> {
 }
 
 impl Store {
-    /// Creates an app; [`StoreError::AppExists`] when the name is taken.
+    /// Creates an app with a new permanent number; [`StoreError::AppExists`] when the name
+    /// is taken.
     pub async fn create_app(&self, name: &str) -> Result<AppRow> {
+        // Two makers on PostgreSQL may read the same MAX(id): the second hits the primary
+        // key of `app_ids` and tries again with the next number.
+        for _ in 0..8 {
+            match self.try_create_app(name).await {
+                Err(StoreError::Query { source, .. }) if is_unique_violation(&source) => continue,
+                other => return other,
+            }
+        }
+        self.try_create_app(name).await
+    }
+
+    async fn try_create_app(&self, name: &str) -> Result<AppRow> {
         let created_at = now_rfc3339();
-        let res = sqlx::query("INSERT INTO apps (name, created_at) VALUES ($1, $2)")
+        let mut tx = self
+            .pool()
+            .begin()
+            .await
+            .map_err(query("starting a transaction"))?;
+        // One statement that writes first, so SQLite takes its write lock at once (a read
+        // then a write in one transaction can fail with "database is locked").
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO app_ids (id, first_name, created_at) \
+             SELECT COALESCE(MAX(id), 0) + 1, $1, $2 FROM app_ids RETURNING id",
+        )
+        .bind(name)
+        .bind(&created_at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(query("numbering a new app"))?;
+        let res = sqlx::query("INSERT INTO apps (name, created_at, id) VALUES ($1, $2, $3)")
             .bind(name)
             .bind(&created_at)
-            .execute(self.pool())
+            .bind(id)
+            .execute(&mut *tx)
             .await;
         match res {
-            Ok(_) => Ok(AppRow {
-                name: name.to_string(),
-                created_at,
-                current_release: None,
-            }),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::AppExists(name.to_string())),
-            Err(e) => Err(query("creating an app")(e)),
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::AppExists(name.to_string()))
+            }
+            Err(e) => return Err(query("creating an app")(e)),
         }
+        tx.commit().await.map_err(query("creating an app"))?;
+        Ok(AppRow {
+            name: name.to_string(),
+            id: id as u32,
+            created_at,
+            current_release: None,
+        })
     }
 
     /// The app, creating it when it does not exist yet (a first `git push`). The flag says
@@ -76,22 +112,34 @@ impl Store {
     }
 
     pub async fn get_app(&self, name: &str) -> Result<Option<AppRow>> {
-        let row = sqlx::query("SELECT name, created_at, current_release FROM apps WHERE name = $1")
-            .bind(name)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(query("reading an app"))?;
+        let row =
+            sqlx::query("SELECT name, id, created_at, current_release FROM apps WHERE name = $1")
+                .bind(name)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(query("reading an app"))?;
         row.map(|r| app_row(&r))
             .transpose()
             .map_err(query("reading an app row"))
     }
 
+    /// The app's permanent number (`None` for a missing app): the tenant of its jobs.
+    pub async fn app_id(&self, name: &str) -> Result<Option<u32>> {
+        let id: Option<Option<i64>> = sqlx::query_scalar("SELECT id FROM apps WHERE name = $1")
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(query("reading an app's number"))?;
+        Ok(id.flatten().map(|v| v as u32))
+    }
+
     /// Every app, by name.
     pub async fn list_apps(&self) -> Result<Vec<AppRow>> {
-        let rows = sqlx::query("SELECT name, created_at, current_release FROM apps ORDER BY name")
-            .fetch_all(self.pool())
-            .await
-            .map_err(query("listing apps"))?;
+        let rows =
+            sqlx::query("SELECT name, id, created_at, current_release FROM apps ORDER BY name")
+                .fetch_all(self.pool())
+                .await
+                .map_err(query("listing apps"))?;
         rows.iter()
             .map(app_row)
             .collect::<std::result::Result<_, _>>()

@@ -108,6 +108,9 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppRow {
     pub name: String,
+    /// The app's permanent number (migration 0014): never given to another app, kept by a
+    /// rename. Keys what must not pass to a later app of the same name.
+    pub id: u32,
     pub created_at: String,
     pub current_release: Option<u32>,
 }

@@ -22,7 +22,7 @@ impl Store {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<AppRow>> {
-        const COLUMNS: &str = "a.name, a.created_at, a.current_release";
+        const COLUMNS: &str = "a.name, a.id, a.created_at, a.current_release";
         let rows = match (member, after) {
             (None, None) => {
                 sqlx::query(&format!(

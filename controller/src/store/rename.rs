@@ -1,6 +1,7 @@
 //! Renaming an app: in one transaction a new app row is made with the old one's fields,
 //! every row that names the app (releases, config vars, builds, formations, domains, job
-//! rows) moves to it, and the old row goes. Tables that reference `apps(name)` must be
+//! rows) moves to it, and the old row goes. The app keeps its permanent number (`id`) and
+//! its API access switch. Tables that reference `apps(name)` must be
 //! listed in [`APP_TABLES`], or their rows would be deleted with the old row.
 
 use super::{is_unique_violation, query, Result, Store, StoreError};
@@ -31,12 +32,28 @@ impl Store {
             .begin()
             .await
             .map_err(query("starting a rename"))?;
+        // The number moves to the new row: the old one lets go of it first (the unique
+        // index on apps.id allows NULLs).
+        let id: Option<Option<i64>> = sqlx::query_scalar("SELECT id FROM apps WHERE name = $1")
+            .bind(from)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(query("renaming an app"))?;
+        let Some(id) = id else {
+            return Err(StoreError::NoApp(from.to_string()));
+        };
+        sqlx::query("UPDATE apps SET id = NULL WHERE name = $1")
+            .bind(from)
+            .execute(&mut *tx)
+            .await
+            .map_err(query("renaming an app"))?;
         let made = sqlx::query(
-            "INSERT INTO apps (name, created_at, current_release) \
-             SELECT $2, created_at, current_release FROM apps WHERE name = $1",
+            "INSERT INTO apps (name, id, created_at, current_release, api_access) \
+             SELECT $2, $3, created_at, current_release, api_access FROM apps WHERE name = $1",
         )
         .bind(from)
         .bind(to)
+        .bind(id)
         .execute(&mut *tx)
         .await
         .map_err(|e| {

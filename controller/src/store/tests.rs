@@ -82,6 +82,46 @@ fn job(id: &str, app: &str, release: u32) -> JobRow {
 }
 
 on_both!(
+    app_numbers_are_never_given_twice,
+    app_numbers_are_never_given_twice_on
+);
+async fn app_numbers_are_never_given_twice_on(backend: Backend) {
+    let Some((_place, store)) = fresh_on(backend).await else {
+        return;
+    };
+    let vic = store.create_app("vic").await.unwrap();
+    store.set_app_api_access("vic", true).await.unwrap();
+    let other = store.create_app("other").await.unwrap();
+    assert_ne!(vic.id, other.id);
+    // A rename keeps the number (and the API switch); the old name, taken again, gets a
+    // new number, as does a name freed by a destroy.
+    store.rename_app("vic", "vic2").await.unwrap();
+    assert_eq!(store.app_id("vic2").await.unwrap(), Some(vic.id));
+    assert!(store.app_api_access("vic2").await.unwrap());
+    assert_eq!(store.app_id("vic").await.unwrap(), None);
+    let mal = store.create_app("vic").await.unwrap();
+    assert!(mal.id != vic.id && mal.id != other.id, "{mal:?}");
+    assert!(!store.app_api_access("vic").await.unwrap());
+    store.delete_app("other").await.unwrap();
+    let again = store.create_app("other").await.unwrap();
+    let ids = [vic.id, other.id, mal.id, again.id];
+    let mut unique = ids.to_vec();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 4, "{ids:?}");
+    // Makers racing on one database each get their own number.
+    let made = futures_util::future::join_all((0..6).map(|n| {
+        let store = store.clone();
+        async move { store.create_app(&format!("race{n}")).await.unwrap().id }
+    }))
+    .await;
+    let mut all: Vec<u32> = made.into_iter().chain(ids).collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 10, "{all:?}");
+}
+
+on_both!(
     apps_create_list_get_and_duplicates,
     apps_create_list_get_and_duplicates_on
 );

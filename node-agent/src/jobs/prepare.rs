@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use paas_api::JobSpec;
-use paas_runtime::{BindMount, ContainerOptions, ContainerSpec, IdMappings, Network, Resources};
+use paas_runtime::{
+    BindMount, ContainerOptions, ContainerSpec, CpuQuota, IdMappings, Network, Resources,
+};
 use tokio::io::AsyncWriteExt;
 
 use crate::images::{self, unpack, Image};
@@ -231,7 +233,7 @@ pub fn container_spec(
         resources: Resources {
             memory_bytes: spec.memory_bytes,
             pids_max: spec.pids_limit,
-            cpu_shares: None,
+            cpu_shares: spec.cpu_shares,
         },
         stdout,
         stderr,
@@ -251,9 +253,16 @@ pub fn container_options(spec: &JobSpec) -> ContainerOptions {
         id_mappings: spec
             .user_namespace
             .then(|| IdMappings::range(USERNS_BASE, USERNS_SIZE)),
+        cpu_quota: spec.cpu_millicores.map(|m| CpuQuota {
+            quota_us: u64::from(m.max(10)) * (CPU_PERIOD_US / 1000),
+            period_us: CPU_PERIOD_US,
+        }),
         ..ContainerOptions::default()
     }
 }
+
+/// The CFS period of [`JobSpec::cpu_millicores`]: 100 ms, the kernel's default.
+pub const CPU_PERIOD_US: u64 = 100_000;
 
 /// Image `KEY=VALUE` entries, overridden in place (or appended) by the job's env, with a
 /// default PATH when neither sets one.
@@ -317,6 +326,21 @@ mod tests {
         assert_eq!(maps.host_id(0, false), Some(USERNS_BASE));
         assert_eq!(maps.host_id(65_535, true), Some(USERNS_BASE + 65_535));
         assert_eq!(maps.host_id(65_536, false), None);
+    }
+
+    #[test]
+    fn cpu_limits_become_a_quota_and_shares() {
+        let image = r#""image":{"registry":"r","repository":"x","reference":"1"}"#;
+        let half = spec(&format!(
+            r#"{{"id":"j1",{image},"cpu_millicores":500,"cpu_shares":512}}"#
+        ));
+        let q = container_options(&half).cpu_quota.unwrap();
+        assert_eq!((q.quota_us, q.period_us), (50_000, 100_000));
+        let two = spec(&format!(r#"{{"id":"j1",{image},"cpu_millicores":2000}}"#));
+        assert_eq!(container_options(&two).cpu_quota.unwrap().quota_us, 200_000);
+        // The kernel refuses quotas under 1 ms.
+        let tiny = spec(&format!(r#"{{"id":"j1",{image},"cpu_millicores":1}}"#));
+        assert_eq!(container_options(&tiny).cpu_quota.unwrap().quota_us, 1_000);
     }
 
     #[test]
