@@ -12,6 +12,7 @@
 pub mod agent;
 pub mod cleanup;
 pub mod config;
+pub mod du;
 pub mod exec;
 pub mod heartbeat;
 pub mod http;
