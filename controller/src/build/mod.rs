@@ -68,6 +68,8 @@ pub const RESULT_PREFIX: &str = "paas-result: ";
 
 /// How long a new release may take to serve.
 const DEPLOY_TIMEOUT: Duration = Duration::from_secs(60);
+/// SIGTERM to SIGKILL for a build job that timed out or whose pusher left.
+const ABANDONED_GRACE_SECS: u64 = 1;
 
 /// Why a build (or its deploy) failed. Each message is shown to the person pushing.
 #[derive(Debug, thiserror::Error)]
@@ -461,8 +463,16 @@ async fn build_and_release(
     let outcome = tokio::time::timeout(limit, job::run_build_job(c, &node_url, &spec, out))
         .await
         .unwrap_or(Err(BuildError::TimedOut(limit)));
-    if let Err(e) = &outcome {
+    if let Err(e @ (BuildError::TimedOut(_) | BuildError::ClientGone)) = &outcome {
+        // Nothing of an abandoned build is kept: no need for the usual 10 s of SIGTERM.
         tracing::info!(%app, job = %job_id, "stopping the build job: {e}");
+        if let Err(e) = c
+            .agents
+            .stop_job(&node_url, &job_id, ABANDONED_GRACE_SECS)
+            .await
+        {
+            tracing::warn!(job = %job_id, "stopping the build job: {e}");
+        }
     }
     if let Err(e) = c.agents.delete_job(&node_url, &job_id).await {
         tracing::warn!(job = %job_id, "deleting the build job: {e}");

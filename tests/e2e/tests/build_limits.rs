@@ -216,6 +216,7 @@ fn a_push_killed_mid_build_stops_and_removes_the_build_job() {
     unsafe {
         libc::kill(-pgid, libc::SIGKILL);
     }
+    let killed = Instant::now();
     let _ = child.wait();
 
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -224,6 +225,10 @@ fn a_push_killed_mid_build_stops_and_removes_the_build_job() {
         let job_gone = !build_jobs(&paas).iter().any(|j| j["id"] == job.as_str());
         if build["status"] == "failed" && job_gone {
             assert!(log.contains("the client disconnected"), "{log}");
+            eprintln!(
+                "pusher killed → build failed and its job deleted: {} ms",
+                killed.elapsed().as_millis()
+            );
             break;
         }
         assert!(
