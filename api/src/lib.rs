@@ -339,6 +339,23 @@ pub struct StopJob {
     pub grace_seconds: Option<u64>,
 }
 
+/// `POST /v1/volumes/{name}/size-limit` on an agent: empty the named volume when it holds
+/// more than `max_bytes` (refused with 409 while a job that mounts it runs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeSizeLimit {
+    pub max_bytes: u64,
+}
+
+/// The answer to [`VolumeSizeLimit`]: what the volume held (disk usage, every inode once)
+/// and whether it was emptied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeUsage {
+    pub name: String,
+    pub bytes: u64,
+    #[serde(default)]
+    pub emptied: bool,
+}
+
 /// `POST /v1/nodes/heartbeat` on the controller, every few seconds from each agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeHeartbeat {

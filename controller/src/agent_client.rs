@@ -323,6 +323,21 @@ impl AgentClient {
         }
     }
 
+    /// `POST /v1/volumes/{name}/size-limit`: the agent empties the volume when it holds
+    /// more than `max_bytes`.
+    pub async fn volume_size_limit(
+        &self,
+        node: &str,
+        name: &str,
+        max_bytes: u64,
+    ) -> Result<paas_api::VolumeUsage, AgentError> {
+        let url = format!("{node}/v1/volumes/{name}/size-limit");
+        let body = paas_api::VolumeSizeLimit { max_bytes };
+        let req = self.http.post(&url).json(&body).timeout(STOP_TIMEOUT);
+        let resp = self.send("POST", url.clone(), req).await?;
+        Self::json("POST", url, resp).await
+    }
+
     /// `POST /v1/jobs/{id}/exec` with `Upgrade: paas-exec`: the raw exec stream of
     /// `paas_api::exec` once the agent answered 101.
     pub async fn exec(&self, node: &str, id: &str) -> Result<reqwest::Upgraded, AgentError> {

@@ -141,6 +141,9 @@ pub struct ServeArgs {
     /// Files younger than this many seconds survive the periodic collection.
     #[arg(long, env = "PAAS_GC_GRACE_SECS", default_value_t = crate::gc::DEFAULT_GRACE.as_secs())]
     pub gc_grace_secs: u64,
+    /// What one build may use (source size, time, CPU, cache).
+    #[command(flatten)]
+    pub build_limits: crate::build::limits::LimitArgs,
 }
 
 /// Where the router serves HTTPS when `--router-tls-listen` is not given.
@@ -199,6 +202,8 @@ pub struct Settings {
     pub acme: Option<crate::acme::AcmeSettings>,
     /// `--gc-interval-secs`, `--gc-keep`, `--gc-grace-secs`: the periodic registry gc.
     pub gc: crate::gc::Periodic,
+    /// `--max-source-bytes`, `--build-timeout`, `--build-cpu`, `--max-cache-bytes`.
+    pub build_limits: crate::build::limits::BuildLimits,
 }
 
 impl Settings {
@@ -235,6 +240,7 @@ impl Settings {
             database_url: None,
             acme: None,
             gc: crate::gc::Periodic::default(),
+            build_limits: crate::build::limits::BuildLimits::default(),
         })
     }
 
@@ -320,6 +326,10 @@ mod tests {
         assert_eq!(s.subnet, "10.88.0.0/24");
         assert_eq!(s.port_range, "20000-29999");
         assert_eq!((s.router_history_lines, s.router_history_apps), (1000, 100));
+        assert_eq!(
+            crate::build::limits::BuildLimits::from(&s.build_limits),
+            crate::build::limits::BuildLimits::default()
+        );
         let err = Cli::try_parse_from([
             "paas-controller",
             "--standalone",

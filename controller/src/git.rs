@@ -364,6 +364,10 @@ async fn receive_pack(
         )
         .env("PAAS_HOOK_TOKEN", &c.hook_secret)
         .env("PAAS_APP", &app)
+        .env(
+            crate::build::ENV_MAX_SOURCE_BYTES,
+            c.settings.build_limits.max_source_bytes.to_string(),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -397,12 +401,24 @@ async fn receive_pack(
             feed(reader, writer, max)
         }
     });
-    // Drain receive-pack's output while its input is fed, so neither side blocks.
+    // Drain receive-pack's output while its input is fed, so neither side blocks. When
+    // the client goes away (the response body is dropped), receive-pack is stopped below,
+    // and its hook, which dies with it, stops the build.
     let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (gone_tx, gone_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         let mut out = ReaderStream::new(stdout);
-        while let Some(item) = futures_util::StreamExt::next(&mut out).await {
+        loop {
+            let item = tokio::select! {
+                item = futures_util::StreamExt::next(&mut out) => item,
+                () = out_tx.closed() => {
+                    let _ = gone_tx.send(());
+                    break;
+                }
+            };
+            let Some(item) = item else { break };
             if out_tx.send(item).is_err() {
+                let _ = gone_tx.send(());
                 break;
             }
         }
@@ -418,7 +434,13 @@ async fn receive_pack(
     let (exited_tx, exited_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         let app = wait_app;
-        let status = child.wait().await;
+        let status = tokio::select! {
+            status = child.wait() => status,
+            Ok(()) = gone_rx => {
+                stop_receive_pack(&mut child, &app);
+                child.wait().await
+            }
+        };
         let _ = exited_tx.send(());
         match status {
             Ok(status) if !status.success() => {
@@ -462,6 +484,20 @@ async fn receive_pack(
         .into_response();
     no_cache(&mut resp);
     resp
+}
+
+/// Sends SIGTERM to a receive-pack whose client went away (SIGTERM, not SIGKILL: git then
+/// removes its quarantined objects, so no ref moves and no object stays).
+fn stop_receive_pack(child: &mut tokio::process::Child, app: &str) {
+    // Not yet reaped, so the pid is still this child's.
+    if let (Ok(None), Some(pid)) = (child.try_wait(), child.id()) {
+        tracing::info!(%app, "the git client went away: stopping git receive-pack");
+        let Ok(pid) = i32::try_from(pid) else { return };
+        // SAFETY: kill(2) on our own unreaped child's pid; it touches no memory.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
 }
 
 fn too_big_reason(max: u64) -> String {

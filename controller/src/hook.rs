@@ -7,11 +7,21 @@
 //! line by line as it arrives (git relays it to the pusher as `remote:` lines). The last
 //! line, `paas-result: ok|failed`, is not printed; it decides the exit code (0 accepts the
 //! push, 1 rejects it).
+//!
+//! Two bounds: the archive is cut after `PAAS_MAX_SOURCE_BYTES` + 1 bytes (the controller
+//! refuses anything over its `--max-source-bytes` and reads no more than that, so a small
+//! push of a huge zero blob never streams gigabytes), and the hook dies with its parent
+//! (`PR_SET_PDEATHSIG`): when the pusher goes away the controller stops receive-pack, this
+//! hook ends, its connection closes and the controller stops the build.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use crate::build::{HEADER_APP, HEADER_REF, HEADER_REV, HEADER_TOKEN, RESULT_PREFIX};
+use crate::build::{
+    ENV_MAX_SOURCE_BYTES, HEADER_APP, HEADER_REF, HEADER_REV, HEADER_TOKEN, RESULT_PREFIX,
+};
 
 /// Why the hook could not do its job.
 #[derive(Debug, thiserror::Error)]
@@ -123,7 +133,47 @@ fn env(name: &'static str) -> Result<String, HookError> {
         .ok_or(HookError::MissingEnv(name))
 }
 
+/// Asks the kernel to send SIGTERM to this process when receive-pack (its parent) ends,
+/// so a push whose client went away does not leave the hook, and with it the build,
+/// running. Returns false when the parent is already gone.
+fn die_with_parent() -> bool {
+    // SAFETY: getppid has no preconditions and cannot fail.
+    let parent = unsafe { libc::getppid() };
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory of ours.
+    let set = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) };
+    if set != 0 {
+        return true;
+    }
+    // SAFETY: as above. A changed parent means it died before the prctl took effect.
+    unsafe { libc::getppid() == parent }
+}
+
+/// A reader that ends (EOF) after `left` bytes, and says so in `cut`.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+    cut: Arc<AtomicBool>,
+}
+
+impl<R: std::io::Read> std::io::Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            self.cut.store(true, Ordering::SeqCst);
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
 fn run_inner() -> Result<bool, HookError> {
+    if !die_with_parent() {
+        return Ok(false);
+    }
     let url = env("PAAS_HOOK_URL")?;
     let token = env("PAAS_HOOK_TOKEN")?;
     let app = env("PAAS_APP")?;
@@ -148,6 +198,17 @@ fn run_inner() -> Result<bool, HookError> {
     let Some(tar) = archive.stdout.take() else {
         return Err(HookError::Archive(std::io::Error::other("no stdout pipe")));
     };
+    // One byte over the limit is enough for the controller to refuse the source.
+    let cap = std::env::var(ENV_MAX_SOURCE_BYTES)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(u64::MAX, |max| max.saturating_add(1));
+    let cut = Arc::new(AtomicBool::new(false));
+    let tar = Capped {
+        inner: tar,
+        left: cap,
+        cut: Arc::clone(&cut),
+    };
     let client = reqwest::blocking::Client::builder()
         .timeout(None)
         .no_proxy()
@@ -163,8 +224,9 @@ fn run_inner() -> Result<bool, HookError> {
         .body(reqwest::blocking::Body::new(tar))
         .send();
     // The controller reads the whole source before it answers 2xx; after any other answer
-    // git archive may be blocked on a full pipe, so stop it.
-    if !sent.as_ref().is_ok_and(|r| r.status().is_success()) {
+    // (or when the cap cut the archive) git archive may be blocked on a full pipe, so stop
+    // it.
+    if cut.load(Ordering::SeqCst) || !sent.as_ref().is_ok_and(|r| r.status().is_success()) {
         let _ = archive.kill();
     }
     let status = archive.wait().map_err(HookError::Archive)?;
@@ -203,6 +265,20 @@ mod tests {
 
     fn refs(lines: &str) -> Vec<PushedRef> {
         parse_refs(lines)
+    }
+
+    #[test]
+    fn the_archive_is_cut_after_the_cap() {
+        let cut = Arc::new(AtomicBool::new(false));
+        let mut capped = Capped {
+            inner: &[7u8; 100][..],
+            left: 31,
+            cut: Arc::clone(&cut),
+        };
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut capped, &mut out).unwrap();
+        assert_eq!(out.len(), 31);
+        assert!(cut.load(Ordering::SeqCst));
     }
 
     #[test]

@@ -101,6 +101,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     settings.cluster_cidr = args.cluster_cidr.clone();
     settings.max_blob_bytes = args.max_blob_bytes;
     settings.max_push_bytes = args.max_push_bytes;
+    settings.build_limits = (&args.build_limits).into();
     settings.database_url = args.database_url.clone();
     settings.acme = args
         .acme_directory

@@ -89,7 +89,7 @@ impl std::fmt::Debug for Controller {
 impl Controller {
     /// Makes the data directory's layout (`paas.db`, `registry/`, `git/`, `builds/`, the
     /// token files), opens the store and the registry, and fails builds a previous run left
-    /// unfinished.
+    /// unfinished (removing the directories of builds not running).
     pub async fn open(settings: Settings) -> Result<Arc<Controller>, OpenError> {
         for dir in [
             settings.data_dir.clone(),
@@ -132,7 +132,7 @@ impl Controller {
         let registry =
             Registry::open(settings.registry_dir())?.with_max_blob_bytes(settings.max_blob_bytes);
         let agents = AgentClient::new(node.clone()).with_store(store.clone());
-        Ok(Arc::new(Controller {
+        let c = Arc::new(Controller {
             settings,
             store,
             registry,
@@ -148,7 +148,9 @@ impl Controller {
             building: Mutex::new(HashSet::new()),
             job_stats: crate::job_stats::JobStatsStore::default(),
             acme: crate::acme::Acme::default(),
-        }))
+        });
+        crate::build::remove_finished_build_dirs(&c).await;
+        Ok(c)
     }
 
     /// The lock that serializes builds of one app.

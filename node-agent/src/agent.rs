@@ -98,7 +98,8 @@ impl Agent {
             .build()
             .map_err(AgentError::Client)?;
         let images = ImageStore::open(dir.join("layers"), client.clone(), config.token.clone())
-            .map_err(AgentError::Images)?;
+            .map_err(AgentError::Images)?
+            .with_budget(config.layer_cache_bytes);
         let network = NetworkManager::open(
             dir,
             &config.prefix,
@@ -122,14 +123,15 @@ impl Agent {
         }))
     }
 
-    /// Sets up the bridge and nft table, and re-adopts the jobs of the state dir. Needs
-    /// root.
+    /// Sets up the bridge and nft table, re-adopts the jobs of the state dir and starts
+    /// the layer cache's pruning (with a budget). Needs root.
     pub async fn start(self: &Arc<Self>) -> Result<(), AgentError> {
         self.network
             .ensure_node()
             .await
             .map_err(AgentError::Network)?;
         crate::jobs::adopt(self).await;
+        tokio::spawn(crate::images::prune::run(Arc::downgrade(self)));
         Ok(())
     }
 

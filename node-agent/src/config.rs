@@ -89,6 +89,10 @@ pub struct ServeArgs {
     /// it is full; see docs/node-agent.md, "Logs").
     #[arg(long, default_value_t = crate::jobs::capture::DEFAULT_CAP_BYTES)]
     pub job_log_bytes: u64,
+    /// The most bytes of unpacked image layers kept (20 GiB); least recently used layers
+    /// no job uses are removed past it. 0: no limit.
+    #[arg(long, default_value_t = crate::images::prune::DEFAULT_BUDGET_BYTES)]
+    pub layer_cache_bytes: u64,
 }
 
 /// Flags of `paas-agent cleanup`.
@@ -117,6 +121,8 @@ pub struct AgentConfig {
     pub cgroup_root: PathBuf,
     /// The per-job cap of the timestamped log (`--job-log-bytes`).
     pub job_log_bytes: u64,
+    /// The layer cache's budget (`--layer-cache-bytes`; None: no limit).
+    pub layer_cache_bytes: Option<u64>,
 }
 
 impl AgentConfig {
@@ -139,6 +145,7 @@ impl AgentConfig {
             advertise_addr: args.advertise_addr,
             cgroup_root: args.cgroup_root,
             job_log_bytes: args.job_log_bytes.max(crate::jobs::capture::MIN_CAP_BYTES),
+            layer_cache_bytes: (args.layer_cache_bytes > 0).then_some(args.layer_cache_bytes),
         })
     }
 }
@@ -318,6 +325,7 @@ mod tests {
         let cli = Cli::parse_from(["paas-agent", "--token", "t", "--subnet", "10.200.9.0/24"]);
         let config = AgentConfig::from_args(cli.serve).unwrap();
         assert_eq!(config.prefix, "paas");
+        assert_eq!(config.layer_cache_bytes, Some(20 << 30));
         assert_eq!(
             config.port_range,
             PortRange {

@@ -14,7 +14,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use paas_api::{codes, ErrorBody, JobSpec, StopJob};
+use paas_api::{codes, ErrorBody, JobSpec, StopJob, VolumeSizeLimit};
 use serde::Deserialize;
 
 use crate::agent::Agent;
@@ -102,6 +102,7 @@ pub fn app(agent: Arc<Agent>) -> Router {
         .route("/v1/jobs/{id}/stop", post(stop_job))
         .route("/v1/jobs/{id}/stats", get(job_stats))
         .route("/v1/jobs/{id}/exec", post(crate::exec::handler))
+        .route("/v1/volumes/{name}/size-limit", post(volume_size_limit))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(agent.clone(), auth))
         .with_state(agent)
@@ -274,4 +275,24 @@ async fn job_stats(
     Path(id): Path<String>,
 ) -> ApiResult<Json<paas_api::JobStats>> {
     Ok(Json(crate::stats::job(&agent, &id).await?))
+}
+
+async fn volume_size_limit(
+    State(agent): State<Arc<Agent>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<paas_api::VolumeUsage>> {
+    use crate::volumes::VolumeError;
+    let req: VolumeSizeLimit = parse_body(&body, "size limit (api::VolumeSizeLimit JSON)")?;
+    crate::volumes::size_limit(&agent, &name, req.max_bytes)
+        .await
+        .map(Json)
+        .map_err(|e| {
+            let (status, code) = match &e {
+                VolumeError::InvalidName(_) => (StatusCode::BAD_REQUEST, codes::VALIDATION),
+                VolumeError::InUse { .. } => (StatusCode::CONFLICT, codes::CONFLICT),
+                VolumeError::Io { .. } => (StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL),
+            };
+            ApiError::new(status, code, e.to_string())
+        })
 }

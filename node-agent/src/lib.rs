@@ -2,8 +2,9 @@
 //!
 //! The agent owns everything about one node: its HTTP API ([`http`]), the image layer
 //! cache ([`images`]), the bridge, IPAM, veths and nftables rules ([`network`]), the job
-//! lifecycle with logs and output layers ([`jobs`]), the heartbeat to the controller
-//! ([`heartbeat`]) and the `cleanup` subcommand ([`cleanup`]). Containers themselves are
+//! lifecycle with logs and output layers ([`jobs`]), named volumes and their size limit
+//! ([`volumes`]), the heartbeat to the controller ([`heartbeat`]) and the `cleanup`
+//! subcommand ([`cleanup`]). Containers themselves are
 //! made by the synchronous `paas-runtime` library, always called from
 //! `tokio::task::spawn_blocking`.
 //!
@@ -12,6 +13,7 @@
 pub mod agent;
 pub mod cleanup;
 pub mod config;
+pub mod du;
 pub mod exec;
 pub mod heartbeat;
 pub mod http;
@@ -21,6 +23,7 @@ pub mod network;
 pub mod register;
 pub mod stats;
 pub mod util;
+pub mod volumes;
 
 pub use agent::{serve, Agent};
 pub use config::AgentConfig;

@@ -508,6 +508,12 @@ impl Runtime {
         lifecycle::options(&self.config, id)
     }
 
+    /// The image layer directories a container's rootfs is made of, top-most first (none
+    /// for a half-created container). The node agent keeps them out of its cache pruning.
+    pub fn layers(&self, id: &str) -> Result<Vec<PathBuf>> {
+        lifecycle::layers(&self.config, id)
+    }
+
     /// Every container in the state dir, sorted by id. Half-created containers (whose
     /// state file is missing) are listed as `Creating` with pid 0 so they can be deleted.
     pub fn list(&self) -> Result<Vec<ContainerState>> {

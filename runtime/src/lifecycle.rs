@@ -203,6 +203,11 @@ pub(crate) fn options(cfg: &RuntimeConfig, id: &str) -> Result<ContainerOptions>
     Ok(sf.map(|s| s.options).unwrap_or_default())
 }
 
+pub(crate) fn layers(cfg: &RuntimeConfig, id: &str) -> Result<Vec<std::path::PathBuf>> {
+    let (_, sf) = load(cfg, id)?;
+    Ok(sf.map(|s| s.spec.layers).unwrap_or_default())
+}
+
 pub(crate) fn list(cfg: &RuntimeConfig) -> Result<Vec<ContainerState>> {
     let entries = fs::read_dir(&cfg.state_dir).map_err(io_err(format!(
         "listing the state dir {}",

@@ -90,7 +90,7 @@ pub fn build_job_spec(settings: &Settings, input: &BuildInput, job_id: &str) -> 
         port: None,
         memory_bytes: Some(BUILD_MEMORY_BYTES),
         pids_limit: Some(BUILD_PIDS),
-        cpu_millicores: None,
+        cpu_millicores: settings.build_limits.cpu_millicores,
         cpu_shares: None,
         inputs,
         volumes: vec![VolumeMount {
@@ -202,11 +202,19 @@ pub async fn run_build_job(
         .start_job(node_url, spec)
         .await
         .map_err(|e| BuildError::Start(e.user_message()))?;
+    // Noticed even while the build prints nothing (a silent `sleep` in a buildpack).
+    let closed = out.closed();
+    tokio::pin!(closed);
     match c.agents.follow_logs(node_url, &spec.id).await {
         Ok(resp) => {
             let mut stream = resp.bytes_stream();
             let mut pending: Vec<u8> = Vec::new();
-            while let Some(chunk) = stream.next().await {
+            loop {
+                let chunk = tokio::select! {
+                    chunk = stream.next() => chunk,
+                    () = &mut closed => return Err(BuildError::ClientGone),
+                };
+                let Some(chunk) = chunk else { break };
                 match chunk {
                     Ok(bytes) => pending.extend_from_slice(&bytes),
                     Err(e) => {
@@ -244,12 +252,18 @@ pub async fn run_build_job(
         if matches!(status.state, JobState::Down | JobState::Crashed) {
             break status;
         }
-        if tokio::time::Instant::now() >= deadline || out.gone() {
+        if out.gone() {
+            return Err(BuildError::ClientGone);
+        }
+        if tokio::time::Instant::now() >= deadline {
             return Err(BuildError::Lost(
                 "the build did not finish in 30 minutes after its output ended".into(),
             ));
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            () = &mut closed => return Err(BuildError::ClientGone),
+        }
     };
     let reason = status
         .exit
@@ -406,6 +420,7 @@ mod tests {
             ("/app", "apps/hello")
         );
         assert_eq!(spec.memory_bytes, Some(1 << 30));
+        assert_eq!(spec.cpu_millicores, Some(1000), "one core by default");
         assert_eq!(spec.labels["paas.kind"], "build");
     }
 }

@@ -7,16 +7,27 @@
 //! build's output line by line (the hook prints it, git shows it as `remote:` lines). The
 //! last line is `paas-result: ok` or `paas-result: failed`.
 //!
+//! What a build may use is bounded ([`limits`]): the source is counted while it streams in
+//! and refused past `--max-source-bytes` (the build is recorded `failed`, nothing stays in
+//! `builds/`); the build job gets a CPU quota and is stopped past `--build-timeout`; a git
+//! client that goes away stops it too (the hook dies with receive-pack, and the closed
+//! output stream is noticed at once, not at the next line); the app's cache volume is
+//! emptied when a build leaves it over `--max-cache-bytes` ([`cache`]). Every build's
+//! directory is removed when it ends, whatever the outcome.
+//!
 //! Submodules: `job` (the build job's spec, running it, waiting for the deploy),
 //! `procfile` (process types), `layer` (reading the release files from the app layer),
 //! `buildpacks` (the tarballs a build job unpacks), `custom` (third-party buildpacks from a
-//! git URL or a path), `stack` (which stack an app builds on) and `tar_dir`.
+//! git URL or a path), `stack` (which stack an app builds on), `limits`, `cache` and
+//! `tar_dir`.
 
 pub mod buildpacks;
+mod cache;
 pub mod custom;
 pub mod healthcheck;
 mod job;
 mod layer;
+pub mod limits;
 pub mod live;
 pub mod procfile;
 mod release_phase;
@@ -44,6 +55,9 @@ use crate::state::Controller;
 use crate::store::{ReleaseRow, StoreError};
 use crate::util::{now_rfc3339, random_hex, short_rev};
 
+/// The hook's environment variable that carries `--max-source-bytes` (so git archive is
+/// cut there and never streams more than the controller reads).
+pub const ENV_MAX_SOURCE_BYTES: &str = "PAAS_MAX_SOURCE_BYTES";
 /// Headers the hook sends.
 pub const HEADER_APP: &str = "x-paas-app";
 pub const HEADER_REV: &str = "x-paas-rev";
@@ -54,6 +68,8 @@ pub const RESULT_PREFIX: &str = "paas-result: ";
 
 /// How long a new release may take to serve.
 const DEPLOY_TIMEOUT: Duration = Duration::from_secs(60);
+/// SIGTERM to SIGKILL for a build job that timed out or whose pusher left.
+const ABANDONED_GRACE_SECS: u64 = 1;
 
 /// Why a build (or its deploy) failed. Each message is shown to the person pushing.
 #[derive(Debug, thiserror::Error)]
@@ -97,8 +113,30 @@ pub enum BuildError {
          live and the previous release keeps serving."
     )]
     ReleasePhase(String),
-    #[error("the git client went away; the build was abandoned")]
+    #[error("the client disconnected: the build was stopped and nothing was released")]
     ClientGone,
+    #[error(
+        "build exceeded the {} limit (the controller's --build-timeout): it was stopped. \
+         The running release is unchanged; make the build faster (cache what it downloads \
+         in $CACHE_DIR) or ask the operator to raise --build-timeout.",
+        limits::human_duration(*.0)
+    )]
+    TimedOut(Duration),
+}
+
+/// Why the pushed source was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(
+        "the pushed source is bigger than {}, the most this paas unpacks for one build (the \
+         controller's --max-source-bytes, {max} bytes): the push was refused and nothing was \
+         stored. Keep build artifacts, dependencies and data files out of the repository \
+         (.gitignore), or ask the operator to raise --max-source-bytes.",
+        limits::human_bytes(*max)
+    )]
+    TooBig { max: u64 },
+    #[error("storing the pushed source: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// The build output: sent to the hook line by line and kept for the build's log.
@@ -141,6 +179,13 @@ impl Output {
     /// True once the client stopped reading.
     pub fn gone(&self) -> bool {
         self.gone || self.tx.is_closed()
+    }
+
+    /// Resolves when the client stops reading (its connection closed), even while no
+    /// line is sent; owns what it needs, so it can be raced against work on `self`.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let tx = self.tx.clone();
+        async move { tx.closed().await }
     }
 }
 
@@ -194,21 +239,44 @@ pub async fn hook_endpoint(
         }
     }
     let id = random_hex(8);
-    if let Err(e) = save_source(&c, &id, body).await {
-        tracing::error!(%app, build = %id, "storing the pushed source: {e}");
-        return text_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the controller could not store the pushed source; its log has the details",
-        );
-    }
     if let Err(e) = c.store.create_build(&id, &app, Some(&rev)).await {
         tracing::error!(%app, build = %id, "recording the build: {e}");
-        let _ = tokio::fs::remove_dir_all(c.settings.build_dir(&id)).await;
         return text_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the controller's store failed",
         );
     }
+    // Until the build task owns it: a hook that goes away mid-upload cancels this
+    // handler, and the guard then fails the build and removes its directory.
+    let mut guard = UploadGuard {
+        c: Arc::clone(&c),
+        id: Some(id.clone()),
+    };
+    let max = c.settings.build_limits.max_source_bytes;
+    if let Err(e) = save_source(&c, &id, body, max).await {
+        guard.id = None;
+        let _ = tokio::fs::remove_dir_all(c.settings.build_dir(&id)).await;
+        let (status, message) = match &e {
+            SourceError::TooBig { .. } => {
+                tracing::warn!(%app, build = %id, max, "pushed source over --max-source-bytes: refused while it streamed");
+                (StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+            }
+            SourceError::Io(_) => {
+                tracing::error!(%app, build = %id, "{e}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the controller could not store the pushed source; its log has the details"
+                        .to_string(),
+                )
+            }
+        };
+        let log = format!(" !     {message}\n");
+        if let Err(e) = c.store.finish_build(&id, "failed", None, &log).await {
+            tracing::error!(build = %id, "recording the build's end: {e}");
+        }
+        return text_error(status, &message);
+    }
+    guard.id = None;
     tracing::info!(%app, build = %id, %rev, git_ref = header_str(&headers, HEADER_REF), "build started");
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     let input = BuildInput {
@@ -229,16 +297,74 @@ pub async fn hook_endpoint(
         .into_response()
 }
 
-async fn save_source(c: &Controller, id: &str, body: Body) -> std::io::Result<()> {
+/// Fails a build whose source upload was abandoned (the handler dropped mid-stream) and
+/// removes its directory, unless `id` was taken back.
+struct UploadGuard {
+    c: Arc<Controller>,
+    id: Option<String>,
+}
+
+impl Drop for UploadGuard {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        let c = Arc::clone(&self.c);
+        tokio::spawn(async move {
+            tracing::info!(build = %id, "the hook went away while sending the source");
+            let _ = tokio::fs::remove_dir_all(c.settings.build_dir(&id)).await;
+            let log = format!(" !     {}\n", BuildError::ClientGone);
+            if let Err(e) = c.store.finish_build(&id, "failed", None, &log).await {
+                tracing::error!(build = %id, "recording the build's end: {e}");
+            }
+        });
+    }
+}
+
+/// At controller start: removes the directory of every build that is not running (a
+/// controller stopped mid-build leaves one). With a shared store, other controllers'
+/// running builds keep theirs.
+pub async fn remove_finished_build_dirs(c: &Controller) {
+    let dir = c.settings.builds_dir();
+    let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
+        return;
+    };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let id = entry.file_name().to_string_lossy().to_string();
+        let running = match c.store.get_build(&id).await {
+            Ok(Some(b)) => b.status == "building" || b.status == "pending",
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(build = %id, "checking a leftover build dir: {e}");
+                continue;
+            }
+        };
+        if !running {
+            tracing::info!(build = %id, "removing the directory of a build that is not running");
+            if let Err(e) = tokio::fs::remove_dir_all(entry.path()).await {
+                tracing::warn!(build = %id, "removing {}: {e}", entry.path().display());
+            }
+        }
+    }
+}
+
+/// Streams the pushed source into `builds/<id>/source.tar`, refusing it as soon as more
+/// than `max` bytes arrived (never more than `max` is written). The caller removes the
+/// directory on error.
+async fn save_source(c: &Controller, id: &str, body: Body, max: u64) -> Result<(), SourceError> {
     let dir = c.settings.build_dir(id);
     tokio::fs::create_dir_all(&dir).await?;
     let mut file = tokio::fs::File::create(dir.join("source.tar")).await?;
     let mut stream = body.into_data_stream();
+    let mut total: u64 = 0;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(std::io::Error::other)?;
+        total = total.saturating_add(chunk.len() as u64);
+        if total > max {
+            return Err(SourceError::TooBig { max });
+        }
         file.write_all(&chunk).await?;
     }
-    file.sync_all().await
+    file.sync_all().await?;
+    Ok(())
 }
 
 /// One build from start to `paas-result`.
@@ -258,7 +384,12 @@ async fn run(c: Arc<Controller>, input: BuildInput, mut out: Output) {
         }
     };
     c.set_building(&input.app, true);
-    let result = build_and_release(&c, &input, &mut out).await;
+    let result = if out.gone() {
+        // The client left while the build waited for the app's previous one.
+        Err(BuildError::ClientGone)
+    } else {
+        build_and_release(&c, &input, &mut out).await
+    };
     c.set_building(&input.app, false);
     let (status, release) = match &result {
         Ok(version) => ("succeeded", Some(*version)),
@@ -328,9 +459,26 @@ async fn build_and_release(
         }
     }
     tracing::debug!(%app, %node, job = %job_id, "running the build job");
-    let outcome = job::run_build_job(c, &node_url, &spec, out).await;
+    let limit = c.settings.build_limits.timeout;
+    let outcome = tokio::time::timeout(limit, job::run_build_job(c, &node_url, &spec, out))
+        .await
+        .unwrap_or(Err(BuildError::TimedOut(limit)));
+    if let Err(e @ (BuildError::TimedOut(_) | BuildError::ClientGone)) = &outcome {
+        // Nothing of an abandoned build is kept: no need for the usual 10 s of SIGTERM.
+        tracing::info!(%app, job = %job_id, "stopping the build job: {e}");
+        if let Err(e) = c
+            .agents
+            .stop_job(&node_url, &job_id, ABANDONED_GRACE_SECS)
+            .await
+        {
+            tracing::warn!(job = %job_id, "stopping the build job: {e}");
+        }
+    }
     if let Err(e) = c.agents.delete_job(&node_url, &job_id).await {
         tracing::warn!(job = %job_id, "deleting the build job: {e}");
+    }
+    if let Some(max) = c.settings.build_limits.max_cache_bytes {
+        cache::enforce_limit(c, &node_url, &spec, max, out).await;
     }
     let layer = outcome?;
     if out.gone() {

@@ -98,6 +98,11 @@ impl Drop for Running {
 
 impl Running {
     pub async fn start(with_stack: bool) -> Running {
+        Running::start_with(with_stack, |_| {}).await
+    }
+
+    /// [`Running::start`] with settings changed by `configure` (limits, …).
+    pub async fn start_with(with_stack: bool, configure: impl FnOnce(&mut Settings)) -> Running {
         let dir = tempfile::tempdir().unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let router = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -111,6 +116,7 @@ impl Running {
         )
         .unwrap();
         settings.hook_exe = env!("CARGO_BIN_EXE_paas-controller").into();
+        configure(&mut settings);
         let c = Controller::open(settings).await.unwrap();
         if with_stack {
             let stacks = dir.path().join("stacks");

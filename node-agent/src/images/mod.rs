@@ -5,7 +5,10 @@
 //! Every blob's sha256 is checked. Each layer is unpacked once into
 //! `state_dir/layers/<hex>/`: first into a temp dir, then renamed, so a crash never leaves
 //! half a layer under the final name. Pulls of the same layer wait on a per-digest lock.
+//! With a budget ([`ImageStore::with_budget`], `--layer-cache-bytes`) the cache is pruned,
+//! least recently used first, never a layer a job uses ([`prune`]).
 
+pub mod prune;
 pub mod unpack;
 
 use std::collections::HashMap;
@@ -74,10 +77,12 @@ pub struct ImageConfig {
 }
 
 /// A pulled image: its unpacked layer dirs, BOTTOM-MOST FIRST (manifest order), and config.
+/// While it (or a clone) lives, its layers are pinned: the cache's pruning keeps them.
 #[derive(Debug, Clone)]
 pub struct Image {
     pub layers: Vec<PathBuf>,
     pub config: ImageConfig,
+    _pins: prune::Pins,
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,6 +141,9 @@ pub struct ImageStore {
     client: reqwest::Client,
     token: String,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    tracker: Arc<prune::Tracker>,
+    /// Most bytes the cache keeps (None: no limit).
+    budget: Option<u64>,
 }
 
 impl ImageStore {
@@ -159,7 +167,37 @@ impl ImageStore {
             client,
             token,
             locks: Mutex::new(HashMap::new()),
+            tracker: Arc::default(),
+            budget: None,
         })
+    }
+
+    /// Gives the cache a size budget in bytes (None or 0: none): [`prune::run`] keeps it.
+    pub fn with_budget(mut self, budget: Option<u64>) -> ImageStore {
+        self.budget = budget.filter(|b| *b > 0);
+        self
+    }
+
+    /// The size budget, if any.
+    pub fn budget(&self) -> Option<u64> {
+        self.budget
+    }
+
+    pub(in crate::images) fn tracker(&self) -> Arc<prune::Tracker> {
+        Arc::clone(&self.tracker)
+    }
+
+    /// Prunes the cache to its budget now, keeping pinned layers and those `in_use` names
+    /// (hex digests; called while no pin can be taken or released). `Ok(None)` without a
+    /// budget or when the cache fits. Blocking: call it off the async threads.
+    pub fn prune_blocking(
+        &self,
+        in_use: impl FnOnce() -> std::result::Result<std::collections::HashSet<String>, String>,
+    ) -> Result<Option<prune::PruneReport>> {
+        match self.budget {
+            Some(budget) => prune::prune(&self.root, &self.tracker, budget, in_use),
+            None => Ok(None),
+        }
     }
 
     /// The directory a layer with this digest unpacks to.
@@ -199,6 +237,7 @@ impl ImageStore {
         let config_bytes = self.small_blob(&base, &config_desc.digest).await?;
         let config = parse_config(&config_bytes)?;
         let mut layers = Vec::with_capacity(manifest.layers.len());
+        let pins = prune::Pins::new(&self.tracker);
         for layer in &manifest.layers {
             // gzip, zstd and plain tar layers all unpack (detected by their magic bytes).
             if !layer_type_supported(&layer.media_type) {
@@ -208,9 +247,13 @@ impl ImageStore {
                     layer.digest, layer.media_type
                 )));
             }
-            layers.push(self.layer(&base, &layer.digest).await?);
+            layers.push(self.layer(&base, &layer.digest, &pins).await?);
         }
-        Ok(Image { layers, config })
+        Ok(Image {
+            layers,
+            config,
+            _pins: pins,
+        })
     }
 
     async fn get(&self, url: &str, what: &str, accept: Option<&str>) -> Result<reqwest::Response> {
@@ -273,12 +316,17 @@ impl ImageStore {
         Ok(body)
     }
 
-    /// Returns the unpacked dir of one layer, downloading and unpacking it if needed.
-    async fn layer(&self, base: &str, digest: &str) -> Result<PathBuf> {
+    /// Returns the unpacked dir of one layer, downloading and unpacking it if needed. The
+    /// layer is pinned (in `pins`) before the cache is looked at, so a prune cannot take it
+    /// between the look and the job's start.
+    async fn layer(&self, base: &str, digest: &str, pins: &prune::Pins) -> Result<PathBuf> {
         let dir = self
             .layer_dir(digest)
             .ok_or_else(|| ImageError::Manifest(format!("bad layer digest {digest:?}")))?;
+        let hex = digest.trim_start_matches("sha256:");
+        pins.add(hex);
         if dir.is_dir() {
+            prune::touch(&self.root, hex);
             return Ok(dir);
         }
         let lock = {
@@ -287,6 +335,7 @@ impl ImageStore {
         };
         let _guard = lock.lock().await;
         if dir.is_dir() {
+            prune::touch(&self.root, hex);
             return Ok(dir);
         }
         let io = |what: String| move |source| ImageError::Io { what, source };
@@ -326,8 +375,19 @@ impl ImageStore {
             for skipped in &report.skipped {
                 tracing::warn!(layer = digest, "skipped layer entry {skipped}");
             }
+            if self.budget.is_some() {
+                let tmp2 = tmp_dir.clone();
+                let bytes = tokio::task::spawn_blocking(move || crate::du::disk_usage(&tmp2))
+                    .await
+                    .map_err(std::io::Error::other)
+                    .and_then(|r| r)
+                    .map_err(io(format!("measuring {}", tmp_dir.display())))?;
+                prune::record_size(&self.root, hex, bytes)
+                    .map_err(io(format!("recording the size of layer {digest}")))?;
+            }
             std::fs::rename(&tmp_dir, &dir)
                 .map_err(io(format!("renaming {}", tmp_dir.display())))?;
+            self.tracker.grown.notify_one();
             Ok(dir.clone())
         }
         .await;

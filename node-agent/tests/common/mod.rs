@@ -67,6 +67,7 @@ pub fn config(state_dir: &Path, token: &str, names: &Names) -> AgentConfig {
         advertise_addr: "127.0.0.1".parse().unwrap(),
         cgroup_root: "/sys/fs/cgroup".into(),
         job_log_bytes: paas_node_agent::jobs::capture::DEFAULT_CAP_BYTES,
+        layer_cache_bytes: None,
     }
 }
 

@@ -167,6 +167,11 @@ impl Paas {
 
     /// [`Paas::start`] with another `--stacks-dir` (e.g. [`bookworm_stacks_dir`]).
     pub fn start_with_stacks(stacks: &Path) -> Paas {
+        Paas::start_with_args(stacks, &[])
+    }
+
+    /// [`Paas::start_with_stacks`] with more controller flags (limits, …).
+    pub fn start_with_args(stacks: &Path, extra: &[&str]) -> Paas {
         let bins = bins();
         let n = INSTANCE.fetch_add(1, Ordering::SeqCst);
         let slot = (std::process::id() * 7 + n * 13) % 200 + 20;
@@ -204,6 +209,7 @@ impl Paas {
                 ))
                 .arg("--stacks-dir")
                 .arg(stacks)
+                .args(extra)
                 .env("RUST_LOG", "info")
                 .stdout(Stdio::from(log.try_clone().unwrap()))
                 .stderr(Stdio::from(log))
@@ -439,8 +445,13 @@ impl AppDir {
 
     /// Runs git in the app folder with a clean environment (no prompts, no helpers).
     pub fn git(&self, args: &[&str]) -> Result<Output> {
-        let out = Command::new("git")
-            .current_dir(self.dir.path())
+        Ok(self.git_command(args).output()?)
+    }
+
+    /// The command [`AppDir::git`] runs, to spawn it (and kill it) yourself.
+    pub fn git_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("git");
+        cmd.current_dir(self.dir.path())
             .env("HOME", self.home.path())
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -452,9 +463,8 @@ impl AppDir {
                 "-c",
                 "user.email=test@paas.invalid",
             ])
-            .args(args)
-            .output()?;
-        Ok(out)
+            .args(args);
+        cmd
     }
 
     /// `git push <url> <refspec>`; the combined output, as the user sees it.
