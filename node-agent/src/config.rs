@@ -89,6 +89,10 @@ pub struct ServeArgs {
     /// it is full; see docs/node-agent.md, "Logs").
     #[arg(long, default_value_t = crate::jobs::capture::DEFAULT_CAP_BYTES)]
     pub job_log_bytes: u64,
+    /// Leave IPv6 on inside jobs' network namespaces (off by default: no IPv6 address at
+    /// all, `::1` included). Either way no IPv6 frame leaves a job's port of the bridge.
+    #[arg(long)]
+    pub job_ipv6: bool,
 }
 
 /// Flags of `paas-agent cleanup`.
@@ -117,6 +121,8 @@ pub struct AgentConfig {
     pub cgroup_root: PathBuf,
     /// The per-job cap of the timestamped log (`--job-log-bytes`).
     pub job_log_bytes: u64,
+    /// IPv6 stays on in job netns (`--job-ipv6`).
+    pub job_ipv6: bool,
 }
 
 impl AgentConfig {
@@ -139,6 +145,7 @@ impl AgentConfig {
             advertise_addr: args.advertise_addr,
             cgroup_root: args.cgroup_root,
             job_log_bytes: args.job_log_bytes.max(crate::jobs::capture::MIN_CAP_BYTES),
+            job_ipv6: args.job_ipv6,
         })
     }
 }
