@@ -170,8 +170,9 @@ impl NetworkManager {
         self.ipam.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Creates (or repairs) the bridge and the nft table, and re-installs the port
-    /// mappings of every lease. Idempotent; run at agent start.
+    /// Creates (or repairs) the bridge and both nft tables, and re-installs every lease's
+    /// port mapping and place in the walls (reading the MAC of leases an older agent made
+    /// from their job's netns). Idempotent; run at agent start.
     pub async fn ensure_node(&self) -> Result<()> {
         let bridge = self.bridge();
         if !link_names().await.contains(&bridge) {
