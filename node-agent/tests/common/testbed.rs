@@ -41,11 +41,35 @@ pub const AGENT_PORT: u16 = 7070;
 
 static INSTANCE: AtomicU32 = AtomicU32::new(0);
 
+/// The namespaces and the uplink of a testbed, deleted on drop (also when setting up the
+/// testbed fails half-way).
+struct Spaces {
+    node_ns: String,
+    peer_ns: String,
+    uplink_if: String,
+}
+
+impl Spaces {
+    fn remove(&self) {
+        for ns in [&self.node_ns, &self.peer_ns] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.uplink_if])
+            .output();
+    }
+}
+
+impl Drop for Spaces {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
 pub struct Testbed {
     pub prefix: String,
     pub node_ns: String,
     pub peer_ns: String,
-    uplink_if: String,
     pub uplink: Ipv4Addr,
     pub node_ip: Ipv4Addr,
     pub dir: tempfile::TempDir,
@@ -53,6 +77,8 @@ pub struct Testbed {
     agent: Option<Child>,
     servers: Vec<Child>,
     http: reqwest::Client,
+    /// Last: dropped after [`Testbed`]'s own drop ran the agent's cleanup in the node netns.
+    _spaces: Spaces,
 }
 
 /// Runs a command; panics with its output when it fails.
@@ -88,13 +114,13 @@ impl Testbed {
             format!("{tag}-peer"),
             format!("{tag}r"),
         );
+        let spaces = Spaces {
+            node_ns: node_ns.clone(),
+            peer_ns: peer_ns.clone(),
+            uplink_if: uplink_if.clone(),
+        };
         // Leftovers of a killed earlier run with the same names.
-        for ns in [&node_ns, &peer_ns] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
-        let _ = Command::new("ip")
-            .args(["link", "del", &uplink_if])
-            .output();
+        spaces.remove();
         sh("ip", &["netns", "add", &node_ns]);
         sh("ip", &["netns", "add", &peer_ns]);
         let (n_ns, p_ns) = (node_ns.as_str(), peer_ns.as_str());
@@ -140,7 +166,6 @@ impl Testbed {
             prefix: tag.clone(),
             node_ns: node_ns.clone(),
             peer_ns: peer_ns.clone(),
-            uplink_if: uplink_if.clone(),
             uplink,
             node_ip,
             dir,
@@ -152,6 +177,7 @@ impl Testbed {
                 .timeout(Duration::from_secs(60))
                 .build()
                 .unwrap(),
+            _spaces: spaces,
         };
         let www = bed.dir.path().join("peer-www");
         std::fs::create_dir(&www).unwrap();
@@ -459,12 +485,6 @@ impl Drop for Testbed {
         if std::thread::panicking() {
             eprintln!("---- agent log ----\n{}", self.agent_log());
         }
-        for ns in [&self.node_ns, &self.peer_ns] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.uplink_if])
-            .output();
     }
 }
 
