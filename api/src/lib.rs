@@ -384,6 +384,12 @@ pub struct NodeHeartbeat {
 /// `agent_token` and calls the agent with it from now on.
 pub const AGENT_TOKEN_STORED: &str = "paas-agent-token-stored";
 
+/// Response header of `POST /v1/nodes/heartbeat`: the API address of every other node
+/// the controller knows, `IPV4:PORT` separated by commas (empty when there is none). The
+/// agent keeps its containers from those machines' host ports and agent ports; an answer
+/// without the header (an older controller) changes nothing.
+pub const PEER_NODES: &str = "paas-peer-nodes";
+
 /// Resource use of one running job, read by its agent from the job's cgroup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobStats {

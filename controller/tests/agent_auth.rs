@@ -5,7 +5,8 @@
 //! credential. A node name is bound to the credential it registered with: the shared node
 //! token cannot take it over (nor move its URL) without that credential until an admin
 //! removes the node (`DELETE /v1/nodes/{name}`). The agent side (refusing the bootstrap
-//! token) is in node-agent/tests/http.rs.
+//! token) is in node-agent/tests/http.rs. Every heartbeat answer names the other nodes
+//! (header `paas-peer-nodes`), whose ports the agent closes to its jobs.
 
 mod support;
 
@@ -556,4 +557,24 @@ async fn ac4_a_per_node_token_may_renew_its_nodes_credential() {
         stored(&running, "ac4h4").await,
         (Some(new_url), Some(credential('9')))
     );
+}
+
+#[tokio::test]
+async fn heartbeat_answers_name_the_other_nodes() {
+    let running = Running::start(false).await;
+    let shared = running.c.tokens.node().to_string();
+    let peers = |resp: &reqwest::Response| {
+        resp.headers()
+            .get(paas_api::PEER_NODES)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let resp = heartbeat(&running, &shared, "n1", "http://10.240.0.11:7070", None).await;
+    assert_eq!(resp.status(), 204);
+    assert_eq!(peers(&resp).as_deref(), Some(""), "no other node yet");
+    let resp = heartbeat(&running, &shared, "n2", "http://10.240.0.12:7070", None).await;
+    assert_eq!(peers(&resp).as_deref(), Some("10.240.0.11:7070"));
+    // A node known by a host name is not named (the agent wants addresses).
+    heartbeat(&running, &shared, "n3", "http://node3.example:7070", None).await;
+    let resp = heartbeat(&running, &shared, "n1", "http://10.240.0.11:7070", None).await;
+    assert_eq!(peers(&resp).as_deref(), Some("10.240.0.12:7070"));
 }

@@ -107,7 +107,8 @@ impl Agent {
             config.port_range,
             config.advertise_addr,
         )
-        .map_err(AgentError::Network)?;
+        .map_err(AgentError::Network)?
+        .with_job_ipv6(config.job_ipv6);
         let jobs = JobTable::open(dir.join("jobs")).map_err(AgentError::Jobs)?;
         let credential = crate::register::AgentCredential::load_or_create(dir)?;
         Ok(Arc::new(Agent {

@@ -93,6 +93,10 @@ pub struct ServeArgs {
     /// no job uses are removed past it. 0: no limit.
     #[arg(long, default_value_t = crate::images::prune::DEFAULT_BUDGET_BYTES)]
     pub layer_cache_bytes: u64,
+    /// Leave IPv6 on inside jobs' network namespaces (off by default: no IPv6 address at
+    /// all, `::1` included). Either way no IPv6 frame leaves a job's port of the bridge.
+    #[arg(long)]
+    pub job_ipv6: bool,
 }
 
 /// Flags of `paas-agent cleanup`.
@@ -123,6 +127,8 @@ pub struct AgentConfig {
     pub job_log_bytes: u64,
     /// The layer cache's budget (`--layer-cache-bytes`; None: no limit).
     pub layer_cache_bytes: Option<u64>,
+    /// IPv6 stays on in job netns (`--job-ipv6`).
+    pub job_ipv6: bool,
 }
 
 impl AgentConfig {
@@ -146,6 +152,7 @@ impl AgentConfig {
             cgroup_root: args.cgroup_root,
             job_log_bytes: args.job_log_bytes.max(crate::jobs::capture::MIN_CAP_BYTES),
             layer_cache_bytes: (args.layer_cache_bytes > 0).then_some(args.layer_cache_bytes),
+            job_ipv6: args.job_ipv6,
         })
     }
 }

@@ -2,7 +2,9 @@
 //! API URL, memory, every job's status, the cached layers' digests and the running jobs'
 //! cgroup stats (the newest complete sample of [`crate::stats::Sampler`], so a slow cgroup
 //! read never delays a heartbeat), and the agent's own API credential (the controller's
-//! answer says whether it stored it, see [`crate::register`]). Failures are logged and the loop goes on.
+//! answer says whether it stored it, see [`crate::register`], and names the other nodes,
+//! whose host ports and agent ports the agent then closes to jobs). Failures are logged
+//! and the loop goes on.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,6 +96,12 @@ pub async fn send(
     }
     if resp.headers().contains_key(paas_api::AGENT_TOKEN_STORED) {
         agent.credential.mark_registered();
+    }
+    if let Some(peers) = resp.headers().get(paas_api::PEER_NODES) {
+        let peers = crate::network::tables::parse_peers(peers.to_str().unwrap_or_default());
+        if let Err(e) = agent.network.set_peers(&peers).await {
+            tracing::warn!("closing other nodes' ports to jobs: {e}");
+        }
     }
     Ok(())
 }

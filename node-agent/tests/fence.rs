@@ -27,12 +27,19 @@ impl Drop for Guard {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A free port outside the agent's host port range `first..=last` (connections from the
+/// bridge to this node's addresses on that range are refused by the walls).
+fn free_port(first: u32, last: u32) -> u16 {
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !(first..=last).contains(&u32::from(port)) {
+            return port;
+        }
+    }
 }
 
 async fn call(method: reqwest::Method, url: &str, body: Option<Value>) -> (u16, String) {
@@ -97,10 +104,15 @@ async fn ac4_containers_cannot_reach_the_api_ports_unless_allowed() {
     let prefix = format!("ac4{:x}", pid % 0xfff);
     let gw = Ipv4Addr::new(10, 200, 70 + slot as u8, 1);
     let subnet = format!("10.200.{}.0/24", 70 + slot);
-    let ports = format!("{}-{}", 47000 + slot * 100, 47099 + slot * 100);
+    let (first, last) = (47000 + slot * 100, 47099 + slot * 100);
+    let ports = format!("{first}-{last}");
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let (agent_port, controller_port, open_port) = (free_port(), free_port(), free_port());
+    let (agent_port, controller_port, open_port) = (
+        free_port(first, last),
+        free_port(first, last),
+        free_port(first, last),
+    );
     let registry = FakeRegistry::start(TOKEN).await;
     registry.add_image(
         "stacks/tiny",

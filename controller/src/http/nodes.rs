@@ -4,8 +4,9 @@
 //! counts (crash loops show here). `DELETE /v1/nodes/{name}`: forget a node (its URL and
 //! agent credential) so a rebuilt machine can register under its name again. The
 //! heartbeat's credential check ([`record_heartbeat`]) binds a node name to the agent
-//! credential it first registered with. `PUT /v1/apps/{app}/formation/{type}` `{"count": N}`:
-//! the scheduler's scale hook (the API's `ps:scale` endpoint supersedes it).
+//! credential it first registered with, and [`peer_nodes`] tells each agent the other
+//! nodes, whose ports it closes to its jobs. `PUT /v1/apps/{app}/formation/{type}`
+//! `{"count": N}`: the scheduler's scale hook (the API's `ps:scale` endpoint supersedes it).
 
 use std::sync::Arc;
 
@@ -135,6 +136,26 @@ pub(super) async fn record_heartbeat(
         tracing::info!(node = %hb.name, "stored the agent's own API credential");
     }
     Ok(true)
+}
+
+/// The heartbeat answer's [`paas_api::PEER_NODES`] for node `me`: the API address
+/// (`IPV4:PORT`) of every other node in the store whose URL names an IPv4 address (an agent
+/// reports its advertise address there). The agent closes those machines' host ports and
+/// agent ports to its jobs, so a job reaches another node's jobs only through the router.
+pub(super) async fn peer_nodes(c: &Controller, me: &str) -> Result<String, ApiError> {
+    let peers: Vec<String> = c
+        .store
+        .list_nodes()
+        .await?
+        .iter()
+        .filter(|n| n.name != me)
+        .filter_map(|n| {
+            let url = reqwest::Url::parse(&n.url).ok()?;
+            let ip: std::net::Ipv4Addr = url.host_str()?.parse().ok()?;
+            Some(format!("{ip}:{}", url.port_or_known_default()?))
+        })
+        .collect();
+    Ok(peers.join(","))
 }
 
 /// Why a heartbeat may not speak for `node`, and what to do.

@@ -133,6 +133,10 @@ async fn heartbeat(
     }
     c.scheduler.notify();
     let mut resp = StatusCode::NO_CONTENT.into_response();
+    let peers = super::nodes::peer_nodes(&c, &hb.name).await?;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&peers) {
+        resp.headers_mut().insert(paas_api::PEER_NODES, value);
+    }
     if stored {
         resp.headers_mut().insert(
             paas_api::AGENT_TOKEN_STORED,

@@ -432,7 +432,10 @@ async fn start(agent: &Arc<Agent>, job: &Arc<JobHandle>, made: &mut Made) -> Res
         });
     }
     made.network = true;
-    let net = agent.network.setup_job(&spec.id, spec.port).await?;
+    let net = agent
+        .network
+        .setup_job(&spec.id, spec.port, spec.tenant)
+        .await?;
     if spec.api_access {
         agent.network.allow_api(&spec.id).await?;
     }

@@ -136,6 +136,10 @@ pub fn validate(spec: &JobSpec) -> Result<(), String> {
             return Err(format!("invalid env name {key:?}"));
         }
     }
+    if let Some(t) = spec.tenant {
+        crate::network::tables::tenant_mark(Some(t), std::net::Ipv4Addr::UNSPECIFIED)
+            .map_err(|e| e.to_string())?;
+    }
     Ok(())
 }
 
@@ -246,10 +250,17 @@ pub const USERNS_BASE: u32 = 1_000_000;
 /// How many ids a user-namespaced job has (0..65535, as Docker's and Podman's default).
 pub const USERNS_SIZE: u32 = 65_536;
 
-/// The runtime options of a job: the runtime's defaults, plus a user namespace when the
-/// job asks for one.
+/// The runtime options of a job: the runtime's defaults without CAP_NET_RAW (no raw or
+/// packet sockets: a job cannot forge frames on the bridge nor sniff it), plus a user
+/// namespace when the job asks for one.
 pub fn container_options(spec: &JobSpec) -> ContainerOptions {
+    let capabilities = paas_runtime::security::DEFAULT_CAPABILITIES
+        .iter()
+        .filter(|c| **c != "CAP_NET_RAW")
+        .map(|c| c.to_string())
+        .collect();
     ContainerOptions {
+        capabilities,
         id_mappings: spec
             .user_namespace
             .then(|| IdMappings::range(USERNS_BASE, USERNS_SIZE)),
@@ -320,12 +331,27 @@ mod tests {
         let image = r#""image":{"registry":"r","repository":"x","reference":"1"}"#;
         let plain = spec(&format!(r#"{{"id":"j1",{image}}}"#));
         assert!(!plain.user_namespace, "old controllers send no field");
-        assert_eq!(container_options(&plain), ContainerOptions::default());
+        assert_eq!(
+            container_options(&plain).id_mappings,
+            ContainerOptions::default().id_mappings
+        );
         let userns = spec(&format!(r#"{{"id":"j2",{image},"user_namespace":true}}"#));
         let maps = container_options(&userns).id_mappings.unwrap();
         assert_eq!(maps.host_id(0, false), Some(USERNS_BASE));
         assert_eq!(maps.host_id(65_535, true), Some(USERNS_BASE + 65_535));
         assert_eq!(maps.host_id(65_536, false), None);
+    }
+
+    #[test]
+    fn jobs_get_the_default_capabilities_but_net_raw() {
+        let image = r#""image":{"registry":"r","repository":"x","reference":"1"}"#;
+        let caps = container_options(&spec(&format!(r#"{{"id":"j1",{image}}}"#))).capabilities;
+        assert!(!caps.iter().any(|c| c == "CAP_NET_RAW"), "{caps:?}");
+        assert_eq!(
+            caps.len() + 1,
+            paas_runtime::security::DEFAULT_CAPABILITIES.len()
+        );
+        assert!(caps.iter().any(|c| c == "CAP_NET_BIND_SERVICE"), "{caps:?}");
     }
 
     #[test]
@@ -364,5 +390,10 @@ mod tests {
         assert!(validate(&spec(&bad_volume))
             .unwrap_err()
             .contains("volume name"));
+        for bad in [0u64, 1 << 31] {
+            let bad_tenant = format!(r#"{base},"tenant":{bad}}}"#);
+            let err = validate(&spec(&bad_tenant)).unwrap_err();
+            assert!(err.contains("tenant"), "{err}");
+        }
     }
 }

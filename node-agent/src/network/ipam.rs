@@ -43,6 +43,22 @@ pub struct Lease {
     /// The job may reach the API ports (its address is in the nft set `api_allowed`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub api_access: bool,
+    /// The job's tenant ([`paas_api::JobSpec::tenant`]): jobs of one tenant may reach each
+    /// other. None: a tenant of its own (also every lease of an agent older than the walls).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<u32>,
+    /// The MAC address of the job's `eth0` (`aa:bb:…`), the only one its port of the
+    /// bridge lets through. None in leases of an agent older than the walls (the agent then
+    /// reads it from the job's netns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+}
+
+/// The MAC address the agent gives a job's `eth0`: `02:50:` and the four bytes of its IPv4
+/// address (locally administered, unicast; unique on the bridge because addresses are).
+pub fn mac_for(ip: Ipv4Addr) -> String {
+    let [a, b, c, d] = ip.octets();
+    format!("02:50:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -87,7 +103,12 @@ impl Ipam {
 
     /// The lease of `job`, made (and persisted) if it has none. A host port is taken when
     /// `container_port` is set.
-    pub fn lease(&mut self, job: &str, container_port: Option<u16>) -> Result<Lease, IpamError> {
+    pub fn lease(
+        &mut self,
+        job: &str,
+        container_port: Option<u16>,
+        tenant: Option<u32>,
+    ) -> Result<Lease, IpamError> {
         if let Some(lease) = self.file.leases.get(job) {
             return Ok(lease.clone());
         }
@@ -109,6 +130,8 @@ impl Ipam {
             host_port,
             container_port,
             api_access: false,
+            tenant,
+            mac: Some(mac_for(ip)),
         };
         self.file.leases.insert(job.to_string(), lease.clone());
         self.save()?;
@@ -153,7 +176,6 @@ impl Ipam {
         self.file.leases.get(job)
     }
 
-    /// Every lease, by job id.
     /// Marks the job's lease as allowed to reach the API ports; None without a lease.
     pub fn allow_api(&mut self, job: &str) -> Result<Option<Lease>, IpamError> {
         let Some(lease) = self.file.leases.get_mut(job) else {
@@ -165,6 +187,16 @@ impl Ipam {
         Ok(Some(lease))
     }
 
+    /// Records the MAC address of a job whose lease has none (persisted).
+    pub fn set_mac(&mut self, job: &str, mac: &str) -> Result<(), IpamError> {
+        if let Some(lease) = self.file.leases.get_mut(job) {
+            lease.mac = Some(mac.to_string());
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    /// Every lease, by job id.
     pub fn leases(&self) -> &BTreeMap<String, Lease> {
         &self.file.leases
     }

@@ -1,29 +1,28 @@
 //! Node and job networking: the bridge, per-job network namespaces and veths, and the
-//! nftables table that maps host ports to containers.
+//! nftables tables that map host ports to containers and wall tenants apart.
 //!
 //! * Bridge `<prefix>0` holds the subnet's first address; `net.ipv4.ip_forward` is on.
-//! * Each job gets netns `<prefix>-<hash>` (`/run/netns/…`) and a veth pair: the host end
-//!   `<prefix>v<hash>` on the bridge, the other end moved into the netns as `eth0` with the
-//!   job's address from [`ipam::Ipam`], a default route via the bridge, and `lo` up.
-//! * Table `ip <prefix>`: map `jobports` (host port → container ip . port), DNAT in
-//!   `prerouting` and `output` for traffic to the node's own addresses
-//!   (`fib daddr type local`), masquerade in `postrouting` for the subnet's egress (and
-//!   for hairpin traffic), accept in `forward` for the bridge. A job's mapping is one map
-//!   element, so deleting the job deletes it and leaves no rule behind.
-//! * The API fence ([`Fence`]): containers may not reach the agent's API port nor the
-//!   controller's (API, git and registry share it) on any of this node's addresses (chain
-//!   `input`: `iifname <bridge> ip saddr != @api_allowed tcp dport @api_ports drop`; the
-//!   hook runs after DNAT, so a mapped port is judged by where it really goes), nor the
-//!   controller's address and port on another machine (the same in `forward`, before the
-//!   bridge's accept, with `ip daddr . tcp dport @api_remote`). Jobs whose spec says
-//!   `api_access` have their address in `api_allowed`. The router's port, other apps'
-//!   host ports and the internet stay reachable.
+//! * Each job gets netns `<prefix>-<hash>` (`/run/netns/…`, IPv6 turned off in it unless
+//!   the agent runs with `--job-ipv6`) and a veth pair: the host end `<prefix>v<hash>` on
+//!   the bridge, the other end moved into the netns as `eth0` with the job's address from
+//!   [`ipam::Ipam`] and the MAC [`ipam::mac_for`] that address, a default route via the
+//!   bridge, and `lo` up.
+//! * Tables `ip <prefix>` and `bridge <prefix>` ([`tables`]): host port DNAT, masquerade,
+//!   the API fence ([`Fence`]), and the walls between tenants. A job's rules are elements
+//!   of sets and maps, added at setup and deleted at teardown, so a deleted job leaves no
+//!   rule behind; a restarted agent redefines both tables from the leases in one nft
+//!   transaction, so running jobs' traffic is never dropped meanwhile.
+//! * Other nodes ([`NetworkManager::set_peers`], from the controller's heartbeat answer):
+//!   their host ports and agent ports are closed to jobs.
 //!
-//! Everything is done by running `ip` and `nft -f -`.
+//! Everything is done by running `ip` and `nft -f -`, except IPv6, turned off by a thread
+//! that enters the job's netns.
 
+mod fence;
 pub mod ipam;
+pub mod tables;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -32,7 +31,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 use crate::config::{PortRange, Subnet};
+pub use fence::Fence;
 use ipam::{Ipam, IpamError, Lease};
+use tables::{JobWall, Tables, TablesError};
 
 /// Errors of network setup and teardown.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +48,8 @@ pub enum NetError {
     },
     #[error(transparent)]
     Ipam(#[from] IpamError),
+    #[error(transparent)]
+    Tables(#[from] TablesError),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -94,13 +97,18 @@ pub struct JobNet {
     pub addr: Option<String>,
 }
 
-/// The node's network: bridge, nft table and the job address book.
+/// The node's network: bridge, nft tables and the job address book.
 #[derive(Debug)]
 pub struct NetworkManager {
     prefix: String,
     subnet: Subnet,
+    ports: PortRange,
     advertise: Ipv4Addr,
+    /// Leave IPv6 on in job netns (`--job-ipv6`).
+    job_ipv6: bool,
     ipam: Mutex<Ipam>,
+    /// The peer nodes last written to the tables (None: not since the agent started).
+    peers: Mutex<Option<Vec<SocketAddrV4>>>,
 }
 
 impl NetworkManager {
@@ -116,9 +124,42 @@ impl NetworkManager {
         Ok(NetworkManager {
             prefix: prefix.to_string(),
             subnet,
+            ports,
             advertise,
+            job_ipv6: false,
             ipam: Mutex::new(ipam),
+            peers: Mutex::new(None),
         })
+    }
+
+    /// Leaves IPv6 on in the netns of jobs set up from now on (`--job-ipv6`); off by
+    /// default.
+    pub fn with_job_ipv6(mut self, on: bool) -> NetworkManager {
+        self.job_ipv6 = on;
+        self
+    }
+
+    fn tables(&self) -> Tables<'_> {
+        Tables {
+            prefix: &self.prefix,
+            subnet: self.subnet,
+            ports: self.ports,
+        }
+    }
+
+    /// What the tables hold for `job` (a lease without a MAC gets the one the agent would
+    /// have given it: deleting a missing element is harmless).
+    fn wall(&self, job: &str, lease: &Lease) -> Result<JobWall> {
+        let mac = lease.mac.clone().unwrap_or_else(|| ipam::mac_for(lease.ip));
+        let port = lease.host_port.zip(lease.container_port);
+        Ok(JobWall::new(
+            JobNames::new(&self.prefix, job).veth_host,
+            lease.ip,
+            &mac,
+            tables::tenant_mark(lease.tenant, lease.ip)?,
+            port,
+            lease.api_access,
+        )?)
     }
 
     pub fn bridge(&self) -> String {
@@ -129,8 +170,9 @@ impl NetworkManager {
         self.ipam.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Creates (or repairs) the bridge and the nft table, and re-installs the port
-    /// mappings of every lease. Idempotent; run at agent start.
+    /// Creates (or repairs) the bridge and both nft tables, and re-installs every lease's
+    /// port mapping and place in the walls (reading the MAC of leases an older agent made
+    /// from their job's netns). Idempotent; run at agent start.
     pub async fn ensure_node(&self) -> Result<()> {
         let bridge = self.bridge();
         if !link_names().await.contains(&bridge) {
@@ -143,55 +185,31 @@ impl NetworkManager {
             what: "turning on /proc/sys/net/ipv4/ip_forward".into(),
             source,
         })?;
-        let leases: Vec<Lease> = self.ipam().leases().values().cloned().collect();
-        nft(&self.table_script(&leases)).await
-    }
-
-    /// The nft script that (re)defines the table and its base chains.
-    fn table_script(&self, leases: &[Lease]) -> String {
-        let (p, br, net) = (&self.prefix, self.bridge(), self.subnet);
-        let mut s = format!(
-            "add table ip {p}\n\
-             add map ip {p} jobports {{ type inet_service : ipv4_addr . inet_service; }}\n\
-             add chain ip {p} prerouting {{ type nat hook prerouting priority dstnat; policy accept; }}\n\
-             add chain ip {p} output {{ type nat hook output priority -100; policy accept; }}\n\
-             add chain ip {p} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}\n\
-             add chain ip {p} forward {{ type filter hook forward priority filter; policy accept; }}\n\
-             add chain ip {p} input {{ type filter hook input priority filter; policy accept; }}\n\
-             add set ip {p} api_ports {{ type inet_service; }}\n\
-             add set ip {p} api_remote {{ type ipv4_addr . inet_service; }}\n\
-             add set ip {p} api_allowed {{ type ipv4_addr; }}\n\
-             flush chain ip {p} prerouting\n\
-             flush chain ip {p} output\n\
-             flush chain ip {p} postrouting\n\
-             flush chain ip {p} forward\n\
-             flush chain ip {p} input\n\
-             flush map ip {p} jobports\n\
-             flush set ip {p} api_allowed\n\
-             add rule ip {p} prerouting fib daddr type local dnat ip to tcp dport map @jobports\n\
-             add rule ip {p} output fib daddr type local dnat ip to tcp dport map @jobports\n\
-             add rule ip {p} postrouting ip saddr {net} oifname != \"{br}\" masquerade\n\
-             add rule ip {p} postrouting ct status dnat ip saddr {net} oifname \"{br}\" masquerade\n\
-             add rule ip {p} input iifname \"{br}\" ip saddr != @api_allowed tcp dport @api_ports drop\n\
-             add rule ip {p} forward iifname \"{br}\" ip saddr != @api_allowed ip daddr . tcp dport @api_remote drop\n\
-             add rule ip {p} forward iifname \"{br}\" accept\n\
-             add rule ip {p} forward oifname \"{br}\" accept\n"
-        );
-        for lease in leases {
-            if let (Some(hp), Some(cp)) = (lease.host_port, lease.container_port) {
-                s.push_str(&format!(
-                    "add element ip {p} jobports {{ {hp} : {} . {cp} }}\n",
-                    lease.ip
-                ));
+        let leases: Vec<(String, Lease)> = self
+            .ipam()
+            .leases()
+            .iter()
+            .map(|(job, lease)| (job.clone(), lease.clone()))
+            .collect();
+        let mut walls = Vec::new();
+        for (job, lease) in leases {
+            if lease.mac.is_none() {
+                // A lease of an agent older than the walls: its job's MAC is the kernel's.
+                let netns = JobNames::new(&self.prefix, &job).netns;
+                match read_mac(&netns).await {
+                    Some(mac) => self.ipam().set_mac(&job, &mac)?,
+                    None => {
+                        tracing::warn!(job, "no eth0 in {netns}: the job gets no walls entry");
+                        continue;
+                    }
+                }
             }
-            if lease.api_access {
-                s.push_str(&format!(
-                    "add element ip {p} api_allowed {{ {} }}\n",
-                    lease.ip
-                ));
-            }
+            let Some(lease) = self.lease(&job) else {
+                continue;
+            };
+            walls.push(self.wall(&job, &lease)?);
         }
-        s
+        nft(&self.tables().define(&walls)).await
     }
 
     /// Sets what containers may not reach (replacing the previous fence in one nft
@@ -212,11 +230,40 @@ impl NetworkManager {
         .await
     }
 
+    /// Closes the host ports and agent ports of the other nodes (`IPV4:PORT` of their
+    /// agents, from the controller) to jobs, replacing the previous list; nothing is done
+    /// when the list did not change.
+    pub async fn set_peers(&self, peers: &[SocketAddrV4]) -> Result<()> {
+        if self.peers_now().as_deref() == Some(peers) {
+            return Ok(());
+        }
+        nft(&self.tables().peers(peers)).await?;
+        tracing::info!(
+            ?peers,
+            "jobs are kept from these nodes' host ports and agent ports"
+        );
+        *self.peers.lock().unwrap_or_else(|e| e.into_inner()) = Some(peers.to_vec());
+        Ok(())
+    }
+
+    fn peers_now(&self) -> Option<Vec<SocketAddrV4>> {
+        self.peers.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Gives `job` an address (and a host port if `port` is set), a netns with a veth on
-    /// the bridge, and its port mapping. On error, what was made is undone by
-    /// [`NetworkManager::teardown_job`] (the caller calls it).
-    pub async fn setup_job(&self, job: &str, port: Option<u16>) -> Result<JobNet> {
-        let lease = self.ipam().lease(job, port)?;
+    /// the bridge, its port mapping and its place in the walls of `tenant` (None: a tenant
+    /// of its own). On error, what was made is undone by [`NetworkManager::teardown_job`]
+    /// (the caller calls it).
+    pub async fn setup_job(
+        &self,
+        job: &str,
+        port: Option<u16>,
+        tenant: Option<u32>,
+    ) -> Result<JobNet> {
+        // Checked before anything is made.
+        tables::tenant_mark(tenant, Ipv4Addr::UNSPECIFIED)?;
+        let lease = self.ipam().lease(job, port, tenant)?;
+        let wall = self.wall(job, &lease)?;
         let names = JobNames::new(&self.prefix, job);
         let ns = names.netns.as_str();
         // Leftovers of an earlier try under the same names.
@@ -226,6 +273,9 @@ impl NetworkManager {
         let gw = self.subnet.gateway().to_string();
         let bridge = self.bridge();
         ip(&["netns", "add", ns]).await?;
+        if !self.job_ipv6 {
+            disable_ipv6(names.netns_path()).await?;
+        }
         ip(&[
             "link",
             "add",
@@ -235,6 +285,8 @@ impl NetworkManager {
             "peer",
             "name",
             &names.veth_peer,
+            "address",
+            &wall.mac,
         ])
         .await?;
         ip(&["link", "set", &names.veth_host, "master", &bridge, "up"]).await?;
@@ -244,13 +296,7 @@ impl NetworkManager {
         ip(&["-n", ns, "link", "set", "eth0", "up"]).await?;
         ip(&["-n", ns, "link", "set", "lo", "up"]).await?;
         ip(&["-n", ns, "route", "add", "default", "via", &gw]).await?;
-        if let (Some(hp), Some(cp)) = (lease.host_port, lease.container_port) {
-            nft(&format!(
-                "add element ip {} jobports {{ {hp} : {} . {cp} }}\n",
-                self.prefix, lease.ip
-            ))
-            .await?;
-        }
+        nft(&self.tables().add_job(&wall)).await?;
         Ok(JobNet {
             netns_path: names.netns_path(),
             ip: lease.ip,
@@ -283,98 +329,17 @@ impl NetworkManager {
             return Ok(());
         };
         let names = JobNames::new(&self.prefix, job);
-        if lease.api_access {
-            ignore_missing(
-                nft(&format!(
-                    "delete element ip {} api_allowed {{ {} }}\n",
-                    self.prefix, lease.ip
-                ))
-                .await,
-            )?;
-        }
-        if let Some(hp) = lease.host_port {
-            ignore_missing(
-                nft(&format!(
-                    "delete element ip {} jobports {{ {hp} }}\n",
-                    self.prefix
-                ))
-                .await,
-            )?;
+        let elements = self.tables().delete_job(&self.wall(job, &lease)?);
+        if nft(&elements.concat()).await.is_err() {
+            // Some are gone already (a start that failed half-way): the rest one by one.
+            for element in &elements {
+                ignore_missing(nft(element).await)?;
+            }
         }
         ignore_missing(ip(&["netns", "del", &names.netns]).await)?;
         ignore_missing(ip(&["link", "del", &names.veth_host]).await)?;
         self.ipam().release(job)?;
         Ok(())
-    }
-}
-
-/// What containers without API access may not reach.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Fence {
-    /// Ports closed on every address of this node: the agent's and the controller's.
-    pub local_ports: Vec<u16>,
-    /// Address and port pairs closed on other machines: the controller's.
-    pub remote: Vec<(Ipv4Addr, u16)>,
-}
-
-impl Fence {
-    /// The fence of an agent listening on `agent_port` whose controller is at `controller`
-    /// (a URL; a host name is resolved now, and only its IPv4 addresses are fenced).
-    pub async fn of(controller: Option<&str>, agent_port: u16) -> Fence {
-        let mut fence = Fence {
-            local_ports: vec![agent_port],
-            remote: Vec::new(),
-        };
-        let Some(url) = controller.and_then(|c| reqwest::Url::parse(c).ok()) else {
-            return fence;
-        };
-        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
-            return fence;
-        };
-        fence.local_ports.push(port);
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        match tokio::net::lookup_host((host, port)).await {
-            Ok(addrs) => {
-                for addr in addrs {
-                    if let std::net::IpAddr::V4(ip) = addr.ip() {
-                        fence.remote.push((ip, port));
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(
-                "resolving the controller {host}: {e}; containers are kept from its port on \
-                 this node's addresses only"
-            ),
-        }
-        fence.local_ports.sort_unstable();
-        fence.local_ports.dedup();
-        fence.remote.sort_unstable();
-        fence.remote.dedup();
-        fence
-    }
-
-    /// The nft script that replaces the table's fence sets with this fence.
-    pub fn script(&self, prefix: &str) -> String {
-        let mut s = format!("flush set ip {prefix} api_ports\nflush set ip {prefix} api_remote\n");
-        let ports: Vec<String> = self.local_ports.iter().map(u16::to_string).collect();
-        if !ports.is_empty() {
-            s.push_str(&format!(
-                "add element ip {prefix} api_ports {{ {} }}\n",
-                ports.join(", ")
-            ));
-        }
-        let remote: Vec<String> = self
-            .remote
-            .iter()
-            .map(|(ip, port)| format!("{ip} . {port}"))
-            .collect();
-        if !remote.is_empty() {
-            s.push_str(&format!(
-                "add element ip {prefix} api_remote {{ {} }}\n",
-                remote.join(", ")
-            ));
-        }
-        s
     }
 }
 
@@ -384,7 +349,7 @@ pub fn bridge_name(prefix: &str) -> String {
 }
 
 /// Removes every network object of `prefix` from the host: job netns (`<prefix>-<8 hex>`),
-/// stray veths (`<prefix>v<hex>`), the nft table and the bridge. For `paas-agent cleanup`.
+/// stray veths (`<prefix>v<hex>`), the nft tables and the bridge. For `paas-agent cleanup`.
 pub async fn remove_all(prefix: &str) -> Result<()> {
     let is_hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
     let veth_len = JobNames::new(prefix, "x").veth_host.len();
@@ -412,6 +377,7 @@ pub async fn remove_all(prefix: &str) -> Result<()> {
         }
     }
     ignore_missing(nft(&format!("delete table ip {prefix}\n")).await)?;
+    ignore_missing(nft(&format!("delete table bridge {prefix}\n")).await)?;
     if links.contains(&bridge_name(prefix)) {
         ignore_missing(ip(&["link", "del", &bridge_name(prefix)]).await)?;
     }
@@ -451,6 +417,50 @@ async fn link_names() -> Vec<String> {
         .filter_map(|l| l.split(": ").nth(1))
         .map(|n| n.split('@').next().unwrap_or(n).to_string())
         .collect()
+}
+
+/// The MAC address of `eth0` in the netns `netns` (`aa:bb:…`), if there is one.
+async fn read_mac(netns: &str) -> Option<String> {
+    let out = Command::new("ip")
+        .args(["-n", netns, "-o", "link", "show", "eth0"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .await
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut words = text.split_whitespace();
+    words.find(|w| *w == "link/ether")?;
+    words.next().map(str::to_string)
+}
+
+/// Turns IPv6 off in the network namespace at `netns` (every interface there now and
+/// later), so a job has no IPv6 address at all, link-local included. A kernel without
+/// IPv6 has nothing to turn off. A thread of its own enters the netns (a thread's
+/// `/proc/sys/net` is its netns's) and ends there, so no other thread changes namespace.
+async fn disable_ipv6(netns: PathBuf) -> Result<()> {
+    let what = format!("turning IPv6 off in {}", netns.display());
+    let turn_off = move || -> std::io::Result<()> {
+        let file = std::fs::File::open(&netns)?;
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)?;
+        for conf in ["default", "all"] {
+            let path = format!("/proc/sys/net/ipv6/conf/{conf}/disable_ipv6");
+            match std::fs::write(&path, "1") {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                other => other?,
+            }
+        }
+        Ok(())
+    };
+    let joined = tokio::task::spawn_blocking(move || {
+        std::thread::spawn(turn_off)
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the thread panicked")))
+    })
+    .await;
+    joined
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        .map_err(|source| NetError::Io { what, source })
 }
 
 async fn ip(args: &[&str]) -> Result<()> {
@@ -498,25 +508,6 @@ async fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn fences_cover_the_agent_and_the_controller() {
-        let f = Fence::of(Some("http://10.1.2.3:9000/"), 7070).await;
-        assert_eq!(f.local_ports, [7070, 9000]);
-        assert_eq!(f.remote, [(Ipv4Addr::new(10, 1, 2, 3), 9000)]);
-        assert_eq!(
-            f.script("ac4"),
-            "flush set ip ac4 api_ports\nflush set ip ac4 api_remote\n\
-             add element ip ac4 api_ports { 7070, 9000 }\n\
-             add element ip ac4 api_remote { 10.1.2.3 . 9000 }\n"
-        );
-        let f = Fence::of(Some("http://localhost"), 7070).await;
-        assert_eq!(f.local_ports, [80, 7070]);
-        assert!(f.remote.contains(&(Ipv4Addr::LOCALHOST, 80)), "{f:?}");
-        let f = Fence::of(None, 7070).await;
-        assert_eq!(f.script("p").lines().count(), 3);
-        assert!(Fence::of(Some("not a url"), 1).await.remote.is_empty());
-    }
 
     #[test]
     fn names_fit_the_kernel_limits() {

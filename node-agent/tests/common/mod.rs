@@ -3,6 +3,8 @@
 //! in-process agent that is cleaned up (via `paas-agent cleanup`) on drop.
 #![allow(dead_code)]
 
+pub mod testbed;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -68,6 +70,7 @@ pub fn config(state_dir: &Path, token: &str, names: &Names) -> AgentConfig {
         cgroup_root: "/sys/fs/cgroup".into(),
         job_log_bytes: paas_node_agent::jobs::capture::DEFAULT_CAP_BYTES,
         layer_cache_bytes: None,
+        job_ipv6: false,
     }
 }
 
@@ -207,6 +210,8 @@ pub struct RegistryState {
     pub blob_gets: HashMap<String, u32>,
     /// Heartbeats received at `/v1/nodes/heartbeat`.
     pub heartbeats: Vec<serde_json::Value>,
+    /// The `paas-peer-nodes` header of the heartbeat answer (none: no header).
+    pub peer_nodes: Option<String>,
 }
 
 /// A fake OCI registry on a loopback port.
@@ -216,8 +221,13 @@ pub struct FakeRegistry {
 }
 
 impl FakeRegistry {
-    /// Starts the registry; requests must carry `Bearer <token>`.
+    /// Starts the registry on a loopback port; requests must carry `Bearer <token>`.
     pub async fn start(token: &str) -> FakeRegistry {
+        FakeRegistry::start_on(token, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// [`FakeRegistry::start`] on `addr` (port 0: any free port).
+    pub async fn start_on(token: &str, addr: SocketAddr) -> FakeRegistry {
         let state = Arc::new(Mutex::new(RegistryState {
             token: token.to_string(),
             ..Default::default()
@@ -225,7 +235,7 @@ impl FakeRegistry {
         let app = axum::Router::new()
             .fallback(registry_handler)
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
@@ -291,7 +301,12 @@ async fn registry_handler(
     let path = parts.uri.path().to_string();
     if path == "/v1/nodes/heartbeat" && parts.method == Method::POST {
         s.heartbeats.push(serde_json::from_slice(&body).unwrap());
-        return StatusCode::NO_CONTENT.into_response();
+        let mut resp = StatusCode::NO_CONTENT.into_response();
+        if let Some(peers) = &s.peer_nodes {
+            resp.headers_mut()
+                .insert(paas_api::PEER_NODES, peers.parse().unwrap());
+        }
+        return resp;
     }
     if let Some(name) = path.strip_prefix("/inputs/") {
         return match s.inputs.get(name) {

@@ -1,7 +1,8 @@
 //! Journey on a 3-host cluster made by `deploy/netns-cluster` (network namespaces on a test
 //! bridge, one real agent per host, real containers), one app through it all so CI pays for
 //! one cluster and one build:
-//! scale web=4 spreads over the 3 nodes; SIGKILL + restart of an agent keeps the same
+//! scale web=4 spreads over the 3 nodes; a job on one node reaches neither another node's
+//! host ports nor its agent port (walls across nodes, from the heartbeat answers); SIGKILL + restart of an agent keeps the same
 //! container pids serving with no restart; a killed app process is restarted and its
 //! restart count shows; a node whose agent is SIGKILLed and whose link is cut has its jobs
 //! started elsewhere while the app keeps answering through the router; a drained node's
@@ -297,6 +298,8 @@ fn cluster_spreads_survives_agent_app_node_and_controller_failures() {
         "web=4 over 3 nodes must spread 2/1/1: {spread:?}"
     );
 
+    walls_between_nodes(&c);
+
     // SIGKILL host 1's agent and start it again: the same containers keep serving.
     let before = spread[&1].clone();
     c.script(&["stop-agent", "1", "KILL"]);
@@ -422,4 +425,66 @@ fn cluster_spreads_survives_agent_app_node_and_controller_failures() {
     let jobs = c.up_jobs(&[1, 2], "hello");
     assert_eq!(total(&jobs), 6, "exactly the formation: {jobs:?}");
     assert_eq!(c.request_app("hello").map(|(s, _)| s), Some(200));
+}
+
+/// Walls across nodes: every agent got the other nodes from its heartbeat answers, and a
+/// job on host 1 reaches neither a job's host port on host 2 nor host 2's agent port
+/// (same app or not: other nodes' jobs are reached through the router), while host 1
+/// itself (its agent, a router there) does.
+fn walls_between_nodes(c: &Cluster) {
+    for i in 1..=HOSTS {
+        let others: Vec<String> = (1..=HOSTS)
+            .filter(|&j| j != i)
+            .map(|j| format!("{}.{}", c.net, 10 + j))
+            .collect();
+        wait("the agent knows its peers", Duration::from_secs(10), || {
+            let set = Command::new("ip")
+                .args(["netns", "exec", &format!("{}-h{i}", c.env[0].1), "nft"])
+                .args(["list", "set", "ip", &c.node(i), "peer_nodes"])
+                .output()
+                .ok()?;
+            let set = String::from_utf8_lossy(&set.stdout).into_owned();
+            others
+                .iter()
+                .all(|o| set.contains(o.as_str()))
+                .then_some(())
+        });
+    }
+    let jobs_of = |i: usize| -> Vec<Value> {
+        c.http
+            .get(format!("{}/v1/jobs", c.agent_url(i)))
+            .bearer_auth(c.agent_token(i))
+            .send()
+            .and_then(|r| r.json())
+            .unwrap_or_default()
+    };
+    let up = |i: usize| {
+        jobs_of(i)
+            .into_iter()
+            .find(|j| j["state"] == "up" && j["host_port"].is_u64())
+            .unwrap_or_else(|| panic!("no web job up on host {i}"))
+    };
+    let attacker = up(1)["pid"].as_i64().unwrap().to_string();
+    let target = format!("{}.12", c.net);
+    let host_port = up(2)["host_port"].as_u64().unwrap().to_string();
+    let connects = |netns: &[&str], port: &str| {
+        Command::new("nsenter")
+            .args(netns)
+            .args(["/bin/busybox", "nc", "-w", "3", &target, port, "-e", "true"])
+            .status()
+            .unwrap()
+            .success()
+    };
+    let in_job = ["-t", attacker.as_str(), "-n"];
+    let node1 = format!("--net=/run/netns/{}-h1", c.env[0].1);
+    for port in [host_port.as_str(), "7070"] {
+        assert!(
+            connects(&[node1.as_str()], port),
+            "host 1 reaches {target}:{port}"
+        );
+        assert!(
+            !connects(&in_job, port),
+            "a job on host 1 reached {target}:{port}"
+        );
+    }
 }
