@@ -374,13 +374,18 @@ async fn failed_dashboard_logins_use_the_api_limiter() {
     // Nine failures elsewhere (bad API tokens, say) and one wrong dashboard password use
     // up the source's budget of ten.
     for _ in 0..9 {
-        c.access.fail(ip);
+        c.access.fail(crate::auth::limit::Budget::People, ip);
     }
     assert_eq!(
         d.login("admin", "wrong", ip).await.unwrap(),
         LoginOutcome::Wrong
     );
-    assert!(c.access.check(ip).is_err(), "the dashboard failure counted");
+    assert!(
+        c.access
+            .check(crate::auth::limit::Budget::People, ip)
+            .is_err(),
+        "the dashboard failure counted"
+    );
     // Now even the right password is refused before it is looked at.
     assert!(matches!(
         d.login("admin", &token, ip).await.unwrap(),

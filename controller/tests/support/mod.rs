@@ -125,7 +125,10 @@ impl Running {
                 .unwrap();
             assert!(again.is_empty());
         }
-        let app = paas_controller::http::app(Arc::clone(&c));
+        // With connect info, as the real server: the source address reaches the limits
+        // and the refusal log.
+        let app = paas_controller::http::app(Arc::clone(&c))
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
         let tasks = vec![
             tokio::spawn(async move {
                 axum::serve(listener, app).await.unwrap();
