@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub mod access;
+pub mod config_vars;
 pub mod exec;
 pub mod names;
 pub use access::*;

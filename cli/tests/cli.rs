@@ -134,6 +134,26 @@ async fn list_releases(
     }
 }
 
+/// `PATCH /v1/apps/{name}/config`: answers as the controller does when the app's config
+/// would pass 64 KB (the CLI cannot know the total; it shows the controller's words).
+async fn patch_config(
+    State(fake): State<Arc<Fake>>,
+    headers: HeaderMap,
+    UrlPath(name): UrlPath<String>,
+) -> Response {
+    if let Some(resp) = reject(&fake, &headers, format!("PATCH /v1/apps/{name}/config")) {
+        return resp;
+    }
+    error(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        paas_api::config_vars::TOO_LARGE,
+        "setting C would make the app's config vars 92170 bytes (keys and values), over \
+         the limit of 64 KB (65536 bytes): unset vars it no longer needs with `paas \
+         config:unset`"
+            .into(),
+    )
+}
+
 /// `POST …/exec`: records the path and answers that there is no such job (the CLI's
 /// choice of job is what the tests look at).
 async fn exec_in_job(
@@ -187,6 +207,7 @@ fn start_fake() -> (String, Arc<Fake>) {
         .route("/v1/apps", get(list_apps).post(create_app))
         .route("/v1/apps/{name}", get(show_app))
         .route("/v1/apps/{name}/releases", get(list_releases))
+        .route("/v1/apps/{name}/config", axum::routing::patch(patch_config))
         .route("/v1/nodes/{name}", axum::routing::delete(remove_node))
         .route("/v1/apps/{name}/exec", axum::routing::post(exec_in_job))
         .route(
@@ -561,5 +582,52 @@ fn nodes_remove_deletes_the_node_or_shows_why_not() {
     assert_eq!(
         fake.requests.lock().unwrap()[..],
         ["DELETE /v1/nodes/old", "DELETE /v1/nodes/busy"]
+    );
+}
+
+#[test]
+fn config_set_refuses_values_over_32_kb_and_shows_the_controllers_limit() {
+    let (url, fake) = start_fake();
+    let sandbox = Sandbox::new();
+    let big = format!("BIG={}", "x".repeat(40_000));
+    let run = sandbox.paas(&[
+        "config:set",
+        &big,
+        "-a",
+        "hello",
+        "--url",
+        &url,
+        "--token",
+        TOKEN,
+    ]);
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("BIG is 40000 bytes, over the limit of 32 KB (32768 bytes)"),
+        "{run:?}"
+    );
+    assert!(
+        !fake
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.starts_with("PATCH")),
+        "nothing was sent"
+    );
+    let run = sandbox.paas(&[
+        "config:set",
+        "C=small",
+        "-a",
+        "hello",
+        "--url",
+        &url,
+        "--token",
+        TOKEN,
+    ]);
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr.contains("over the limit of 64 KB") && run.stderr.contains("config:unset"),
+        "{run:?}"
     );
 }

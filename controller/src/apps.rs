@@ -27,6 +27,9 @@ pub enum AppsError {
     NothingToRollBack(String),
     #[error("{0} is building: wait for the build to finish, then destroy it")]
     Building(String),
+    /// A config value (or the whole config) the limits refuse: nothing was changed.
+    #[error("{0}")]
+    Config(#[from] paas_api::config_vars::ConfigVarError),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -160,7 +163,10 @@ pub async fn config(
 }
 
 /// Sets (`Some`) and unsets (`None`) config vars, Heroku-style. Keys must already be
-/// valid. When the app has a release, a new release copies it with the new config
+/// valid; values are checked here against the limits of `paas_api::config_vars` (no NUL,
+/// 32 KB each, 64 KB in all), in the store's transaction, so nothing that would break a
+/// later release is stored ([`AppsError::Config`], nothing changed). When the app has a
+/// release, a new release copies it with the new config
 /// ("Set A, B" / "Unset C") and the scheduler rolls it out; before the first release
 /// the vars are only stored (the first build and release get them). Returns the new
 /// config and the new release's version, if one was made.
@@ -172,10 +178,10 @@ pub async fn set_config(
     let Some(app) = c.store.get_app(name).await? else {
         return Err(AppsError::NotFound(name.to_string()));
     };
-    for (key, value) in changes {
-        c.store.set_config_var(name, key, value.as_deref()).await?;
-    }
-    let config = c.store.config_vars(name).await?;
+    let config = c
+        .store
+        .change_config(name, changes, paas_api::config_vars::check_change)
+        .await??;
     let Some(current) = app.current_release else {
         return Ok((config, None));
     };

@@ -329,7 +329,7 @@ async fn app_forms_change_things_and_show_errors_next_to_the_field() {
         format!("key=BAD+KEY&value=hi&csrf={csrf}"),
     )
     .await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     let field = bad.body.find("id=\"config-key\"").expect("key field");
     let error = bad.body.find("id=\"config-error\"").expect("error shown");
     assert!(
@@ -340,6 +340,28 @@ async fn app_forms_change_things_and_show_errors_next_to_the_field() {
         bad.body.contains("value=\"BAD KEY\""),
         "what was typed is kept"
     );
+    // Values that would break every later release: NUL bytes, over 32 KB.
+    let nul = post(
+        "/apps/hello/config",
+        format!("key=N&value=a%00b&csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(nul.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(nul.body.contains("N contains a NUL byte"), "{}", nul.body);
+    let big = "x".repeat(40_000);
+    let huge = post(
+        "/apps/hello/config",
+        format!("key=BIG&value={big}&csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(huge.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        huge.body
+            .contains("BIG is 40000 bytes, over the limit of 32 KB"),
+        "{}",
+        huge.body
+    );
+    assert!(!huge.body.contains(&big), "a huge value is not sent back");
     assert_eq!(
         post(
             "/apps/hello/scale",

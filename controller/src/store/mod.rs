@@ -35,6 +35,8 @@ mod sizes;
 mod users;
 mod work;
 
+#[cfg(test)]
+mod limits_tests;
 #[doc(hidden)]
 pub mod test_pg;
 #[cfg(test)]
