@@ -134,7 +134,19 @@ pub async fn releases(
         Some(Err(_)) => return Ok(Vec::new()),
     };
     let rows = c.store.releases_page(name, after, limit).await?;
-    Ok(rows.iter().map(|r| r.to_api()).collect())
+    let statuses = c.store.release_statuses(name).await?;
+    Ok(rows
+        .iter()
+        .map(|r| with_status(r.to_api(), statuses.get(&r.version)))
+        .collect())
+}
+
+/// A release with its deploy status (`unknown` when it has no record).
+fn with_status(mut release: Release, status: Option<&crate::store::ReleaseStatus>) -> Release {
+    use crate::store::release_status::UNKNOWN;
+    release.status = Some(status.map_or(UNKNOWN, |s| s.status.as_str()).to_string());
+    release.status_reason = status.and_then(|s| s.reason.clone());
+    release
 }
 
 /// One page of an app's builds, newest first: at most `limit`, after the build `after`.
@@ -231,7 +243,12 @@ async fn new_release_from(
         description,
         created_at: now_rfc3339(),
     };
-    c.store.create_release(&release).await?;
+    // Pending until the scheduler sees it serve (or fail to start): never `succeeded` on
+    // faith. It keeps the health check of the release it copies.
+    let check = c.store.release_healthcheck(name, from).await?;
+    c.store
+        .create_release_pending(&release, check.as_deref())
+        .await?;
     c.scheduler.notify();
     Ok(version)
 }
@@ -241,10 +258,11 @@ pub async fn release(c: &Arc<Controller>, name: &str, version: u32) -> Result<Re
     if c.store.get_app(name).await?.is_none() {
         return Err(AppsError::NotFound(name.to_string()));
     }
+    let status = c.store.release_status(name, version).await?;
     c.store
         .get_release(name, version)
         .await?
-        .map(|r| r.to_api())
+        .map(|r| with_status(r.to_api(), status.as_ref()))
         .ok_or(AppsError::NoRelease(version))
 }
 

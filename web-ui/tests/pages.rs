@@ -102,6 +102,40 @@ async fn app_page_shows_url_current_release_and_releases_newest_first() {
 }
 
 #[tokio::test]
+async fn releases_show_their_deploy_status_and_why_one_failed() {
+    let mut d = sample();
+    let mut v3 = release("hello", 3, "Set BROKEN");
+    v3.status = Some("failed".into());
+    v3.status_reason =
+        Some("its web process crashed 3 times in a row (last: exited 127) <b>".into());
+    d.releases.get_mut("hello").unwrap().push(v3);
+    let page = get(d, "/apps/hello").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let row = page
+        .body
+        .split("data-version=\"3\"")
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .expect("v3 row")
+        .to_string();
+    assert!(
+        row.contains(r#"<span class="status status-crashed">failed</span>"#),
+        "{row}"
+    );
+    assert!(
+        row.contains("crashed 3 times in a row (last: exited 127) &lt;b&gt;"),
+        "the reason, escaped: {row}"
+    );
+    let v2 = page
+        .body
+        .split("data-version=\"2\"")
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .expect("v2 row");
+    assert!(v2.contains("status-up\">succeeded</span>"), "{v2}");
+}
+
+#[tokio::test]
 async fn app_page_without_releases_says_how_to_deploy() {
     let page = get(sample(), "/apps/fresh").await;
     assert_eq!(page.status, StatusCode::OK);

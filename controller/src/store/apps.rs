@@ -161,6 +161,24 @@ impl Store {
     /// release declares a `web` process type and the app has no `web` formation yet, the
     /// formation becomes `web=1` (the default of a first deploy).
     pub async fn create_release(&self, release: &ReleaseRow) -> Result<()> {
+        self.create_release_with(release, None).await
+    }
+
+    /// [`Store::create_release`] with its deploy record `pending` (and `healthcheck`), in
+    /// the same transaction, so the scheduler never sees the release current without it.
+    pub async fn create_release_pending(
+        &self,
+        release: &ReleaseRow,
+        healthcheck: Option<&str>,
+    ) -> Result<()> {
+        self.create_release_with(release, Some(healthcheck)).await
+    }
+
+    async fn create_release_with(
+        &self,
+        release: &ReleaseRow,
+        pending: Option<Option<&str>>,
+    ) -> Result<()> {
         let mut tx = self
             .pool()
             .begin()
@@ -208,6 +226,21 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(query("setting the default formation"))?;
+        }
+        if let Some(healthcheck) = pending {
+            sqlx::query(
+                "INSERT INTO release_status (app, version, healthcheck, status, reason, \
+                 updated_at) VALUES ($1, $2, $3, 'pending', NULL, $4) ON CONFLICT (app, \
+                 version) DO UPDATE SET healthcheck = excluded.healthcheck, status = \
+                 excluded.status, reason = NULL, updated_at = excluded.updated_at",
+            )
+            .bind(&release.app)
+            .bind(release.version as i64)
+            .bind(healthcheck)
+            .bind(crate::util::now_rfc3339())
+            .execute(&mut *tx)
+            .await
+            .map_err(query("recording a release's deploy status"))?;
         }
         tx.commit().await.map_err(query("committing a release"))?;
         Ok(())

@@ -1,5 +1,6 @@
 //! Store tests of issue 14's limits, on SQLite and PostgreSQL (see `tests`): config
-//! changes checked in one transaction, one app at a time.
+//! changes checked in one transaction, one app at a time; release outcomes that never
+//! undo a success.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -74,4 +75,75 @@ async fn config_changes_are_checked_one_at_a_time_on(backend: Backend) {
     assert_eq!(ok, 2);
     let total = paas_api::config_vars::total_bytes(&store.config_vars("race").await.unwrap());
     assert!(total <= paas_api::config_vars::MAX_TOTAL_BYTES, "{total}");
+}
+
+fn release(version: u32) -> ReleaseRow {
+    ReleaseRow {
+        app: "st".into(),
+        version,
+        image: format!("apps/st@sha256:{}", "c".repeat(64)),
+        source_version: None,
+        process_types: BTreeMap::from([("web".to_string(), "serve".to_string())]),
+        config: BTreeMap::new(),
+        description: format!("Set A (v{version})"),
+        created_at: crate::util::now_rfc3339(),
+    }
+}
+
+on_both!(
+    release_outcomes_never_undo_a_success,
+    release_outcomes_never_undo_a_success_on
+);
+async fn release_outcomes_never_undo_a_success_on(backend: Backend) {
+    use super::release_status::{FAILED, PENDING, SUCCEEDED};
+    let Some((_place, store)) = fresh_on(backend).await else {
+        return;
+    };
+    store.create_app("st").await.unwrap();
+    store
+        .create_release_pending(&release(1), Some("{\"path\":\"/h\"}"))
+        .await
+        .unwrap();
+    let st = store.release_status("st", 1).await.unwrap().unwrap();
+    assert_eq!(
+        (st.status.as_str(), st.healthcheck.as_deref()),
+        (PENDING, Some("{\"path\":\"/h\"}"))
+    );
+    assert_eq!(
+        store.get_app("st").await.unwrap().unwrap().current_release,
+        Some(1)
+    );
+    // Failed, the same again (no change), then it served after all.
+    assert!(store
+        .settle_release_status("st", 1, FAILED, Some("crashed"))
+        .await
+        .unwrap());
+    assert!(!store
+        .settle_release_status("st", 1, FAILED, Some("crashed"))
+        .await
+        .unwrap());
+    assert!(store
+        .settle_release_status("st", 1, FAILED, Some("other"))
+        .await
+        .unwrap());
+    assert!(store
+        .settle_release_status("st", 1, SUCCEEDED, None)
+        .await
+        .unwrap());
+    // A success stays: a later crash is the app's.
+    assert!(!store
+        .settle_release_status("st", 1, FAILED, Some("late"))
+        .await
+        .unwrap());
+    let st = store.release_status("st", 1).await.unwrap().unwrap();
+    assert_eq!((st.status.as_str(), st.reason), (SUCCEEDED, None));
+    assert_eq!(st.healthcheck.as_deref(), Some("{\"path\":\"/h\"}"), "kept");
+    // A release without a record gets one.
+    store.create_release(&release(2)).await.unwrap();
+    assert!(store.release_status("st", 2).await.unwrap().is_none());
+    assert!(store
+        .settle_release_status("st", 2, FAILED, Some("x"))
+        .await
+        .unwrap());
+    assert_eq!(store.release_statuses("st").await.unwrap().len(), 2);
 }

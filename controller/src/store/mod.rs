@@ -143,6 +143,8 @@ impl ReleaseRow {
             config_keys: self.config.keys().cloned().collect(),
             description: self.description.clone(),
             created_at: self.created_at.clone(),
+            status: None,
+            status_reason: None,
         }
     }
 }

@@ -425,8 +425,10 @@ async fn create(
             logs,
             server: None,
         }
-    } else if spec.command.iter().any(|a| a.contains("exit 3")) {
-        // A process that dies at once.
+    } else if spec.command.iter().any(|a| a.contains("exit 3"))
+        || spec.env.contains_key("FAKE_CRASH")
+    {
+        // A process that dies at once (its command, or a config var it cannot live with).
         let mut status = status_of(&spec, JobState::Crashed);
         status.exit = Some(exit("exited 3"));
         FakeJob {
