@@ -123,9 +123,10 @@ async fn releases_show_their_deploy_status_and_why_one_failed() {
         "{row}"
     );
     assert!(
-        row.contains("crashed 3 times in a row (last: exited 127) &lt;b&gt;"),
+        row.contains("crashed 3 times in a row (last: exited 127) &#60;b&#62;"),
         "the reason, escaped: {row}"
     );
+    assert!(!row.contains("<b>"), "{row}");
     let v2 = page
         .body
         .split("data-version=\"2\"")
