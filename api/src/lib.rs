@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub mod access;
+pub mod config_vars;
 pub mod exec;
 pub mod names;
 pub use access::*;
@@ -115,6 +116,14 @@ pub struct Release {
     pub description: String,
     /// RFC 3339 UTC.
     pub created_at: String,
+    /// How its deploy went: `pending` (its jobs are starting), `succeeded` (it served),
+    /// `failed` (its jobs could not start or kept crashing: see `status_reason`), or
+    /// `unknown` (made before paas recorded it). Absent from older controllers.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Why it failed, for `failed`.
+    #[serde(default)]
+    pub status_reason: Option<String>,
 }
 
 /// One build (a push that ran the buildpacks).

@@ -45,6 +45,8 @@ fn release(app: &str, version: u32) -> Release {
         config_keys: vec![],
         description: format!("Deploy number {version}"),
         created_at: format!("2024-05-0{version}T10:00:00Z"),
+        status: Some("succeeded".to_string()),
+        status_reason: None,
     }
 }
 
@@ -125,13 +127,63 @@ async fn list_releases(
     if let Some(resp) = reject(&fake, &headers, format!("GET /v1/apps/{name}/releases")) {
         return resp;
     }
-    match find(&fake, &name) {
+    // `broken` (not in the apps list, so other tests do not see it) has two releases.
+    let found =
+        find(&fake, &name).or_else(|| (name == "broken").then(|| app(&name, Some(2), "crashed")));
+    match found {
         None => not_found(&name),
         Some(app) => {
             let count = app.current_release.unwrap_or(0);
-            Json((1..=count).map(|v| release(&name, v)).collect::<Vec<_>>()).into_response()
+            let mut releases: Vec<Release> = (1..=count).map(|v| release(&name, v)).collect();
+            if name == "broken" {
+                // Its v2 could not start (what the controller's scheduler records).
+                releases[1].status = Some("failed".into());
+                releases[1].status_reason = Some(
+                    "its web process crashed 3 times in a row (last: exited 127); see `paas \
+                     logs`"
+                        .into(),
+                );
+            }
+            Json(releases).into_response()
         }
     }
+}
+
+/// `GET /v1/apps/{name}/releases/{version}`: that release of the list.
+async fn one_release(
+    State(fake): State<Arc<Fake>>,
+    headers: HeaderMap,
+    UrlPath((name, version)): UrlPath<(String, u32)>,
+) -> Response {
+    let list = list_releases(State(fake), headers, UrlPath(name.clone())).await;
+    let bytes = axum::body::to_bytes(list.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let releases: Vec<Release> = serde_json::from_slice(&bytes).unwrap_or_default();
+    match releases.into_iter().find(|r| r.version == version) {
+        Some(r) => Json(r).into_response(),
+        None => not_found(&name),
+    }
+}
+
+/// `PATCH /v1/apps/{name}/config`: answers as the controller does when the app's config
+/// would pass 64 KB (the CLI cannot know the total; it shows the controller's words).
+async fn patch_config(
+    State(fake): State<Arc<Fake>>,
+    headers: HeaderMap,
+    UrlPath(name): UrlPath<String>,
+) -> Response {
+    if let Some(resp) = reject(&fake, &headers, format!("PATCH /v1/apps/{name}/config")) {
+        return resp;
+    }
+    error(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        paas_api::config_vars::TOO_LARGE,
+        "setting C would make the app's config vars 92170 bytes (keys and values), over \
+         the limit of 64 KB (65536 bytes): unset vars it no longer needs with `paas \
+         config:unset`"
+            .into(),
+    )
 }
 
 /// `POST …/exec`: records the path and answers that there is no such job (the CLI's
@@ -187,6 +239,8 @@ fn start_fake() -> (String, Arc<Fake>) {
         .route("/v1/apps", get(list_apps).post(create_app))
         .route("/v1/apps/{name}", get(show_app))
         .route("/v1/apps/{name}/releases", get(list_releases))
+        .route("/v1/apps/{name}/releases/{version}", get(one_release))
+        .route("/v1/apps/{name}/config", axum::routing::patch(patch_config))
         .route("/v1/nodes/{name}", axum::routing::delete(remove_node))
         .route("/v1/apps/{name}/exec", axum::routing::post(exec_in_job))
         .route(
@@ -440,7 +494,7 @@ fn app_comes_from_the_paas_git_remote() {
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
-        ["VERSION", "DESCRIPTION", "CREATED"]
+        ["VERSION", "STATUS", "DESCRIPTION", "CREATED"]
     );
     assert!(
         lines[1].starts_with("v2 ") && lines[1].contains("Deploy number 2"),
@@ -561,5 +615,84 @@ fn nodes_remove_deletes_the_node_or_shows_why_not() {
     assert_eq!(
         fake.requests.lock().unwrap()[..],
         ["DELETE /v1/nodes/old", "DELETE /v1/nodes/busy"]
+    );
+}
+
+#[test]
+fn config_set_refuses_values_over_32_kb_and_shows_the_controllers_limit() {
+    let (url, fake) = start_fake();
+    let sandbox = Sandbox::new();
+    let big = format!("BIG={}", "x".repeat(40_000));
+    let run = sandbox.paas(&[
+        "config:set",
+        &big,
+        "-a",
+        "hello",
+        "--url",
+        &url,
+        "--token",
+        TOKEN,
+    ]);
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("BIG is 40000 bytes, over the limit of 32 KB (32768 bytes)"),
+        "{run:?}"
+    );
+    assert!(
+        !fake
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.starts_with("PATCH")),
+        "nothing was sent"
+    );
+    let run = sandbox.paas(&[
+        "config:set",
+        "C=small",
+        "-a",
+        "hello",
+        "--url",
+        &url,
+        "--token",
+        TOKEN,
+    ]);
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr.contains("over the limit of 64 KB") && run.stderr.contains("config:unset"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn releases_show_which_failed_and_why() {
+    let (url, _fake) = start_fake();
+    let sandbox = Sandbox::new();
+    let run = sandbox.paas(&["releases", "-a", "broken", "--url", &url, "--token", TOKEN]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    let v2: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(&v2[..2], ["v2", "failed"], "{run:?}");
+    let v1: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(&v1[..2], ["v1", "succeeded"], "{run:?}");
+    assert!(
+        run.stdout
+            .contains("v2 failed: its web process crashed 3 times in a row (last: exited 127)"),
+        "{run:?}"
+    );
+    let run = sandbox.paas(&[
+        "releases:info",
+        "v2",
+        "-a",
+        "broken",
+        "--url",
+        &url,
+        "--token",
+        TOKEN,
+    ]);
+    assert!(
+        run.stdout.contains("failed") && run.stdout.contains("crashed 3 times"),
+        "{run:?}"
     );
 }

@@ -27,6 +27,9 @@ pub enum AppsError {
     NothingToRollBack(String),
     #[error("{0} is building: wait for the build to finish, then destroy it")]
     Building(String),
+    /// A config value (or the whole config) the limits refuse: nothing was changed.
+    #[error("{0}")]
+    Config(#[from] paas_api::config_vars::ConfigVarError),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -131,7 +134,19 @@ pub async fn releases(
         Some(Err(_)) => return Ok(Vec::new()),
     };
     let rows = c.store.releases_page(name, after, limit).await?;
-    Ok(rows.iter().map(|r| r.to_api()).collect())
+    let statuses = c.store.release_statuses(name).await?;
+    Ok(rows
+        .iter()
+        .map(|r| with_status(r.to_api(), statuses.get(&r.version)))
+        .collect())
+}
+
+/// A release with its deploy status (`unknown` when it has no record).
+fn with_status(mut release: Release, status: Option<&crate::store::ReleaseStatus>) -> Release {
+    use crate::store::release_status::UNKNOWN;
+    release.status = Some(status.map_or(UNKNOWN, |s| s.status.as_str()).to_string());
+    release.status_reason = status.and_then(|s| s.reason.clone());
+    release
 }
 
 /// One page of an app's builds, newest first: at most `limit`, after the build `after`.
@@ -160,7 +175,10 @@ pub async fn config(
 }
 
 /// Sets (`Some`) and unsets (`None`) config vars, Heroku-style. Keys must already be
-/// valid. When the app has a release, a new release copies it with the new config
+/// valid; values are checked here against the limits of `paas_api::config_vars` (no NUL,
+/// 32 KB each, 64 KB in all), in the store's transaction, so nothing that would break a
+/// later release is stored ([`AppsError::Config`], nothing changed). When the app has a
+/// release, a new release copies it with the new config
 /// ("Set A, B" / "Unset C") and the scheduler rolls it out; before the first release
 /// the vars are only stored (the first build and release get them). Returns the new
 /// config and the new release's version, if one was made.
@@ -172,10 +190,10 @@ pub async fn set_config(
     let Some(app) = c.store.get_app(name).await? else {
         return Err(AppsError::NotFound(name.to_string()));
     };
-    for (key, value) in changes {
-        c.store.set_config_var(name, key, value.as_deref()).await?;
-    }
-    let config = c.store.config_vars(name).await?;
+    let config = c
+        .store
+        .change_config(name, changes, paas_api::config_vars::check_change)
+        .await??;
     let Some(current) = app.current_release else {
         return Ok((config, None));
     };
@@ -225,7 +243,12 @@ async fn new_release_from(
         description,
         created_at: now_rfc3339(),
     };
-    c.store.create_release(&release).await?;
+    // Pending until the scheduler sees it serve (or fail to start): never `succeeded` on
+    // faith. It keeps the health check of the release it copies.
+    let check = c.store.release_healthcheck(name, from).await?;
+    c.store
+        .create_release_pending(&release, check.as_deref())
+        .await?;
     c.scheduler.notify();
     Ok(version)
 }
@@ -235,10 +258,11 @@ pub async fn release(c: &Arc<Controller>, name: &str, version: u32) -> Result<Re
     if c.store.get_app(name).await?.is_none() {
         return Err(AppsError::NotFound(name.to_string()));
     }
+    let status = c.store.release_status(name, version).await?;
     c.store
         .get_release(name, version)
         .await?
-        .map(|r| r.to_api())
+        .map(|r| with_status(r.to_api(), status.as_ref()))
         .ok_or(AppsError::NoRelease(version))
 }
 

@@ -6,10 +6,12 @@
 //! Users, API tokens, collaborators and per-node tokens live in the store; [`Caller`]
 //! resolves any of these credentials and is what handlers check (`caller.require_admin()`,
 //! `caller.require_app(&c, &app).await`). Submodules: `caller` (the extractor and checks),
-//! `password` (argon2 and token secrets), `limit` (per-source failure rate limit).
+//! `password` (argon2 and token secrets), `limit` (failure limits per source and per user
+//! name that never refuse a valid credential), `login` (password logins within them).
 
 mod caller;
 pub mod limit;
+pub mod login;
 pub mod password;
 
 pub use caller::{

@@ -18,7 +18,9 @@
 //! the controller runs restores to a consistent state (at worst with a few newer blobs or
 //! git commits that no release points at yet).
 //!
-//! `restore` unpacks into a new (or empty) data directory, opens a fresh store (SQLite in
+//! The backup file is written 0600 (it holds the tokens, config vars and keys).
+//!
+//! `restore` unpacks into a new (or empty) data directory (made 0700), opens a fresh store (SQLite in
 //! that directory, or `--database-url`, which must be empty), applies the migrations and
 //! loads the rows. A backup from a newer schema is refused.
 
@@ -75,6 +77,8 @@ pub struct RestoreArgs {
 pub enum BackupError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Files(#[from] crate::files::FilesError),
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -119,11 +123,15 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BackupE
 }
 
 /// Opens the store of a data dir (SQLite in it, or `url`).
-async fn open_store(data_dir: &Path, url: Option<&str>) -> Result<Store, StoreError> {
-    match url {
-        Some(url) => Store::connect(url).await,
-        None => Store::open(&data_dir.join("paas.db")).await,
-    }
+async fn open_store(data_dir: &Path, url: Option<&str>) -> Result<Store, BackupError> {
+    Ok(match url {
+        Some(url) => Store::connect(url).await?,
+        None => {
+            let path = data_dir.join("paas.db");
+            crate::files::precreate_store(&path)?;
+            Store::open(&path).await?
+        }
+    })
 }
 
 /// Writes a backup of `data_dir` (and its store) to `out`; returns what it holds.
@@ -163,7 +171,8 @@ fn write_archive(
     tables: &[TableDump],
 ) -> Result<(), BackupError> {
     let tmp = out.with_extension("partial");
-    let file = File::create(&tmp).map_err(io("creating", &tmp))?;
+    // 0600: the backup holds the tokens, config vars and certificate keys.
+    let file = crate::files::create_private_file(&tmp)?;
     let mut tar = tar::Builder::new(GzEncoder::new(
         BufWriter::new(file),
         flate2::Compression::fast(),
@@ -231,7 +240,7 @@ pub async fn restore(
             return Err(BackupError::NotEmpty(data_dir.display().to_string()));
         }
     }
-    std::fs::create_dir_all(data_dir).map_err(io("creating", data_dir))?;
+    crate::files::create_private_dir(data_dir)?;
     let staging = data_dir.join(".restore");
     let (f, s) = (file.to_path_buf(), staging.clone());
     tokio::task::spawn_blocking(move || unpack(&f, &s))
@@ -272,6 +281,8 @@ pub async fn restore(
     store.load(&tables).await?;
     store.close().await;
     std::fs::remove_dir_all(&staging).map_err(io("removing", &staging))?;
+    // A backup of an older controller may hold token files of mode 0644.
+    crate::files::secure_data_dir(data_dir)?;
     Ok(manifest)
 }
 

@@ -26,7 +26,7 @@ use paas_web_ui::{
 };
 
 use crate::apps::{self, AppsError};
-use crate::auth::{failure_response, log_refusal, AuthFailure, Caller, Principal};
+use crate::auth::{Caller, Principal};
 use crate::http::{ApiError, FormationChange};
 use crate::scheduler::{ObservedJob, Phase, DEFAULT_MEMORY_BYTES};
 use crate::state::{Controller, NODE_TIMEOUT_MS};
@@ -207,32 +207,22 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
         password: &str,
         source: Option<IpAddr>,
     ) -> Result<LoginOutcome, String> {
-        // The same budget as `POST /v1/login` and bad tokens: a source over it is refused
-        // before its password is even checked.
+        // The same limits as `POST /v1/login` (auth::login).
+        use crate::auth::login::{verify, LoginRefused};
         let c = &self.controller;
-        if let Err(wait) = c.access.check(source) {
-            let secs = wait.as_secs().max(1);
-            failure_response(AuthFailure::Limited(secs), source, LOGIN_PATH);
-            return Ok(LoginOutcome::Limited(secs));
-        }
-        match c
-            .store
-            .verify_password(user, password)
+        match verify(c, source, LOGIN_PATH, user, password)
             .await
             .map_err(internal)?
         {
-            Some(u) => {
+            Ok(u) => {
                 tracing::info!(user = %u.name, "dashboard login");
                 Ok(LoginOutcome::User(SessionUser {
                     admin: u.is_admin(),
                     name: u.name,
                 }))
             }
-            None => {
-                c.access.fail(source);
-                log_refusal(401, source, LOGIN_PATH, "wrong user name or password");
-                Ok(LoginOutcome::Wrong)
-            }
+            Err(LoginRefused::Limited(secs)) => Ok(LoginOutcome::Limited(secs)),
+            Err(LoginRefused::Wrong) => Ok(LoginOutcome::Wrong),
         }
     }
 

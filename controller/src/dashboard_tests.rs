@@ -76,6 +76,15 @@ async fn bad_input_is_a_user_error() {
         "no release yet"
     );
     assert_eq!(d.config("hello").await.unwrap()["GOOD"], "x");
+    // Values that would break every release: refused with the API's words, not stored.
+    for (value, words) in [("a\0b", "NUL byte"), (&*"x".repeat(40_000), "32 KB")] {
+        let change = BTreeMap::from([("V".to_string(), Some(value.to_string()))]);
+        assert!(matches!(
+            d.set_config("hello", change).await,
+            Err(ActionError::User(m)) if m.contains("value of V") && m.contains(words)
+        ));
+    }
+    assert!(!d.config("hello").await.unwrap().contains_key("V"));
     // The PATCH handler's rules and message.
     assert_eq!(
         d.scale("hello", "web", 2).await,
@@ -374,13 +383,18 @@ async fn failed_dashboard_logins_use_the_api_limiter() {
     // Nine failures elsewhere (bad API tokens, say) and one wrong dashboard password use
     // up the source's budget of ten.
     for _ in 0..9 {
-        c.access.fail(ip);
+        c.access.fail(crate::auth::limit::Budget::People, ip);
     }
     assert_eq!(
         d.login("admin", "wrong", ip).await.unwrap(),
         LoginOutcome::Wrong
     );
-    assert!(c.access.check(ip).is_err(), "the dashboard failure counted");
+    assert!(
+        c.access
+            .check(crate::auth::limit::Budget::People, ip)
+            .is_err(),
+        "the dashboard failure counted"
+    );
     // Now even the right password is refused before it is looked at.
     assert!(matches!(
         d.login("admin", &token, ip).await.unwrap(),

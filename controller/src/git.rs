@@ -132,6 +132,13 @@ async fn check(
             }
             return Err(resp);
         }
+        Err(AuthFailure::Unavailable) => {
+            return Err(text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the credentials could not be checked (the store did not answer): push again \
+                 shortly",
+            ));
+        }
         Err(f) => {
             let reason = if f == AuthFailure::Missing {
                 "no credentials"

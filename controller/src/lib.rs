@@ -12,7 +12,8 @@
 //!
 //! Around them: `config` (command line, settings), `state` (the shared [`state::Controller`]),
 //! `auth` (tokens), `apps` (app services shared by the API and the dashboard), `dashboard`
-//! (the web UI's `Dashboard`), `gc` (registry garbage collection), `agent_client` (the node agent API), `hook` (the git
+//! (the web UI's `Dashboard`), `files` (owner-only data dir and secrets), `gc` (registry
+//! garbage collection), `agent_client` (the node agent API), `hook` (the git
 //! pre-receive hook subcommand), `standalone` (start-up, stacks, the local agent) and `util`.
 //! See docs/controller.md.
 
@@ -24,6 +25,7 @@ pub mod backup;
 pub mod build;
 pub mod config;
 pub mod dashboard;
+pub mod files;
 pub mod gc;
 pub mod git;
 pub mod hook;

@@ -29,6 +29,8 @@ pub enum OpenError {
     #[error(transparent)]
     Token(#[from] UtilError),
     #[error(transparent)]
+    Files(#[from] crate::files::FilesError),
+    #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("opening the registry: {0}")]
     Registry(#[from] crate::registry::Error),
@@ -88,14 +90,13 @@ impl std::fmt::Debug for Controller {
 
 impl Controller {
     /// Makes the data directory's layout (`paas.db`, `registry/`, `git/`, `builds/`, the
-    /// token files), opens the store and the registry, and fails builds a previous run left
-    /// unfinished (removing the directories of builds not running).
+    /// token files; the directory 0700 and its secrets 0600, see [`crate::files`]), opens
+    /// the store and the registry, and fails builds a previous run left unfinished
+    /// (removing the directories of builds not running).
     pub async fn open(settings: Settings) -> Result<Arc<Controller>, OpenError> {
-        for dir in [
-            settings.data_dir.clone(),
-            settings.git_dir(),
-            settings.builds_dir(),
-        ] {
+        // 0700 and the secrets 0600 before anything is read or written (crate::files).
+        crate::files::secure_data_dir(&settings.data_dir)?;
+        for dir in [settings.git_dir(), settings.builds_dir()] {
             std::fs::create_dir_all(&dir).map_err(|source| OpenError::DataDir {
                 path: dir.display().to_string(),
                 source,
@@ -105,7 +106,10 @@ impl Controller {
         let node = load_or_create_token(&settings.data_dir.join("node-token"))?;
         let store = match &settings.database_url {
             Some(url) => Store::connect(url).await?,
-            None => Store::open(&settings.db_path()).await?,
+            None => {
+                crate::files::precreate_store(&settings.db_path())?;
+                Store::open(&settings.db_path()).await?
+            }
         };
         // The first admin user; its first password is the admin token.
         if store

@@ -41,6 +41,8 @@ pub enum AgentError {
     Jobs(#[source] JobError),
     #[error(transparent)]
     Credential(#[from] crate::register::RegisterError),
+    #[error(transparent)]
+    Modes(#[from] crate::util::ModeError),
     #[error("building the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
     #[error("listening on {addr}: {source}")]
@@ -74,7 +76,9 @@ impl Agent {
     /// nothing outside the state dir (no root needed); [`Agent::start`] does that.
     pub fn open(config: AgentConfig) -> Result<Arc<Agent>, AgentError> {
         let dir = &config.state_dir;
-        for sub in ["", "containers", "layers", "jobs", "volumes"] {
+        // 0700, and the credential, job specs and state files 0600 (util::secure_state_dir).
+        crate::util::secure_state_dir(dir)?;
+        for sub in ["containers", "layers", "jobs", "volumes"] {
             let path = dir.join(sub);
             std::fs::create_dir_all(&path)
                 .map_err(|source| AgentError::StateDir { path, source })?;

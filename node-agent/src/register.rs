@@ -121,9 +121,9 @@ async fn ask(url: &str, token: &str) -> Result<String, String> {
 
 fn save(path: &Path, subnet: &str) {
     if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
+        let _ = crate::util::create_private_dir(dir);
     }
-    if let Err(e) = std::fs::write(path, format!("{subnet}\n")) {
+    if let Err(e) = write_private(path, &format!("{subnet}\n")) {
         tracing::warn!("saving the subnet in {}: {e}", path.display());
     }
 }

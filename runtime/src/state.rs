@@ -109,7 +109,16 @@ fn write_unlocked(layout: &Layout, state: &StateFile) -> Result<()> {
     // processes, mounts) does not survive the crash that fsync would guard against. Each
     // fsync cost 5-8 ms on the CI disk, several per container (as runc and crun, which
     // do not sync either; put the state dir on tmpfs, e.g. /run, for the rest).
-    let mut f = fs::File::create(&tmp).map_err(io_err(what.clone()))?;
+    // 0600 (made so, whatever the umask): the spec holds the process environment.
+    let mut f = std::os::unix::fs::OpenOptionsExt::mode(
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true),
+        0o600,
+    )
+    .open(&tmp)
+    .map_err(io_err(what.clone()))?;
     f.write_all(&json).map_err(io_err(what.clone()))?;
     fs::rename(&tmp, &layout.state_file).map_err(io_err(what))
 }

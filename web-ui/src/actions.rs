@@ -111,8 +111,17 @@ async fn again<D: Dashboard>(
     auth: &AppAuth,
     errors: FormErrors,
 ) -> Result<Response, PageError> {
+    again_with(d, auth, errors, StatusCode::BAD_REQUEST).await
+}
+
+async fn again_with<D: Dashboard>(
+    d: &D,
+    auth: &AppAuth,
+    errors: FormErrors,
+    status: StatusCode,
+) -> Result<Response, PageError> {
     let page = pages::app_page(d, auth, errors).await?;
-    Ok((StatusCode::BAD_REQUEST, Page(page)).into_response())
+    Ok((status, Page(page)).into_response())
 }
 
 /// The CSRF check every app form runs (the app itself was checked by [`AppAuth`]).
@@ -222,11 +231,20 @@ pub(crate) async fn set_config<D: Dashboard>(
     let key = f.key.trim().to_string();
     let result = if key.is_empty() {
         Err(ActionError::User("enter a key, e.g. DATABASE_URL".into()))
+    } else if let Err(e) = paas_api::config_vars::check_value(&key, &f.value) {
+        // Refused before the controller is asked (it checks again, and the total).
+        Err(ActionError::User(e.to_string()))
     } else {
         d.set_config(&app, BTreeMap::from([(key.clone(), Some(f.value.clone()))]))
             .await
     };
-    config_result(&*d, &auth, result, key, f.value).await
+    // A refused value is not sent back into the form when it is over the limit.
+    let value = if f.value.len() > paas_api::config_vars::MAX_VALUE_BYTES {
+        String::new()
+    } else {
+        f.value
+    };
+    config_result(&*d, &auth, result, key, value).await
 }
 
 /// `POST /apps/{name}/config/unset` — `key=K` removes one var (a new release).
@@ -260,7 +278,8 @@ async fn config_result<D: Dashboard>(
                 config_value: value,
                 ..FormErrors::default()
             };
-            again(d, auth, errors).await
+            // 422 like the API: the key or value cannot be stored as given.
+            again_with(d, auth, errors, StatusCode::UNPROCESSABLE_ENTITY).await
         }
     }
 }

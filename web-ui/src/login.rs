@@ -1,6 +1,6 @@
-//! `GET /login`, `POST /login` and `POST /logout`. The controller checks the password,
-//! counts failures per source address (the API's limiter: too many answer 429 with
-//! `Retry-After`) and logs every refusal.
+//! `GET /login`, `POST /login` and `POST /logout`. The controller checks the password
+//! within the API's failure limits (per source address and per user name: too many answer
+//! 429 with `Retry-After`) and logs every refusal.
 
 use std::sync::Arc;
 
@@ -119,7 +119,8 @@ pub(crate) async fn submit<D: Dashboard>(
                 &headers,
                 f.user,
                 Some(format!(
-                    "Too many failed logins from your address: try again in {secs} s."
+                    "Too many failed logins from your address (or for this user): try again \
+                     in {secs} s, or use an API token."
                 )),
                 StatusCode::TOO_MANY_REQUESTS,
             );

@@ -147,6 +147,11 @@ pub(crate) struct ReleaseView {
     /// The first 7 characters of the git commit, when the release came from a push.
     commit: Option<String>,
     created: Timestamp,
+    /// How its deploy went (`pending`, `succeeded`, `failed`; `unknown` when the
+    /// controller does not say) and why it failed.
+    status: String,
+    status_class: &'static str,
+    status_reason: Option<String>,
 }
 
 /// One job row.
@@ -501,12 +506,7 @@ impl BuildView {
     fn from_build(b: &Build) -> Self {
         BuildView {
             id: b.id.clone(),
-            status_class: match b.status.as_str() {
-                "succeeded" => "up",
-                "failed" => "crashed",
-                "pending" | "building" => "busy",
-                _ => "unknown",
-            },
+            status_class: deploy_status_class(&b.status),
             status: b.status.clone(),
             commit: b
                 .source_version
@@ -558,7 +558,23 @@ impl ReleaseView {
                 .as_deref()
                 .map(|c| c.chars().take(7).collect()),
             created: Timestamp::new(&release.created_at),
+            status_class: deploy_status_class(release.status.as_deref().unwrap_or("unknown")),
+            status: release
+                .status
+                .clone()
+                .unwrap_or_else(|| "unknown".to_string()),
+            status_reason: release.status_reason.clone(),
         }
+    }
+}
+
+/// The CSS class of a build's or a release's status.
+fn deploy_status_class(status: &str) -> &'static str {
+    match status {
+        "succeeded" => "up",
+        "failed" => "crashed",
+        "pending" | "building" => "busy",
+        _ => "unknown",
     }
 }
 

@@ -102,6 +102,41 @@ async fn app_page_shows_url_current_release_and_releases_newest_first() {
 }
 
 #[tokio::test]
+async fn releases_show_their_deploy_status_and_why_one_failed() {
+    let mut d = sample();
+    let mut v3 = release("hello", 3, "Set BROKEN");
+    v3.status = Some("failed".into());
+    v3.status_reason =
+        Some("its web process crashed 3 times in a row (last: exited 127) <b>".into());
+    d.releases.get_mut("hello").unwrap().push(v3);
+    let page = get(d, "/apps/hello").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let row = page
+        .body
+        .split("data-version=\"3\"")
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .expect("v3 row")
+        .to_string();
+    assert!(
+        row.contains(r#"<span class="status status-crashed">failed</span>"#),
+        "{row}"
+    );
+    assert!(
+        row.contains("crashed 3 times in a row (last: exited 127) &#60;b&#62;"),
+        "the reason, escaped: {row}"
+    );
+    assert!(!row.contains("<b>"), "{row}");
+    let v2 = page
+        .body
+        .split("data-version=\"2\"")
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .expect("v2 row");
+    assert!(v2.contains("status-up\">succeeded</span>"), "{v2}");
+}
+
+#[tokio::test]
 async fn app_page_without_releases_says_how_to_deploy() {
     let page = get(sample(), "/apps/fresh").await;
     assert_eq!(page.status, StatusCode::OK);
@@ -329,7 +364,7 @@ async fn app_forms_change_things_and_show_errors_next_to_the_field() {
         format!("key=BAD+KEY&value=hi&csrf={csrf}"),
     )
     .await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     let field = bad.body.find("id=\"config-key\"").expect("key field");
     let error = bad.body.find("id=\"config-error\"").expect("error shown");
     assert!(
@@ -340,6 +375,28 @@ async fn app_forms_change_things_and_show_errors_next_to_the_field() {
         bad.body.contains("value=\"BAD KEY\""),
         "what was typed is kept"
     );
+    // Values that would break every later release: NUL bytes, over 32 KB.
+    let nul = post(
+        "/apps/hello/config",
+        format!("key=N&value=a%00b&csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(nul.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(nul.body.contains("N contains a NUL byte"), "{}", nul.body);
+    let big = "x".repeat(40_000);
+    let huge = post(
+        "/apps/hello/config",
+        format!("key=BIG&value={big}&csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(huge.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        huge.body
+            .contains("BIG is 40000 bytes, over the limit of 32 KB"),
+        "{}",
+        huge.body
+    );
+    assert!(!huge.body.contains(&big), "a huge value is not sent back");
     assert_eq!(
         post(
             "/apps/hello/scale",

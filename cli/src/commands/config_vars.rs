@@ -61,6 +61,9 @@ pub(super) fn set(ctx: &Context, app: &str, pairs: &[String]) -> Result<(), Comm
             )));
         };
         check_key(key)?;
+        // The controller checks again, and the total of the app's config (64 KB).
+        paas_api::config_vars::check_value(key, value)
+            .map_err(|e| CommandError::Usage(e.to_string()))?;
         changes.insert(key.to_string(), Some(value.to_string()));
     }
     apply(ctx, app, &changes, "Setting")

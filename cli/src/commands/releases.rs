@@ -5,7 +5,8 @@ use paas_api::Release;
 use super::{CommandError, Context};
 use crate::output::{self, Spinner, Table};
 
-/// VERSION, DESCRIPTION, CREATED, newest first (JSON keeps the controller's order).
+/// VERSION, STATUS, DESCRIPTION, CREATED, newest first (JSON keeps the controller's
+/// order); then why each failed release failed.
 pub(super) fn list(ctx: &Context, app: &str) -> Result<(), CommandError> {
     let client = ctx.client()?;
     let mut releases: Vec<Release> = {
@@ -23,16 +24,34 @@ pub(super) fn list(ctx: &Context, app: &str) -> Result<(), CommandError> {
         return Ok(());
     }
     releases.sort_by_key(|r| std::cmp::Reverse(r.version));
-    let mut table = Table::new(&["version", "description", "created"]);
+    let mut table = Table::new(&["version", "status", "description", "created"]);
     for release in &releases {
         table.row(vec![
             format!("v{}", release.version),
+            status(release).to_string(),
             release.description.clone(),
             release.created_at.clone(),
         ]);
     }
-    output::print(&table.render());
+    let mut text = table.render();
+    let failed: Vec<String> = releases
+        .iter()
+        .filter_map(|r| {
+            let reason = r.status_reason.as_deref()?;
+            (status(r) == "failed").then(|| format!("v{} failed: {reason}\n", r.version))
+        })
+        .collect();
+    if !failed.is_empty() {
+        text.push('\n');
+        text.push_str(&failed.concat());
+    }
+    output::print(&text);
     Ok(())
+}
+
+/// A release's deploy status; `-` from a controller that does not say.
+fn status(release: &Release) -> &str {
+    release.status.as_deref().unwrap_or("-")
 }
 
 /// `v3`, `3` → 3.
@@ -67,6 +86,11 @@ fn print_release(ctx: &Context, release: &Release) {
             ("Process types", types.join(", ")),
             ("Config vars", release.config_keys.join(", ")),
             ("Created", release.created_at.clone()),
+            ("Status", status(release).to_string()),
+            (
+                "Why",
+                release.status_reason.clone().unwrap_or_else(|| "-".into())
+            ),
         ])
     ));
 }

@@ -5,8 +5,9 @@
 //!
 //! Credentials, in order: the admin token (`DATA_DIR/admin-token`, an admin), the shared
 //! node token, a per-node token (`paasnode_…`), a user API token (`paas_…`). Every 401 and
-//! 403 is logged with the source address, the path and the reason (never the token), and
-//! bad tokens count against the source's failure budget (see `limit`).
+//! 403 is logged with the source address, the path and the reason (never the token). A
+//! valid credential is accepted before any limit is looked at; bad tokens count against
+//! the source's failure budget (see `limit`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams};
 use http::request::Parts;
 use http::HeaderMap;
 
+use super::limit::Budget;
 use super::{constant_time_eq, presented_token};
 use crate::http::ApiError;
 use crate::state::Controller;
@@ -49,11 +51,15 @@ pub enum AuthFailure {
     Invalid,
     /// Too many failures from this source: retry after this many seconds.
     Limited(u64),
+    /// The store could not be asked (not the caller's fault; nothing counted).
+    Unavailable,
 }
 
 impl Caller {
-    /// Resolves the credentials in `headers`. Bad tokens are counted per source; a source
-    /// over its budget is refused before its token is even looked at.
+    /// Resolves the credentials in `headers`. A valid credential is always accepted, before
+    /// any limit is looked at (tokens are random and cheap to check); a bad one counts
+    /// against its source's budget and, once that is used up, is answered 429 instead of
+    /// 401 (see `limit`).
     pub async fn resolve(
         c: &Controller,
         headers: &HeaderMap,
@@ -63,21 +69,26 @@ impl Caller {
         let Some(token) = presented_token(headers) else {
             return Err(AuthFailure::Missing);
         };
-        if let Err(wait) = c.access.check(source) {
-            return Err(AuthFailure::Limited(wait.as_secs().max(1)));
-        }
-        let principal = match principal_of(c, &token).await {
-            Some(p) => p,
-            None => {
-                c.access.fail(source);
-                return Err(AuthFailure::Invalid);
+        match principal_of(c, &token).await {
+            Ok(Some(principal)) => Ok(Caller {
+                principal,
+                source,
+                path: path.to_string(),
+            }),
+            Ok(None) => {
+                let budget = budget_of(&token, path);
+                let limited = c.access.check(budget, source);
+                c.access.fail(budget, source);
+                match limited {
+                    Ok(()) => Err(AuthFailure::Invalid),
+                    Err(wait) => Err(AuthFailure::Limited(wait.as_secs().max(1))),
+                }
             }
-        };
-        Ok(Caller {
-            principal,
-            source,
-            path: path.to_string(),
-        })
+            Err(e) => {
+                tracing::error!("checking credentials: {e}");
+                Err(AuthFailure::Unavailable)
+            }
+        }
     }
 
     /// The user name to show (`whoami`) and to record as collaborator.
@@ -180,32 +191,55 @@ impl Caller {
     }
 }
 
-async fn principal_of(c: &Controller, token: &str) -> Option<Principal> {
+/// Which failure budget a bad credential spends: node and agent traffic has its own.
+fn budget_of(token: &str, path: &str) -> Budget {
+    let node_path = path == "/v1/nodes/heartbeat"
+        || path.starts_with("/internal/")
+        || (path.starts_with("/v1/nodes/") && path.ends_with("/subnet"));
+    if node_path || token.starts_with(super::password::NODE_TOKEN_PREFIX) {
+        Budget::Nodes
+    } else {
+        Budget::People
+    }
+}
+
+/// True for `<prefix><64 hex>`, the only shape the store can hold a token of (anything
+/// else is refused without a query).
+fn secret_shaped(token: &str, prefix: &str) -> bool {
+    token
+        .strip_prefix(prefix)
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The principal a token stands for; `Ok(None)` for an unknown, revoked or expired one.
+async fn principal_of(
+    c: &Controller,
+    token: &str,
+) -> Result<Option<Principal>, crate::store::StoreError> {
     // Compare both shared tokens so the time taken does not say which came close.
     let is_admin = constant_time_eq(token.as_bytes(), c.tokens.admin().as_bytes());
     let is_node = constant_time_eq(token.as_bytes(), c.tokens.node().as_bytes());
     if is_admin {
-        return Some(Principal::AdminToken);
+        return Ok(Some(Principal::AdminToken));
     }
     if is_node {
-        return Some(Principal::Node(None));
+        return Ok(Some(Principal::Node(None)));
     }
-    if token.starts_with(super::password::NODE_TOKEN_PREFIX) {
-        return match c.store.node_for_token(token).await {
-            Ok(node) => node.map(|n| Principal::Node(Some(n))),
-            Err(e) => {
-                tracing::error!("checking a node token: {e}");
-                None
-            }
-        };
+    if secret_shaped(token, super::password::NODE_TOKEN_PREFIX) {
+        return Ok(c
+            .store
+            .node_for_token(token)
+            .await?
+            .map(|n| Principal::Node(Some(n))));
     }
-    match c.store.token_user(token).await {
-        Ok(found) => found.map(|(t, user)| Principal::User { user, token: t.id }),
-        Err(e) => {
-            tracing::error!("checking an API token: {e}");
-            None
-        }
+    if secret_shaped(token, super::password::TOKEN_PREFIX) {
+        return Ok(c
+            .store
+            .token_user(token)
+            .await?
+            .map(|(t, user)| Principal::User { user, token: t.id }));
     }
+    Ok(None)
 }
 
 /// Logs one refused request (never its credentials).
@@ -242,6 +276,9 @@ pub fn failure_response(f: AuthFailure, source: Option<IpAddr>, path: &str) -> A
             log_refusal(429, source, path, "too many failed logins or bad tokens");
             ApiError::RateLimited(secs)
         }
+        AuthFailure::Unavailable => ApiError::Unavailable(
+            "the credentials could not be checked (the store did not answer): retry shortly".into(),
+        ),
     }
 }
 

@@ -17,7 +17,7 @@ use paas_api::{
 
 use super::ApiError;
 use crate::auth::password::MIN_PASSWORD_LEN;
-use crate::auth::{log_refusal, AppAccess, Caller, Principal, Source};
+use crate::auth::{AppAccess, Caller, Principal, Source};
 use crate::state::Controller;
 use crate::store::{role, TokenRow, UserRow};
 use crate::util::{rfc3339_from_ms, unix_ms};
@@ -288,21 +288,17 @@ async fn login(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let path = "/v1/login";
-    if let Err(wait) = c.access.check(source) {
-        return Err(crate::auth::failure_response(
-            crate::auth::AuthFailure::Limited(wait.as_secs().max(1)),
-            source,
-            path,
-        ));
-    }
     let req: Login = parse(&body, "login (expected {\"user\": …, \"password\": …})")?;
-    let Some(user) = c.store.verify_password(&req.user, &req.password).await? else {
-        c.access.fail(source);
-        log_refusal(401, source, path, "wrong user name or password");
-        return Err(ApiError::Unauthorized(
-            "wrong user name or password: check both, or ask an admin to reset the password",
-        ));
-    };
+    let user =
+        match crate::auth::login::verify(&c, source, path, &req.user, &req.password).await? {
+            Ok(user) => user,
+            Err(crate::auth::login::LoginRefused::Limited(secs)) => {
+                return Err(ApiError::RateLimited(secs))
+            }
+            Err(crate::auth::login::LoginRefused::Wrong) => return Err(ApiError::Unauthorized(
+                "wrong user name or password: check both, or ask an admin to reset the password",
+            )),
+        };
     tracing::info!(user = %user.name, "login");
     issue_token(&c, &user.name, req.name.as_deref().unwrap_or("login"), None).await
 }

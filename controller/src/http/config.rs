@@ -1,5 +1,5 @@
 //! `/v1/apps/{app}/config` (Heroku's shape: an object of vars; `PATCH` with `null` to
-//! unset), one release (`/releases/{version}`) and rollbacks (`POST /releases` with
+//! unset; values within `paas_api::config_vars`' limits, else 422), one release (`/releases/{version}`) and rollbacks (`POST /releases` with
 //! `{"rollback": N}`, or `POST /rollback`) and destroying an app (`DELETE` with
 //! `?confirm=APP`).
 
@@ -68,7 +68,14 @@ async fn patch_config(
     if headers.contains_key(http::header::IF_MATCH) {
         super::etag::check(&headers, &apps::config(&c, &app).await?, "config")?;
     }
-    let (config, version) = apps::set_config(&c, &app, &changes).await?;
+    let (config, version) = match apps::set_config(&c, &app, &changes).await {
+        Err(apps::AppsError::Config(refused)) => {
+            // 422 naming the key and the limit (paas_api::config_vars); nothing changed.
+            let body = ErrorBody::new(refused.code(), refused.to_string());
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response());
+        }
+        other => other?,
+    };
     if let Some(v) = version {
         tracing::info!(%app, release = v, "config changed");
     }

@@ -41,30 +41,16 @@ pub(super) fn routes() -> Router<Arc<Controller>> {
     )
 }
 
-/// The releases as JSON with each one's deploy `status` and `status_reason`.
+/// The releases as JSON; each already carries its deploy `status` and `status_reason`
+/// (`apps::releases`).
 pub(super) async fn with_status(
-    c: &Controller,
-    app: &str,
+    _c: &Controller,
+    _app: &str,
     releases: Vec<Release>,
 ) -> Result<Vec<Value>, ApiError> {
-    let statuses = c.store.release_statuses(app).await?;
     Ok(releases
         .into_iter()
-        .map(|r| {
-            let st = statuses.get(&r.version);
-            let mut v = serde_json::to_value(&r).unwrap_or_default();
-            if let Some(obj) = v.as_object_mut() {
-                obj.insert(
-                    "status".into(),
-                    json!(st.map_or("succeeded", |s| s.status.as_str())),
-                );
-                obj.insert(
-                    "status_reason".into(),
-                    json!(st.and_then(|s| s.reason.clone())),
-                );
-            }
-            v
-        })
+        .map(|r| serde_json::to_value(&r).unwrap_or_default())
         .collect())
 }
 

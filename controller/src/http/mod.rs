@@ -209,6 +209,8 @@ impl From<AppsError> for ApiError {
             AppsError::NothingToRollBack(_) => ApiError::Conflict(e.to_string()),
             AppsError::Building(_) => ApiError::Conflict(e.to_string()),
             AppsError::Exists(_) => ApiError::Conflict(e.to_string()),
+            // The config handler answers these itself (422 with the limit's code).
+            AppsError::Config(_) => ApiError::Validation(e.to_string()),
             AppsError::Store(e) => ApiError::internal(e),
         }
     }

@@ -345,7 +345,10 @@ pub fn default_cert(dir: &Path, domain: &str) -> Result<CertifiedKey, CertError>
     params.distinguished_name = dn;
     let signing_key = rcgen::KeyPair::generate().map_err(gen)?;
     let cert = params.self_signed(&signing_key).map_err(gen)?;
-    std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
+    // 0700: it holds the key (made with its mode, whatever the umask).
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(dir)
+        .map_err(io("creating", dir))?;
     let (c, k) = (cert.pem(), signing_key.serialize_pem());
     write_private(&key, &k).map_err(io("writing", &key))?;
     std::fs::write(&crt, &c).map_err(io("writing", &crt))?;

@@ -22,6 +22,7 @@ mod elected;
 mod health;
 mod inputs;
 mod jobs;
+pub mod outcome;
 pub mod restart;
 mod runner;
 

@@ -146,6 +146,8 @@ struct LoopState {
     releases: HashMap<(String, u32), Arc<ReleaseRow>>,
     /// Image → its layer digests (images are immutable).
     layers: HashMap<String, Vec<String>>,
+    /// The outcomes of current releases written to the store (see [`super::outcome`]).
+    outcomes: super::outcome::Recorder,
 }
 
 impl LoopState {
@@ -377,13 +379,15 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
         job.phase = Phase::Finished;
     }
     let actions = plan_with_replacements(&desired, &nodes, &observed, &replace);
-    c.scheduler.snapshot.send_replace(Arc::new(Snapshot {
+    let snapshot = Arc::new(Snapshot {
         pass: st.pass,
         jobs: snapshot_jobs,
         routed,
         crashing,
         failed_checks,
-    }));
+    });
+    c.scheduler.snapshot.send_replace(Arc::clone(&snapshot));
+    record_outcomes(c, st, &desired, &snapshot).await?;
 
     let mut dynos: HashMap<ProcessKey, u32> = HashMap::new();
     for job in observed.iter().filter(|j| j.active()) {
@@ -433,6 +437,42 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
                     stop_job(c, url, &job_id, addr).await?;
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// Records how each app's current release is doing: `succeeded` once it serves, `failed`
+/// with the reason when it cannot start (see [`super::outcome`]). Apps whose formation
+/// runs nothing are left as they are.
+async fn record_outcomes(
+    c: &Controller,
+    st: &mut LoopState,
+    desired: &[Formation],
+    snap: &Snapshot,
+) -> Result<(), StoreError> {
+    use super::outcome::{decide, Crash};
+    let mut current: HashMap<String, u32> = HashMap::new();
+    for f in desired.iter().filter(|f| f.count > 0) {
+        current.insert(f.app.clone(), f.release);
+    }
+    st.outcomes.retain(&current);
+    for (app, version) in &current {
+        let has_web = desired
+            .iter()
+            .any(|f| &f.app == app && f.process_type == "web" && f.count > 0);
+        let crashes: Vec<Crash<'_>> = st
+            .crashes
+            .iter()
+            .filter(|((a, _, v), _)| a == app && v == version)
+            .map(|((_, process_type, _), c)| Crash {
+                process_type,
+                count: c.count,
+                reason: c.reason.as_deref(),
+            })
+            .collect();
+        if let Some(outcome) = decide(app, *version, has_web, snap, &crashes) {
+            st.outcomes.record(c, app, *version, outcome).await?;
         }
     }
     Ok(())

@@ -161,6 +161,24 @@ impl Store {
     /// release declares a `web` process type and the app has no `web` formation yet, the
     /// formation becomes `web=1` (the default of a first deploy).
     pub async fn create_release(&self, release: &ReleaseRow) -> Result<()> {
+        self.create_release_with(release, None).await
+    }
+
+    /// [`Store::create_release`] with its deploy record `pending` (and `healthcheck`), in
+    /// the same transaction, so the scheduler never sees the release current without it.
+    pub async fn create_release_pending(
+        &self,
+        release: &ReleaseRow,
+        healthcheck: Option<&str>,
+    ) -> Result<()> {
+        self.create_release_with(release, Some(healthcheck)).await
+    }
+
+    async fn create_release_with(
+        &self,
+        release: &ReleaseRow,
+        pending: Option<Option<&str>>,
+    ) -> Result<()> {
         let mut tx = self
             .pool()
             .begin()
@@ -209,6 +227,21 @@ impl Store {
             .await
             .map_err(query("setting the default formation"))?;
         }
+        if let Some(healthcheck) = pending {
+            sqlx::query(
+                "INSERT INTO release_status (app, version, healthcheck, status, reason, \
+                 updated_at) VALUES ($1, $2, $3, 'pending', NULL, $4) ON CONFLICT (app, \
+                 version) DO UPDATE SET healthcheck = excluded.healthcheck, status = \
+                 excluded.status, reason = NULL, updated_at = excluded.updated_at",
+            )
+            .bind(&release.app)
+            .bind(release.version as i64)
+            .bind(healthcheck)
+            .bind(crate::util::now_rfc3339())
+            .execute(&mut *tx)
+            .await
+            .map_err(query("recording a release's deploy status"))?;
+        }
         tx.commit().await.map_err(query("committing a release"))?;
         Ok(())
     }
@@ -244,6 +277,81 @@ impl Store {
             .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
             .collect::<std::result::Result<_, sqlx::Error>>()
             .map_err(query("reading a config var row"))
+    }
+
+    /// Applies `changes` (`Some`: set, `None`: unset) to the app's config vars in one
+    /// transaction, once `check` approved them against the current config; returns the new
+    /// config, or `check`'s refusal (nothing changed). The app's row is written first, so
+    /// concurrent changes of one app are checked one after the other (a row lock on
+    /// PostgreSQL, the write lock on SQLite) and cannot pass a limit together.
+    pub async fn change_config<E>(
+        &self,
+        app: &str,
+        changes: &BTreeMap<String, Option<String>>,
+        check: impl FnOnce(
+            &BTreeMap<String, String>,
+            &BTreeMap<String, Option<String>>,
+        ) -> std::result::Result<(), E>,
+    ) -> Result<std::result::Result<BTreeMap<String, String>, E>> {
+        let mut tx = self
+            .pool()
+            .begin()
+            .await
+            .map_err(query("starting a transaction"))?;
+        let locked =
+            sqlx::query("UPDATE apps SET current_release = current_release WHERE name = $1")
+                .bind(app)
+                .execute(&mut *tx)
+                .await
+                .map_err(query("locking the app for a config change"))?;
+        if locked.rows_affected() == 0 {
+            return Err(StoreError::NoApp(app.to_string()));
+        }
+        let read = |rows: Vec<sqlx::any::AnyRow>| {
+            rows.iter()
+                .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
+                .collect::<std::result::Result<BTreeMap<String, String>, sqlx::Error>>()
+                .map_err(query("reading a config var row"))
+        };
+        let select = "SELECT key, value FROM config_vars WHERE app = $1 ORDER BY key";
+        let current = read(
+            sqlx::query(select)
+                .bind(app)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(query("reading config vars"))?,
+        )?;
+        if let Err(refused) = check(&current, changes) {
+            return Ok(Err(refused));
+        }
+        for (key, value) in changes {
+            match value {
+                Some(v) => sqlx::query(
+                    "INSERT INTO config_vars (app, key, value) VALUES ($1, $2, $3) \
+                     ON CONFLICT (app, key) DO UPDATE SET value = excluded.value",
+                )
+                .bind(app)
+                .bind(key)
+                .bind(v),
+                None => sqlx::query("DELETE FROM config_vars WHERE app = $1 AND key = $2")
+                    .bind(app)
+                    .bind(key),
+            }
+            .execute(&mut *tx)
+            .await
+            .map_err(query("setting a config var"))?;
+        }
+        let config = read(
+            sqlx::query(select)
+                .bind(app)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(query("reading config vars"))?,
+        )?;
+        tx.commit()
+            .await
+            .map_err(query("committing a config change"))?;
+        Ok(Ok(config))
     }
 
     /// Sets (or with `None` removes) one config var.

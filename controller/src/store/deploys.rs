@@ -15,6 +15,8 @@ pub mod release_status {
     pub const PENDING: &str = "pending";
     pub const SUCCEEDED: &str = "succeeded";
     pub const FAILED: &str = "failed";
+    /// Shown for a release without a record (made before deploys were recorded).
+    pub const UNKNOWN: &str = "unknown";
 }
 
 /// The deploy record of one release.
@@ -56,12 +58,63 @@ impl Store {
         Ok(())
     }
 
-    /// The deploy records of an app's releases, by version.
-    pub async fn release_statuses(&self, app: &str) -> Result<HashMap<u32, ReleaseStatus>> {
-        let rows = sqlx::query(
-            "SELECT version, healthcheck, status, reason FROM release_status WHERE app = $1",
+    /// Records what the scheduler saw of release `version` (`succeeded`, or `failed` with
+    /// why), unless the record already says `succeeded`: a release that served stays
+    /// `succeeded` (a later crash is the app's, not its deploy's). Keeps the health check.
+    /// True when it changed the record.
+    pub async fn settle_release_status(
+        &self,
+        app: &str,
+        version: u32,
+        status: &str,
+        reason: Option<&str>,
+    ) -> Result<bool> {
+        let res = sqlx::query(
+            "INSERT INTO release_status (app, version, healthcheck, status, reason, updated_at) \
+             VALUES ($1, $2, NULL, $3, $4, $5) ON CONFLICT (app, version) DO UPDATE SET \
+             status = excluded.status, reason = excluded.reason, \
+             updated_at = excluded.updated_at \
+             WHERE release_status.status <> 'succeeded' \
+             AND (release_status.status <> excluded.status \
+                  OR COALESCE(release_status.reason, '') <> COALESCE(excluded.reason, ''))",
         )
         .bind(app)
+        .bind(version as i64)
+        .bind(status)
+        .bind(reason)
+        .bind(now_rfc3339())
+        .execute(self.pool())
+        .await
+        .map_err(query("recording a release's deploy status"))?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    /// The deploy record of one release.
+    pub async fn release_status(&self, app: &str, version: u32) -> Result<Option<ReleaseStatus>> {
+        Ok(self
+            .release_statuses_where(app, Some(version))
+            .await?
+            .remove(&version))
+    }
+
+    /// The deploy records of an app's releases, by version.
+    pub async fn release_statuses(&self, app: &str) -> Result<HashMap<u32, ReleaseStatus>> {
+        self.release_statuses_where(app, None).await
+    }
+
+    async fn release_statuses_where(
+        &self,
+        app: &str,
+        version: Option<u32>,
+    ) -> Result<HashMap<u32, ReleaseStatus>> {
+        const ONE: &str = "SELECT version, healthcheck, status, reason FROM release_status \
+                           WHERE app = $1 AND version = $2";
+        const ALL: &str =
+            "SELECT version, healthcheck, status, reason FROM release_status WHERE app = $1";
+        let rows = match version {
+            Some(v) => sqlx::query(ONE).bind(app).bind(i64::from(v)),
+            None => sqlx::query(ALL).bind(app),
+        }
         .fetch_all(self.pool())
         .await
         .map_err(query("reading release deploy statuses"))?;

@@ -35,6 +35,8 @@ mod sizes;
 mod users;
 mod work;
 
+#[cfg(test)]
+mod limits_tests;
 #[doc(hidden)]
 pub mod test_pg;
 #[cfg(test)]
@@ -141,6 +143,8 @@ impl ReleaseRow {
             config_keys: self.config.keys().cloned().collect(),
             description: self.description.clone(),
             created_at: self.created_at.clone(),
+            status: None,
+            status_reason: None,
         }
     }
 }

@@ -131,7 +131,10 @@ impl Running {
                 .unwrap();
             assert!(again.is_empty());
         }
-        let app = paas_controller::http::app(Arc::clone(&c));
+        // With connect info, as the real server: the source address reaches the limits
+        // and the refusal log.
+        let app = paas_controller::http::app(Arc::clone(&c))
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
         let tasks = vec![
             tokio::spawn(async move {
                 axum::serve(listener, app).await.unwrap();
@@ -428,8 +431,10 @@ async fn create(
             logs,
             server: None,
         }
-    } else if spec.command.iter().any(|a| a.contains("exit 3")) {
-        // A process that dies at once.
+    } else if spec.command.iter().any(|a| a.contains("exit 3"))
+        || spec.env.contains_key("FAKE_CRASH")
+    {
+        // A process that dies at once (its command, or a config var it cannot live with).
         let mut status = status_of(&spec, JobState::Crashed);
         status.exit = Some(exit("exited 3"));
         FakeJob {

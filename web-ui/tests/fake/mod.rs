@@ -356,6 +356,8 @@ pub fn release(app: &str, version: u32, description: &str) -> Release {
         config_keys: vec![],
         description: description.to_string(),
         created_at: format!("2024-05-0{version}T10:00:00Z"),
+        status: Some("succeeded".to_string()),
+        status_reason: None,
     }
 }
 
