@@ -50,6 +50,17 @@ pub enum NetError {
     Ipam(#[from] IpamError),
     #[error(transparent)]
     Tables(#[from] TablesError),
+    #[error(
+        "--subnet {subnet} overlaps {other} on interface {iface}: the jobs' addresses would \
+         be routed there, not to this agent's bridge {bridge}. Give this agent another \
+         --subnet, or remove {iface} if it is left over (`ip link del {iface}`)"
+    )]
+    SubnetInUse {
+        subnet: String,
+        other: String,
+        iface: String,
+        bridge: String,
+    },
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -175,6 +186,14 @@ impl NetworkManager {
     /// from their job's netns). Idempotent; run at agent start.
     pub async fn ensure_node(&self) -> Result<()> {
         let bridge = self.bridge();
+        if let Some((iface, other)) = overlapping(self.subnet, &bridge, &ipv4_addrs().await) {
+            return Err(NetError::SubnetInUse {
+                subnet: self.subnet.to_string(),
+                other,
+                iface,
+                bridge,
+            });
+        }
         if !link_names().await.contains(&bridge) {
             ip(&["link", "add", &bridge, "type", "bridge"]).await?;
         }
@@ -419,6 +438,38 @@ async fn link_names() -> Vec<String> {
         .collect()
 }
 
+/// `ip -4 -o addr show`: one line per IPv4 address, `N: IFACE inet A.B.C.D/LEN …`.
+async fn ipv4_addrs() -> String {
+    Command::new("ip")
+        .args(["-4", "-o", "addr", "show"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .await
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// The first address (interface, `A.B.C.D/LEN`) in `ip -4 -o addr show` output on another
+/// interface than `bridge` whose network overlaps `subnet`. Two agents (or an agent and a
+/// bridge left by a killed one) on one subnet would share the routes to their jobs: the
+/// kernel sends every job address to one of the bridges, and the other agent's jobs never
+/// answer.
+fn overlapping(subnet: Subnet, bridge: &str, addrs: &str) -> Option<(String, String)> {
+    addrs.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        let iface = words.nth(1)?;
+        words.find(|w| *w == "inet")?;
+        let cidr = words.next()?;
+        let (ip, len) = cidr.split_once('/')?;
+        let (ip, len) = (ip.parse::<Ipv4Addr>().ok()?, len.parse::<u8>().ok()?);
+        let len = len.min(subnet.prefix_len).min(32);
+        let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+        let overlaps = u32::from(ip) & mask == u32::from(subnet.network) & mask;
+        (overlaps && iface != bridge && !ip.is_loopback()).then(|| (iface.to_string(), cidr.to_string()))
+    })
+}
+
 /// The MAC address of `eth0` in the netns `netns` (`aa:bb:…`), if there is one.
 async fn read_mac(netns: &str) -> Option<String> {
     let out = Command::new("ip")
@@ -507,6 +558,32 @@ async fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_subnet_on_another_interface_is_refused() {
+        let addrs = "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever\n\
+                     2: eth0    inet 192.0.2.2/24 brd 192.0.2.255 scope global eth0\n\
+                     7: old0    inet 10.201.77.1/24 brd 10.201.77.255 scope global old0\n\
+                     8: me0    inet 10.201.78.1/24 brd 10.201.78.255 scope global me0\n\
+                     9: wide    inet 10.202.0.1/16 scope global wide\n";
+        let net = |s: &str| s.parse::<Subnet>().unwrap();
+        assert_eq!(
+            overlapping(net("10.201.77.0/24"), "me0", addrs),
+            Some(("old0".into(), "10.201.77.1/24".into()))
+        );
+        // Its own bridge is no clash (an agent restarting), nor a neighbouring subnet.
+        assert_eq!(overlapping(net("10.201.78.0/24"), "me0", addrs), None);
+        assert_eq!(overlapping(net("10.201.79.0/24"), "me0", addrs), None);
+        // Wider on either side overlaps.
+        assert_eq!(
+            overlapping(net("10.202.5.0/24"), "me0", addrs),
+            Some(("wide".into(), "10.202.0.1/16".into()))
+        );
+        assert_eq!(
+            overlapping(net("10.201.0.0/16"), "me0", addrs),
+            Some(("old0".into(), "10.201.77.1/24".into()))
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -45,7 +45,7 @@ pub struct Names {
 pub fn unique_names() -> Names {
     let n = INSTANCE.fetch_add(1, Ordering::SeqCst);
     let pid = std::process::id();
-    let slot = (pid * 7 + n * 13) % 100;
+    let slot = free_slot((pid * 7 + n * 13) % 100, 100, |s| format!("10.200.{}.", 100 + s));
     Names {
         prefix: format!("na{:04x}", (pid * 16 + n) % 0xffff),
         subnet: format!("10.200.{}.0/24", 100 + slot).parse().unwrap(),
@@ -54,6 +54,21 @@ pub fn unique_names() -> Names {
             last: (40000 + slot * 100 + 99) as u16,
         },
     }
+}
+
+/// The first slot from `start` (of `count`, wrapping) whose addresses no interface holds:
+/// a bridge left by a killed test run would otherwise take its jobs' routes (the agent
+/// refuses such a subnet).
+pub fn free_slot(start: u32, count: u32, net: impl Fn(u32) -> String) -> u32 {
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    (0..count)
+        .map(|i| (start + i) % count)
+        .find(|s| !out.contains(&format!(" {}", net(*s))))
+        .unwrap_or(start)
 }
 
 pub fn config(state_dir: &Path, token: &str, names: &Names) -> AgentConfig {

@@ -160,6 +160,21 @@ pub struct Paas {
 
 static INSTANCE: AtomicU32 = AtomicU32::new(0);
 
+/// The first of the 200 subnet slots from `start` (wrapping) whose `10.201.<slot + 20>.`
+/// addresses no interface holds: a bridge left by a killed run would take the new agent's
+/// routes (the agent refuses such a subnet).
+fn free_slot(start: u32) -> u32 {
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr", "show"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    (0..200)
+        .map(|i| (start + i) % 200)
+        .find(|s| !out.contains(&format!(" 10.201.{}.", s + 20)))
+        .unwrap_or(start)
+}
+
 impl Paas {
     pub fn start() -> Paas {
         Paas::start_with_stacks(stacks_dir())
@@ -174,7 +189,7 @@ impl Paas {
     pub fn start_with_args(stacks: &Path, extra: &[&str]) -> Paas {
         let bins = bins();
         let n = INSTANCE.fetch_add(1, Ordering::SeqCst);
-        let slot = (std::process::id() * 7 + n * 13) % 200 + 20;
+        let slot = free_slot((std::process::id() * 7 + n * 13) % 200) + 20;
         let prefix = format!("e2{:04x}", (std::process::id() * 16 + n) % 0xffff);
         // The ports come from binding :0 and closing again, so another process may take
         // one before the controller binds it: then start again on new ports.
