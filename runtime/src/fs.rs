@@ -29,6 +29,9 @@ pub(crate) struct ContainerFs {
     rootfs: PathBuf,
     /// (normalized container destination, host source), in mount order.
     mounts: Vec<(String, PathBuf)>,
+    /// Host uid and gid given to what is created (the container's root in a user
+    /// namespace, so a missing working directory is its own); None = the caller's.
+    owner: Option<(u32, u32)>,
 }
 
 impl ContainerFs {
@@ -36,7 +39,38 @@ impl ContainerFs {
         ContainerFs {
             rootfs: rootfs.to_owned(),
             mounts: Vec::new(),
+            owner: None,
         }
+    }
+
+    /// The same, giving what it creates to host `owner` (uid, gid).
+    pub fn owned_by(mut self, owner: Option<(u32, u32)>) -> ContainerFs {
+        self.owner = owner;
+        self
+    }
+
+    /// Creates `host` and its missing parents as directories, each given to the owner.
+    fn create_dirs(&self, host: &Path) -> io::Result<()> {
+        let Some((uid, gid)) = self.owner else {
+            return fs::create_dir_all(host);
+        };
+        let mut missing = Vec::new();
+        let mut at = host;
+        while fs::symlink_metadata(at).is_err() {
+            missing.push(at);
+            match at.parent() {
+                Some(parent) => at = parent,
+                None => break,
+            }
+        }
+        for dir in missing.into_iter().rev() {
+            match fs::create_dir(dir) {
+                Ok(()) => std::os::unix::fs::lchown(dir, Some(uid), Some(gid))?,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Records a bind mount of host `source` at the (resolved) container `destination`.
@@ -122,7 +156,7 @@ impl ContainerFs {
                     "{cpath:?} exists in the container but is not a directory"
                 )))
             }
-            Err(_) => fs::create_dir_all(&host).map_err(|source| Error::Io {
+            Err(_) => self.create_dirs(&host).map_err(|source| Error::Io {
                 what: format!("creating {cpath:?} in the container ({})", host.display()),
                 source,
             })?,
@@ -137,7 +171,7 @@ impl ContainerFs {
         let host = self.host_path(&resolved);
         if fs::symlink_metadata(&host).is_err() {
             let made = match host.parent() {
-                Some(parent) => fs::create_dir_all(parent),
+                Some(parent) => self.create_dirs(parent),
                 None => Ok(()),
             }
             .and_then(|()| {
@@ -146,6 +180,10 @@ impl ContainerFs {
                     .create_new(true)
                     .open(&host)
                     .map(drop)
+            })
+            .and_then(|()| match self.owner {
+                Some((uid, gid)) => std::os::unix::fs::lchown(&host, Some(uid), Some(gid)),
+                None => Ok(()),
             });
             match made {
                 Ok(()) => {}
@@ -307,6 +345,28 @@ mod tests {
             cfs.ensure_dir("/etc/hosts"),
             Err(Error::InvalidSpec(_))
         ));
+    }
+
+    #[test]
+    fn what_is_created_goes_to_the_owner() {
+        use std::os::unix::fs::MetadataExt;
+        if !nix::unistd::geteuid().is_root() {
+            return; // chown needs root; the root tests cover the rest
+        }
+        let (dir, cfs) = rootfs();
+        let cfs = cfs.owned_by(Some((4242, 4343)));
+        let root = dir.path().join("rootfs");
+        cfs.ensure_dir("/work/a/b").unwrap();
+        cfs.ensure_file("/etc/new/file").unwrap();
+        for made in ["work", "work/a", "work/a/b", "etc/new", "etc/new/file"] {
+            let m = fs::metadata(root.join(made)).unwrap();
+            assert_eq!((m.uid(), m.gid()), (4242, 4343), "{made}");
+        }
+        assert_eq!(
+            fs::metadata(root.join("etc")).unwrap().uid(),
+            0,
+            "existing: kept"
+        );
     }
 
     #[test]

@@ -425,14 +425,6 @@ unsafe fn run_op(op: &Op, err: RawFd) {
                     die(err, 1, &[b"mkdir ", path.to_bytes()]);
                 }
             }
-            Op::Touch { path } => {
-                let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW;
-                let fd = libc::open(path.as_ptr(), flags, 0o666 as libc::c_uint);
-                if fd < 0 {
-                    die(err, 1, &[b"create ", path.to_bytes()]);
-                }
-                libc::close(fd);
-            }
             Op::Symlink { target, link } => {
                 if libc::symlink(target.as_ptr(), link.as_ptr()) != 0 && errno() != libc::EEXIST {
                     die(err, 1, &[b"symlink ", link.to_bytes()]);
@@ -462,6 +454,13 @@ unsafe fn run_op(op: &Op, err: RawFd) {
                     let r = libc::mount(host.as_ptr(), p, ptr::null(), libc::MS_BIND, ptr::null());
                     if r != 0 {
                         die(err, 1, &[b"binding the host's ", host.to_bytes()]);
+                    }
+                    if !crate::idmap::nosuid_noexec(p) {
+                        die(
+                            err,
+                            1,
+                            &[b"making nosuid,noexec the bound ", path.to_bytes()],
+                        );
                     }
                 } else if errno() != libc::EEXIST {
                     die(err, 1, &[b"mknod ", path.to_bytes()]);

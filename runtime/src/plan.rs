@@ -10,8 +10,9 @@
 //! 1. `/` recursively private (nothing propagates back to the host), and with
 //!    `bind_rootfs` the rootfs bound onto itself;
 //! 2. `proc` at `/proc`;
-//! 3. a tmpfs at `/dev` with empty files `null zero full random urandom tty` and the host's
-//!    device nodes bind-mounted onto them (mknod may be forbidden), `devpts` (newinstance,
+//! 3. a tmpfs at `/dev` with the nodes `null zero full random urandom tty` made by mknod
+//!    (or, where that is refused, in a user namespace, the host's nodes bound `nosuid,
+//!    noexec` onto empty files; see [`DEVICES`]), `devpts` (newinstance,
 //!    ptmxmode=0666) at `/dev/pts` and a `/dev/ptmx` symlink, a tmpfs at `/dev/shm`,
 //!    `/dev/mqueue` (optional), and the `/dev/fd`, `/dev/std{in,out,err}` symlinks;
 //! 4. `sysfs` read-only at `/sys` (allowed to fail with the host network: a sysfs mount
@@ -20,7 +21,7 @@
 //!    `options.fs_mounts` (tmpfs, …), as an OCI config lists them after the defaults.
 
 use std::ffi::CString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::fs::ContainerFs;
 use crate::security::{self, BpfProgram};
@@ -45,17 +46,14 @@ pub(crate) enum Op {
         path: CString,
         mode: libc::mode_t,
     },
-    /// Creates an empty file (a bind-mount target).
-    Touch {
-        path: CString,
-    },
     Symlink {
         target: CString,
         link: CString,
     },
-    /// A device node (OCI `linux.devices`): mknod, chmod, chown; where mknod is not
-    /// permitted (a user namespace) an empty file with the host's node at `host` bound
-    /// onto it. An existing node (one of the runtime's own) is left as it is.
+    /// A device node (the runtime's own, then OCI `linux.devices`): mknod, chmod, chown;
+    /// where mknod is not permitted (a user namespace) an empty file with the host's
+    /// node at `host` bound onto it, `nosuid,noexec`. An existing node (one of the
+    /// runtime's own) is left as it is.
     Mknod {
         path: CString,
         mode: libc::mode_t,
@@ -164,8 +162,19 @@ pub(crate) struct Plan {
     pub envp: Vec<CString>,
 }
 
-/// Devices bind-mounted from the host's `/dev`.
-pub(crate) const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+/// The devices every container's `/dev` has (name, major, minor): made with `mknod`
+/// (the container's own nodes: changing them changes nothing on the host), or, where
+/// that is refused (a user namespace), the host's node bound `nosuid,noexec` onto an
+/// empty file; the host's node is then owned by a uid the container has not mapped, so
+/// it can use the node but not chown or chmod it.
+pub(crate) const DEVICES: [(&str, u32, u32); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
 
 pub(crate) fn cstr(what: &str, s: impl Into<Vec<u8>>) -> Result<CString> {
     CString::new(s).map_err(|_| Error::InvalidSpec(format!("{what} contains a NUL byte")))
@@ -200,7 +209,11 @@ pub(crate) fn mount_op(
 pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path) -> Result<Plan> {
     crate::ns::check(spec, opts)?;
     let ns = &opts.namespaces;
-    let mut cfs = ContainerFs::new(rootfs);
+    let owner = opts
+        .id_mappings
+        .as_ref()
+        .and_then(|m| Some((m.host_id(0, false)?, m.host_id(0, true)?)));
+    let mut cfs = ContainerFs::new(rootfs).owned_by(owner);
     let mut ops = Vec::new();
     if ns.mount != Namespace::Host {
         ops.push(mount_op(
@@ -377,20 +390,15 @@ fn dev_ops(dev: &Path, ops: &mut Vec<Op>) -> Result<()> {
         tmpfs_flags,
         Some("mode=755,size=65536k"),
     )?);
-    for name in DEVICES {
-        let target = dev.join(name);
-        ops.push(Op::Touch {
-            path: cpath(&target)?,
+    for (name, major, minor) in DEVICES {
+        ops.push(Op::Mknod {
+            path: cpath(&dev.join(name))?,
+            mode: libc::S_IFCHR | 0o666,
+            dev: libc::makedev(major, minor),
+            uid: 0,
+            gid: 0,
+            host: cstr("device path", format!("/dev/{name}"))?,
         });
-        let host = PathBuf::from("/dev").join(name);
-        ops.push(mount_op(
-            "bind",
-            host.to_str(),
-            &target,
-            None,
-            libc::MS_BIND,
-            None,
-        )?);
     }
     let pts = dev.join("pts");
     ops.push(Op::Mkdir {
@@ -526,6 +534,7 @@ mod tests {
     use crate::{BindMount, Resources};
     use std::fs;
     use std::os::unix::fs::{symlink, PermissionsExt};
+    use std::path::PathBuf;
 
     fn fixture() -> (tempfile::TempDir, PathBuf, ContainerSpec) {
         let dir = tempfile::tempdir().unwrap();
@@ -561,7 +570,6 @@ mod tests {
                     (what.to_string(), target.to_string_lossy().into_owned())
                 }
                 Op::Mkdir { path, .. } => ("mkdir".into(), path.to_string_lossy().into_owned()),
-                Op::Touch { path } => ("touch".into(), path.to_string_lossy().into_owned()),
                 Op::Symlink { link, .. } => ("symlink".into(), link.to_string_lossy().into_owned()),
                 Op::Mask { path } => ("mask".into(), path.to_string_lossy().into_owned()),
                 Op::Mknod { path, .. } => ("mknod".into(), path.to_string_lossy().into_owned()),
@@ -587,8 +595,8 @@ mod tests {
             ("make-private".to_string(), "/".to_string()),
             ("proc".into(), format!("{r}/proc")),
             ("tmpfs".into(), format!("{r}/dev")),
-            ("touch".into(), format!("{r}/dev/null")),
-            ("bind".into(), format!("{r}/dev/null")),
+            ("mknod".into(), format!("{r}/dev/null")),
+            ("mknod".into(), format!("{r}/dev/zero")),
         ];
         assert_eq!(t[..expect_prefix.len()], expect_prefix[..]);
         let n = t.len();
