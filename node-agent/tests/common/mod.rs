@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use paas_node_agent::config::{AgentConfig, PortRange, Subnet};
+use paas_node_agent::config::{AgentConfig, PortRange, Subnet, UsernsRange};
 use sha2::{Digest, Sha256};
 
 /// True when the test may run as root; false (skip, with a note) when not root and not
@@ -38,6 +38,9 @@ pub struct Names {
     pub prefix: String,
     pub subnet: Subnet,
     pub ports: PortRange,
+    /// 16 uid ranges of 65536 from 2^31, disjoint from other tests' (and from the
+    /// agent's default range).
+    pub userns: UsernsRange,
 }
 
 pub fn unique_names() -> Names {
@@ -50,6 +53,10 @@ pub fn unique_names() -> Names {
         ports: PortRange {
             first: (40000 + slot * 100) as u16,
             last: (40000 + slot * 100 + 99) as u16,
+        },
+        userns: UsernsRange {
+            first: (1 << 31) + ((pid * 16 + n) % 2047) * (1 << 20),
+            count: 1 << 20,
         },
     }
 }
@@ -67,6 +74,7 @@ pub fn config(state_dir: &Path, token: &str, names: &Names) -> AgentConfig {
         advertise_addr: "127.0.0.1".parse().unwrap(),
         cgroup_root: "/sys/fs/cgroup".into(),
         job_log_bytes: paas_node_agent::jobs::capture::DEFAULT_CAP_BYTES,
+        userns_range: names.userns,
     }
 }
 
