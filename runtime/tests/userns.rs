@@ -354,3 +354,44 @@ fn no_container_can_change_a_host_device_node() {
     let after: Vec<_> = nodes.iter().map(|n| host(n)).collect();
     assert_eq!(before, after, "a host device node changed");
 }
+
+#[test]
+fn exec_enters_a_user_namespaced_container_on_a_host_owned_network_namespace() {
+    if !need_root() {
+        return;
+    }
+    // The agent's jobs: a network namespace of the host's user namespace, joined. exec
+    // must enter it before the container's user namespace, where it has no rights.
+    let f = Fixture::new();
+    let owner = f.spec(&["sleep", "1000"]);
+    f.rt.run(&owner).unwrap();
+    let netns = f.rt.netns_path(&owner.id).unwrap();
+    let want = std::fs::read_link(&netns).unwrap();
+    let mut spec = f.spec(&["sleep", "1000"]);
+    spec.network = paas_runtime::Network::Join(netns);
+    f.rt.run_with(&spec, &userns()).unwrap();
+    let log = f.dir.path().join("exec.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let p =
+        f.rt.exec(
+            &spec.id,
+            ExecSpec {
+                args: vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "readlink /proc/self/ns/net; id -u; head -1 /proc/self/uid_map".into(),
+                ],
+                stdout: Some(file.try_clone().unwrap().into()),
+                stderr: Some(file.into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let code = p.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(code, 0, "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], want.to_str().unwrap(), "{text}");
+    assert_eq!(lines[1], "0", "{text}");
+    assert!(lines[2].contains("400000"), "{text}");
+}
