@@ -57,6 +57,13 @@ impl BinAgent {
             port,
             child: None,
         };
+        // As in production, the state dir is host root's alone: a job's root (an
+        // unprivileged host uid) may not walk it, and must not need to.
+        std::fs::set_permissions(
+            agent.dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
         agent.spawn().await;
         agent
     }

@@ -23,8 +23,17 @@ use crate::{Error, Result};
 /// Most symlinks followed while resolving one path (the kernel's limit).
 const MAX_SYMLINKS: usize = 40;
 
+/// Where a bind mount comes from, for the init (see [`ContainerFs::bind_source`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BindSource {
+    /// A host path the init binds with `mount(2)`.
+    Path(String),
+    /// A detached mount tree (its descriptor) the init attaches with `move_mount`.
+    Tree(std::os::fd::RawFd),
+}
+
 /// The rootfs plus the bind mounts known so far, for resolving container paths.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct ContainerFs {
     rootfs: PathBuf,
     /// (normalized container destination, host source), in mount order.
@@ -32,6 +41,8 @@ pub(crate) struct ContainerFs {
     /// Host uid and gid given to what is created (the container's root in a user
     /// namespace, so a missing working directory is its own); None = the caller's.
     owner: Option<(u32, u32)>,
+    /// Bind sources opened for the init (see [`ContainerFs::bind_source`]).
+    source_fds: Vec<std::os::fd::OwnedFd>,
 }
 
 impl ContainerFs {
@@ -40,6 +51,7 @@ impl ContainerFs {
             rootfs: rootfs.to_owned(),
             mounts: Vec::new(),
             owner: None,
+            source_fds: Vec::new(),
         }
     }
 
@@ -100,10 +112,40 @@ impl ContainerFs {
         }
     }
 
-    /// The path on the host that `rootfs + cpath` names inside the container's mount
-    /// namespace once the bind mounts are made (what the init passes to mount(2)).
+    /// What the init passes to mount(2) for the symlink-free container path `cpath`: the
+    /// path relative to the rootfs, which is the init's working directory while it
+    /// mounts (so it never walks the host dirs above the rootfs, which a user
+    /// namespace's root may not enter).
     pub fn mount_target(&self, cpath: &str) -> PathBuf {
-        self.rootfs.join(cpath.trim_start_matches('/'))
+        match cpath.trim_start_matches('/') {
+            "" => PathBuf::from("."),
+            rel => PathBuf::from(rel),
+        }
+    }
+
+    /// How the init binds host path `source` (recursively: `recursive`): by its path,
+    /// or, with an owner (a new user namespace, whose root may not walk the host dirs
+    /// above `source`), as a detached copy of the mount made here (`open_tree`) that
+    /// the init attaches (`move_mount`); its descriptor is kept in
+    /// [`ContainerFs::take_source_fds`] for the init.
+    pub fn bind_source(&mut self, source: &Path, recursive: bool) -> Result<BindSource> {
+        if self.owner.is_none() {
+            return source
+                .to_str()
+                .map(|s| BindSource::Path(s.to_owned()))
+                .ok_or_else(|| {
+                    Error::InvalidSpec(format!("mount source {} is not UTF-8", source.display()))
+                });
+        }
+        let tree = crate::init::above_stdio(crate::idmap::open_tree(source, recursive)?)?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&tree);
+        self.source_fds.push(tree);
+        Ok(BindSource::Tree(fd))
+    }
+
+    /// The descriptors [`ContainerFs::bind_source`] opened, for the init to keep.
+    pub fn take_source_fds(&mut self) -> Vec<std::os::fd::OwnedFd> {
+        std::mem::take(&mut self.source_fds)
     }
 
     /// Resolves symlinks in container path `cpath` the way the container would see them;
@@ -390,10 +432,8 @@ mod tests {
         assert_eq!(cfs.resolve("/data/link/x").unwrap(), "/usr/bin/x");
         assert_eq!(cfs.ensure_dir("/data/new").unwrap(), "/data/new");
         assert!(src.join("new").is_dir());
-        assert_eq!(
-            cfs.mount_target("/data/new"),
-            dir.path().join("rootfs/data/new")
-        );
+        assert_eq!(cfs.mount_target("/data/new"), PathBuf::from("data/new"));
+        assert_eq!(cfs.mount_target("/"), PathBuf::from("."));
     }
 
     #[test]

@@ -124,7 +124,7 @@ pub(crate) fn mount_layers(
     for (n, layer) in layers.iter().enumerate() {
         let target = dir.join(n.to_string());
         fs::create_dir(&target).map_err(io_err(format!("creating {}", target.display())))?;
-        let tree = open_tree(layer)?;
+        let tree = open_tree(layer, false)?;
         let attr = MountAttr {
             attr_set: MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY,
             userns_fd: userns.as_raw_fd() as u64,
@@ -154,18 +154,8 @@ pub(crate) fn mount_layers(
             });
         }
         let to = cpath(&target)?;
-        // SAFETY: as above; `to` is a valid C string.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_move_mount,
-                tree.as_raw_fd(),
-                c"".as_ptr(),
-                libc::AT_FDCWD,
-                to.as_ptr(),
-                MOVE_MOUNT_F_EMPTY_PATH,
-            )
-        };
-        if r != 0 {
+        // SAFETY: `tree` is our descriptor and `to` a valid C string.
+        if !unsafe { attach(tree.as_raw_fd(), to.as_ptr()) } {
             return Err(sys_err(format!(
                 "attaching the idmapped layer {} at {}",
                 layer.display(),
@@ -177,18 +167,16 @@ pub(crate) fn mount_layers(
     Ok(made)
 }
 
-/// A detached copy of the mount tree at `path` (not recursive).
-fn open_tree(path: &Path) -> Result<OwnedFd> {
+/// A detached copy of the mount at `path` (with the mounts below it: `recursive`), as
+/// a descriptor that `move_mount` attaches elsewhere, in another mount namespace too.
+pub(crate) fn open_tree(path: &Path, recursive: bool) -> Result<OwnedFd> {
     let c = cpath(path)?;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
     // SAFETY: `c` is a valid C string; the returned descriptor is new and ours.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
-        )
-    };
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
     if fd < 0 {
         return Err(sys_err(format!("open_tree {}", path.display()))(
             Errno::last(),
@@ -253,6 +241,25 @@ pub(crate) unsafe fn nosuid_noexec(path: *const libc::c_char) -> bool {
             std::ptr::null(),
             flags,
             std::ptr::null(),
+        ) == 0
+    }
+}
+
+/// Attaches the detached mount tree `tree` (from [`open_tree`]) at `target` (relative to
+/// the working directory, or absolute). Returns false on failure (errno set).
+///
+/// # Safety
+/// Raw syscalls only: fit for a cloned child. `target` must be a valid C string.
+pub(crate) unsafe fn attach(tree: libc::c_int, target: *const libc::c_char) -> bool {
+    // SAFETY: "" is a valid C string; the caller vouches for `target`.
+    unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree,
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target,
+            MOVE_MOUNT_F_EMPTY_PATH,
         ) == 0
     }
 }

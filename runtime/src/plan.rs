@@ -7,8 +7,12 @@
 //! walks [`Plan::ops`] and makes raw syscalls.
 //!
 //! Mount sequence (in the container's new mount namespace, before pivot_root):
-//! 1. `/` recursively private (nothing propagates back to the host), and with
-//!    `bind_rootfs` the rootfs bound onto itself;
+//! 1. ([`Plan::root_ops`]) `/` recursively private (nothing propagates back to the host),
+//!    and with `bind_rootfs` or a user namespace the rootfs bound onto itself; then the
+//!    init changes into the rootfs (still as host root: the dirs above it may be host
+//!    root's alone) and, in a new user namespace, becomes its root; every later target
+//!    is relative to the rootfs, and bind sources are descriptors the parent opened
+//!    (`/proc/self/fd/N`), so the namespace's root never walks a host dir;
 //! 2. `proc` at `/proc`;
 //! 3. a tmpfs at `/dev` with the nodes `null zero full random urandom tty` made by mknod
 //!    (or, where that is refused, in a user namespace, the host's nodes bound `nosuid,
@@ -23,7 +27,7 @@
 use std::ffi::CString;
 use std::path::Path;
 
-use crate::fs::ContainerFs;
+use crate::fs::{BindSource, ContainerFs};
 use crate::security::{self, BpfProgram};
 use crate::spec::{is_under, DEFAULT_PATH};
 use crate::{ContainerOptions, ContainerSpec, Error, Namespace, Network, Result};
@@ -61,6 +65,14 @@ pub(crate) enum Op {
         uid: libc::uid_t,
         gid: libc::gid_t,
         host: CString,
+    },
+    /// A detached mount tree the parent made of a bind source (`open_tree`), attached
+    /// at `target` with `move_mount` (a new user namespace: see [`Plan::source_fds`]);
+    /// `source` names it in errors.
+    Attach {
+        tree: std::os::fd::RawFd,
+        source: CString,
+        target: CString,
     },
     /// After pivot_root: hides a container path (`/dev/null` over a file, an empty
     /// read-only tmpfs over a directory); a missing path is skipped.
@@ -141,7 +153,15 @@ pub(crate) struct Plan {
     pub clone_flags: libc::c_int,
     pub new_cgroupns: bool,
     pub loopback_up: bool,
+    /// Steps on absolute paths before the init changes into the rootfs: `/` private,
+    /// the rootfs bound onto itself.
+    pub root_ops: Vec<Op>,
+    /// The rest, relative to the rootfs (the init's working directory by then).
     pub ops: Vec<Op>,
+    /// Bind sources the parent made into detached mount trees for the init (a new user
+    /// namespace, whose root may not walk host dirs): it attaches them ([`Op::Attach`]);
+    /// close-on-exec.
+    pub source_fds: Vec<std::os::fd::OwnedFd>,
     pub rootfs: CString,
     /// The container's mount namespace is its own (new or joined): pivot_root; else
     /// (the host's) chroot.
@@ -214,9 +234,9 @@ pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path
         .as_ref()
         .and_then(|m| Some((m.host_id(0, false)?, m.host_id(0, true)?)));
     let mut cfs = ContainerFs::new(rootfs).owned_by(owner);
-    let mut ops = Vec::new();
+    let mut root_ops = Vec::new();
     if ns.mount != Namespace::Host {
-        ops.push(mount_op(
+        root_ops.push(mount_op(
             "make-private",
             None,
             Path::new("/"),
@@ -234,7 +254,7 @@ pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path
         let root = rootfs.to_str().ok_or_else(|| {
             Error::InvalidSpec(format!("rootfs {} is not UTF-8", rootfs.display()))
         })?;
-        ops.push(mount_op(
+        root_ops.push(mount_op(
             "rootfs bind",
             Some(root),
             rootfs,
@@ -243,6 +263,7 @@ pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path
             None,
         )?);
     }
+    let mut ops = Vec::new();
     let proc_dir = cfs.mount_target(&cfs.ensure_dir("/proc")?);
     let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     ops.push(mount_op(
@@ -280,17 +301,7 @@ pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path
             cfs.ensure_file(&m.destination)?
         };
         let target = cfs.mount_target(&dest);
-        let src = Some(source.to_str().ok_or_else(|| {
-            Error::InvalidSpec(format!("mount source {} is not UTF-8", source.display()))
-        })?);
-        ops.push(mount_op(
-            "bind",
-            src,
-            &target,
-            None,
-            libc::MS_BIND | libc::MS_REC,
-            None,
-        )?);
+        ops.push(bind_op(&mut cfs, &source, &target, true)?);
         if m.readonly {
             let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
             ops.push(mount_op(
@@ -336,7 +347,9 @@ pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path
         clone_flags,
         new_cgroupns: ns.cgroup == Namespace::New && Path::new("/proc/self/ns/cgroup").exists(),
         loopback_up: spec.network == Network::None,
+        root_ops,
         ops,
+        source_fds: cfs.take_source_fds(),
         rootfs: cpath(rootfs)?,
         own_mount_ns: ns.mount != Namespace::Host,
         hostname: hostname.map(|h| cstr("hostname", h.as_str())).transpose()?,
@@ -357,6 +370,31 @@ pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path
             .map(|e| cstr("env entry", e.as_str()))
             .collect::<Result<_>>()?,
     })
+}
+
+/// The step that binds host path `source` at `target` (relative to the rootfs),
+/// `recursive`ly or not: a `mount(2)` of the path, or in a new user namespace the
+/// attach of a detached copy the parent made (see [`ContainerFs::bind_source`]).
+pub(crate) fn bind_op(
+    cfs: &mut ContainerFs,
+    source: &Path,
+    target: &Path,
+    recursive: bool,
+) -> Result<Op> {
+    match cfs.bind_source(source, recursive)? {
+        BindSource::Path(src) => {
+            let flags = match recursive {
+                true => libc::MS_BIND | libc::MS_REC,
+                false => libc::MS_BIND,
+            };
+            mount_op("bind", Some(&src), target, None, flags, None)
+        }
+        BindSource::Tree(tree) => Ok(Op::Attach {
+            tree,
+            source: cpath(source)?,
+            target: cpath(target)?,
+        }),
+    }
 }
 
 /// The masked and read-only paths (container paths, absolute, no `..`).
@@ -563,8 +601,11 @@ mod tests {
     }
 
     fn targets(plan: &Plan) -> Vec<(String, String)> {
-        plan.ops
-            .iter()
+        ops_targets(&plan.ops)
+    }
+
+    fn ops_targets(ops: &[Op]) -> Vec<(String, String)> {
+        ops.iter()
             .map(|op| match op {
                 Op::Mount { what, target, .. } => {
                     (what.to_string(), target.to_string_lossy().into_owned())
@@ -574,6 +615,9 @@ mod tests {
                 Op::Mask { path } => ("mask".into(), path.to_string_lossy().into_owned()),
                 Op::Mknod { path, .. } => ("mknod".into(), path.to_string_lossy().into_owned()),
                 Op::ReadOnly { path } => ("ro".into(), path.to_string_lossy().into_owned()),
+                Op::Attach { target, .. } => {
+                    ("attach".into(), target.to_string_lossy().into_owned())
+                }
             })
             .collect()
     }
@@ -589,25 +633,25 @@ mod tests {
             readonly: true,
         });
         let plan = build(&spec, &ContainerOptions::default(), &root).unwrap();
-        let r = root.display().to_string();
+        assert_eq!(
+            ops_targets(&plan.root_ops),
+            [("make-private".to_string(), "/".to_string())]
+        );
         let t = targets(&plan);
         let expect_prefix = [
-            ("make-private".to_string(), "/".to_string()),
-            ("proc".into(), format!("{r}/proc")),
-            ("tmpfs".into(), format!("{r}/dev")),
-            ("mknod".into(), format!("{r}/dev/null")),
-            ("mknod".into(), format!("{r}/dev/zero")),
+            ("proc".to_string(), "proc".to_string()),
+            ("tmpfs".into(), "dev".into()),
+            ("mknod".into(), "dev/null".into()),
+            ("mknod".into(), "dev/zero".into()),
         ];
         assert_eq!(t[..expect_prefix.len()], expect_prefix[..]);
         let n = t.len();
-        assert_eq!(t[n - 3], ("sysfs".to_string(), format!("{r}/sys")));
-        assert_eq!(t[n - 2], ("bind".to_string(), format!("{r}/app")));
-        assert_eq!(
-            t[n - 1],
-            ("read-only remount".to_string(), format!("{r}/app"))
-        );
-        assert!(t.contains(&("devpts".into(), format!("{r}/dev/pts"))));
-        assert!(t.contains(&("symlink".into(), format!("{r}/dev/ptmx"))));
+        assert_eq!(t[n - 3], ("sysfs".to_string(), "sys".to_string()));
+        assert_eq!(t[n - 2], ("bind".to_string(), "app".to_string()));
+        assert_eq!(t[n - 1], ("read-only remount".to_string(), "app".into()));
+        assert!(t.contains(&("devpts".into(), "dev/pts".into())));
+        assert!(t.contains(&("symlink".into(), "dev/ptmx".into())));
+        assert!(plan.source_fds.is_empty(), "sources by path without userns");
         for d in ["app", "proc", "dev", "sys", "work/dir"] {
             assert!(root.join(d).is_dir(), "{d} made in the rootfs");
         }

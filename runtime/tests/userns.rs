@@ -395,3 +395,52 @@ fn exec_enters_a_user_namespaced_container_on_a_host_owned_network_namespace() {
     assert_eq!(lines[1], "0", "{text}");
     assert!(lines[2].contains("400000"), "{text}");
 }
+
+#[test]
+fn a_user_namespaced_container_starts_under_private_host_dirs() {
+    if !need_root() {
+        return;
+    }
+    // The agent's state dir (its containers, layers, volumes and inputs) is 0700 and
+    // host root's: the container's root, an unmapped host uid there, may not walk it.
+    // Every path the init needs outside the container is walked while it is still host
+    // root (the rootfs) or opened by the parent (bind sources).
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new();
+    std::fs::set_permissions(f.dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let private = f.dir.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let volume = private.join("volume");
+    std::fs::create_dir(&volume).unwrap();
+    std::os::unix::fs::chown(&volume, Some(BASE), Some(BASE)).unwrap();
+    let file = private.join("config.txt");
+    std::fs::write(&file, "from a file\n").unwrap();
+    let mut spec = f.spec(&[
+        "sh",
+        "-c",
+        "pwd; cat /etc/config.txt; echo w > /data/w && echo volume-writable; ls /dev/null",
+    ]);
+    spec.cwd = "/work/dir".into();
+    spec.mounts = vec![
+        BindMount {
+            source: volume.clone(),
+            destination: "/data".into(),
+            readonly: false,
+        },
+        BindMount {
+            source: file,
+            destination: "/etc/config.txt".into(),
+            readonly: true,
+        },
+    ];
+    f.rt.run_with(&spec, &userns()).unwrap();
+    let exit = f.rt.wait(&spec.id).unwrap();
+    let out = f.output();
+    assert_eq!(exit.code, Some(0), "{out}");
+    assert_eq!(
+        out, "/work/dir\nfrom a file\nvolume-writable\n/dev/null\n",
+        "{out}"
+    );
+    assert_eq!(owner_mode(&volume.join("w")).0, BASE);
+}
