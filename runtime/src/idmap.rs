@@ -18,6 +18,10 @@
 //! The user namespace descriptor comes from a short-lived child cloned with
 //! `CLONE_NEWUSER`: the parent writes its maps, opens `/proc/<pid>/ns/user` and lets it
 //! exit; the namespace lives on as long as the descriptor (and the mounts made with it).
+//!
+//! The same detached trees (`open_tree` without the idmap) carry a user-namespaced
+//! container's bind sources into its mount namespace ([`attach`], see `fs::BindSource`),
+//! and [`nosuid_noexec`] hardens a host device node bound into one.
 
 use std::ffi::CString;
 use std::fs;
