@@ -2,7 +2,8 @@
 # bench/run deploy: time from `git push` to the first 200 through the router, for a static
 # app and a Procfile app, cold (first push) and warm (a second push with a one-line change).
 # Prints the layer sizes of each app's release image (stack layers + the app layer).
-# Runs a throw-away standalone paas (own data dir, ports, prefix) and removes it at the end.
+# Runs a throw-away standalone paas (own data dir, ports, prefix, uid range) and removes it
+# at the end. Every job runs in a user namespace (idmapped image layers), as in production.
 # Last line: `deploy: static cold <ms> warm <ms> procfile cold <ms> warm <ms> ratio <warm static/2000 ms target>`
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,9 @@ prefix=bd$(printf '%04x' $(( $$ % 65535 )))
 api_port=$(( 18000 + $$ % 1000 ))
 router_port=$(( api_port + 1000 ))
 deploy/build-stack tiny "$work/stacks/tiny" >/dev/null
+# Every job runs in a user namespace of its app's uid range: the bench's agent gets 16
+# ranges of its own, away from the default range of a paas running on this machine.
+export PAAS_AGENT_USERNS_RANGE="$(( 3221225472 + ($$ % 1000) * 1048576 )):1048576"
 
 "$bin/paas-controller" --standalone --data-dir "$work/data" --stacks-dir "$work/stacks" \
     --listen 127.0.0.1:$api_port --router-listen 127.0.0.1:$router_port \
@@ -42,8 +46,8 @@ now_ms() { date +%s%3N; }
 push_ms() {
     local app=$1 dir=$2 needle=$3 start
     start=$(now_ms)
-    git -C "$dir" -c credential.helper= push -q "http://u:$token@127.0.0.1:$api_port/git/$app.git" main >/dev/null 2>&1 \
-        || { echo "push of $app failed; see $work/controller.log" >&2; exit 1; }
+    git -C "$dir" -c credential.helper= push -q "http://u:$token@127.0.0.1:$api_port/git/$app.git" main >"$work/push.log" 2>&1 \
+        || { echo "push of $app failed:" >&2; cat "$work/push.log" >&2; tail -30 "$work/controller.log" >&2; exit 1; }
     for _ in $(seq 1 600); do
         if curl -sf -H "Host: $app.localhost" "http://127.0.0.1:$router_port/" 2>/dev/null | grep -q "$needle"; then
             echo $(( $(now_ms) - start ))

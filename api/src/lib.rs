@@ -263,9 +263,11 @@ pub struct JobSpec {
     #[serde(default)]
     pub hostname: Option<String>,
     /// Run the job in a user namespace: container uids/gids 0..65536 are an unprivileged
-    /// host range of the agent, so root in the container is not root on the host. Image
-    /// files owned by root then appear as `nobody` and are read-only to the job (see
-    /// docs/runtime.md, "User namespaces").
+    /// host range of the agent, the [`JobSpec::tenant`]'s own on that node (a job without
+    /// one gets a range of its own), so root in the container is not root on the host.
+    /// The image layers are mounted idmapped, so the job's root owns the image's files as
+    /// before (see docs/runtime.md, "User namespaces and file ownership"). The controller
+    /// sets it on every job it starts.
     #[serde(default)]
     pub user_namespace: bool,
     /// The permanent number of the app the job belongs to (never reused, kept by a

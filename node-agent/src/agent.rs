@@ -39,6 +39,8 @@ pub enum AgentError {
     Network(#[source] NetError),
     #[error("loading jobs: {0}")]
     Jobs(#[source] JobError),
+    #[error("loading the user namespace ranges: {0}")]
+    Userns(#[source] crate::jobs::userns::UsernsError),
     #[error(transparent)]
     Credential(#[from] crate::register::RegisterError),
     #[error(transparent)]
@@ -64,6 +66,8 @@ pub struct Agent {
     pub images: ImageStore,
     pub network: NetworkManager,
     pub jobs: JobTable,
+    /// Each tenant's uid/gid range for its jobs' user namespaces.
+    pub uid_ranges: crate::jobs::userns::UidRanges,
     /// The agent's own API credential (see [`crate::register`]).
     pub credential: crate::register::AgentCredential,
     url: OnceLock<String>,
@@ -114,6 +118,8 @@ impl Agent {
         .map_err(AgentError::Network)?
         .with_job_ipv6(config.job_ipv6);
         let jobs = JobTable::open(dir.join("jobs")).map_err(AgentError::Jobs)?;
+        let uid_ranges = crate::jobs::userns::UidRanges::open(dir, config.userns_range)
+            .map_err(AgentError::Userns)?;
         let credential = crate::register::AgentCredential::load_or_create(dir)?;
         Ok(Arc::new(Agent {
             credential,
@@ -123,6 +129,7 @@ impl Agent {
             images,
             network,
             jobs,
+            uid_ranges,
             url: OnceLock::new(),
             _lock: lock,
         }))

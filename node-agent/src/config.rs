@@ -25,6 +25,12 @@ pub enum ConfigError {
     Prefix { value: String },
     #[error("--token is required (or set PAAS_NODE_TOKEN): every API call is checked against it")]
     MissingToken,
+    #[error(
+        "invalid --userns-range {value:?}: {why} (expected FIRST:COUNT host ids, e.g. \
+         1073741824:268435456; FIRST at least 65536, COUNT at least 65536, and FIRST+COUNT \
+         at most 4294967295)"
+    )]
+    UsernsRange { value: String, why: String },
 }
 
 /// `paas-agent`: the node daemon. Without a subcommand it serves the agent API.
@@ -97,7 +103,16 @@ pub struct ServeArgs {
     /// all, `::1` included). Either way no IPv6 frame leaves a job's port of the bridge.
     #[arg(long)]
     pub job_ipv6: bool,
+    /// Host uids and gids for the jobs' user namespaces, FIRST:COUNT: each app (and each
+    /// job of no app) gets 65536 of them of its own, kept in <state-dir>/userns.json.
+    /// Agents sharing a machine need disjoint ranges.
+    #[arg(long, env = "PAAS_AGENT_USERNS_RANGE", default_value = DEFAULT_USERNS_RANGE)]
+    pub userns_range: String,
 }
+
+/// Default `--userns-range`: 4096 ranges of 65536 ids from 2^30, far above the ids of
+/// system and login users (and of /etc/subuid's usual 100000).
+pub const DEFAULT_USERNS_RANGE: &str = "1073741824:268435456";
 
 /// Flags of `paas-agent cleanup`.
 #[derive(Debug, Args)]
@@ -129,6 +144,8 @@ pub struct AgentConfig {
     pub layer_cache_bytes: Option<u64>,
     /// IPv6 stays on in job netns (`--job-ipv6`).
     pub job_ipv6: bool,
+    /// Host ids for the jobs' user namespaces (`--userns-range`).
+    pub userns_range: UsernsRange,
 }
 
 impl AgentConfig {
@@ -153,6 +170,7 @@ impl AgentConfig {
             job_log_bytes: args.job_log_bytes.max(crate::jobs::capture::MIN_CAP_BYTES),
             layer_cache_bytes: (args.layer_cache_bytes > 0).then_some(args.layer_cache_bytes),
             job_ipv6: args.job_ipv6,
+            userns_range: args.userns_range.parse()?,
         })
     }
 }
@@ -280,6 +298,43 @@ impl FromStr for PortRange {
     }
 }
 
+/// Host ids `first..first+count` for the jobs' user namespaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsernsRange {
+    pub first: u32,
+    pub count: u32,
+}
+
+impl fmt::Display for UsernsRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.first, self.count)
+    }
+}
+
+impl FromStr for UsernsRange {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<UsernsRange, ConfigError> {
+        let err = |why: &str| ConfigError::UsernsRange {
+            value: s.to_string(),
+            why: why.to_string(),
+        };
+        let (a, b) = s.split_once(':').ok_or_else(|| err("no colon"))?;
+        let first: u32 = a.trim().parse().map_err(|_| err("FIRST is not a number"))?;
+        let count: u32 = b.trim().parse().map_err(|_| err("COUNT is not a number"))?;
+        if first < 65_536 {
+            return Err(err("FIRST is below 65536, among the host's own users"));
+        }
+        if count < 65_536 {
+            return Err(err("COUNT is below 65536, the ids of one job"));
+        }
+        if u64::from(first) + u64::from(count) > u64::from(u32::MAX) {
+            return Err(err("the range ends past the last id, 4294967294"));
+        }
+        Ok(UsernsRange { first, count })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,6 +359,23 @@ mod tests {
         assert_eq!((r.first, r.last), (20000, 20010));
         assert!("5-1".parse::<PortRange>().is_err());
         assert!("x-1".parse::<PortRange>().is_err());
+    }
+
+    #[test]
+    fn userns_range_parses() {
+        let r: UsernsRange = DEFAULT_USERNS_RANGE.parse().unwrap();
+        assert_eq!((r.first, r.count), (1 << 30, 1 << 28));
+        assert_eq!(r.to_string(), DEFAULT_USERNS_RANGE);
+        for (bad, why) in [
+            ("100000", "no colon"),
+            ("1000:65536", "below 65536"),
+            ("100000:1000", "COUNT is below"),
+            ("4294901760:65536", "past the last id"),
+            ("x:65536", "FIRST is not"),
+        ] {
+            let e = bad.parse::<UsernsRange>().unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -66,7 +66,12 @@ impl From<JobError> for ApiError {
                 (StatusCode::BAD_GATEWAY, codes::UNAVAILABLE)
             }
             JobError::Spec(_) => (StatusCode::UNPROCESSABLE_ENTITY, codes::VALIDATION),
-            JobError::Network(_)
+            // No uid range left here: another node may have one.
+            JobError::Userns(crate::jobs::userns::UsernsError::Exhausted { .. }) => {
+                (StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE)
+            }
+            JobError::Userns(_)
+            | JobError::Network(_)
             | JobError::Runtime { .. }
             | JobError::Io { .. }
             | JobError::StopTimeout { .. } => (StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL),

@@ -128,7 +128,22 @@ fn set_up(
             )
             .map_err(sys_err(format!("chown {}", layout.upper.display())))?;
         }
-        crate::fs::mount_overlay(&spec.layers, &layout.upper, &layout.work, &layout.rootfs)?;
+        match &opts.id_mappings {
+            Some(maps) if opts.idmap_layers => {
+                let userns = crate::idmap::user_namespace(maps)?;
+                let lower = crate::idmap::mount_layers(&spec.layers, &userns, &layout.lower)?;
+                crate::fs::mount_overlay(
+                    &lower.paths,
+                    &layout.upper,
+                    &layout.work,
+                    &layout.rootfs,
+                )?;
+                // `lower` detaches the idmapped layers here: the overlay holds its own.
+            }
+            _ => {
+                crate::fs::mount_overlay(&spec.layers, &layout.upper, &layout.work, &layout.rootfs)?
+            }
+        }
     }
     let with_devices = !opts.device_rules.is_empty() || !opts.devices.is_empty();
     let limits = cgroup::Limits::of(spec, opts);

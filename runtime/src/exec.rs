@@ -98,6 +98,48 @@ fn other_user_ns(pid: i32) -> Result<bool> {
     Ok(ino(format!("/proc/{pid}/ns/user"))? != ino("/proc/self/ns/user".into())?)
 }
 
+/// `NS_GET_USERNS` = `_IO(0xb7, 0x1)` (linux/nsfs.h): the owning user namespace.
+const NS_GET_USERNS: libc::c_ulong = 0xb701;
+
+/// The (device, inode) of a namespace descriptor.
+fn ns_id(fd: &OwnedFd) -> Result<(u64, u64)> {
+    let st = nix::sys::stat::fstat(fd).map_err(sys_err("reading a namespace descriptor"))?;
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// With a user namespace to join (listed first), moves the namespaces it does not own
+/// before it: a network namespace the agent made belongs to the host's user namespace,
+/// where the helper has no capability once it joined the container's. Joined first,
+/// while the helper is still host root, they are entered like the others.
+fn host_owned_first(ns: Vec<(OwnedFd, libc::c_int)>) -> Result<Vec<(OwnedFd, libc::c_int)>> {
+    let user = match ns.first() {
+        Some((fd, libc::CLONE_NEWUSER)) => ns_id(fd)?,
+        _ => return Ok(ns),
+    };
+    let (mut first, mut rest) = (Vec::new(), Vec::new());
+    for (fd, flag) in ns {
+        if flag == libc::CLONE_NEWUSER {
+            rest.push((fd, flag));
+            continue;
+        }
+        // SAFETY: NS_GET_USERNS takes no argument and returns a new descriptor (or -1).
+        let owner = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_USERNS) };
+        if owner < 0 {
+            return Err(
+                sys_err("finding the owner of a namespace of the container")(Errno::last()),
+            );
+        }
+        // SAFETY: a new descriptor from the ioctl, owned by nobody else.
+        let owner = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(owner) };
+        match ns_id(&owner)? == user {
+            true => rest.push((fd, flag)),
+            false => first.push((fd, flag)),
+        }
+    }
+    first.extend(rest);
+    Ok(first)
+}
+
 /// Everything the helper and the process use, prepared before the clone.
 struct Prepared {
     ns: Vec<(OwnedFd, libc::c_int)>,
@@ -157,6 +199,7 @@ pub(crate) fn exec(cfg: &RuntimeConfig, id: &str, spec: ExecSpec) -> Result<Exec
             }
         }
     }
+    let ns = host_owned_first(ns)?;
     // The namespaces are ours only if the pid was not recycled meanwhile.
     if !state::is_alive(pid, sf.pid_start_time) {
         return Err(Error::Start(format!("container {id:?} exited")));
@@ -374,7 +417,15 @@ unsafe fn helper_main(a: &HelperArgs) -> ! {
         libc::close(a.sync);
         for (fd, flag) in &p.ns {
             if libc::setns(fd.as_raw_fd(), *flag) != 0 {
-                die(a.err, 1, &[b"joining the container's namespaces"]);
+                die(
+                    a.err,
+                    1,
+                    &[
+                        b"joining the container's ",
+                        crate::ns::type_name(*flag).as_bytes(),
+                        b" namespace",
+                    ],
+                );
             }
             libc::close(fd.as_raw_fd());
             // Our host ids are unmapped in the container's user namespace: take its

@@ -23,12 +23,26 @@ use crate::{Error, Result};
 /// Most symlinks followed while resolving one path (the kernel's limit).
 const MAX_SYMLINKS: usize = 40;
 
+/// Where a bind mount comes from, for the init (see [`ContainerFs::bind_source`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BindSource {
+    /// A host path the init binds with `mount(2)`.
+    Path(String),
+    /// A detached mount tree (its descriptor) the init attaches with `move_mount`.
+    Tree(std::os::fd::RawFd),
+}
+
 /// The rootfs plus the bind mounts known so far, for resolving container paths.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct ContainerFs {
     rootfs: PathBuf,
     /// (normalized container destination, host source), in mount order.
     mounts: Vec<(String, PathBuf)>,
+    /// Host uid and gid given to what is created (the container's root in a user
+    /// namespace, so a missing working directory is its own); None = the caller's.
+    owner: Option<(u32, u32)>,
+    /// Bind sources opened for the init (see [`ContainerFs::bind_source`]).
+    source_fds: Vec<std::os::fd::OwnedFd>,
 }
 
 impl ContainerFs {
@@ -36,7 +50,39 @@ impl ContainerFs {
         ContainerFs {
             rootfs: rootfs.to_owned(),
             mounts: Vec::new(),
+            owner: None,
+            source_fds: Vec::new(),
         }
+    }
+
+    /// The same, giving what it creates to host `owner` (uid, gid).
+    pub fn owned_by(mut self, owner: Option<(u32, u32)>) -> ContainerFs {
+        self.owner = owner;
+        self
+    }
+
+    /// Creates `host` and its missing parents as directories, each given to the owner.
+    fn create_dirs(&self, host: &Path) -> io::Result<()> {
+        let Some((uid, gid)) = self.owner else {
+            return fs::create_dir_all(host);
+        };
+        let mut missing = Vec::new();
+        let mut at = host;
+        while fs::symlink_metadata(at).is_err() {
+            missing.push(at);
+            match at.parent() {
+                Some(parent) => at = parent,
+                None => break,
+            }
+        }
+        for dir in missing.into_iter().rev() {
+            match fs::create_dir(dir) {
+                Ok(()) => std::os::unix::fs::lchown(dir, Some(uid), Some(gid))?,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Records a bind mount of host `source` at the (resolved) container `destination`.
@@ -66,10 +112,40 @@ impl ContainerFs {
         }
     }
 
-    /// The path on the host that `rootfs + cpath` names inside the container's mount
-    /// namespace once the bind mounts are made (what the init passes to mount(2)).
+    /// What the init passes to mount(2) for the symlink-free container path `cpath`: the
+    /// path relative to the rootfs, which is the init's working directory while it
+    /// mounts (so it never walks the host dirs above the rootfs, which a user
+    /// namespace's root may not enter).
     pub fn mount_target(&self, cpath: &str) -> PathBuf {
-        self.rootfs.join(cpath.trim_start_matches('/'))
+        match cpath.trim_start_matches('/') {
+            "" => PathBuf::from("."),
+            rel => PathBuf::from(rel),
+        }
+    }
+
+    /// How the init binds host path `source` (recursively: `recursive`): by its path,
+    /// or, with an owner (a new user namespace, whose root may not walk the host dirs
+    /// above `source`), as a detached copy of the mount made here (`open_tree`) that
+    /// the init attaches (`move_mount`); its descriptor is kept in
+    /// [`ContainerFs::take_source_fds`] for the init.
+    pub fn bind_source(&mut self, source: &Path, recursive: bool) -> Result<BindSource> {
+        if self.owner.is_none() {
+            return source
+                .to_str()
+                .map(|s| BindSource::Path(s.to_owned()))
+                .ok_or_else(|| {
+                    Error::InvalidSpec(format!("mount source {} is not UTF-8", source.display()))
+                });
+        }
+        let tree = crate::init::above_stdio(crate::idmap::open_tree(source, recursive)?)?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&tree);
+        self.source_fds.push(tree);
+        Ok(BindSource::Tree(fd))
+    }
+
+    /// The descriptors [`ContainerFs::bind_source`] opened, for the init to keep.
+    pub fn take_source_fds(&mut self) -> Vec<std::os::fd::OwnedFd> {
+        std::mem::take(&mut self.source_fds)
     }
 
     /// Resolves symlinks in container path `cpath` the way the container would see them;
@@ -122,7 +198,7 @@ impl ContainerFs {
                     "{cpath:?} exists in the container but is not a directory"
                 )))
             }
-            Err(_) => fs::create_dir_all(&host).map_err(|source| Error::Io {
+            Err(_) => self.create_dirs(&host).map_err(|source| Error::Io {
                 what: format!("creating {cpath:?} in the container ({})", host.display()),
                 source,
             })?,
@@ -137,7 +213,7 @@ impl ContainerFs {
         let host = self.host_path(&resolved);
         if fs::symlink_metadata(&host).is_err() {
             let made = match host.parent() {
-                Some(parent) => fs::create_dir_all(parent),
+                Some(parent) => self.create_dirs(parent),
                 None => Ok(()),
             }
             .and_then(|()| {
@@ -146,6 +222,10 @@ impl ContainerFs {
                     .create_new(true)
                     .open(&host)
                     .map(drop)
+            })
+            .and_then(|()| match self.owner {
+                Some((uid, gid)) => std::os::unix::fs::lchown(&host, Some(uid), Some(gid)),
+                None => Ok(()),
             });
             match made {
                 Ok(()) => {}
@@ -310,6 +390,28 @@ mod tests {
     }
 
     #[test]
+    fn what_is_created_goes_to_the_owner() {
+        use std::os::unix::fs::MetadataExt;
+        if !nix::unistd::geteuid().is_root() {
+            return; // chown needs root; the root tests cover the rest
+        }
+        let (dir, cfs) = rootfs();
+        let cfs = cfs.owned_by(Some((4242, 4343)));
+        let root = dir.path().join("rootfs");
+        cfs.ensure_dir("/work/a/b").unwrap();
+        cfs.ensure_file("/etc/new/file").unwrap();
+        for made in ["work", "work/a", "work/a/b", "etc/new", "etc/new/file"] {
+            let m = fs::metadata(root.join(made)).unwrap();
+            assert_eq!((m.uid(), m.gid()), (4242, 4343), "{made}");
+        }
+        assert_eq!(
+            fs::metadata(root.join("etc")).unwrap().uid(),
+            0,
+            "existing: kept"
+        );
+    }
+
+    #[test]
     fn paths_below_a_mount_use_its_source() {
         let (dir, mut cfs) = rootfs();
         let src = dir.path().join("src");
@@ -330,10 +432,8 @@ mod tests {
         assert_eq!(cfs.resolve("/data/link/x").unwrap(), "/usr/bin/x");
         assert_eq!(cfs.ensure_dir("/data/new").unwrap(), "/data/new");
         assert!(src.join("new").is_dir());
-        assert_eq!(
-            cfs.mount_target("/data/new"),
-            dir.path().join("rootfs/data/new")
-        );
+        assert_eq!(cfs.mount_target("/data/new"), PathBuf::from("data/new"));
+        assert_eq!(cfs.mount_target("/"), PathBuf::from("."));
     }
 
     #[test]

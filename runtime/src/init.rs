@@ -223,6 +223,7 @@ pub(crate) fn spawn(
     let cgroup_tasks = crate::create::raw_tasks(&fds.cgroup_tasks);
     keep.extend(cgroup_tasks.iter().map(|(fd, _)| *fd));
     keep.extend(fds.console.as_ref().map(|f| f.as_raw_fd()));
+    keep.extend(plan.source_fds.iter().map(|f| f.as_raw_fd()));
     keep.sort_unstable();
     let args = ChildArgs {
         plan,
@@ -378,11 +379,17 @@ unsafe fn loopback_up() -> bool {
     }
 }
 
-/// Runs one filesystem step, dying with a message on failure.
+/// Runs one filesystem step, dying with a message on failure that names its paths
+/// below `rootfs` (the working directory the relative paths of [`Plan::ops`] start
+/// from; `None` for absolute paths).
 ///
 /// # Safety
 /// Only in the cloned child.
-unsafe fn run_op(op: &Op, err: RawFd) {
+unsafe fn run_op(op: &Op, err: RawFd, rootfs: Option<&std::ffi::CStr>) {
+    let (root, slash): (&[u8], &[u8]) = match rootfs {
+        Some(r) => (r.to_bytes(), b"/"),
+        None => (b"", b""),
+    };
     // SAFETY: every pointer comes from a CString of the plan, alive in our copy of the
     // parent's memory.
     unsafe {
@@ -415,6 +422,8 @@ unsafe fn run_op(op: &Op, err: RawFd) {
                             b" ",
                             src,
                             b" on ",
+                            root,
+                            slash,
                             target.to_bytes(),
                         ],
                     );
@@ -422,20 +431,12 @@ unsafe fn run_op(op: &Op, err: RawFd) {
             }
             Op::Mkdir { path, mode } => {
                 if libc::mkdir(path.as_ptr(), *mode) != 0 && errno() != libc::EEXIST {
-                    die(err, 1, &[b"mkdir ", path.to_bytes()]);
+                    die(err, 1, &[b"mkdir ", root, slash, path.to_bytes()]);
                 }
-            }
-            Op::Touch { path } => {
-                let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW;
-                let fd = libc::open(path.as_ptr(), flags, 0o666 as libc::c_uint);
-                if fd < 0 {
-                    die(err, 1, &[b"create ", path.to_bytes()]);
-                }
-                libc::close(fd);
             }
             Op::Symlink { target, link } => {
                 if libc::symlink(target.as_ptr(), link.as_ptr()) != 0 && errno() != libc::EEXIST {
-                    die(err, 1, &[b"symlink ", link.to_bytes()]);
+                    die(err, 1, &[b"symlink ", root, slash, link.to_bytes()]);
                 }
             }
             Op::Mknod {
@@ -450,21 +451,36 @@ unsafe fn run_op(op: &Op, err: RawFd) {
                 if libc::mknod(p, *mode, *dev) == 0 {
                     // mknod applies the umask: set the mode the config asked for.
                     if libc::chmod(p, *mode & 0o7777) != 0 || libc::chown(p, *uid, *gid) != 0 {
-                        die(err, 1, &[b"setting mode and owner of ", path.to_bytes()]);
+                        let what = b"setting mode and owner of ";
+                        die(err, 1, &[what, root, slash, path.to_bytes()]);
                     }
                 } else if errno() == libc::EPERM {
                     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW;
                     let fd = libc::open(p, flags, 0o666 as libc::c_uint);
                     if fd < 0 {
-                        die(err, 1, &[b"create ", path.to_bytes()]);
+                        die(err, 1, &[b"create ", root, slash, path.to_bytes()]);
                     }
                     libc::close(fd);
                     let r = libc::mount(host.as_ptr(), p, ptr::null(), libc::MS_BIND, ptr::null());
                     if r != 0 {
                         die(err, 1, &[b"binding the host's ", host.to_bytes()]);
                     }
+                    if !crate::idmap::nosuid_noexec(p) {
+                        let what = b"making nosuid,noexec the bound ";
+                        die(err, 1, &[what, root, slash, path.to_bytes()]);
+                    }
                 } else if errno() != libc::EEXIST {
-                    die(err, 1, &[b"mknod ", path.to_bytes()]);
+                    die(err, 1, &[b"mknod ", root, slash, path.to_bytes()]);
+                }
+            }
+            Op::Attach {
+                tree,
+                source,
+                target,
+            } => {
+                if !crate::idmap::attach(*tree, target.as_ptr()) {
+                    let (src, on) = (source.to_bytes(), target.to_bytes());
+                    die(err, 1, &[b"bind ", src, b" on ", root, slash, on]);
                 }
             }
             Op::Mask { .. } | Op::ReadOnly { .. } => harden::run_post_op(op, err),
@@ -494,16 +510,6 @@ unsafe fn child_main(a: &ChildArgs) -> ! {
         }
         libc::close(a.sync_read);
 
-        // In a new user namespace we still carry the host's ids (unmapped there, so
-        // files we create would fail with EOVERFLOW): become the namespace's root, now
-        // that the parent has written the maps.
-        if p.clone_flags & libc::CLONE_NEWUSER != 0
-            && (libc::syscall(libc::SYS_setresgid, 0, 0, 0) != 0
-                || libc::syscall(libc::SYS_setresuid, 0, 0, 0) != 0)
-        {
-            die(err, 1, &[b"becoming root of the user namespace"]);
-        }
-
         ns::child_join(a.joins, err);
         // After joining the cgroup, so the namespace's root is the container's cgroup.
         if p.new_cgroupns && libc::unshare(libc::CLONE_NEWCGROUP) != 0 {
@@ -512,17 +518,32 @@ unsafe fn child_main(a: &ChildArgs) -> ! {
         if p.loopback_up && !loopback_up() {
             die(err, 1, &[b"bringing up lo"]);
         }
-        for op in &p.ops {
-            run_op(op, err);
+        for op in &p.root_ops {
+            run_op(op, err, None);
         }
-
-        // pivot_root(".", "."): the old root ends up stacked on the new one and is
-        // detached at once; no put_old directory is needed (see pivot_root(2)). In the
-        // host's mount namespace, chroot: pivot_root would move the root of every
-        // process there.
+        // Into the rootfs (the bind on top of it, if any) while we are still host root:
+        // the dirs above it may be host root's alone (a 0700 state dir).
         if libc::chdir(p.rootfs.as_ptr()) != 0 {
             die(err, 1, &[b"chdir ", p.rootfs.to_bytes()]);
         }
+        // In a new user namespace we still carry the host's ids (unmapped there, so
+        // files we create would fail with EOVERFLOW): become the namespace's root, now
+        // that the parent has written the maps. From here on no path leaves the rootfs
+        // but those in /dev and /proc/self/fd (bind sources the parent opened).
+        if p.clone_flags & libc::CLONE_NEWUSER != 0
+            && (libc::syscall(libc::SYS_setresgid, 0, 0, 0) != 0
+                || libc::syscall(libc::SYS_setresuid, 0, 0, 0) != 0)
+        {
+            die(err, 1, &[b"becoming root of the user namespace"]);
+        }
+        for op in &p.ops {
+            run_op(op, err, Some(&p.rootfs));
+        }
+
+        // pivot_root(".", "."), from the rootfs we are in: the old root ends up stacked
+        // on the new one and is detached at once; no put_old directory is needed (see
+        // pivot_root(2)). In the host's mount namespace, chroot: pivot_root would move
+        // the root of every process there.
         let dot = c".".as_ptr();
         if !p.own_mount_ns {
             if libc::chroot(dot) != 0 {

@@ -21,6 +21,7 @@ mod exec;
 mod fs;
 mod harden;
 pub mod hooks;
+mod idmap;
 mod init;
 mod lifecycle;
 mod mounts;
@@ -238,6 +239,15 @@ pub struct ContainerOptions {
     /// Run the container in a new user namespace with these uid/gid mappings (root in
     /// the container is an unprivileged uid on the host). None = no user namespace.
     pub id_mappings: Option<IdMappings>,
+    /// With `id_mappings` and an overlay rootfs: mount each image layer idmapped with the
+    /// same mapping, so files owned by host root in the layers are owned by the
+    /// container's root (and uid `k` by container uid `k`), and the container can write
+    /// its image's directories (a copy-up into the upper dir, owned by its host range).
+    /// Needs Linux 5.19 and a layer filesystem with idmapped mounts (ext4, xfs, btrfs,
+    /// tmpfs since 6.3). False: the layers as they are on disk (root's files are `nobody`
+    /// to the container and read-only). Default true; no effect without `id_mappings`
+    /// or with `bind_rootfs`.
+    pub idmap_layers: bool,
     /// OCI `annotations` of the config, repeated in the OCI state.
     pub annotations: std::collections::BTreeMap<String, String>,
     /// Where the pid, mount, uts, ipc and cgroup namespaces come from, and an existing
@@ -341,6 +351,7 @@ impl Default for ContainerOptions {
             cgroup_path: None,
             hooks: Hooks::default(),
             id_mappings: None,
+            idmap_layers: true,
             annotations: Default::default(),
             namespaces: Namespaces::default(),
         }

@@ -491,6 +491,7 @@ pub(crate) fn clean_up(
         std::thread::sleep(Duration::from_millis(20));
     }
     crate::fs::unmount_all(&layout.rootfs)?;
+    crate::idmap::detach_leftovers(&layout.lower)?;
     if let Some(root) = host_bind {
         match nix::mount::umount2(root, nix::mount::MntFlags::MNT_DETACH) {
             Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => {}

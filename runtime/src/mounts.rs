@@ -10,8 +10,6 @@
 //! `r` prefix for the whole subtree) is one more `mount(2)` on the target with only that
 //! flag; the last one given wins.
 
-use std::path::Path;
-
 use crate::fs::ContainerFs;
 use crate::plan::{cpath, cstr, mount_op, Op};
 use crate::{Error, FsMount, Result};
@@ -155,19 +153,17 @@ fn bind_ops(
         cfs.ensure_file(&m.destination)?
     };
     let target = cfs.mount_target(&dest);
-    let src = source.to_str().ok_or_else(|| {
-        Error::InvalidSpec(format!("mount source {} is not UTF-8", source.display()))
-    })?;
-    let bind = match o.bind {
-        0 => libc::MS_BIND,
-        b => b,
-    };
-    ops.push(mount_op("bind", Some(src), &target, None, bind, None)?);
+    ops.push(crate::plan::bind_op(
+        cfs,
+        &source,
+        &target,
+        o.bind & libc::MS_REC != 0,
+    )?);
     if o.flags != 0 {
         let flags = libc::MS_BIND | libc::MS_REMOUNT | o.flags;
         ops.push(mount_op("remount of", None, &target, None, flags, None)?);
     }
-    cfs.add_mount(&dest, Path::new(src));
+    cfs.add_mount(&dest, &source);
     Ok(target)
 }
 

@@ -7,11 +7,16 @@
 //! walks [`Plan::ops`] and makes raw syscalls.
 //!
 //! Mount sequence (in the container's new mount namespace, before pivot_root):
-//! 1. `/` recursively private (nothing propagates back to the host), and with
-//!    `bind_rootfs` the rootfs bound onto itself;
+//! 1. ([`Plan::root_ops`]) `/` recursively private (nothing propagates back to the host),
+//!    and with `bind_rootfs` or a user namespace the rootfs bound onto itself; then the
+//!    init changes into the rootfs (still as host root: the dirs above it may be host
+//!    root's alone) and, in a new user namespace, becomes its root; every later target
+//!    is relative to the rootfs, and bind sources are descriptors the parent opened
+//!    (`/proc/self/fd/N`), so the namespace's root never walks a host dir;
 //! 2. `proc` at `/proc`;
-//! 3. a tmpfs at `/dev` with empty files `null zero full random urandom tty` and the host's
-//!    device nodes bind-mounted onto them (mknod may be forbidden), `devpts` (newinstance,
+//! 3. a tmpfs at `/dev` with the nodes `null zero full random urandom tty` made by mknod
+//!    (or, where that is refused, in a user namespace, the host's nodes bound `nosuid,
+//!    noexec` onto empty files; see [`DEVICES`]), `devpts` (newinstance,
 //!    ptmxmode=0666) at `/dev/pts` and a `/dev/ptmx` symlink, a tmpfs at `/dev/shm`,
 //!    `/dev/mqueue` (optional), and the `/dev/fd`, `/dev/std{in,out,err}` symlinks;
 //! 4. `sysfs` read-only at `/sys` (allowed to fail with the host network: a sysfs mount
@@ -20,9 +25,9 @@
 //!    `options.fs_mounts` (tmpfs, …), as an OCI config lists them after the defaults.
 
 use std::ffi::CString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::fs::ContainerFs;
+use crate::fs::{BindSource, ContainerFs};
 use crate::security::{self, BpfProgram};
 use crate::spec::{is_under, DEFAULT_PATH};
 use crate::{ContainerOptions, ContainerSpec, Error, Namespace, Network, Result};
@@ -45,17 +50,14 @@ pub(crate) enum Op {
         path: CString,
         mode: libc::mode_t,
     },
-    /// Creates an empty file (a bind-mount target).
-    Touch {
-        path: CString,
-    },
     Symlink {
         target: CString,
         link: CString,
     },
-    /// A device node (OCI `linux.devices`): mknod, chmod, chown; where mknod is not
-    /// permitted (a user namespace) an empty file with the host's node at `host` bound
-    /// onto it. An existing node (one of the runtime's own) is left as it is.
+    /// A device node (the runtime's own, then OCI `linux.devices`): mknod, chmod, chown;
+    /// where mknod is not permitted (a user namespace) an empty file with the host's
+    /// node at `host` bound onto it, `nosuid,noexec`. An existing node (one of the
+    /// runtime's own) is left as it is.
     Mknod {
         path: CString,
         mode: libc::mode_t,
@@ -63,6 +65,14 @@ pub(crate) enum Op {
         uid: libc::uid_t,
         gid: libc::gid_t,
         host: CString,
+    },
+    /// A detached mount tree the parent made of a bind source (`open_tree`), attached
+    /// at `target` with `move_mount` (a new user namespace: see [`Plan::source_fds`]);
+    /// `source` names it in errors.
+    Attach {
+        tree: std::os::fd::RawFd,
+        source: CString,
+        target: CString,
     },
     /// After pivot_root: hides a container path (`/dev/null` over a file, an empty
     /// read-only tmpfs over a directory); a missing path is skipped.
@@ -143,7 +153,15 @@ pub(crate) struct Plan {
     pub clone_flags: libc::c_int,
     pub new_cgroupns: bool,
     pub loopback_up: bool,
+    /// Steps on absolute paths before the init changes into the rootfs: `/` private,
+    /// the rootfs bound onto itself.
+    pub root_ops: Vec<Op>,
+    /// The rest, relative to the rootfs (the init's working directory by then).
     pub ops: Vec<Op>,
+    /// Bind sources the parent made into detached mount trees for the init (a new user
+    /// namespace, whose root may not walk host dirs): it attaches them ([`Op::Attach`]);
+    /// close-on-exec.
+    pub source_fds: Vec<std::os::fd::OwnedFd>,
     pub rootfs: CString,
     /// The container's mount namespace is its own (new or joined): pivot_root; else
     /// (the host's) chroot.
@@ -164,8 +182,19 @@ pub(crate) struct Plan {
     pub envp: Vec<CString>,
 }
 
-/// Devices bind-mounted from the host's `/dev`.
-pub(crate) const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+/// The devices every container's `/dev` has (name, major, minor): made with `mknod`
+/// (the container's own nodes: changing them changes nothing on the host), or, where
+/// that is refused (a user namespace), the host's node bound `nosuid,noexec` onto an
+/// empty file; the host's node is then owned by a uid the container has not mapped, so
+/// it can use the node but not chown or chmod it.
+pub(crate) const DEVICES: [(&str, u32, u32); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
 
 pub(crate) fn cstr(what: &str, s: impl Into<Vec<u8>>) -> Result<CString> {
     CString::new(s).map_err(|_| Error::InvalidSpec(format!("{what} contains a NUL byte")))
@@ -200,10 +229,14 @@ pub(crate) fn mount_op(
 pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path) -> Result<Plan> {
     crate::ns::check(spec, opts)?;
     let ns = &opts.namespaces;
-    let mut cfs = ContainerFs::new(rootfs);
-    let mut ops = Vec::new();
+    let owner = opts
+        .id_mappings
+        .as_ref()
+        .and_then(|m| Some((m.host_id(0, false)?, m.host_id(0, true)?)));
+    let mut cfs = ContainerFs::new(rootfs).owned_by(owner);
+    let mut root_ops = Vec::new();
     if ns.mount != Namespace::Host {
-        ops.push(mount_op(
+        root_ops.push(mount_op(
             "make-private",
             None,
             Path::new("/"),
@@ -221,7 +254,7 @@ pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path
         let root = rootfs.to_str().ok_or_else(|| {
             Error::InvalidSpec(format!("rootfs {} is not UTF-8", rootfs.display()))
         })?;
-        ops.push(mount_op(
+        root_ops.push(mount_op(
             "rootfs bind",
             Some(root),
             rootfs,
@@ -230,6 +263,7 @@ pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path
             None,
         )?);
     }
+    let mut ops = Vec::new();
     let proc_dir = cfs.mount_target(&cfs.ensure_dir("/proc")?);
     let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     ops.push(mount_op(
@@ -267,17 +301,7 @@ pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path
             cfs.ensure_file(&m.destination)?
         };
         let target = cfs.mount_target(&dest);
-        let src = Some(source.to_str().ok_or_else(|| {
-            Error::InvalidSpec(format!("mount source {} is not UTF-8", source.display()))
-        })?);
-        ops.push(mount_op(
-            "bind",
-            src,
-            &target,
-            None,
-            libc::MS_BIND | libc::MS_REC,
-            None,
-        )?);
+        ops.push(bind_op(&mut cfs, &source, &target, true)?);
         if m.readonly {
             let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
             ops.push(mount_op(
@@ -323,7 +347,9 @@ pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path
         clone_flags,
         new_cgroupns: ns.cgroup == Namespace::New && Path::new("/proc/self/ns/cgroup").exists(),
         loopback_up: spec.network == Network::None,
+        root_ops,
         ops,
+        source_fds: cfs.take_source_fds(),
         rootfs: cpath(rootfs)?,
         own_mount_ns: ns.mount != Namespace::Host,
         hostname: hostname.map(|h| cstr("hostname", h.as_str())).transpose()?,
@@ -344,6 +370,31 @@ pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path
             .map(|e| cstr("env entry", e.as_str()))
             .collect::<Result<_>>()?,
     })
+}
+
+/// The step that binds host path `source` at `target` (relative to the rootfs),
+/// `recursive`ly or not: a `mount(2)` of the path, or in a new user namespace the
+/// attach of a detached copy the parent made (see [`ContainerFs::bind_source`]).
+pub(crate) fn bind_op(
+    cfs: &mut ContainerFs,
+    source: &Path,
+    target: &Path,
+    recursive: bool,
+) -> Result<Op> {
+    match cfs.bind_source(source, recursive)? {
+        BindSource::Path(src) => {
+            let flags = match recursive {
+                true => libc::MS_BIND | libc::MS_REC,
+                false => libc::MS_BIND,
+            };
+            mount_op("bind", Some(&src), target, None, flags, None)
+        }
+        BindSource::Tree(tree) => Ok(Op::Attach {
+            tree,
+            source: cpath(source)?,
+            target: cpath(target)?,
+        }),
+    }
 }
 
 /// The masked and read-only paths (container paths, absolute, no `..`).
@@ -377,20 +428,15 @@ fn dev_ops(dev: &Path, ops: &mut Vec<Op>) -> Result<()> {
         tmpfs_flags,
         Some("mode=755,size=65536k"),
     )?);
-    for name in DEVICES {
-        let target = dev.join(name);
-        ops.push(Op::Touch {
-            path: cpath(&target)?,
+    for (name, major, minor) in DEVICES {
+        ops.push(Op::Mknod {
+            path: cpath(&dev.join(name))?,
+            mode: libc::S_IFCHR | 0o666,
+            dev: libc::makedev(major, minor),
+            uid: 0,
+            gid: 0,
+            host: cstr("device path", format!("/dev/{name}"))?,
         });
-        let host = PathBuf::from("/dev").join(name);
-        ops.push(mount_op(
-            "bind",
-            host.to_str(),
-            &target,
-            None,
-            libc::MS_BIND,
-            None,
-        )?);
     }
     let pts = dev.join("pts");
     ops.push(Op::Mkdir {
@@ -526,6 +572,7 @@ mod tests {
     use crate::{BindMount, Resources};
     use std::fs;
     use std::os::unix::fs::{symlink, PermissionsExt};
+    use std::path::PathBuf;
 
     fn fixture() -> (tempfile::TempDir, PathBuf, ContainerSpec) {
         let dir = tempfile::tempdir().unwrap();
@@ -554,18 +601,23 @@ mod tests {
     }
 
     fn targets(plan: &Plan) -> Vec<(String, String)> {
-        plan.ops
-            .iter()
+        ops_targets(&plan.ops)
+    }
+
+    fn ops_targets(ops: &[Op]) -> Vec<(String, String)> {
+        ops.iter()
             .map(|op| match op {
                 Op::Mount { what, target, .. } => {
                     (what.to_string(), target.to_string_lossy().into_owned())
                 }
                 Op::Mkdir { path, .. } => ("mkdir".into(), path.to_string_lossy().into_owned()),
-                Op::Touch { path } => ("touch".into(), path.to_string_lossy().into_owned()),
                 Op::Symlink { link, .. } => ("symlink".into(), link.to_string_lossy().into_owned()),
                 Op::Mask { path } => ("mask".into(), path.to_string_lossy().into_owned()),
                 Op::Mknod { path, .. } => ("mknod".into(), path.to_string_lossy().into_owned()),
                 Op::ReadOnly { path } => ("ro".into(), path.to_string_lossy().into_owned()),
+                Op::Attach { target, .. } => {
+                    ("attach".into(), target.to_string_lossy().into_owned())
+                }
             })
             .collect()
     }
@@ -581,25 +633,25 @@ mod tests {
             readonly: true,
         });
         let plan = build(&spec, &ContainerOptions::default(), &root).unwrap();
-        let r = root.display().to_string();
+        assert_eq!(
+            ops_targets(&plan.root_ops),
+            [("make-private".to_string(), "/".to_string())]
+        );
         let t = targets(&plan);
         let expect_prefix = [
-            ("make-private".to_string(), "/".to_string()),
-            ("proc".into(), format!("{r}/proc")),
-            ("tmpfs".into(), format!("{r}/dev")),
-            ("touch".into(), format!("{r}/dev/null")),
-            ("bind".into(), format!("{r}/dev/null")),
+            ("proc".to_string(), "proc".to_string()),
+            ("tmpfs".into(), "dev".into()),
+            ("mknod".into(), "dev/null".into()),
+            ("mknod".into(), "dev/zero".into()),
         ];
         assert_eq!(t[..expect_prefix.len()], expect_prefix[..]);
         let n = t.len();
-        assert_eq!(t[n - 3], ("sysfs".to_string(), format!("{r}/sys")));
-        assert_eq!(t[n - 2], ("bind".to_string(), format!("{r}/app")));
-        assert_eq!(
-            t[n - 1],
-            ("read-only remount".to_string(), format!("{r}/app"))
-        );
-        assert!(t.contains(&("devpts".into(), format!("{r}/dev/pts"))));
-        assert!(t.contains(&("symlink".into(), format!("{r}/dev/ptmx"))));
+        assert_eq!(t[n - 3], ("sysfs".to_string(), "sys".to_string()));
+        assert_eq!(t[n - 2], ("bind".to_string(), "app".to_string()));
+        assert_eq!(t[n - 1], ("read-only remount".to_string(), "app".into()));
+        assert!(t.contains(&("devpts".into(), "dev/pts".into())));
+        assert!(t.contains(&("symlink".into(), "dev/ptmx".into())));
+        assert!(plan.source_fds.is_empty(), "sources by path without userns");
         for d in ["app", "proc", "dev", "sys", "work/dir"] {
             assert!(root.join(d).is_dir(), "{d} made in the rootfs");
         }

@@ -27,6 +27,8 @@ pub(crate) struct Layout {
     pub upper: PathBuf,
     pub work: PathBuf,
     pub rootfs: PathBuf,
+    /// Mount points of the idmapped lower layers, only while `create` mounts the overlay.
+    pub lower: PathBuf,
     pub exec_fifo: PathBuf,
     pub exec_result: PathBuf,
 }
@@ -40,6 +42,7 @@ impl Layout {
             upper: dir.join("upper"),
             work: dir.join("work"),
             rootfs: dir.join("rootfs"),
+            lower: dir.join("lower"),
             exec_fifo: dir.join("exec.fifo"),
             exec_result: dir.join("exec.result"),
             dir,

@@ -104,7 +104,7 @@ pub fn build_job_spec(settings: &Settings, input: &BuildInput, job_id: &str) -> 
             repository: format!("apps/{}", input.app),
         }),
         hostname: None,
-        user_namespace: false,
+        user_namespace: true,
         tenant: None,
         api_access: false,
     }

@@ -82,7 +82,7 @@ pub fn process_job_spec(
         volumes: Vec::new(),
         output: None,
         hostname: None,
-        user_namespace: false,
+        user_namespace: true,
         tenant: None,
         api_access: false,
     }

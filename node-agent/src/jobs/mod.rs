@@ -13,6 +13,7 @@ pub mod capture;
 pub mod logs;
 pub mod output;
 pub mod prepare;
+pub mod userns;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -76,6 +77,8 @@ pub enum JobError {
     NotRunning { id: String, state: JobState },
     #[error("job {id:?} did not exit {secs} s after SIGKILL")]
     StopTimeout { id: String, secs: u64 },
+    #[error("user namespace: {0}")]
+    Userns(#[from] userns::UsernsError),
 }
 
 type Result<T> = std::result::Result<T, JobError>;
@@ -382,8 +385,29 @@ struct Made {
     container: bool,
 }
 
+/// Runs a blocking step of the user namespace setup on the blocking pool.
+async fn userns_step<T: Send + 'static>(
+    f: impl FnOnce() -> std::result::Result<T, userns::UsernsError> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| JobError::Io {
+            what: "user namespace setup".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+        .map_err(JobError::from)
+}
+
 async fn start(agent: &Arc<Agent>, job: &Arc<JobHandle>, made: &mut Made) -> Result<()> {
     let spec = &job.spec;
+    // The tenant's uid range on this node (saved before anything is owned by it).
+    let userns_base = match spec.user_namespace {
+        true => {
+            let (a, tenant, id) = (agent.clone(), spec.tenant, spec.id.clone());
+            Some(userns_step(move || a.uid_ranges.for_job(tenant, &id)).await?)
+        }
+        false => None,
+    };
     let image = agent
         .images
         .pull(&spec.image)
@@ -402,6 +426,11 @@ async fn start(agent: &Arc<Agent>, job: &Arc<JobHandle>, made: &mut Made) -> Res
                 url: input.url.clone(),
                 source,
             })?;
+        if let Some(base) = userns_base {
+            // Unpacked by host root: the job's root (and uid k) must own it.
+            let d = dir.clone();
+            userns_step(move || userns::give_tree(&d, 0, base)).await?;
+        }
         mounts.push(BindMount {
             source: dir,
             destination: input.path.clone(),
@@ -414,16 +443,15 @@ async fn start(agent: &Arc<Agent>, job: &Arc<JobHandle>, made: &mut Made) -> Res
             what: format!("creating volume {}", dir.display()),
             source,
         })?;
-        if spec.user_namespace {
-            // The job's root is the range's first id: it must own the volume to write.
-            let base = Some(prepare::USERNS_BASE);
-            std::os::unix::fs::chown(&dir, base, base).map_err(|source| JobError::Io {
-                what: format!(
-                    "giving volume {} to the job's user namespace",
-                    dir.display()
-                ),
-                source,
-            })?;
+        if let Some(base) = userns_base {
+            // Owned by the tenant's range (the same every time on this node); a volume
+            // of another owner (made before user namespaces, or under another range)
+            // is re-owned once.
+            let d = dir.clone();
+            let changed = userns_step(move || userns::give_volume(&d, base)).await?;
+            if changed > 0 {
+                tracing::info!(job = %spec.id, volume = %volume.name, changed, "volume given to the job's uid range");
+            }
         }
         mounts.push(BindMount {
             source: dir,
@@ -447,7 +475,7 @@ async fn start(agent: &Arc<Agent>, job: &Arc<JobHandle>, made: &mut Made) -> Res
     let cspec = prepare::container_spec(spec, &image, mounts, net.netns_path, job.output_paths())
         .map_err(JobError::Spec)?;
     let runtime = agent.runtime.clone();
-    let options = prepare::container_options(spec);
+    let options = prepare::container_options(spec, userns_base);
     made.container = true;
     let state = blocking(move || runtime.run_with(&cspec, &options))
         .await
@@ -540,8 +568,15 @@ async fn make_output(
         .ok_or_else(|| format!("{} is not one of the job's inputs", out.path))?;
     let src = job.dir.join("inputs").join(n.to_string());
     let blob = job.dir.join("output.tar.gz");
+    // The ids the job ran with, to map its files back to container ids.
+    let (runtime, id) = (agent.runtime.clone(), job.spec.id.clone());
+    let base = blocking(move || runtime.options(&id))
+        .await
+        .map_err(|e| format!("reading the job's user namespace: {e}"))?
+        .id_mappings
+        .and_then(|m| m.host_id(0, false));
     let (src2, blob2, path) = (src.clone(), blob.clone(), out.path.clone());
-    let layer = tokio::task::spawn_blocking(move || output::pack(&src2, &path, &blob2))
+    let layer = tokio::task::spawn_blocking(move || output::pack(&src2, &path, &blob2, base))
         .await
         .map_err(|e| format!("packing {}: {e}", out.path))?
         .map_err(|e| format!("packing {}: {e}", out.path))?;
@@ -658,6 +693,11 @@ pub async fn delete(agent: &Arc<Agent>, id: &str) -> Result<()> {
         }
     }
     agent.jobs.remove(id);
+    let (a, job_id) = (agent.clone(), id.to_string());
+    if let Err(e) = userns_step(move || a.uid_ranges.release_job(&job_id)).await {
+        // Given back at the next start (`adopt`) instead.
+        tracing::warn!(job = id, "giving back the job's uid range: {e}");
+    }
     tracing::info!(job = id, "job deleted");
     Ok(())
 }
@@ -665,6 +705,11 @@ pub async fn delete(agent: &Arc<Agent>, id: &str) -> Result<()> {
 /// At agent start: jobs whose container still runs stay `up` (same pid) and get a waiter;
 /// jobs that were running but whose container is gone become `crashed`.
 pub async fn adopt(agent: &Arc<Agent>) {
+    let a = agent.clone();
+    let kept = userns_step(move || a.uid_ranges.keep_jobs(|id| a.jobs.get(id).is_ok())).await;
+    if let Err(e) = kept {
+        tracing::warn!("giving back the uid ranges of deleted jobs: {e}");
+    }
     for job in agent.jobs.all() {
         let was = job.status().state;
         if is_final(was) {

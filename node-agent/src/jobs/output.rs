@@ -1,6 +1,8 @@
 //! A job's output layer: the output directory packed into a gzip tar (entries relative to
-//! `/`, e.g. `app/...` for `/app`, directories included, owned by root) and pushed to the
-//! registry as one monolithic blob upload.
+//! `/`, e.g. `app/...` for `/app`, directories included) and pushed to the registry as
+//! one monolithic blob upload. Owners are container ids: a job in a user namespace wrote
+//! its files as host ids of its range, which are mapped back (`0`, `1000`, …), so the
+//! image is the same whichever node and range built it.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -38,8 +40,15 @@ pub enum OutputError {
 }
 
 /// Packs `src` (the host dir) as the container path `container_path` (e.g. `/app`) into the
-/// gzip tar `out`. Returns the blob digest, the tar's diff_id and the blob size.
-pub fn pack(src: &Path, container_path: &str, out: &Path) -> io::Result<LayerInfo> {
+/// gzip tar `out`, owners mapped to container ids for a job whose uid range starts at
+/// `base` (`None`: no user namespace). Returns the blob digest, the tar's diff_id and the
+/// blob size.
+pub fn pack(
+    src: &Path,
+    container_path: &str,
+    out: &Path,
+    base: Option<u32>,
+) -> io::Result<LayerInfo> {
     let inner = container_path.trim_start_matches('/').trim_end_matches('/');
     let file = BufWriter::new(File::create(out)?);
     let gz = GzEncoder::new(HashWriter::new(file), Compression::default());
@@ -59,8 +68,9 @@ pub fn pack(src: &Path, container_path: &str, out: &Path) -> io::Result<LayerInf
         meta.permissions().mode(),
         meta.mtime(),
     );
+    owned(&mut h, &meta, base);
     builder.append_data(&mut h, format!("{inner}/"), io::empty())?;
-    append_dir(&mut builder, src, inner)?;
+    append_dir(&mut builder, src, inner, base)?;
     let tar_hash = builder.into_inner()?;
     let (gz, diff_id, _) = tar_hash.finish();
     let gz_hash = gz.finish()?;
@@ -85,8 +95,19 @@ fn header(kind: EntryType, mode: u32, mtime: i64) -> Header {
     h
 }
 
+/// Sets the entry's owner: the container ids of `meta`'s owner (see [`pack`]).
+fn owned(h: &mut Header, meta: &fs::Metadata, base: Option<u32>) {
+    h.set_uid(u64::from(super::userns::container_id(meta.uid(), base)));
+    h.set_gid(u64::from(super::userns::container_id(meta.gid(), base)));
+}
+
 /// Appends the children of `dir` as `name/…`, sorted, without following symlinks.
-fn append_dir<W: Write>(builder: &mut tar::Builder<W>, dir: &Path, name: &str) -> io::Result<()> {
+fn append_dir<W: Write>(
+    builder: &mut tar::Builder<W>,
+    dir: &Path,
+    name: &str,
+    base: Option<u32>,
+) -> io::Result<()> {
     let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
@@ -97,15 +118,18 @@ fn append_dir<W: Write>(builder: &mut tar::Builder<W>, dir: &Path, name: &str) -
         let mode = meta.permissions().mode();
         if ft.is_dir() {
             let mut h = header(EntryType::Directory, mode, meta.mtime());
+            owned(&mut h, &meta, base);
             builder.append_data(&mut h, format!("{child}/"), io::empty())?;
-            append_dir(builder, &path, &child)?;
+            append_dir(builder, &path, &child, base)?;
         } else if ft.is_file() {
             let mut h = header(EntryType::Regular, mode, meta.mtime());
+            owned(&mut h, &meta, base);
             h.set_size(meta.len());
             builder.append_data(&mut h, &child, File::open(&path)?)?;
         } else if ft.is_symlink() {
             let target = fs::read_link(&path)?;
             let mut h = header(EntryType::Symlink, 0o777, meta.mtime());
+            owned(&mut h, &meta, base);
             builder.append_link(&mut h, &child, &target)?;
         } else {
             tracing::warn!(path = %path.display(), "output layer: skipping a special file");
@@ -168,6 +192,47 @@ mod tests {
     use std::io::Read;
 
     #[test]
+    fn pack_maps_a_user_namespace_s_host_ids_to_container_ids() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // chown needs root (the e2e build journeys cover it too)
+        }
+        let base = 1 << 20;
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        fs::create_dir_all(src.join("sub")).unwrap();
+        fs::write(src.join("sub/mine"), "x").unwrap();
+        std::os::unix::fs::symlink("mine", src.join("sub/link")).unwrap();
+        for p in ["", "sub", "sub/link"] {
+            std::os::unix::fs::lchown(src.join(p), Some(base), Some(base)).unwrap();
+        }
+        std::os::unix::fs::chown(src.join("sub/mine"), Some(base + 1000), Some(base + 1001))
+            .unwrap();
+        let out = dir.path().join("layer.tar.gz");
+        pack(&src, "/app", &out, Some(base)).unwrap();
+        let blob = fs::read(&out).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&blob[..]));
+        let owners: Vec<(String, u64, u64)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                let path = e.path().unwrap().to_string_lossy().to_string();
+                (path, h.uid().unwrap(), h.gid().unwrap())
+            })
+            .collect();
+        assert_eq!(
+            owners,
+            [
+                ("app/".to_string(), 0, 0),
+                ("app/sub/".into(), 0, 0),
+                ("app/sub/link".into(), 0, 0),
+                ("app/sub/mine".into(), 1000, 1001),
+            ]
+        );
+    }
+
+    #[test]
     fn pack_writes_root_owned_entries_relative_to_root() {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("src");
@@ -177,7 +242,7 @@ mod tests {
         fs::set_permissions(src.join("sub/run"), fs::Permissions::from_mode(0o755)).unwrap();
         std::os::unix::fs::symlink("run", src.join("sub/link")).unwrap();
         let out = dir.path().join("layer.tar.gz");
-        let info = pack(&src, "/srv/app", &out).unwrap();
+        let info = pack(&src, "/srv/app", &out, None).unwrap();
 
         let blob = fs::read(&out).unwrap();
         assert_eq!(info.size, blob.len() as u64);

@@ -244,16 +244,11 @@ pub fn container_spec(
     })
 }
 
-/// First host uid/gid of the range that jobs with `user_namespace` map their ids
-/// `0..USERNS_SIZE` onto (one range per node: a volume keeps its owner across jobs).
-pub const USERNS_BASE: u32 = 1_000_000;
-/// How many ids a user-namespaced job has (0..65535, as Docker's and Podman's default).
-pub const USERNS_SIZE: u32 = 65_536;
-
 /// The runtime options of a job: the runtime's defaults without CAP_NET_RAW (no raw or
 /// packet sockets: a job cannot forge frames on the bridge nor sniff it), plus a user
-/// namespace when the job asks for one.
-pub fn container_options(spec: &JobSpec) -> ContainerOptions {
+/// namespace mapping container ids `0..65536` onto the range at host id `userns_base`
+/// (see [`super::userns`]) when the job has one.
+pub fn container_options(spec: &JobSpec, userns_base: Option<u32>) -> ContainerOptions {
     let capabilities = paas_runtime::security::DEFAULT_CAPABILITIES
         .iter()
         .filter(|c| **c != "CAP_NET_RAW")
@@ -261,9 +256,7 @@ pub fn container_options(spec: &JobSpec) -> ContainerOptions {
         .collect();
     ContainerOptions {
         capabilities,
-        id_mappings: spec
-            .user_namespace
-            .then(|| IdMappings::range(USERNS_BASE, USERNS_SIZE)),
+        id_mappings: userns_base.map(|base| IdMappings::range(base, super::userns::RANGE_SIZE)),
         cpu_quota: spec.cpu_millicores.map(|m| CpuQuota {
             quota_us: u64::from(m.max(10)) * (CPU_PERIOD_US / 1000),
             period_us: CPU_PERIOD_US,
@@ -327,25 +320,23 @@ mod tests {
     }
 
     #[test]
-    fn a_user_namespace_only_when_asked() {
+    fn a_user_namespace_maps_the_jobs_range() {
         let image = r#""image":{"registry":"r","repository":"x","reference":"1"}"#;
         let plain = spec(&format!(r#"{{"id":"j1",{image}}}"#));
         assert!(!plain.user_namespace, "old controllers send no field");
-        assert_eq!(
-            container_options(&plain).id_mappings,
-            ContainerOptions::default().id_mappings
-        );
-        let userns = spec(&format!(r#"{{"id":"j2",{image},"user_namespace":true}}"#));
-        let maps = container_options(&userns).id_mappings.unwrap();
-        assert_eq!(maps.host_id(0, false), Some(USERNS_BASE));
-        assert_eq!(maps.host_id(65_535, true), Some(USERNS_BASE + 65_535));
+        assert_eq!(container_options(&plain, None).id_mappings, None);
+        let base = 1 << 30;
+        let maps = container_options(&plain, Some(base)).id_mappings.unwrap();
+        assert_eq!(maps.host_id(0, false), Some(base));
+        assert_eq!(maps.host_id(65_535, true), Some(base + 65_535));
         assert_eq!(maps.host_id(65_536, false), None);
     }
 
     #[test]
     fn jobs_get_the_default_capabilities_but_net_raw() {
         let image = r#""image":{"registry":"r","repository":"x","reference":"1"}"#;
-        let caps = container_options(&spec(&format!(r#"{{"id":"j1",{image}}}"#))).capabilities;
+        let caps =
+            container_options(&spec(&format!(r#"{{"id":"j1",{image}}}"#)), None).capabilities;
         assert!(!caps.iter().any(|c| c == "CAP_NET_RAW"), "{caps:?}");
         assert_eq!(
             caps.len() + 1,
@@ -360,13 +351,19 @@ mod tests {
         let half = spec(&format!(
             r#"{{"id":"j1",{image},"cpu_millicores":500,"cpu_shares":512}}"#
         ));
-        let q = container_options(&half).cpu_quota.unwrap();
+        let q = container_options(&half, None).cpu_quota.unwrap();
         assert_eq!((q.quota_us, q.period_us), (50_000, 100_000));
         let two = spec(&format!(r#"{{"id":"j1",{image},"cpu_millicores":2000}}"#));
-        assert_eq!(container_options(&two).cpu_quota.unwrap().quota_us, 200_000);
+        assert_eq!(
+            container_options(&two, None).cpu_quota.unwrap().quota_us,
+            200_000
+        );
         // The kernel refuses quotas under 1 ms.
         let tiny = spec(&format!(r#"{{"id":"j1",{image},"cpu_millicores":1}}"#));
-        assert_eq!(container_options(&tiny).cpu_quota.unwrap().quota_us, 1_000);
+        assert_eq!(
+            container_options(&tiny, None).cpu_quota.unwrap().quota_us,
+            1_000
+        );
     }
 
     #[test]

@@ -464,9 +464,14 @@ fn overlapping(subnet: Subnet, bridge: &str, addrs: &str) -> Option<(String, Str
         let (ip, len) = cidr.split_once('/')?;
         let (ip, len) = (ip.parse::<Ipv4Addr>().ok()?, len.parse::<u8>().ok()?);
         let len = len.min(subnet.prefix_len).min(32);
-        let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+        let mask = if len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(len))
+        };
         let overlaps = u32::from(ip) & mask == u32::from(subnet.network) & mask;
-        (overlaps && iface != bridge && !ip.is_loopback()).then(|| (iface.to_string(), cidr.to_string()))
+        (overlaps && iface != bridge && !ip.is_loopback())
+            .then(|| (iface.to_string(), cidr.to_string()))
     })
 }
 

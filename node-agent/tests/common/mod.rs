@@ -16,7 +16,7 @@ use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use paas_node_agent::config::{AgentConfig, PortRange, Subnet};
+use paas_node_agent::config::{AgentConfig, PortRange, Subnet, UsernsRange};
 use sha2::{Digest, Sha256};
 
 /// True when the test may run as root; false (skip, with a note) when not root and not
@@ -40,18 +40,27 @@ pub struct Names {
     pub prefix: String,
     pub subnet: Subnet,
     pub ports: PortRange,
+    /// 16 uid ranges of 65536 from 2^31, disjoint from other tests' (and from the
+    /// agent's default range).
+    pub userns: UsernsRange,
 }
 
 pub fn unique_names() -> Names {
     let n = INSTANCE.fetch_add(1, Ordering::SeqCst);
     let pid = std::process::id();
-    let slot = free_slot((pid * 7 + n * 13) % 100, 100, |s| format!("10.200.{}.", 100 + s));
+    let slot = free_slot((pid * 7 + n * 13) % 100, 100, |s| {
+        format!("10.200.{}.", 100 + s)
+    });
     Names {
         prefix: format!("na{:04x}", (pid * 16 + n) % 0xffff),
         subnet: format!("10.200.{}.0/24", 100 + slot).parse().unwrap(),
         ports: PortRange {
             first: (40000 + slot * 100) as u16,
             last: (40000 + slot * 100 + 99) as u16,
+        },
+        userns: UsernsRange {
+            first: (1 << 31) + ((pid * 16 + n) % 2047) * (1 << 20),
+            count: 1 << 20,
         },
     }
 }
@@ -86,6 +95,7 @@ pub fn config(state_dir: &Path, token: &str, names: &Names) -> AgentConfig {
         job_log_bytes: paas_node_agent::jobs::capture::DEFAULT_CAP_BYTES,
         layer_cache_bytes: None,
         job_ipv6: false,
+        userns_range: names.userns,
     }
 }
 

@@ -33,9 +33,10 @@ pub fn unique(what: &str) -> String {
 }
 
 /// Busybox applets linked in the test rootfs.
-pub const APPLETS: [&str; 22] = [
+pub const APPLETS: [&str; 25] = [
     "sh", "cat", "ls", "hostname", "ps", "mount", "echo", "sleep", "pwd", "env", "id", "true",
-    "false", "touch", "mkdir", "readlink", "grep", "wc", "head", "tr", "rm", "stat",
+    "false", "touch", "mkdir", "readlink", "grep", "wc", "head", "tr", "rm", "stat", "chown",
+    "chmod", "mknod",
 ];
 
 /// A minimal rootfs: /bin/busybox with applet symlinks, etc/ tmp/ proc/ dev/ sys/.
