@@ -210,6 +210,7 @@ impl From<AppsError> for ApiError {
             AppsError::Building(_) => ApiError::Conflict(e.to_string()),
             AppsError::Exists(_) => ApiError::Conflict(e.to_string()),
             AppsError::Store(e) => ApiError::internal(e),
+            AppsError::Names(e) => ApiError::internal(e),
         }
     }
 }

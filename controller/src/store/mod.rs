@@ -35,6 +35,8 @@ mod sizes;
 mod users;
 mod work;
 
+#[cfg(test)]
+mod names_tests;
 #[doc(hidden)]
 pub mod test_pg;
 #[cfg(test)]
@@ -53,9 +55,11 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 pub use acme::{acme_state, AcmeDomainRow};
 pub use certs::CertRow;
 pub use deploys::{release_status, ReleaseStatus};
+pub use destroy::destroyed_name;
 pub use domains::{DomainAdded, DomainRow};
 pub use dump::TableDump;
 pub use nodes::{last_lines, Restarts};
+pub use rename::moved_image;
 pub use users::{role, TokenRow, UserRow};
 
 /// Everything that can go wrong in the store.
