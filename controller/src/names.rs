@@ -230,7 +230,8 @@ pub async fn rename(c: &Arc<Controller>, from: &str, to: &str) -> Result<(), Nam
     if c.store.get_app(to).await?.is_some() {
         return Err(StoreError::AppExists(to.to_string()).into());
     }
-    // Leftovers under the new name belong to nobody (no app has it): out of the way.
+    // Leftovers under the new name belong to nobody (no app has it): out of the way, and
+    // thrown away whatever happens next (never put back under a name someone may take).
     let stale_git = set_git_aside(c, to).await?;
     let stale_repo = c.registry.set_aside(&repository(to)).await?;
     let (old_git, new_git) = (c.settings.repo_path(from), c.settings.repo_path(to));
@@ -238,7 +239,7 @@ pub async fn rename(c: &Arc<Controller>, from: &str, to: &str) -> Result<(), Nam
         Ok(()) => true,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(e) => {
-            restore(c, stale_git, stale_repo).await;
+            discard(stale_git, stale_repo).await;
             return Err(io(format!(
                 "moving {} to {}",
                 old_git.display(),
@@ -261,7 +262,7 @@ pub async fn rename(c: &Arc<Controller>, from: &str, to: &str) -> Result<(), Nam
         Ok(moved) => moved,
         Err(e) => {
             move_git_back().await;
-            restore(c, stale_git, stale_repo).await;
+            discard(stale_git, stale_repo).await;
             return Err(e.into());
         }
     };
@@ -281,7 +282,7 @@ pub async fn rename(c: &Arc<Controller>, from: &str, to: &str) -> Result<(), Nam
             }
         }
         move_git_back().await;
-        restore(c, stale_git, stale_repo).await;
+        discard(stale_git, stale_repo).await;
         return Err(e.into());
     }
     discard(stale_git, stale_repo).await;
