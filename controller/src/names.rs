@@ -153,6 +153,8 @@ pub async fn destroy(c: &Arc<Controller>, app: &str) -> Result<(), NamesError> {
             return Err(e.into());
         }
     };
+    // The one-off jobs are named now: once the name is free, a new app's are not these.
+    let one_offs = one_off_jobs(c, app);
     if let Err(e) = c.store.delete_app(app).await {
         restore(c, git, repo).await;
         return Err(e.into());
@@ -161,22 +163,27 @@ pub async fn destroy(c: &Arc<Controller>, app: &str) -> Result<(), NamesError> {
     discard(git, repo).await;
     reload_certs(c).await;
     c.scheduler.notify();
-    stop_one_off_jobs(c, app).await;
+    stop_one_off_jobs(c, one_offs).await;
     if let Some(id) = id {
         delete_cache(c, app, id).await;
     }
     Ok(())
 }
 
-/// Stops and removes `app`'s one-off jobs in progress (the scheduler does not know them).
-async fn stop_one_off_jobs(c: &Controller, app: &str) {
+/// The ids of `app`'s one-off jobs in progress (`paas run`; the scheduler does not know
+/// them).
+fn one_off_jobs(c: &Controller, app: &str) -> Vec<String> {
+    let runs = c.runs.lock().unwrap_or_else(|e| e.into_inner());
+    runs.iter()
+        .filter(|(_, (a, _))| a == app)
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+/// Stops and removes these one-off jobs and forgets them.
+async fn stop_one_off_jobs(c: &Controller, ids: Vec<String>) {
     let runs: Vec<(String, String)> = {
         let mut runs = c.runs.lock().unwrap_or_else(|e| e.into_inner());
-        let ids: Vec<String> = runs
-            .iter()
-            .filter(|(_, (a, _))| a == app)
-            .map(|(id, _)| id.clone())
-            .collect();
         ids.into_iter()
             .filter_map(|id| runs.remove(&id).map(|(_, url)| (id, url)))
             .collect()

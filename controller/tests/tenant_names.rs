@@ -158,9 +158,24 @@ async fn ac14_a_destroyed_name_starts_empty() {
     assert!(v.as_str().unwrap().contains("heroku[router]"), "{v}");
 
     let (s, v) = w
+        .call(
+            "POST",
+            "/v1/apps/vic/run",
+            &victor,
+            Some(json!({"command": "sleep 600"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let run = v["id"].as_str().unwrap().to_string();
+
+    let (s, v) = w
         .call("DELETE", "/v1/apps/vic?confirm=vic", &victor, None)
         .await;
     assert_eq!(s, 204, "{v}");
+    assert!(
+        w.agent.statuses().iter().all(|j| j.id != run),
+        "the one-off job went with the app"
+    );
     assert!(
         w.agent
             .deleted_volumes
