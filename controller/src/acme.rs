@@ -19,7 +19,7 @@ use instant_acme::{
     NewOrder, OrderStatus, RetryPolicy,
 };
 
-use crate::router::tls::check_cert;
+use crate::router::tls::{check_cert, Wildcards};
 use crate::state::Controller;
 use crate::store::{acme_state, AcmeDomainRow, CertRow};
 
@@ -246,9 +246,16 @@ async fn issue(
         // Checked as of a minute from now: a CA whose clock is a little ahead of ours (or
         // that does not backdate, as Pebble) issues certificates valid from "now".
         let now = crate::util::unix_ms() / 1000 + CLOCK_SKEW_SECS;
-        check_cert(&chain, &key, std::slice::from_ref(&host), now)
-            .map(|checked| (chain, key, checked))
-            .map_err(|e| AcmeError::Issued(e.to_string()))
+        // Only the app's own host: a certificate naming anything else is not stored.
+        check_cert(
+            &chain,
+            &key,
+            std::slice::from_ref(&host),
+            Wildcards::Refused,
+            now,
+        )
+        .map(|checked| (chain, key, checked))
+        .map_err(|e| AcmeError::Issued(e.to_string()))
     });
     row.updated_at = crate::util::now_rfc3339();
     // Turned off (or the domain removed) while the order ran: keep nothing.

@@ -338,6 +338,17 @@ impl AgentClient {
         Self::json("POST", url, resp).await
     }
 
+    /// `DELETE /v1/volumes/{name}`: true when the node had the volume, false when not.
+    pub async fn delete_volume(&self, node: &str, name: &str) -> Result<bool, AgentError> {
+        let url = format!("{node}/v1/volumes/{name}");
+        let req = self.http.delete(&url).timeout(STOP_TIMEOUT);
+        match self.send("DELETE", url, req).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `POST /v1/jobs/{id}/exec` with `Upgrade: paas-exec`: the raw exec stream of
     /// `paas_api::exec` once the agent answered 101.
     pub async fn exec(&self, node: &str, id: &str) -> Result<reqwest::Upgraded, AgentError> {

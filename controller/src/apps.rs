@@ -32,6 +32,18 @@ pub enum AppsError {
     Config(#[from] paas_api::config_vars::ConfigVarError),
     #[error(transparent)]
     Store(StoreError),
+    /// Moving or deleting what is keyed by the app's name failed (see `names`).
+    #[error(transparent)]
+    Names(crate::names::NamesError),
+}
+
+impl From<crate::names::NamesError> for AppsError {
+    fn from(e: crate::names::NamesError) -> Self {
+        match e {
+            crate::names::NamesError::Store(e) => AppsError::from(e),
+            e => AppsError::Names(e),
+        }
+    }
 }
 
 impl From<StoreError> for AppsError {
@@ -108,10 +120,11 @@ pub async fn get(c: &Arc<Controller>, name: &str) -> Result<Option<App>, AppsErr
     Ok(c.store.get_app(name).await?.map(|a| view(c, a, &snap)))
 }
 
-/// Creates an app after checking its name.
+/// Creates an app after checking its name; it starts empty (see `names::fresh_start`).
 pub async fn create(c: &Arc<Controller>, name: &str) -> Result<App, AppsError> {
     paas_api::names::validate_app_name(name).map_err(AppsError::InvalidName)?;
     let row = c.store.create_app(name).await?;
+    crate::names::fresh_start(c, name).await?;
     c.scheduler.notify();
     Ok(view(c, row, &c.scheduler.snapshot()))
 }
@@ -314,8 +327,9 @@ pub async fn rollback(
     release(c, name, version).await
 }
 
-/// Destroys an app: refused while it builds; its records go, the scheduler stops its
-/// jobs (they no longer belong to any formation) and its git repository is removed.
+/// Destroys an app: refused while it builds; everything keyed by its name goes with it
+/// (store rows, registry and git repositories, router history, one-off jobs, the build
+/// cache on the nodes: see `names::destroy`), and the scheduler stops its jobs.
 pub async fn destroy(c: &Arc<Controller>, name: &str) -> Result<(), AppsError> {
     if c.store.get_app(name).await?.is_none() {
         return Err(AppsError::NotFound(name.to_string()));
@@ -323,13 +337,6 @@ pub async fn destroy(c: &Arc<Controller>, name: &str) -> Result<(), AppsError> {
     if c.is_building(name) {
         return Err(AppsError::Building(name.to_string()));
     }
-    c.store.delete_app(name).await?;
-    c.scheduler.notify();
-    let repo = c.settings.repo_path(name);
-    if let Err(e) = tokio::fs::remove_dir_all(&repo).await {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            tracing::warn!(app = %name, "removing {}: {e}", repo.display());
-        }
-    }
+    crate::names::destroy(c, name).await?;
     Ok(())
 }

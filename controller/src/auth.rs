@@ -113,20 +113,12 @@ pub fn registry_access(c: Arc<crate::state::Controller>) -> crate::registry::Rep
             let Some(repo) = repo else {
                 return RepoAccess::Allowed;
             };
-            if caller.is_admin() || caller.is_node() {
-                return RepoAccess::Allowed;
-            }
-            if !write && repo.starts_with("stacks/") {
-                return RepoAccess::Allowed;
-            }
-            if let Some(app) = repo.strip_prefix("apps/").filter(|a| !a.contains('/')) {
-                match caller.can_use_app(&c, app).await {
-                    Ok(true) => return RepoAccess::Allowed,
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::error!("registry access check: {e}");
-                        return RepoAccess::Forbidden("the access check failed".into());
-                    }
+            match may_use_repository(&c, &caller, &repo, write).await {
+                Ok(true) => return RepoAccess::Allowed,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!("registry access check: {e}");
+                    return RepoAccess::Forbidden("the access check failed".into());
                 }
             }
             let reason = format!("{} may not access repository {repo}", caller.name());
@@ -136,6 +128,28 @@ pub fn registry_access(c: Arc<crate::state::Controller>) -> crate::registry::Rep
             ))
         })
     })
+}
+
+/// The registry's rule for one repository, also used by every other place that takes a
+/// repository from a caller (an image deploy): admins and nodes may pull and push
+/// everything; members pull and push `apps/<app>` of the apps they collaborate on, and
+/// pull `stacks/…`.
+pub async fn may_use_repository(
+    c: &crate::state::Controller,
+    caller: &Caller,
+    repo: &str,
+    write: bool,
+) -> Result<bool, crate::http::ApiError> {
+    if caller.is_admin() || caller.is_node() {
+        return Ok(true);
+    }
+    if !write && repo.starts_with("stacks/") {
+        return Ok(true);
+    }
+    match repo.strip_prefix("apps/").filter(|a| !a.contains('/')) {
+        Some(app) => caller.can_use_app(c, app).await,
+        None => Ok(false),
+    }
 }
 
 /// The token in a Bearer or Basic `Authorization` header.

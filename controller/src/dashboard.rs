@@ -95,6 +95,7 @@ impl From<AppsError> for ActionError {
     fn from(e: AppsError) -> Self {
         match e {
             AppsError::Store(e) => ActionError::Internal(e.to_string()),
+            AppsError::Names(e) => ActionError::Internal(e.to_string()),
             e => ActionError::User(e.to_string()),
         }
     }
@@ -392,8 +393,9 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
                 c.scheduler.notify();
                 Ok(())
             }
-            DomainAdded::TakenBy(other) => Err(ActionError::User(format!(
-                "{hostname} is already a domain of {other}; remove it there first"
+            // Never names the owner: the form does not know whether the viewer may see it.
+            DomainAdded::TakenBy(_) => Err(ActionError::User(format!(
+                "{hostname} is already a domain of another app; remove it there first"
             ))),
         }
     }

@@ -241,6 +241,13 @@ async fn info_refs(
 async fn advertise(c: &Controller, app: &str, caller: &Caller) -> Result<Vec<u8>, GitError> {
     let (_, created) = c.store.ensure_app(app).await?;
     if created {
+        // A new app starts empty, whatever an earlier app of this name left.
+        crate::names::fresh_start(c, app)
+            .await
+            .map_err(|e| GitError::Git {
+                what: format!("clearing what an earlier app named {app} left"),
+                stderr: e.to_string(),
+            })?;
         if let Some(user) = caller.user() {
             c.store.add_collaborator(app, &user.name).await?;
         }

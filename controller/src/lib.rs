@@ -12,7 +12,8 @@
 //!
 //! Around them: `config` (command line, settings), `state` (the shared [`state::Controller`]),
 //! `auth` (tokens), `apps` (app services shared by the API and the dashboard), `dashboard`
-//! (the web UI's `Dashboard`), `files` (owner-only data dir and secrets), `gc` (registry
+//! (the web UI's `Dashboard`), `files` (owner-only data dir and secrets), `names` (what
+//! destroy, rename and create do with everything keyed by an app's name), `gc` (registry
 //! garbage collection), `agent_client` (the node agent API), `hook` (the git
 //! pre-receive hook subcommand), `standalone` (start-up, stacks, the local agent) and `util`.
 //! See docs/controller.md.
@@ -31,6 +32,7 @@ pub mod git;
 pub mod hook;
 pub mod http;
 pub mod job_stats;
+pub mod names;
 pub mod registry;
 pub mod router;
 pub mod routing;

@@ -123,6 +123,7 @@ pub async fn load_certs(store: &Store, table: &RouteTable) -> Result<Vec<String>
         .into_iter()
         .map(|r| PemCert {
             id: r.id,
+            app: r.app,
             cert_pem: r.cert_pem,
             key_pem: r.key_pem,
         })

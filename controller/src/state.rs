@@ -102,6 +102,7 @@ impl Controller {
                 source,
             })?;
         }
+        crate::names::empty_git_trash(&settings.git_dir());
         let admin = load_or_create_token(&settings.data_dir.join("admin-token"))?;
         let node = load_or_create_token(&settings.data_dir.join("node-token"))?;
         let store = match &settings.database_url {

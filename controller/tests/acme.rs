@@ -344,6 +344,13 @@ async fn pebble_issues_and_renews_and_the_router_presents_it() {
     )
     .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
+    // The route table (no scheduler here) says the app serves HOST: the router presents
+    // an app's certificates only for its own hosts.
+    c.routes.replace(vec![paas_controller::router::Route {
+        app: APP.into(),
+        hosts: vec![format!("{APP}.localhost"), HOST.into()],
+        backends: Vec::new(),
+    }]);
     let (s, v) = send(&c, "GET", &format!("/v1/apps/{APP}/acme"), "").await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["enabled"], false);

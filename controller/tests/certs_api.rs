@@ -109,7 +109,13 @@ async fn upload_list_remove_and_the_router_sees_it() {
     assert!(v.get("key").is_none() && !v.to_string().contains("PRIVATE KEY"));
     let id = v["id"].as_str().unwrap().to_string();
 
-    // The router's resolver has it for the next handshake.
+    // The router's resolver has it for the next handshake (for the host of the app
+    // that owns it, as the route table says).
+    f.c.routes.replace(vec![paas_controller::router::Route {
+        app: "hello".into(),
+        hosts: vec!["hello.localhost".into(), "www.example.test".into()],
+        backends: Vec::new(),
+    }]);
     let der = CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
     let picked = f.c.routes.certs().pick(Some("www.example.test")).unwrap();
     assert_eq!(picked.cert[0], der);

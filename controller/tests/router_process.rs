@@ -92,18 +92,18 @@ async fn router_process_serves_routes_and_certs_from_the_store() {
     );
     wait_for(http, "one.localhost", "one").await;
 
-    // A new table in the store reaches the running router.
+    // A new table in the store reaches the running router (two has a custom domain).
+    let mut two_route = route("two", "two.localhost", &two);
+    two_route.hosts.push("two.example.test".into());
     paas_controller::routing::save_routes(
         &store,
-        &[
-            route("one", "one.localhost", &one),
-            route("two", "two.localhost", &two),
-        ],
+        &[route("one", "one.localhost", &one), two_route],
     )
     .await;
     wait_for(http, "two.localhost", "two").await;
 
-    // A certificate stored for two.example.test is presented for that SNI name.
+    // A certificate of app two stored for two.example.test is presented for that SNI
+    // name (a host of two, as the route table says).
     let made = rcgen::generate_simple_self_signed(vec!["two.example.test".to_string()]).unwrap();
     store_cert(&store, &made.cert.pem(), &made.signing_key.serialize_pem()).await;
     let want = made.cert.der().to_vec();

@@ -278,6 +278,7 @@ async fn sni_picks_each_domains_certificate_and_follows_changes() {
     let (bc, bk) = make(&["*.b.test"]);
     let pem = |id: &str, c: &str, k: &str| PemCert {
         id: id.into(),
+        app: id.into(),
         cert_pem: c.into(),
         key_pem: k.into(),
     };

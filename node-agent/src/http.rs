@@ -2,7 +2,9 @@
 //! `Authorization: Bearer <credential>`: the agent's own credential, or the bootstrap node
 //! token (`--token`) until a controller stored the credential (see [`crate::register`]).
 //! Every error is an [`ErrorBody`] with a stable code.
-//! Handlers only parse and format: the work is in [`crate::jobs`].
+//! Handlers only parse and format: the work is in [`crate::jobs`] (and, for
+//! `DELETE /v1/volumes/{name}`, [`delete_volume`] itself: an app's named volume, such as its
+//! build cache, removed when the app is destroyed).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +14,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use paas_api::{codes, ErrorBody, JobSpec, StopJob, VolumeSizeLimit};
 use serde::Deserialize;
@@ -108,6 +110,7 @@ pub fn app(agent: Arc<Agent>) -> Router {
         .route("/v1/jobs/{id}/stats", get(job_stats))
         .route("/v1/jobs/{id}/exec", post(crate::exec::handler))
         .route("/v1/volumes/{name}/size-limit", post(volume_size_limit))
+        .route("/v1/volumes/{name}", delete(delete_volume))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(agent.clone(), auth))
         .with_state(agent)
@@ -300,4 +303,81 @@ async fn volume_size_limit(
             };
             ApiError::new(status, code, e.to_string())
         })
+}
+
+/// `DELETE /v1/volumes/{name}`: removes the named volume `<state-dir>/volumes/<name>` and
+/// everything in it (the controller calls it on every node when an app is destroyed, for
+/// its build cache). `204`; `404` when this node has no such volume; `409` while a job
+/// that has not finished mounts it; `400` for a name that is not a volume name. The
+/// directory is first renamed away (one step: no job can mount a half-deleted volume),
+/// then removed.
+async fn delete_volume(
+    State(agent): State<Arc<Agent>>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    if !crate::volumes::valid_name(&name) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::VALIDATION,
+            format!(
+                "{name:?} is not a volume name: lowercase letters, digits, `_`, `.` and `-`, \
+                 starting with a letter or digit"
+            ),
+        ));
+    }
+    let users: Vec<String> = agent
+        .jobs
+        .all()
+        .iter()
+        .filter(|j| j.spec.volumes.iter().any(|v| v.name == name))
+        .filter(|j| !jobs::is_final(j.status().state))
+        .map(|j| j.spec.id.clone())
+        .collect();
+    if !users.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            codes::CONFLICT,
+            format!(
+                "volume {name} is mounted by running job(s) {}: stop them first",
+                users.join(", ")
+            ),
+        ));
+    }
+    let volumes = agent.config.state_dir.join("volumes");
+    let dir = volumes.join(&name);
+    let doomed = volumes.join(format!(".deleting-{name}-{}", crate::util::unique()));
+    match std::fs::rename(&dir, &doomed) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                codes::NOT_FOUND,
+                format!("this node has no volume {name}"),
+            ))
+        }
+        Err(e) => {
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                codes::INTERNAL,
+                format!("moving volume {} away: {e}", dir.display()),
+            ))
+        }
+    }
+    let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&doomed)).await;
+    match removed {
+        Ok(Ok(())) => {
+            tracing::info!(volume = %name, "volume deleted");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Ok(Err(e)) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            codes::INTERNAL,
+            format!("removing volume {name}: {e}"),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            codes::INTERNAL,
+            format!("removing volume {name}: {e}"),
+        )),
+    }
 }

@@ -35,8 +35,20 @@ pub struct BuildInput {
     pub stack: String,
 }
 
-/// The JobSpec of a build (see docs/controller.md, "Build").
-pub fn build_job_spec(settings: &Settings, input: &BuildInput, job_id: &str) -> JobSpec {
+/// The name of an app's build cache volume on the nodes: keyed by the app's permanent
+/// number (`AppRow.id`), never by its name, so a rename keeps the cache and a new app under
+/// a destroyed app's name starts with none (destroy deletes it on every node).
+pub fn cache_volume(app_id: u32) -> String {
+    format!("cache-{app_id}")
+}
+
+/// The JobSpec of a build (see docs/controller.md, "Build") of the app numbered `app_id`.
+pub fn build_job_spec(
+    settings: &Settings,
+    input: &BuildInput,
+    job_id: &str,
+    app_id: u32,
+) -> JobSpec {
     let base = &settings.internal_url;
     let stack = if input.stack.is_empty() {
         settings.stack.clone()
@@ -94,7 +106,7 @@ pub fn build_job_spec(settings: &Settings, input: &BuildInput, job_id: &str) -> 
         cpu_shares: None,
         inputs,
         volumes: vec![VolumeMount {
-            name: format!("cache-{}", input.app),
+            name: cache_volume(app_id),
             path: "/cache".into(),
             readonly: false,
         }],
@@ -105,7 +117,7 @@ pub fn build_job_spec(settings: &Settings, input: &BuildInput, job_id: &str) -> 
         }),
         hostname: None,
         user_namespace: true,
-        tenant: None,
+        tenant: Some(app_id),
         api_access: false,
     }
 }
@@ -388,10 +400,10 @@ mod tests {
             stack: "bookworm".into(),
             ..input.clone()
         };
-        let spec = build_job_spec(&settings, &on_bookworm, "build-abc123");
+        let spec = build_job_spec(&settings, &on_bookworm, "build-abc123", 7);
         assert_eq!(spec.image.repository, "stacks/bookworm");
         assert_eq!(spec.env["STACK"], "bookworm");
-        let spec = build_job_spec(&settings, &input, "build-abc123");
+        let spec = build_job_spec(&settings, &input, "build-abc123", 7);
         assert_eq!(spec.image.registry, "http://127.0.0.1:8080");
         assert_eq!(spec.image.repository, "stacks/tiny");
         assert_eq!(spec.image.reference, "latest");
@@ -409,7 +421,11 @@ mod tests {
             spec.inputs[0].url,
             "http://127.0.0.1:8080/internal/builds/abc123/source.tar"
         );
-        assert_eq!(spec.volumes[0].name, "cache-hello");
+        assert_eq!(
+            spec.volumes[0].name, "cache-7",
+            "keyed by the number, not the name"
+        );
+        assert_eq!(spec.tenant, Some(7));
         assert_eq!(spec.volumes[0].path, "/cache");
         assert_eq!(spec.env["SOURCE_VERSION"], input.rev);
         assert_eq!(spec.env["STACK"], "tiny");

@@ -34,7 +34,7 @@ mod release_phase;
 pub mod stack;
 mod tar_dir;
 
-pub use job::{build_job_spec, BuildInput};
+pub use job::{build_job_spec, cache_volume, BuildInput};
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -436,8 +436,12 @@ async fn build_and_release(
     };
     let (node, node_url) = job::pick_node(c, out).await?;
     let job_id = format!("build-{}", input.id);
-    let mut spec = build_job_spec(&c.settings, input, &job_id);
-    spec.tenant = c.store.app_id(app).await?;
+    let app_id = c
+        .store
+        .app_id(app)
+        .await?
+        .ok_or_else(|| crate::store::StoreError::NoApp(app.to_string()))?;
+    let mut spec = build_job_spec(&c.settings, input, &job_id, app_id);
     if let Some(bp) = c.store.app_buildpack(app).await? {
         if custom::is_builtin(&bp) {
             spec.env.insert("PAAS_BUILDPACK".into(), bp);

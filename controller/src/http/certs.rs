@@ -1,8 +1,10 @@
 //! `GET /v1/apps/{app}/certs`, `POST /v1/apps/{app}/certs` `{"certificate": PEM chain,
 //! "key": PEM key}` and `DELETE /v1/apps/{app}/certs/{id}`: an app's TLS certificates. An
-//! upload must parse, its key must match, it must be valid now and cover one of the app's
-//! host names (`<app>.<domain>` or a custom domain); anything else is a `422` saying which
-//! check failed. The router's certificate set is reloaded from the store after each change,
+//! upload must parse, its key must match, it must be valid now, and every DNS name it
+//! carries must be one of the app's host names (`<app>.<domain>` or a custom domain of
+//! the app; wildcards only from admins); anything else is a `422` saying which check
+//! failed (naming the foreign names). The router presents an app's certificate only for
+//! that app's hosts. The router's certificate set is reloaded from the store after each change,
 //! so the next TLS handshake already sees it. Keys are never sent back.
 //!
 //! `GET /v1/apps/{app}/tls` and `PUT` (or `PATCH`) `/v1/apps/{app}/tls` `{"https_redirect": true}`: whether
@@ -20,8 +22,8 @@ use paas_api::{codes, ErrorBody};
 use serde::{Deserialize, Serialize};
 
 use super::ApiError;
-use crate::auth::AppAccess;
-use crate::router::tls::{check_cert, MAX_PEM_BYTES};
+use crate::auth::{log_refusal, AppAccess};
+use crate::router::tls::{check_cert, CertError, Wildcards, MAX_PEM_BYTES};
 use crate::state::Controller;
 use crate::store::CertRow;
 
@@ -102,7 +104,7 @@ async fn list(
 }
 
 async fn add(
-    _: AppAccess,
+    AppAccess(caller): AppAccess,
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
     body: Bytes,
@@ -133,9 +135,19 @@ async fn add(
             .map(|d| d.hostname),
     );
     let now = crate::util::unix_ms() / 1000;
-    let checked = match check_cert(&req.certificate, &req.key, &hosts, now) {
+    let wildcards = if caller.is_admin() {
+        Wildcards::Allowed
+    } else {
+        Wildcards::Refused
+    };
+    let checked = match check_cert(&req.certificate, &req.key, &hosts, wildcards, now) {
         Ok(c) => c,
-        Err(e) => return Ok(unprocessable(e.to_string())),
+        Err(e) => {
+            if matches!(e, CertError::ForeignNames { .. }) {
+                log_refusal(422, caller.source, &caller.path, &e.to_string());
+            }
+            return Ok(unprocessable(e.to_string()));
+        }
     };
     let row = CertRow {
         id: crate::util::random_hex(8),

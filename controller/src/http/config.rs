@@ -116,7 +116,7 @@ pub(super) async fn create_release(
     if let Ok(serde_json::Value::Object(obj)) = serde_json::from_slice(&body) {
         if let Some(image) = obj.get("image") {
             let image = image.as_str().unwrap_or_default().to_string();
-            return super::deploys::deploy_image(state.0, path.0, image).await;
+            return super::deploys::deploy_image(state.0, admin.0, path.0, image).await;
         }
     }
     rollback(admin, state, path, body).await

@@ -2,7 +2,8 @@
 //!
 //! * `POST /v1/apps/{app}/releases` `{"image": "<repo>@sha256:…" | "<repo>[:tag]"}` (the
 //!   route is shared with rollbacks, see `config::create_release`): deploys an image already
-//!   in the controller's registry. Its config's `Entrypoint` + `Cmd` become the `web`
+//!   in the controller's registry, from a repository the caller may pull (404 otherwise),
+//!   linked into the app's own repository `apps/<app>` first. Its config's `Entrypoint` + `Cmd` become the `web`
 //!   process (`/bin/sh -c`, so the image needs a `/bin/sh`); its `Env`, `WorkingDir` and
 //!   `User` apply as they are. Answers once the release serves (`201`, the release with
 //!   `status`) or failed (`422`, rolled back).
@@ -10,7 +11,8 @@
 //!   `status_reason` (why a deploy failed).
 //! * `GET/PUT(POST)/DELETE /v1/apps/{app}/buildpack` `{"buildpack": "static"}`: the built-in
 //!   buildpack builds of the app use instead of detection, or a third-party one from a git
-//!   URL (`#ref` pins it) or a path on the controller (`paas buildpacks:set`).
+//!   URL (`#ref` pins it) or a path on the controller (`paas buildpacks:set`; a path or a
+//!   `file://` URL is read from the controller's disk: admins only, 403 for members).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,7 +28,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::ApiError;
-use crate::auth::AppAccess;
+use crate::auth::{log_refusal, may_use_repository, AppAccess, Caller};
 use crate::build::{custom, deploy_release, BuildError, Output};
 use crate::state::Controller;
 use crate::store::ReleaseRow;
@@ -114,9 +116,15 @@ pub fn web_command(config: &Value) -> Option<String> {
     })
 }
 
-/// `POST /v1/apps/{app}/releases` with `{"image": …}`.
+/// `POST /v1/apps/{app}/releases` with `{"image": …}`. The caller must be allowed to pull
+/// the image's repository (the registry's own rule, [`may_use_repository`]); to anyone
+/// else the image does not exist (404, the same answer as for a missing one). The image is
+/// linked into the app's own repository `apps/<app>` (manifest and blob links, tag
+/// `v<N>`) and the release names it there, so the release never depends on the source
+/// repository (another app's, which its destroy or rename deletes or moves).
 pub(super) async fn deploy_image(
     c: Arc<Controller>,
+    caller: Caller,
     app: String,
     image: String,
 ) -> Result<Response, ApiError> {
@@ -124,15 +132,30 @@ pub(super) async fn deploy_image(
         return Err(ApiError::NotFound(format!("no app named {app}")));
     }
     let (repo, reference) = parse_image_ref(&image).map_err(ApiError::Validation)?;
+    let not_yours = || {
+        ApiError::NotFound(format!(
+            "no image {image} that you may deploy: it is not in this controller's registry, or \
+             it is in a repository you may not pull (members deploy images of apps/<app> of \
+             their apps and of stacks/<name>). Push it first, e.g. skopeo copy oci:DIR \
+             docker://CONTROLLER/apps/{app}:TAG --dest-creds USER:TOKEN"
+        ))
+    };
+    if !may_use_repository(&c, &caller, &repo, false).await? {
+        log_refusal(
+            404,
+            caller.source,
+            &caller.path,
+            &format!("may not pull repository {repo} for an image deploy"),
+        );
+        return Err(not_yours());
+    }
     let (bytes, media_type, digest) =
         c.registry
             .get_manifest(&repo, &reference)
             .await
             .map_err(|e| {
-                ApiError::NotFound(format!(
-                    "{image} is not in this controller's registry ({e}): push it first, e.g. \
-                 skopeo copy oci:DIR docker://CONTROLLER/{repo}:TAG --dest-creds admin:TOKEN"
-                ))
+                tracing::debug!(%image, "image deploy: {e}");
+                not_yours()
             })?;
     if media_type.contains("index") || media_type.contains("list") {
         return Err(ApiError::Validation(format!(
@@ -162,10 +185,15 @@ pub(super) async fn deploy_image(
     let lock = c.build_lock(&app);
     let _guard = lock.lock().await;
     let version = c.store.next_release_version(&app).await?;
+    let own = format!("apps/{app}");
+    c.registry
+        .copy_image(&repo, &digest, &own, Some(&format!("v{version}")))
+        .await
+        .map_err(ApiError::internal)?;
     let release = ReleaseRow {
         app: app.clone(),
         version,
-        image: format!("{repo}@{digest}"),
+        image: format!("{own}@{digest}"),
         source_version: None,
         process_types: BTreeMap::from([("web".to_string(), web)]),
         config: c.store.config_vars(&app).await?,
@@ -244,9 +272,13 @@ async fn set_buildpack(
             } else {
                 "a file:// URL"
             };
-            return Err(ApiError::Forbidden(
-                custom::CustomError::AdminOnly { what }.to_string(),
-            ));
+            let message = format!(
+                "{}. Use a built-in buildpack ({}) or a git URL (https://…, #ref pins it) \
+                 instead, or ask an admin to set it",
+                custom::CustomError::AdminOnly { what },
+                crate::build::buildpacks::builtin_names().join(", ")
+            );
+            return Err(access.0.forbid(&message));
         }
         custom::fetch(&c.settings.data_dir, name, &source)
             .await

@@ -1,6 +1,7 @@
 //! `GET /v1/apps/{app}/domains`, `POST /v1/apps/{app}/domains` `{"hostname": "www.x.test"}`
 //! and `DELETE /v1/apps/{app}/domains/{hostname}`: an app's custom domains. A host name
-//! belongs to at most one app; the router serves it next to `<app>.<domain>` from the
+//! belongs to at most one app (a taken one is a `409` that names the owner only to those
+//! who may see that app); the router serves it next to `<app>.<domain>` from the
 //! scheduler's next route push (it is notified at once).
 
 use std::sync::Arc;
@@ -105,7 +106,7 @@ async fn list(
 }
 
 async fn add(
-    _: AppAccess,
+    AppAccess(caller): AppAccess,
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
     body: Bytes,
@@ -123,9 +124,17 @@ async fn add(
             Ok((StatusCode::CREATED, Json(d.into())))
         }
         DomainAdded::Already(d) => Ok((StatusCode::OK, Json(d.into()))),
-        DomainAdded::TakenBy(other) => Err(ApiError::Conflict(format!(
-            "{hostname} is already a domain of {other}; remove it there first \
-             (paas domains:remove -a {other} {hostname})"
+        // The owner is named only to whoever may see it (the name of an app is not
+        // told to a member who does not collaborate on it).
+        DomainAdded::TakenBy(other) if caller.can_use_app(&c, &other).await? => {
+            Err(ApiError::Conflict(format!(
+                "{hostname} is already a domain of {other}; remove it there first \
+                 (paas domains:remove -a {other} {hostname})"
+            )))
+        }
+        DomainAdded::TakenBy(_) => Err(ApiError::Conflict(format!(
+            "{hostname} is already a domain of another app: a host name belongs to one app; \
+             ask whoever runs that app (or an admin) to remove it there first"
         ))),
     }
 }

@@ -208,7 +208,13 @@ proptest! {
         ],
     ) {
         let hosts = vec!["www.example.test".to_string()];
-        let _ = crate::router::tls::check_cert(&cert, &key, &hosts, 1_800_000_000);
+        let _ = crate::router::tls::check_cert(
+            &cert,
+            &key,
+            &hosts,
+            crate::router::tls::Wildcards::Refused,
+            1_800_000_000,
+        );
     }
 
     #[test]

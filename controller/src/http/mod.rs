@@ -212,6 +212,7 @@ impl From<AppsError> for ApiError {
             // The config handler answers these itself (422 with the limit's code).
             AppsError::Config(_) => ApiError::Validation(e.to_string()),
             AppsError::Store(e) => ApiError::internal(e),
+            AppsError::Names(e) => ApiError::internal(e),
         }
     }
 }

@@ -1,8 +1,10 @@
-//! `PATCH /v1/apps/{app}` `{"name": "new-name"}`: renames an app. Its records move to the
-//! new name (store), its git repository moves to `git/<new>.git`, its running jobs are
-//! replaced with zero downtime (the new ones carry the new name, and the router then
-//! serves `<new>.<domain>`; custom domains stay attached). Release images keep pointing at
-//! the registry repository they were pushed to (content-addressed, never rewritten).
+//! `PATCH /v1/apps/{app}` `{"name": "new-name"}`: renames an app. Everything keyed by its
+//! name moves (`names::rename`): its records (store), its git repository to
+//! `git/<new>.git`, its registry repository to `apps/<new>` (the releases' images are
+//! rewritten to it, so rollbacks and restarts keep working), its router history; its
+//! running jobs are replaced with zero downtime (the new ones carry the new name, and the
+//! router then serves `<new>.<domain>`; custom domains stay attached). The old name is
+//! left with nothing: an app made under it later starts empty.
 
 use std::sync::Arc;
 
@@ -43,7 +45,7 @@ async fn rename_app(
 }
 
 /// Renames `app` to `to` (the REST API and the dashboard both call it): checks the name,
-/// moves the records and the git repository, replaces the running jobs.
+/// moves everything keyed by it (`names::rename`), replaces the running jobs.
 pub(crate) async fn rename(c: &Arc<Controller>, app: &str, to: &str) -> Result<App, ApiError> {
     let (app, to) = (app.to_string(), to.to_string());
     paas_api::names::validate_app_name(&to).map_err(ApiError::Validation)?;
@@ -55,13 +57,9 @@ pub(crate) async fn rename(c: &Arc<Controller>, app: &str, to: &str) -> Result<A
             return Err(AppsError::Building(app).into());
         }
         let running = super::jobs::active_ids(c, &app, None);
-        c.store.rename_app(&app, &to).await?;
-        let (old, new) = (c.settings.repo_path(&app), c.settings.repo_path(&to));
-        if let Err(e) = tokio::fs::rename(&old, &new).await {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(%app, "moving {} to {}: {e}", old.display(), new.display());
-            }
-        }
+        crate::names::rename(c, &app, &to)
+            .await
+            .map_err(AppsError::from)?;
         c.scheduler.replace(running);
         tracing::info!(from = %app, %to, "app renamed");
     }

@@ -4,7 +4,8 @@
 //! and may add to this API, not change it).
 //!
 //! Submodules: `names` (validation of everything that becomes a path), `store` (the files),
-//! `scope` (which blobs each repository may serve),
+//! `scope` (which blobs each repository may serve), `repos` (whole repositories: delete,
+//! move, copy an image between them),
 //! `manifest` (media types and manifest checks), `image` (OCI layout import and
 //! derived images), `api` (the HTTP routes) and `token` (the Bearer token flow). See
 //! docs/registry.md.
@@ -15,10 +16,12 @@ pub mod gc;
 mod image;
 pub mod manifest;
 pub mod names;
+mod repos;
 mod scope;
 mod store;
 pub mod token;
 
+pub use repos::{empty_trash_dir, trash_entry_name, SetAside, TRASH_AGE_MS};
 pub use store::BlobWriter;
 
 use std::path::{Path, PathBuf};
@@ -123,6 +126,7 @@ impl Registry {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
+        registry.empty_trash()?;
         Ok(registry)
     }
 

@@ -93,6 +93,23 @@ impl AccessLog {
         });
     }
 
+    /// Forgets `app`'s access state now, followed or not (the app was destroyed): an app
+    /// made later under its name gets a new one, so an empty history, and the old one's
+    /// followers get none of its lines.
+    pub fn forget(&self, app: &str) {
+        let mut all = self.shared.apps.lock().unwrap_or_else(|e| e.into_inner());
+        all.remove(app);
+    }
+
+    /// Files `from`'s access state (history and followers) under `to` (the app was
+    /// renamed); `from` has none afterwards.
+    pub fn rename(&self, from: &str, to: &str) {
+        let mut all = self.shared.apps.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(state) = all.remove(from) {
+            all.insert(to.to_string(), state);
+        }
+    }
+
     /// Sets how much history router threads started from now on keep (the controller
     /// sets it before it serves; see [`HistoryLimits`]).
     pub fn set_history_limits(&self, limits: HistoryLimits) {

@@ -266,6 +266,13 @@ impl RouteTable {
         }
         let apps: Vec<&str> = snap.routes.iter().map(|e| e.route.app.as_str()).collect();
         self.access.retain_apps(&apps);
+        // HTTPS presents an app's certificates only for the hosts it serves.
+        self.certs.set_hosts(
+            snap.by_host
+                .iter()
+                .map(|(host, (e, _))| (host.clone(), e.route.app.clone()))
+                .collect(),
+        );
         let snap = Arc::new(snap);
         drop(old);
         *self.inner.write().unwrap_or_else(|e| e.into_inner()) = snap;

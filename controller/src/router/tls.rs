@@ -1,12 +1,17 @@
 //! HTTPS for the router: the certificates it presents and the checks an uploaded one must
-//! pass. [`TlsCerts`] is a shared, swappable set of certificates indexed by the DNS names
-//! they cover (`www.example.test`, `*.example.test`); it is rustls' certificate resolver, so
-//! SNI picks the certificate for a name (exact first, then the wildcard one label up), else
-//! the default one (a self-signed `*.<domain>` made once and kept in the data directory).
-//! Replacing the set takes effect for the next handshake; no restart.
+//! pass. [`TlsCerts`] is a shared, swappable set of certificates indexed by the app they
+//! belong to and the DNS names they cover (`www.example.test`, `*.example.test`); it is
+//! rustls' certificate resolver. For an SNI name it first finds the app that serves that
+//! host (the route table tells it, [`TlsCerts::set_hosts`]), then that app's certificate
+//! for the name (exact first, then the wildcard one label up), else the default one (a
+//! self-signed `*.<domain>` made once and kept in the data directory). So one app's
+//! certificate is never presented for another app's host, nor for a host no app serves,
+//! whatever names it carries. Replacing the set takes effect for the next handshake; no
+//! restart.
 //!
 //! [`check_cert`] validates an upload (PEM chain + key): it parses, the key matches the
-//! first certificate, it is valid now, and it covers at least one of the app's host names.
+//! first certificate, it is valid now, every DNS name it carries is one of the app's host
+//! names (wildcards only when the caller may, i.e. admins), and it covers at least one.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -61,6 +66,16 @@ pub enum CertError {
          domain first (paas domains:add) or upload a certificate for one of them"
     )]
     NoAppHost { names: String, hosts: String },
+    #[error(
+        "the certificate also names {foreign}, which {why}: every name of an app's \
+         certificate must be one of its host names ({hosts}). Add the domain to this app \
+         first (paas domains:add), or use a certificate for its names only"
+    )]
+    ForeignNames {
+        foreign: String,
+        why: &'static str,
+        hosts: String,
+    },
     #[error("making the default certificate: {0}")]
     Generate(String),
     #[error("{action} {path}: {source}")]
@@ -86,10 +101,13 @@ pub struct CheckedCert {
     pub issuer: String,
 }
 
-/// One certificate for the router: id, PEM chain and key (already checked on upload).
+/// One certificate for the router: id, the app it belongs to, PEM chain and key (already
+/// checked on upload).
 #[derive(Debug, Clone)]
 pub struct PemCert {
     pub id: String,
+    /// The app it is presented for (only for that app's hosts).
+    pub app: String,
     pub cert_pem: String,
     pub key_pem: String,
 }
@@ -150,11 +168,36 @@ pub fn name_covers(name: &str, host: &str) -> bool {
     }
 }
 
-/// Checks an upload for an app served at `app_hosts`, at `now_unix` (seconds).
+/// Whether an upload may carry wildcard names (`*.example.test`): only admins' may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wildcards {
+    Allowed,
+    Refused,
+}
+
+/// The names of a certificate that are not hosts of the app: (foreign exact names,
+/// wildcards when they are refused).
+fn foreign_names(names: &[String], app_hosts: &[String], wildcards: Wildcards) -> Vec<String> {
+    names
+        .iter()
+        .filter(|n| {
+            if n.starts_with("*.") {
+                wildcards == Wildcards::Refused
+            } else {
+                !app_hosts.contains(n)
+            }
+        })
+        .cloned()
+        .collect()
+}
+
+/// Checks an upload for an app served at `app_hosts`, at `now_unix` (seconds): every name
+/// must be one of `app_hosts` (or a wildcard, when `wildcards` allows them).
 pub fn check_cert(
     cert_pem: &str,
     key_pem: &str,
     app_hosts: &[String],
+    wildcards: Wildcards,
     now_unix: i64,
 ) -> Result<CheckedCert, CertError> {
     let ck = certified_key(cert_pem, key_pem)?;
@@ -188,6 +231,21 @@ pub fn check_cert(
             hosts: app_hosts.join(", "),
         });
     }
+    let foreign = foreign_names(&names, app_hosts, wildcards);
+    if !foreign.is_empty() {
+        let why = if foreign.iter().all(|n| n.starts_with("*.")) {
+            "are wildcards (only admins may upload those)"
+        } else if wildcards == Wildcards::Refused && foreign.iter().any(|n| n.starts_with("*.")) {
+            "are not this app's hosts (and wildcards are for admins only)"
+        } else {
+            "are not this app's hosts"
+        };
+        return Err(CertError::ForeignNames {
+            foreign: foreign.join(", "),
+            why,
+            hosts: app_hosts.join(", "),
+        });
+    }
     Ok(CheckedCert {
         names,
         covers,
@@ -214,10 +272,10 @@ fn cert_names(x509: &x509_parser::certificate::X509Certificate<'_>) -> Vec<Strin
     names
 }
 
-/// One version of the certificate set.
+/// One version of the certificate set: (app, DNS name) → certificate.
 #[derive(Debug, Default)]
 struct CertSet {
-    by_name: HashMap<String, Arc<CertifiedKey>>,
+    by_app_name: HashMap<(String, String), Arc<CertifiedKey>>,
     default: Option<Arc<CertifiedKey>>,
 }
 
@@ -225,6 +283,8 @@ struct CertSet {
 #[derive(Debug, Clone, Default)]
 pub struct TlsCerts {
     inner: Arc<RwLock<Arc<CertSet>>>,
+    /// Host → the app that serves it (from the route table).
+    hosts: Arc<RwLock<Arc<HashMap<String, String>>>>,
 }
 
 impl TlsCerts {
@@ -236,17 +296,23 @@ impl TlsCerts {
     pub fn set_default(&self, key: CertifiedKey) {
         let mut guard = self.inner.write().unwrap_or_else(|e| e.into_inner());
         let next = CertSet {
-            by_name: guard.by_name.clone(),
+            by_app_name: guard.by_app_name.clone(),
             default: Some(Arc::new(key)),
         };
         *guard = Arc::new(next);
     }
 
+    /// Sets which app serves each host (lower case, no port): only that app's
+    /// certificates are presented for it. The route table calls it on every change.
+    pub fn set_hosts(&self, hosts: HashMap<String, String>) {
+        *self.hosts.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(hosts);
+    }
+
     /// Replaces the uploaded certificates (the default stays). A certificate that does not
-    /// parse is skipped with a warning; returns how many were loaded. Where two cover one
-    /// name, the later one wins.
+    /// parse is skipped with a warning; returns how many were loaded. Where two of one app
+    /// cover one name, the later one wins.
     pub fn replace(&self, certs: &[PemCert]) -> usize {
-        let mut by_name = HashMap::new();
+        let mut by_app_name = HashMap::new();
         let mut loaded = 0;
         for c in certs {
             let key = match certified_key(&c.cert_pem, &c.key_pem) {
@@ -266,30 +332,35 @@ impl TlsCerts {
                 })
                 .unwrap_or_default();
             for n in names {
-                by_name.insert(n, Arc::clone(&key));
+                by_app_name.insert((c.app.clone(), n), Arc::clone(&key));
             }
             loaded += 1;
         }
         let mut guard = self.inner.write().unwrap_or_else(|e| e.into_inner());
         let next = CertSet {
-            by_name,
+            by_app_name,
             default: guard.default.clone(),
         };
         *guard = Arc::new(next);
         loaded
     }
 
-    /// The certificate presented for `server_name` (None: no SNI), as a handshake picks it.
+    /// The certificate presented for `server_name` (None: no SNI), as a handshake picks it:
+    /// a certificate of the app serving that host that covers it, else the default.
     pub fn pick(&self, server_name: Option<&str>) -> Option<Arc<CertifiedKey>> {
         let set = Arc::clone(&self.inner.read().unwrap_or_else(|e| e.into_inner()));
+        let hosts = Arc::clone(&self.hosts.read().unwrap_or_else(|e| e.into_inner()));
         if let Some(name) = server_name {
             let name = name.trim_end_matches('.').to_ascii_lowercase();
-            if let Some(k) = set.by_name.get(&name) {
-                return Some(Arc::clone(k));
-            }
-            if let Some((_, parent)) = name.split_once('.') {
-                if let Some(k) = set.by_name.get(&format!("*.{parent}")) {
-                    return Some(Arc::clone(k));
+            if let Some(app) = hosts.get(&name) {
+                let own = |n: String| set.by_app_name.get(&(app.clone(), n)).cloned();
+                if let Some(k) = own(name.clone()) {
+                    return Some(k);
+                }
+                if let Some((_, parent)) = name.split_once('.') {
+                    if let Some(k) = own(format!("*.{parent}")) {
+                        return Some(k);
+                    }
                 }
             }
         }
@@ -402,35 +473,115 @@ mod tests {
             "www.example.test".to_string(),
         ];
         let (c, k) = make(&["www.example.test"]);
-        let ok = check_cert(&c, &k, &hosts, now()).unwrap();
+        let ok = check_cert(&c, &k, &hosts, Wildcards::Refused, now()).unwrap();
         assert_eq!(ok.covers, vec!["www.example.test"]);
         let (_, other_key) = make(&["www.example.test"]);
         assert!(matches!(
-            check_cert(&c, &other_key, &hosts, now()),
+            check_cert(&c, &other_key, &hosts, Wildcards::Refused, now()),
             Err(CertError::KeyMismatch)
         ));
         assert!(matches!(
-            check_cert("garbage", &k, &hosts, now()),
+            check_cert("garbage", &k, &hosts, Wildcards::Refused, now()),
             Err(CertError::CertPem(_))
         ));
         assert!(matches!(
-            check_cert(&c, "garbage", &hosts, now()),
+            check_cert(&c, "garbage", &hosts, Wildcards::Refused, now()),
             Err(CertError::KeyPem(_))
         ));
         let (c2, k2) = make(&["other.test"]);
         assert!(matches!(
-            check_cert(&c2, &k2, &hosts, now()),
+            check_cert(&c2, &k2, &hosts, Wildcards::Refused, now()),
             Err(CertError::NoAppHost { .. })
         ));
         assert!(matches!(
-            check_cert(&c, &k, &hosts, now() + 3_000 * 365 * 86_400),
+            check_cert(
+                &c,
+                &k,
+                &hosts,
+                Wildcards::Refused,
+                now() + 3_000 * 365 * 86_400
+            ),
             Err(CertError::Expired(_))
         ));
         let huge = "A".repeat(MAX_PEM_BYTES + 1);
         assert!(matches!(
-            check_cert(&huge, &k, &hosts, now()),
+            check_cert(&huge, &k, &hosts, Wildcards::Refused, now()),
             Err(CertError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn every_name_must_be_the_apps_and_wildcards_are_for_admins() {
+        let hosts = vec!["mal.localhost".to_string(), "www.mal.test".to_string()];
+        let (c, k) = make(&["mal.localhost", "vic2.localhost", "*.localhost"]);
+        let err = check_cert(&c, &k, &hosts, Wildcards::Refused, now()).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, CertError::ForeignNames { .. }), "{msg}");
+        assert!(msg.contains("vic2.localhost, *.localhost"), "{msg}");
+        assert!(msg.contains("wildcards are for admins only"), "{msg}");
+        // An admin's wildcard passes; a foreign exact name still does not.
+        let (c, k) = make(&["www.mal.test", "*.mal.test"]);
+        assert!(check_cert(&c, &k, &hosts, Wildcards::Allowed, now()).is_ok());
+        let err = check_cert(&c, &k, &hosts, Wildcards::Refused, now()).unwrap_err();
+        assert!(err.to_string().contains("only admins"), "{err}");
+        let (c, k) = make(&["www.mal.test", "www.vic.test"]);
+        let err = check_cert(&c, &k, &hosts, Wildcards::Allowed, now()).unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("www.vic.test, which are not this app's hosts"));
+    }
+
+    #[test]
+    fn an_apps_certificate_is_presented_only_for_its_own_hosts() {
+        let certs = TlsCerts::new();
+        let (dc, dk) = make(&["*.localhost"]);
+        certs.set_default(certified_key(&dc, &dk).unwrap());
+        // Stored before the strict upload check, or kept across a rename: mal's
+        // certificate names vic2's host and every *.localhost.
+        let (mc, mk) = make(&["mal.localhost", "vic2.localhost", "*.localhost"]);
+        let mk2 = mk.clone();
+        let (vc, vk) = make(&["vic2.localhost"]);
+        certs.replace(&[
+            PemCert {
+                id: "m".into(),
+                app: "mal".into(),
+                cert_pem: mc.clone(),
+                key_pem: mk,
+            },
+            PemCert {
+                id: "v".into(),
+                app: "vic2".into(),
+                cert_pem: vc.clone(),
+                key_pem: vk,
+            },
+        ]);
+        certs.set_hosts(HashMap::from([
+            ("mal.localhost".to_string(), "mal".to_string()),
+            ("vic2.localhost".to_string(), "vic2".to_string()),
+            ("other.localhost".to_string(), "other".to_string()),
+        ]));
+        let der = |pem: &str| CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+        let pick = |n: &str| certs.pick(Some(n)).unwrap().cert[0].clone();
+        assert_eq!(pick("mal.localhost"), der(&mc));
+        assert_eq!(pick("vic2.localhost"), der(&vc), "vic2's own, never mal's");
+        assert_eq!(
+            pick("other.localhost"),
+            der(&dc),
+            "an app without one: the default"
+        );
+        assert_eq!(
+            pick("nobody.localhost"),
+            der(&dc),
+            "a host no app serves: the default"
+        );
+        // vic2 loses its certificate: still never mal's.
+        certs.replace(&[PemCert {
+            id: "m".into(),
+            app: "mal".into(),
+            cert_pem: mc.clone(),
+            key_pem: mk2,
+        }]);
+        assert_eq!(pick("vic2.localhost"), der(&dc));
     }
 
     #[test]
@@ -443,16 +594,23 @@ mod tests {
         let n = certs.replace(&[
             PemCert {
                 id: "1".into(),
+                app: "a".into(),
                 cert_pem: ac.clone(),
                 key_pem: ak,
             },
             PemCert {
                 id: "2".into(),
+                app: "a".into(),
                 cert_pem: wc.clone(),
                 key_pem: wk,
             },
         ]);
         assert_eq!(n, 2);
+        certs.set_hosts(HashMap::from([
+            ("a.example.test".to_string(), "a".to_string()),
+            ("b.example.test".to_string(), "a".to_string()),
+            ("hello.localhost".to_string(), "hello".to_string()),
+        ]));
         let der = |pem: &str| CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
         let pick = |n: Option<&str>| certs.pick(n).unwrap().cert[0].clone();
         assert_eq!(pick(Some("A.example.test")), der(&ac));

@@ -124,6 +124,9 @@ pub(super) async fn start_job(
     let mut spec = process_job_spec(&c.settings, release, process_type, dyno, &id);
     spec.api_access = c.store.app_api_access(&release.app).await.unwrap_or(false);
     spec.tenant = c.store.app_id(&release.app).await?;
+    if let Some(n) = spec.tenant {
+        spec.labels.insert(labels::APP_ID.into(), n.to_string());
+    }
     spec.memory_bytes = Some(memory_bytes);
     let key = (
         release.app.clone(),

@@ -43,6 +43,9 @@ pub mod labels {
     pub const TYPE: &str = "paas.type";
     pub const DYNO: &str = "paas.dyno";
     pub const BUILD: &str = "paas.build";
+    /// The app's permanent number: a job is adopted into the app of its name only when
+    /// the numbers match (a destroyed app's job never joins a new app of that name).
+    pub const APP_ID: &str = "paas.app-id";
 }
 
 type ProcessKey = (String, String, u32);
@@ -148,6 +151,8 @@ struct LoopState {
     layers: HashMap<String, Vec<String>>,
     /// The outcomes of current releases written to the store (see [`super::outcome`]).
     outcomes: super::outcome::Recorder,
+    /// App name → its permanent number, as of the last pass.
+    ids: HashMap<String, u32>,
 }
 
 impl LoopState {
@@ -178,6 +183,24 @@ impl LoopState {
             self.layers.insert(image.to_string(), layers.clone());
         }
         layers
+    }
+
+    /// Forgets what is cached under a name whose app is gone or is another app now (a
+    /// destroy, a rename, a new app under an old name): its releases and crash counts
+    /// belong to the app that had the name.
+    fn track_ids(&mut self, apps: &[crate::store::AppRow]) {
+        let now: HashMap<String, u32> = apps.iter().map(|a| (a.name.clone(), a.id)).collect();
+        let changed: HashSet<String> = self
+            .ids
+            .iter()
+            .filter(|(name, id)| now.get(*name) != Some(id))
+            .map(|(name, _)| name.clone())
+            .collect();
+        if !changed.is_empty() {
+            self.releases.retain(|(app, _), _| !changed.contains(app));
+            self.crashes.retain(|(app, _, _), _| !changed.contains(app));
+        }
+        self.ids = now;
     }
 
     fn crash(&mut self, key: ProcessKey, reason: Option<String>) {
@@ -318,7 +341,9 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
         .filter(|n| now - n.last_seen_ms <= NODE_TIMEOUT_MS && !reports.contains_key(&n.name))
         .map(|n| n.name.clone())
         .collect();
-    let mut seen = observe(c, &reports, &silent, &starting, &stopping).await?;
+    let apps = c.store.list_apps().await?;
+    st.track_ids(&apps);
+    let mut seen = observe(c, &reports, &silent, &starting, &stopping, &st.ids).await?;
     let failed_checks = check_health(c, st, &mut seen).await;
 
     // Crash bookkeeping for the restart delay.
@@ -367,7 +392,7 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
         }
     }
 
-    let routed = push_routes(c, &seen).await?;
+    let routed = push_routes(c, &seen, apps).await?;
     let mut crashing: HashMap<(String, u32), u32> = HashMap::new();
     for ((app, _, release), crashes) in &st.crashes {
         *crashing.entry((app.clone(), *release)).or_default() += crashes.count;
@@ -487,6 +512,7 @@ async fn observe(
     silent: &HashSet<String>,
     starting: &HashSet<String>,
     stopping: &HashSet<String>,
+    ids: &HashMap<String, u32>,
 ) -> Result<Vec<Seen>, StoreError> {
     let rows = c.store.active_jobs().await?;
     let known: HashSet<String> = rows.iter().map(|r| r.id.clone()).collect();
@@ -564,9 +590,21 @@ async fn observe(
     }
     for (node, statuses) in reports {
         for status in statuses.iter().filter(|s| !known.contains(&s.id)) {
-            let Some(job) = adoptable(node, status) else {
+            let Some(mut job) = adoptable(node, status) else {
                 continue;
             };
+            // Only into the app that has the job's name AND number; anything else (a
+            // destroyed app's job, or one of an app renamed since) is filed under a name
+            // no app has, so the plan stops it.
+            let number = status
+                .labels
+                .get(labels::APP_ID)
+                .and_then(|n| n.parse::<u32>().ok());
+            if number.is_none() || ids.get(&job.app) != number.as_ref() {
+                tracing::warn!(job = %job.id, app = %job.app, ?number,
+                    "a job of an app that is gone (or another app now): it is stopped");
+                job.app = crate::store::destroyed_name(&job.app, number.unwrap_or(0));
+            }
             tracing::info!(job = %job.id, %node, "adopting a job the store did not list");
             let now = now_rfc3339();
             c.store
@@ -667,8 +705,8 @@ async fn check_health(
 async fn push_routes(
     c: &Controller,
     seen: &[Seen],
+    apps: Vec<crate::store::AppRow>,
 ) -> Result<HashMap<String, Vec<String>>, StoreError> {
-    let apps = c.store.list_apps().await?;
     let mut custom: HashMap<String, Vec<String>> = HashMap::new();
     for d in c.store.domains(None).await? {
         custom.entry(d.app).or_default().push(d.hostname);

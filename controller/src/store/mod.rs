@@ -37,6 +37,8 @@ mod work;
 
 #[cfg(test)]
 mod limits_tests;
+#[cfg(test)]
+mod names_tests;
 #[doc(hidden)]
 pub mod test_pg;
 #[cfg(test)]
@@ -55,9 +57,11 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 pub use acme::{acme_state, AcmeDomainRow};
 pub use certs::CertRow;
 pub use deploys::{release_status, ReleaseStatus};
+pub use destroy::destroyed_name;
 pub use domains::{DomainAdded, DomainRow};
 pub use dump::TableDump;
 pub use nodes::{last_lines, Restarts};
+pub use rename::moved_image;
 pub use users::{role, TokenRow, UserRow};
 
 /// Everything that can go wrong in the store.

@@ -261,6 +261,10 @@ struct FakeJob {
 #[derive(Clone)]
 pub struct FakeAgent {
     jobs: Arc<Mutex<BTreeMap<String, FakeJob>>>,
+    /// Every JobSpec the agent was given, in order.
+    pub specs: Arc<Mutex<Vec<JobSpec>>>,
+    /// The volumes `DELETE /v1/volumes/{name}` was called for, in order.
+    pub deleted_volumes: Arc<Mutex<Vec<String>>>,
     token: String,
     http: reqwest::Client,
     pub url: String,
@@ -272,6 +276,8 @@ impl FakeAgent {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let agent = FakeAgent {
             jobs: Arc::default(),
+            specs: Arc::default(),
+            deleted_volumes: Arc::default(),
             token: running.c.tokens.node().to_string(),
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
             url: format!("http://{}", listener.local_addr().unwrap()),
@@ -281,6 +287,7 @@ impl FakeAgent {
             .route("/v1/jobs/{id}", get(one).delete(delete))
             .route("/v1/jobs/{id}/logs", get(logs))
             .route("/v1/jobs/{id}/stop", post(stop))
+            .route("/v1/volumes/{name}", axum::routing::delete(delete_volume))
             .with_state(agent.clone());
         let serve = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
@@ -424,6 +431,7 @@ async fn create(
     if agent.jobs.lock().unwrap().contains_key(&spec.id) {
         return Err(StatusCode::CONFLICT);
     }
+    agent.specs.lock().unwrap().push(spec.clone());
     let job = if spec.labels.get("paas.kind").map(String::as_str) == Some("build") {
         let (status, logs) = agent.build(&spec).await;
         FakeJob {
@@ -532,4 +540,12 @@ async fn delete(State(agent): State<FakeAgent>, UrlPath(id): UrlPath<String>) ->
         }
         None => StatusCode::NOT_FOUND,
     }
+}
+
+async fn delete_volume(
+    State(agent): State<FakeAgent>,
+    UrlPath(name): UrlPath<String>,
+) -> StatusCode {
+    agent.deleted_volumes.lock().unwrap().push(name);
+    StatusCode::NO_CONTENT
 }

@@ -276,11 +276,12 @@ fn image_pushed_with_skopeo_deploys_without_a_build() {
     let body: serde_json::Value = resp.json().unwrap();
     assert_eq!(code, 201, "{body}");
     assert_eq!(body["status"], "succeeded", "{body}");
+    // Linked into the app's own repository: the release never depends on imgs/web.
     assert!(
         body["image"]
             .as_str()
             .unwrap()
-            .starts_with("imgs/web@sha256:"),
+            .starts_with("apps/imgapp@sha256:"),
         "{body}"
     );
     assert!(
