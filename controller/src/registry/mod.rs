@@ -4,7 +4,8 @@
 //! and may add to this API, not change it).
 //!
 //! Submodules: `names` (validation of everything that becomes a path), `store` (the files),
-//! `scope` (which blobs each repository may serve),
+//! `scope` (which blobs each repository may serve), `ranges` (byte ranges of blob reads and
+//! chunked uploads),
 //! `manifest` (media types and manifest checks), `image` (OCI layout import and
 //! derived images), `api` (the HTTP routes) and `token` (the Bearer token flow). See
 //! docs/registry.md.
@@ -15,6 +16,7 @@ pub mod gc;
 mod image;
 pub mod manifest;
 pub mod names;
+pub mod ranges;
 mod scope;
 mod store;
 pub mod token;
