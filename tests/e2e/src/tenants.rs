@@ -25,6 +25,8 @@ pub struct World {
     pub mallory: Member,
     /// vic's source folder (pushed as `vic`).
     pub vic_src: AppDir,
+    /// The test's own files (certificates, skopeo's home, copies), outside the data dir.
+    pub scratch: tempfile::TempDir,
     /// vic's app as it was after its deploy (see [`World::snapshot`]).
     before: Value,
 }
@@ -87,6 +89,7 @@ impl World {
             vic,
             mallory,
             vic_src,
+            scratch: tempfile::tempdir().unwrap(),
             before: Value::Null,
         };
         world.before = world.snapshot();

@@ -108,8 +108,10 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
             continue;
         };
         let name = e.file_name().to_string_lossy().to_string();
-        if name == "controller.log" {
-            // The harness's own capture of the controller's output, not the controller's.
+        if name == "controller.log" || name == "cli-home" {
+            // The harness's own files: its capture of the controller's output (which
+            // prints the admin token, as `deploy/paas-up` does on a terminal) and the
+            // CLI's HOME.
             continue;
         }
         if meta.is_dir() {

@@ -45,7 +45,7 @@ fn vic_leaves_traces(w: &mut World) -> (String, String) {
     );
     assert_eq!(a.status, 201, "{a}");
     let (cert, key) = certificate(
-        &w.paas.data.path().join("certs"),
+        &w.scratch.path().join("certs"),
         "vic-cert",
         &["www.vic.test", "vic.localhost"],
     );
@@ -339,7 +339,7 @@ fn certificates_for_other_apps_names_are_refused() {
         Some(&json!({"hostname": "www.vic.test"})),
     );
     assert_eq!(a.status, 201, "{a}");
-    let dir = w.paas.data.path().join("certs");
+    let dir = w.scratch.path().join("certs");
     let mut wrong = Vec::new();
     for (cn, names, foreign) in [
         (

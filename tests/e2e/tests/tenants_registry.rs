@@ -1,8 +1,9 @@
 //! Hostile tenants, part 2: images, the registry and git (issue 14, "Another app's image"
 //! and "Authorization by resource"). Member mallory tries to deploy vic's image into her
 //! own app (by tag, by digest, with the registry's host in front) and then roll back to it
-//! and read vic's code with `paas run`; to pull, push and delete in vic's repository with
-//! skopeo (a client no one here wrote) and by hand (blobs by digest through her own
+//! and read vic's code with `paas run`; to pull, push and delete in vic's repository, and
+//! to push over the stack every build starts from, with skopeo (a client no one here
+//! wrote) and by hand (blobs by digest through her own
 //! repository, cross-repository mounts, a manifest naming vic's layer, a registry token
 //! asking for vic's repository); and to clone, fetch and push vic's git repository. Every
 //! attempt fails with a clear error and vic's app, image and repository stay as they were.
@@ -57,7 +58,7 @@ fn vic_image(w: &World) -> (String, String) {
 
 /// skopeo with its own HOME and auth file; (success, output).
 fn skopeo(w: &World, args: &[String]) -> (bool, String) {
-    let home = w.paas.data.path().join("skopeo-home");
+    let home = w.scratch.path().join("skopeo-home");
     std::fs::create_dir_all(&home).unwrap();
     let out = Command::new("skopeo")
         .arg("--insecure-policy")
@@ -158,7 +159,7 @@ fn mallory_cannot_pull_push_or_delete_in_vics_repository() {
     let digest = image.split_once('@').unwrap().1.to_string();
     let h = host(&w);
     let mine = format!("mallory:{}", w.mallory.token);
-    let out = w.paas.data.path().join("stolen");
+    let out = w.scratch.path().join("stolen");
     let mut wrong = Vec::new();
 
     // skopeo as mallory: inspect, copy out, push in, delete.
@@ -196,6 +197,20 @@ fn mallory_cannot_pull_push_or_delete_in_vics_repository() {
                     paas_e2e::stacks_dir().join("tiny").display()
                 ),
                 format!("docker://{h}/apps/vic:v1"),
+            ],
+        ),
+        (
+            "copy over the stack every build starts from",
+            vec![
+                "copy".to_string(),
+                "--dest-tls-verify=false".into(),
+                "--dest-creds".into(),
+                mine.clone(),
+                format!(
+                    "oci:{}:latest",
+                    paas_e2e::stacks_dir().join("tiny").display()
+                ),
+                format!("docker://{h}/stacks/tiny:latest"),
             ],
         ),
         (
@@ -352,7 +367,7 @@ fn mallory_cannot_pull_push_or_delete_in_vics_repository() {
             "--src-creds".into(),
             format!("admin:{}", w.paas.token),
             format!("docker://{h}/apps/vic:v1"),
-            format!("oci:{}:check", w.paas.data.path().join("check").display()),
+            format!("oci:{}:check", w.scratch.path().join("check").display()),
         ],
     );
     assert!(ok, "vic's image is still whole: {text}");
@@ -394,7 +409,7 @@ fn mallory_cannot_clone_fetch_or_push_vics_git_repository() {
             wrong.push(format!("git {}: {text}", args[0]));
         }
     }
-    let clone_dir = w.paas.data.path().join("cloned");
+    let clone_dir = w.scratch.path().join("cloned");
     let out = mine
         .git(&["clone", url.as_str(), clone_dir.to_str().unwrap()])
         .unwrap();
