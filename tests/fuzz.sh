@@ -10,13 +10,17 @@
 #   PROPTEST_CASES=2000 FUZZ_SECONDS=60 tests/fuzz.sh names procfile
 #
 # Targets: names (app names, config keys), procfile (Procfile, release.yml), hostile
-# (domains, certificate PEM, API JSON bodies), unpack (layer and input tar entries).
+# (domains, certificate PEM, API JSON bodies), unpack (layer and input tar entries), git
+# (receive-pack commands, hook ref lines, git request paths), registry (Content-Range,
+# Range, token scopes, challenges), router (backend response framing: the fast path and a
+# real router), session (the dashboard's session cookie).
 # Exit status: 0 when every target passed or ran out of time without a failure, 1 otherwise.
 set -u
 cd "$(dirname "$0")/.."
 CASES=${PROPTEST_CASES:-20000}
 SECONDS_EACH=${FUZZ_SECONDS:-300}
-TARGETS=${*:-names procfile hostile unpack}
+ALL="names procfile hostile unpack git registry router session"
+TARGETS=${*:-$ALL}
 
 run() { # name, cargo test arguments...
     name=$1
@@ -40,7 +44,14 @@ for t in $TARGETS; do
     procfile) run procfile -p paas-controller --test hostile_procfile || failed=1 ;;
     hostile) run hostile -p paas-controller --lib hostile_prop || failed=1 ;;
     unpack) run unpack -p paas-node-agent --test unpack_prop || failed=1 ;;
-    *) echo "unknown target $t (names procfile hostile unpack)"; failed=1 ;;
+    git) run git -p paas-controller --lib git::prop_tests || failed=1 ;;
+    registry) run registry -p paas-controller --test registry_prop || failed=1 ;;
+    router)
+        run router-raw -p paas-controller --lib router::raw::prop_tests || failed=1
+        run router -p paas-controller --test router_prop || failed=1
+        ;;
+    session) run session -p paas-web-ui --test session_prop || failed=1 ;;
+    *) echo "unknown target $t ($ALL)"; failed=1 ;;
     esac
 done
 [ $failed -eq 0 ] && echo "fuzz: no failures" || echo "fuzz: FAILURES above"

@@ -571,11 +571,25 @@ fn feed(mut reader: impl std::io::Read, mut writer: impl Write, max: u64) -> Fed
     fed
 }
 
-/// One pkt-line.
+/// Longest pkt-line, its 4 length digits included (git's LARGE_PACKET_MAX).
+const MAX_PKT_LEN: usize = 65520;
+
+/// One pkt-line (`data` is at most `MAX_PKT_LEN - 4` bytes; the callers make sure).
 fn pkt(data: &[u8]) -> Vec<u8> {
     let mut out = format!("{:04x}", data.len() + 4).into_bytes();
     out.extend_from_slice(data);
     out
+}
+
+/// The length of the pkt-line at the start of `data`: four hex digits, as git writes them
+/// (not `+fff`, which Rust's radix parser would take), at most [`MAX_PKT_LEN`].
+fn pkt_len(data: &[u8]) -> Option<usize> {
+    let digits = data.get(..4)?;
+    if !digits.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let len = usize::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()?;
+    (len <= MAX_PKT_LEN).then_some(len)
 }
 
 /// The ref names and capabilities of a receive-pack request's command list.
@@ -583,7 +597,7 @@ fn parse_commands(prefix: &[u8]) -> Option<(Vec<String>, String)> {
     let (mut refs, mut caps) = (Vec::new(), String::new());
     let mut rest = prefix;
     loop {
-        let len = usize::from_str_radix(std::str::from_utf8(rest.get(..4)?).ok()?, 16).ok()?;
+        let len = pkt_len(rest)?;
         if len == 0 {
             break;
         }
@@ -619,7 +633,12 @@ fn refusal_report(prefix: &[u8], reason: &str) -> Option<Vec<u8>> {
     }
     let mut report = pkt(format!("unpack {reason}\n").as_bytes());
     for r in &refs {
-        report.extend(pkt(format!("ng {r} {reason}\n").as_bytes()));
+        let line = format!("ng {r} {reason}\n");
+        if line.len() > MAX_PKT_LEN - 4 {
+            // A ref name as long as a pkt-line allows: no report (the caller answers 413).
+            return None;
+        }
+        report.extend(pkt(line.as_bytes()));
     }
     report.extend_from_slice(b"0000");
     if !caps
@@ -648,6 +667,10 @@ fn too_big_message_for(reason: &str) -> String {
          --max-push-bytes"
     )
 }
+
+#[cfg(test)]
+#[path = "git_prop_tests.rs"]
+mod prop_tests;
 
 #[cfg(test)]
 mod tests {
@@ -696,6 +719,11 @@ mod tests {
         for bad in [&b"zzzz"[..], b"00ff0000", b"", &req[..20]] {
             assert!(refusal_report(bad, "x").is_none(), "{bad:?}");
         }
+        // Lengths are four hex digits as git writes them: `+0a8` is not one.
+        let mut plus = req.clone();
+        assert_eq!(plus[0], b'0');
+        plus[0] = b'+';
+        assert!(parse_commands(&plus).is_none());
         let no_report = line(&format!("{z} {z} refs/heads/main\0 quiet"));
         assert!(refusal_report(&no_report, "x").is_none());
     }

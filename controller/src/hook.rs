@@ -63,6 +63,16 @@ fn is_zero(id: &str) -> bool {
     !id.is_empty() && id.bytes().all(|b| b == b'0')
 }
 
+/// An object id as git writes it on the hook's stdin: 40 (SHA-1) or 64 (SHA-256) lower-case
+/// hex digits. Anything else never reaches `git archive` (where `--output=…` would be an
+/// option, not a commit).
+fn is_object_id(id: &str) -> bool {
+    (id.len() == 40 || id.len() == 64)
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Parses the hook's stdin.
 pub fn parse_refs(input: &str) -> Vec<PushedRef> {
     input
@@ -94,6 +104,12 @@ pub fn decide(refs: &[PushedRef]) -> Decision {
             return Decision::Refuse(format!(
                 "paas does not delete branches: {} stays (the app keeps running)",
                 r.name
+            ));
+        }
+        if !is_object_id(&r.new) {
+            return Decision::Refuse(format!(
+                "{:?} is not a commit id: push again with git",
+                r.new
             ));
         }
         if deploy.is_some() {
@@ -317,5 +333,26 @@ mod tests {
         assert!(m.contains("does not delete"), "{m}");
         let both = format!("{Z} {A} refs/heads/main\n{Z} {A} refs/heads/master\n");
         assert!(matches!(decide(&refs(&both)), Decision::Refuse(_)));
+    }
+
+    #[test]
+    fn only_object_ids_reach_git_archive() {
+        for rev in [
+            "--output=/tmp/x",
+            "HEAD~1",
+            "main",
+            "1111",
+            &"AB".repeat(20),
+        ] {
+            let Decision::Refuse(m) = decide(&refs(&format!("{Z} {rev} refs/heads/main\n"))) else {
+                panic!("{rev} deployed")
+            };
+            assert!(m.contains("not a commit id"), "{m}");
+        }
+        let sha256 = "ab".repeat(32);
+        assert!(matches!(
+            decide(&refs(&format!("{Z} {sha256} refs/heads/main\n"))),
+            Decision::Deploy { .. }
+        ));
     }
 }

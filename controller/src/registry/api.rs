@@ -432,28 +432,6 @@ async fn get_manifest(st: &AppState, name: &str, reference: &str, req: Request) 
     Ok(resp)
 }
 
-/// Parses `bytes=a-b`, `bytes=a-` or `bytes=-n` against a length; `None` if unsatisfiable.
-fn parse_range(value: &str, len: u64) -> Option<(u64, u64)> {
-    let spec = value.trim().strip_prefix("bytes=")?;
-    if spec.contains(',') {
-        return None;
-    }
-    let (a, b) = spec.split_once('-')?;
-    let (start, end) = if a.is_empty() {
-        let n: u64 = b.parse().ok()?;
-        (len.checked_sub(n.min(len))?, len.checked_sub(1)?)
-    } else {
-        let start: u64 = a.parse().ok()?;
-        let end = if b.is_empty() {
-            len.checked_sub(1)?
-        } else {
-            b.parse::<u64>().ok()?.min(len.checked_sub(1)?)
-        };
-        (start, end)
-    };
-    (start <= end && end < len).then_some((start, end))
-}
-
 /// A blob through a repository: only one the repository references (see `scope`).
 async fn get_repo_blob(st: &AppState, name: &str, digest: &str, req: Request) -> ApiResult {
     digest_hex(digest)?;
@@ -490,7 +468,7 @@ async fn get_blob(st: &AppState, digest: &str, req: Request) -> ApiResult {
         .and_then(|v| v.to_str().ok());
     let (status, start, count) = match range {
         None => (StatusCode::OK, 0, len),
-        Some(r) => match parse_range(r, len) {
+        Some(r) => match super::ranges::byte_range(r, len) {
             Some((s, e)) => (StatusCode::PARTIAL_CONTENT, s, e - s + 1),
             None => {
                 let mut resp = empty(
@@ -613,13 +591,6 @@ mod tests {
 
     #[test]
     fn ranges() {
-        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));
-        assert_eq!(parse_range("bytes=90-", 100), Some((90, 99)));
-        assert_eq!(parse_range("bytes=-10", 100), Some((90, 99)));
-        assert_eq!(parse_range("bytes=50-500", 100), Some((50, 99)));
-        assert_eq!(parse_range("bytes=100-", 100), None);
-        assert_eq!(parse_range("bytes=0-1,3-4", 100), None);
-        assert_eq!(parse_range("bytes=0-0", 0), None);
         assert_eq!(api_upload::range_header(0), "0-0");
         assert_eq!(api_upload::range_header(10), "0-9");
     }

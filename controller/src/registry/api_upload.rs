@@ -185,22 +185,13 @@ pub(super) async fn append(
 
 pub(super) async fn patch_upload(st: &AppState, name: &str, id: &str, req: Request) -> ApiResult {
     let size = st.reg.upload_size(id).await?;
-    if let Some(cr) = req
-        .headers()
-        .get(header::CONTENT_RANGE)
-        .and_then(|v| v.to_str().ok())
-    {
-        let start = cr
-            .trim()
-            .trim_start_matches("bytes ")
-            .split('-')
-            .next()
-            .and_then(|s| s.trim().parse::<u64>().ok());
-        if start != Some(size) {
+    if let Some(cr) = req.headers().get(header::CONTENT_RANGE) {
+        let cr = String::from_utf8_lossy(cr.as_bytes());
+        if let Err(why) = crate::registry::ranges::chunk_continues(&cr, size, content_length(&req))
+        {
             let mut resp = upload_accepted(StatusCode::RANGE_NOT_SATISFIABLE, name, id, size);
             let body = serde_json::json!({"errors": [{"code": "BLOB_UPLOAD_INVALID",
-                "message": format!("chunk starts at {cr:?} but the upload has {size} bytes; \
-                                    send chunks in order")}]});
+                "message": format!("{why}; nothing was added to the upload")}]});
             *resp.body_mut() = Body::from(body.to_string());
             resp.headers_mut().remove(header::CONTENT_LENGTH);
             resp.headers_mut().insert(

@@ -5,7 +5,8 @@
 //!
 //! Submodules: `names` (validation of everything that becomes a path), `store` (the files),
 //! `scope` (which blobs each repository may serve), `repos` (whole repositories: delete,
-//! move, copy an image between them),
+//! move, copy an image between them), `ranges` (byte ranges of blob reads and chunked
+//! uploads),
 //! `manifest` (media types and manifest checks), `image` (OCI layout import and
 //! derived images), `api` (the HTTP routes) and `token` (the Bearer token flow). See
 //! docs/registry.md.
@@ -16,6 +17,7 @@ pub mod gc;
 mod image;
 pub mod manifest;
 pub mod names;
+pub mod ranges;
 mod repos;
 mod scope;
 mod store;

@@ -289,9 +289,23 @@ fn repo_of_path(path: &str) -> Option<&str> {
     None
 }
 
+/// `text` as the inside of an RFC 9110 quoted-string (`"` and `\` escaped, controls
+/// dropped), so a value from the request cannot end the string and add parameters.
+fn quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars().filter(|c| !c.is_control()) {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The `WWW-Authenticate` values of a 401 for a request to `path` on `host`: the Bearer
 /// challenge (with the scope a repository path needs, and `error` when a token lacked it)
-/// and a Basic one.
+/// and a Basic one. Only a valid repository name becomes a scope: a path such as
+/// `/v2/x",realm="http://elsewhere/manifests/1` adds nothing to the challenge.
 pub fn challenges(
     scheme: &str,
     host: &str,
@@ -299,8 +313,12 @@ pub fn challenges(
     write: bool,
     insufficient: bool,
 ) -> Vec<String> {
-    let mut bearer = format!("Bearer realm=\"{scheme}://{host}/v2/token\",service=\"{SERVICE}\"");
-    if let Some(repo) = repo_of_path(path) {
+    let mut bearer = format!(
+        "Bearer realm=\"{}://{}/v2/token\",service=\"{SERVICE}\"",
+        quoted(scheme),
+        quoted(host)
+    );
+    if let Some(repo) = repo_of_path(path).filter(|r| super::names::check_repo(r).is_ok()) {
         let actions = if write { "pull,push" } else { "pull" };
         bearer.push_str(&format!(",scope=\"repository:{repo}:{actions}\""));
         if insufficient {
@@ -411,6 +429,18 @@ mod tests {
         assert_eq!(repo_of_path("/v2/a/b/manifests/latest"), Some("a/b"));
         assert_eq!(repo_of_path("/v2/a/tags/list"), Some("a"));
         assert_eq!(repo_of_path("/v2/token"), None);
+        // Found by registry_prop: a quote in the path ended the scope's quoted-string.
+        let c = challenges(
+            "http",
+            "h\"x",
+            "/v2/x\",realm=\"http://elsewhere/manifests/1",
+            false,
+            false,
+        );
+        assert_eq!(
+            c[0],
+            "Bearer realm=\"http://h\\\"x/v2/token\",service=\"paas\""
+        );
     }
 
     #[test]

@@ -323,9 +323,11 @@ fn content_length(headers: &HeaderMap) -> Result<u64, RawError> {
     for value in headers.get_all(header::CONTENT_LENGTH) {
         for part in value.as_bytes().split(|&b| b == b',') {
             let part = std::str::from_utf8(part.trim_ascii()).unwrap_or_default();
-            let n: u64 = part
-                .parse()
-                .map_err(|_| RawError::Invalid(format!("Content-Length {part:?}")))?;
+            // 1*DIGIT (RFC 9110 §8.6): `u64::from_str` would also take `+5`.
+            let n: u64 = Some(part)
+                .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|p| p.parse().ok())
+                .ok_or_else(|| RawError::Invalid(format!("Content-Length {part:?}")))?;
             if length.is_some_and(|l| l != n) {
                 return Err(RawError::Invalid("Content-Length values differ".into()));
             }
@@ -459,7 +461,8 @@ fn chunk_size(line: &[u8]) -> Result<u64, RawError> {
         .unwrap_or_default()
         .trim_ascii();
     let text = std::str::from_utf8(hex).unwrap_or_default();
-    if text.is_empty() || text.len() > 15 {
+    // 1*HEXDIG (RFC 9112 §7.1): `from_str_radix` would also take `+a`.
+    if text.is_empty() || text.len() > 15 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(RawError::Invalid(format!("chunk size {text:?}")));
     }
     u64::from_str_radix(text, 16).map_err(|_| RawError::Invalid(format!("chunk size {text:?}")))
@@ -540,3 +543,7 @@ impl Body for RawBody {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "raw_prop_tests.rs"]
+mod prop_tests;

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+pub mod tenants;
+
 /// True when the test may run; false (the caller returns early) when not root outside CI.
 /// Under `CI=true` a missing root is a failure, never a skip.
 pub fn require_root() -> bool {
@@ -198,6 +200,13 @@ impl Paas {
                 .prefix("paas-e2e-")
                 .tempdir()
                 .unwrap();
+            // As `mkdir /var/lib/paas` leaves it (tempfile makes 0700): the controller is
+            // the one that must keep its data dir private.
+            std::fs::set_permissions(
+                data.path(),
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            )
+            .unwrap();
             let api_port = free_port();
             let router_port = free_port();
             let router_tls_port = free_port();
@@ -382,6 +391,197 @@ impl Paas {
         Ok(serde_json::from_str::<Vec<serde_json::Value>>(
             &resp.text()?,
         )?)
+    }
+}
+
+/// Runs `cmd` to its end, or kills it after `limit` (its output so far is kept).
+pub fn output_within(mut cmd: Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
+/// One answer of the API (or of any HTTP route of the controller): status, headers, body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Answer {
+    /// The body as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The stable code of an `ErrorBody` answer (`not_found`, `forbidden`, …), else "".
+    pub fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// The message of an `ErrorBody` answer, else the body as text.
+    pub fn message(&self) -> String {
+        match self.json()["error"]["message"].as_str() {
+            Some(m) => m.to_string(),
+            None => self.body.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut body: String = self.body.chars().take(300).collect();
+        if body.len() < self.body.len() {
+            body.push('…');
+        }
+        write!(f, "{} {}", self.status, body)
+    }
+}
+
+/// A user of a running paas with a password and an API token, made by the admin.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub name: String,
+    pub password: String,
+    pub token: String,
+}
+
+impl Paas {
+    /// One request to the controller's port with `token` as the bearer (none: no
+    /// credentials) and `body` as JSON.
+    pub fn call(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+        // Long enough for an image deploy, which answers once the release serves or not.
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .unwrap();
+        let mut req = client.request(method, format!("{}{}", self.api, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req
+            .send()
+            .unwrap_or_else(|e| panic!("{path}: no answer from the controller: {e}"));
+        Answer {
+            status: resp.status().as_u16(),
+            headers: resp.headers().clone(),
+            body: resp.text().unwrap_or_default(),
+        }
+    }
+
+    /// Runs the `paas` CLI with `token` (and this controller's URL) in the environment, a
+    /// HOME of its own and stdin closed; killed after 180 s (then the exit code is none).
+    pub fn cli_as(&self, token: &str, args: &[&str]) -> Output {
+        let home = self.data.path().join("cli-home");
+        std::fs::create_dir_all(&home).unwrap();
+        let mut cmd = Command::new(&bins().cli);
+        cmd.args(args)
+            .env("PAAS_URL", &self.api)
+            .env("PAAS_TOKEN", token)
+            .env("HOME", &home)
+            .env_remove("XDG_CONFIG_HOME")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .stdin(Stdio::null());
+        output_within(cmd, Duration::from_secs(180))
+    }
+
+    /// The admin makes a member `name` with the CLI (`users:add --password-stdin`, then
+    /// `tokens:create --user`).
+    pub fn add_member(&self, name: &str) -> Member {
+        let password = format!("{name}-password-{}", std::process::id());
+        let home = self.data.path().join("cli-home");
+        std::fs::create_dir_all(&home).unwrap();
+        let mut child = Command::new(&bins().cli)
+            .args(["users:add", name, "--role", "member", "--password-stdin"])
+            .env("PAAS_URL", &self.api)
+            .env("PAAS_TOKEN", &self.token)
+            .env("HOME", &home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run paas users:add");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "paas users:add {name}: {out:?}");
+        let out = self.cli_as(
+            &self.token,
+            &["tokens:create", "--user", name, "--name", "e2e"],
+        );
+        assert!(
+            out.status.success(),
+            "paas tokens:create --user {name}: {out:?}"
+        );
+        let token = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        assert!(token.starts_with("paas_"), "tokens:create printed {out:?}");
+        Member {
+            name: name.to_string(),
+            password,
+            token,
+        }
     }
 }
 
