@@ -8,6 +8,7 @@
 //! own cgroup on the host while it runs.
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -189,16 +190,23 @@ fn an_abandoned_push_stops_its_build() {
         "echo 'building forever' >&2\nsleep 3600\n",
     );
     src.commit("a build that never ends");
-    // The client goes away once the build job runs.
+    // The client goes away once the build job runs: `git push` and its git-remote-http
+    // (which holds the connection) in their own process group, killed together as
+    // Ctrl-C does. Killing `git` alone leaves the connection open.
     let url = w.paas.git_url_with("mal", Some(&w.mallory.token));
     let mut child = src
         .git_command(&["push", &url, "main"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .unwrap();
     let running = eventually(60, || !build_jobs(&w).is_empty());
-    let _ = child.kill();
+    let pgid = child.id() as i32;
+    // SAFETY: kill(2) on the process group of our own child; it touches no memory.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
     let _ = child.wait();
     assert!(running, "the build job started");
     let mut wrong = Vec::new();
