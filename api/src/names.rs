@@ -1,19 +1,23 @@
 //! Validation of user-chosen names, shared so the API, the git endpoint and the CLI give
 //! the same answer with the same words.
 
-/// App names: `[a-z][a-z0-9-]{1,29}` (2 to 30 characters), so that `<app>.<domain>` is a
-/// valid DNS label and the name is safe in paths and nftables comments.
+/// App names: `[a-z][a-z0-9-]{0,28}[a-z0-9]` (2 to 30 characters, ending with a letter or
+/// digit, as Heroku's), so that `<app>.<domain>` is a valid DNS label, `apps/<app>` a valid
+/// OCI repository name (a component cannot end with `-`), and the name is safe in paths
+/// and nftables comments.
 pub fn validate_app_name(name: &str) -> Result<(), String> {
     let ok_len = (2..=30).contains(&name.len());
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
     let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok_len && first_ok && rest_ok {
+    let last_ok = !name.ends_with('-');
+    if ok_len && first_ok && rest_ok && last_ok {
         Ok(())
     } else {
         Err(format!(
             "invalid app name {name:?}: an app name is 2 to 30 characters of lowercase \
-             letters, digits and dashes, starting with a letter (for example \"my-app\")"
+             letters, digits and dashes, starting with a letter and ending with a letter or \
+             digit (for example \"my-app\")"
         ))
     }
 }
@@ -51,6 +55,8 @@ mod tests {
             "Hello",
             "1app",
             "-app",
+            "app-",
+            "a-",
             "my_app",
             "my.app",
             "app/x",

@@ -1,5 +1,5 @@
 //! Property tests for the name validators: they never panic, and accept exactly the
-//! documented grammar (app names `[a-z][a-z0-9-]{1,29}`, config keys
+//! documented grammar (app names `[a-z][a-z0-9-]{0,28}[a-z0-9]`, config keys
 //! `[A-Za-z_][A-Za-z0-9_]{0,254}`) for any input, including unicode, NUL and very long
 //! strings. (proptest rather than cargo-fuzz: the validators are pure functions and
 //! proptest runs on stable in the ordinary `cargo test`.)
@@ -15,6 +15,7 @@ fn app_name_spec(s: &str) -> bool {
         && b[1..]
             .iter()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[b.len() - 1] != b'-'
 }
 
 fn config_key_spec(s: &str) -> bool {
@@ -70,7 +71,7 @@ proptest! {
     }
 
     #[test]
-    fn valid_app_names_are_accepted(s in "[a-z][a-z0-9-]{1,29}") {
+    fn valid_app_names_are_accepted(s in "[a-z][a-z0-9-]{0,28}[a-z0-9]") {
         prop_assert!(validate_app_name(&s).is_ok(), "{}", s);
     }
 

@@ -67,7 +67,7 @@ enum Command {
     /// Create an app
     #[command(name = "apps:create")]
     AppsCreate {
-        /// 2 to 30 lowercase letters, digits and dashes, starting with a letter
+        /// 2 to 30 lowercase letters, digits and dashes, starting with a letter, ending with a letter or digit
         name: String,
     },
     /// Show one app
