@@ -34,17 +34,16 @@ pub async fn run(
     };
     out.line(format!("-----> Running release command: {command}"))
         .await;
-    let id = format!(
-        "{}-release-v{}-{}",
-        release.app,
-        release.version,
-        crate::util::random_hex(4)
-    );
+    // No release number yet (it is taken when the release is made, after this command):
+    // neither the id nor the labels name one, so a job left by a crash cannot be taken
+    // for a job of a later release.
+    let id = format!("{}-release-{}", release.app, crate::util::random_hex(4));
     let mut spec = process_job_spec(&c.settings, release, RELEASE_TYPE, 1, &id);
     spec.api_access = c.store.app_api_access(&release.app).await.unwrap_or(false);
     spec.tenant = c.store.app_id(&release.app).await?;
     spec.port = None;
     spec.labels.insert(labels::KIND.into(), KIND_RUN.into());
+    spec.labels.remove(labels::RELEASE);
     c.agents
         .start_job(node_url, &spec)
         .await
