@@ -178,6 +178,8 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         None => None,
     };
     let scheduler = tokio::spawn(crate::scheduler::run_elected(Arc::clone(&c)));
+    // Build and release-command jobs a killed controller left behind.
+    let reaper = tokio::spawn(crate::build::leftovers::reap_orphan_jobs(Arc::clone(&c)));
     let (stop_tx, stop_rx) = watch::channel(false);
     let agent = if args.no_local_agent {
         tracing::info!(
@@ -217,6 +219,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         t.abort();
     }
     scheduler.abort();
+    reaper.abort();
     Ok(())
 }
 

@@ -27,6 +27,7 @@ pub mod custom;
 pub mod healthcheck;
 mod job;
 mod layer;
+pub mod leftovers;
 pub mod limits;
 pub mod live;
 pub mod procfile;
@@ -362,6 +363,7 @@ async fn save_source(c: &Controller, id: &str, body: Body, max: u64) -> Result<(
             return Err(SourceError::TooBig { max });
         }
         file.write_all(&chunk).await?;
+        leftovers::kill_point("receiving");
     }
     file.sync_all().await?;
     Ok(())
@@ -488,6 +490,7 @@ async fn build_and_release(
     if out.gone() {
         return Err(BuildError::ClientGone);
     }
+    leftovers::kill_point("pushing-layer");
 
     let blob = c
         .registry
@@ -575,7 +578,7 @@ async fn build_and_release(
         description: new.description.clone(),
         created_at: now_rfc3339(),
     };
-    release_phase::run(c, &node_url, &preview, out).await?;
+    release_phase::run(c, &node_url, &preview, &input.id, out).await?;
     if out.gone() {
         return Err(BuildError::ClientGone);
     }
@@ -630,11 +633,13 @@ pub(crate) async fn roll_out(
 ) -> Result<(), BuildError> {
     use crate::store::release_status::{FAILED, SUCCEEDED};
     let (app, version) = (release.app.as_str(), release.version);
+    leftovers::kill_point("releasing");
     tag_release(c, release).await;
     out.line(format!("-----> Releasing v{version}")).await;
     c.scheduler.notify();
     match job::wait_deployed(c, app, version, has_web, DEPLOY_TIMEOUT).await {
         Ok(()) => {
+            leftovers::kill_point("switching");
             c.store
                 .set_release_status(app, version, None, SUCCEEDED, None)
                 .await?;

@@ -27,6 +27,7 @@ pub async fn run(
     c: &Controller,
     node_url: &str,
     release: &ReleaseRow,
+    build: &str,
     out: &mut Output,
 ) -> Result<(), BuildError> {
     let Some(command) = release.process_types.get(RELEASE_TYPE) else {
@@ -44,10 +45,14 @@ pub async fn run(
     spec.port = None;
     spec.labels.insert(labels::KIND.into(), KIND_RUN.into());
     spec.labels.remove(labels::RELEASE);
+    // Its build: a job left by a killed controller is removed once that build is over
+    // (`leftovers::reap_orphan_jobs`).
+    spec.labels.insert(labels::BUILD.into(), build.into());
     c.agents
         .start_job(node_url, &spec)
         .await
         .map_err(|e| BuildError::Start(format!("the release command: {}", e.user_message())))?;
+    super::leftovers::kill_point("release-phase");
     let result = tokio::time::timeout(RELEASE_TIMEOUT, follow(c, node_url, &id, out)).await;
     if let Err(e) = c.agents.stop_job(node_url, &id, 5).await {
         tracing::debug!(job = %id, "stopping the release job: {e}");

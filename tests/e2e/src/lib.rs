@@ -307,12 +307,18 @@ impl Paas {
     /// Starts the controller again with the same flags and data dir (after
     /// [`Paas::kill_controller`]); its log is appended to the same file.
     pub fn restart(&mut self) {
+        self.restart_with_env(&[]);
+    }
+
+    /// [`Paas::restart`] with more environment variables (e.g. `PAAS_TEST_KILL_AT`).
+    pub fn restart_with_env(&mut self, env: &[(&str, &str)]) {
         let log = std::fs::OpenOptions::new()
             .append(true)
             .open(&self.log_path)
             .unwrap();
         self.child = Command::new(&bins().controller)
             .args(&self.command)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
@@ -321,6 +327,18 @@ impl Paas {
         if let Err(log) = self.wait_ready() {
             panic!("paas-controller exited during its restart:\n{log}");
         }
+    }
+
+    /// Waits up to `limit` for the controller to exit by itself; true when it did.
+    pub fn wait_controller_exit(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
     }
 
     /// The pid in the agent's `agent.pid` (the agent holding its state dir's lock).
@@ -345,10 +363,12 @@ impl Paas {
                 continue;
             };
             let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-            let is_agent = args
-                .first()
-                .is_some_and(|a| a.ends_with(b"paas-agent"));
-            if is_agent && args.windows(2).any(|w| w[0] == b"--state-dir" && w[1] == want) {
+            let is_agent = args.first().is_some_and(|a| a.ends_with(b"paas-agent"));
+            if is_agent
+                && args
+                    .windows(2)
+                    .any(|w| w[0] == b"--state-dir" && w[1] == want)
+            {
                 pids.push(pid);
             }
         }

@@ -43,7 +43,11 @@ fn a_restarted_controller_adopts_the_agent_a_killed_one_left() {
 
     paas.kill_controller();
     // The agent outlives it (reparented to init) and keeps its job.
-    assert_eq!(paas.agent_processes(), vec![agent], "the agent died with the controller");
+    assert_eq!(
+        paas.agent_processes(),
+        vec![agent],
+        "the agent died with the controller"
+    );
 
     paas.restart();
     paas.wait_for_body("keep", "still here", Duration::from_secs(30))
@@ -59,7 +63,11 @@ fn a_restarted_controller_adopts_the_agent_a_killed_one_left() {
         std::thread::sleep(Duration::from_millis(250));
     }
     let log = paas.log()[log_before..].to_string();
-    for bad in ["paas-agent exited", "paas-agent started", "another paas-agent"] {
+    for bad in [
+        "paas-agent exited",
+        "paas-agent started",
+        "another paas-agent",
+    ] {
         assert!(!log.contains(bad), "{bad:?} after the restart:\n{log}");
     }
     assert_eq!(up_jobs(&paas), jobs, "the app's job was replaced");
