@@ -2,7 +2,8 @@
 //! of a push (`PAAS_TEST_KILL_AT`, see `controller/src/build/leftovers.rs`), is started
 //! again, and what it leaves is checked, with real git, agent and containers:
 //!
-//! - before the release is made (receiving, building, pushing the layer): v1 keeps
+//! - before the release is made (receiving, building, pushing the layer, the release
+//!   command): v1 keeps
 //!   serving and stays current, the build is `failed` saying the controller restarted;
 //! - once the release is made (releasing, switching): the release stands and the
 //!   restarted scheduler finishes rolling it out;
@@ -14,8 +15,19 @@ use paas_e2e::{require_root, AppDir, Paas};
 
 const APP: &str = "crash";
 
-fn static_app(dir: &AppDir, text: &str) {
-    dir.write("index.html", &format!("<h1>{text}</h1>\n"));
+/// A Procfile app (busybox httpd) serving `text`, with a release command that runs a
+/// while (so a kill during the release phase leaves its job running).
+fn procfile_app(dir: &AppDir, text: &str) {
+    let page = text.replace(' ', "-");
+    // Only v2's runs long: that is the push the controller dies in.
+    let pause = if text == "version two" { 20 } else { 0 };
+    dir.write(
+        "Procfile",
+        &format!(
+            "web: sh -c 'mkdir -p /tmp/www && echo {page} > /tmp/www/index.html && exec httpd -f -p $PORT -h /tmp/www'\n\
+             release: sh -c 'echo migrating; sleep {pause}'\n"
+        ),
+    );
     dir.commit(text);
 }
 
@@ -41,15 +53,15 @@ fn kill_at(point: &str) {
     }
     let mut paas = Paas::start();
     let dir = AppDir::new();
-    static_app(&dir, "version one");
+    procfile_app(&dir, "version one");
     let push = dir.push(&paas.git_url(APP), "main");
     assert!(push.ok, "v1 push failed:\n{}", push.output);
-    paas.wait_for_body(APP, "version one", Duration::from_secs(60))
+    paas.wait_for_body(APP, "version-one", Duration::from_secs(60))
         .unwrap();
 
     paas.kill_controller();
     paas.restart_with_env(&[("PAAS_TEST_KILL_AT", point)]);
-    static_app(&dir, "version two");
+    procfile_app(&dir, "version two");
     let push = dir.push(&paas.git_url(APP), "main");
     assert!(
         paas.wait_controller_exit(Duration::from_secs(120)),
@@ -68,13 +80,13 @@ fn kill_at(point: &str) {
     if released {
         // The release was made before the kill: it stands and rolls out.
         assert_eq!(current_release(&paas), 2);
-        paas.wait_for_body(APP, "version two", Duration::from_secs(60))
+        paas.wait_for_body(APP, "version-two", Duration::from_secs(60))
             .unwrap();
     } else {
         assert_eq!(current_release(&paas), 1, "{}", paas.log());
         let (status, body) = paas.request_app(APP, "/").unwrap();
         assert_eq!(status, 200);
-        assert!(body.contains("version one"), "{body}");
+        assert!(body.contains("version-one"), "{body}");
         let builds = paas.get_json(&format!("/v1/apps/{APP}/builds")).unwrap();
         let failed = builds
             .as_array()
@@ -105,14 +117,14 @@ fn kill_at(point: &str) {
     assert!(dirs.is_empty(), "build directories left: {dirs:?}");
     assert_eq!(paas.agent_processes().len(), 1, "{}", paas.log());
     // The app keeps working: the next push deploys.
-    static_app(&dir, "version three");
+    procfile_app(&dir, "version three");
     let push = dir.push(&paas.git_url(APP), "main");
     assert!(
         push.ok,
         "the push after the restart failed:\n{}",
         push.output
     );
-    paas.wait_for_body(APP, "version three", Duration::from_secs(60))
+    paas.wait_for_body(APP, "version-three", Duration::from_secs(60))
         .unwrap();
 }
 
@@ -129,6 +141,11 @@ fn kill_while_building() {
 #[test]
 fn kill_before_pushing_the_layer() {
     kill_at("pushing-layer");
+}
+
+#[test]
+fn kill_during_the_release_command() {
+    kill_at("release-phase");
 }
 
 #[test]
