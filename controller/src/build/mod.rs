@@ -147,6 +147,8 @@ pub struct Output {
     live: Option<String>,
     log: String,
     gone: bool,
+    /// When the output began: step lines are logged with the time since.
+    started: std::time::Instant,
 }
 
 impl Output {
@@ -156,6 +158,7 @@ impl Output {
             live: None,
             log: String::new(),
             gone: false,
+            started: std::time::Instant::now(),
         }
     }
 
@@ -166,6 +169,11 @@ impl Output {
             self.log.push('\n');
             if let Some(id) = &self.live {
                 live::append(id, &format!("{line}\n"));
+                // The push's steps in the controller log, timed: where a slow push waits.
+                if line.starts_with("-----> ") || line.starts_with(" !     ") {
+                    let ms = self.started.elapsed().as_millis() as u64;
+                    tracing::info!(build = %id, ms, "step: {}", line.trim_start_matches("-----> "));
+                }
             }
             self.send(format!("{line}\n")).await;
         }
