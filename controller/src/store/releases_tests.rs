@@ -242,3 +242,28 @@ async fn first_change_on(backend: Backend) {
         Err(StoreError::NoApp(_))
     ));
 }
+
+/// Contention reaches the API as 409 `conflict` saying to try again (never a 500), also
+/// through the apps layer (config changes and rollbacks go through it).
+#[tokio::test]
+async fn contention_is_a_409_that_says_try_again() {
+    use axum::response::IntoResponse;
+    let busy = || StoreError::Busy { app: "a".into() };
+    for e in [
+        crate::http::ApiError::from(busy()),
+        crate::http::ApiError::from(crate::apps::AppsError::from(busy())),
+    ] {
+        let resp = e.into_response();
+        assert_eq!(resp.status(), http::StatusCode::CONFLICT);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            text.contains("\"conflict\"") && text.contains("try again"),
+            "{text}"
+        );
+    }
+    let locked = sqlx::Error::PoolTimedOut;
+    assert!(super::releases::is_contention(&locked));
+}
