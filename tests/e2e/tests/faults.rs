@@ -118,7 +118,11 @@ fn a_killed_controller_whose_agent_differs_replaces_it_once() {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let now = paas.agent_processes();
-        assert!(now.len() <= 1, "two agents at once: {now:?}\n{}", paas.log());
+        assert!(
+            now.len() <= 1,
+            "two agents at once: {now:?}\n{}",
+            paas.log()
+        );
         if now.len() == 1 && now[0] != agent {
             break;
         }
