@@ -8,8 +8,7 @@ use paas_api::{App, Build, Release};
 
 use crate::scheduler::Snapshot;
 use crate::state::Controller;
-use crate::store::{AppRow, ReleaseRow, StoreError};
-use crate::util::now_rfc3339;
+use crate::store::{AppRow, StoreError};
 
 /// Why an app request failed.
 #[derive(Debug, thiserror::Error)]
@@ -200,16 +199,6 @@ pub async fn set_config(
     name: &str,
     changes: &BTreeMap<String, Option<String>>,
 ) -> Result<(BTreeMap<String, String>, Option<u32>), AppsError> {
-    let Some(app) = c.store.get_app(name).await? else {
-        return Err(AppsError::NotFound(name.to_string()));
-    };
-    let config = c
-        .store
-        .change_config(name, changes, paas_api::config_vars::check_change)
-        .await??;
-    let Some(current) = app.current_release else {
-        return Ok((config, None));
-    };
     let set: Vec<&str> = changes
         .iter()
         .filter(|(_, v)| v.is_some())
@@ -227,43 +216,24 @@ pub async fn set_config(
     if !unset.is_empty() {
         parts.push(format!("Unset {}", unset.join(", ")));
     }
-    let version = new_release_from(c, name, current, config.clone(), parts.join("; ")).await?;
-    Ok((config, Some(version)))
-}
-
-/// A new release of `name` that copies `from`'s image and process types with `config`,
-/// made current; the scheduler is told so it rolls out.
-async fn new_release_from(
-    c: &Arc<Controller>,
-    name: &str,
-    from: u32,
-    config: BTreeMap<String, String>,
-    description: String,
-) -> Result<u32, AppsError> {
-    let base = c
+    // The vars and the release that carries them in one transaction: a concurrent change
+    // waits for this one (or gets a 409), never a release number twice.
+    let changed = c
         .store
-        .get_release(name, from)
-        .await?
-        .ok_or(AppsError::NoRelease(from))?;
-    let version = c.store.next_release_version(name).await?;
-    let release = ReleaseRow {
-        app: name.to_string(),
-        version,
-        image: base.image,
-        source_version: base.source_version,
-        process_types: base.process_types,
-        config,
-        description,
-        created_at: now_rfc3339(),
-    };
-    // Pending until the scheduler sees it serve (or fail to start): never `succeeded` on
-    // faith. It keeps the health check of the release it copies.
-    let check = c.store.release_healthcheck(name, from).await?;
-    c.store
-        .create_release_pending(&release, check.as_deref())
-        .await?;
-    c.scheduler.notify();
-    Ok(version)
+        .change_config_and_release(
+            name,
+            changes,
+            paas_api::config_vars::check_change,
+            parts.join("; "),
+        )
+        .await??;
+    let version = changed.release.map(|r| r.version);
+    if version.is_some() {
+        // Pending until the scheduler sees it serve (or fail to start): never `succeeded`
+        // on faith. It keeps the health check of the release it copies.
+        c.scheduler.notify();
+    }
+    Ok((changed.config, version))
 }
 
 /// One release of an app.
@@ -290,41 +260,18 @@ pub async fn rollback(
     let Some(app) = c.store.get_app(name).await? else {
         return Err(AppsError::NotFound(name.to_string()));
     };
-    let Some(current) = app.current_release else {
+    if app.current_release.is_none() {
         return Err(AppsError::NothingToRollBack(name.to_string()));
-    };
-    let to = match to {
-        Some(v) => v,
-        None => c
-            .store
-            .list_releases(name)
-            .await?
-            .into_iter()
-            .map(|r| r.version)
-            .find(|v| *v < current)
-            .ok_or_else(|| AppsError::NothingToRollBack(name.to_string()))?,
-    };
-    let target = c
-        .store
-        .get_release(name, to)
-        .await?
-        .ok_or(AppsError::NoRelease(to))?;
-    let old = c.store.config_vars(name).await?;
-    for key in old.keys().filter(|k| !target.config.contains_key(*k)) {
-        c.store.set_config_var(name, key, None).await?;
     }
-    for (key, value) in &target.config {
-        c.store.set_config_var(name, key, Some(value)).await?;
-    }
-    let version = new_release_from(
-        c,
-        name,
-        to,
-        target.config.clone(),
-        format!("Rollback to v{to}"),
-    )
-    .await?;
-    release(c, name, version).await
+    // The target, the config vars and the new release in one transaction.
+    let Some(made) = c.store.rollback_release(name, to).await? else {
+        return Err(match to {
+            Some(v) => AppsError::NoRelease(v),
+            None => AppsError::NothingToRollBack(name.to_string()),
+        });
+    };
+    c.scheduler.notify();
+    release(c, name, made.version).await
 }
 
 /// Destroys an app: refused while it builds; everything keyed by its name goes with it

@@ -32,6 +32,7 @@ pub mod git;
 pub mod hook;
 pub mod http;
 pub mod job_stats;
+pub mod local_agent;
 pub mod names;
 pub mod registry;
 pub mod router;

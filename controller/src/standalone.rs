@@ -1,7 +1,9 @@
 //! `paas-controller --standalone`: everything on one machine. Opens the data directory,
 //! imports the stack images, serves the API (with git, registry and dashboard) and the
 //! router, runs the scheduler loop, and supervises one local `paas-agent` child (restarted
-//! when it exits; sent SIGTERM when the controller stops — containers outlive both).
+//! when it exits; sent SIGTERM when the controller stops — containers outlive both). An
+//! agent left running by a killed controller is adopted, or replaced when it differs
+//! ([`crate::local_agent`]): never two agents for one state dir.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -176,6 +178,8 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         None => None,
     };
     let scheduler = tokio::spawn(crate::scheduler::run_elected(Arc::clone(&c)));
+    // Build and release-command jobs a killed controller left behind.
+    let reaper = tokio::spawn(crate::build::leftovers::reap_orphan_jobs(Arc::clone(&c)));
     let (stop_tx, stop_rx) = watch::channel(false);
     let agent = if args.no_local_agent {
         tracing::info!(
@@ -188,6 +192,8 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     } else {
         Some(tokio::spawn(supervise_agent(
             agent_command(&c, &args, &agent_bin),
+            c.settings.data_dir.join("agent"),
+            c.tokens.node().to_string(),
             stop_rx,
         )))
     };
@@ -213,6 +219,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         t.abort();
     }
     scheduler.abort();
+    reaper.abort();
     Ok(())
 }
 
@@ -321,9 +328,19 @@ fn agent_command(c: &Controller, args: &ServeArgs, bin: &Path) -> tokio::process
     cmd
 }
 
-/// Keeps the agent running: restarts it (with a growing delay if it keeps dying) until
-/// `stop` turns true, then sends it SIGTERM and waits up to 10 s.
-async fn supervise_agent(mut cmd: tokio::process::Command, mut stop: watch::Receiver<bool>) {
+/// Keeps the agent running: first adopts (or replaces) an agent of the state dir that a
+/// killed controller left running (see [`crate::local_agent`]), then restarts it (with a
+/// growing delay if it keeps dying) until `stop` turns true, then sends it SIGTERM and
+/// waits up to 10 s.
+async fn supervise_agent(
+    mut cmd: tokio::process::Command,
+    state_dir: PathBuf,
+    token: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    if handle_running_agent(&cmd, &state_dir, &token, &mut stop).await {
+        return;
+    }
     let mut delay = Duration::from_secs(1);
     loop {
         let started = Instant::now();
@@ -369,6 +386,53 @@ async fn supervise_agent(mut cmd: tokio::process::Command, mut stop: watch::Rece
                 }
                 return;
             }
+        }
+    }
+}
+
+/// Adopts or replaces the agent a previous controller left running, if any. Returns true
+/// when `stop` turned true meanwhile (the adopted agent was stopped).
+async fn handle_running_agent(
+    cmd: &tokio::process::Command,
+    state_dir: &Path,
+    token: &str,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    use crate::local_agent::{Running, Verdict};
+    let running = match Running::find(state_dir) {
+        Ok(Some(r)) => r,
+        Ok(None) => return false,
+        Err(e) => {
+            tracing::warn!("looking for a running paas-agent: {e}; starting a new one");
+            return false;
+        }
+    };
+    let std = cmd.as_std();
+    let args: Vec<std::ffi::OsString> = std.get_args().map(|a| a.to_os_string()).collect();
+    match running.verdict(Path::new(std.get_program()), &args, token) {
+        Verdict::Adopt => {
+            tracing::info!(
+                pid = running.pid,
+                "adopted the running paas-agent (a previous controller started it)"
+            );
+            tokio::select! {
+                () = running.exited() => {
+                    tracing::warn!(pid = running.pid, "the adopted paas-agent exited; starting a new one");
+                    false
+                }
+                _ = stop.changed() => {
+                    running.stop(Duration::from_secs(10)).await;
+                    true
+                }
+            }
+        }
+        Verdict::Replace(why) => {
+            tracing::info!(
+                pid = running.pid,
+                "replacing the running paas-agent: {why}; stopping it first"
+            );
+            running.stop(Duration::from_secs(10)).await;
+            false
         }
     }
 }

@@ -57,6 +57,52 @@ pub enum AgentError {
     Serve(#[source] std::io::Error),
 }
 
+/// The file in the state dir that names the pid of the agent holding the lock (written
+/// once the lock is held; the controller reads it to adopt or replace that agent).
+pub const PID_FILE: &str = "agent.pid";
+
+/// Takes the state dir's lock (`agent.lock`), waiting up to `wait` for another agent to
+/// give it up, then writes [`PID_FILE`].
+fn take_lock(
+    dir: &std::path::Path,
+    wait: Duration,
+) -> Result<nix::fcntl::Flock<std::fs::File>, AgentError> {
+    let lock_path = dir.join("agent.lock");
+    let deadline = std::time::Instant::now() + wait;
+    let mut logged = false;
+    let lock = loop {
+        let file = std::fs::File::create(&lock_path).map_err(|source| AgentError::StateDir {
+            path: lock_path.clone(),
+            source,
+        })?;
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => break lock,
+            Err(_) if std::time::Instant::now() < deadline => {
+                if !logged {
+                    let holder = std::fs::read_to_string(dir.join(PID_FILE)).unwrap_or_default();
+                    tracing::warn!(
+                        holder = holder.trim(),
+                        "another paas-agent holds the state dir; waiting up to {} s for it to \
+                         exit",
+                        wait.as_secs()
+                    );
+                    logged = true;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(_) => return Err(AgentError::Locked { path: dir.into() }),
+        }
+    };
+    let pid_path = dir.join(PID_FILE);
+    std::fs::write(&pid_path, format!("{}\n", std::process::id())).map_err(|source| {
+        AgentError::StateDir {
+            path: pid_path,
+            source,
+        }
+    })?;
+    Ok(lock)
+}
+
 /// Everything the agent's handlers and tasks share.
 #[derive(Debug)]
 pub struct Agent {
@@ -87,14 +133,9 @@ impl Agent {
             std::fs::create_dir_all(&path)
                 .map_err(|source| AgentError::StateDir { path, source })?;
         }
-        let lock_path = dir.join("agent.lock");
-        let lock_file =
-            std::fs::File::create(&lock_path).map_err(|source| AgentError::StateDir {
-                path: lock_path.clone(),
-                source,
-            })?;
-        let lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
-            .map_err(|_| AgentError::Locked { path: dir.clone() })?;
+        // An agent told to stop (a handover, see docs/node-agent.md) gives the lock up within
+        // seconds: waiting for it beats a restart loop of agents that fail at once.
+        let lock = take_lock(dir, config.lock_wait)?;
         let runtime = Runtime::new(RuntimeConfig {
             state_dir: dir.join("containers"),
             cgroup_parent: config.prefix.clone(),

@@ -108,6 +108,10 @@ pub struct ServeArgs {
     /// Agents sharing a machine need disjoint ranges.
     #[arg(long, env = "PAAS_AGENT_USERNS_RANGE", default_value = DEFAULT_USERNS_RANGE)]
     pub userns_range: String,
+    /// How long to wait for another agent of the state dir to give up its lock (a
+    /// handover) before giving up.
+    #[arg(long, default_value_t = 20)]
+    pub lock_wait_secs: u64,
 }
 
 /// Default `--userns-range`: 4096 ranges of 65536 ids from 2^30, far above the ids of
@@ -146,6 +150,8 @@ pub struct AgentConfig {
     pub job_ipv6: bool,
     /// Host ids for the jobs' user namespaces (`--userns-range`).
     pub userns_range: UsernsRange,
+    /// How long to wait for the state dir's lock (`--lock-wait-secs`).
+    pub lock_wait: std::time::Duration,
 }
 
 impl AgentConfig {
@@ -171,6 +177,7 @@ impl AgentConfig {
             layer_cache_bytes: (args.layer_cache_bytes > 0).then_some(args.layer_cache_bytes),
             job_ipv6: args.job_ipv6,
             userns_range: args.userns_range.parse()?,
+            lock_wait: std::time::Duration::from_secs(args.lock_wait_secs),
         })
     }
 }

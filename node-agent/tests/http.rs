@@ -200,6 +200,30 @@ async fn one_agent_per_state_dir() {
     assert!(err.to_string().contains("another paas-agent"), "{err}");
 }
 
+/// A handover: the second agent waits for the first to let go of the state dir (instead
+/// of failing at once and being restarted in a loop), then names itself in agent.pid.
+#[tokio::test]
+async fn a_second_agent_waits_for_the_lock_then_takes_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = agent(dir.path());
+    let pid_file = dir.path().join(paas_node_agent::agent::PID_FILE);
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap().trim(),
+        std::process::id().to_string()
+    );
+    std::fs::remove_file(&pid_file).unwrap();
+    let letting_go = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(first);
+    });
+    let mut cfg = config(dir.path(), TOKEN, &unique_names());
+    cfg.lock_wait = std::time::Duration::from_secs(20);
+    let second = Agent::open(cfg).expect("the second agent takes over once the first is gone");
+    letting_go.join().unwrap();
+    assert!(pid_file.exists(), "the new holder wrote agent.pid");
+    drop(second);
+}
+
 /// A fake controller whose heartbeat answer says (or not) that it stored the credential.
 async fn fake_controller(ack: bool) -> String {
     use axum::routing::post;

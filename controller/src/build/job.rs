@@ -214,6 +214,7 @@ pub async fn run_build_job(
         .start_job(node_url, spec)
         .await
         .map_err(|e| BuildError::Start(e.user_message()))?;
+    super::leftovers::kill_point("building");
     // Noticed even while the build prints nothing (a silent `sleep` in a buildpack).
     let closed = out.closed();
     tokio::pin!(closed);

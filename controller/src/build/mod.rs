@@ -27,6 +27,7 @@ pub mod custom;
 pub mod healthcheck;
 mod job;
 mod layer;
+pub mod leftovers;
 pub mod limits;
 pub mod live;
 pub mod procfile;
@@ -52,7 +53,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::auth::constant_time_eq;
 use crate::registry::ConfigPatch;
 use crate::state::Controller;
-use crate::store::{ReleaseRow, StoreError};
+use crate::store::{NewRelease, ReleaseRow, StoreError};
 use crate::util::{now_rfc3339, random_hex, short_rev};
 
 /// The hook's environment variable that carries `--max-source-bytes` (so git archive is
@@ -146,6 +147,8 @@ pub struct Output {
     live: Option<String>,
     log: String,
     gone: bool,
+    /// When the output began: step lines are logged with the time since.
+    started: std::time::Instant,
 }
 
 impl Output {
@@ -155,6 +158,7 @@ impl Output {
             live: None,
             log: String::new(),
             gone: false,
+            started: std::time::Instant::now(),
         }
     }
 
@@ -165,6 +169,11 @@ impl Output {
             self.log.push('\n');
             if let Some(id) = &self.live {
                 live::append(id, &format!("{line}\n"));
+                // The push's steps in the controller log, timed: where a slow push waits.
+                if line.starts_with("-----> ") || line.starts_with(" !     ") {
+                    let ms = self.started.elapsed().as_millis() as u64;
+                    tracing::info!(build = %id, ms, "step: {}", line.trim_start_matches("-----> "));
+                }
             }
             self.send(format!("{line}\n")).await;
         }
@@ -362,6 +371,7 @@ async fn save_source(c: &Controller, id: &str, body: Body, max: u64) -> Result<(
             return Err(SourceError::TooBig { max });
         }
         file.write_all(&chunk).await?;
+        leftovers::kill_point("receiving");
     }
     file.sync_all().await?;
     Ok(())
@@ -488,6 +498,7 @@ async fn build_and_release(
     if out.gone() {
         return Err(BuildError::ClientGone);
     }
+    leftovers::kill_point("pushing-layer");
 
     let blob = c
         .registry
@@ -496,7 +507,6 @@ async fn build_and_release(
     let files = tokio::task::spawn_blocking(move || layer::release_files(&blob))
         .await
         .map_err(|e| BuildError::Lost(format!("reading the layer: {e}")))??;
-    let version = c.store.next_release_version(app).await?;
     let mut env = vec!["HOME=/app".to_string()];
     env.extend(layer::env_entries(files.env.as_deref().unwrap_or("")));
     let patch = ConfigPatch {
@@ -513,7 +523,9 @@ async fn build_and_release(
             &layer,
             &patch,
             &repo,
-            &format!("v{version}"),
+            // `vN` once the release is made (its number is taken in the release's own
+            // transaction, see `deploy_release`).
+            "latest",
         )
         .await?;
     let types = procfile::process_types(files.procfile.as_deref(), files.release_yml.as_deref())?;
@@ -553,22 +565,32 @@ async fn build_and_release(
     if out.gone() {
         return Err(BuildError::ClientGone);
     }
-    let release = ReleaseRow {
-        app: app.to_string(),
-        version,
+    let new = NewRelease {
         image: format!("{repo}@{digest}"),
         source_version: Some(input.rev.clone()),
         process_types: types,
-        config: c.store.config_vars(app).await?,
+        // The stored config as it is when the release is made (a change made while this
+        // build ran is not lost).
+        config: None,
         description: format!("Deploy {short}"),
+        pending: Some(check.as_ref().and_then(|c| serde_json::to_string(c).ok())),
+    };
+    // The release command runs with the config of now; it has no release number yet.
+    let preview = ReleaseRow {
+        app: app.to_string(),
+        version: 0,
+        image: new.image.clone(),
+        source_version: new.source_version.clone(),
+        process_types: new.process_types.clone(),
+        config: c.store.config_vars(app).await?,
+        description: new.description.clone(),
         created_at: now_rfc3339(),
     };
-    release_phase::run(c, &node_url, &release, out).await?;
+    release_phase::run(c, &node_url, &preview, &input.id, out).await?;
     if out.gone() {
         return Err(BuildError::ClientGone);
     }
-    let check_json = check.as_ref().and_then(|c| serde_json::to_string(c).ok());
-    deploy_release(c, &release, check_json.as_deref(), has_web, out).await?;
+    let version = deploy_release(c, app, &new, has_web, out).await?.version;
     if has_web {
         out.line(format!(
             "       {} deployed to paas",
@@ -579,27 +601,53 @@ async fn build_and_release(
     Ok(version)
 }
 
-/// Stores `release`, makes it current and waits until it serves. When it does not, the
-/// release is marked failed with the reason and the app's current release goes back to
-/// the one before (auto rollback), which kept serving throughout.
+/// Tags the release's image `vN` in its repository (what `docker pull …:vN` finds); the
+/// release row names the image by digest, so a failure here only logs.
+async fn tag_release(c: &Controller, release: &ReleaseRow) {
+    let Some((repo, digest)) = release.image.split_once('@') else {
+        return;
+    };
+    let tag = format!("v{}", release.version);
+    if let Err(e) = c.registry.copy_image(repo, digest, repo, Some(&tag)).await {
+        tracing::warn!(app = %release.app, %tag, "tagging the release image: {e}");
+    }
+}
+
+/// Makes the release `new` describes (its version taken in the same transaction), makes
+/// it current and waits until it serves. When it does not, the release is marked failed
+/// with the reason and the app's current release goes back to the one before (auto
+/// rollback), which kept serving throughout.
 pub(crate) async fn deploy_release(
     c: &Controller,
+    app: &str,
+    new: &NewRelease,
+    has_web: bool,
+    out: &mut Output,
+) -> Result<ReleaseRow, BuildError> {
+    // Version, release, current release and `pending` record in one transaction.
+    let (release, previous) = c.store.add_release(app, new).await?;
+    roll_out(c, &release, previous, has_web, out).await?;
+    Ok(release)
+}
+
+/// Tags the new current `release`, tells the scheduler and waits until it serves; when it
+/// does not, marks it failed and makes `previous` current again (auto rollback).
+pub(crate) async fn roll_out(
+    c: &Controller,
     release: &ReleaseRow,
-    healthcheck: Option<&str>,
+    previous: Option<u32>,
     has_web: bool,
     out: &mut Output,
 ) -> Result<(), BuildError> {
-    use crate::store::release_status::{FAILED, PENDING, SUCCEEDED};
+    use crate::store::release_status::{FAILED, SUCCEEDED};
     let (app, version) = (release.app.as_str(), release.version);
-    let previous = c.store.get_app(app).await?.and_then(|a| a.current_release);
-    c.store.create_release(release).await?;
-    c.store
-        .set_release_status(app, version, healthcheck, PENDING, None)
-        .await?;
+    leftovers::kill_point("releasing");
+    tag_release(c, release).await;
     out.line(format!("-----> Releasing v{version}")).await;
     c.scheduler.notify();
     match job::wait_deployed(c, app, version, has_web, DEPLOY_TIMEOUT).await {
         Ok(()) => {
+            leftovers::kill_point("switching");
             c.store
                 .set_release_status(app, version, None, SUCCEEDED, None)
                 .await?;

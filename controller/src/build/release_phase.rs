@@ -27,6 +27,7 @@ pub async fn run(
     c: &Controller,
     node_url: &str,
     release: &ReleaseRow,
+    build: &str,
     out: &mut Output,
 ) -> Result<(), BuildError> {
     let Some(command) = release.process_types.get(RELEASE_TYPE) else {
@@ -34,21 +35,24 @@ pub async fn run(
     };
     out.line(format!("-----> Running release command: {command}"))
         .await;
-    let id = format!(
-        "{}-release-v{}-{}",
-        release.app,
-        release.version,
-        crate::util::random_hex(4)
-    );
+    // No release number yet (it is taken when the release is made, after this command):
+    // neither the id nor the labels name one, so a job left by a crash cannot be taken
+    // for a job of a later release.
+    let id = format!("{}-release-{}", release.app, crate::util::random_hex(4));
     let mut spec = process_job_spec(&c.settings, release, RELEASE_TYPE, 1, &id);
     spec.api_access = c.store.app_api_access(&release.app).await.unwrap_or(false);
     spec.tenant = c.store.app_id(&release.app).await?;
     spec.port = None;
     spec.labels.insert(labels::KIND.into(), KIND_RUN.into());
+    spec.labels.remove(labels::RELEASE);
+    // Its build: a job left by a killed controller is removed once that build is over
+    // (`leftovers::reap_orphan_jobs`).
+    spec.labels.insert(labels::BUILD.into(), build.into());
     c.agents
         .start_job(node_url, &spec)
         .await
         .map_err(|e| BuildError::Start(format!("the release command: {}", e.user_message())))?;
+    super::leftovers::kill_point("release-phase");
     let result = tokio::time::timeout(RELEASE_TIMEOUT, follow(c, node_url, &id, out)).await;
     if let Err(e) = c.agents.stop_job(node_url, &id, 5).await {
         tracing::debug!(job = %id, "stopping the release job: {e}");

@@ -29,10 +29,9 @@ use serde_json::{json, Value};
 
 use super::ApiError;
 use crate::auth::{log_refusal, may_use_repository, AppAccess, Caller};
-use crate::build::{custom, deploy_release, BuildError, Output};
+use crate::build::{custom, roll_out, BuildError, Output};
 use crate::state::Controller;
-use crate::store::ReleaseRow;
-use crate::util::now_rfc3339;
+use crate::store::NewRelease;
 
 pub(super) fn routes() -> Router<Arc<Controller>> {
     Router::new().route(
@@ -184,28 +183,28 @@ pub(super) async fn deploy_image(
 
     let lock = c.build_lock(&app);
     let _guard = lock.lock().await;
-    let version = c.store.next_release_version(&app).await?;
     let own = format!("apps/{app}");
+    // Tagged `vN` once the release (and its number) is made, in one transaction.
     c.registry
-        .copy_image(&repo, &digest, &own, Some(&format!("v{version}")))
+        .copy_image(&repo, &digest, &own, None)
         .await
         .map_err(ApiError::internal)?;
-    let release = ReleaseRow {
-        app: app.clone(),
-        version,
+    let new = NewRelease {
         image: format!("{own}@{digest}"),
         source_version: None,
         process_types: BTreeMap::from([("web".to_string(), web)]),
-        config: c.store.config_vars(&app).await?,
         description: format!("Deploy image {image}"),
-        created_at: now_rfc3339(),
+        config: None,
+        pending: Some(None),
     };
+    let (release, previous) = c.store.add_release(&app, &new).await?;
+    let version = release.version;
     tracing::info!(%app, version, %image, "deploying an image");
     // Nobody reads the output (the receiver is dropped at once, so sends never wait); the
     // answer carries the outcome.
     let (tx, _) = tokio::sync::mpsc::channel(1);
     let mut out = Output::new(tx);
-    let result = deploy_release(&c, &release, None, true, &mut out).await;
+    let result = roll_out(&c, &release, previous, true, &mut out).await;
     let mut body = serde_json::to_value(release.to_api()).unwrap_or_default();
     let (status, code) = match &result {
         Ok(()) => ("succeeded", StatusCode::CREATED),

@@ -190,9 +190,9 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::AppExists(_) | StoreError::ReleaseExists { .. } => {
-                ApiError::Conflict(e.to_string())
-            }
+            StoreError::AppExists(_)
+            | StoreError::ReleaseExists { .. }
+            | StoreError::Busy { .. } => ApiError::Conflict(e.to_string()),
             StoreError::NoApp(_) => ApiError::NotFound(e.to_string()),
             StoreError::UserExists(_) => ApiError::Conflict(e.to_string()),
             e => ApiError::internal(e),
@@ -211,7 +211,7 @@ impl From<AppsError> for ApiError {
             AppsError::Exists(_) => ApiError::Conflict(e.to_string()),
             // The config handler answers these itself (422 with the limit's code).
             AppsError::Config(_) => ApiError::Validation(e.to_string()),
-            AppsError::Store(e) => ApiError::internal(e),
+            AppsError::Store(e) => ApiError::from(e),
             AppsError::Names(e) => ApiError::internal(e),
         }
     }

@@ -93,7 +93,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("GET", "/v1/apps/{app}/releases/{version}", "releases", "Show a release (3 or v3)", 200, One("Release"), Body::None),
     op("POST", "/v1/apps/{app}/rollback", "releases", "Roll back to the previous release (or {\"rollback\": N})", 201, One("Release"), Object),
     op("GET", "/v1/apps/{app}/config", "config", "Config vars as an object; answers with an ETag", 200, Object, Body::None),
-    op("PATCH", "/v1/apps/{app}/config", "config", "Set (\"value\") and unset (null) vars; If-Match → 412 when stale", 200, Object, Object),
+    op("PATCH", "/v1/apps/{app}/config", "config", "Set (\"value\") and unset (null) vars and make the release that carries them, in one transaction; If-Match → 412 when stale; 409 when a concurrent change held the app too long (try again)", 200, Object, Object),
     op("GET", "/v1/apps/{app}/formation", "formation", "Process types with quantity, size and memory; answers with an ETag", 200, Objects, Body::None),
     op("PATCH", "/v1/apps/{app}/formation", "formation", "Scale and resize: {\"web\": {\"quantity\": 2, \"size\": \"standard-2x\"}}; If-Match → 412 when stale", 200, Objects, Object),
     op("PUT", "/v1/apps/{app}/formation/{process_type}", "formation", "Set one process type's count: {\"count\": N}", 200, Object, Object),
@@ -187,7 +187,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     (
         codes::CONFLICT,
         409,
-        "the state forbids it now (taken name, building, no release)",
+        "the state forbids it now (taken name, building, no release, a concurrent release write: try again)",
     ),
     (
         codes::PRECONDITION_FAILED,

@@ -14,7 +14,8 @@
 //! every change is written here BEFORE the controller acts on it (a job row exists before
 //! the agent is asked to start it), so a restarted controller picks up where it stopped.
 //!
-//! Submodules: `apps` (apps, releases, config vars, formations) and `work` (builds, jobs,
+//! Submodules: `apps` (apps, releases, config vars, formations), `releases` (every write
+//! that makes a release, one transaction each) and `work` (builds, jobs,
 //! nodes), `leader` (which controller runs the scheduler). Tests get a fresh temporary
 //! database each, on both backends (`test_pg` starts a throwaway PostgreSQL).
 
@@ -29,6 +30,7 @@ mod dump;
 pub mod leader;
 mod nodes;
 mod paging;
+mod releases;
 mod rename;
 mod routes;
 mod sizes;
@@ -39,6 +41,8 @@ mod work;
 mod limits_tests;
 #[cfg(test)]
 mod names_tests;
+#[cfg(test)]
+mod releases_tests;
 #[doc(hidden)]
 pub mod test_pg;
 #[cfg(test)]
@@ -61,6 +65,7 @@ pub use destroy::destroyed_name;
 pub use domains::{DomainAdded, DomainRow};
 pub use dump::TableDump;
 pub use nodes::{last_lines, Restarts};
+pub use releases::{ConfigChanged, NewRelease};
 pub use rename::moved_image;
 pub use users::{role, TokenRow, UserRow};
 
@@ -90,6 +95,11 @@ pub enum StoreError {
     AppExists(String),
     #[error("no app named {0}")]
     NoApp(String),
+    #[error(
+        "another change to {app} is being written at the same moment: nothing was changed; \
+         try again"
+    )]
+    Busy { app: String },
     #[error("release v{version} of {app} already exists")]
     ReleaseExists { app: String, version: u32 },
     #[error("stored {what} is corrupt: {why}")]

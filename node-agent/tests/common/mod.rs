@@ -96,6 +96,7 @@ pub fn config(state_dir: &Path, token: &str, names: &Names) -> AgentConfig {
         layer_cache_bytes: None,
         job_ipv6: false,
         userns_range: names.userns,
+        lock_wait: std::time::Duration::ZERO,
     }
 }
 

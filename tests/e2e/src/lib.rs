@@ -158,6 +158,8 @@ pub struct Paas {
     pub token: String,
     pub prefix: String,
     log_path: PathBuf,
+    /// The controller's command line, to start it again ([`Paas::restart`]).
+    command: Vec<std::ffi::OsString>,
 }
 
 static INSTANCE: AtomicU32 = AtomicU32::new(0);
@@ -212,8 +214,8 @@ impl Paas {
             let router_tls_port = free_port();
             let log_path = data.path().join("controller.log");
             let log = std::fs::File::create(&log_path).unwrap();
-            let child = Command::new(&bins.controller)
-                .arg("--standalone")
+            let mut cmd = Command::new(&bins.controller);
+            cmd.arg("--standalone")
                 .arg("--data-dir")
                 .arg(data.path())
                 .arg("--listen")
@@ -233,7 +235,9 @@ impl Paas {
                 ))
                 .arg("--stacks-dir")
                 .arg(stacks)
-                .args(extra)
+                .args(extra);
+            let command = cmd.get_args().map(|a| a.to_os_string()).collect();
+            let child = cmd
                 .env("RUST_LOG", "info")
                 .stdout(Stdio::from(log.try_clone().unwrap()))
                 .stderr(Stdio::from(log))
@@ -248,6 +252,7 @@ impl Paas {
                 prefix: prefix.clone(),
                 log_path,
                 data,
+                command,
             };
             match paas.wait_ready() {
                 Ok(()) => return paas,
@@ -290,6 +295,84 @@ impl Paas {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// SIGKILLs the controller (not its agent, which a killed controller leaves running)
+    /// and reaps it.
+    pub fn kill_controller(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the controller again with the same flags and data dir (after
+    /// [`Paas::kill_controller`]); its log is appended to the same file.
+    pub fn restart(&mut self) {
+        self.restart_with_env(&[]);
+    }
+
+    /// [`Paas::restart`] with more environment variables (e.g. `PAAS_TEST_KILL_AT`).
+    pub fn restart_with_env(&mut self, env: &[(&str, &str)]) {
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log_path)
+            .unwrap();
+        self.child = Command::new(&bins().controller)
+            .args(&self.command)
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start paas-controller again");
+        if let Err(log) = self.wait_ready() {
+            panic!("paas-controller exited during its restart:\n{log}");
+        }
+    }
+
+    /// Waits up to `limit` for the controller to exit by itself; true when it did.
+    pub fn wait_controller_exit(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    /// The pid in the agent's `agent.pid` (the agent holding its state dir's lock).
+    pub fn agent_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.data.path().join("agent/agent.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// The pids of the `paas-agent` processes serving this instance's state dir.
+    pub fn agent_processes(&self) -> Vec<i32> {
+        let state = self.data.path().join("agent");
+        let want = state.as_os_str().as_encoded_bytes();
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let is_agent = args.first().is_some_and(|a| a.ends_with(b"paas-agent"));
+            if is_agent
+                && args
+                    .windows(2)
+                    .any(|w| w[0] == b"--state-dir" && w[1] == want)
+            {
+                pids.push(pid);
+            }
+        }
+        pids
     }
 
     fn node_up(&self) -> bool {
@@ -600,6 +683,18 @@ impl Drop for Paas {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // An agent a killed controller left running (and no restart adopted).
+        for pid in self.agent_processes() {
+            // SAFETY: kill(2) on a pid we just read from /proc as this instance's agent;
+            // the worst case is ESRCH.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.agent_processes().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         // The agent leaves containers running on exit by design; tests must not.
         let out = Command::new(&bins().agent)
             .arg("cleanup")
