@@ -274,8 +274,9 @@ async fn git_info_refs_auth_names_and_first_push() {
             Some(&auth),
         )
         .await;
-    assert_eq!(a.status, StatusCode::FORBIDDEN);
-    assert!(a.body.contains("only `git push`"), "{}", a.body);
+    // A clone of an app that does not exist: 404, and no app is made.
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert!(a.body.contains("no app named hello"), "{}", a.body);
     assert!(f.c.store.get_app("hello").await.unwrap().is_none());
 
     let a = f.get(path, Some(&auth)).await;
