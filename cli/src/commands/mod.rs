@@ -292,7 +292,7 @@ enum Command {
         #[arg(short, long, value_name = "N")]
         index: Option<usize>,
         /// NAME, https://…/buildpack.git[#REF], or /path
-        url: String,
+        buildpack: String,
     },
     /// Set the buildpack at -i N (default 1) of the app's list, like `heroku buildpacks:set`
     #[command(name = "buildpacks:set")]
@@ -303,7 +303,7 @@ enum Command {
         #[arg(short, long, value_name = "N")]
         index: Option<usize>,
         /// NAME, https://…/buildpack.git[#REF], or /path
-        url: String,
+        buildpack: String,
     },
     /// Remove a buildpack from the app's list, by URL or with -i N
     #[command(name = "buildpacks:remove")]
@@ -314,7 +314,7 @@ enum Command {
         #[arg(short, long, value_name = "N")]
         index: Option<usize>,
         /// The buildpack to remove, as listed by `paas buildpacks`
-        url: Option<String>,
+        buildpack: Option<String>,
     },
     /// Clear the app's buildpacks: detect one again at each push
     #[command(name = "buildpacks:clear")]
@@ -575,15 +575,21 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Open(arg) => git_open::open(&ctx, &resolve_app(arg)?),
         Command::Deploy { app, image } => deploy::deploy_image(&ctx, &resolve_app(app)?, &image),
         Command::Buildpacks(arg) => buildpacks::show(&ctx, &resolve_app(arg)?),
-        Command::BuildpacksAdd { app, index, url } => {
-            buildpacks::add(&ctx, &resolve_app(app)?, &url, index)
-        }
-        Command::BuildpacksSet { app, index, url } => {
-            buildpacks::set(&ctx, &resolve_app(app)?, &url, index)
-        }
-        Command::BuildpacksRemove { app, index, url } => {
-            buildpacks::remove(&ctx, &resolve_app(app)?, url.as_deref(), index)
-        }
+        Command::BuildpacksAdd {
+            app,
+            index,
+            buildpack,
+        } => buildpacks::add(&ctx, &resolve_app(app)?, &buildpack, index),
+        Command::BuildpacksSet {
+            app,
+            index,
+            buildpack,
+        } => buildpacks::set(&ctx, &resolve_app(app)?, &buildpack, index),
+        Command::BuildpacksRemove {
+            app,
+            index,
+            buildpack,
+        } => buildpacks::remove(&ctx, &resolve_app(app)?, buildpack.as_deref(), index),
         Command::BuildpacksClear(arg) => buildpacks::clear(&ctx, &resolve_app(arg)?),
         Command::Ps(arg) => ps::ps(&ctx, &resolve_app(arg)?),
         Command::PsScale { app, pairs } => ps::scale(&ctx, &resolve_app(app)?, &pairs),
