@@ -177,7 +177,11 @@ pub async fn apply(
             entries.push(name);
             continue;
         }
-        out.line(format!("-----> Fetching buildpack {bp}")).await;
+        out.line(format!(
+            "-----> Fetching buildpack {}",
+            custom::redacted(bp)
+        ))
+        .await;
         let n = (i + 1).to_string();
         custom::prepare_into(&c.settings.data_dir, bp, &staging.join(&n)).await?;
         entries.push(format!("{}/{n}", custom::MOUNT));
@@ -202,8 +206,9 @@ pub async fn apply(
     }
     spec.env
         .insert("PAAS_BUILDPACKS".into(), entries.join("\n"));
+    let names: Vec<String> = chosen.specs.iter().map(|s| custom::redacted(s)).collect();
     spec.env
-        .insert("PAAS_BUILDPACK_NAMES".into(), chosen.specs.join("\n"));
+        .insert("PAAS_BUILDPACK_NAMES".into(), names.join("\n"));
     spec.env.insert("PAAS_BUILDPACKS_FROM".into(), chosen.from);
     Ok(())
 }

@@ -100,10 +100,24 @@ pub fn builtin_of(spec: &str) -> Option<String> {
         .find(|n| n == name)
 }
 
+/// The spec as it may be shown (push output, errors, logs): a password or token in a URL's
+/// user part (`https://user:TOKEN@host/bp.git`, which private buildpacks need) becomes
+/// `***`.
+pub fn redacted(spec: &str) -> String {
+    let Some((scheme, rest)) = spec.split_once("://") else {
+        return spec.to_string();
+    };
+    let host_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..host_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => spec.to_string(),
+    }
+}
+
 /// Reads a buildpack spec that is not a built-in name.
 pub fn parse(spec: &str) -> Result<Source, CustomError> {
     let unknown = || CustomError::Unknown {
-        spec: spec.to_string(),
+        spec: redacted(spec),
         builtin: super::buildpacks::builtin_names().join(", "),
     };
     if spec.is_empty()
@@ -171,8 +185,8 @@ async fn run_git(args: &[&str], spec: &str) -> Result<(), CustomError> {
     .stdin(std::process::Stdio::null())
     .kill_on_drop(true);
     let fetch_err = |detail: String| CustomError::Fetch {
-        spec: spec.to_string(),
-        detail,
+        spec: redacted(spec),
+        detail: detail.replace(spec, &redacted(spec)),
     };
     let out = tokio::time::timeout(FETCH_TIMEOUT, cmd.output())
         .await
@@ -223,7 +237,7 @@ async fn fetch_locked(
     source: &Source,
 ) -> Result<PathBuf, CustomError> {
     let io = |source: std::io::Error| CustomError::Io {
-        spec: spec.to_string(),
+        spec: redacted(spec),
         source,
     };
     let dir = cache_dir(data_dir, spec);
@@ -253,12 +267,12 @@ async fn fetch_into(dest: &Path, spec: &str, source: &Source) -> Result<(), Cust
             let meta = tokio::fs::metadata(path)
                 .await
                 .map_err(|e| CustomError::Fetch {
-                    spec: spec.to_string(),
+                    spec: redacted(spec),
                     detail: format!("{} cannot be read: {e}", path.display()),
                 })?;
             if !meta.is_dir() {
                 return Err(CustomError::Fetch {
-                    spec: spec.to_string(),
+                    spec: redacted(spec),
                     detail: format!("{} is not a directory", path.display()),
                 });
             }
@@ -266,11 +280,11 @@ async fn fetch_into(dest: &Path, spec: &str, source: &Source) -> Result<(), Cust
             tokio::task::spawn_blocking(move || copy_tree(&from, &to))
                 .await
                 .map_err(|e| CustomError::Io {
-                    spec: spec.to_string(),
+                    spec: redacted(spec),
                     source: std::io::Error::other(e.to_string()),
                 })?
                 .map_err(|e| CustomError::Io {
-                    spec: spec.to_string(),
+                    spec: redacted(spec),
                     source: e,
                 })
         }
@@ -342,7 +356,7 @@ pub fn check(dir: &Path, spec: &str) -> Result<(), CustomError> {
             .unwrap_or(false);
         if !ok {
             return Err(CustomError::NotABuildpack {
-                spec: spec.to_string(),
+                spec: redacted(spec),
                 file,
             });
         }
@@ -358,7 +372,7 @@ pub async fn prepare_into(data_dir: &Path, spec: &str, dest: &Path) -> Result<()
     let _guard = lock.lock().await;
     let dir = fetch_locked(data_dir, spec, &source).await?;
     let dest = dest.to_path_buf();
-    let spec_owned = spec.to_string();
+    let spec_owned = redacted(spec);
     tokio::task::spawn_blocking(move || copy_tree(&dir, &dest))
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))
@@ -411,6 +425,12 @@ mod tests {
             );
         }
         assert!(is_builtin("go") && is_builtin("python") && !is_builtin("/x"));
+        assert_eq!(
+            redacted("https://me:s3cret@host/a@b.git#v1"),
+            "https://***@host/a@b.git#v1"
+        );
+        assert_eq!(redacted("https://host/bp.git"), "https://host/bp.git");
+        assert_eq!(redacted("/srv/bp"), "/srv/bp");
     }
 
     fn git(dir: &Path, args: &[&str]) {
