@@ -318,9 +318,7 @@ mod tests {
         }
         let err = check_chosen(&chosen(&["ftp://h/x"], true)).unwrap_err();
         assert!(matches!(err, CustomError::Unknown { .. }), "{err}");
-        let many: Vec<&str> = std::iter::repeat("python")
-            .take(MAX_BUILDPACKS + 1)
-            .collect();
+        let many: Vec<&str> = std::iter::repeat_n("python", MAX_BUILDPACKS + 1).collect();
         let err = check_chosen(&chosen(&many, false)).unwrap_err();
         assert!(matches!(err, CustomError::TooMany { .. }), "{err}");
         assert_eq!(
