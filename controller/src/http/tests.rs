@@ -390,5 +390,10 @@ async fn receive_pack_takes_plain_and_gzip_bodies() {
                 .unwrap(),
         )
         .await;
-    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    // Clone and fetch are served to admins and collaborators (git/upload.rs).
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(
+        a.headers[header::CONTENT_TYPE],
+        "application/x-git-upload-pack-result"
+    );
 }
