@@ -107,6 +107,15 @@ impl Client {
         self.call(self.http.post(self.url(path)).json(body))
     }
 
+    /// `PUT <base><path>` with a JSON body and decode the JSON answer.
+    pub fn put<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.call(self.http.put(self.url(path)).json(body))
+    }
+
     /// `PATCH <base><path>` with a JSON body and decode the JSON answer.
     pub fn patch<B: Serialize, T: DeserializeOwned>(
         &self,

@@ -9,6 +9,8 @@ mod commands;
 mod config;
 mod git_remote;
 mod output;
+#[cfg(test)]
+mod routes;
 
 use std::process::ExitCode;
 

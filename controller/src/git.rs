@@ -1,6 +1,7 @@
-//! Git smart HTTP, push only: the controller runs `git receive-pack --stateless-rpc` on the
-//! app's bare repository (`DATA/git/<app>.git`) and pipes the HTTP bodies through it. It
-//! does not implement the pack protocol itself.
+//! Git smart HTTP: the controller runs `git receive-pack --stateless-rpc` (push) or `git
+//! upload-pack --stateless-rpc` (clone, fetch: [`upload`]) on the app's bare repository
+//! (`DATA/git/<app>.git`) and pipes the HTTP bodies through it. It does not implement the
+//! pack protocol itself.
 //!
 //! * `GET /git/<app>.git/info/refs?service=git-receive-pack` — admin token (Basic auth,
 //!   password = token; a 401 makes git ask for credentials), name check (a `text/plain`
@@ -10,7 +11,9 @@
 //!   `Content-Encoding: gzip`) into receive-pack and its output back AS IT COMES, so the
 //!   build output reaches the user live. The hook finds the controller through
 //!   `PAAS_HOOK_URL`, `PAAS_HOOK_TOKEN` and `PAAS_APP` in its environment.
-//! * `git-upload-pack` (clone, fetch) is refused with a 403 for now.
+//! * `GET …/info/refs?service=git-upload-pack` and `POST …/git-upload-pack` — clone and
+//!   fetch (`paas git:clone`, like `heroku git:clone`), for admins and the app's
+//!   collaborators; anyone else gets the API's 404 (see [`upload`]).
 //!
 //! A push body larger than `--max-push-bytes` (counted after gunzip) is refused: a
 //! `Content-Length` over it gets a 413 before git runs; a chunked body is counted as it
@@ -41,6 +44,8 @@ use tokio_util::io::{ReaderStream, StreamReader, SyncIoBridge};
 const COMMANDS_PREFIX: usize = 64 * 1024;
 
 use crate::auth::{log_refusal, AuthFailure, Caller, Source};
+
+mod upload;
 use crate::state::Controller;
 
 /// Why a git request failed (each becomes a `text/plain` answer git shows the user).
@@ -65,7 +70,10 @@ pub fn routes() -> Router<Arc<Controller>> {
             "/git/{repo}/git-receive-pack",
             post(receive_pack).layer(DefaultBodyLimit::disable()),
         )
-        .route("/git/{repo}/git-upload-pack", post(upload_pack))
+        .route(
+            "/git/{repo}/git-upload-pack",
+            post(upload::upload_pack).layer(DefaultBodyLimit::disable()),
+        )
 }
 
 /// A plain-text answer (git prints the body of a text/plain error as `remote:` lines).
@@ -89,10 +97,10 @@ fn unauthorized(message: &str) -> Response {
     resp
 }
 
-fn refuse_upload_pack() -> Response {
+fn refuse_dumb_http() -> Response {
     text(
         StatusCode::FORBIDDEN,
-        "paas does not serve git clone or fetch yet: only `git push` is supported",
+        "paas serves git's smart HTTP protocol only: use git 1.6.6 or newer",
     )
 }
 
@@ -113,6 +121,44 @@ fn app_name(repo: &str) -> Result<&str, String> {
 /// Auth and name checks shared by both endpoints: admins push to any app; members to the
 /// apps they collaborate on, or to a new app (which makes them its first collaborator).
 async fn check(
+    c: &Controller,
+    headers: &HeaderMap,
+    source: Option<std::net::IpAddr>,
+    repo: &str,
+) -> Result<(String, Caller), Response> {
+    let (app, caller) = authenticate(c, headers, source, repo).await?;
+    if caller.is_admin() {
+        return Ok((app, caller));
+    }
+    let path = format!("/git/{repo}");
+    let exists = c
+        .store
+        .get_app(&app)
+        .await
+        .map_err(|e| internal(e.into()))?
+        .is_some();
+    let allowed = !exists
+        || c.store
+            .is_collaborator(&app, caller.name())
+            .await
+            .map_err(|e| internal(e.into()))?;
+    if !allowed {
+        log_refusal(403, source, &path, "not a collaborator of the app");
+        return Err(text(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "{} may not push to {app}: a collaborator can run `paas access:add -a {app} {}`",
+                caller.name(),
+                caller.name()
+            ),
+        ));
+    }
+    Ok((app, caller))
+}
+
+/// Who is calling (a person: a node token is refused) and which app the repository path
+/// names. The answers git shows when either fails.
+async fn authenticate(
     c: &Controller,
     headers: &HeaderMap,
     source: Option<std::net::IpAddr>,
@@ -159,32 +205,7 @@ async fn check(
         log_refusal(403, source, &path, "node token used for git");
         return Err(text(
             StatusCode::FORBIDDEN,
-            "a node token cannot push: use an API token",
-        ));
-    }
-    if caller.is_admin() {
-        return Ok((app, caller));
-    }
-    let exists = c
-        .store
-        .get_app(&app)
-        .await
-        .map_err(|e| internal(e.into()))?
-        .is_some();
-    let allowed = !exists
-        || c.store
-            .is_collaborator(&app, caller.name())
-            .await
-            .map_err(|e| internal(e.into()))?;
-    if !allowed {
-        log_refusal(403, source, &path, "not a collaborator of the app");
-        return Err(text(
-            StatusCode::FORBIDDEN,
-            &format!(
-                "{} may not push to {app}: a collaborator can run `paas access:add -a {app} {}`",
-                caller.name(),
-                caller.name()
-            ),
+            "a node token cannot push or clone: use an API token",
         ));
     }
     Ok((app, caller))
@@ -210,13 +231,20 @@ async fn info_refs(
     Source(source): Source,
     headers: HeaderMap,
 ) -> Response {
+    match query.get("service").map(String::as_str) {
+        Some("git-receive-pack") => {}
+        Some("git-upload-pack") => return upload::info_refs(&c, &headers, source, &repo).await,
+        _ => {
+            return match authenticate(&c, &headers, source, &repo).await {
+                Ok(_) => refuse_dumb_http(),
+                Err(resp) => resp,
+            }
+        }
+    }
     let (app, caller) = match check(&c, &headers, source, &repo).await {
         Ok(found) => found,
         Err(resp) => return resp,
     };
-    if query.get("service").map(String::as_str) != Some("git-receive-pack") {
-        return refuse_upload_pack();
-    }
     match advertise(&c, &app, &caller).await {
         Ok(refs) => {
             let mut body = b"001f# service=git-receive-pack\n0000".to_vec();
@@ -324,18 +352,6 @@ pub fn install_hook(repo: &Path, exe: &Path) -> Result<(), GitError> {
         .map_err(io(format!("writing {}", tmp.display())))?;
     drop(file);
     std::fs::rename(&tmp, &path).map_err(io(format!("installing {}", path.display())))
-}
-
-async fn upload_pack(
-    State(c): State<Arc<Controller>>,
-    UrlPath(repo): UrlPath<String>,
-    Source(source): Source,
-    headers: HeaderMap,
-) -> Response {
-    match check(&c, &headers, source, &repo).await {
-        Ok(_) => refuse_upload_pack(),
-        Err(resp) => resp,
-    }
 }
 
 async fn receive_pack(

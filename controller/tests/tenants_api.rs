@@ -280,10 +280,27 @@ async fn ac14_a_member_may_not_build_from_the_controllers_disk() {
             "says what to use: {m}"
         );
     }
+    // The list route too, also hidden behind a built-in entry.
+    for list in [json!(["/etc"]), json!(["nodejs", "file:///etc#main"])] {
+        let (s, v) = w
+            .call(
+                "PUT",
+                "/v1/apps/mal/buildpacks",
+                &mallory,
+                Some(json!({ "buildpacks": list })),
+            )
+            .await;
+        assert_eq!(s, 403, "{list}: {v}");
+        assert!(message(&v).contains("only admins"), "{v}");
+    }
     let (s, v) = w
         .call("GET", "/v1/apps/mal/buildpack", &mallory, None)
         .await;
     assert_eq!((s, v["buildpack"].clone()), (200, json!(null)));
+    let (s, v) = w
+        .call("GET", "/v1/apps/mal/buildpacks", &mallory, None)
+        .await;
+    assert_eq!((s, v["buildpacks"].clone()), (200, json!([])));
 }
 
 fn make(names: &[&str]) -> (String, String) {

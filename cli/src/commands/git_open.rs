@@ -1,5 +1,6 @@
-//! `paas git:remote -a APP` (adds or updates the folder's `paas` git remote) and
-//! `paas open` (opens the app's web URL in a browser, or prints it).
+//! `paas git:remote -a APP` (adds or updates the folder's `paas` git remote), `paas
+//! git:clone -a APP [DIR]` (clones the app's repository) and `paas open` (opens the app's
+//! web URL in a browser, or prints it).
 
 use std::process::Command;
 
@@ -58,6 +59,49 @@ pub(super) fn open(ctx: &Context, name: &str) -> Result<(), CommandError> {
         output::print(&format!("Opening {}\n", app.web_url));
     } else {
         output::print(&format!("{}\n", app.web_url));
+    }
+    Ok(())
+}
+
+/// `paas git:clone -a APP [DIR]`: clones the app's repository into DIR (default: the app's
+/// name) with its remote named `paas`, like `heroku git:clone`. The token goes to git in
+/// its environment (an `Authorization` header for the app's git URL only), never on the
+/// command line.
+pub(super) fn git_clone(ctx: &Context, name: &str, dir: Option<&str>) -> Result<(), CommandError> {
+    let app = app(ctx, name)?;
+    let dir = dir.unwrap_or(name);
+    if std::path::Path::new(dir).exists() {
+        return Err(CommandError::Usage(format!(
+            "{dir} already exists: give another folder (`paas git:clone -a {name} FOLDER`)"
+        )));
+    }
+    let mut cmd = Command::new("git");
+    cmd.args(["clone", "--origin", REMOTE, "--", &app.git_url, dir]);
+    if let Some(token) = &ctx.settings.token {
+        cmd.env("GIT_CONFIG_COUNT", "1")
+            .env(
+                "GIT_CONFIG_KEY_0",
+                format!("http.{}.extraHeader", app.git_url),
+            )
+            .env(
+                "GIT_CONFIG_VALUE_0",
+                format!("Authorization: Bearer {token}"),
+            );
+    }
+    let status = cmd.status().map_err(|e| {
+        CommandError::Usage(format!(
+            "could not run git ({e}): install git and try again"
+        ))
+    })?;
+    if !status.success() {
+        return Err(CommandError::Usage(format!(
+            "git clone of {name} failed ({status}); its message is above"
+        )));
+    }
+    if !ctx.json {
+        output::print(&format!(
+            "Cloned {name} into {dir}; `git push {REMOTE} main` deploys it.\n"
+        ));
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ use crate::git_remote::{self, GitRemoteError};
 
 mod access;
 mod apps;
+mod buildpacks;
 mod builds;
 mod certs;
 mod config_vars;
@@ -140,6 +141,16 @@ enum Command {
         #[arg(short, long, value_name = "APP", required = true)]
         app: String,
     },
+    /// Clone an app's repository into DIR (default: the app's name), with its `paas`
+    /// remote set, like `heroku git:clone` (admins and the app's collaborators)
+    #[command(name = "git:clone")]
+    GitClone {
+        /// The app
+        #[arg(short, long, value_name = "APP", required = true)]
+        app: String,
+        /// The folder to clone into [default: the app's name]
+        dir: Option<String>,
+    },
     /// Open the app's URL in a browser (prints it without one)
     Open(AppArg),
     /// Show the app's process types, their quantities and the running jobs
@@ -267,19 +278,45 @@ enum Command {
         #[arg(long, value_name = "REF")]
         image: String,
     },
-    /// Show the buildpack an app builds with (none: detected)
+    /// List the buildpacks an app builds with, in order (none: detected at each push)
     Buildpacks(AppArg),
-    /// Build an app with this buildpack instead of detecting one: a built-in name, or a
-    /// classic buildpack's git URL (`#REF` pins a branch, tag or commit) or path on the
-    /// controller (admins), like `heroku buildpacks:set`
+    /// Add a buildpack to the app's list (at the end, or at -i N), like `heroku
+    /// buildpacks:add`: a built-in name (python, nodejs, go, static, procfile, or
+    /// heroku/NAME), a classic buildpack's git URL (`#REF` pins a branch, tag or commit), or
+    /// a path or file:// URL on the controller (admins)
+    #[command(name = "buildpacks:add")]
+    BuildpacksAdd {
+        #[command(flatten)]
+        app: AppArg,
+        /// The 1-based position to insert at [default: last]
+        #[arg(short, long, value_name = "N")]
+        index: Option<usize>,
+        /// NAME, https://…/buildpack.git[#REF], or /path
+        buildpack: String,
+    },
+    /// Set the buildpack at -i N (default 1) of the app's list, like `heroku buildpacks:set`
     #[command(name = "buildpacks:set")]
     BuildpacksSet {
         #[command(flatten)]
         app: AppArg,
-        /// python, nodejs, go, static, procfile, or https://…/buildpack.git[#REF], or /path
-        name: String,
+        /// The 1-based position to replace [default: 1]
+        #[arg(short, long, value_name = "N")]
+        index: Option<usize>,
+        /// NAME, https://…/buildpack.git[#REF], or /path
+        buildpack: String,
     },
-    /// Detect the app's buildpack again at each push
+    /// Remove a buildpack from the app's list, by URL or with -i N
+    #[command(name = "buildpacks:remove")]
+    BuildpacksRemove {
+        #[command(flatten)]
+        app: AppArg,
+        /// The 1-based position to remove
+        #[arg(short, long, value_name = "N")]
+        index: Option<usize>,
+        /// The buildpack to remove, as listed by `paas buildpacks`
+        buildpack: Option<String>,
+    },
+    /// Clear the app's buildpacks: detect one again at each push
     #[command(name = "buildpacks:clear")]
     BuildpacksClear(AppArg),
     /// Run a command in a one-off job of the app's current release (exits with its code)
@@ -531,11 +568,29 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
             validate_app_name(&app)?;
             git_open::git_remote(&ctx, &app)
         }
+        Command::GitClone { app, dir } => {
+            validate_app_name(&app)?;
+            git_open::git_clone(&ctx, &app, dir.as_deref())
+        }
         Command::Open(arg) => git_open::open(&ctx, &resolve_app(arg)?),
         Command::Deploy { app, image } => deploy::deploy_image(&ctx, &resolve_app(app)?, &image),
-        Command::Buildpacks(arg) => deploy::show(&ctx, &resolve_app(arg)?),
-        Command::BuildpacksSet { app, name } => deploy::set(&ctx, &resolve_app(app)?, &name),
-        Command::BuildpacksClear(arg) => deploy::clear(&ctx, &resolve_app(arg)?),
+        Command::Buildpacks(arg) => buildpacks::show(&ctx, &resolve_app(arg)?),
+        Command::BuildpacksAdd {
+            app,
+            index,
+            buildpack,
+        } => buildpacks::add(&ctx, &resolve_app(app)?, &buildpack, index),
+        Command::BuildpacksSet {
+            app,
+            index,
+            buildpack,
+        } => buildpacks::set(&ctx, &resolve_app(app)?, &buildpack, index),
+        Command::BuildpacksRemove {
+            app,
+            index,
+            buildpack,
+        } => buildpacks::remove(&ctx, &resolve_app(app)?, buildpack.as_deref(), index),
+        Command::BuildpacksClear(arg) => buildpacks::clear(&ctx, &resolve_app(arg)?),
         Command::Ps(arg) => ps::ps(&ctx, &resolve_app(arg)?),
         Command::PsScale { app, pairs } => ps::scale(&ctx, &resolve_app(app)?, &pairs),
         Command::PsResize { app, pairs, memory } => {

@@ -1,18 +1,19 @@
-//! Third-party classic buildpacks (`paas buildpacks:set -a APP URL|PATH`), as Heroku's
-//! `heroku buildpacks:set`: a git URL (`https://`, `http://`, `git://`, or `file://` for
+//! Third-party classic buildpacks (`paas buildpacks:add -a APP URL|PATH`, a `.buildpacks`
+//! file, `BUILDPACK_URL`), as Heroku's: a git URL (`https://`, `http://`, `git://`, or `file://` for
 //! admins), optionally pinned with a `#ref` suffix (branch, tag or commit), or an absolute
 //! local path on the controller (admins only: it ships that directory to the build).
 //!
 //! At every build the controller fetches it again (`git clone --depth 1`, or a copy of the
 //! path) into `DATA/buildpacks/<hash of the spec>/` (replaced whole once the fetch
-//! succeeded), checks that `bin/detect` and `bin/compile` exist, and serves it as a tar to
-//! the build job, which unpacks it at [`MOUNT`]; `buildpacks/bin/build` then runs it
-//! exactly like a built-in one (Heroku classic API).
+//! succeeded), checks that `bin/detect` and `bin/compile` exist, and copies it into the
+//! build's tar of buildpacks, which the build job unpacks at [`MOUNT`];
+//! `buildpacks/bin/build` then runs it exactly like a built-in one (Heroku classic API).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Where the app's own buildpack is unpacked in the build container.
+/// Where the build's third-party buildpacks are unpacked in the build container, one
+/// directory each, named after its position in the list (`/buildpack/1`, …).
 pub const MOUNT: &str = "/buildpack";
 /// How long fetching a buildpack may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
@@ -40,6 +41,21 @@ pub enum CustomError {
          bin/compile and (optionally) bin/release"
     )]
     NotABuildpack { spec: String, file: &'static str },
+    #[error(
+        "{spec} ({origin}) is read from the controller's disk, which only an admin may choose: \
+         use a buildpack's git URL (https://…, #ref pins it) or a built-in name, or ask an \
+         admin to run `paas buildpacks:add`"
+    )]
+    LocalNotAllowed { spec: String, origin: String },
+    #[error(
+        "{origin} lists {count} buildpacks; at most {max} run in one build: remove some and \
+         push again"
+    )]
+    TooMany {
+        origin: String,
+        count: usize,
+        max: usize,
+    },
     #[error("preparing the buildpack {spec}: {source}")]
     Io {
         spec: String,
@@ -72,13 +88,36 @@ impl Source {
 
 /// True when `spec` names a built-in buildpack (else it is a third-party one).
 pub fn is_builtin(spec: &str) -> bool {
-    super::buildpacks::builtin_names().iter().any(|n| n == spec)
+    builtin_of(spec).is_some()
+}
+
+/// The built-in buildpack `spec` names: its own name (`nodejs`) or Heroku's short name for
+/// the same language (`heroku/nodejs`), so a list written for Heroku builds here as is.
+pub fn builtin_of(spec: &str) -> Option<String> {
+    let name = spec.strip_prefix("heroku/").unwrap_or(spec);
+    super::buildpacks::builtin_names()
+        .into_iter()
+        .find(|n| n == name)
+}
+
+/// The spec as it may be shown (push output, errors, logs): a password or token in a URL's
+/// user part (`https://user:TOKEN@host/bp.git`, which private buildpacks need) becomes
+/// `***`.
+pub fn redacted(spec: &str) -> String {
+    let Some((scheme, rest)) = spec.split_once("://") else {
+        return spec.to_string();
+    };
+    let host_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..host_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => spec.to_string(),
+    }
 }
 
 /// Reads a buildpack spec that is not a built-in name.
 pub fn parse(spec: &str) -> Result<Source, CustomError> {
     let unknown = || CustomError::Unknown {
-        spec: spec.to_string(),
+        spec: redacted(spec),
         builtin: super::buildpacks::builtin_names().join(", "),
     };
     if spec.is_empty()
@@ -146,8 +185,8 @@ async fn run_git(args: &[&str], spec: &str) -> Result<(), CustomError> {
     .stdin(std::process::Stdio::null())
     .kill_on_drop(true);
     let fetch_err = |detail: String| CustomError::Fetch {
-        spec: spec.to_string(),
-        detail,
+        spec: redacted(spec),
+        detail: detail.replace(spec, &redacted(spec)),
     };
     let out = tokio::time::timeout(FETCH_TIMEOUT, cmd.output())
         .await
@@ -198,7 +237,7 @@ async fn fetch_locked(
     source: &Source,
 ) -> Result<PathBuf, CustomError> {
     let io = |source: std::io::Error| CustomError::Io {
-        spec: spec.to_string(),
+        spec: redacted(spec),
         source,
     };
     let dir = cache_dir(data_dir, spec);
@@ -228,12 +267,12 @@ async fn fetch_into(dest: &Path, spec: &str, source: &Source) -> Result<(), Cust
             let meta = tokio::fs::metadata(path)
                 .await
                 .map_err(|e| CustomError::Fetch {
-                    spec: spec.to_string(),
+                    spec: redacted(spec),
                     detail: format!("{} cannot be read: {e}", path.display()),
                 })?;
             if !meta.is_dir() {
                 return Err(CustomError::Fetch {
-                    spec: spec.to_string(),
+                    spec: redacted(spec),
                     detail: format!("{} is not a directory", path.display()),
                 });
             }
@@ -241,11 +280,11 @@ async fn fetch_into(dest: &Path, spec: &str, source: &Source) -> Result<(), Cust
             tokio::task::spawn_blocking(move || copy_tree(&from, &to))
                 .await
                 .map_err(|e| CustomError::Io {
-                    spec: spec.to_string(),
+                    spec: redacted(spec),
                     source: std::io::Error::other(e.to_string()),
                 })?
                 .map_err(|e| CustomError::Io {
-                    spec: spec.to_string(),
+                    spec: redacted(spec),
                     source: e,
                 })
         }
@@ -317,7 +356,7 @@ pub fn check(dir: &Path, spec: &str) -> Result<(), CustomError> {
             .unwrap_or(false);
         if !ok {
             return Err(CustomError::NotABuildpack {
-                spec: spec.to_string(),
+                spec: redacted(spec),
                 file,
             });
         }
@@ -325,25 +364,23 @@ pub fn check(dir: &Path, spec: &str) -> Result<(), CustomError> {
     Ok(())
 }
 
-/// Fetches the app's buildpack and writes its tar to `tar_path` (the build's input).
-pub async fn prepare(data_dir: &Path, spec: &str, tar_path: &Path) -> Result<(), CustomError> {
+/// Fetches a third-party buildpack again and copies it (without `.git`) to `dest`, a new
+/// directory of the build.
+pub async fn prepare_into(data_dir: &Path, spec: &str, dest: &Path) -> Result<(), CustomError> {
     let source = parse(spec)?;
     let lock = cache_lock(&cache_dir(data_dir, spec));
     let _guard = lock.lock().await;
     let dir = fetch_locked(data_dir, spec, &source).await?;
-    let tar_path = tar_path.to_path_buf();
-    let spec_owned = spec.to_string();
-    tokio::task::spawn_blocking(move || {
-        let tar = super::tar_dir::tar_dir(&dir)?;
-        std::fs::write(&tar_path, tar)
-    })
-    .await
-    .map_err(|e| std::io::Error::other(e.to_string()))
-    .and_then(|r| r)
-    .map_err(|source| CustomError::Io {
-        spec: spec_owned,
-        source,
-    })
+    let dest = dest.to_path_buf();
+    let spec_owned = redacted(spec);
+    tokio::task::spawn_blocking(move || copy_tree(&dir, &dest))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(|r| r)
+        .map_err(|source| CustomError::Io {
+            spec: spec_owned,
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -388,6 +425,12 @@ mod tests {
             );
         }
         assert!(is_builtin("go") && is_builtin("python") && !is_builtin("/x"));
+        assert_eq!(
+            redacted("https://me:s3cret@host/a@b.git#v1"),
+            "https://***@host/a@b.git#v1"
+        );
+        assert_eq!(redacted("https://host/bp.git"), "https://host/bp.git");
+        assert_eq!(redacted("/srv/bp"), "/srv/bp");
     }
 
     fn git(dir: &Path, args: &[&str]) {

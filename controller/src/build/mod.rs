@@ -452,26 +452,7 @@ async fn build_and_release(
         .await?
         .ok_or_else(|| crate::store::StoreError::NoApp(app.to_string()))?;
     let mut spec = build_job_spec(&c.settings, input, &job_id, app_id);
-    if let Some(bp) = c.store.app_buildpack(app).await? {
-        if custom::is_builtin(&bp) {
-            spec.env.insert("PAAS_BUILDPACK".into(), bp);
-        } else {
-            out.line(format!("-----> Fetching buildpack {bp}")).await;
-            let tar = c.settings.build_dir(&input.id).join("buildpack.tar");
-            custom::prepare(&c.settings.data_dir, &bp, &tar).await?;
-            spec.inputs.push(paas_api::JobInput {
-                url: format!(
-                    "{}/internal/builds/{}/buildpack.tar",
-                    c.settings.internal_url, input.id
-                ),
-                path: custom::MOUNT.into(),
-                readonly: true,
-            });
-            spec.env
-                .insert("PAAS_BUILDPACK".into(), custom::MOUNT.to_string());
-            spec.env.insert("PAAS_BUILDPACK_NAME".into(), bp);
-        }
-    }
+    buildpacks::apply(c, input, &config, &mut spec, out).await?;
     tracing::debug!(%app, %node, job = %job_id, "running the build job");
     let limit = c.settings.build_limits.timeout;
     let outcome = tokio::time::timeout(limit, job::run_build_job(c, &node_url, &spec, out))

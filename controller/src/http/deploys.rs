@@ -9,10 +9,16 @@
 //!   `status`) or failed (`422`, rolled back).
 //! * the release list gains `status` (`pending`, `succeeded`, `failed`) and
 //!   `status_reason` (why a deploy failed).
-//! * `GET/PUT(POST)/DELETE /v1/apps/{app}/buildpack` `{"buildpack": "static"}`: the built-in
-//!   buildpack builds of the app use instead of detection, or a third-party one from a git
-//!   URL (`#ref` pins it) or a path on the controller (`paas buildpacks:set`; a path or a
-//!   `file://` URL is read from the controller's disk: admins only, 403 for members).
+//! * `GET/PUT /v1/apps/{app}/buildpacks` `{"buildpacks": ["nodejs", "https://…#v2"]}`: the
+//!   buildpacks builds of the app run, in order, instead of detection (`paas
+//!   buildpacks:add/set/remove/clear`; the CLI edits the list and puts it whole): built-in
+//!   names (or Heroku's `heroku/NAME`), classic buildpacks from a git URL (`#ref` pins it)
+//!   or a path on the controller (a path or a `file://` URL is read from the controller's
+//!   disk: admins only, 403 for members; one an admin added stays when a member edits the
+//!   rest). New third-party entries are fetched before the answer, so a bad URL fails here.
+//!   The answer carries `buildpack_url`: the `BUILDPACK_URL` config var, which wins.
+//! * `GET/PUT/DELETE /v1/apps/{app}/buildpack` `{"buildpack": "static"}`: the same list as
+//!   one buildpack (GET: the last one; PUT: the list becomes it; DELETE clears the list).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,17 +35,22 @@ use serde_json::{json, Value};
 
 use super::ApiError;
 use crate::auth::{log_refusal, may_use_repository, AppAccess, Caller};
-use crate::build::{custom, roll_out, BuildError, Output};
+use crate::build::{buildpacks, custom, roll_out, BuildError, Output};
 use crate::state::Controller;
 use crate::store::NewRelease;
 
 pub(super) fn routes() -> Router<Arc<Controller>> {
-    Router::new().route(
-        "/v1/apps/{app}/buildpack",
-        get(get_buildpack)
-            .put(set_buildpack)
-            .delete(clear_buildpack),
-    )
+    Router::new()
+        .route(
+            "/v1/apps/{app}/buildpack",
+            get(get_buildpack)
+                .put(set_buildpack)
+                .delete(clear_buildpack),
+        )
+        .route(
+            "/v1/apps/{app}/buildpacks",
+            get(list_buildpacks).put(replace_buildpacks),
+        )
 }
 
 /// The releases as JSON; each already carries its deploy `status` and `status_reason`
@@ -235,18 +246,120 @@ struct BuildpackBody {
     buildpack: String,
 }
 
+#[derive(Debug, Deserialize)]
+struct BuildpacksBody {
+    buildpacks: Vec<String>,
+}
+
+/// The answer of the list routes: the app's buildpacks and the `BUILDPACK_URL` config var,
+/// which wins over them when set.
+async fn buildpacks_answer(c: &Controller, app: &str) -> Result<Value, ApiError> {
+    let list = c.store.app_buildpacks(app).await?;
+    let config = c.store.config_vars(app).await?;
+    let url = config
+        .get(buildpacks::BUILDPACK_URL)
+        .filter(|v| !v.trim().is_empty());
+    Ok(json!({ "app": app, "buildpacks": list, "buildpack_url": url }))
+}
+
+async fn existing_app(c: &Controller, app: &str) -> Result<(), ApiError> {
+    if c.store.get_app(app).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no app named {app}")));
+    }
+    Ok(())
+}
+
+/// Checks (and fetches, so a bad URL or ref fails now) every buildpack of `list` that is
+/// not already in `current`; a path or `file://` only for admins.
+async fn check_list(
+    c: &Controller,
+    caller: &Caller,
+    current: &[String],
+    list: &[String],
+) -> Result<Vec<String>, ApiError> {
+    if list.len() > buildpacks::MAX_BUILDPACKS {
+        return Err(ApiError::Validation(format!(
+            "{} buildpacks given; at most {} run in one build",
+            list.len(),
+            buildpacks::MAX_BUILDPACKS
+        )));
+    }
+    let mut checked: Vec<String> = Vec::new();
+    for bp in list {
+        let name = bp.trim().to_string();
+        if checked.contains(&name) {
+            return Err(ApiError::Validation(format!(
+                "{name} is in the list twice: each buildpack runs once"
+            )));
+        }
+        if !custom::is_builtin(&name) && !current.contains(&name) {
+            let source = custom::parse(&name).map_err(|e| ApiError::Validation(e.to_string()))?;
+            if source.is_local() && !caller.is_admin() {
+                let what = if matches!(source, custom::Source::Path(_)) {
+                    "a local path"
+                } else {
+                    "a file:// URL"
+                };
+                let message = format!(
+                    "{}. Use a built-in buildpack ({}) or a git URL (https://…, #ref pins it) \
+                     instead, or ask an admin to add it",
+                    custom::CustomError::AdminOnly { what },
+                    buildpacks::builtin_names().join(", ")
+                );
+                return Err(caller.forbid(&message));
+            }
+            custom::fetch(&c.settings.data_dir, &name, &source)
+                .await
+                .map_err(|e| ApiError::Validation(e.to_string()))?;
+        }
+        checked.push(name);
+    }
+    Ok(checked)
+}
+
+/// `GET /v1/apps/{app}/buildpacks`.
+async fn list_buildpacks(
+    _: AppAccess,
+    State(c): State<Arc<Controller>>,
+    Path(app): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    existing_app(&c, &app).await?;
+    Ok(Json(buildpacks_answer(&c, &app).await?))
+}
+
+/// `PUT /v1/apps/{app}/buildpacks` `{"buildpacks": [...]}`: the whole list, in order (as
+/// Heroku's buildpack-installations; `[]` clears it).
+async fn replace_buildpacks(
+    access: AppAccess,
+    State(c): State<Arc<Controller>>,
+    Path(app): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let req: BuildpacksBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "the body must be {{\"buildpacks\": [\"NAME|URL|PATH\", …]}}: {e}"
+        ))
+    })?;
+    existing_app(&c, &app).await?;
+    let current = c.store.app_buildpacks(&app).await?;
+    let list = check_list(&c, &access.0, &current, &req.buildpacks).await?;
+    c.store.set_app_buildpacks(&app, &list).await?;
+    Ok(Json(buildpacks_answer(&c, &app).await?))
+}
+
+/// `GET /v1/apps/{app}/buildpack`: the last buildpack of the list (the one whose process
+/// types count), for clients of the single-buildpack route.
 async fn get_buildpack(
     _: AppAccess,
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    if c.store.get_app(&app).await?.is_none() {
-        return Err(ApiError::NotFound(format!("no app named {app}")));
-    }
-    let bp = c.store.app_buildpack(&app).await?;
+    existing_app(&c, &app).await?;
+    let bp = c.store.app_buildpacks(&app).await?.pop();
     Ok(Json(json!({ "app": app, "buildpack": bp })))
 }
 
+/// `PUT /v1/apps/{app}/buildpack`: the list becomes this one buildpack.
 async fn set_buildpack(
     access: AppAccess,
     State(c): State<Arc<Controller>>,
@@ -258,33 +371,11 @@ async fn set_buildpack(
             "the body must be {{\"buildpack\": \"NAME|URL|PATH\"}}: {e}"
         ))
     })?;
-    if c.store.get_app(&app).await?.is_none() {
-        return Err(ApiError::NotFound(format!("no app named {app}")));
-    }
-    let name = req.buildpack.trim();
-    if !custom::is_builtin(name) {
-        // A third-party buildpack: fetched now, so a bad URL or ref fails here.
-        let source = custom::parse(name).map_err(|e| ApiError::Validation(e.to_string()))?;
-        if source.is_local() && !access.0.is_admin() {
-            let what = if matches!(source, custom::Source::Path(_)) {
-                "a local path"
-            } else {
-                "a file:// URL"
-            };
-            let message = format!(
-                "{}. Use a built-in buildpack ({}) or a git URL (https://…, #ref pins it) \
-                 instead, or ask an admin to set it",
-                custom::CustomError::AdminOnly { what },
-                crate::build::buildpacks::builtin_names().join(", ")
-            );
-            return Err(access.0.forbid(&message));
-        }
-        custom::fetch(&c.settings.data_dir, name, &source)
-            .await
-            .map_err(|e| ApiError::Validation(e.to_string()))?;
-    }
-    c.store.set_app_buildpack(&app, Some(name)).await?;
-    Ok(Json(json!({ "app": app, "buildpack": name })))
+    existing_app(&c, &app).await?;
+    let current = c.store.app_buildpacks(&app).await?;
+    let list = check_list(&c, &access.0, &current, &[req.buildpack]).await?;
+    c.store.set_app_buildpacks(&app, &list).await?;
+    Ok(Json(json!({ "app": app, "buildpack": list[0] })))
 }
 
 async fn clear_buildpack(
@@ -292,10 +383,8 @@ async fn clear_buildpack(
     State(c): State<Arc<Controller>>,
     Path(app): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    if c.store.get_app(&app).await?.is_none() {
-        return Err(ApiError::NotFound(format!("no app named {app}")));
-    }
-    c.store.set_app_buildpack(&app, None).await?;
+    existing_app(&c, &app).await?;
+    c.store.set_app_buildpacks(&app, &[]).await?;
     Ok(Json(json!({ "app": app, "buildpack": null })))
 }
 

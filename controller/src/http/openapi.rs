@@ -145,9 +145,11 @@ pub const OPERATIONS: &[Operation] = &[
     op("POST", "/v1/tokens", "access", "Create an API token, shown once: {\"name\"?, \"expires_in_secs\"?, \"user\"?}", 201, Object, Object),
     op("DELETE", "/v1/tokens/{id}", "access", "Revoke an API token", 204, Body::None, Body::None),
     op("POST", "/v1/node-tokens", "nodes", "Issue a node its own token: {\"node\"} (admins)", 201, Object, Object),
-    op("GET", "/v1/apps/{app}/buildpack", "builds", "The buildpack the app builds with (null: detection)", 200, Object, Body::None),
-    op("PUT", "/v1/apps/{app}/buildpack", "builds", "Choose a built-in buildpack ({\"buildpack\": \"python\"}) or a third-party one by git URL (#ref) or controller path (admins); fetched now", 200, Object, Object),
-    op("DELETE", "/v1/apps/{app}/buildpack", "builds", "Go back to detection", 204, Body::None, Body::None),
+    op("GET", "/v1/apps/{app}/buildpacks", "builds", "The buildpacks the app builds with, in order ({\"buildpacks\": [...], \"buildpack_url\": BUILDPACK_URL or null}; []: detection)", 200, Object, Body::None),
+    op("PUT", "/v1/apps/{app}/buildpacks", "builds", "Replace the app's buildpack list ({\"buildpacks\": [\"nodejs\", \"https://…#ref\"]}; [] clears it): built-in names (or heroku/NAME), git URLs, or controller paths and file:// URLs (admins); new ones fetched now", 200, Object, Object),
+    op("GET", "/v1/apps/{app}/buildpack", "builds", "The last buildpack of the app's list (null: detection)", 200, Object, Body::None),
+    op("PUT", "/v1/apps/{app}/buildpack", "builds", "Make the app's list this one buildpack ({\"buildpack\": \"python\"}); as PUT /buildpacks", 200, Object, Object),
+    op("DELETE", "/v1/apps/{app}/buildpack", "builds", "Clear the app's buildpack list: detection again", 204, Body::None, Body::None),
     op("DELETE", "/v1/node-tokens/{node}", "nodes", "Revoke a node's own token (admins)", 204, Body::None, Body::None),
 ];
 

@@ -2,7 +2,8 @@
 //! (read from the source, so a route added anywhere shows up) and [`OPERATIONS`] must name
 //! the same (method, path) pairs; every documented operation must reach a handler of the
 //! real router (not the "no API endpoint" fallback, not 405); and the served JSON must be
-//! an OpenAPI 3 document whose `$ref`s all resolve.
+//! an OpenAPI 3 document whose `$ref`s all resolve; every (method, path) the CLI sends
+//! (`cli/src/routes.rs`) must be documented and mounted.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -246,6 +247,56 @@ fn the_document_is_openapi_3_with_resolving_refs_and_the_error_codes() {
         assert!(
             description.contains(code),
             "{code} missing from {description}"
+        );
+    }
+}
+
+/// The CLI's list of the (method, path) pairs it sends (`cli/src/routes_list.rs`, held to the
+/// CLI's source by the CLI's own test).
+mod cli_routes {
+    include!("../../../cli/src/routes_list.rs");
+}
+
+/// `/v1/apps/{app}` → `/v1/apps/{}`.
+fn without_param_names(path: &str) -> String {
+    let mut out = String::new();
+    let mut skip = false;
+    for ch in path.chars() {
+        match ch {
+            '{' => {
+                skip = true;
+                out.push_str("{}");
+            }
+            '}' => skip = false,
+            _ if !skip => out.push(ch),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// What the CLI sends is what the controller documents and mounts: a CLI that POSTs where
+/// the server takes PUT (the `buildpacks:set` 405) fails here.
+#[test]
+fn every_route_the_cli_uses_is_documented_and_mounted() {
+    let documented: BTreeSet<(String, String)> = OPERATIONS
+        .iter()
+        .map(|o| (o.method.to_string(), without_param_names(o.path)))
+        .collect();
+    let mounted: BTreeSet<(String, String)> = registered()
+        .into_iter()
+        .map(|(m, p)| (m, without_param_names(&p)))
+        .collect();
+    assert!(cli_routes::ROUTES.len() > 30);
+    for (method, path) in cli_routes::ROUTES {
+        let key = (method.to_string(), without_param_names(path));
+        assert!(
+            documented.contains(&key),
+            "the CLI sends {method} {path}, which the OpenAPI document does not list"
+        );
+        assert!(
+            mounted.contains(&key),
+            "the CLI sends {method} {path}, which the controller does not mount"
         );
     }
 }

@@ -274,8 +274,9 @@ async fn git_info_refs_auth_names_and_first_push() {
             Some(&auth),
         )
         .await;
-    assert_eq!(a.status, StatusCode::FORBIDDEN);
-    assert!(a.body.contains("only `git push`"), "{}", a.body);
+    // A clone of an app that does not exist: 404, and no app is made.
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert!(a.body.contains("no app named hello"), "{}", a.body);
     assert!(f.c.store.get_app("hello").await.unwrap().is_none());
 
     let a = f.get(path, Some(&auth)).await;
@@ -389,5 +390,10 @@ async fn receive_pack_takes_plain_and_gzip_bodies() {
                 .unwrap(),
         )
         .await;
-    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    // Clone and fetch are served to admins and collaborators (git/upload.rs).
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(
+        a.headers[header::CONTENT_TYPE],
+        "application/x-git-upload-pack-result"
+    );
 }

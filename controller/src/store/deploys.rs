@@ -1,7 +1,7 @@
 //! How a release's deploy went (migration 0009): its health check from app.json, its
 //! status (`pending`, `succeeded`, `failed`) and the reason of a failure; moving an app's
-//! current release back after a failed deploy (auto rollback); the buildpack an app chose
-//! with `paas buildpacks:set`.
+//! current release back after a failed deploy (auto rollback); the buildpacks an app chose
+//! with `paas buildpacks:add/set`.
 
 use std::collections::HashMap;
 
@@ -171,30 +171,35 @@ impl Store {
         Ok(res.rows_affected() == 1)
     }
 
-    /// The buildpack `paas buildpacks:set` chose for the app, if any.
-    pub async fn app_buildpack(&self, app: &str) -> Result<Option<String>> {
+    /// The buildpacks `paas buildpacks:add/set` chose for the app, in order (empty: none).
+    /// Kept in `app_buildpacks.buildpack` one a line (a buildpack never holds whitespace).
+    pub async fn app_buildpacks(&self, app: &str) -> Result<Vec<String>> {
         let row = sqlx::query("SELECT buildpack FROM app_buildpacks WHERE app = $1")
             .bind(app)
             .fetch_optional(self.pool())
             .await
-            .map_err(query("reading the app's buildpack"))?;
-        Ok(row.and_then(|r| r.try_get("buildpack").ok()))
+            .map_err(query("reading the app's buildpacks"))?;
+        let text: String = row
+            .and_then(|r| r.try_get("buildpack").ok())
+            .unwrap_or_default();
+        Ok(text.lines().map(str::to_string).collect())
     }
 
-    /// Sets (or with `None` clears) the app's buildpack.
-    pub async fn set_app_buildpack(&self, app: &str, buildpack: Option<&str>) -> Result<()> {
-        let q = match buildpack {
-            Some(bp) => sqlx::query(
+    /// Replaces the app's buildpacks (an empty list clears them).
+    pub async fn set_app_buildpacks(&self, app: &str, buildpacks: &[String]) -> Result<()> {
+        let q = if buildpacks.is_empty() {
+            sqlx::query("DELETE FROM app_buildpacks WHERE app = $1").bind(app)
+        } else {
+            sqlx::query(
                 "INSERT INTO app_buildpacks (app, buildpack) VALUES ($1, $2) \
                  ON CONFLICT (app) DO UPDATE SET buildpack = excluded.buildpack",
             )
             .bind(app)
-            .bind(bp),
-            None => sqlx::query("DELETE FROM app_buildpacks WHERE app = $1").bind(app),
+            .bind(buildpacks.join("\n"))
         };
         q.execute(self.pool())
             .await
-            .map_err(query("setting the app's buildpack"))?;
+            .map_err(query("setting the app's buildpacks"))?;
         Ok(())
     }
 }
@@ -252,14 +257,13 @@ mod tests {
             Some(1)
         );
 
-        assert_eq!(s.app_buildpack("a").await.unwrap(), None);
-        s.set_app_buildpack("a", Some("static")).await.unwrap();
-        s.set_app_buildpack("a", Some("procfile")).await.unwrap();
-        assert_eq!(
-            s.app_buildpack("a").await.unwrap().as_deref(),
-            Some("procfile")
-        );
-        s.set_app_buildpack("a", None).await.unwrap();
-        assert_eq!(s.app_buildpack("a").await.unwrap(), None);
+        let none: Vec<String> = vec![];
+        assert_eq!(s.app_buildpacks("a").await.unwrap(), none);
+        s.set_app_buildpacks("a", &["static".into()]).await.unwrap();
+        let two = vec!["nodejs".to_string(), "https://h/bp.git#v1".to_string()];
+        s.set_app_buildpacks("a", &two).await.unwrap();
+        assert_eq!(s.app_buildpacks("a").await.unwrap(), two);
+        s.set_app_buildpacks("a", &[]).await.unwrap();
+        assert_eq!(s.app_buildpacks("a").await.unwrap(), none);
     }
 }

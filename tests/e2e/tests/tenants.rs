@@ -32,6 +32,7 @@ fn body_for(method: &str, template: &str) -> Option<Value> {
         ("POST", "/collaborators") => json!({"user": "mallory"}),
         ("PATCH", "/api-access") => json!({"enabled": true}),
         ("PUT" | "POST", "/buildpack") => json!({"buildpack": "static"}),
+        ("PUT", "/buildpacks") => json!({"buildpacks": ["static"]}),
         ("POST", "/certs") => json!({"certificate": "x", "key": "y"}),
         _ => return None,
     };

@@ -442,7 +442,8 @@ fn mallory_cannot_clone_fetch_or_push_vics_git_repository() {
             .unwrap();
         let status = resp.status().as_u16();
         let body = resp.text().unwrap_or_default();
-        if status != 403 || body.contains(&vic_head) {
+        // Clone and fetch answer as the API does for an app one may not use: 404.
+        if status != 404 || body.contains(&vic_head) {
             wrong.push(format!("{path}: {status} {body}"));
         }
     }
