@@ -208,7 +208,7 @@ pub fn check_cert(
         .map_err(|e| CertError::X509(e.to_string()))?;
     let validity = x509.validity();
     let fmt = |t: &x509_parser::time::ASN1Time| {
-        crate::util::rfc3339_from_ms(t.timestamp().saturating_mul(1000))
+        crate::clock::rfc3339_from_ms(t.timestamp().saturating_mul(1000))
     };
     if validity.not_after.timestamp() < now_unix {
         return Err(CertError::Expired(fmt(&validity.not_after)));

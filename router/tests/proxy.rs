@@ -8,7 +8,7 @@ use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use http::StatusCode;
-use paas_controller::router::{serve, Backend, Route, RouteTable};
+use paas_router::{serve, Backend, Route, RouteTable};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -1,4 +1,4 @@
-//! The router: `Host: <app>.<domain>` → a healthy backend of the app's `web` process.
+//! paas-router: `Host: <app>.<domain>` → a healthy backend of the app's `web` process.
 //!
 //! CONTRACT used by the rest of the controller (the router helper implements the bodies and
 //! may add to this API, not change it). The route table is pushed in; this module never
@@ -22,6 +22,7 @@
 
 mod access;
 pub mod acme;
+mod clock;
 mod exchange;
 mod headers;
 mod history;
