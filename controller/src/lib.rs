@@ -35,6 +35,7 @@ pub mod job_stats;
 pub mod names;
 pub mod registry;
 pub use paas_router as router;
+pub mod router_supervisor;
 pub mod routing;
 pub mod scheduler;
 pub mod standalone;

@@ -24,11 +24,13 @@ mod access;
 pub mod acme;
 mod clock;
 mod exchange;
+pub mod feed;
 mod headers;
 mod history;
 mod idle;
 mod pages;
 mod pool;
+pub mod process;
 mod proxy;
 mod raw;
 pub mod tls;
@@ -200,6 +202,9 @@ pub struct RouteTable {
     redirects: Arc<Mutex<HashSet<String>>>,
     /// Pending ACME HTTP-01 challenges, answered before routing.
     challenges: acme::Challenges,
+    /// Bumped on every `replace` and [`RouteTable::touch`]: what the router process's feed
+    /// waits on.
+    changed: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl RouteTable {
@@ -278,6 +283,20 @@ impl RouteTable {
         drop(old);
         *self.inner.write().unwrap_or_else(|e| e.into_inner()) = snap;
         slots.retain(|_, w| w.strong_count() > 0);
+        drop(slots);
+        self.touch();
+    }
+
+    /// Tells whoever follows [`RouteTable::changes`] that something changed (call it after
+    /// replacing the certificates; `replace` and the redirects call it themselves).
+    pub fn touch(&self) {
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Turns on every change of routes, redirects or (after [`RouteTable::touch`])
+    /// certificates.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 
     /// Takes the backend at `addr` out of every route (the other backends and routes stay),

@@ -67,6 +67,8 @@ pub fn bins() -> &'static Bins {
                 "paas-node-agent",
                 "-p",
                 "paas",
+                "-p",
+                "paas-router",
                 "--bins",
             ])
             .status()
@@ -150,6 +152,8 @@ fn free_port() -> u16 {
 /// A running standalone paas.
 pub struct Paas {
     child: Child,
+    /// The controller's command line (for [`Paas::restart_controller`]).
+    args: Vec<std::ffi::OsString>,
     pub data: tempfile::TempDir,
     pub api: String,
     pub router_addr: String,
@@ -212,8 +216,8 @@ impl Paas {
             let router_tls_port = free_port();
             let log_path = data.path().join("controller.log");
             let log = std::fs::File::create(&log_path).unwrap();
-            let child = Command::new(&bins.controller)
-                .arg("--standalone")
+            let mut cmd = Command::new(&bins.controller);
+            cmd.arg("--standalone")
                 .arg("--data-dir")
                 .arg(data.path())
                 .arg("--listen")
@@ -234,13 +238,16 @@ impl Paas {
                 .arg("--stacks-dir")
                 .arg(stacks)
                 .args(extra)
-                .env("RUST_LOG", "info")
+                .env("RUST_LOG", "info");
+            let args: Vec<std::ffi::OsString> = cmd.get_args().map(|a| a.to_owned()).collect();
+            let child = cmd
                 .stdout(Stdio::from(log.try_clone().unwrap()))
                 .stderr(Stdio::from(log))
                 .spawn()
                 .expect("start paas-controller");
             let mut paas = Paas {
                 child,
+                args,
                 api: format!("http://127.0.0.1:{api_port}"),
                 router_addr: format!("127.0.0.1:{router_port}"),
                 router_tls_addr: format!("127.0.0.1:{router_tls_port}"),
@@ -297,6 +304,40 @@ impl Paas {
             .ok()
             .and_then(|v| v.as_array().cloned())
             .is_some_and(|nodes| nodes.iter().any(|n| n["state"] == "up"))
+    }
+
+    /// SIGKILLs the controller (its router process and the containers live on).
+    pub fn kill_controller(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the controller again with the same flags (`bin`: another binary, as in an
+    /// upgrade) and waits until it is ready.
+    pub fn restart_controller(&mut self, bin: Option<&Path>) {
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log_path)
+            .unwrap();
+        self.child = Command::new(bin.unwrap_or(&bins().controller))
+            .args(&self.args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("restart paas-controller");
+        if let Err(log) = self.wait_ready() {
+            panic!("paas-controller exited during restart:\n{log}");
+        }
+    }
+
+    /// The pid of the router process serving from the data dir, if one runs.
+    pub fn router_pid(&self) -> Option<i32> {
+        let text = std::fs::read_to_string(self.data.path().join("router/listening")).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let pid = v["pid"].as_i64()? as i32;
+        // SAFETY: kill(2) with signal 0 only checks that the pid exists.
+        (unsafe { libc::kill(pid, 0) } == 0).then_some(pid)
     }
 
     /// The controller's (and its agent's) log so far.
@@ -600,6 +641,14 @@ impl Drop for Paas {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The router process outlives the controller by design; tests must not leave it.
+        if let Some(pid) = self.router_pid() {
+            // SAFETY: kill(2) on the pid the router wrote for itself in this test's data
+            // dir, checked alive just now.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
         // The agent leaves containers running on exit by design; tests must not.
         let out = Command::new(&bins().agent)
             .arg("cleanup")
