@@ -8,7 +8,10 @@
 #   CONNS (50) connections, SECS (5) seconds per measurement after a 1 s warm-up, ROUNDS
 #   (3) rounds of nginx then paas (interleaved, so a noisy machine hits both); the last
 #   line has the medians. Direct to the backend is measured before and after (stderr).
-# Last line: `router: paas <req/s> nginx <req/s> ratio <paas/nginx> p99 paas <ms> nginx <ms>`
+# Then the same with wrk as a second load generator (WRK_THREADS (2) threads, WRK_CONNS
+# (64) connections, as in issue 16), when wrk is installed (deploy/install-deps).
+# Last lines: `router: paas <req/s> nginx <req/s> ratio <paas/nginx> p99 paas <ms> nginx <ms>`
+#             `router (wrk): paas <req/s> nginx <req/s> ratio <paas/nginx> p99 paas <ms> nginx <ms>`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 conns=${CONNS:-50}
@@ -22,7 +25,7 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
 fi
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
-cargo build --release -q -p paas-controller --example router_bench
+cargo build --release -q -p paas-router --example router_bench
 bin=target/release/examples/router_bench
 work=$(mktemp -d /tmp/paas-bench-router.XXXXXX)
 base=$(( 19000 + ($$ % 300) * 3 ))
@@ -112,3 +115,33 @@ n_rps=$(median "${nginx_rps[@]}") n_p99=$(median "${nginx_p99[@]}")
 p_rps=$(median "${paas_rps[@]}") p_p99=$(median "${paas_p99[@]}")
 ratio=$(awk -v a="$p_rps" -v b="$n_rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
 echo "router: paas $p_rps nginx $n_rps ratio $ratio p99 paas $p_p99 nginx $n_p99"
+
+# wrk: "req/s p99(ms)" for PORT (after a 1 s warm-up).
+wrk_measure() {
+    wrk -t"${WRK_THREADS:-2}" -c"${WRK_CONNS:-64}" -d1s -H 'Host: bench.localhost' \
+        "http://127.0.0.1:$2/" >/dev/null
+    local out rps p99
+    out=$(wrk -t"${WRK_THREADS:-2}" -c"${WRK_CONNS:-64}" -d"${secs}s" --latency \
+        -H 'Host: bench.localhost' "http://127.0.0.1:$2/")
+    rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
+    # wrk prints 99% as e.g. 1.23ms, 850.00us or 1.02s: in ms.
+    p99=$(awk '$1 == "99%" { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
+        if (u == "us") v /= 1000; else if (u == "s") v *= 1000; printf "%.2f", v }' <<<"$out")
+    printf '%-7s %9s req/s  p99 %7s ms  (wrk)\n' "$1" "$rps" "$p99" >&2
+    echo "$rps $p99"
+}
+if command -v wrk >/dev/null 2>&1; then
+    nginx_rps=() nginx_p99=() paas_rps=() paas_p99=()
+    for _ in $(seq 1 "$rounds"); do
+        read -r rps p99 <<<"$(wrk_measure nginx $nginx_port)"
+        nginx_rps+=("$rps") nginx_p99+=("$p99")
+        read -r rps p99 <<<"$(wrk_measure paas $router_port)"
+        paas_rps+=("$rps") paas_p99+=("$p99")
+    done
+    n_rps=$(median "${nginx_rps[@]}") n_p99=$(median "${nginx_p99[@]}")
+    p_rps=$(median "${paas_rps[@]}") p_p99=$(median "${paas_p99[@]}")
+    ratio=$(awk -v a="$p_rps" -v b="$n_rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+    echo "router (wrk): paas $p_rps nginx $n_rps ratio $ratio p99 paas $p_p99 nginx $n_p99"
+else
+    echo "wrk is not installed (deploy/install-deps): no second load generator" >&2
+fi

@@ -72,6 +72,19 @@ pub struct ServeArgs {
     /// Serve no HTTPS.
     #[arg(long)]
     pub no_router_tls: bool,
+    /// The router process binary (default: `paas-router` next to this executable). The
+    /// controller starts it in its own process group, adopts one already running from
+    /// the same state dir, and leaves it running when it stops (see docs/router.md).
+    #[arg(long)]
+    pub router_bin: Option<PathBuf>,
+    /// The router process's state dir (its last route table, lock and log; default
+    /// DATA/router).
+    #[arg(long)]
+    pub router_state_dir: Option<PathBuf>,
+    /// Serve apps from inside the controller process instead of a `paas-router` process
+    /// (traffic then stops while the controller is down; for development).
+    #[arg(long)]
+    pub in_process_router: bool,
     /// Requests each app's router history keeps (per router thread; `paas logs` shows the
     /// newest of all threads). 0 keeps none.
     #[arg(long, default_value_t = crate::router::HistoryLimits::default().lines as u32,

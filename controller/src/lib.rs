@@ -7,8 +7,8 @@
 //! * `scheduler` – desired formations vs observed jobs → actions; a small loop applies them.
 //! * `store`     – sqlx (SQLite) persistence with numbered migrations.
 //! * `registry`  – content-addressed blob store and the OCI distribution API (`/v2/`).
-//! * `router`    – the Host-header reverse proxy; its route table is pushed to it and it
-//!   never touches the store.
+//! * `router`    – the Host-header reverse proxy: the `paas-router` crate (re-exported
+//!   here), which depends on nothing of the controller; its route table is pushed to it.
 //!
 //! Around them: `config` (command line, settings), `state` (the shared [`state::Controller`]),
 //! `auth` (tokens), `apps` (app services shared by the API and the dashboard), `dashboard`
@@ -35,7 +35,8 @@ pub mod job_stats;
 pub mod local_agent;
 pub mod names;
 pub mod registry;
-pub mod router;
+pub use paas_router as router;
+pub mod router_supervisor;
 pub mod routing;
 pub mod scheduler;
 pub mod standalone;

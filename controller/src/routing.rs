@@ -1,7 +1,9 @@
 //! The glue between the store and the router (which never reads the store itself): the
-//! route table saved as JSON when the scheduler pushes it (so a restarted router serves at
-//! once), the app certificates loaded into the router's [`TlsCerts`], and
-//! `paas-controller router`: the router as its own process, polling the store.
+//! route table saved as JSON when the scheduler pushes it (so a restarted controller
+//! starts from it), the app certificates loaded into the router's [`TlsCerts`], the feed
+//! the `paas-router` process follows (`GET /internal/router/feed`, [`feed_routes`]: the
+//! whole state, then again after each change), and the older `paas-controller router`
+//! (a router process that polls the store).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -129,6 +131,7 @@ pub async fn load_certs(store: &Store, table: &RouteTable) -> Result<Vec<String>
         })
         .collect();
     table.certs().replace(&pems);
+    table.touch();
     let mut ids: Vec<String> = pems.into_iter().map(|p| p.id).collect();
     ids.extend(
         table
@@ -137,6 +140,51 @@ pub async fn load_certs(store: &Store, table: &RouteTable) -> Result<Vec<String>
             .map(|a| format!("redirect:{a}")),
     );
     Ok(ids)
+}
+
+/// `GET /internal/router/feed` (a node token): what `paas-router` follows.
+pub fn feed_routes() -> axum::Router<std::sync::Arc<crate::state::Controller>> {
+    axum::Router::new().route("/internal/router/feed", axum::routing::get(feed))
+}
+
+/// Streams the router state as JSON lines: the whole state now, then again whenever the
+/// route table, redirects, certificates or ACME challenges change (push, no polling), and
+/// a blank line every [`paas_router::process::KEEPALIVE`] while nothing does.
+async fn feed(
+    _: crate::http::NodeAuth,
+    axum::extract::State(c): axum::extract::State<std::sync::Arc<crate::state::Controller>>,
+) -> axum::response::Response {
+    use paas_router::feed::Feed;
+    let table = c.routes.clone();
+    let routes = table.changes();
+    let challenges = table.challenges().changes();
+    let start = (table, routes, challenges, None::<String>);
+    let lines = futures_util::stream::unfold(start, |(table, mut r, mut ch, last)| async move {
+        loop {
+            if last.is_some() {
+                tokio::select! {
+                    changed = r.changed() => changed.ok()?,
+                    changed = ch.changed() => changed.ok()?,
+                    _ = tokio::time::sleep(paas_router::process::KEEPALIVE) => {
+                        let keepalive = Ok::<_, std::convert::Infallible>(bytes::Bytes::from_static(b"\n"));
+                        return Some((keepalive, (table, r, ch, last)));
+                    }
+                }
+            }
+            r.mark_unchanged();
+            ch.mark_unchanged();
+            let json = serde_json::to_string(&Feed::of(&table)).unwrap_or_default();
+            if last.as_ref() != Some(&json) {
+                let line = bytes::Bytes::from(format!("{json}\n"));
+                return Some((Ok(line), (table, r, ch, Some(json))));
+            }
+        }
+    });
+    axum::response::Response::builder()
+        .header(http::header::CONTENT_TYPE, "application/x-ndjson")
+        .header(http::header::CACHE_CONTROL, "no-store")
+        .body(axum::body::Body::from_stream(lines))
+        .unwrap_or_default()
 }
 
 /// How often a controller on a shared store looks for certificate changes.

@@ -1,8 +1,10 @@
 //! `paas-controller --standalone`: everything on one machine. Opens the data directory,
-//! imports the stack images, serves the API (with git, registry and dashboard) and the
-//! router, runs the scheduler loop, and supervises one local `paas-agent` child (restarted
-//! when it exits; sent SIGTERM when the controller stops — containers outlive both). An
-//! agent left running by a killed controller is adopted, or replaced when it differs
+//! imports the stack images, serves the API (with git, registry and dashboard), starts or
+//! adopts the `paas-router` process (which outlives the controller; see
+//! [`crate::router_supervisor`]; `--in-process-router` serves from this process instead),
+//! runs the scheduler loop, and supervises one local `paas-agent` child (restarted when it
+//! exits; sent SIGTERM when the controller stops — containers outlive both). An agent left
+//! running by a killed controller is adopted, or replaced when it differs
 //! ([`crate::local_agent`]): never two agents for one state dir.
 
 use std::net::SocketAddr;
@@ -60,6 +62,25 @@ pub enum StartError {
     Tls(#[source] crate::routing::RoutingError),
     #[error("waiting for SIGINT/SIGTERM: {0}")]
     Signals(#[source] std::io::Error),
+    #[error(transparent)]
+    Router(#[from] crate::router_supervisor::SupervisorError),
+}
+
+/// The default HTTPS address if it is free (else a warning and no HTTPS).
+async fn default_tls_listener() -> Option<TcpListener> {
+    let addr: SocketAddr = crate::config::DEFAULT_ROUTER_TLS_LISTEN
+        .parse()
+        .expect("a valid default address");
+    match TcpListener::bind(addr).await {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::warn!(
+                "not serving HTTPS: {addr} is not free ({e}); pass --router-tls-listen \
+                 ADDR to choose another address or --no-router-tls to silence this"
+            );
+            None
+        }
+    }
 }
 
 /// Runs the standalone controller until SIGINT or SIGTERM.
@@ -68,31 +89,46 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         return Err(ConfigError::NotStandalone.into());
     }
     let listener = bind(args.listen, "API", "--listen").await?;
-    let router_listener = bind(args.router_listen, "router", "--router-listen").await?;
+    // The in-process router binds here; the router process binds its own (and may be up
+    // already, holding the ports: then it is adopted below).
+    let in_process = if args.in_process_router {
+        let router_listener = bind(args.router_listen, "router", "--router-listen").await?;
+        let tls = match (args.no_router_tls, args.router_tls_listen) {
+            (true, _) => None,
+            (false, Some(addr)) => Some(bind(addr, "router HTTPS", "--router-tls-listen").await?),
+            (false, None) => default_tls_listener().await,
+        };
+        Some((router_listener, tls))
+    } else {
+        None
+    };
     let listen = listener.local_addr().unwrap_or(args.listen);
-    let router_addr = router_listener.local_addr().unwrap_or(args.router_listen);
-    let router_tls_listener = match (args.no_router_tls, args.router_tls_listen) {
-        (true, _) => None,
-        (false, Some(addr)) => Some(bind(addr, "router HTTPS", "--router-tls-listen").await?),
-        (false, None) => {
-            let addr: SocketAddr = crate::config::DEFAULT_ROUTER_TLS_LISTEN
-                .parse()
-                .expect("a valid default address");
-            match TcpListener::bind(addr).await {
-                Ok(l) => Some(l),
-                Err(e) => {
-                    tracing::warn!(
-                        "not serving HTTPS: {addr} is not free ({e}); pass --router-tls-listen \
-                         ADDR to choose another address or --no-router-tls to silence this"
-                    );
-                    None
+    let router_addr = match &in_process {
+        Some((l, _)) => l.local_addr().unwrap_or(args.router_listen),
+        None => args.router_listen,
+    };
+    let router_process_state = args
+        .router_state_dir
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("router"));
+    let router_tls_addr = match &in_process {
+        Some((_, tls)) => tls.as_ref().and_then(|l| l.local_addr().ok()),
+        None => match (args.no_router_tls, args.router_tls_listen) {
+            (true, _) => None,
+            (false, Some(addr)) => Some(addr),
+            // Best effort, as in-process: only when the port is free (or a running router
+            // of this state dir holds it).
+            (false, None) => {
+                let adopted = paas_router::process::running(&router_process_state).is_some();
+                match (adopted, default_tls_listener().await) {
+                    (true, _) | (false, Some(_)) => {
+                        crate::config::DEFAULT_ROUTER_TLS_LISTEN.parse().ok()
+                    }
+                    (false, None) => None,
                 }
             }
-        }
+        },
     };
-    let router_tls_addr = router_tls_listener
-        .as_ref()
-        .and_then(|l| l.local_addr().ok());
     let mut settings = Settings::new(
         args.data_dir.clone(),
         listen,
@@ -145,8 +181,8 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         });
     }
 
-    let api = tokio::spawn(serve_api(listener, crate::http::app(Arc::clone(&c))));
-    // The last saved table and the certificates first, so a restart serves at once.
+    // The last saved table and the certificates first, so a restart serves (and feeds a
+    // router) at once.
     match crate::routing::load_routes(&c.store, &c.routes).await {
         Ok(v) => tracing::debug!(version = ?v, "saved route table loaded"),
         Err(e) => tracing::warn!(error = %e, "loading the saved route table failed"),
@@ -154,29 +190,56 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     if let Err(e) = crate::routing::load_certs(&c.store, &c.routes).await {
         tracing::warn!(error = %e, "loading the app certificates failed");
     }
+    let api = tokio::spawn(serve_api(listener, crate::http::app(Arc::clone(&c))));
     c.routes
         .access_log()
         .set_history_limits(crate::router::HistoryLimits {
             lines: args.router_history_lines as usize,
             apps: args.router_history_apps as usize,
         });
-    let router_config = crate::router::RouterConfig {
-        https_port: router_tls_addr.map(|a| a.port()),
-        ..Default::default()
-    };
-    let router = tokio::spawn(crate::router::serve_with(
-        router_listener,
-        c.routes.clone(),
-        router_config,
-    ));
-    let router_tls = match router_tls_listener {
-        Some(l) => {
-            crate::routing::set_default_cert(&c.settings.data_dir, &c.settings.domain, &c.routes)
+    let mut router_tasks = Vec::new();
+    match in_process {
+        Some((router_listener, tls)) => {
+            let router_config = crate::router::RouterConfig {
+                https_port: router_tls_addr.map(|a| a.port()),
+                ..Default::default()
+            };
+            router_tasks.push(tokio::spawn(crate::router::serve_with(
+                router_listener,
+                c.routes.clone(),
+                router_config,
+            )));
+            if let Some(l) = tls {
+                crate::routing::set_default_cert(
+                    &c.settings.data_dir,
+                    &c.settings.domain,
+                    &c.routes,
+                )
                 .map_err(StartError::Tls)?;
-            Some(tokio::spawn(crate::router::serve_tls(l, c.routes.clone())))
+                router_tasks.push(tokio::spawn(crate::router::serve_tls(l, c.routes.clone())));
+            }
         }
-        None => None,
-    };
+        None => {
+            let process = crate::router_supervisor::RouterProcess {
+                bin: args
+                    .router_bin
+                    .clone()
+                    .unwrap_or_else(crate::router_supervisor::default_router_bin),
+                state_dir: router_process_state,
+                listen: args.router_listen,
+                tls_listen: router_tls_addr,
+                domain: c.settings.domain.clone(),
+                default_cert_dir: c.settings.data_dir.join("router-tls"),
+                controller: c.settings.internal_url.clone(),
+                token: c.tokens.node().to_string(),
+                history_lines: args.router_history_lines,
+                history_apps: args.router_history_apps,
+            };
+            process.ensure().await?;
+            // Not aborted at stop: the handle is dropped and the router lives on.
+            tokio::spawn(process.supervise());
+        }
+    }
     let scheduler = tokio::spawn(crate::scheduler::run_elected(Arc::clone(&c)));
     // Build and release-command jobs a killed controller left behind.
     let reaper = tokio::spawn(crate::build::leftovers::reap_orphan_jobs(Arc::clone(&c)));
@@ -214,8 +277,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         let _ = agent.await;
     }
     api.abort();
-    router.abort();
-    if let Some(t) = router_tls {
+    for t in router_tasks {
         t.abort();
     }
     scheduler.abort();

@@ -53,7 +53,14 @@ impl Proc {
     fn start(data: &std::path::Path, db: &str) -> Proc {
         let (api, router) = (free_port(), free_port());
         let mut child = Command::new(BIN)
-            .args(["--standalone", "--no-local-agent", "--data-dir"])
+            // Each controller serves its own router here (the test kills controllers to
+            // fail over; a router process would outlive them).
+            .args([
+                "--standalone",
+                "--no-local-agent",
+                "--in-process-router",
+                "--data-dir",
+            ])
             .arg(data)
             .args(["--listen", &format!("127.0.0.1:{api}")])
             .args(["--router-listen", &format!("127.0.0.1:{router}")])

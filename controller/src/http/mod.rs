@@ -94,6 +94,7 @@ pub fn app(c: Arc<Controller>) -> axum::Router {
         .merge(openapi::routes())
         .merge(deploys::routes())
         .merge(internal::routes())
+        .merge(crate::routing::feed_routes())
         .merge(crate::git::routes())
         .with_state(c)
         .merge(registry)

@@ -67,6 +67,8 @@ pub fn bins() -> &'static Bins {
                 "paas-node-agent",
                 "-p",
                 "paas",
+                "-p",
+                "paas-router",
                 "--bins",
             ])
             .status()
@@ -235,10 +237,10 @@ impl Paas {
                 ))
                 .arg("--stacks-dir")
                 .arg(stacks)
-                .args(extra);
+                .args(extra)
+                .env("RUST_LOG", "info");
             let command = cmd.get_args().map(|a| a.to_os_string()).collect();
             let child = cmd
-                .env("RUST_LOG", "info")
                 .stdout(Stdio::from(log.try_clone().unwrap()))
                 .stderr(Stdio::from(log))
                 .spawn()
@@ -312,11 +314,17 @@ impl Paas {
 
     /// [`Paas::restart`] with more environment variables (e.g. `PAAS_TEST_KILL_AT`).
     pub fn restart_with_env(&mut self, env: &[(&str, &str)]) {
+        self.start_again(None, env);
+    }
+
+    /// Starts the controller (`bin`, or the built one) with the first start's flags and
+    /// `env`, appending to the same log, and waits until it is ready.
+    fn start_again(&mut self, bin: Option<&Path>, env: &[(&str, &str)]) {
         let log = std::fs::OpenOptions::new()
             .append(true)
             .open(&self.log_path)
             .unwrap();
-        self.child = Command::new(&bins().controller)
+        self.child = Command::new(bin.unwrap_or(&bins().controller))
             .args(&self.command)
             .envs(env.iter().copied())
             .env("RUST_LOG", "info")
@@ -380,6 +388,21 @@ impl Paas {
             .ok()
             .and_then(|v| v.as_array().cloned())
             .is_some_and(|nodes| nodes.iter().any(|n| n["state"] == "up"))
+    }
+
+    /// Starts the controller again with the same flags (`bin`: another binary, as in an
+    /// upgrade) and waits until it is ready.
+    pub fn restart_controller(&mut self, bin: Option<&Path>) {
+        self.start_again(bin, &[]);
+    }
+
+    /// The pid of the router process serving from the data dir, if one runs.
+    pub fn router_pid(&self) -> Option<i32> {
+        let text = std::fs::read_to_string(self.data.path().join("router/listening")).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let pid = v["pid"].as_i64()? as i32;
+        // SAFETY: kill(2) with signal 0 only checks that the pid exists.
+        (unsafe { libc::kill(pid, 0) } == 0).then_some(pid)
     }
 
     /// The controller's (and its agent's) log so far.
@@ -694,6 +717,14 @@ impl Drop for Paas {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.agent_processes().is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
+        }
+        // The router process outlives the controller by design; tests must not leave it.
+        if let Some(pid) = self.router_pid() {
+            // SAFETY: kill(2) on the pid the router wrote for itself in this test's data
+            // dir, checked alive just now.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
         }
         // The agent leaves containers running on exit by design; tests must not.
         let out = Command::new(&bins().agent)

@@ -45,6 +45,10 @@ pub(crate) enum RawError {
     /// the backend closed meanwhile): an idempotent request may be sent again.
     #[error("the backend closed the connection before answering")]
     ClosedEarly(#[source] Option<io::Error>),
+    /// The backend stopped acknowledging what was sent (its node is gone: no reset comes)
+    /// before a byte of the response arrived; an idempotent request may go elsewhere.
+    #[error("the backend stopped answering (nothing acknowledged within {UNACKED:?})")]
+    Lost(#[source] io::Error),
     #[error("reading the backend's response failed: {0}")]
     Io(#[source] io::Error),
     #[error("the backend's response is not valid HTTP/1.1: {0}")]
@@ -54,7 +58,10 @@ pub(crate) enum RawError {
 impl RawError {
     /// True when nothing reached the backend (safe to try another backend).
     pub(crate) fn is_connect(&self) -> bool {
-        matches!(self, RawError::Connect(_) | RawError::ConnectTimeout(_))
+        matches!(
+            self,
+            RawError::Connect(_) | RawError::ConnectTimeout(_) | RawError::Lost(_)
+        )
     }
 }
 
@@ -102,6 +109,7 @@ impl RawPool {
             .map_err(|_| RawError::ConnectTimeout(self.connect_timeout))?
             .map_err(RawError::Connect)?;
         let _ = stream.set_nodelay(true);
+        unacked_timeout(&stream);
         Ok(Conn {
             stream,
             buf: BytesMut::with_capacity(READ_CHUNK),
@@ -125,6 +133,14 @@ impl RawPool {
         while let Some(mut conn) = self.take_idle(addr) {
             match exchange(&mut conn, head, head_only).await {
                 Ok(parts) => return Ok(self.response(conn, addr, parts)),
+                // A vanished node: the other kept-alive connections to it would hang as
+                // long; the request goes to another backend (only idempotent ones get here
+                // with this error; see `unacked_timeout`).
+                Err(RawError::ClosedEarly(Some(e)))
+                    if idempotent && e.kind() == io::ErrorKind::TimedOut =>
+                {
+                    return Err(RawError::Lost(e))
+                }
                 Err(RawError::ClosedEarly(_)) if idempotent => continue,
                 Err(e) => return Err(e),
             }
@@ -146,6 +162,31 @@ impl RawPool {
         *resp.version_mut() = Version::HTTP_11;
         *resp.headers_mut() = head.headers;
         resp
+    }
+}
+
+/// How long sent bytes may stay unacknowledged before the kernel gives the connection up
+/// (`TCP_USER_TIMEOUT`): a request on a kept-alive connection to a node whose link was cut
+/// fails after this instead of waiting for the response timeout.
+pub(crate) const UNACKED: Duration = Duration::from_secs(2);
+
+/// Sets [`UNACKED`] on a backend connection (best effort).
+pub(crate) fn unacked_timeout(stream: &TcpStream) {
+    use std::os::fd::AsRawFd as _;
+    let ms = UNACKED.as_millis() as libc::c_uint;
+    // SAFETY: setsockopt(2) on the socket `stream` owns, with a pointer to a c_uint that
+    // lives across the call and its exact size.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_USER_TIMEOUT,
+            (&ms as *const libc::c_uint).cast(),
+            std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        tracing::debug!(error = %io::Error::last_os_error(), "TCP_USER_TIMEOUT not set");
     }
 }
 

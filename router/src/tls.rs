@@ -103,7 +103,7 @@ pub struct CheckedCert {
 
 /// One certificate for the router: id, the app it belongs to, PEM chain and key (already
 /// checked on upload).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PemCert {
     pub id: String,
     /// The app it is presented for (only for that app's hosts).
@@ -208,7 +208,7 @@ pub fn check_cert(
         .map_err(|e| CertError::X509(e.to_string()))?;
     let validity = x509.validity();
     let fmt = |t: &x509_parser::time::ASN1Time| {
-        crate::util::rfc3339_from_ms(t.timestamp().saturating_mul(1000))
+        crate::clock::rfc3339_from_ms(t.timestamp().saturating_mul(1000))
     };
     if validity.not_after.timestamp() < now_unix {
         return Err(CertError::Expired(fmt(&validity.not_after)));
@@ -285,6 +285,9 @@ pub struct TlsCerts {
     inner: Arc<RwLock<Arc<CertSet>>>,
     /// Host → the app that serves it (from the route table).
     hosts: Arc<RwLock<Arc<HashMap<String, String>>>>,
+    /// The certificates as last given to [`TlsCerts::replace`] (what the router process
+    /// is fed and saves).
+    pems: Arc<RwLock<Arc<Vec<PemCert>>>>,
 }
 
 impl TlsCerts {
@@ -302,6 +305,11 @@ impl TlsCerts {
         *guard = Arc::new(next);
     }
 
+    /// The certificates as last given to [`TlsCerts::replace`].
+    pub fn pem_certs(&self) -> Arc<Vec<PemCert>> {
+        Arc::clone(&self.pems.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// Sets which app serves each host (lower case, no port): only that app's
     /// certificates are presented for it. The route table calls it on every change.
     pub fn set_hosts(&self, hosts: HashMap<String, String>) {
@@ -312,6 +320,7 @@ impl TlsCerts {
     /// parse is skipped with a warning; returns how many were loaded. Where two of one app
     /// cover one name, the later one wins.
     pub fn replace(&self, certs: &[PemCert]) -> usize {
+        *self.pems.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(certs.to_vec());
         let mut by_app_name = HashMap::new();
         let mut loaded = 0;
         for c in certs {

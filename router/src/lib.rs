@@ -1,4 +1,4 @@
-//! The router: `Host: <app>.<domain>` → a healthy backend of the app's `web` process.
+//! paas-router: `Host: <app>.<domain>` → a healthy backend of the app's `web` process.
 //!
 //! CONTRACT used by the rest of the controller (the router helper implements the bodies and
 //! may add to this API, not change it). The route table is pushed in; this module never
@@ -22,18 +22,21 @@
 
 mod access;
 pub mod acme;
+mod clock;
 mod exchange;
+pub mod feed;
 mod headers;
 mod history;
 mod idle;
 mod pages;
 mod pool;
+pub mod process;
 mod proxy;
 mod raw;
 pub mod tls;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
@@ -111,7 +114,9 @@ pub struct RouterConfig {
 impl Default for RouterConfig {
     fn default() -> RouterConfig {
         RouterConfig {
-            connect_timeout: Duration::from_secs(5),
+            // Short: a backend that does not accept within it is taken out (passive
+            // health) and the request goes to another one.
+            connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(30),
             pool_idle: Duration::from_secs(60),
             max_body_bytes: 100 * 1024 * 1024,
@@ -128,6 +133,57 @@ pub(crate) struct BackendSlot {
     pub(crate) in_flight: AtomicUsize,
     /// The job id, shared with the access history (which refers to it without a copy).
     pub(crate) job: Arc<str>,
+    /// Passive health: connection failures in a row, and until when (ms of
+    /// [`clock_ms`]) the backend gets no new requests because of them.
+    pub(crate) failures: AtomicU32,
+    pub(crate) down_until: AtomicU64,
+}
+
+/// The longest a backend is left out after connection failures before it is tried again.
+pub const MAX_DOWN: Duration = Duration::from_secs(10);
+
+/// Milliseconds since this process first asked (a monotonic clock for passive health).
+pub(crate) fn clock_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+}
+
+impl BackendSlot {
+    pub(crate) fn new(backend: Backend) -> BackendSlot {
+        BackendSlot {
+            job: backend.job_id.as_str().into(),
+            backend,
+            in_flight: AtomicUsize::new(0),
+            failures: AtomicU32::new(0),
+            down_until: AtomicU64::new(0),
+        }
+    }
+
+    /// False while the backend is left out after connection failures.
+    pub(crate) fn up(&self, now_ms: u64) -> bool {
+        self.down_until.load(Ordering::Relaxed) <= now_ms
+    }
+
+    /// A connection to it failed: it gets no new requests for 1 s after the first failure
+    /// in a row, 2 s after the second, … up to [`MAX_DOWN`]; then one request probes it.
+    pub(crate) fn connect_failed(&self) {
+        let n = self.failures.fetch_add(1, Ordering::Relaxed) as u64 + 1;
+        let pause = (n * 1000).min(MAX_DOWN.as_millis() as u64);
+        self.down_until.store(clock_ms() + pause, Ordering::Relaxed);
+        tracing::warn!(addr = %self.backend.addr, job = %self.backend.job_id, failures = n,
+            "backend taken out after a connection failure; probed again in {pause} ms");
+    }
+
+    /// A request reached it: it is healthy again.
+    pub(crate) fn reached(&self) {
+        if self.failures.load(Ordering::Relaxed) != 0 {
+            self.failures.store(0, Ordering::Relaxed);
+            self.down_until.store(0, Ordering::Relaxed);
+        }
+    }
 }
 
 /// A route with its round-robin counter and backend slots.
@@ -145,17 +201,22 @@ pub(crate) struct RouteEntry {
 }
 
 impl RouteEntry {
-    /// The backend with the fewest outstanding requests; ties go round-robin.
+    /// The backend with the fewest outstanding requests; ties go round-robin. Backends
+    /// left out after connection failures are skipped (unless all are).
     pub(crate) fn pick(&self) -> Option<usize> {
         let n = self.slots.len();
         if n == 0 {
             return None;
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let now = clock_ms();
         let mut best = start;
         let mut best_load = usize::MAX;
         for i in 0..n {
             let j = (start + i) % n;
+            if !self.slots[j].up(now) {
+                continue;
+            }
             let load = self.slots[j].in_flight.load(Ordering::Relaxed);
             if load < best_load {
                 best = j;
@@ -199,6 +260,9 @@ pub struct RouteTable {
     redirects: Arc<Mutex<HashSet<String>>>,
     /// Pending ACME HTTP-01 challenges, answered before routing.
     challenges: acme::Challenges,
+    /// Bumped on every `replace` and [`RouteTable::touch`]: what the router process's feed
+    /// waits on.
+    changed: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl RouteTable {
@@ -234,11 +298,7 @@ impl RouteTable {
                 .map(|b| match slots.get(&b.addr).and_then(Weak::upgrade) {
                     Some(slot) if slot.backend == *b => slot,
                     _ => {
-                        let slot = Arc::new(BackendSlot {
-                            backend: b.clone(),
-                            in_flight: AtomicUsize::new(0),
-                            job: b.job_id.as_str().into(),
-                        });
+                        let slot = Arc::new(BackendSlot::new(b.clone()));
                         slots.insert(b.addr.clone(), Arc::downgrade(&slot));
                         slot
                     }
@@ -277,6 +337,20 @@ impl RouteTable {
         drop(old);
         *self.inner.write().unwrap_or_else(|e| e.into_inner()) = snap;
         slots.retain(|_, w| w.strong_count() > 0);
+        drop(slots);
+        self.touch();
+    }
+
+    /// Tells whoever follows [`RouteTable::changes`] that something changed (call it after
+    /// replacing the certificates; `replace` and the redirects call it themselves).
+    pub fn touch(&self) {
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Turns on every change of routes, redirects or (after [`RouteTable::touch`])
+    /// certificates.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 
     /// Takes the backend at `addr` out of every route (the other backends and routes stay),
@@ -410,4 +484,67 @@ pub async fn serve_tls_with(
 ) -> std::io::Result<()> {
     let acceptor = tokio_rustls::TlsAcceptor::from(table.certs().server_config());
     proxy::serve(listener, table, config, Some(acceptor)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(addrs: &[&str]) -> RouteEntry {
+        let slots = addrs
+            .iter()
+            .map(|a| {
+                Arc::new(BackendSlot::new(Backend {
+                    addr: a.to_string(),
+                    job_id: format!("job-{a}"),
+                }))
+            })
+            .collect();
+        RouteEntry {
+            route: Route {
+                app: "a".into(),
+                hosts: vec![],
+                backends: vec![],
+            },
+            next: Arc::default(),
+            slots,
+            access: Arc::new(access::AppAccess::new(0)),
+            hosts: vec![],
+            https_redirect: false,
+        }
+    }
+
+    #[test]
+    fn a_backend_whose_connection_failed_is_skipped_until_it_answers() {
+        let e = entry(&["x:1", "y:1"]);
+        e.slots[0].connect_failed();
+        for _ in 0..10 {
+            assert_eq!(e.pick(), Some(1), "x is left out at once");
+        }
+        // Left out by all: the pick still goes somewhere (better a try than a 503).
+        e.slots[1].connect_failed();
+        assert!(e.pick().is_some());
+        // A request that reaches it brings it back.
+        e.slots[0].reached();
+        e.slots[1].reached();
+        let picks: HashSet<usize> = (0..4).filter_map(|_| e.pick()).collect();
+        assert_eq!(picks.len(), 2);
+    }
+
+    #[test]
+    fn the_pause_grows_with_failures_in_a_row_up_to_max_down() {
+        let e = entry(&["x:1"]);
+        let s = &e.slots[0];
+        let now = clock_ms();
+        s.connect_failed();
+        let first = s.down_until.load(Ordering::Relaxed) - now;
+        s.connect_failed();
+        let second = s.down_until.load(Ordering::Relaxed) - now;
+        assert!(second > first, "{first} then {second}");
+        for _ in 0..20 {
+            s.connect_failed();
+        }
+        let last = s.down_until.load(Ordering::Relaxed) - clock_ms();
+        assert!(last <= MAX_DOWN.as_millis() as u64);
+    }
 }

@@ -16,10 +16,8 @@ use futures_util::StreamExt;
 use http::StatusCode;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use paas_controller::router::tls::{certified_key, PemCert};
-use paas_controller::router::{
-    serve, serve_tls, serve_with, Backend, Route, RouteTable, RouterConfig,
-};
+use paas_router::tls::{certified_key, PemCert};
+use paas_router::{serve, serve_tls, serve_with, Backend, Route, RouteTable, RouterConfig};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};

@@ -126,7 +126,7 @@ pub(crate) fn format_line(r: &Request, host: &str, job: Option<&str>) -> String 
     format!(
         "{} heroku[router]: at={} method={} path={path:?} host={host} protocol={} status={} \
          bytes={} service={}ms job={} request_id={}{}",
-        crate::util::rfc3339_from_micros(r.at_us),
+        crate::clock::rfc3339_from_micros(r.at_us),
         if r.status >= 500 { "error" } else { "info" },
         r.method,
         if r.https { "https" } else { "http" },

@@ -142,7 +142,7 @@ impl AccessLog {
 
     /// Everything the router threads keep of `app`, oldest first (each thread keeps up to
     /// `lines`; [`AccessLog::history`] returns the newest `lines` of it).
-    pub(crate) async fn kept(&self, app: &str) -> Vec<(i64, String)> {
+    pub async fn kept(&self, app: &str) -> Vec<(i64, String)> {
         let id = {
             let apps = self.shared.apps.lock().unwrap_or_else(|e| e.into_inner());
             match apps.get(app) {
@@ -232,7 +232,7 @@ impl AccessRecord {
                 path: Capped::new(path),
                 request_id: Capped::new(""),
             },
-            start_us: crate::util::unix_micros(),
+            start_us: crate::clock::unix_micros(),
             host,
             backend: None,
         }
@@ -245,7 +245,7 @@ impl AccessRecord {
     /// Keeps the request in this thread's history and, while someone follows the app,
     /// formats and sends its line (never waits).
     pub(crate) fn emit(&mut self, entry: &RouteEntry) {
-        let now = crate::util::unix_micros();
+        let now = crate::clock::unix_micros();
         self.req.at_us = now;
         self.req.service_ms =
             u32::try_from((now - self.start_us).max(0) / 1000).unwrap_or(u32::MAX);

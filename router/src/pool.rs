@@ -87,6 +87,7 @@ impl Pool {
                 .map_err(|_| SendError::ConnectTimeout(self.connect_timeout))?
                 .map_err(SendError::Connect)?;
         let _ = stream.set_nodelay(true);
+        super::raw::unacked_timeout(&stream);
         let (send, conn) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(SendError::Handshake)?;

@@ -2,7 +2,7 @@
 //!
 //! * `router_bench backend LISTEN` — a tiny hyper HTTP/1.1 server answering every request
 //!   with `200 hello` (the fast backend every proxy is measured against).
-//! * `router_bench router LISTEN BACKEND` — the paas router (`paas_controller::router`, the
+//! * `router_bench router LISTEN BACKEND` — the paas router (`paas_router`, the
 //!   code the controller runs) serving `Host: bench.localhost` → BACKEND.
 //! * `router_bench load ADDR HOST CONNECTIONS SECONDS` — the load generator: a fixed number
 //!   of keep-alive HTTP/1.1 connections, each sending its next request when the previous
@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use paas_controller::router::{Backend, Route, RouteTable};
+use paas_router::{Backend, Route, RouteTable};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -68,7 +68,7 @@ async fn router(listen: &str, backend: &str) -> Result<(), BoxError> {
         }],
     }]);
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    paas_controller::router::serve(listener, table).await?;
+    paas_router::serve(listener, table).await?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use http::StatusCode;
-use paas_controller::router::{serve, Backend, Route, RouteTable};
+use paas_router::{serve, Backend, Route, RouteTable};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -417,4 +417,22 @@ async fn expect_continue_is_answered() {
     let v: Value = serde_json::from_str(body).unwrap();
     assert_eq!(v["len"], 5);
     assert!(v["headers"].get("expect").is_none(), "{v}");
+}
+
+#[tokio::test]
+async fn two_dead_backends_of_three_fail_no_request() {
+    let a = start_backend("a").await;
+    let (dead1, dead2) = (dead_addr().await, dead_addr().await);
+    let table = RouteTable::new();
+    table.replace(vec![route(
+        "lost",
+        &["lost.localhost"],
+        &[&dead1, &dead2, &a],
+    )]);
+    let router = start_router(table).await;
+    // Whatever the pick, the request goes on to the next backend that is up: both dead
+    // ones are left out after their first refusal, and every request is answered by `a`.
+    for _ in 0..20 {
+        assert_eq!(get_json(router, "lost.localhost").await["name"], "a");
+    }
 }

@@ -17,6 +17,7 @@ pub const PREFIX: &str = "/.well-known/acme-challenge/";
 #[derive(Debug, Clone, Default)]
 pub struct Challenges {
     inner: Arc<RwLock<HashMap<String, (String, Bytes)>>>,
+    changed: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Challenges {
@@ -30,12 +31,56 @@ impl Challenges {
                 Bytes::copy_from_slice(key_authorization.as_bytes()),
             ),
         );
+        drop(map);
+        self.changed.send_modify(|v| *v += 1);
     }
 
     /// Stops answering for `token`.
     pub fn remove(&self, token: &str) {
         let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
         map.remove(token);
+        drop(map);
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    /// Every pending challenge as (token, host, key authorization), sorted by token.
+    pub fn list(&self) -> Vec<(String, String, String)> {
+        let map = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<(String, String, String)> = map
+            .iter()
+            .map(|(t, (h, ka))| {
+                (
+                    t.clone(),
+                    h.clone(),
+                    String::from_utf8_lossy(ka).into_owned(),
+                )
+            })
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// Replaces every pending challenge with `all` (token, host, key authorization).
+    pub fn replace(&self, all: &[(String, String, String)]) {
+        let next = all
+            .iter()
+            .map(|(t, h, ka)| {
+                (
+                    t.clone(),
+                    (
+                        h.to_ascii_lowercase(),
+                        Bytes::copy_from_slice(ka.as_bytes()),
+                    ),
+                )
+            })
+            .collect();
+        *self.inner.write().unwrap_or_else(|e| e.into_inner()) = next;
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    /// Turns when a challenge is added or removed (for the router process's feed).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 
     /// How many challenges are answered now.

@@ -39,6 +39,8 @@ use super::pool::{Lease, Pool};
 use super::raw::{encode_head, RawBody, RawPool};
 use super::{pages, BackendSlot, Error, RouteEntry, RouteTable, RouterConfig};
 
+/// Backends one request is sent to at most when connections fail.
+const MAX_TRIES: usize = 3;
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a client may take for its TLS handshake.
@@ -318,8 +320,10 @@ impl Proxy {
     }
 
     /// Sends the request to the picked backend (`first`) and, when connecting to it failed
-    /// (nothing reached it), once more to the next one. Each attempt counts on its backend
-    /// (the guard goes with the answer) and gets the response timeout for its head.
+    /// (nothing reached it), to the next backends not left out (up to [`MAX_TRIES`] in
+    /// all). A connection failure takes its backend out at once (passive health, see
+    /// `BackendSlot::connect_failed`). Each attempt counts on its backend (the guard goes
+    /// with the answer) and gets the response timeout for its head.
     async fn attempts<X: Exchange>(
         &self,
         entry: &RouteEntry,
@@ -329,18 +333,30 @@ impl Proxy {
     ) -> Result<(X::Reply, InFlight), Error> {
         let route = &entry.route;
         let n = entry.slots.len();
-        let tries = n.min(2);
+        let now = crate::clock_ms();
+        // The picked one, then the others that are up, in table order after it.
+        let order: Vec<usize> = std::iter::once(first)
+            .chain(
+                (1..n)
+                    .map(|k| (first + k) % n)
+                    .filter(|&i| entry.slots[i].up(now)),
+            )
+            .take(MAX_TRIES)
+            .collect();
+        let tries = order.len();
         let after = self.config.response_timeout;
         let mut last_error = None;
-        for attempt in 0..tries {
-            let index = (first + attempt) % n;
+        for (attempt, &index) in order.iter().enumerate() {
             let backend = &entry.slots[index];
             let guard = InFlight::new(backend);
             let addr = &backend.backend.addr;
             access.backend = Some(index);
             let sent = exchange.send(addr, attempt + 1 == tries);
             let source = match tokio::time::timeout(after, sent).await {
-                Ok(Ok(reply)) => return Ok((reply, guard)),
+                Ok(Ok(reply)) => {
+                    backend.reached();
+                    return Ok((reply, guard));
+                }
                 Ok(Err(source)) => source,
                 Err(_) => {
                     return Err(Error::Timeout {
@@ -357,6 +373,9 @@ impl Proxy {
                 });
             }
             let retry = exchange.may_retry(&source);
+            if retry {
+                backend.connect_failed();
+            }
             tracing::warn!(app = %route.app, %addr, job = %backend.backend.job_id,
                 error = %source, retry, "backend request failed");
             last_error = Some(Error::Upstream {

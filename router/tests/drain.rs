@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::routing::{get, post};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use paas_controller::router::{serve_with, Backend, Route, RouteTable, RouterConfig};
+use paas_router::{serve_with, Backend, Route, RouteTable, RouterConfig};
 
 /// A backend answering `/` with its name, `/slow?ms=N` after N ms, `/sse` with three
 /// events 100 ms apart, and `POST /len` with the body's length.
