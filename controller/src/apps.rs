@@ -259,8 +259,13 @@ async fn new_release_from(
     // Pending until the scheduler sees it serve (or fail to start): never `succeeded` on
     // faith. It keeps the health check of the release it copies.
     let check = c.store.release_healthcheck(name, from).await?;
+    let app_json = c.store.release_app_json(name, from).await?;
     c.store
         .create_release_pending(&release, check.as_deref())
+        .await?;
+    // And its app.json (formation, scripts, cron, env): every release keeps its checks.
+    c.store
+        .set_release_app_json(name, version, app_json.as_deref())
         .await?;
     c.scheduler.notify();
     Ok(version)

@@ -25,6 +25,7 @@ pub mod auth;
 pub mod backup;
 pub mod build;
 pub mod config;
+pub mod cron;
 pub mod dashboard;
 pub mod files;
 pub mod gc;

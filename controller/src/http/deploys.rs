@@ -205,7 +205,7 @@ pub(super) async fn deploy_image(
     // answer carries the outcome.
     let (tx, _) = tokio::sync::mpsc::channel(1);
     let mut out = Output::new(tx);
-    let result = deploy_release(&c, &release, None, true, &mut out).await;
+    let result = deploy_release(&c, &release, None, None, &mut out).await;
     let mut body = serde_json::to_value(release.to_api()).unwrap_or_default();
     let (status, code) = match &result {
         Ok(()) => ("succeeded", StatusCode::CREATED),
