@@ -381,7 +381,10 @@ pub async fn wait_deployed(
     } else {
         format!("processes ({names})")
     };
-    let last_exit = jobs.iter().find_map(|j| j.exit_reason.clone());
+    let crashed = jobs.iter().find(|j| j.exit_reason.is_some());
+    // Name the type that failed when one did (a crash-looping worker, not "web, worker").
+    let what = crashed.map_or(what, |j| format!("{} process", j.process_type));
+    let last_exit = crashed.and_then(|j| j.exit_reason.clone());
     let secs = timeout.as_secs();
     let detail = match last_exit {
         Some(reason) if crashes >= CRASHES_BEFORE_GIVING_UP => {
