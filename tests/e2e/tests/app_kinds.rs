@@ -137,7 +137,10 @@ fn worker_only_console_only_and_typeless_apps_deploy() {
         "the scaled worker never ran"
     );
     // A second push waits for the worker (now scaled to 1) and succeeds.
-    app.write("Procfile", "worker: sh -c 'while true; do echo v2-tick; sleep 2; done'\n");
+    app.write(
+        "Procfile",
+        "worker: sh -c 'while true; do echo v2-tick; sleep 2; done'\n",
+    );
     app.commit("v2");
     let push = app.push(&paas.git_url("wk"), "main");
     assert!(push.ok, "worker v2 push failed:\n{}", push.output);
@@ -160,9 +163,12 @@ fn worker_only_console_only_and_typeless_apps_deploy() {
     assert!(push.ok, "typeless push failed:\n{}", push.output);
     assert!(push.output.contains("No process types"), "{}", push.output);
     assert_eq!(release_status(&paas, "none").1, "succeeded");
-    let out = paas.cli_as(&paas.token, &["run", "-a", "none", "--", "sh", "task.sh", "ok"]);
-    let text = String::from_utf8_lossy(&out.stdout).to_string()
-        + &String::from_utf8_lossy(&out.stderr);
+    let out = paas.cli_as(
+        &paas.token,
+        &["run", "-a", "none", "--", "sh", "task.sh", "ok"],
+    );
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("ran-in-typeless-ok"), "{text}");
 }
@@ -196,7 +202,10 @@ fn app_json_with_comments_sets_formation_env_scripts_and_cron() {
     }
     let paas = Paas::start();
     let app = AppDir::new();
-    app.write("Procfile", &format!("{WEB}worker: sh -c 'while true; do sleep 5; done'\n"));
+    app.write(
+        "Procfile",
+        &format!("{WEB}worker: sh -c 'while true; do sleep 5; done'\n"),
+    );
     app.write("app.json", APP_JSON);
     app.commit("v1");
     let url = paas.git_url("aj");
@@ -272,7 +281,10 @@ fn app_json_with_comments_sets_formation_env_scripts_and_cron() {
     let (status, cron, body) = api(&paas, "GET", "/v1/apps/aj/cron", None);
     assert_eq!(status, 200, "{body}");
     assert_eq!(cron[0]["schedule"], "* * * * *", "{cron}");
-    assert!(cron[0]["next_run"].as_str().unwrap().ends_with(":00Z"), "{cron}");
+    assert!(
+        cron[0]["next_run"].as_str().unwrap().ends_with(":00Z"),
+        "{cron}"
+    );
     let mut logs = String::new();
     let ran = eventually(Duration::from_secs(100), || {
         logs = api(&paas, "GET", "/v1/apps/aj/logs?lines=500", None).2;
@@ -291,21 +303,31 @@ fn app_json_with_comments_sets_formation_env_scripts_and_cron() {
     let before = release_status(&paas, "aj").0;
     app.write(
         "app.json",
-        &APP_JSON.replace("echo predeploy-ran-with-$GREETING", "echo predeploy-fails; exit 3"),
+        &APP_JSON.replace(
+            "echo predeploy-ran-with-$GREETING",
+            "echo predeploy-fails; exit 3",
+        ),
     );
     app.commit("v3");
     let push = app.push(&url, "main");
     assert!(!push.ok, "{}", push.output);
     assert!(
         push.output.contains("predeploy-fails")
-            && push.output.contains("scripts.dokku.predeploy failed (exited 3"),
+            && push
+                .output
+                .contains("scripts.dokku.predeploy failed (exited 3"),
         "{}",
         push.output
     );
     assert_eq!(release_status(&paas, "aj").0, before);
     assert_eq!(entry(&formation(&paas, "aj"), "worker")["quantity"], 0);
     // A config:set release keeps the app.json (its cron is still listed).
-    let (status, _, _) = api(&paas, "PATCH", "/v1/apps/aj/config", Some(json!({"X": "1"})));
+    let (status, _, _) = api(
+        &paas,
+        "PATCH",
+        "/v1/apps/aj/config",
+        Some(json!({"X": "1"})),
+    );
     assert_eq!(status, 200);
     let (_, cron, _) = api(&paas, "GET", "/v1/apps/aj/cron", None);
     assert_eq!(cron.as_array().map(Vec::len), Some(1), "{cron}");
