@@ -191,21 +191,21 @@ impl Schedule {
     /// (`0 0 30 2 *`, February 30th).
     pub fn next_after(&self, after: i64) -> Option<i64> {
         let start = after.div_euclid(60) + 1; // the next whole minute
-        let mut day = start.div_euclid(1440);
-        let mut minute_of_day = start.rem_euclid(1440) as u32;
-        for _ in 0..(366 * 8) {
+        let first_day = start.div_euclid(1440);
+        let first_minute = start.rem_euclid(1440) as u32;
+        for day in first_day..first_day + 366 * 8 {
             let (_, month, dom) = civil_from_days(day);
             // 1970-01-01 was a Thursday (4).
             let weekday = (day + 4).rem_euclid(7) as u32;
-            if self.months & (1 << month) != 0 && self.day_matches(dom, weekday) {
-                for m in minute_of_day..1440 {
-                    if self.hours & (1 << (m / 60)) != 0 && self.minutes & (1 << (m % 60)) != 0 {
-                        return Some((day * 1440 + i64::from(m)) * 60);
-                    }
+            if self.months & (1 << month) == 0 || !self.day_matches(dom, weekday) {
+                continue;
+            }
+            let from = if day == first_day { first_minute } else { 0 };
+            for m in from..1440 {
+                if self.hours & (1 << (m / 60)) != 0 && self.minutes & (1 << (m % 60)) != 0 {
+                    return Some((day * 1440 + i64::from(m)) * 60);
                 }
             }
-            day += 1;
-            minute_of_day = 0;
         }
         None
     }
