@@ -7,16 +7,17 @@
 //! (how CPU is split when processes compete), both in proportion to memory (a core and
 //! 1024 shares per 512 MiB), the quota within the bounds of [`cpu`].
 
-/// The named sizes and their memory in bytes, smallest first. `performance` is the older
-/// name of `performance-m` and still accepted.
+/// The named sizes and their memory in bytes, smallest first.
 pub const NAMED: &[(&str, u64)] = &[
     ("basic", 256 * MIB),
     ("standard-1x", 512 * MIB),
     ("standard-2x", 1024 * MIB),
     ("performance-m", 2560 * MIB),
-    ("performance", 2560 * MIB),
     ("performance-l", 14 * 1024 * MIB),
 ];
+
+/// Older names still accepted: `performance` is `performance-m`.
+const ALIASES: &[(&str, u64)] = &[("performance", 2560 * MIB)];
 
 /// The CPU of a size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +45,11 @@ const MIB: u64 = 1024 * 1024;
 /// allowed), between [`MIN_BYTES`] and [`MAX_BYTES`]. The error says what is accepted.
 pub fn parse(size: &str) -> Result<u64, String> {
     let s = size.trim();
-    if let Some((_, bytes)) = NAMED.iter().find(|(n, _)| n.eq_ignore_ascii_case(s)) {
+    if let Some((_, bytes)) = NAMED
+        .iter()
+        .chain(ALIASES)
+        .find(|(n, _)| n.eq_ignore_ascii_case(s))
+    {
         return Ok(*bytes);
     }
     let bad = || {

@@ -32,7 +32,7 @@ pub const MAX_CRON: usize = 50;
 pub enum AppJsonError {
     #[error("app.json is not valid JSON (comments and trailing commas are fine): {0}; fix it or remove it, and push again")]
     Json(String),
-    #[error("app.json: {0}")]
+    #[error("{0}")]
     Health(#[from] healthcheck::AppJsonError),
     #[error("app.json {field}: {why}")]
     Field { field: String, why: String },
