@@ -163,6 +163,8 @@ fn worker_only_console_only_and_typeless_apps_deploy() {
     assert!(push.ok, "typeless push failed:\n{}", push.output);
     assert!(push.output.contains("No process types"), "{}", push.output);
     assert_eq!(release_status(&paas, "none").1, "succeeded");
+    let info = paas.get_json("/v1/apps/none").unwrap();
+    assert_eq!(info["status"], "idle", "nothing runs: {info}");
     let out = paas.cli_as(
         &paas.token,
         &["run", "-a", "none", "--", "sh", "task.sh", "ok"],
