@@ -9,7 +9,8 @@
 #   tests/fuzz.sh                      # everything, defaults
 #   PROPTEST_CASES=2000 FUZZ_SECONDS=60 tests/fuzz.sh names procfile
 #
-# Targets: names (app names, config keys), procfile (Procfile, release.yml), hostile
+# Targets: names (app names, config keys), procfile (Procfile, release.yml), appjson
+# (app.json with comments, cron schedules), hostile
 # (domains, certificate PEM, API JSON bodies), unpack (layer and input tar entries), git
 # (receive-pack commands, hook ref lines, git request paths), registry (Content-Range,
 # Range, token scopes, challenges), router (backend response framing: the fast path and a
@@ -19,7 +20,7 @@ set -u
 cd "$(dirname "$0")/.."
 CASES=${PROPTEST_CASES:-20000}
 SECONDS_EACH=${FUZZ_SECONDS:-300}
-ALL="names procfile hostile unpack git registry router session"
+ALL="names procfile appjson hostile unpack git registry router session"
 TARGETS=${*:-$ALL}
 
 run() { # name, cargo test arguments...
@@ -42,6 +43,7 @@ for t in $TARGETS; do
     case $t in
     names) run names -p paas-api --test names_prop || failed=1 ;;
     procfile) run procfile -p paas-controller --test hostile_procfile || failed=1 ;;
+    appjson) run appjson -p paas-controller --test appjson_prop || failed=1 ;;
     hostile) run hostile -p paas-controller --lib hostile_prop || failed=1 ;;
     unpack) run unpack -p paas-node-agent --test unpack_prop || failed=1 ;;
     git) run git -p paas-controller --lib git::prop_tests || failed=1 ;;

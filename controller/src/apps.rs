@@ -56,7 +56,8 @@ impl From<StoreError> for AppsError {
 }
 
 /// The app status shown by the API and the dashboard: `building` while a build runs,
-/// `idle` before the first release, `up` when the router sends traffic to a job of the
+/// `idle` before the first release or while no job of the app runs at all (a formation
+/// that starts nothing), `up` when the router sends traffic to a job of the
 /// current release (or a job of it runs, for apps without web), `crashed` when its jobs
 /// keep crashing, else `deploying`.
 fn status(c: &Controller, app: &AppRow, snap: &Snapshot) -> &'static str {
@@ -83,6 +84,9 @@ fn status(c: &Controller, app: &AppRow, snap: &Snapshot) -> &'static str {
         "up"
     } else if snap.crashing.contains_key(&(app.name.clone(), current)) {
         "crashed"
+    } else if !snap.jobs.iter().any(|j| j.app == app.name) {
+        // Nothing runs: a release whose formation starts nothing (worker=0, no types).
+        "idle"
     } else {
         "deploying"
     }

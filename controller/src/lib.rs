@@ -5,6 +5,7 @@
 //! * `git`       – smart-HTTP git receive and the pre-receive hook that runs a build.
 //! * `build`     – turns a pushed commit into an image (build job on a node) and a release.
 //! * `scheduler` – desired formations vs observed jobs → actions; a small loop applies them.
+//! * `cron`      – app.json's `cron` entries: the schedule parser and the leader's loop that runs them.
 //! * `store`     – sqlx (SQLite) persistence with numbered migrations.
 //! * `registry`  – content-addressed blob store and the OCI distribution API (`/v2/`).
 //! * `router`    – the Host-header reverse proxy: the `paas-router` crate (re-exported
@@ -25,6 +26,7 @@ pub mod auth;
 pub mod backup;
 pub mod build;
 pub mod config;
+pub mod cron;
 pub mod dashboard;
 pub mod files;
 pub mod gc;

@@ -138,6 +138,7 @@ async fn members_see_and_change_only_apps_they_collaborate_on() {
         ("GET", "/v1/apps/ann-app/config", None),
         ("PATCH", "/v1/apps/ann-app/config", Some(json!({"A": "1"}))),
         ("GET", "/v1/apps/ann-app/logs", None),
+        ("GET", "/v1/apps/ann-app/cron", None),
         (
             "POST",
             "/v1/apps/ann-app/run",
@@ -157,6 +158,11 @@ async fn members_see_and_change_only_apps_they_collaborate_on() {
     }
     // ... and the app is still there, unchanged.
     assert!(running.c.store.get_app("ann-app").await.unwrap().is_some());
+    // Its member may list its cron entries (none before a release).
+    let (status, cron, _) = api
+        .call("GET", "/v1/apps/ann-app/cron", Some(&ann), None)
+        .await;
+    assert_eq!((status, cron), (200, json!([])));
 
     // The registry: bob may not read ann's repository; ann and nodes may.
     let tags = "/v2/apps/ann-app/tags/list";

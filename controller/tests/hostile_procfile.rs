@@ -62,7 +62,6 @@ fn check(text: &str, result: Result<std::collections::BTreeMap<String, String>, 
             );
             assert!(!why.is_empty());
         }
-        Err(ProcfileError::Empty) => panic!("parsers never return Empty"),
     }
 }
 

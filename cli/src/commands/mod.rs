@@ -15,6 +15,7 @@ mod buildpacks;
 mod builds;
 mod certs;
 mod config_vars;
+mod cron;
 mod deploy;
 mod domains;
 mod exec;
@@ -89,6 +90,8 @@ enum Command {
     },
     /// List an app's releases, newest first
     Releases(AppArg),
+    /// List the cron entries of the app's app.json with their next run (UTC)
+    Cron(AppArg),
     /// Check a controller URL and token (or log in with --user), and save them
     Login {
         /// Log in as this user (the password is read from stdin with --password-stdin)
@@ -543,6 +546,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
             apps::destroy(&ctx, &app, confirm.as_deref())
         }
         Command::Releases(arg) => releases::list(&ctx, &resolve_app(arg)?),
+        Command::Cron(arg) => cron::list(&ctx, &resolve_app(arg)?),
         Command::Login { user: None, .. } => login::login(&ctx, file),
         Command::Login { user: Some(u), .. } => access::login_password(&ctx, file, &u),
         Command::Domains(arg) => domains::list(&ctx, &resolve_app(arg)?),

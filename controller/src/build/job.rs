@@ -290,35 +290,67 @@ pub async fn run_build_job(
     }
 }
 
-/// Waits until release `version` serves: a web job of it is up, healthy and routed (or,
-/// for an app without a web process, a job of it runs). On time-out, says why as well as
-/// the store knows.
+/// How long a job of a non-web process type must stay up before its deploy counts as
+/// done (a worker that exits at once crashes well within it).
+const WORKER_SETTLE: Duration = Duration::from_secs(5);
+/// Lines of the failing process's output shown in the push.
+const FAILING_LINES: usize = 20;
+
+/// Waits until release `version` runs what its formation starts (`types`): a web job of
+/// it up, healthy and routed when `web` is among them, and a job of each other type up
+/// for [`WORKER_SETTLE`]. Nothing to start is done at once. A type that crash-loops fails
+/// it; on time-out, says why as well as the store knows.
 pub async fn wait_deployed(
     c: &Controller,
     app: &str,
     version: u32,
-    has_web: bool,
+    types: &std::collections::BTreeSet<String>,
     timeout: Duration,
 ) -> Result<(), BuildError> {
+    if types.is_empty() {
+        return Ok(());
+    }
+    let has_web = types.contains("web");
     let mut rx = c.scheduler.subscribe();
     let deadline = tokio::time::Instant::now() + timeout;
+    // Job id → when it was first seen up (non-web types).
+    let mut up_since: std::collections::HashMap<String, tokio::time::Instant> =
+        std::collections::HashMap::new();
     let crashes = loop {
         let snap = rx.borrow_and_update().clone();
+        let now = tokio::time::Instant::now();
         let of_version = |id: &String| {
             snap.jobs
                 .iter()
                 .any(|j| &j.id == id && j.app == app && j.release == version)
         };
-        let done = if has_web {
-            snap.routed
+        let web_done = !has_web
+            || snap
+                .routed
                 .get(app)
-                .is_some_and(|ids| ids.iter().any(of_version))
-        } else {
-            snap.jobs
-                .iter()
-                .any(|j| j.app == app && j.release == version && j.healthy)
-        };
-        if done {
+                .is_some_and(|ids| ids.iter().any(of_version));
+        let up: Vec<&crate::scheduler::ObservedJob> = snap
+            .jobs
+            .iter()
+            .filter(|j| j.app == app && j.release == version && j.healthy)
+            .collect();
+        up_since.retain(|id, _| up.iter().any(|j| &j.id == id));
+        for j in &up {
+            up_since.entry(j.id.clone()).or_insert(now);
+        }
+        let mut next_settle: Option<tokio::time::Instant> = None;
+        let others_done = types.iter().filter(|t| *t != "web").all(|t| {
+            up.iter().filter(|j| &j.process_type == t).any(|j| {
+                let settled = up_since[&j.id] + WORKER_SETTLE;
+                if settled <= now {
+                    true
+                } else {
+                    next_settle = Some(next_settle.map_or(settled, |n| n.min(settled)));
+                    false
+                }
+            })
+        });
+        if web_done && others_done {
             return Ok(());
         }
         let crashes = snap
@@ -335,22 +367,33 @@ pub async fn wait_deployed(
                 detail: why.clone(),
             });
         }
-        match tokio::time::timeout_at(deadline, rx.changed()).await {
+        let wake = next_settle.map_or(deadline, |n| n.min(deadline));
+        match tokio::time::timeout_at(wake, rx.changed()).await {
             Ok(Ok(())) => {}
-            Ok(Err(_)) | Err(_) => break crashes,
+            Ok(Err(_)) => break crashes,
+            Err(_) if tokio::time::Instant::now() >= deadline => break crashes,
+            Err(_) => {}
         }
     };
     let jobs = c.store.release_jobs(app, version).await.unwrap_or_default();
-    let what = if has_web { "web process" } else { "processes" };
-    let last_exit = jobs.iter().find_map(|j| j.exit_reason.clone());
+    let names = types.iter().cloned().collect::<Vec<_>>().join(", ");
+    let what = if types.len() == 1 {
+        format!("{names} process")
+    } else {
+        format!("processes ({names})")
+    };
+    let crashed = jobs.iter().find(|j| j.exit_reason.is_some());
+    // Name the type that failed when one did (a crash-looping worker, not "web, worker").
+    let what = crashed.map_or(what, |j| format!("{} process", j.process_type));
+    let last_exit = crashed.and_then(|j| j.exit_reason.clone());
     let secs = timeout.as_secs();
     let detail = match last_exit {
         Some(reason) if crashes >= CRASHES_BEFORE_GIVING_UP => {
             format!("its {what} crashed {crashes} times in a row (last: {reason})")
         }
         Some(reason) => format!("its {what} ended within {secs} s: {reason}"),
-        None if jobs.iter().any(|j| j.state == job_state::UP) => format!(
-            "its {what} runs but did not accept connections on $PORT ({}) within {secs} s",
+        None if has_web && jobs.iter().any(|j| j.state == job_state::UP) => format!(
+            "its web process runs but did not accept connections on $PORT ({}) within {secs} s",
             crate::scheduler::APP_PORT
         ),
         None if jobs.is_empty() => {
@@ -359,6 +402,53 @@ pub async fn wait_deployed(
         None => format!("its {what} was still starting after {secs} s"),
     };
     Err(BuildError::NotServing { version, detail })
+}
+
+/// Shows the last [`FAILING_LINES`] lines of the output of release `version`'s latest job
+/// that ended (the kept output of a removed job, or its agent's log), so the push says why
+/// a process crashed without `paas logs`.
+pub async fn show_failing_output(c: &Controller, app: &str, version: u32, out: &mut Output) {
+    let jobs = c.store.release_jobs(app, version).await.unwrap_or_default();
+    let Some(job) = jobs
+        .iter()
+        .find(|j| j.exit_reason.is_some())
+        .or_else(|| jobs.first())
+    else {
+        return;
+    };
+    let mut text = c.store.job_last_log(&job.id).await.ok().flatten();
+    if text.as_deref().is_none_or(str::is_empty) {
+        let url = c
+            .store
+            .list_nodes()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .find(|n| n.name == job.node)
+            .map(|n| n.url);
+        if let Some(url) = url {
+            text = c.agents.logs(&url, &job.id).await.ok();
+        }
+    }
+    let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+        out.line(format!(
+            " !     {} ({}) printed nothing",
+            job.process_type,
+            job.exit_reason.as_deref().unwrap_or("no exit status")
+        ))
+        .await;
+        return;
+    };
+    out.line(format!(
+        " !     Last lines of {} ({}):",
+        job.process_type,
+        job.exit_reason.as_deref().unwrap_or("still running")
+    ))
+    .await;
+    for line in crate::store::last_lines(&text, FAILING_LINES).lines() {
+        out.line(format!(" !     | {}", line.trim_end_matches('\r')))
+            .await;
+    }
 }
 
 #[cfg(test)]

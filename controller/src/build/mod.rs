@@ -21,11 +21,13 @@
 //! git URL or a path), `stack` (which stack an app builds on), `limits`, `cache` and
 //! `tar_dir`.
 
+pub mod app_json;
 pub mod buildpacks;
 mod cache;
 pub mod custom;
 pub mod healthcheck;
 mod job;
+pub mod jsonc;
 mod layer;
 pub mod leftovers;
 pub mod limits;
@@ -108,7 +110,28 @@ pub enum BuildError {
     )]
     NotServing { version: u32, detail: String },
     #[error("{0}")]
-    AppJson(#[from] healthcheck::AppJsonError),
+    AppJson(#[from] app_json::AppJsonError),
+    #[error(
+        "app.json requires config vars that are not set: {}. Set them with `paas config:set \
+         {}` and push again.",
+        .0.join(", "),
+        .0.iter().map(|k| format!("{}=…", k.split(' ').next().unwrap_or(k))).collect::<Vec<_>>().join(" ")
+    )]
+    MissingEnv(Vec<String>),
+    #[error(
+        "app.json's {script} failed ({reason}); its output is above. The release did not go \
+         live and the previous release keeps serving."
+    )]
+    Predeploy {
+        script: &'static str,
+        reason: String,
+    },
+    #[error("v{version} is live, but app.json's {script} failed ({reason}); its output is above.")]
+    Postdeploy {
+        version: u32,
+        script: &'static str,
+        reason: String,
+    },
     #[error(
         "the release command failed ({0}); its output is above. The release did not go \
          live and the previous release keeps serving."
@@ -404,6 +427,7 @@ async fn run(c: Arc<Controller>, input: BuildInput, mut out: Output) {
     let (status, release) = match &result {
         Ok(version) => ("succeeded", Some(*version)),
         Err(BuildError::NotServing { version, .. }) => ("failed", Some(*version)),
+        Err(BuildError::Postdeploy { version, .. }) => ("failed", Some(*version)),
         Err(_) => ("failed", None),
     };
     if let Err(e) = &result {
@@ -510,17 +534,18 @@ async fn build_and_release(
         )
         .await?;
     let types = procfile::process_types(files.procfile.as_deref(), files.release_yml.as_deref())?;
-    let check = match files.app_json.as_deref() {
+    let app_json = match files.app_json.as_deref() {
         Some(text) => {
-            let (check, notes) = healthcheck::parse(text)?;
-            for note in notes {
-                out.line(format!("       app.json health check {note}"))
-                    .await;
+            let parsed = app_json::parse(text)?;
+            for note in &parsed.notes {
+                out.line(format!("       app.json: {note}")).await;
             }
-            check
+            // Kept with the release as plain JSON (config:set and rollback copy it).
+            Some((parsed, jsonc::strip(text).unwrap_or_default()))
         }
         None => None,
     };
+    let check = app_json.as_ref().and_then(|(a, _)| a.healthcheck.clone());
     if let Some(check) = &check {
         out.line(format!(
             "-----> Health check: GET {}{} ({} attempts, {} s apart)",
@@ -535,8 +560,23 @@ async fn build_and_release(
         ))
         .await;
     }
+    // The first deploy: nothing of the app serves yet (a failed first deploy counts too).
+    let first = c
+        .store
+        .get_app(app)
+        .await?
+        .and_then(|a| a.current_release)
+        .is_none();
+    if first {
+        if let Some((a, _)) = &app_json {
+            first_deploy_setup(c, app, a, out).await?;
+        }
+    }
     let has_web = types.contains_key("web");
-    if !has_web {
+    if types.is_empty() {
+        out.line("       No process types (no Procfile and no buildpack defaults): nothing runs; `paas run` works on the release")
+            .await;
+    } else if !has_web {
         out.line(format!(
             "       No web process type: the app is not routed (types: {})",
             types.keys().cloned().collect::<Vec<_>>().join(", ")
@@ -555,6 +595,8 @@ async fn build_and_release(
         config: None,
         description: format!("Deploy {short}"),
         pending: Some(check.as_ref().and_then(|c| serde_json::to_string(c).ok())),
+        // Kept with the release (config:set and rollback copy it).
+        app_json: app_json.as_ref().map(|(_, plain)| plain.clone()),
     };
     // The release command runs with the config of now; it has no release number yet.
     let preview = ReleaseRow {
@@ -568,16 +610,44 @@ async fn build_and_release(
         created_at: now_rfc3339(),
     };
     release_phase::run(c, &node_url, &preview, &input.id, out).await?;
+    if let Some(script) = app_json.as_ref().and_then(|(a, _)| a.predeploy.clone()) {
+        release_phase::run_script(c, &node_url, &preview, &input.id, "predeploy", &script, out)
+            .await
+            .map_err(|reason| BuildError::Predeploy {
+                script: "scripts.dokku.predeploy",
+                reason,
+            })?;
+    }
     if out.gone() {
         return Err(BuildError::ClientGone);
     }
-    let version = deploy_release(c, app, &new, has_web, out).await?.version;
+    let release = deploy_release(c, app, &new, out).await?;
+    let version = release.version;
     if has_web {
         out.line(format!(
             "       {} deployed to paas",
             c.settings.web_url(app)
         ))
         .await;
+    }
+    if let Some((a, _)) = &app_json {
+        let scripts = [
+            ("scripts.dokku.postdeploy", a.postdeploy_every.as_ref()),
+            (
+                "scripts.postdeploy",
+                a.postdeploy_first.as_ref().filter(|_| first),
+            ),
+        ];
+        for (name, script) in scripts {
+            let Some(script) = script else { continue };
+            release_phase::run_script(c, &node_url, &release, &input.id, "postdeploy", script, out)
+                .await
+                .map_err(|reason| BuildError::Postdeploy {
+                    version,
+                    script: name,
+                    reason,
+                })?;
+        }
     }
     Ok(version)
 }
@@ -594,6 +664,62 @@ async fn tag_release(c: &Controller, release: &ReleaseRow) {
     }
 }
 
+/// What app.json sets on an app's first deploy: config vars from `env` (a required one
+/// missing fails the push, naming it) and the formation (quantities and sizes).
+async fn first_deploy_setup(
+    c: &Controller,
+    app: &str,
+    a: &app_json::AppJson,
+    out: &mut Output,
+) -> Result<(), BuildError> {
+    let config = c.store.config_vars(app).await?;
+    let set = app_json::first_deploy_env(&a.env, &config, || random_hex(32))
+        .map_err(BuildError::MissingEnv)?;
+    if !set.is_empty() {
+        let changes: std::collections::BTreeMap<String, Option<String>> = set
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
+        if let Err(refused) = c
+            .store
+            .change_config(app, &changes, paas_api::config_vars::check_change)
+            .await?
+        {
+            return Err(BuildError::AppJson(app_json::AppJsonError::Field {
+                field: format!("env.{}", refused.key()),
+                why: refused.to_string(),
+            }));
+        }
+        out.line(format!(
+            "-----> Setting config vars from app.json: {}",
+            set.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))
+        .await;
+    }
+    for (process_type, entry) in &a.formation {
+        if let Some(q) = entry.quantity {
+            c.store.set_formation(app, process_type, q).await?;
+        }
+        if let Some(bytes) = entry.size {
+            c.store
+                .set_formation_memory(app, process_type, bytes)
+                .await?;
+        }
+        out.line(format!(
+            "-----> Formation from app.json: {process_type}={}{}",
+            entry
+                .quantity
+                .map_or("default".to_string(), |q| q.to_string()),
+            entry
+                .size
+                .map(|b| format!(":{}", paas_api::sizes::name(b)))
+                .unwrap_or_default()
+        ))
+        .await;
+    }
+    Ok(())
+}
+
 /// Makes the release `new` describes (its version taken in the same transaction), makes
 /// it current and waits until it serves. When it does not, the release is marked failed
 /// with the reason and the app's current release goes back to the one before (auto
@@ -602,22 +728,22 @@ pub(crate) async fn deploy_release(
     c: &Controller,
     app: &str,
     new: &NewRelease,
-    has_web: bool,
     out: &mut Output,
 ) -> Result<ReleaseRow, BuildError> {
     // Version, release, current release and `pending` record in one transaction.
     let (release, previous) = c.store.add_release(app, new).await?;
-    roll_out(c, &release, previous, has_web, out).await?;
+    roll_out(c, &release, previous, out).await?;
     Ok(release)
 }
 
-/// Tags the new current `release`, tells the scheduler and waits until it serves; when it
-/// does not, marks it failed and makes `previous` current again (auto rollback).
+/// Tags the new current `release`, tells the scheduler and waits until what its formation
+/// starts runs (web routed and healthy, other types up); when it does not, shows the
+/// failing process's last lines, marks the release failed and makes `previous` current
+/// again (auto rollback).
 pub(crate) async fn roll_out(
     c: &Controller,
     release: &ReleaseRow,
     previous: Option<u32>,
-    has_web: bool,
     out: &mut Output,
 ) -> Result<(), BuildError> {
     use crate::store::release_status::{FAILED, SUCCEEDED};
@@ -625,8 +751,32 @@ pub(crate) async fn roll_out(
     leftovers::kill_point("releasing");
     tag_release(c, release).await;
     out.line(format!("-----> Releasing v{version}")).await;
+    // What the formation starts of this release (web=1 by default once it has a web).
+    let started: std::collections::BTreeSet<String> = c
+        .store
+        .formations()
+        .await?
+        .into_iter()
+        .filter(|f| {
+            f.app == app && f.count > 0 && release.process_types.contains_key(&f.process_type)
+        })
+        .map(|f| f.process_type)
+        .collect();
+    if started.is_empty() {
+        out.line("       The formation starts no process of this release (scale one with `paas ps:scale TYPE=1`)").await;
+    } else {
+        out.line(format!(
+            "       Starting {}",
+            started.iter().cloned().collect::<Vec<_>>().join(", ")
+        ))
+        .await;
+    }
     c.scheduler.notify();
-    match job::wait_deployed(c, app, version, has_web, DEPLOY_TIMEOUT).await {
+    let waited = job::wait_deployed(c, app, version, &started, DEPLOY_TIMEOUT).await;
+    if waited.is_err() {
+        job::show_failing_output(c, app, version, out).await;
+    }
+    match waited {
         Ok(()) => {
             leftovers::kill_point("switching");
             c.store

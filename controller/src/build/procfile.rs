@@ -11,11 +11,6 @@ pub enum ProcfileError {
     Procfile { line: usize, why: String },
     #[error("the buildpack's release output (.paas/release.yml) line {line}: {why}")]
     Release { line: usize, why: String },
-    #[error(
-        "no process types: the Procfile declares none and the buildpack gave no defaults; \
-         add a Procfile with a line such as `web: httpd -f -p $PORT -h /app`"
-    )]
-    Empty,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -152,7 +147,8 @@ pub fn parse_release_yml(text: &str) -> Result<BTreeMap<String, String>, Procfil
     Ok(types)
 }
 
-/// The release's process types: the buildpack's defaults, overridden by the Procfile.
+/// The release's process types: the buildpack's defaults, overridden by the Procfile. None
+/// at all is a valid release, as on Heroku: nothing runs, and `paas run` works on it.
 pub fn process_types(
     procfile: Option<&str>,
     release_yml: Option<&str>,
@@ -163,9 +159,6 @@ pub fn process_types(
     };
     if let Some(text) = procfile {
         types.extend(parse_procfile(text)?);
-    }
-    if types.is_empty() {
-        return Err(ProcfileError::Empty);
     }
     Ok(types)
 }
@@ -242,7 +235,7 @@ mod tests {
     }
 
     #[test]
-    fn procfile_wins_over_defaults_and_empty_is_an_error() {
+    fn procfile_wins_over_defaults_and_none_is_a_release() {
         let types = process_types(
             Some("web: ./server\n"),
             Some("default_process_types:\n  web: httpd\n  worker: w\n"),
@@ -252,8 +245,8 @@ mod tests {
         assert_eq!(types["worker"], "w");
         assert_eq!(
             process_types(Some("# nothing\n"), Some("default_process_types: {}\n")),
-            Err(ProcfileError::Empty)
+            Ok(BTreeMap::new())
         );
-        assert_eq!(process_types(None, None), Err(ProcfileError::Empty));
+        assert_eq!(process_types(None, None), Ok(BTreeMap::new()));
     }
 }

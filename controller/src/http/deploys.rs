@@ -207,6 +207,7 @@ pub(super) async fn deploy_image(
         description: format!("Deploy image {image}"),
         config: None,
         pending: Some(None),
+        app_json: None,
     };
     let (release, previous) = c.store.add_release(&app, &new).await?;
     let version = release.version;
@@ -215,7 +216,7 @@ pub(super) async fn deploy_image(
     // answer carries the outcome.
     let (tx, _) = tokio::sync::mpsc::channel(1);
     let mut out = Output::new(tx);
-    let result = roll_out(&c, &release, previous, true, &mut out).await;
+    let result = roll_out(&c, &release, previous, &mut out).await;
     let mut body = serde_json::to_value(release.to_api()).unwrap_or_default();
     let (status, code) = match &result {
         Ok(()) => ("succeeded", StatusCode::CREATED),

@@ -217,7 +217,7 @@ async fn run_attach(
 ) -> Result<Response, ApiError> {
     let client = check_upgrade(&req)?;
     let holder = vec!["/bin/sh".into(), "-c".into(), HOLDER.into()];
-    let (id, node, url) = super::run::start_one_off(&c, &app, holder).await?;
+    let (id, node, url) = super::run::start_one_off(&c, &app, holder, super::run::KIND_RUN).await?;
     let remove = {
         let c = c.clone();
         let (id, url) = (id.clone(), url.clone());

@@ -14,6 +14,7 @@ mod api_access;
 mod builds;
 mod certs;
 mod config;
+mod cron;
 mod deploys;
 mod domains;
 mod etag;
@@ -49,6 +50,7 @@ pub(crate) use formation::{change_formation, formation as current_formation, For
 pub(crate) use jobs::{restart_all, restart_one, stop_one};
 pub(crate) use logs::dashboard_stream;
 pub(crate) use rename::rename as rename_app;
+pub(crate) use run::start_one_off;
 
 use std::sync::Arc;
 
@@ -89,6 +91,7 @@ pub fn app(c: Arc<Controller>) -> axum::Router {
         .merge(access::routes())
         .merge(api_access::routes())
         .merge(jobs::routes())
+        .merge(cron::routes())
         .merge(builds::routes())
         .merge(rename::routes())
         .merge(openapi::routes())

@@ -100,6 +100,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("GET", "/v1/apps/{app}/jobs", "jobs", "The app's jobs with state, node and restarts (paged: ?limit=&after=ID)", 200, Objects, Body::None),
     op("POST", "/v1/apps/{app}/jobs/{id}/restart", "jobs", "Replace one job with zero downtime", 202, Object, Body::None),
     op("POST", "/v1/apps/{app}/jobs/{id}/stop", "jobs", "Stop one job now (the formation starts a replacement)", 202, Object, Body::None),
+    op("GET", "/v1/apps/{app}/cron", "cron", "The cron entries of the current release's app.json with their next run (UTC)", 200, Objects, Body::None),
     op("POST", "/v1/apps/{app}/restart", "jobs", "Replace all jobs (?type=web: one process type) with zero downtime", 202, Object, Body::None),
     op("GET", "/v1/apps/{app}/builds", "builds", "List builds, newest first (paged: ?limit=&after=ID)", 200, Many("Build"), Body::None),
     op("GET", "/v1/apps/{app}/builds/{id}", "builds", "Show a build", 200, One("Build"), Body::None),

@@ -73,7 +73,7 @@ async fn start(
         ));
     }
     let spec_cmd = vec!["/bin/sh".into(), "-c".into(), req.command.clone()];
-    let (id, node, _) = start_one_off(&c, &app, spec_cmd).await?;
+    let (id, node, _) = start_one_off(&c, &app, spec_cmd, KIND_RUN).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id, "node": node }))).into_response())
 }
 
@@ -129,11 +129,13 @@ async fn finish(
 
 /// Starts a one-off job of `app`'s current release running `command`, on the up,
 /// non-draining node with the fewest jobs; returns (job id, node name, node URL) once
-/// the process runs. The job is remembered in `c.runs` until it is removed.
-pub(super) async fn start_one_off(
+/// the process runs. The job is remembered in `c.runs` until it is removed. `kind` names
+/// it (`run`, or `cron` for the cron loop's): its id, `DYNO` and type label.
+pub(crate) async fn start_one_off(
     c: &Arc<Controller>,
     app: &str,
     command: Vec<String>,
+    kind: &str,
 ) -> Result<(String, String, String), ApiError> {
     let Some(row) = c.store.get_app(app).await? else {
         return Err(ApiError::NotFound(format!("no app named {app}")));
@@ -165,14 +167,14 @@ pub(super) async fn start_one_off(
         .min_by_key(|n| (live.get(&n.name).map_or(0, |l| l.jobs), n.name.clone()))
         .ok_or_else(|| ApiError::Unavailable("no node is up to run the job".into()))?;
 
-    let id = format!("{app}-run-{}", random_hex(4));
-    let mut spec = process_job_spec(&c.settings, &release, KIND_RUN, 1, &id);
+    let id = format!("{app}-{kind}-{}", random_hex(4));
+    let mut spec = process_job_spec(&c.settings, &release, kind, 1, &id);
     spec.api_access = c.store.app_api_access(&release.app).await.unwrap_or(false);
     spec.tenant = c.store.app_id(&release.app).await?;
     spec.command = command;
     spec.port = None;
     spec.labels.insert(labels::KIND.into(), KIND_RUN.into());
-    spec.labels.insert(labels::TYPE.into(), KIND_RUN.into());
+    spec.labels.insert(labels::TYPE.into(), kind.into());
     c.runs
         .lock()
         .unwrap_or_else(|e| e.into_inner())

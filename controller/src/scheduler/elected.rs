@@ -4,7 +4,7 @@
 //! switches when the lead is won or lost. On PostgreSQL every controller also follows the
 //! store's certificates and HTTPS redirects ([`crate::routing::watch_certs`]). The leader
 //! also orders automatic certificates ([`crate::acme::renew_loop`]) and runs the periodic
-//! registry gc ([`crate::gc::run_periodic`]).
+//! registry gc ([`crate::gc::run_periodic`]) and app.json's cron ([`crate::cron::runner`]).
 
 use std::sync::Arc;
 
@@ -38,8 +38,13 @@ pub async fn run_elected(c: Arc<Controller>) {
                 c.settings.gc.clone(),
             ))
         });
+        // app.json's cron entries run from the leader only (crate::cron::runner).
+        let cron = leading.then(|| tokio::spawn(crate::cron::runner::run(Arc::clone(&c))));
         let changed = rx.wait_for(|now| *now != leading).await.is_ok();
         task.abort();
+        if let Some(cron) = cron {
+            cron.abort();
+        }
         if let Some(gc) = gc {
             gc.abort();
         }

@@ -76,8 +76,8 @@ pub fn process_job_spec(
         port: (process_type == "web").then_some(APP_PORT),
         memory_bytes: Some(APP_MEMORY_BYTES),
         pids_limit: Some(APP_PIDS),
-        cpu_millicores: None,
-        cpu_shares: None,
+        cpu_millicores: Some(paas_api::sizes::cpu(APP_MEMORY_BYTES).millicores),
+        cpu_shares: Some(paas_api::sizes::cpu(APP_MEMORY_BYTES).shares),
         inputs: Vec::new(),
         volumes: Vec::new(),
         output: None,
@@ -127,7 +127,11 @@ pub(super) async fn start_job(
     if let Some(n) = spec.tenant {
         spec.labels.insert(labels::APP_ID.into(), n.to_string());
     }
+    // A size is memory and CPU (paas_api::sizes): the quota and weight follow the memory.
     spec.memory_bytes = Some(memory_bytes);
+    let cpu = paas_api::sizes::cpu(memory_bytes);
+    spec.cpu_millicores = Some(cpu.millicores);
+    spec.cpu_shares = Some(cpu.shares);
     let key = (
         release.app.clone(),
         process_type.to_string(),

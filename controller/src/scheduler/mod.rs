@@ -27,7 +27,7 @@ pub mod restart;
 mod runner;
 
 pub use elected::run_elected;
-pub use jobs::process_job_spec;
+pub use jobs::{process_job_spec, PROFILE_PRELUDE};
 pub use runner::{labels, run, Handle, Snapshot, APP_PORT};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};

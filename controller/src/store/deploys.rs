@@ -30,6 +30,61 @@ pub struct ReleaseStatus {
 }
 
 impl Store {
+    /// Keeps the app.json (plain JSON) release `version` was built with (migration 0020);
+    /// its deploy record must exist.
+    pub async fn set_release_app_json(
+        &self,
+        app: &str,
+        version: u32,
+        app_json: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query("UPDATE release_status SET app_json = $1 WHERE app = $2 AND version = $3")
+            .bind(app_json)
+            .bind(app)
+            .bind(version as i64)
+            .execute(self.pool())
+            .await
+            .map_err(query("keeping a release's app.json"))?;
+        Ok(())
+    }
+
+    /// The app.json release `version` was built with, if it had one.
+    pub async fn release_app_json(&self, app: &str, version: u32) -> Result<Option<String>> {
+        let row =
+            sqlx::query("SELECT app_json FROM release_status WHERE app = $1 AND version = $2")
+                .bind(app)
+                .bind(version as i64)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(query("reading a release's app.json"))?;
+        Ok(row.and_then(|r| r.try_get::<Option<String>, _>("app_json").ok().flatten()))
+    }
+
+    /// The app.json of every app's current release that has one: (app, app.json).
+    pub async fn current_app_jsons(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT a.name, s.app_json FROM apps a JOIN release_status s ON s.app = a.name \
+             AND s.version = a.current_release WHERE s.app_json IS NOT NULL ORDER BY a.name",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(query("listing the apps' app.json"))?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("name")?, r.try_get("app_json")?)))
+            .collect::<std::result::Result<_, sqlx::Error>>()
+            .map_err(query("reading an app.json row"))
+    }
+
+    /// The kept end of a removed job's output (see `Store::set_job_log`).
+    pub async fn job_last_log(&self, id: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT last_log FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(query("reading a job's kept output"))?;
+        Ok(row.and_then(|r| r.try_get::<Option<String>, _>("last_log").ok().flatten()))
+    }
+
     /// Records (or replaces) the deploy record of release `version`.
     pub async fn set_release_status(
         &self,

@@ -28,6 +28,9 @@ pub struct NewRelease {
     pub config: Option<BTreeMap<String, String>>,
     /// `Some(healthcheck)`: record the deploy `pending` with this health check (JSON).
     pub pending: Option<Option<String>>,
+    /// The app.json the release keeps (plain JSON; with `pending` only: it lives in the
+    /// deploy record).
+    pub app_json: Option<String>,
 }
 
 /// What [`Store::change_config_and_release`] did.
@@ -276,21 +279,29 @@ async fn copy_release(
             what: "the app's current release",
             why: format!("v{from} of {app} is current but has no release row"),
         })?;
-    let check: Option<Option<String>> = sqlx::query_scalar(
-        "SELECT healthcheck FROM release_status WHERE app = $1 AND version = $2",
+    let status = sqlx::query(
+        "SELECT healthcheck, app_json FROM release_status WHERE app = $1 AND version = $2",
     )
     .bind(app)
     .bind(i64::from(from))
     .fetch_optional(&mut **tx)
     .await
     .map_err(write_error(app, "reading a release's health check"))?;
+    let column = |name: &str| -> Option<String> {
+        status
+            .as_ref()
+            .and_then(|r| r.try_get::<Option<String>, _>(name).ok().flatten())
+    };
+    let (check, app_json) = (column("healthcheck"), column("app_json"));
     let new = NewRelease {
         image: base.image,
         source_version: base.source_version,
         process_types: base.process_types,
         description,
         config: None,
-        pending: Some(check.flatten()),
+        pending: Some(check),
+        // Its app.json (formation, scripts, cron, env): every release keeps its checks.
+        app_json,
     };
     insert_release(tx, app, &new, config).await
 }
@@ -361,14 +372,16 @@ async fn insert_release(
     if let Some(healthcheck) = &new.pending {
         sqlx::query(
             "INSERT INTO release_status (app, version, healthcheck, status, reason, \
-             updated_at) VALUES ($1, $2, $3, 'pending', NULL, $4) ON CONFLICT (app, \
-             version) DO UPDATE SET healthcheck = excluded.healthcheck, status = \
-             excluded.status, reason = NULL, updated_at = excluded.updated_at",
+             updated_at, app_json) VALUES ($1, $2, $3, 'pending', NULL, $4, $5) ON CONFLICT \
+             (app, version) DO UPDATE SET healthcheck = excluded.healthcheck, status = \
+             excluded.status, reason = NULL, updated_at = excluded.updated_at, app_json = \
+             excluded.app_json",
         )
         .bind(app)
         .bind(i64::from(row.version))
         .bind(healthcheck.as_deref())
         .bind(now_rfc3339())
+        .bind(new.app_json.as_deref())
         .execute(&mut **tx)
         .await
         .map_err(write_error(app, "recording a release's deploy status"))?;

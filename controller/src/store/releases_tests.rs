@@ -31,6 +31,7 @@ fn build(description: &str) -> NewRelease {
         description: description.into(),
         config: None,
         pending: Some(Some("{\"path\":\"/up\"}".into())),
+        app_json: Some("{\"cron\":[]}".into()),
     }
 }
 
@@ -209,6 +210,14 @@ async fn rollback_is_one_write_on(backend: Backend) {
     assert_eq!(forward.version, 4);
     assert_eq!(store.config_vars("a").await.unwrap(), forward.config);
     assert!(forward.config.contains_key("NEW"));
+    // Every copy keeps the build's app.json (its health check, formation, scripts, cron).
+    for v in 1..=4 {
+        assert_eq!(
+            store.release_app_json("a", v).await.unwrap().as_deref(),
+            Some("{\"cron\":[]}"),
+            "v{v}"
+        );
+    }
 }
 
 on_both!(
