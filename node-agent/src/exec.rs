@@ -252,6 +252,7 @@ where
         args: req.command.clone(),
         extra_env: req.env.clone(),
         tty: req.tty,
+        winsize: Some((req.rows, req.cols)),
         ..Default::default()
     };
     let mut ours: Vec<OwnedFd> = Vec::new();

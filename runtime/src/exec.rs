@@ -54,6 +54,9 @@ pub struct ExecSpec {
     /// Give the process a new pty (its stdin/stdout/stderr, and controlling terminal);
     /// [`ExecProcess::pty`] is the master side.
     pub tty: bool,
+    /// With `tty`: the pty's window size (rows, columns), set before the process starts
+    /// (set after, a program that asks at once, as `stty size` does, sees 0×0).
+    pub winsize: Option<(u16, u16)>,
     /// Without `tty`: the process's stdin/stdout/stderr; None = the caller's.
     pub stdin: Option<OwnedFd>,
     pub stdout: Option<OwnedFd>,
@@ -237,7 +240,16 @@ pub(crate) fn exec(cfg: &RuntimeConfig, id: &str, spec: ExecSpec) -> Result<Exec
     let mut pty_master = None;
     let mut keep: Vec<OwnedFd> = Vec::new();
     let stdio = if spec.tty {
-        let pty = nix::pty::openpty(None, None).map_err(sys_err("opening a pty"))?;
+        let winsize = spec
+            .winsize
+            .filter(|(rows, cols)| *rows > 0 && *cols > 0)
+            .map(|(rows, cols)| nix::pty::Winsize {
+                ws_row: rows,
+                ws_col: cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            });
+        let pty = nix::pty::openpty(winsize.as_ref(), None).map_err(sys_err("opening a pty"))?;
         let slave = above_stdio(pty.slave)?;
         let raw = slave.as_raw_fd();
         keep.push(slave);
