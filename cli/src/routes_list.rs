@@ -22,6 +22,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/v1/apps/{app}/api-access"),
     ("GET", "/v1/apps/{app}/config"),
     ("PATCH", "/v1/apps/{app}/config"),
+    ("GET", "/v1/apps/{app}/cron"),
     ("GET", "/v1/apps/{app}/releases"),
     ("POST", "/v1/apps/{app}/releases"),
     ("GET", "/v1/apps/{app}/releases/{version}"),

@@ -229,8 +229,61 @@ async fn list_jobs(
                 state,
             }
         })
-        .collect();
+        .collect::<Vec<_>>();
+    // One-off jobs in progress (`paas run`, app.json cron), as Heroku lists `run.N` beside
+    // the formation's: after the last stored job, as many as the page has room for (the
+    // store keeps only the formation's jobs, so they never cut a page).
+    let mut jobs = jobs;
+    let limit = q.fetch()? as usize - 1;
+    if jobs.len() <= limit {
+        let mut one_offs = one_off_jobs(&c, &app).await?;
+        one_offs.truncate(limit - jobs.len());
+        jobs.extend(one_offs);
+    }
     page_of(jobs, &q, &format!("/v1/apps/{app}/jobs"), |j| j.id.clone())
+}
+
+/// `app`'s one-off jobs in progress (`c.runs`), by id: type `run` or `cron` (from the id,
+/// `<app>-<kind>-<hex>`), state `up`, the app's current release.
+async fn one_off_jobs(c: &Controller, app: &str) -> Result<Vec<JobEntry>, ApiError> {
+    let runs: Vec<(String, String)> = c
+        .runs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|(_, (a, _))| a == app)
+        .map(|(id, (_, url))| (id.clone(), url.clone()))
+        .collect();
+    if runs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let nodes = c.store.list_nodes().await?;
+    let release = c
+        .store
+        .get_app(app)
+        .await?
+        .and_then(|a| a.current_release)
+        .unwrap_or(0);
+    let prefix = format!("{app}-");
+    let mut jobs: Vec<JobEntry> = runs
+        .into_iter()
+        .map(|(id, url)| JobEntry {
+            process_type: id
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.rsplit_once('-'))
+                .map_or_else(|| "run".to_string(), |(kind, _)| kind.to_string()),
+            release,
+            node: nodes
+                .iter()
+                .find(|n| n.url == url)
+                .map_or(url, |n| n.name.clone()),
+            state: "up",
+            restarts: 0,
+            id,
+        })
+        .collect();
+    jobs.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(jobs)
 }
 
 /// A stored job state as the jobs list names it (for jobs the scheduler has not seen).

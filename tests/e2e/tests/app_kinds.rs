@@ -173,6 +173,31 @@ fn worker_only_console_only_and_typeless_apps_deploy() {
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("ran-in-typeless-ok"), "{text}");
+
+    // A one-off job in progress is listed with the app's jobs (`paas ps`), as Heroku
+    // lists run.N, and no longer once it is removed.
+    let (status, started, body) = api(
+        &paas,
+        "POST",
+        "/v1/apps/none/run",
+        Some(serde_json::json!({"command": "sleep 120"})),
+    );
+    assert_eq!(status, 201, "{body}");
+    let id = started["id"].as_str().unwrap().to_string();
+    let (_, jobs, body) = api(&paas, "GET", "/v1/apps/none/jobs", None);
+    let listed = jobs
+        .as_array()
+        .and_then(|l| l.iter().find(|j| j["id"] == id.as_str()))
+        .unwrap_or_else(|| panic!("the one-off job {id} is not listed: {body}"));
+    assert_eq!(listed["type"], "run", "{listed}");
+    assert_eq!(listed["state"], "up", "{listed}");
+    let ps = paas.cli_as(&paas.token, &["ps", "-a", "none"]);
+    let ps_text = String::from_utf8_lossy(&ps.stdout).to_string();
+    assert!(ps_text.contains(&id), "paas ps:\n{ps_text}");
+    let (status, _, body) = api(&paas, "DELETE", &format!("/v1/apps/none/run/{id}"), None);
+    assert_eq!(status, 200, "{body}");
+    let (_, jobs, body) = api(&paas, "GET", "/v1/apps/none/jobs", None);
+    assert!(!body.contains(&id), "removed, still listed: {jobs}");
 }
 
 const APP_JSON: &str = r#"// app.json with comments, as Dokku accepts it
