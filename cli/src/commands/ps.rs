@@ -60,14 +60,18 @@ pub(super) fn ps(ctx: &Context, app: &str) -> Result<(), CommandError> {
     }
     let entries: Vec<Entry> = serde_json::from_value(formation).unwrap_or_default();
     let jobs: Vec<Job> = serde_json::from_value(jobs).unwrap_or_default();
-    if entries.is_empty() {
+    if entries.is_empty() && jobs.is_empty() {
         output::print(&format!(
             "{app} has no processes yet. Deploy it with `git push paas main`.\n"
         ));
         return Ok(());
     }
-    let mut text = formation_table(&entries);
-    text.push('\n');
+    // An app of no process types may still have one-off jobs (`paas run`, cron).
+    let mut text = String::new();
+    if !entries.is_empty() {
+        text = formation_table(&entries);
+        text.push('\n');
+    }
     if jobs.is_empty() {
         text.push_str("No jobs run right now.\n");
     } else {
