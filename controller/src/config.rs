@@ -81,10 +81,12 @@ pub struct ServeArgs {
     /// DATA/router).
     #[arg(long)]
     pub router_state_dir: Option<PathBuf>,
-    /// Serve apps from inside the controller process instead of a `paas-router` process
-    /// (traffic then stops while the controller is down; for development).
+    /// Serve apps from a `paas-router` process of their own (started or adopted) that
+    /// outlives the controller: a controller restart, crash or upgrade drops no request.
+    /// Not yet the default: that router's access lines do not reach `paas logs`. Without
+    /// it the router runs inside the controller.
     #[arg(long)]
-    pub in_process_router: bool,
+    pub router_process: bool,
     /// Requests each app's router history keeps (per router thread; `paas logs` shows the
     /// newest of all threads). 0 keeps none.
     #[arg(long, default_value_t = crate::router::HistoryLimits::default().lines as u32,

@@ -22,7 +22,7 @@ const CHECK: Duration = Duration::from_secs(1);
 pub enum SupervisorError {
     #[error(
         "the router binary {path} does not exist: build it (cargo build -p paas-router), pass \
-         --router-bin, or serve from the controller with --in-process-router"
+         --router-bin, or serve from the controller (without --router-process)"
     )]
     NoBinary { path: String },
     #[error("starting {path}: {source}")]
@@ -43,8 +43,8 @@ pub enum SupervisorError {
     #[error("paas-router did not start serving within {READY_WAIT:?}; see {log}")]
     Slow { log: String },
     #[error(
-        "--router-listen {0} has port 0: the router process needs a fixed port (or pass \
-         --in-process-router)"
+        "--router-listen {0} has port 0: the router process needs a fixed port (or serve \
+         from the controller, without --router-process)"
     )]
     PortZero(SocketAddr),
 }

@@ -1,7 +1,7 @@
 //! `paas-controller --standalone`: everything on one machine. Opens the data directory,
-//! imports the stack images, serves the API (with git, registry and dashboard), starts or
-//! adopts the `paas-router` process (which outlives the controller; see
-//! [`crate::router_supervisor`]; `--in-process-router` serves from this process instead),
+//! imports the stack images, serves the API (with git, registry and dashboard), serves the
+//! router from this process or, with `--router-process`, starts or adopts the
+//! `paas-router` process (which outlives the controller; see [`crate::router_supervisor`]),
 //! runs the scheduler loop, and supervises one local `paas-agent` child (restarted when it
 //! exits; sent SIGTERM when the controller stops — containers outlive both). An agent left
 //! running by a killed controller is adopted, or replaced when it differs
@@ -91,7 +91,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     let listener = bind(args.listen, "API", "--listen").await?;
     // The in-process router binds here; the router process binds its own (and may be up
     // already, holding the ports: then it is adopted below).
-    let in_process = if args.in_process_router {
+    let in_process = if !args.router_process {
         let router_listener = bind(args.router_listen, "router", "--router-listen").await?;
         let tls = match (args.no_router_tls, args.router_tls_listen) {
             (true, _) => None,

@@ -59,10 +59,9 @@ fn https_with_certificates_redirect_and_access_lines() {
     if !require_root() {
         return;
     }
-    // `paas logs` shows the access lines of a router inside the controller only: the
-    // `paas-router` process's lines are not collected yet (docs/router.md), so this journey
-    // runs the router in-process.
-    let p = Paas::start_with_args(paas_e2e::stacks_dir(), &["--in-process-router"]);
+    // The default router (inside the controller): `paas logs` shows its access lines
+    // (those of a `--router-process` router are not collected yet, docs/router.md).
+    let p = Paas::start_with_args(paas_e2e::stacks_dir(), &[]);
     let app = AppDir::new();
     app.write("index.html", "<h1>secure</h1>\n");
     app.commit("v1");

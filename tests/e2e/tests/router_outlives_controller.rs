@@ -73,7 +73,7 @@ fn the_router_serves_through_a_controller_kill_restart_and_upgrade() {
     if !require_root() {
         return;
     }
-    let mut paas = Paas::start();
+    let mut paas = Paas::start_with_args(paas_e2e::stacks_dir(), &["--router-process"]);
     let router = paas.router_pid().expect("a paas-router process serves");
     let app = AppDir::new();
     app.write("index.html", "<h1>hello v1</h1>\n");
