@@ -182,6 +182,8 @@ impl World {
             .unwrap_or_default()
             .into_iter()
             .filter(|j| j["state"] == "up")
+            // One-off jobs (`paas run`, cron) come and go by themselves.
+            .filter(|j| j["type"] != "run" && j["type"] != "cron")
             .map(|j| serde_json::json!({"id": j["id"], "type": j["type"]}))
             .collect();
         jobs.sort_by_key(|j| j.to_string());
