@@ -35,53 +35,10 @@ pub fn now_rfc3339() -> String {
     rfc3339_from_ms(unix_ms())
 }
 
-/// Microseconds since the Unix epoch.
-pub fn unix_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
-
-/// Formats Unix microseconds as RFC 3339 UTC with six fraction digits, e.g.
-/// `2024-05-01T12:00:00.000123Z` (the agents' log record stamps look the same).
-pub fn rfc3339_from_micros(us: i64) -> String {
-    let whole = rfc3339_from_ms(us.div_euclid(1_000_000) * 1000);
-    format!(
-        "{}.{:06}Z",
-        whole.trim_end_matches('Z'),
-        us.rem_euclid(1_000_000)
-    )
-}
-
-/// Formats Unix milliseconds as RFC 3339 UTC (second precision).
-pub fn rfc3339_from_ms(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
+/// Unix-time stamps as RFC 3339 (microseconds, milliseconds): one copy, in the router
+/// crate (which depends on nothing of the controller); the agents' log records look the
+/// same.
+pub use paas_router::clock::{rfc3339_from_micros, rfc3339_from_ms, unix_micros};
 
 /// `bytes` random bytes as lower-case hex.
 pub fn random_hex(bytes: usize) -> String {

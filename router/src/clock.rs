@@ -1,5 +1,5 @@
-//! Wall-clock stamps for access lines and certificate dates (the router keeps its own copy
-//! of these few lines so it depends on nothing of the controller).
+//! Wall-clock stamps for access lines and certificate dates. The controller uses these
+//! too (re-exported from its `util`): the router depends on nothing of the controller.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

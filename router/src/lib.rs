@@ -22,7 +22,7 @@
 
 mod access;
 pub mod acme;
-mod clock;
+pub mod clock;
 mod exchange;
 pub mod feed;
 mod headers;
