@@ -22,7 +22,7 @@ flock "$shared/lock" deploy/build-stack bookworm "$shared/bookworm"
 deploy/build-stack tiny "$work/stacks/tiny" >/dev/null
 ln -s "$(pwd)/$shared/bookworm" "$work/stacks/bookworm"
 
-"$bin/paas-controller" --standalone --data-dir "$work/data" --stacks-dir "$work/stacks" \
+"$bin/paas-controller" --standalone --router-in-process --data-dir "$work/data" --stacks-dir "$work/stacks" \
     --listen 127.0.0.1:$api_port --router-listen 127.0.0.1:$router_port \
     --prefix "$prefix" --subnet 10.211.7.0/24 --port-range 31100-31199 \
     >"$work/controller.log" 2>&1 &

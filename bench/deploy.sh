@@ -20,7 +20,7 @@ deploy/build-stack tiny "$work/stacks/tiny" >/dev/null
 # ranges of its own, away from the default range of a paas running on this machine.
 export PAAS_AGENT_USERNS_RANGE="$(( 3221225472 + ($$ % 1000) * 1048576 )):1048576"
 
-"$bin/paas-controller" --standalone --data-dir "$work/data" --stacks-dir "$work/stacks" \
+"$bin/paas-controller" --standalone --router-in-process --data-dir "$work/data" --stacks-dir "$work/stacks" \
     --listen 127.0.0.1:$api_port --router-listen 127.0.0.1:$router_port \
     --prefix "$prefix" --subnet 10.202.7.0/24 --port-range 31000-31099 \
     >"$work/controller.log" 2>&1 &

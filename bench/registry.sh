@@ -22,7 +22,7 @@ api_port=$(( 17000 + $$ % 1000 ))
 router_port=$(( api_port + 1000 ))
 deploy/build-stack tiny "$work/stacks/tiny" >/dev/null
 
-"$bin/paas-controller" --standalone --no-local-agent --no-router-tls --data-dir "$work/data" \
+"$bin/paas-controller" --standalone --router-in-process --no-local-agent --no-router-tls --data-dir "$work/data" \
     --stacks-dir "$work/stacks" --listen 127.0.0.1:$api_port \
     --router-listen 127.0.0.1:$router_port --gc-interval-secs 0 \
     >"$work/controller.log" 2>&1 &

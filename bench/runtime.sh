@@ -37,7 +37,7 @@ if [ -n "${PAAS_BENCH_NS:-}" ]; then
     umount "$unified"
     mount -t tmpfs -o size=64m paas-bench "$unified"
 fi
-paas=$PWD/target/release/paas-runtime
+paas=$(realpath "${CARGO_TARGET_DIR:-target}")/release/paas-runtime
 work=$(mktemp -d /tmp/paas-bench-runtime.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 # The user-namespaced containers' root (an unprivileged host uid) must reach the rootfs.

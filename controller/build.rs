@@ -3,12 +3,12 @@
 
 use std::path::PathBuf;
 
-#[path = "src/build/tar_dir.rs"]
+#[path = "src/builder/tar_dir.rs"]
 mod tar_dir;
 
 fn main() {
     println!("cargo:rerun-if-changed=../buildpacks");
-    println!("cargo:rerun-if-changed=src/build/tar_dir.rs");
+    println!("cargo:rerun-if-changed=src/builder/tar_dir.rs");
     let manifest =
         PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR")).join("buildpacks.tar");

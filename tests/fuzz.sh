@@ -47,7 +47,7 @@ for t in $TARGETS; do
     hostile) run hostile -p paas-controller --lib hostile_prop || failed=1 ;;
     unpack) run unpack -p paas-node-agent --test unpack_prop || failed=1 ;;
     git) run git -p paas-controller --lib git::prop_tests || failed=1 ;;
-    registry) run registry -p paas-controller --test registry_prop || failed=1 ;;
+    registry) run registry -p paas-registry --test prop || failed=1 ;;
     router)
         run router-raw -p paas-controller --lib router::raw::prop_tests || failed=1
         run router -p paas-controller --test router_prop || failed=1

@@ -15,10 +15,16 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub mod access;
+pub mod addons;
+pub mod clock;
 pub mod config_vars;
 pub mod exec;
 pub mod names;
 pub use access::*;
+pub use addons::{
+    Addon, AddonAttachment, AttachAddon, CreateAddon, PgBackup, PgBackupSchedule, PgBackupTarget,
+    SetPgBackupSchedule,
+};
 pub mod sizes;
 
 /// The one error shape of every paas HTTP API: `{"error": {"code": "...", "message": "..."}}`.
@@ -62,6 +68,9 @@ pub mod codes {
     pub const RATE_LIMITED: &str = "rate_limited";
     /// `If-Match` is stale: the resource changed since it was read (412).
     pub const PRECONDITION_FAILED: &str = "precondition_failed";
+    /// The release's image has no `/bin/sh`, which what was asked needs (409): an attached
+    /// `paas run` (the CLI then runs the command without stdin, `POST …/run`).
+    pub const NO_SHELL: &str = "no_shell";
 }
 
 // ---------------------------------------------------------------------------------------
@@ -198,7 +207,9 @@ pub struct VolumeMount {
 
 /// After the process exits 0, the agent packs the directory at `path` (which must be one
 /// of the job's inputs) into a gzip tar layer whose entries start with `path` without the
-/// leading slash (so `/app/x` is stored as `app/x`), pushes the blob to
+/// leading slash (so `/app/x` is stored as `app/x`); with `path` = `/`, it packs what the
+/// job changed in its root filesystem instead (the overlay upper dir as a zstd OCI layer,
+/// deletions as `.wh.` whiteouts: a Dockerfile RUN step). It pushes the blob to
 /// `<registry>/v2/<repository>/blobs/uploads/` and reports it in
 /// [`JobStatus::output_layer`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -279,6 +290,11 @@ pub struct JobSpec {
     /// the agent's nftables table drops that traffic (`paas apps:access-api`).
     #[serde(default)]
     pub api_access: bool,
+    /// Other tenants whose jobs may reach this job too (an add-on's job: the apps it is
+    /// attached to). The walls let their traffic in as if it were the job's own tenant's;
+    /// nothing else changes. Fixed for the job's life: a new set needs a new job.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guests: Vec<u32>,
 }
 
 /// Lifecycle of a job on a node.
@@ -367,6 +383,24 @@ pub struct VolumeUsage {
     pub emptied: bool,
 }
 
+/// `PUT /v1/volumes/{name}` on an agent: make a sized volume (an ext4 filesystem of this
+/// size, loop-mounted; writes past it fail with ENOSPC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateSizedVolume {
+    pub size_bytes: u64,
+}
+
+/// A sized volume on an agent (`PUT`/`GET /v1/volumes/{name}`): its size, what its files
+/// use, what is left, and whether it is full (less than 1%, at least 1 MiB, left).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SizedVolume {
+    pub name: String,
+    pub size_bytes: u64,
+    pub used_bytes: u64,
+    pub available_bytes: u64,
+    pub full: bool,
+}
+
 /// `POST /v1/nodes/heartbeat` on the controller, every few seconds from each agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeHeartbeat {
@@ -400,6 +434,13 @@ pub const AGENT_TOKEN_STORED: &str = "paas-agent-token-stored";
 /// agent keeps its containers from those machines' host ports and agent ports; an answer
 /// without the header (an older controller) changes nothing.
 pub const PEER_NODES: &str = "paas-peer-nodes";
+
+/// Response header of `POST /v1/nodes/heartbeat`: the add-ons on OTHER nodes and the apps
+/// attached to them, `IPV4:PORT/APP` (the add-on's advertised address and an attached app's
+/// number) separated by commas. The agent lets that app's jobs through its wall against
+/// other nodes' host ports to that one address and port; an answer without the header (an
+/// older controller) changes nothing.
+pub const ADDON_PORTS: &str = "paas-addon-ports";
 
 /// Resource use of one running job, read by its agent from the job's cgroup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

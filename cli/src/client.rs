@@ -107,6 +107,17 @@ impl Client {
         self.call(self.http.post(self.url(path)).json(body))
     }
 
+    /// `POST` like [`Client::post`] for work that may take long (a restore): waits up to
+    /// `limit` for the answer.
+    pub fn post_slow<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        limit: Duration,
+    ) -> Result<T, ClientError> {
+        self.call(self.http.post(self.url(path)).json(body).timeout(limit))
+    }
+
     /// `PUT <base><path>` with a JSON body and decode the JSON answer.
     pub fn put<B: Serialize, T: DeserializeOwned>(
         &self,
@@ -123,6 +134,11 @@ impl Client {
         body: &B,
     ) -> Result<T, ClientError> {
         self.call(self.http.patch(self.url(path)).json(body))
+    }
+
+    /// `DELETE <base><path>` and decode the JSON answer.
+    pub fn delete_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.call(self.http.delete(self.url(path)))
     }
 
     /// `DELETE <base><path>`; the answer's body is not read.

@@ -23,6 +23,7 @@ fn main() {
                 format!("sha256:deps{}", a % 50),
                 format!("sha256:app{a}"),
             ],
+            pinned: None,
         })
         .collect();
     let nodes: Vec<NodeInfo> = (0..node_count)

@@ -47,6 +47,10 @@ impl AgentError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, AgentError::Status { status, .. } if *status == StatusCode::NOT_FOUND)
     }
+
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, AgentError::Status { status, .. } if *status == StatusCode::CONFLICT)
+    }
 }
 
 /// Talks to agents with their own credentials. Cheap to clone.
@@ -336,6 +340,33 @@ impl AgentClient {
         let req = self.http.post(&url).json(&body).timeout(STOP_TIMEOUT);
         let resp = self.send("POST", url.clone(), req).await?;
         Self::json("POST", url, resp).await
+    }
+
+    /// `PUT /v1/volumes/{name}`: makes a sized volume (an app's persistent storage).
+    pub async fn create_volume(
+        &self,
+        node: &str,
+        name: &str,
+        size_bytes: u64,
+    ) -> Result<paas_api::SizedVolume, AgentError> {
+        let url = format!("{node}/v1/volumes/{name}");
+        let body = paas_api::CreateSizedVolume { size_bytes };
+        let req = self.http.put(&url).json(&body).timeout(STOP_TIMEOUT);
+        let resp = self.send("PUT", url.clone(), req).await?;
+        Self::json("PUT", url, resp).await
+    }
+
+    /// `GET /v1/volumes/{name}`: a sized volume's size and use. A short timeout: a listing
+    /// must not hang on a node that stopped answering but is not down yet.
+    pub async fn volume(
+        &self,
+        node: &str,
+        name: &str,
+    ) -> Result<paas_api::SizedVolume, AgentError> {
+        let url = format!("{node}/v1/volumes/{name}");
+        let req = self.http.get(&url).timeout(Duration::from_secs(3));
+        let resp = self.send("GET", url.clone(), req).await?;
+        Self::json("GET", url, resp).await
     }
 
     /// `DELETE /v1/volumes/{name}`: true when the node had the volume, false when not.

@@ -105,7 +105,7 @@ pub fn registry_access(c: Arc<crate::state::Controller>) -> crate::registry::Rep
                 Ok(caller) => caller,
                 Err(f) => {
                     return match failure_response(f, source, &path) {
-                        crate::http::ApiError::RateLimited(s) => RepoAccess::Limited(s),
+                        crate::api_error::ApiError::RateLimited(s) => RepoAccess::Limited(s),
                         _ => RepoAccess::Unauthorized,
                     }
                 }
@@ -139,7 +139,7 @@ pub async fn may_use_repository(
     caller: &Caller,
     repo: &str,
     write: bool,
-) -> Result<bool, crate::http::ApiError> {
+) -> Result<bool, crate::api_error::ApiError> {
     if caller.is_admin() || caller.is_node() {
         return Ok(true);
     }

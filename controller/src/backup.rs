@@ -9,7 +9,8 @@
 //!   in one transaction, so the store part is a consistent snapshot on SQLite and on
 //!   PostgreSQL alike, and restores into either;
 //! * `data/…` — the data directory: the registry's blobs and tags, the git repositories,
-//!   the admin and node tokens and any other files — but not `paas.db*` (in `store/`),
+//!   the admin and node tokens, the add-ons' backup files (`backups/<addon id>/<backup
+//!   id>.dump`, modes kept) and any other files — but not `paas.db*` (in `store/`),
 //!   `builds/` (running builds' inputs), `agent/` (the local agent's containers) or
 //!   `stacks/` (imported into the registry at start; re-import from your stack images).
 //!
@@ -22,7 +23,10 @@
 //!
 //! `restore` unpacks into a new (or empty) data directory (made 0700), opens a fresh store (SQLite in
 //! that directory, or `--database-url`, which must be empty), applies the migrations and
-//! loads the rows. A backup from a newer schema is refused.
+//! loads the rows. A backup from a newer schema is refused. An add-on backup that was
+//! still running when the archive was made is restored as `failed` without its partial
+//! file. The add-ons' live data is not in the archive: it is in their volumes on the nodes
+//! (a `pg:backups:capture` / `redis:backups:capture` first puts a copy in `backups/`).
 
 use std::fs::File;
 use std::io::{BufWriter, Read};
@@ -279,11 +283,41 @@ pub async fn restore(
         return Err(BackupError::StoreNotEmpty);
     }
     store.load(&tables).await?;
+    interrupted_backups(&store, data_dir).await?;
     store.close().await;
     std::fs::remove_dir_all(&staging).map_err(io("removing", &staging))?;
     // A backup of an older controller may hold token files of mode 0644.
     crate::files::secure_data_dir(data_dir)?;
     Ok(manifest)
+}
+
+/// Add-on backups that were running when the controller backup was taken never end in the
+/// restored controller: each becomes `failed` (saying why) and its partial file goes.
+async fn interrupted_backups(store: &Store, data_dir: &Path) -> Result<(), BackupError> {
+    use crate::addons::backups::state;
+    let now = crate::util::now_rfc3339();
+    for a in store.addons().await? {
+        for b in store.backups_of(&a.name).await? {
+            if b.state != state::RUNNING {
+                continue;
+            }
+            let partial = data_dir
+                .join("backups")
+                .join(b.addon_id.to_string())
+                .join(format!("{}.dump", b.id));
+            match std::fs::remove_file(&partial) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io("removing", &partial)(e)),
+            }
+            let why = "it was still running when the controller backup was taken: capture \
+                       another one";
+            store
+                .finish_backup(&b.id, state::FAILED, 0, Some(why), &now)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 fn unpack(file: &Path, to: &Path) -> Result<(), BackupError> {

@@ -81,11 +81,15 @@ pub struct ServeArgs {
     /// DATA/router).
     #[arg(long)]
     pub router_state_dir: Option<PathBuf>,
-    /// Serve apps from a `paas-router` process of their own (started or adopted) that
-    /// outlives the controller: a controller restart, crash or upgrade drops no request.
-    /// Not yet the default: that router's access lines do not reach `paas logs`. Without
-    /// it the router runs inside the controller.
-    #[arg(long)]
+    /// Serve apps from a router inside this process instead of the `paas-router`
+    /// process (the default, started or adopted, which outlives the controller: a
+    /// controller restart, crash or upgrade drops no request). In-process, traffic stops
+    /// while the controller is down; meant for tests and debugging.
+    #[arg(long, conflicts_with = "router_process")]
+    pub router_in_process: bool,
+    /// The default now (kept so older scripts still start): serve apps from the
+    /// `paas-router` process.
+    #[arg(long, hide = true)]
     pub router_process: bool,
     /// Requests each app's router history keeps (per router thread; `paas logs` shows the
     /// newest of all threads). 0 keeps none.
@@ -135,6 +139,16 @@ pub struct ServeArgs {
     /// controllers (one leads the scheduler); default SQLite at DATA/paas.db.
     #[arg(long, env = "PAAS_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// A registry `HOST[:PORT]` reached over plain http (repeat, or comma-separate in the
+    /// env var); the only way to pull (`deploy --image`, `FROM`) from a loopback, private
+    /// or link-local address. Others are reached over https.
+    #[arg(
+        long = "insecure-registry",
+        value_name = "HOST[:PORT]",
+        env = "PAAS_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
+    pub insecure_registries: Vec<String>,
     /// The ACME directory URL of a CA for automatic certificates (`paas certs:auto on`,
     /// HTTP-01 on the router's port). Off when not given.
     #[arg(long, value_name = "URL")]
@@ -158,7 +172,7 @@ pub struct ServeArgs {
     pub gc_grace_secs: u64,
     /// What one build may use (source size, time, CPU, cache).
     #[command(flatten)]
-    pub build_limits: crate::build::limits::LimitArgs,
+    pub build_limits: crate::builder::limits::LimitArgs,
 }
 
 /// Where the router serves HTTPS when `--router-tls-listen` is not given.
@@ -211,6 +225,8 @@ pub struct Settings {
     pub max_blob_bytes: u64,
     /// `--max-push-bytes`: the largest git push body.
     pub max_push_bytes: u64,
+    /// `--insecure-registry`: registries pulled from over plain http (normalized hosts).
+    pub insecure_registries: Vec<String>,
     /// `--database-url`: PostgreSQL (or `sqlite:PATH`) instead of SQLite at [`Self::db_path`].
     pub database_url: Option<String>,
     /// `--acme-directory` and friends: automatic certificates (None: off).
@@ -218,7 +234,7 @@ pub struct Settings {
     /// `--gc-interval-secs`, `--gc-keep`, `--gc-grace-secs`: the periodic registry gc.
     pub gc: crate::gc::Periodic,
     /// `--max-source-bytes`, `--build-timeout`, `--build-cpu`, `--max-cache-bytes`.
-    pub build_limits: crate::build::limits::BuildLimits,
+    pub build_limits: crate::builder::limits::BuildLimits,
 }
 
 impl Settings {
@@ -252,10 +268,11 @@ impl Settings {
             cluster_cidr: DEFAULT_CLUSTER_CIDR.into(),
             max_blob_bytes: crate::registry::DEFAULT_MAX_BLOB_BYTES,
             max_push_bytes: DEFAULT_MAX_PUSH_BYTES,
+            insecure_registries: Vec::new(),
             database_url: None,
             acme: None,
             gc: crate::gc::Periodic::default(),
-            build_limits: crate::build::limits::BuildLimits::default(),
+            build_limits: crate::builder::limits::BuildLimits::default(),
         })
     }
 
@@ -342,8 +359,8 @@ mod tests {
         assert_eq!(s.port_range, "20000-29999");
         assert_eq!((s.router_history_lines, s.router_history_apps), (1000, 100));
         assert_eq!(
-            crate::build::limits::BuildLimits::from(&s.build_limits),
-            crate::build::limits::BuildLimits::default()
+            crate::builder::limits::BuildLimits::from(&s.build_limits),
+            crate::builder::limits::BuildLimits::default()
         );
         let err = Cli::try_parse_from([
             "paas-controller",

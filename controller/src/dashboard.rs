@@ -101,6 +101,15 @@ impl From<AppsError> for ActionError {
     }
 }
 
+/// A volume operation's error: the store's is logged, every other one (bad input, a
+/// refusal, a node that is down or did not answer) is shown next to the form.
+fn volume_err(e: crate::volumes::VolumesError) -> ActionError {
+    match e {
+        crate::volumes::VolumesError::Store(e) => ActionError::Internal(e.to_string()),
+        e => ActionError::User(e.to_string()),
+    }
+}
+
 fn store_err(e: crate::store::StoreError) -> ActionError {
     ActionError::Internal(e.to_string())
 }
@@ -413,6 +422,120 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
         }
         c.scheduler.notify();
         Ok(())
+    }
+
+    async fn volumes(&self, app: &str) -> Result<Vec<paas_web_ui::Volume>, String> {
+        let list = match crate::volumes::list(&self.controller, app).await {
+            Ok(l) => l,
+            Err(crate::volumes::VolumesError::NoApp(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.to_string()),
+        };
+        Ok(list
+            .into_iter()
+            .map(|v| paas_web_ui::Volume {
+                name: v.name,
+                size_bytes: v.size_bytes,
+                used_bytes: v.used_bytes,
+                full: v.full == Some(true),
+                node: v.node,
+                node_state: v.node_state.to_string(),
+                mount: v
+                    .mounts
+                    .into_iter()
+                    .next()
+                    .map(|m| (m.process_type, m.path)),
+            })
+            .collect())
+    }
+
+    async fn create_volume(&self, app: &str, name: &str, size: &str) -> Result<(), ActionError> {
+        crate::volumes::create(&self.controller, app, name, size, None)
+            .await
+            .map(|_| ())
+            .map_err(volume_err)
+    }
+
+    async fn mount_volume(
+        &self,
+        app: &str,
+        name: &str,
+        process_type: &str,
+        path: &str,
+    ) -> Result<(), ActionError> {
+        crate::volumes::mount(&self.controller, app, name, process_type, path)
+            .await
+            .map(|_| ())
+            .map_err(volume_err)
+    }
+
+    async fn unmount_volume(&self, app: &str, name: &str) -> Result<(), ActionError> {
+        crate::volumes::unmount(&self.controller, app, name)
+            .await
+            .map(|_| ())
+            .map_err(volume_err)
+    }
+
+    async fn destroy_volume(
+        &self,
+        app: &str,
+        name: &str,
+        confirm: &str,
+    ) -> Result<(), ActionError> {
+        crate::volumes::destroy(&self.controller, app, name, Some(confirm))
+            .await
+            .map_err(volume_err)
+    }
+
+    async fn addons(
+        &self,
+        viewer: &Viewer,
+        app: &str,
+    ) -> Result<Vec<paas_web_ui::AddonInfo>, String> {
+        let caller = self.caller(viewer).await?;
+        crate::dashboard_addons::list(&self.controller, &caller, app).await
+    }
+
+    fn addon_services(&self) -> Vec<paas_web_ui::AddonService> {
+        crate::dashboard_addons::services()
+    }
+
+    async fn addon_backups(&self, app: &str) -> Result<Vec<paas_web_ui::AddonBackup>, String> {
+        crate::dashboard_addons::backups(&self.controller, app).await
+    }
+
+    async fn create_addon(
+        &self,
+        viewer: &Viewer,
+        app: &str,
+        service: &str,
+        plan: &str,
+    ) -> Result<(), ActionError> {
+        let caller = self.caller(viewer).await.map_err(ActionError::Internal)?;
+        crate::dashboard_addons::create(&self.controller, &caller, app, service, plan).await
+    }
+
+    async fn capture_backup(&self, app: &str, addon: &str) -> Result<(), ActionError> {
+        crate::dashboard_addons::capture(&self.controller, app, addon).await
+    }
+
+    async fn restore_backup(
+        &self,
+        viewer: &Viewer,
+        app: &str,
+        id: &str,
+        confirm: &str,
+    ) -> Result<(), ActionError> {
+        let caller = self.caller(viewer).await.map_err(ActionError::Internal)?;
+        crate::dashboard_addons::restore(&self.controller, &caller, app, id, confirm).await
+    }
+
+    async fn destroy_addon(
+        &self,
+        app: &str,
+        addon: &str,
+        confirm: &str,
+    ) -> Result<(), ActionError> {
+        crate::dashboard_addons::destroy(&self.controller, app, addon, confirm).await
     }
 
     async fn acme(&self, app: &str) -> Result<AcmeInfo, String> {

@@ -436,3 +436,245 @@ fn nodes_reserve_each_jobs_formation_memory_like_the_scheduler() {
     assert_eq!(super::reserved_on("n2", &jobs, &sizes), 1 << 30);
     assert_eq!(super::reserved_on("n3", &jobs, &sizes), 0);
 }
+
+#[tokio::test]
+async fn volume_forms_answer_user_errors_with_the_apis_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = ControllerDashboard::new(controller(&dir).await);
+    d.create_app(&viewer("admin", true), "vol").await.unwrap();
+    assert!(d.volumes("vol").await.unwrap().is_empty());
+    assert!(d.volumes("nope").await.unwrap().is_empty());
+    let user = |r: Result<(), ActionError>| match r {
+        Err(ActionError::User(m)) => m,
+        other => panic!("not a user error: {other:?}"),
+    };
+    assert!(user(d.create_volume("vol", "Up", "1G").await).contains("not a volume name"));
+    assert!(user(d.create_volume("vol", "up", "2X").await).contains("not a volume size"));
+    // No node has ever registered with this controller.
+    assert!(user(d.create_volume("vol", "up", "1G").await).contains("no node is up"));
+    assert!(user(d.mount_volume("vol", "up", "web", "/data").await).contains("no volume named up"));
+    assert!(user(d.unmount_volume("vol", "up").await).contains("no volume named up"));
+    assert!(user(d.destroy_volume("vol", "up", "vol").await).contains("no volume named up"));
+}
+
+/// A form POST to the whole controller app with `user`'s session cookie: (status, body).
+async fn post_form(
+    c: &Arc<Controller>,
+    user: &str,
+    csrf: Option<&str>,
+    uri: &str,
+    form: &str,
+) -> (StatusCode, String) {
+    let d = ControllerDashboard::new(Arc::clone(c));
+    let s = paas_web_ui::session::Session::new(user);
+    let token = csrf.unwrap_or(&s.csrf);
+    let req = Request::post(uri)
+        .header(
+            header::COOKIE,
+            format!("paas_session={}", s.encode(&d.session_key())),
+        )
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("{form}&csrf={token}")))
+        .unwrap();
+    let resp = crate::http::app(Arc::clone(c)).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let body = axum::body::to_bytes(resp.into_body(), 4 << 20)
+        .await
+        .unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The text of the page's add-on error (`#addon-error`), if any.
+fn addon_error(page: &str) -> Option<String> {
+    let start = page.find("id=\"addon-error\">")? + "id=\"addon-error\">".len();
+    Some(page[start..start + page[start..].find('<')?].to_string())
+}
+
+/// The add-on forms through the real controller: the page lists the add-on, its backup and
+/// the services' plans; a bad CSRF token changes nothing (403); a wrong confirmation or
+/// plan is shown next to the forms (400); another member's add-on and backup are answered
+/// exactly like missing ones, from her own app; the right confirmation destroys it.
+#[tokio::test]
+async fn addon_forms_refuse_bad_tokens_wrong_confirmations_and_other_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = controller(&dir).await;
+    let d = ControllerDashboard::new(Arc::clone(&c));
+    c.store
+        .create_user("ann", crate::store::role::MEMBER, Some("ann-pass-1"))
+        .await
+        .unwrap();
+    let (admin, ann) = (viewer("admin", true), viewer("ann", false));
+    d.create_app(&admin, "shop").await.unwrap();
+    d.create_app(&ann, "mine").await.unwrap();
+    d.create_addon(&admin, "shop", "postgresql", "")
+        .await
+        .unwrap();
+    let addons = d.addons(&admin, "shop").await.unwrap();
+    assert_eq!(addons.len(), 1, "{addons:?}");
+    let a = &addons[0];
+    assert_eq!(
+        (a.service.as_str(), a.plan.as_str(), a.owner.as_str()),
+        ("postgresql", "mini", "shop")
+    );
+    assert_eq!(a.attached_as.as_deref(), Some("DATABASE_URL"));
+    let name = a.name.clone();
+    let row = c.store.addon(&name).await.unwrap().unwrap();
+    c.store
+        .insert_backup(&crate::store::BackupRow {
+            id: "b0123456789ab".into(),
+            addon: name.clone(),
+            addon_id: row.id,
+            app_id: row.app_id,
+            size_bytes: 2048,
+            state: "completed".into(),
+            scheduled: false,
+            error: None,
+            created_at: crate::util::now_rfc3339(),
+            finished_at: None,
+        })
+        .await
+        .unwrap();
+
+    // The page: the add-on, its backup, and every service's plans to choose from.
+    let resp = crate::http::app(Arc::clone(&c))
+        .oneshot({
+            let s = paas_web_ui::session::Session::new("admin");
+            Request::get("/apps/shop")
+                .header(
+                    header::COOKIE,
+                    format!("paas_session={}", s.encode(&d.session_key())),
+                )
+                .body(Body::empty())
+                .unwrap()
+        })
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let page = String::from_utf8(
+        axum::body::to_bytes(resp.into_body(), 4 << 20)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(page.contains(&format!("data-addon=\"{name}\"")), "{page}");
+    assert!(page.contains("data-backup=\"b0123456789ab\""), "{page}");
+    assert!(page.contains("2K"), "the backup's size");
+    for plan in ["postgresql:mini", "postgresql:standard", "redis:basic"] {
+        assert!(page.contains(&format!("value=\"{plan}\"")), "{plan}");
+    }
+
+    // A wrong CSRF token: 403 and nothing happens.
+    let destroy = format!("addon={name}&confirm=shop");
+    let (status, _) = post_form(
+        &c,
+        "admin",
+        Some("forged"),
+        "/apps/shop/addons/destroy",
+        &destroy,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = post_form(
+        &c,
+        "admin",
+        Some("forged"),
+        "/apps/shop/addons",
+        "plan=redis:mini",
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(c.store.addon(&name).await.unwrap().is_some());
+    assert_eq!(c.store.addons().await.unwrap().len(), 1);
+
+    // A wrong confirmation, for the add-on and for a restore: said next to the forms.
+    let (status, page) = post_form(
+        &c,
+        "admin",
+        None,
+        "/apps/shop/addons/destroy",
+        &format!("addon={name}&confirm=shopp"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        addon_error(&page).unwrap().contains("--confirm shop"),
+        "{page}"
+    );
+    assert!(c.store.addon(&name).await.unwrap().is_some());
+    let (status, page) = post_form(
+        &c,
+        "admin",
+        None,
+        "/apps/shop/addons/restore",
+        "backup=b0123456789ab&confirm=",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        addon_error(&page).unwrap().contains("shop, to confirm"),
+        "{page}"
+    );
+    // An unknown plan lists the ones there are.
+    let (status, page) = post_form(
+        &c,
+        "admin",
+        None,
+        "/apps/shop/addons",
+        "plan=postgresql:huge",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(addon_error(&page).unwrap().contains("standard"), "{page}");
+    // Capturing needs a running add-on (no node runs here).
+    let (status, page) = post_form(
+        &c,
+        "admin",
+        None,
+        "/apps/shop/addons/capture",
+        &format!("addon={name}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(addon_error(&page).unwrap().contains("available"), "{page}");
+
+    // Another member: shop's pages are a 404, and from her own app shop's add-on and backup
+    // get the very answer a missing one gets.
+    let (status, _) = post_form(&c, "ann", None, "/apps/shop/addons/destroy", &destroy).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    for (uri, theirs, missing) in [
+        (
+            "/apps/mine/addons/destroy",
+            format!("addon={name}&confirm=mine"),
+            "addon=postgresql-nope-0000&confirm=mine".to_string(),
+        ),
+        (
+            "/apps/mine/addons/capture",
+            format!("addon={name}"),
+            "addon=postgresql-nope-0000".to_string(),
+        ),
+        (
+            "/apps/mine/addons/restore",
+            "backup=b0123456789ab&confirm=mine".to_string(),
+            "backup=b0000000000zz&confirm=mine".to_string(),
+        ),
+    ] {
+        let (s1, p1) = post_form(&c, "ann", None, uri, &theirs).await;
+        let (s2, p2) = post_form(&c, "ann", None, uri, &missing).await;
+        assert_eq!(s1, s2, "{uri}");
+        let (e1, e2) = (addon_error(&p1).unwrap(), addon_error(&p2).unwrap());
+        let e2 = e2
+            .replace("postgresql-nope-0000", &name)
+            .replace("b0000000000zz", "b0123456789ab");
+        assert_eq!(e1, e2, "{uri}");
+    }
+    assert!(d.addons(&ann, "mine").await.unwrap().is_empty());
+    assert!(d.addon_backups("mine").await.unwrap().is_empty());
+    assert!(c.store.addon(&name).await.unwrap().is_some());
+
+    // The right confirmation destroys it, with its backups.
+    let (status, _) = post_form(&c, "admin", None, "/apps/shop/addons/destroy", &destroy).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(c.store.addon(&name).await.unwrap().is_none());
+    assert!(c.store.backup("b0123456789ab").await.unwrap().is_none());
+}

@@ -361,9 +361,15 @@ async fn receive_pack(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let app = match check(&c, &headers, source, &repo).await {
-        Ok((app, _)) => app,
+    let (app, caller) = match check(&c, &headers, source, &repo).await {
+        Ok(found) => found,
         Err(resp) => return resp,
+    };
+    // Who pushed: what a Dockerfile's FROM may pull (see builder::dockerfile).
+    let pusher = if caller.is_admin() && caller.user().is_none() {
+        crate::builder::PUSHER_ADMIN.to_string()
+    } else {
+        caller.name().to_string()
     };
     let path = c.settings.repo_path(&app);
     if !path.join("HEAD").is_file() {
@@ -394,8 +400,9 @@ async fn receive_pack(
         )
         .env("PAAS_HOOK_TOKEN", &c.hook_secret)
         .env("PAAS_APP", &app)
+        .env("PAAS_PUSHER", &pusher)
         .env(
-            crate::build::ENV_MAX_SOURCE_BYTES,
+            crate::builder::ENV_MAX_SOURCE_BYTES,
             c.settings.build_limits.max_source_bytes.to_string(),
         )
         .stdin(Stdio::piped())

@@ -19,7 +19,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::build::{
+use crate::builder::{
     ENV_MAX_SOURCE_BYTES, HEADER_APP, HEADER_REF, HEADER_REV, HEADER_TOKEN, RESULT_PREFIX,
 };
 
@@ -236,6 +236,10 @@ fn run_inner() -> Result<bool, HookError> {
         .header(HEADER_REV, &rev)
         .header(HEADER_REF, &name)
         .header(HEADER_TOKEN, &token)
+        .header(
+            crate::builder::HEADER_PUSHER,
+            std::env::var("PAAS_PUSHER").unwrap_or_default(),
+        )
         .header("content-type", "application/x-tar")
         .body(reqwest::blocking::Body::new(tar))
         .send();

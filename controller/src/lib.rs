@@ -7,7 +7,9 @@
 //! * `scheduler` – desired formations vs observed jobs → actions; a small loop applies them.
 //! * `cron`      – app.json's `cron` entries: the schedule parser and the leader's loop that runs them.
 //! * `store`     – sqlx (SQLite) persistence with numbered migrations.
-//! * `registry`  – content-addressed blob store and the OCI distribution API (`/v2/`).
+//! * `registry`  – content-addressed blob store and the OCI distribution API (`/v2/`): the
+//!   `paas-registry` crate (re-exported here), which depends on nothing of the controller;
+//!   the controller passes in who may pull and push what.
 //! * `router`    – the Host-header reverse proxy: the `paas-router` crate (re-exported
 //!   here), which depends on nothing of the controller; its route table is pushed to it.
 //!
@@ -20,14 +22,17 @@
 //! See docs/controller.md.
 
 pub mod acme;
+pub mod addons;
 pub mod agent_client;
+pub mod api_error;
 pub mod apps;
 pub mod auth;
 pub mod backup;
-pub mod build;
+pub mod builder;
 pub mod config;
 pub mod cron;
 pub mod dashboard;
+mod dashboard_addons;
 pub mod files;
 pub mod gc;
 pub mod git;
@@ -36,8 +41,12 @@ pub mod http;
 pub mod job_stats;
 pub mod local_agent;
 pub mod names;
-pub mod registry;
+/// The registry is its own crate (`paas-registry`); this keeps `crate::registry::…` paths
+/// working. New code names `paas_registry` directly.
+pub use paas_registry as registry;
+pub mod registry_client;
 pub use paas_router as router;
+pub mod router_peers;
 pub mod router_supervisor;
 pub mod routing;
 pub mod scheduler;
@@ -45,3 +54,4 @@ pub mod standalone;
 pub mod state;
 pub mod store;
 pub mod util;
+pub mod volumes;

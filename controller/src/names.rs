@@ -13,6 +13,8 @@
 //! | the router's certificates and HTTPS redirects | reloaded from the store | reloaded |
 //! | one-off jobs (`paas run`) in progress | stopped and removed | moved |
 //! | build cache volume | keyed by number (`cache-<id>`): deleted on every up node | nothing to do |
+//! | Dockerfile layer cache `DATA/dockerfile-cache/<id>.json` | keyed by number: deleted | nothing to do |
+//! | app volumes (`paas volumes`) | rows deleted (cascade); on its node as `app-<id>-<name>`, deleted once the jobs stop | rows moved; keyed by number on the node |
 //!
 //! Destroy sets the git and registry repositories aside first (one `rename` each, so they
 //! are gone at once and the name can never reach them again), then deletes the store rows
@@ -155,6 +157,13 @@ pub async fn destroy(c: &Arc<Controller>, app: &str) -> Result<(), NamesError> {
     };
     // The one-off jobs are named now: once the name is free, a new app's are not these.
     let one_offs = one_off_jobs(c, app);
+    let volumes = match c.store.volumes(Some(app)).await {
+        Ok(v) => v,
+        Err(e) => {
+            restore(c, git, repo).await;
+            return Err(e.into());
+        }
+    };
     if let Err(e) = c.store.delete_app(app).await {
         restore(c, git, repo).await;
         return Err(e.into());
@@ -167,6 +176,7 @@ pub async fn destroy(c: &Arc<Controller>, app: &str) -> Result<(), NamesError> {
     if let Some(id) = id {
         delete_cache(c, app, id).await;
     }
+    crate::volumes::delete_destroyed(c, volumes);
     Ok(())
 }
 
@@ -201,7 +211,13 @@ async fn stop_one_off_jobs(c: &Controller, ids: Vec<String>) {
 /// Deletes the app's build cache volume on every node that is up; a down node keeps its
 /// copy, which no other app can mount (volumes are keyed by the number, never reused).
 async fn delete_cache(c: &Controller, app: &str, id: u32) {
-    let volume = crate::build::cache_volume(id);
+    let layers = crate::builder::dockerfile::cache_path(&c.settings.data_dir, id);
+    match tokio::fs::remove_file(&layers).await {
+        Ok(()) => tracing::info!(%app, "Dockerfile layer cache deleted"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(%app, "deleting {}: {e}", layers.display()),
+    }
+    let volume = crate::builder::cache_volume(id);
     let nodes = match c.store.list_nodes().await {
         Ok(n) => n,
         Err(e) => {

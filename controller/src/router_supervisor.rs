@@ -22,7 +22,7 @@ const CHECK: Duration = Duration::from_secs(1);
 pub enum SupervisorError {
     #[error(
         "the router binary {path} does not exist: build it (cargo build -p paas-router), pass \
-         --router-bin, or serve from the controller (without --router-process)"
+         --router-bin, or serve from the controller (--router-in-process)"
     )]
     NoBinary { path: String },
     #[error("starting {path}: {source}")]
@@ -44,7 +44,7 @@ pub enum SupervisorError {
     Slow { log: String },
     #[error(
         "--router-listen {0} has port 0: the router process needs a fixed port (or serve \
-         from the controller, without --router-process)"
+         from the controller, --router-in-process)"
     )]
     PortZero(SocketAddr),
 }

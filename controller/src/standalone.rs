@@ -1,7 +1,7 @@
 //! `paas-controller --standalone`: everything on one machine. Opens the data directory,
-//! imports the stack images, serves the API (with git, registry and dashboard), serves the
-//! router from this process or, with `--router-process`, starts or adopts the
-//! `paas-router` process (which outlives the controller; see [`crate::router_supervisor`]),
+//! imports the stack images, serves the API (with git, registry and dashboard), starts or
+//! adopts the `paas-router` process (which outlives the controller; see
+//! [`crate::router_supervisor`]; `--router-in-process` serves apps from this process instead),
 //! runs the scheduler loop, and supervises one local `paas-agent` child (restarted when it
 //! exits; sent SIGTERM when the controller stops — containers outlive both). An agent left
 //! running by a killed controller is adopted, or replaced when it differs
@@ -23,6 +23,8 @@ use crate::state::{Controller, OpenError};
 /// Why the controller could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error("--insecure-registry: {0}")]
+    InsecureRegistry(String),
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
@@ -91,7 +93,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     let listener = bind(args.listen, "API", "--listen").await?;
     // The in-process router binds here; the router process binds its own (and may be up
     // already, holding the ports: then it is adopted below).
-    let in_process = if !args.router_process {
+    let in_process = if args.router_in_process {
         let router_listener = bind(args.router_listen, "router", "--router-listen").await?;
         let tls = match (args.no_router_tls, args.router_tls_listen) {
             (true, _) => None,
@@ -139,6 +141,13 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     settings.cluster_cidr = args.cluster_cidr.clone();
     settings.max_blob_bytes = args.max_blob_bytes;
     settings.max_push_bytes = args.max_push_bytes;
+    settings.insecure_registries = args
+        .insecure_registries
+        .iter()
+        .filter(|h| !h.trim().is_empty())
+        .map(|h| crate::registry_client::normalize_host(h))
+        .collect::<Result<_, _>>()
+        .map_err(|e| StartError::InsecureRegistry(e.to_string()))?;
     settings.build_limits = (&args.build_limits).into();
     settings.database_url = args.database_url.clone();
     settings.acme = args
@@ -166,6 +175,34 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     }
 
     let c = Controller::open(settings).await?;
+    // Chunked uploads a kill cut: with SQLite this controller alone writes the registry,
+    // so every upload left from before this start is dead; a shared store only sweeps
+    // idle ones (below), another controller may be receiving one.
+    if c.settings.database_url.is_none() {
+        let removed = crate::registry::sweep_uploads(&c.registry.uploads_dir(), Duration::ZERO);
+        if removed > 0 {
+            tracing::info!(
+                removed,
+                "removed registry uploads an earlier run left unfinished"
+            );
+        }
+    }
+    let uploads = c.registry.uploads_dir();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(crate::registry::SWEEP_EVERY).await;
+            let removed = crate::registry::sweep_uploads(&uploads, crate::registry::UPLOAD_IDLE);
+            if removed > 0 {
+                tracing::info!(removed, "removed registry uploads idle for an hour");
+            }
+        }
+    });
+    crate::builder::leftovers::set_agent_pid_file(
+        c.settings
+            .data_dir
+            .join("agent")
+            .join(crate::local_agent::PID_FILE),
+    );
     let stacks = args
         .stacks_dir
         .clone()
@@ -242,7 +279,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     }
     let scheduler = tokio::spawn(crate::scheduler::run_elected(Arc::clone(&c)));
     // Build and release-command jobs a killed controller left behind.
-    let reaper = tokio::spawn(crate::build::leftovers::reap_orphan_jobs(Arc::clone(&c)));
+    let reaper = tokio::spawn(crate::builder::leftovers::reap_orphan_jobs(Arc::clone(&c)));
     let (stop_tx, stop_rx) = watch::channel(false);
     let agent = if args.no_local_agent {
         tracing::info!(
@@ -309,7 +346,9 @@ async fn serve_api(listener: TcpListener, app: axum::Router) {
 }
 
 /// Imports every OCI image layout `<stacks>/<name>/` (with an `index.json`) as
-/// `stacks/<name>:latest`, skipping those whose tag already points at the layout's image.
+/// `stacks/<name>:latest` (the add-on service images `postgresql` and `redis` as
+/// `services/<name>:latest`, which only add-on jobs use), skipping those whose tag already
+/// points at the layout's image.
 pub async fn import_stacks(registry: &Registry, stacks: &Path) -> Result<Vec<String>, StartError> {
     let entries = match std::fs::read_dir(stacks) {
         Ok(e) => e,
@@ -333,7 +372,8 @@ pub async fn import_stacks(registry: &Registry, stacks: &Path) -> Result<Vec<Str
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let repo = format!("stacks/{name}");
+        let repo =
+            crate::addons::image_repository(&name).unwrap_or_else(|| format!("stacks/{name}"));
         if crate::registry::names::check_repo(&repo).is_err() {
             tracing::warn!(
                 "skipping the stack directory {}: {name:?} is not a valid image name",

@@ -64,6 +64,8 @@ pub struct Controller {
     /// The per-controller secret the git hook sends back (`PAAS_HOOK_TOKEN`).
     pub hook_secret: String,
     pub routes: RouteTable,
+    /// The `paas-router` processes following this controller's feed.
+    pub router_peers: crate::router_peers::RouterPeers,
     pub scheduler: SchedulerHandle,
     pub agents: AgentClient,
     /// Latest heartbeat details by node name.
@@ -78,6 +80,8 @@ pub struct Controller {
     pub job_stats: crate::job_stats::JobStatsStore,
     /// The ACME client's account and order lock (automatic certificates).
     pub acme: crate::acme::Acme,
+    /// Credentials for other registries, per user (`paas registry:login`).
+    pub registry_logins: crate::registry_client::Logins,
 }
 
 impl std::fmt::Debug for Controller {
@@ -137,6 +141,7 @@ impl Controller {
         let registry =
             Registry::open(settings.registry_dir())?.with_max_blob_bytes(settings.max_blob_bytes);
         let agents = AgentClient::new(node.clone()).with_store(store.clone());
+        let registry_logins = crate::registry_client::Logins::new(&settings.data_dir);
         let c = Arc::new(Controller {
             settings,
             store,
@@ -146,6 +151,7 @@ impl Controller {
             access: crate::auth::FailureLimiter::default(),
             hook_secret: random_hex(32),
             routes: RouteTable::new(),
+            router_peers: Default::default(),
             scheduler: SchedulerHandle::new(),
             heartbeats: Mutex::new(HashMap::new()),
             runs: Mutex::new(HashMap::new()),
@@ -153,8 +159,9 @@ impl Controller {
             building: Mutex::new(HashSet::new()),
             job_stats: crate::job_stats::JobStatsStore::default(),
             acme: crate::acme::Acme::default(),
+            registry_logins,
         });
-        crate::build::remove_finished_build_dirs(&c).await;
+        crate::builder::remove_finished_build_dirs(&c).await;
         Ok(c)
     }
 

@@ -4,7 +4,6 @@
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rand::RngCore;
 
@@ -22,23 +21,15 @@ pub enum UtilError {
     BadToken { path: String },
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// Now as RFC 3339 UTC with second precision, e.g. `2024-05-01T12:00:00Z`.
 pub fn now_rfc3339() -> String {
     rfc3339_from_ms(unix_ms())
 }
 
-/// Unix-time stamps as RFC 3339 (microseconds, milliseconds): one copy, in the router
-/// crate (which depends on nothing of the controller); the agents' log records look the
-/// same.
-pub use paas_router::clock::{rfc3339_from_micros, rfc3339_from_ms, unix_micros};
+/// Unix-time stamps and their RFC 3339 form (microseconds, milliseconds): one copy, in
+/// `paas_api::clock`, shared with the router and registry crates; the agents' log records
+/// look the same.
+pub use paas_api::clock::{rfc3339_from_micros, rfc3339_from_ms, unix_micros, unix_ms};
 
 /// `bytes` random bytes as lower-case hex.
 pub fn random_hex(bytes: usize) -> String {

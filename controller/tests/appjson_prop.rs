@@ -4,7 +4,7 @@
 //! the cron parser never panics and every next run it finds is after the time asked,
 //! on a whole minute and matched again from one second before it.
 
-use paas_controller::build::{app_json, jsonc};
+use paas_controller::builder::{app_json, jsonc};
 use paas_controller::cron::Schedule;
 use proptest::prelude::*;
 use serde_json::Value;

@@ -217,3 +217,128 @@ async fn backup_restores_into_fresh_sqlite_and_postgres_stores() {
     assert_eq!(pg.domains(Some("hello")).await.unwrap().len(), 1);
     pg.close().await;
 }
+
+/// An add-on backup (row and dump file) as the capture leaves it.
+async fn recorded_backup(
+    c: &Controller,
+    addon: &paas_controller::store::AddonRow,
+    id: &str,
+    state: &str,
+    bytes: &[u8],
+) -> std::path::PathBuf {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let b = paas_controller::store::BackupRow {
+        id: id.into(),
+        addon: addon.name.clone(),
+        addon_id: addon.id,
+        app_id: addon.app_id,
+        size_bytes: bytes.len() as u64,
+        state: state.into(),
+        scheduled: false,
+        error: None,
+        created_at: "2026-12-07T02:00:00Z".into(),
+        finished_at: None,
+    };
+    c.store.insert_backup(&b).await.unwrap();
+    let file = paas_controller::addons::backups::file(c, &b);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(file.parent().unwrap())
+        .unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&file)
+        .unwrap();
+    std::io::Write::write_all(&mut f, bytes).unwrap();
+    file
+}
+
+/// The add-ons' backup files ride along: a completed dump comes back byte for byte with its
+/// 0600/0700 modes and `GET …/pg-backups` of the restored controller lists it; one that was
+/// still running comes back `failed`, without its partial file. (Restoring from it into a
+/// live PostgreSQL is addons_backups.rs's e2e test; here no node runs.)
+#[tokio::test]
+async fn addon_backup_files_come_back_with_their_rows() {
+    use std::os::unix::fs::PermissionsExt;
+    let r = Running::start(false).await;
+    let token = r.c.tokens.admin().to_string();
+    r.c.store.create_app("shop").await.unwrap();
+    let created = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .post(format!("{}/v1/apps/shop/addons", r.api))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"service": "postgresql"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let name = created.json::<Value>().await.unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let addon = r.c.store.addon(&name).await.unwrap().unwrap();
+    // Not text: every byte value, so nothing may be re-encoded on the way.
+    let dump: Vec<u8> = b"PGDMP"
+        .iter()
+        .copied()
+        .chain(0..=255u8)
+        .cycle()
+        .take(70_000)
+        .collect();
+    let done = recorded_backup(&r.c, &addon, "b00000000done", "completed", &dump).await;
+    let partial = recorded_backup(&r.c, &addon, "b000000000run", "running", b"PGD").await;
+
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("paas-backup.tar.gz");
+    let data = r.dir.path().to_str().unwrap();
+    let (ok, text) = run(&[
+        "backup",
+        "--data-dir",
+        data,
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(ok, "backup failed: {text}");
+    let fresh = out.path().join("restored");
+    let (ok, text) = run(&[
+        "restore",
+        "--data-dir",
+        fresh.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(ok, "restore failed: {text}");
+
+    let inside = |p: &Path| fresh.join(p.strip_prefix(r.dir.path()).unwrap());
+    let back = inside(&done);
+    assert_eq!(std::fs::read(&back).unwrap(), dump, "the same bytes");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&back), 0o600);
+    assert_eq!(mode(back.parent().unwrap()), 0o700);
+    assert!(
+        !inside(&partial).exists(),
+        "a running backup's partial file is left out"
+    );
+
+    let (base, task) = serve(&fresh, None).await;
+    let list = get_json(&base, &token, "/v1/apps/shop/pg-backups").await;
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2, "{list:?}");
+    let by_id = |id: &str| list.iter().find(|b| b["id"] == id).unwrap().clone();
+    assert_eq!(by_id("b00000000done")["state"], "completed");
+    assert_eq!(by_id("b00000000done")["size_bytes"], dump.len() as u64);
+    let failed = by_id("b000000000run");
+    assert_eq!(failed["state"], "failed");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("controller backup"),
+        "{failed}"
+    );
+    task.abort();
+}

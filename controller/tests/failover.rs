@@ -55,7 +55,8 @@ impl Proc {
         let mut child = Command::new(BIN)
             // Each controller serves its own router here (the test kills controllers to
             // fail over; a router process would outlive them).
-            .args(["--standalone", "--no-local-agent", "--data-dir"])
+            .args(["--standalone", "--no-local-agent", "--router-in-process"])
+            .arg("--data-dir")
             .arg(data)
             .args(["--listen", &format!("127.0.0.1:{api}")])
             .args(["--router-listen", &format!("127.0.0.1:{router}")])

@@ -2,7 +2,7 @@
 //! every error names a line that exists and says what is wrong, and whatever they accept
 //! is a valid process type name with a non-empty command.
 
-use paas_controller::build::procfile::{parse_procfile, parse_release_yml, ProcfileError};
+use paas_controller::builder::procfile::{parse_procfile, parse_release_yml, ProcfileError};
 use proptest::prelude::*;
 
 fn valid_type_name(n: &str) -> bool {

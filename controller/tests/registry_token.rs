@@ -3,6 +3,8 @@
 //! stacks), and real `skopeo`, following the Bearer challenge with a member's credentials,
 //! pushes to the member's own repository and is refused on another member's.
 
+// The registry crate's own test helpers (gzip layers, OCI layouts), shared rather than copied.
+#[path = "../../registry/tests/support/mod.rs"]
 mod registry_support;
 mod support;
 

@@ -1,7 +1,8 @@
 //! `GET /internal/router/feed` against a real controller (fake agent): only node tokens
 //! and admins may follow it (it carries certificate keys); a `paas-router` feed follower
 //! gets the whole table at once and a new app's route pushed when it is deployed, and
-//! saves it owner-only.
+//! saves it owner-only; the internal endpoint it announces makes it one of the
+//! controller's routers.
 
 mod support;
 mod tenants_support;
@@ -27,6 +28,7 @@ async fn the_feed_is_for_nodes_and_pushes_each_change() {
     let follower = tokio::spawn(paas_router::process::follow(
         vec![w.running.api.clone()],
         node,
+        "http://127.0.0.1:9".into(),
         table.clone(),
         dir.path().to_path_buf(),
     ));
@@ -38,6 +40,13 @@ async fn the_feed_is_for_nodes_and_pushes_each_change() {
             .is_some_and(|r| !r.backends.is_empty())
     })
     .await;
+    // The follower announced its internal endpoint: the controller asks it for access
+    // lines and drain waits.
+    let peers = w.running.c.router_peers.list();
+    assert!(
+        peers.iter().any(|(_, url)| url == "http://127.0.0.1:9"),
+        "{peers:?}"
+    );
     let saved = dir.path().join(paas_router::feed::SAVED);
     let mode = std::fs::metadata(&saved).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);

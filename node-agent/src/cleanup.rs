@@ -1,6 +1,7 @@
 //! `paas-agent cleanup`: kills and deletes every container of the state dir, removes the
 //! jobs' netns and veths, the nftables table, the bridge and the empty cgroup parents,
-//! and forgets the jobs and the address book. Named volumes and the layer cache stay.
+//! and forgets the jobs and the address book. Named volumes and the layer cache stay (sized
+//! volumes are unmounted; the next job that needs one mounts it again).
 
 use std::path::Path;
 
@@ -57,6 +58,7 @@ pub async fn run(args: &CleanupArgs) -> Result<(), CleanupError> {
         }
     }
     remove_cgroup_parents(&args.cgroup_root, &args.prefix);
+    crate::volumes::unmount_all(&args.state_dir);
     if let Err(e) = network::remove_all(&args.prefix).await {
         first_error.get_or_insert(e.into());
     }

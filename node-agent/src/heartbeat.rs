@@ -103,6 +103,12 @@ pub async fn send(
             tracing::warn!("closing other nodes' ports to jobs: {e}");
         }
     }
+    if let Some(ports) = resp.headers().get(paas_api::ADDON_PORTS) {
+        let ports = crate::network::tables::parse_addon_ports(ports.to_str().unwrap_or_default());
+        if let Err(e) = agent.network.set_addon_ports(&ports).await {
+            tracing::warn!("opening add-ons on other nodes to their apps' jobs: {e}");
+        }
+    }
     Ok(())
 }
 

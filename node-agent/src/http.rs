@@ -110,7 +110,10 @@ pub fn app(agent: Arc<Agent>) -> Router {
         .route("/v1/jobs/{id}/stats", get(job_stats))
         .route("/v1/jobs/{id}/exec", post(crate::exec::handler))
         .route("/v1/volumes/{name}/size-limit", post(volume_size_limit))
-        .route("/v1/volumes/{name}", delete(delete_volume))
+        .route(
+            "/v1/volumes/{name}",
+            delete(delete_volume).put(put_volume).get(get_volume),
+        )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(agent.clone(), auth))
         .with_state(agent)
@@ -290,19 +293,52 @@ async fn volume_size_limit(
     Path(name): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<paas_api::VolumeUsage>> {
-    use crate::volumes::VolumeError;
     let req: VolumeSizeLimit = parse_body(&body, "size limit (api::VolumeSizeLimit JSON)")?;
     crate::volumes::size_limit(&agent, &name, req.max_bytes)
         .await
         .map(Json)
-        .map_err(|e| {
-            let (status, code) = match &e {
-                VolumeError::InvalidName(_) => (StatusCode::BAD_REQUEST, codes::VALIDATION),
-                VolumeError::InUse { .. } => (StatusCode::CONFLICT, codes::CONFLICT),
-                VolumeError::Io { .. } => (StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL),
-            };
-            ApiError::new(status, code, e.to_string())
-        })
+        .map_err(volume_error)
+}
+
+fn volume_error(e: crate::volumes::VolumeError) -> ApiError {
+    use crate::volumes::VolumeError;
+    let (status, code) = match &e {
+        VolumeError::InvalidName(_) | VolumeError::BadSize(_) => {
+            (StatusCode::BAD_REQUEST, codes::VALIDATION)
+        }
+        VolumeError::InUse { .. } | VolumeError::Exists { .. } => {
+            (StatusCode::CONFLICT, codes::CONFLICT)
+        }
+        VolumeError::NotFound(_) => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
+        VolumeError::Io { .. } => (StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL),
+    };
+    ApiError::new(status, code, e.to_string())
+}
+
+/// `PUT /v1/volumes/{name}` `{"size_bytes": N}`: makes a sized volume (or mounts the one
+/// that exists with that size); `409` when one exists with another size.
+async fn put_volume(
+    State(agent): State<Arc<Agent>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<paas_api::SizedVolume>> {
+    let req: paas_api::CreateSizedVolume =
+        parse_body(&body, "volume (api::CreateSizedVolume JSON)")?;
+    crate::volumes::create_sized(&agent, &name, req.size_bytes)
+        .await
+        .map(Json)
+        .map_err(volume_error)
+}
+
+/// `GET /v1/volumes/{name}`: size and use of a sized volume; `404` when there is none.
+async fn get_volume(
+    State(agent): State<Arc<Agent>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<paas_api::SizedVolume>> {
+    crate::volumes::sized(&agent, &name)
+        .await
+        .map(Json)
+        .map_err(volume_error)
 }
 
 /// `DELETE /v1/volumes/{name}`: removes the named volume `<state-dir>/volumes/<name>` and
@@ -343,11 +379,27 @@ async fn delete_volume(
             ),
         ));
     }
+    let state_dir = agent.config.state_dir.clone();
+    let name2 = name.clone();
+    let had_image =
+        tokio::task::spawn_blocking(move || crate::volumes::remove_image(&state_dir, &name2))
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    codes::INTERNAL,
+                    format!("removing volume {name}: {e}"),
+                )
+            })?
+            .map_err(volume_error)?;
     let volumes = agent.config.state_dir.join("volumes");
     let dir = volumes.join(&name);
     let doomed = volumes.join(format!(".deleting-{name}-{}", crate::util::unique()));
     match std::fs::rename(&dir, &doomed) {
         Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && had_image => {
+            return Ok(StatusCode::NO_CONTENT)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,

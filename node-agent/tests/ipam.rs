@@ -18,30 +18,30 @@ fn ips_are_lowest_free_and_persist() {
         last: 30009,
     };
     let mut ipam = Ipam::open(&path, subnet(), ports).unwrap();
-    let a = ipam.lease("a", None, None).unwrap();
-    let b = ipam.lease("b", Some(5000), None).unwrap();
+    let a = ipam.lease("a", None, None, &[]).unwrap();
+    let b = ipam.lease("b", Some(5000), None, &[]).unwrap();
     assert_eq!(a.ip, Ipv4Addr::new(10, 200, 7, 2));
     assert_eq!(a.host_port, None);
     assert_eq!(b.ip, Ipv4Addr::new(10, 200, 7, 3));
     assert_eq!(b.host_port, Some(30000));
     assert_eq!(b.container_port, Some(5000));
     // Idempotent per job.
-    assert_eq!(ipam.lease("b", Some(5000), None).unwrap(), b);
+    assert_eq!(ipam.lease("b", Some(5000), None, &[]).unwrap(), b);
     drop(ipam);
 
     let mut ipam = Ipam::open(&path, subnet(), ports).unwrap();
     assert_eq!(ipam.get("b"), Some(&b));
     assert_eq!(ipam.release("a").unwrap().map(|l| l.ip), Some(a.ip));
     assert_eq!(
-        ipam.lease("c", None, None).unwrap().ip,
+        ipam.lease("c", None, None, &[]).unwrap().ip,
         a.ip,
         "freed IP is reused"
     );
     // /29: .2 to .6 for jobs.
-    ipam.lease("d", None, None).unwrap();
-    ipam.lease("e", None, None).unwrap();
-    ipam.lease("f", None, None).unwrap();
-    let err = ipam.lease("g", None, None).unwrap_err();
+    ipam.lease("d", None, None, &[]).unwrap();
+    ipam.lease("e", None, None, &[]).unwrap();
+    ipam.lease("f", None, None, &[]).unwrap();
+    let err = ipam.lease("g", None, None, &[]).unwrap_err();
     assert!(matches!(err, IpamError::SubnetFull { .. }));
     assert!(err.to_string().contains("10.200.7.0/29"), "{err}");
 }
@@ -56,18 +56,34 @@ fn host_ports_round_robin_and_are_never_shared() {
         last: 31002,
     };
     let mut ipam = Ipam::open(&path, big, ports).unwrap();
-    let p1 = ipam.lease("j1", Some(80), None).unwrap().host_port.unwrap();
-    let p2 = ipam.lease("j2", Some(80), None).unwrap().host_port.unwrap();
+    let p1 = ipam
+        .lease("j1", Some(80), None, &[])
+        .unwrap()
+        .host_port
+        .unwrap();
+    let p2 = ipam
+        .lease("j2", Some(80), None, &[])
+        .unwrap()
+        .host_port
+        .unwrap();
     assert_eq!((p1, p2), (31000, 31001));
     ipam.release("j1").unwrap();
     // The cursor moves on: the port just released is not reused at once.
-    let p3 = ipam.lease("j3", Some(80), None).unwrap().host_port.unwrap();
+    let p3 = ipam
+        .lease("j3", Some(80), None, &[])
+        .unwrap()
+        .host_port
+        .unwrap();
     assert_eq!(p3, 31002);
     drop(ipam);
     let mut ipam = Ipam::open(&path, big, ports).unwrap();
-    let p4 = ipam.lease("j4", Some(80), None).unwrap().host_port.unwrap();
+    let p4 = ipam
+        .lease("j4", Some(80), None, &[])
+        .unwrap()
+        .host_port
+        .unwrap();
     assert_eq!(p4, 31000, "wraps around to the free one");
-    let err = ipam.lease("j5", Some(80), None).unwrap_err();
+    let err = ipam.lease("j5", Some(80), None, &[]).unwrap_err();
     assert!(matches!(err, IpamError::PortsExhausted { .. }), "{err}");
     // Every held port is distinct.
     let mut held: Vec<u16> = ipam.leases().values().filter_map(|l| l.host_port).collect();
@@ -76,9 +92,9 @@ fn host_ports_round_robin_and_are_never_shared() {
     assert_eq!(held.len(), 3);
     // A job without a port takes no host port.
     ipam.release("j2").unwrap();
-    assert_eq!(ipam.lease("j6", None, None).unwrap().host_port, None);
+    assert_eq!(ipam.lease("j6", None, None, &[]).unwrap().host_port, None);
     assert_eq!(
-        ipam.lease("j7", Some(1), None).unwrap().host_port,
+        ipam.lease("j7", Some(1), None, &[]).unwrap().host_port,
         Some(31001)
     );
 }
@@ -92,7 +108,7 @@ fn leases_carry_tenant_and_mac_and_old_ones_still_load() {
         last: 30009,
     };
     let mut ipam = Ipam::open(&path, subnet(), ports).unwrap();
-    let a = ipam.lease("a", None, Some(7)).unwrap();
+    let a = ipam.lease("a", None, Some(7), &[]).unwrap();
     assert_eq!(a.tenant, Some(7));
     assert_eq!(a.mac.as_deref(), Some("02:50:0a:c8:07:02"));
     drop(ipam);

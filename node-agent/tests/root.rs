@@ -253,7 +253,7 @@ async fn network_maps_ports_and_tears_down() {
     .unwrap();
     net.ensure_node().await.unwrap();
     net.ensure_node().await.expect("ensure_node is idempotent");
-    let job = net.setup_job("net-1", Some(5000), None).await.unwrap();
+    let job = net.setup_job("net-1", Some(5000), None, &[]).await.unwrap();
     let expected_ip = Ipv4Addr::from(u32::from(names.subnet.network) + 2);
     assert_eq!(job.ip, expected_ip);
     assert_eq!(job.addr, Some(format!("{expected_ip}:5000")));
@@ -323,7 +323,7 @@ async fn network_maps_ports_and_tears_down() {
     let _ = httpd.wait();
 
     // A second job gets the next address and another port.
-    let job2 = net.setup_job("net-2", Some(5000), None).await.unwrap();
+    let job2 = net.setup_job("net-2", Some(5000), None, &[]).await.unwrap();
     assert_ne!(job2.ip, job.ip);
     assert_ne!(job2.host_port, job.host_port);
 

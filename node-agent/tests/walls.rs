@@ -310,7 +310,10 @@ async fn leases_of_older_agents_get_walls_with_their_real_mac() {
     };
     let net = open();
     net.ensure_node().await.unwrap();
-    let job = net.setup_job("old-1", Some(5000), Some(4)).await.unwrap();
+    let job = net
+        .setup_job("old-1", Some(5000), Some(4), &[])
+        .await
+        .unwrap();
     let lease = net.lease("old-1").unwrap();
     assert_eq!(lease.tenant, Some(4));
     let mac = lease.mac.clone().unwrap();
@@ -359,4 +362,43 @@ async fn leases_of_older_agents_get_walls_with_their_real_mac() {
     for s in ["job_veths", "job_ports", "port_tenants", "port_members"] {
         assert!(!set(s).contains("elements"), "{s}: {}", set(s));
     }
+}
+
+/// An add-on's job (a tenant of its own, `guests` its attached apps): the guest's jobs
+/// connect to it every way (a TCP connect needs both directions through the walls), any
+/// other tenant's job reaches none of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_addon_is_reached_by_its_guests_and_no_one_else() {
+    if !need_root("an_addon_is_reached_by_its_guests_and_no_one_else") {
+        return;
+    }
+    let mut bed = Testbed::new().await;
+    bed.start_agent(&[]).await;
+    let mut spec = web_job(&bed, "addon", (1 << 30) + 1);
+    spec["guests"] = json!([5]);
+    let addon = bed.run(spec).await;
+    let ip = addon["ip"].as_str().unwrap().to_string();
+    let hp = addon["host_port"].as_u64().unwrap() as u16;
+    let node = bed.node_ip.to_string();
+    let targets = [
+        ("direct", ip.clone(), 5000),
+        ("gateway", GATEWAY.to_string(), hp),
+        ("node", node.clone(), hp),
+    ];
+    for (id, tenant) in [("guest", Some(5)), ("stranger", Some(6)), ("loner", None)] {
+        bed.run(probe(id, tenant, &targets)).await;
+    }
+    let guest = bed.logs("guest", true).await;
+    let stranger = bed.logs("stranger", true).await;
+    let loner = bed.logs("loner", true).await;
+    for logs in [&guest, &stranger, &loner] {
+        assert!(logs.contains("done"), "the probe did not finish: {logs}");
+    }
+    assert_eq!(
+        open_labels(&guest),
+        ["direct", "gateway", "node"],
+        "the attached app reaches its add-on:\n{guest}"
+    );
+    assert!(open_labels(&stranger).is_empty(), "{stranger}");
+    assert!(open_labels(&loner).is_empty(), "{loner}");
 }

@@ -9,7 +9,7 @@
 //! sending never waits, and a slow reader loses the oldest lines (the channel tells it how
 //! many).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -52,6 +52,8 @@ struct Shared {
     limits: Mutex<HistoryLimits>,
     /// One sender per router thread, for history reads.
     threads: Mutex<Vec<mpsc::UnboundedSender<Query>>>,
+    /// The apps' permanent numbers as last fed ([`AccessLog::set_app_ids`]).
+    ids: Mutex<Option<BTreeMap<String, u64>>>,
 }
 
 /// The apps' access lines: live channels and the router threads' history. Cheap to clone.
@@ -108,6 +110,32 @@ impl AccessLog {
         if let Some(state) = all.remove(from) {
             all.insert(to.to_string(), state);
         }
+    }
+
+    /// Follows the apps' permanent numbers (a router process learns of destroys and
+    /// renames only through its feed): the access state of a name that is gone, or now
+    /// belongs to another app, is forgotten as by [`AccessLog::forget`] (followed or not,
+    /// so a later app of that name never sees it), and a number that moved to another name
+    /// takes its state along as by [`AccessLog::rename`]. The first call only records.
+    pub fn set_app_ids(&self, ids: &BTreeMap<String, u64>) {
+        let mut known = self.shared.ids.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = known.as_ref() {
+            let mut all = self.shared.apps.lock().unwrap_or_else(|e| e.into_inner());
+            let mut moved = Vec::new();
+            for (name, id) in old {
+                if ids.get(name) != Some(id) {
+                    // Gone, renamed away, or the name is another app's now.
+                    moved.push((all.remove(name), *id));
+                }
+            }
+            for (state, id) in moved {
+                let to = ids.iter().find(|(_, i)| **i == id);
+                if let (Some(state), Some((to, _))) = (state, to) {
+                    all.insert(to.clone(), state);
+                }
+            }
+        }
+        *known = Some(ids.clone());
     }
 
     /// Sets how much history router threads started from now on keep (the controller
@@ -289,6 +317,26 @@ mod tests {
         assert!(line.contains("job=j1"), "{line}");
         drop(rx);
         assert_eq!(app.followers.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn fed_app_numbers_forget_destroyed_apps_and_follow_renames() {
+        let log = AccessLog::default();
+        let ids = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
+            pairs.iter().map(|(n, i)| (n.to_string(), *i)).collect()
+        };
+        log.set_app_ids(&ids(&[("vic", 5), ("bob", 6)]));
+        let vic = log.channel("vic");
+        let _follower = log.subscribe("vic");
+        let bob = log.channel("bob");
+        // vic destroyed and a new app made under the name: a new state, followed or not.
+        log.set_app_ids(&ids(&[("vic", 7), ("bob", 6)]));
+        assert!(!Arc::ptr_eq(&log.channel("vic"), &vic));
+        assert!(Arc::ptr_eq(&log.channel("bob"), &bob));
+        // bob renamed: his state moves along.
+        log.set_app_ids(&ids(&[("vic", 7), ("robert", 6)]));
+        assert!(Arc::ptr_eq(&log.channel("robert"), &bob));
+        assert!(!Arc::ptr_eq(&log.channel("bob"), &bob));
     }
 
     #[tokio::test]

@@ -70,6 +70,11 @@ pub struct Feed {
     pub certs: Vec<PemCert>,
     #[serde(default)]
     pub challenges: Vec<WireChallenge>,
+    /// Every app's permanent number by name (None from a controller that sends none): a
+    /// name whose number changed is another app (the access history of the old one is
+    /// forgotten), a number under a new name a rename (its history moves along).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_ids: Option<std::collections::BTreeMap<String, u64>>,
 }
 
 /// Routes as they go on the wire.
@@ -126,6 +131,7 @@ impl Feed {
                     key_authorization,
                 })
                 .collect(),
+            app_ids: None,
         }
     }
 
@@ -142,6 +148,9 @@ impl Feed {
             .collect();
         if table.challenges().list() != challenges {
             table.challenges().replace(&challenges);
+        }
+        if let Some(ids) = &self.app_ids {
+            table.access_log().set_app_ids(ids);
         }
         table.set_https_redirects(&self.https_redirects);
         let routes = routes_of(self.routes.clone());
@@ -224,6 +233,7 @@ mod tests {
                 host: "a.localhost".into(),
                 key_authorization: "t.k".into(),
             }],
+            app_ids: None,
         }
     }
 

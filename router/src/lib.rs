@@ -28,6 +28,7 @@ pub mod feed;
 mod headers;
 mod history;
 mod idle;
+pub mod internal;
 mod pages;
 mod pool;
 pub mod process;

@@ -8,6 +8,8 @@
 //! One router per state dir: it holds an exclusive `flock` on `<state>/lock` for its
 //! life, and [`running`] tells a controller whether one is up (to adopt it rather than
 //! start a second one). `<state>/listening` says where it serves (for `:0` addresses).
+//! Its internal endpoint ([`crate::internal`]: access lines and drain waits, node token
+//! only) listens on `--internal-listen` and is announced on every feed request.
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd as _;
@@ -113,6 +115,14 @@ pub struct RouterArgs {
     /// Apps whose history each router thread keeps.
     #[arg(long, default_value_t = HistoryLimits::default().apps as u32)]
     pub history_apps: u32,
+    /// Address of the internal endpoint the controllers ask for access lines and drain
+    /// waits (node token only; see `paas_router::internal`). Port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub internal_listen: SocketAddr,
+    /// The URL controllers reach the internal endpoint at, when it is not
+    /// `http://<--internal-listen>` (e.g. it listens on 0.0.0.0).
+    #[arg(long)]
+    pub internal_url: Option<String>,
 }
 
 /// The pid of the router that serves from `dir` now, if one does (it holds the lock).
@@ -210,18 +220,35 @@ pub async fn run(args: RouterArgs) -> Result<(), ProcessError> {
         Some(bind(args.tls_listen, "router HTTPS", "--tls-listen").await?)
     };
     let https_addr = https.as_ref().and_then(|l| l.local_addr().ok());
+    let internal = bind(
+        args.internal_listen,
+        "internal endpoint",
+        "--internal-listen",
+    )
+    .await?;
+    let internal_addr = internal.local_addr().unwrap_or(args.internal_listen);
+    let internal_url = args
+        .internal_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{internal_addr}"));
     let config = RouterConfig {
         https_port: https_addr.map(|a| a.port()),
         ..Default::default()
     };
     let mut servers = tokio::task::JoinSet::new();
     servers.spawn(crate::serve_with(http, table.clone(), config.clone()));
+    servers.spawn(crate::internal::serve(
+        internal,
+        table.clone(),
+        args.token.clone(),
+    ));
     if let Some(l) = https {
         servers.spawn(crate::serve_tls_with(l, table.clone(), config));
     }
     let listening = serde_json::json!({
         "http": http_addr.to_string(),
         "https": https_addr.map(|a| a.to_string()),
+        "internal": internal_url,
         "pid": std::process::id(),
     });
     std::fs::write(dir.join(LISTENING), listening.to_string()).map_err(|source| {
@@ -236,6 +263,7 @@ pub async fn run(args: RouterArgs) -> Result<(), ProcessError> {
         tokio::spawn(follow(
             args.controller.clone(),
             args.token.clone(),
+            internal_url.clone(),
             table.clone(),
             dir.clone(),
         ))
@@ -256,12 +284,19 @@ pub async fn run(args: RouterArgs) -> Result<(), ProcessError> {
 
 /// Follows the controllers' feed forever: one at a time, the next after a failure, with a
 /// growing pause (up to [`MAX_BACKOFF`]) while none answers.
-pub async fn follow(controllers: Vec<String>, token: String, table: RouteTable, dir: PathBuf) {
+/// Each request says where the router's internal endpoint answers (`internal`).
+pub async fn follow(
+    controllers: Vec<String>,
+    token: String,
+    internal: String,
+    table: RouteTable,
+    dir: PathBuf,
+) {
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     let mut backoff = Duration::from_millis(100);
     for i in 0.. {
         let url = &controllers[i % controllers.len()];
-        match follow_one(&client, url, &token, &table, &dir).await {
+        match follow_one(&client, url, &token, &internal, &table, &dir).await {
             Ok(true) => {
                 tracing::info!(controller = %url, "the feed ended; reconnecting");
                 backoff = Duration::from_millis(100);
@@ -279,12 +314,14 @@ async fn follow_one(
     client: &Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
     base: &str,
     token: &str,
+    internal: &str,
     table: &RouteTable,
     dir: &Path,
 ) -> Result<bool, String> {
     let uri = format!("{}/internal/router/feed", base.trim_end_matches('/'));
     let req = http::Request::get(&uri)
         .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(crate::internal::ANNOUNCE_HEADER, internal)
         .body(Empty::new())
         .map_err(|e| e.to_string())?;
     let resp = tokio::time::timeout(FEED_SILENCE, client.request(req))

@@ -61,6 +61,22 @@ pub struct ExecSpec {
     pub stdin: Option<OwnedFd>,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
+    /// The five capability sets of the process (OCI `process.capabilities` of runc's
+    /// `exec --process`); None = the container's.
+    pub capability_sets: Option<crate::CapabilitySets>,
+    /// Capabilities added to the bounding, effective and permitted sets (runc's
+    /// `exec --cap`).
+    pub extra_caps: Vec<String>,
+    /// Supplementary groups; None = the container's.
+    pub additional_gids: Option<Vec<u32>>,
+    /// `no_new_privs`; None = the container's.
+    pub no_new_privileges: Option<bool>,
+    /// rlimits; None = the container's.
+    pub rlimits: Option<Vec<crate::Rlimit>>,
+    /// Do not keep a waiting helper: the helper exits as soon as the process runs, so the
+    /// process is reparented to the caller's subreaper (containerd's shim, conmon), which
+    /// reaps it, as runc's `exec --detach`. [`ExecProcess::wait`] then returns 0 at once.
+    pub detach: bool,
 }
 
 /// A process started by [`crate::Runtime::exec`].
@@ -68,6 +84,8 @@ pub struct ExecSpec {
 pub struct ExecProcess {
     /// Host pid of the helper that waits for the process (its parent).
     pub pid: i32,
+    /// Host pid of the process itself (what runc's `exec --pid-file` records).
+    pub process_pid: i32,
     /// The pty master when `tty` was asked for.
     pub pty: Option<OwnedFd>,
 }
@@ -155,8 +173,14 @@ struct Prepared {
     envp: Vec<CString>,
     privileges: Privileges,
     stdio: [RawFd; 3],
-    /// The pty slave (made the controlling terminal) when `tty`.
+    /// A pty of the container's devpts is the process's terminal (see `console`).
     tty: bool,
+    /// With `tty`: the socket the process sends the pty master over.
+    console: RawFd,
+    /// With `tty`: the window size set on the pty before the exec.
+    winsize: Option<libc::winsize>,
+    /// The helper exits once the process runs instead of waiting for it.
+    detach: bool,
 }
 
 fn cstring(what: &str, s: &str) -> Result<CString> {
@@ -237,24 +261,32 @@ pub(crate) fn exec(cfg: &RuntimeConfig, id: &str, spec: ExecSpec) -> Result<Exec
             "exec {name:?}: executable file not found in $PATH"
         )));
     }
-    let mut pty_master = None;
+    let exec_opts = exec_options(&sf.options, &spec);
     let mut keep: Vec<OwnedFd> = Vec::new();
+    // With a terminal the process opens the pty itself, in the container's devpts (so
+    // `tty` and ttyname see a /dev/pts path of the container, as runc's), and sends the
+    // master back over this socket pair before it execs.
+    let mut console: Option<std::os::unix::net::UnixStream> = None;
+    let mut console_child: RawFd = -1;
+    let winsize = spec
+        .winsize
+        .filter(|(rows, cols)| spec.tty && *rows > 0 && *cols > 0)
+        .map(|(rows, cols)| libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        });
     let stdio = if spec.tty {
-        let winsize = spec
-            .winsize
-            .filter(|(rows, cols)| *rows > 0 && *cols > 0)
-            .map(|(rows, cols)| nix::pty::Winsize {
-                ws_row: rows,
-                ws_col: cols,
-                ws_xpixel: 0,
-                ws_ypixel: 0,
-            });
-        let pty = nix::pty::openpty(winsize.as_ref(), None).map_err(sys_err("opening a pty"))?;
-        let slave = above_stdio(pty.slave)?;
-        let raw = slave.as_raw_fd();
-        keep.push(slave);
-        pty_master = Some(pty.master);
-        [raw; 3]
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(|e| Error::Io {
+            what: "making the console socket pair".into(),
+            source: e,
+        })?;
+        let theirs = above_stdio(theirs.into())?;
+        console_child = theirs.as_raw_fd();
+        keep.push(theirs);
+        console = Some(ours);
+        [0, 1, 2]
     } else {
         let mut out = [0, 1, 2];
         for (i, fd) in [spec.stdin, spec.stdout, spec.stderr]
@@ -286,25 +318,74 @@ pub(crate) fn exec(cfg: &RuntimeConfig, id: &str, spec: ExecSpec) -> Result<Exec
             .iter()
             .map(|e| cstring("env entry", e))
             .collect::<Result<_>>()?,
-        privileges: Privileges::new(spec.user.or(sf.spec.user), &sf.options)?,
+        privileges: Privileges::new(spec.user.or(sf.spec.user), &exec_opts)?,
         stdio,
         tty: spec.tty,
+        console: console_child,
+        winsize,
+        detach: spec.detach,
     };
-    let helper = spawn_helper(cfg, id, &prepared)?;
+    let (helper, process_pid) = spawn_helper(cfg, id, &prepared)?;
     drop(keep);
+    // The process sent the master before its exec, which spawn_helper waited for.
+    let pty_master = match &console {
+        Some(sock) => Some(crate::oci::receive_console(sock)?),
+        None => None,
+    };
     Ok(ExecProcess {
         pid: helper,
+        process_pid,
         pty: pty_master,
     })
 }
 
+/// The container's options with what the exec overrides: capabilities, groups,
+/// `no_new_privs`, rlimits.
+fn exec_options(container: &crate::ContainerOptions, spec: &ExecSpec) -> crate::ContainerOptions {
+    let mut opts = container.clone();
+    if let Some(sets) = &spec.capability_sets {
+        opts.capability_sets = Some(sets.clone());
+    }
+    if !spec.extra_caps.is_empty() {
+        let mut sets = opts
+            .capability_sets
+            .clone()
+            .unwrap_or_else(|| crate::CapabilitySets {
+                bounding: opts.capabilities.clone(),
+                effective: opts.capabilities.clone(),
+                permitted: opts.capabilities.clone(),
+                ..Default::default()
+            });
+        for cap in &spec.extra_caps {
+            for set in [&mut sets.bounding, &mut sets.effective, &mut sets.permitted] {
+                if !set.contains(cap) {
+                    set.push(cap.clone());
+                }
+            }
+        }
+        opts.capability_sets = Some(sets);
+    }
+    if let Some(gids) = &spec.additional_gids {
+        opts.additional_gids = gids.clone();
+    }
+    if let Some(nnp) = spec.no_new_privileges {
+        opts.no_new_privileges = nnp;
+    }
+    if let Some(rlimits) = &spec.rlimits {
+        opts.rlimits = rlimits.clone();
+    }
+    opts
+}
+
 /// Clones the helper, puts it into the container's cgroup, releases it and waits until
-/// the process has exec'd (or failed).
-fn spawn_helper(cfg: &RuntimeConfig, id: &str, p: &Prepared) -> Result<i32> {
+/// the process has exec'd (or failed). The helper's pid and the process's.
+fn spawn_helper(cfg: &RuntimeConfig, id: &str, p: &Prepared) -> Result<(i32, i32)> {
     let (sync_read, sync_write) = pipe2(OFlag::O_CLOEXEC).map_err(sys_err("making a pipe"))?;
     let (err_read, err_write) = pipe2(OFlag::O_CLOEXEC).map_err(sys_err("making a pipe"))?;
+    let (pid_read, pid_write) = pipe2(OFlag::O_CLOEXEC).map_err(sys_err("making a pipe"))?;
     let sync_read = above_stdio(sync_read)?;
     let err_write = above_stdio(err_write)?;
+    let pid_write = above_stdio(pid_write)?;
     let argv: Vec<*const c_char> = p
         .argv
         .iter()
@@ -325,7 +406,12 @@ fn spawn_helper(cfg: &RuntimeConfig, id: &str, p: &Prepared) -> Result<i32> {
     let cgroup_tasks = raw_tasks(&tasks);
     let mut keep: Vec<RawFd> = p.ns.iter().map(|(fd, _)| fd.as_raw_fd()).collect();
     keep.extend(p.stdio);
-    keep.extend([sync_read.as_raw_fd(), err_write.as_raw_fd()]);
+    keep.push(p.console);
+    keep.extend([
+        sync_read.as_raw_fd(),
+        err_write.as_raw_fd(),
+        pid_write.as_raw_fd(),
+    ]);
     keep.extend(cgroup_tasks.iter().map(|(fd, _)| *fd));
     keep.sort_unstable();
     keep.dedup();
@@ -333,6 +419,7 @@ fn spawn_helper(cfg: &RuntimeConfig, id: &str, p: &Prepared) -> Result<i32> {
         p,
         sync: sync_read.as_raw_fd(),
         err: err_write.as_raw_fd(),
+        pid: pid_write.as_raw_fd(),
         argv: &argv,
         envp: &envp,
         keep: &keep,
@@ -362,6 +449,7 @@ fn spawn_helper(cfg: &RuntimeConfig, id: &str, p: &Prepared) -> Result<i32> {
     let pid = ret as i32;
     drop(sync_read);
     drop(err_write);
+    drop(pid_write);
     let reap = |pid: i32| {
         let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         let _ = waitpid(Pid::from_raw(pid), None);
@@ -394,7 +482,22 @@ fn spawn_helper(cfg: &RuntimeConfig, id: &str, p: &Prepared) -> Result<i32> {
         }
     }
     if msg.is_empty() {
-        return Ok(pid);
+        let mut raw = [0u8; 4];
+        let mut got = 0;
+        while got < raw.len() {
+            match nix::unistd::read(&pid_read, &mut raw[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(sys_err("reading the exec'd process's pid")(e)),
+            }
+        }
+        if got < raw.len() {
+            return Err(Error::Start(
+                "the exec helper did not report the process's pid".into(),
+            ));
+        }
+        return Ok((pid, i32::from_ne_bytes(raw)));
     }
     let _ = waitpid(Pid::from_raw(pid), None);
     Err(Error::Start(init::decode(&msg).unwrap_or_default()))
@@ -404,6 +507,8 @@ struct HelperArgs<'a> {
     p: &'a Prepared,
     sync: RawFd,
     err: RawFd,
+    /// Where the helper writes the process's host pid (4 bytes, native order).
+    pid: RawFd,
     argv: &'a [*const c_char],
     envp: &'a [*const c_char],
     /// Sorted descriptors the helper keeps open.
@@ -471,7 +576,15 @@ unsafe fn helper_main(a: &HelperArgs) -> ! {
         if child == 0 {
             process_main(a);
         }
+        let pid = (child as i32).to_ne_bytes();
+        // A 4-byte write to a fresh pipe is whole or fails; the parent checks the length.
+        libc::write(a.pid, pid.as_ptr().cast(), pid.len());
+        libc::close(a.pid);
         libc::close(a.err);
+        if p.detach {
+            // The process is reparented to the caller's subreaper, which reaps it.
+            libc::_exit(0);
+        }
         let mut status = 0;
         while libc::waitpid(child as libc::pid_t, &mut status, 0) < 0 {
             if init::errno() != libc::EINTR {
@@ -494,9 +607,11 @@ unsafe fn process_main(a: &HelperArgs) -> ! {
     // SAFETY: as in helper_main.
     unsafe {
         if p.tty {
-            libc::setsid();
-            if libc::ioctl(p.stdio[0], libc::TIOCSCTTY, 0) != 0 {
-                die(a.err, 1, &[b"making the pty the controlling terminal"]);
+            // A new pty of the container's devpts: master to the caller, the other end
+            // our controlling terminal and stdin/stdout/stderr.
+            crate::child::console(p.console, a.err);
+            if let Some(ws) = &p.winsize {
+                libc::ioctl(0, libc::TIOCSWINSZ, ws as *const libc::winsize);
             }
         }
         for (target, &fd) in p.stdio.iter().enumerate() {

@@ -39,6 +39,24 @@ pub(crate) unsafe fn run_post_op(op: &Op, err: RawFd) {
         match op {
             Op::Mask { path } => {
                 let p = path.as_ptr();
+                // Look first: a bind of /dev/null onto a directory fails only after the
+                // kernel cloned the source mount, and undoing that clone waits out an RCU
+                // grace period (0.1-3.5 ms measured per failed mount on a busy host).
+                let mut st: libc::stat = std::mem::zeroed();
+                if libc::stat(p, &raw mut st) != 0 {
+                    if errno() == libc::ENOENT {
+                        return;
+                    }
+                } else if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                    let flags =
+                        libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+                    let r =
+                        libc::mount(c"tmpfs".as_ptr(), p, c"tmpfs".as_ptr(), flags, ptr::null());
+                    if r == 0 {
+                        return;
+                    }
+                    die(err, 1, &[b"masking ", path.to_bytes()]);
+                }
                 let r = libc::mount(
                     c"/dev/null".as_ptr(),
                     p,

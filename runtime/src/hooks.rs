@@ -81,6 +81,18 @@ pub struct Hooks {
     pub poststop: Vec<Hook>,
 }
 
+impl Hooks {
+    /// No hook of any kind.
+    pub fn is_empty(&self) -> bool {
+        self.prestart.is_empty()
+            && self.create_runtime.is_empty()
+            && self.create_container.is_empty()
+            && self.start_container.is_empty()
+            && self.poststart.is_empty()
+            && self.poststop.is_empty()
+    }
+}
+
 /// Runs `hooks` one after the other, each with `state` (JSON) on stdin; stops at the
 /// first failure. With `mnt_ns` the hooks run in that mount namespace (the container's).
 pub(crate) fn run(

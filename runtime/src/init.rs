@@ -29,28 +29,27 @@
 //! then `exec.fifo` for writing *non-blocking* (ENXIO = no reader = the init is gone) and
 //! writes one byte. The child execs; on success the kernel closes its `exec.result` at
 //! exec and `start` reads EOF; on failure the child writes `E` + errno + text first.
+//!
+//! The parent's side of both handshakes (reading `ready`, `start`'s release) is in
+//! [`crate::handshake`].
 
 use std::ffi::{c_char, c_void};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::path::Path;
 use std::ptr;
 
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, open, FcntlArg, OFlag};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
-use nix::sys::stat::Mode;
 
 use crate::child::opt_ptr;
 pub(crate) use crate::child::{close_others, die, errno, read_byte, reset_signals};
+use crate::handshake::READY;
+pub(crate) use crate::handshake::{decode, release, wait_ready, Ready};
 use crate::harden;
 use crate::ns;
 use crate::plan::{Op, Plan};
 use crate::{Error, Result};
 
-/// Message tags on the ready and result channels.
-const READY: u8 = b'R';
-use crate::child::FAILED;
 /// The user namespace helper's report of the init's pid.
 const HELPER_PID: u8 = b'P';
 /// Exit code of an init whose exec failed (as shells do for "command not found").
@@ -61,8 +60,10 @@ pub(crate) const EXEC_FAILED: i32 = 127;
 pub(crate) struct ChildFds {
     pub sync_read: OwnedFd,
     pub ready_write: OwnedFd,
-    pub exec_fifo: OwnedFd,
-    pub exec_result: OwnedFd,
+    /// The start handshake's FIFOs; `None` when the init is to exec as soon as it is set
+    /// up (`run`: see [`wait_ready`]).
+    pub exec_fifo: Option<OwnedFd>,
+    pub exec_result: Option<OwnedFd>,
     /// The caller's stdin (inherited stdio); None = the container's `/dev/null`.
     pub stdin: Option<OwnedFd>,
     pub stdout: OwnedFd,
@@ -210,11 +211,12 @@ pub(crate) fn spawn(
         }
         false => None,
     };
+    let raw = |f: &Option<OwnedFd>| f.as_ref().map_or(-1, |f| f.as_raw_fd());
     let mut keep = vec![
         fds.sync_read.as_raw_fd(),
         fds.ready_write.as_raw_fd(),
-        fds.exec_fifo.as_raw_fd(),
-        fds.exec_result.as_raw_fd(),
+        raw(&fds.exec_fifo),
+        raw(&fds.exec_result),
         fds.stdout.as_raw_fd(),
         fds.stdin.as_ref().map_or(-1, |f| f.as_raw_fd()),
         fds.stderr.as_raw_fd(),
@@ -224,13 +226,19 @@ pub(crate) fn spawn(
     keep.extend(cgroup_tasks.iter().map(|(fd, _)| *fd));
     keep.extend(fds.console.as_ref().map(|f| f.as_raw_fd()));
     keep.extend(plan.source_fds.iter().map(|f| f.as_raw_fd()));
+    keep.extend((0..plan.preserve_fds).map(|i| 3 + i as RawFd));
     keep.sort_unstable();
+    keep.dedup();
     let args = ChildArgs {
         plan,
         sync_read: fds.sync_read.as_raw_fd(),
         ready_write: fds.ready_write.as_raw_fd(),
-        exec_fifo: fds.exec_fifo.as_raw_fd(),
-        exec_result: fds.exec_result.as_raw_fd(),
+        exec_fifo: raw(&fds.exec_fifo),
+        // Without the start handshake an exec failure goes where `R` went.
+        exec_result: fds
+            .exec_result
+            .as_ref()
+            .map_or(fds.ready_write.as_raw_fd(), |f| f.as_raw_fd()),
         stdin: fds.stdin.as_ref().map_or(-1, |f| f.as_raw_fd()),
         stdout: fds.stdout.as_raw_fd(),
         stderr: fds.stderr.as_raw_fd(),
@@ -617,13 +625,17 @@ unsafe fn child_main(a: &ChildArgs) -> ! {
 
         harden::apply(&p.privileges, err);
 
-        // Set up: tell the parent, then wait for `start`.
+        // Set up: tell the parent, then wait for `start`. Without the start handshake
+        // (`run`) exec at once: the ready pipe stays open (close-on-exec), so the parent
+        // reads EOF after the `R` once the exec succeeded, or the reason it failed.
         libc::write(err, [READY].as_ptr().cast(), 1);
-        libc::close(err);
-        if read_byte(a.exec_fifo) != 1 {
-            libc::_exit(1);
+        if a.exec_fifo >= 0 {
+            libc::close(err);
+            if read_byte(a.exec_fifo) != 1 {
+                libc::_exit(1);
+            }
+            libc::close(a.exec_fifo);
         }
-        libc::close(a.exec_fifo);
 
         libc::execve(p.exec_path.as_ptr(), a.argv.as_ptr(), a.envp.as_ptr());
         die(
@@ -631,158 +643,5 @@ unsafe fn child_main(a: &ChildArgs) -> ! {
             EXEC_FAILED,
             &[b"exec \"", p.exec_path.to_bytes(), b"\""],
         )
-    }
-}
-
-/// Turns a message from the child into text: `None` for `R`, else `<text>: <errno text>`.
-pub(crate) fn decode(msg: &[u8]) -> Option<String> {
-    match msg.split_first() {
-        Some((&READY, _)) => None,
-        Some((&FAILED, rest)) if rest.len() >= 4 => {
-            let (num, text) = rest.split_at(4);
-            let errno = i32::from_le_bytes([num[0], num[1], num[2], num[3]]);
-            Some(format!(
-                "{}: {}",
-                String::from_utf8_lossy(text),
-                Errno::from_raw(errno).desc()
-            ))
-        }
-        _ => Some(format!(
-            "garbled message from the container init: {:?}",
-            String::from_utf8_lossy(msg)
-        )),
-    }
-}
-
-/// What the parent learned from the ready pipe.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Ready {
-    Ok,
-    Failed(String),
-    /// EOF without a message: the child died (killed, or exited before reporting).
-    Died,
-}
-
-/// Blocks until the child reports on the ready pipe.
-pub(crate) fn wait_ready(fd: &OwnedFd) -> Ready {
-    let mut buf = [0u8; 1100];
-    loop {
-        match nix::unistd::read(fd, &mut buf) {
-            Ok(0) => return Ready::Died,
-            Ok(n) => {
-                return match decode(&buf[..n]) {
-                    None => Ready::Ok,
-                    Some(msg) => Ready::Failed(msg),
-                }
-            }
-            Err(Errno::EINTR) => continue,
-            Err(_) => return Ready::Died,
-        }
-    }
-}
-
-/// Handshake 2 from the `start` side: lets the init exec and returns `Error::Start` with
-/// the init's message if the exec failed. `alive` tells whether the init still runs (to
-/// stop waiting if it vanished without closing its end, which should not happen).
-pub(crate) fn release(
-    exec_fifo: &Path,
-    exec_result: &Path,
-    alive: impl Fn() -> bool,
-) -> Result<()> {
-    let not_waiting = |what: &str| {
-        Error::Start(format!(
-            "the container init is not waiting to be started ({what}); it exited or was \
-             killed, or the container was already started"
-        ))
-    };
-    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
-    let result = match open(exec_result, flags, Mode::empty()) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Err(not_waiting("no exec.result")),
-        Err(source) => {
-            return Err(Error::Sys {
-                what: format!("opening {}", exec_result.display()),
-                source,
-            })
-        }
-    };
-    let flags = OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
-    let go = match open(exec_fifo, flags, Mode::empty()) {
-        Ok(fd) => fd,
-        Err(Errno::ENXIO) => return Err(not_waiting("nobody reads exec.fifo")),
-        Err(Errno::ENOENT) => return Err(not_waiting("no exec.fifo")),
-        Err(source) => {
-            return Err(Error::Sys {
-                what: format!("opening {}", exec_fifo.display()),
-                source,
-            })
-        }
-    };
-    nix::unistd::write(&go, &[0u8]).map_err(|source| Error::Sys {
-        what: format!("writing to {}", exec_fifo.display()),
-        source,
-    })?;
-    drop(go);
-
-    let mut msg = Vec::new();
-    let mut buf = [0u8; 1100];
-    loop {
-        let mut fds = [PollFd::new(result.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::from(200u16)) {
-            Ok(0) => {
-                if !alive() {
-                    break;
-                }
-                continue;
-            }
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(source) => {
-                return Err(Error::Sys {
-                    what: format!("waiting on {}", exec_result.display()),
-                    source,
-                })
-            }
-        }
-        match nix::unistd::read(&result, &mut buf) {
-            Ok(0) => break,
-            Ok(n) => msg.extend_from_slice(&buf[..n]),
-            Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
-            Err(source) => {
-                return Err(Error::Sys {
-                    what: format!("reading {}", exec_result.display()),
-                    source,
-                })
-            }
-        }
-    }
-    match msg.is_empty() {
-        true => Ok(()),
-        false => Err(Error::Start(decode(&msg).unwrap_or_default())),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::child::Msg;
-
-    #[test]
-    fn messages_decode() {
-        assert_eq!(decode(b"R"), None);
-        let mut m = Msg::new(FAILED, libc::ENOENT);
-        m.push(b"exec \"/bin/nosuch\"");
-        assert_eq!(
-            decode(&m.buf[..m.len]).unwrap(),
-            "exec \"/bin/nosuch\": No such file or directory"
-        );
-        assert!(decode(b"").unwrap().contains("garbled"));
-        assert!(decode(b"E12").unwrap().contains("garbled"));
-    }
-
-    #[test]
-    fn long_messages_are_cut_not_overflowed() {
-        let mut m = Msg::new(FAILED, 1);
-        m.push(&[b'x'; 5000]);
-        assert_eq!(m.len, 1024);
     }
 }

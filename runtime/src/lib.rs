@@ -19,6 +19,7 @@ mod create;
 pub mod devices;
 mod exec;
 mod fs;
+mod handshake;
 mod harden;
 pub mod hooks;
 mod idmap;
@@ -39,6 +40,7 @@ pub use exec::{ExecProcess, ExecSpec};
 pub use hooks::{Hook, Hooks};
 pub use security::Rlimit;
 pub use spec::{validate_id, validate_spec, DEFAULT_PATH};
+pub use state::now_rfc3339;
 
 /// Errors of the runtime. Every variant says what failed and on what.
 #[derive(Debug, thiserror::Error)]
@@ -250,6 +252,9 @@ pub struct ContainerOptions {
     pub idmap_layers: bool,
     /// OCI `annotations` of the config, repeated in the OCI state.
     pub annotations: std::collections::BTreeMap<String, String>,
+    /// Descriptors 3..3+N of the caller that the container's process gets as they are
+    /// (runc's `--preserve-fds`, systemd socket activation through an engine).
+    pub preserve_fds: u32,
     /// Where the pid, mount, uts, ipc and cgroup namespaces come from, and an existing
     /// user namespace to join (the network's is [`ContainerSpec::network`]). Default:
     /// all new, as every agent job gets.
@@ -354,6 +359,7 @@ impl Default for ContainerOptions {
             idmap_layers: true,
             annotations: Default::default(),
             namespaces: Namespaces::default(),
+            preserve_fds: 0,
         }
     }
 }
@@ -465,7 +471,7 @@ impl Runtime {
     /// On failure everything this call made (mount, cgroups, state dir) is removed again,
     /// so the id can be reused at once.
     pub fn create(&self, spec: &ContainerSpec) -> Result<ContainerState> {
-        create::create(&self.config, spec, &ContainerOptions::default())
+        create::create(&self.config, spec, &ContainerOptions::default(), false)
     }
 
     /// [`Runtime::create`] with settings other than the defaults.
@@ -474,7 +480,7 @@ impl Runtime {
         spec: &ContainerSpec,
         options: &ContainerOptions,
     ) -> Result<ContainerState> {
-        create::create(&self.config, spec, options)
+        create::create(&self.config, spec, options, false)
     }
 
     /// [`Runtime::run`] with settings other than the defaults.
@@ -483,6 +489,10 @@ impl Runtime {
         spec: &ContainerSpec,
         options: &ContainerOptions,
     ) -> Result<ContainerState> {
+        if options.hooks.is_empty() {
+            // One step: the init execs once set up, without the start handshake.
+            return create::create(&self.config, spec, options, true);
+        }
         let state = self.create_with(spec, options)?;
         if let Err(e) = self.start(&spec.id) {
             let _ = self.delete(&spec.id, true);
@@ -498,15 +508,12 @@ impl Runtime {
         lifecycle::start(&self.config, id)
     }
 
-    /// `create` + `start`. If `start` fails, the container is deleted again before the
-    /// error is returned (so a failed `run` leaves nothing behind).
+    /// `create` + `start` in one step: without hooks the init execs as soon as it is set
+    /// up (no start handshake through the state dir); with hooks `create`, then `start`.
+    /// If the exec fails, the container is deleted again before the error is returned (so
+    /// a failed `run` leaves nothing behind).
     pub fn run(&self, spec: &ContainerSpec) -> Result<ContainerState> {
-        let state = self.create(spec)?;
-        if let Err(e) = self.start(&spec.id) {
-            let _ = self.delete(&spec.id, true);
-            return Err(e);
-        }
-        self.state(&state.id)
+        self.run_with(spec, &ContainerOptions::default())
     }
 
     /// Current state (Running/Stopped is checked against the live process).
@@ -622,6 +629,18 @@ impl Runtime {
     pub fn remove_cgroup_parent(&self) -> Result<()> {
         cgroup::remove_parent(&self.config.cgroup_root, &self.config.cgroup_parent)
             .map_err(Error::from)
+    }
+
+    /// Host pids of every process in the container's cgroup (its init first when it
+    /// runs), for runc's `ps` and `kill --all`.
+    pub fn pids(&self, id: &str) -> Result<Vec<i32>> {
+        ops::pids(&self.config, id)
+    }
+
+    /// Changes the cgroup limits of a created, running or paused container (runc's
+    /// `update`): `resources` as OCI `linux.resources`; what it leaves out stays.
+    pub fn update(&self, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
+        ops::update(&self.config, id, resources)
     }
 
     /// The cgroup directories of a container (one per v1 hierarchy, one on v2), whether

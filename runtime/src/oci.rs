@@ -216,6 +216,10 @@ pub fn convert(
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned())
             .filter(|p| !p.is_empty());
+        // An engine that names the cgroup (containerd, Podman, the kubelet) reads it back
+        // for stats, pause and ps, as runc keeps it: every hierarchy. Without a name, the
+        // fast path joins only what a limit needs.
+        opts.minimal_cgroups = opts.cgroup_path.is_none();
         opts.devices = linux
             .devices()
             .as_deref()
@@ -329,6 +333,48 @@ pub fn convert(
         stderr: PathBuf::from("/dev/null"),
     };
     Ok((container, opts))
+}
+
+/// Merges an update of `linux.resources` (runc's `update`) into a container's settings:
+/// each section the update has (memory, pids, cpu, blockIO, hugepageLimits, network)
+/// replaces the container's; the rest stays.
+pub(crate) fn merge_resources(
+    r: &oci_spec::runtime::LinuxResources,
+    resources: &mut Resources,
+    opts: &mut ContainerOptions,
+) -> Result<()> {
+    let x = extra_resources(r, &mut Vec::new())?;
+    if let Some(m) = r.memory() {
+        if let Some(limit) = m.limit() {
+            resources.memory_bytes = (limit > 0).then_some(limit as u64);
+        }
+        opts.extra_resources.memory = x.memory;
+    }
+    if let Some(p) = r.pids() {
+        resources.pids_max = (p.limit() > 0).then_some(p.limit() as u64);
+    }
+    if let Some(c) = r.cpu() {
+        if let Some(shares) = c.shares() {
+            resources.cpu_shares = Some(shares);
+        }
+        if let Some(q) = c.quota() {
+            opts.cpu_quota = (q > 0).then(|| CpuQuota {
+                quota_us: q as u64,
+                period_us: c.period().unwrap_or(100_000),
+            });
+        }
+        opts.extra_resources.cpu = x.cpu;
+    }
+    if r.block_io().is_some() {
+        opts.extra_resources.block_io = x.block_io;
+    }
+    if r.hugepage_limits().is_some() {
+        opts.extra_resources.hugepages = x.hugepages;
+    }
+    if r.network().is_some() {
+        opts.extra_resources.network = x.network;
+    }
+    Ok(())
 }
 
 /// The parts of `linux.resources` beyond the memory limit, pids, cpu shares and quota,

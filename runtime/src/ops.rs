@@ -100,6 +100,58 @@ pub(crate) fn stats(cfg: &RuntimeConfig, id: &str) -> Result<Stats> {
     manager(cfg, id).stats().map_err(Error::from)
 }
 
+/// Every process in the container's cgroup directories (and below), its init first.
+pub(crate) fn pids(cfg: &RuntimeConfig, id: &str) -> Result<Vec<i32>> {
+    let (layout, sf) = load(cfg, id)?;
+    let sf = sf.ok_or_else(|| Error::NotFound(id.to_owned()))?;
+    let mut out = Vec::new();
+    let status = live_status(&layout, &sf);
+    if status != Status::Stopped && sf.state.pid > 0 {
+        out.push(sf.state.pid);
+    }
+    fn walk(dir: &std::path::Path, out: &mut Vec<i32>) {
+        if let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) {
+            out.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+        }
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(&entry.path(), out);
+            }
+        }
+    }
+    for dir in manager(cfg, id).paths() {
+        walk(&dir, &mut out);
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|p| seen.insert(*p));
+    Ok(out)
+}
+
+/// Merges `resources` into the container's limits, writes them to its cgroup and keeps
+/// them in its state (so `stats` and later updates see them).
+pub(crate) fn update(
+    cfg: &RuntimeConfig,
+    id: &str,
+    resources: &oci_spec::runtime::LinuxResources,
+) -> Result<()> {
+    let (layout, sf) = load(cfg, id)?;
+    let mut sf = sf.ok_or_else(|| Error::NotFound(id.to_owned()))?;
+    if live_status(&layout, &sf) == Status::Stopped {
+        return Err(Error::Start(format!(
+            "container {id:?} is stopped; update needs a created, running or paused one"
+        )));
+    }
+    crate::oci::merge_resources(resources, &mut sf.spec.resources, &mut sf.options)?;
+    let limits = crate::cgroup::Limits::of(&sf.spec, &sf.options);
+    lifecycle::manager_for(cfg, id, Some((&sf.spec, &sf.options))).apply(&limits)?;
+    let (spec, options) = (sf.spec, sf.options);
+    state::update(&layout, id, move |s| {
+        s.spec = spec;
+        s.options = options;
+    })?;
+    Ok(())
+}
+
 /// `/proc/<pid>/ns/net` of a running container, for `Network::Join` (the
 /// `container:<id>` network mode: both share one network namespace).
 pub(crate) fn netns_path(cfg: &RuntimeConfig, id: &str) -> Result<PathBuf> {

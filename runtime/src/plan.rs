@@ -151,6 +151,8 @@ impl Privileges {
 #[derive(Debug)]
 pub(crate) struct Plan {
     pub clone_flags: libc::c_int,
+    /// The caller's descriptors 3..3+N stay open for the process.
+    pub preserve_fds: u32,
     pub new_cgroupns: bool,
     pub loopback_up: bool,
     /// Steps on absolute paths before the init changes into the rootfs: `/` private,
@@ -357,6 +359,7 @@ pub(crate) fn build(spec: &ContainerSpec, opts: &ContainerOptions, rootfs: &Path
         post_ops: post_ops(opts)?,
         root_propagation: crate::mounts::propagation(opts.rootfs_propagation.as_deref())?,
         readonly_rootfs: opts.readonly_rootfs,
+        preserve_fds: opts.preserve_fds,
         privileges: Privileges::new(spec.user, opts)?,
         exec_path: cstr("args[0]", exec_path)?,
         argv: spec

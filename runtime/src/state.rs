@@ -2,8 +2,9 @@
 //!
 //! `state_dir/<id>/` holds:
 //! - `state.json`: [`StateFile`], rewritten atomically (write `state.json.tmp`, no fsync,
-//!   rename) under an exclusive `flock` on `state.lock`, so threads and processes that
-//!   update it (create, start, wait) never lose each other's changes;
+//!   swap it in with `renameat2(RENAME_EXCHANGE)`, unlink the old one) under an exclusive
+//!   `flock` on the container's directory itself, so threads and processes that update it
+//!   (create, start, wait) never lose each other's changes;
 //! - `upper/`, `work/`: the overlay upper and work dirs; `rootfs/`: the merged mount;
 //! - `exec.fifo`, `exec.result`: the create→start handshake (see `init`), removed once
 //!   the container is started.
@@ -23,7 +24,6 @@ use crate::{ContainerOptions, ContainerSpec, ContainerState, Error, ExitStatus, 
 pub(crate) struct Layout {
     pub dir: PathBuf,
     pub state_file: PathBuf,
-    pub lock_file: PathBuf,
     pub upper: PathBuf,
     pub work: PathBuf,
     pub rootfs: PathBuf,
@@ -38,7 +38,6 @@ impl Layout {
         let dir = state_dir.join(id);
         Layout {
             state_file: dir.join("state.json"),
-            lock_file: dir.join("state.lock"),
             upper: dir.join("upper"),
             work: dir.join("work"),
             rootfs: dir.join("rootfs"),
@@ -88,17 +87,54 @@ pub(crate) fn read(layout: &Layout) -> Result<Option<StateFile>> {
     Ok(serde_json::from_str(&text).ok())
 }
 
+/// The exclusive lock on the container's directory (no lock file: a file more to make
+/// and unlink per container is two more ext4 journal operations, which queue behind
+/// other writers' commits on a busy disk).
 fn lock(layout: &Layout) -> Result<Flock<fs::File>> {
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&layout.lock_file)
-        .map_err(io_err(format!("opening {}", layout.lock_file.display())))?;
-    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| Error::Sys {
-        what: format!("locking {}", layout.lock_file.display()),
+    let dir =
+        fs::File::open(&layout.dir).map_err(io_err(format!("opening {}", layout.dir.display())))?;
+    Flock::lock(dir, FlockArg::LockExclusive).map_err(|(_, errno)| Error::Sys {
+        what: format!("locking {}", layout.dir.display()),
         source: errno,
     })
+}
+
+/// Puts `tmp` in place of `target` atomically for every reader. When `target` exists the
+/// two are swapped (`RENAME_EXCHANGE`) and the old file (now at `tmp`) is unlinked: a
+/// plain rename over an existing file makes ext4 (`auto_da_alloc`) start writing the new
+/// file's data to disk at once, and the later unlink of that file (the next write, or
+/// `delete`) waits for that write: 0.5-28 ms per container measured on a busy disk, for a
+/// file that lives a few milliseconds. Swapped, the data stays in the page cache and is
+/// dropped with the file. Plain rename where there is nothing to swap with (the first
+/// write) or the filesystem cannot swap.
+fn replace(tmp: &Path, target: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+    };
+    let (from, to) = (c(tmp)?, c(target)?);
+    // SAFETY: two NUL-terminated paths that live across the call; no other pointers.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if r == 0 {
+        // The old state is at `tmp` now; if it stays (the unlink failed), the next
+        // write truncates it, which costs that write a flush but loses nothing.
+        let _ = fs::remove_file(tmp);
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::ENOENT) | Some(libc::EINVAL) | Some(libc::ENOSYS) => fs::rename(tmp, target),
+        _ => Err(err),
+    }
 }
 
 fn write_unlocked(layout: &Layout, state: &StateFile) -> Result<()> {
@@ -123,7 +159,8 @@ fn write_unlocked(layout: &Layout, state: &StateFile) -> Result<()> {
     .open(&tmp)
     .map_err(io_err(what.clone()))?;
     f.write_all(&json).map_err(io_err(what.clone()))?;
-    fs::rename(&tmp, &layout.state_file).map_err(io_err(what))
+    drop(f);
+    replace(&tmp, &layout.state_file).map_err(io_err(what))
 }
 
 /// Writes `state` as the whole state file.
@@ -188,7 +225,7 @@ pub(crate) fn exists(pid: i32, start_time: u64) -> bool {
 }
 
 /// Now as RFC 3339 UTC with seconds, e.g. `2024-05-01T12:00:00Z`.
-pub(crate) fn now_rfc3339() -> String {
+pub fn now_rfc3339() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -216,6 +216,43 @@ fn exec_failures_are_start_errors_and_leave_nothing() {
 }
 
 #[test]
+fn run_execs_at_once_and_reports_a_refused_exec() {
+    if !need_root() {
+        return;
+    }
+    let f = Fixture::new();
+    // `run` without hooks: no start handshake, so no FIFOs in the state dir, and the
+    // container is running (not created) when `run` returns.
+    let spec = f.spec(&["sleep", "30"]);
+    let state = f.rt.run(&spec).unwrap();
+    assert_eq!(state.status, Status::Running);
+    assert_eq!(f.rt.state(&spec.id).unwrap().status, Status::Running);
+    let dir = f.config.state_dir.join(&spec.id);
+    assert!(!dir.join("exec.fifo").exists() && !dir.join("exec.result").exists());
+    match f.rt.start(&spec.id) {
+        Err(Error::Start(msg)) => assert!(msg.contains("is running"), "{msg}"),
+        other => panic!("expected Error::Start, got {other:?}"),
+    }
+    f.rt.delete(&spec.id, true).unwrap();
+    assert!(!dir.exists());
+
+    // What only the kernel can refuse comes back from `run` itself, after the setup
+    // succeeded, with the kernel's reason; nothing is left behind.
+    let bad = f.layer.join("bin/bad");
+    fs::write(&bad, "not a program\n").unwrap();
+    fs::set_permissions(&bad, fs::Permissions::from_mode(0o755)).unwrap();
+    let spec = f.spec(&["/bin/bad"]);
+    match f.rt.run(&spec) {
+        Err(Error::Start(msg)) => {
+            assert_eq!(msg, "exec \"/bin/bad\": Exec format error");
+        }
+        other => panic!("expected Error::Start, got {other:?}"),
+    }
+    assert!(matches!(f.rt.state(&spec.id), Err(Error::NotFound(_))));
+    assert!(!f.config.state_dir.join(&spec.id).exists());
+}
+
+#[test]
 fn create_then_start_from_a_fresh_runtime() {
     if !need_root() {
         return;

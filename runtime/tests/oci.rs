@@ -159,7 +159,7 @@ fn create_start_state_kill_delete_like_runc() {
     assert!(oci.cmd(&["delete", &id]).status.success());
     let gone = oci.cmd(&["state", &id]);
     assert!(!gone.status.success());
-    assert!(String::from_utf8_lossy(&gone.stderr).contains("not found"));
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("does not exist"));
 }
 
 #[test]

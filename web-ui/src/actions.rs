@@ -100,13 +100,29 @@ pub(crate) struct DomainForm {
     hostname: String,
 }
 
+#[derive(Deserialize)]
+pub(crate) struct VolumeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    size: String,
+    #[serde(default, rename = "type")]
+    process_type: String,
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    confirm: String,
+}
+
 /// Where a successful change sends the browser: the app page, at the section changed.
-fn back(app: &str, section: &str) -> Response {
+pub(crate) fn back(app: &str, section: &str) -> Response {
     Redirect::to(&format!("/apps/{app}#{section}")).into_response()
 }
 
 /// The app page again, with `errors` shown next to their forms.
-async fn again<D: Dashboard>(
+pub(crate) async fn again<D: Dashboard>(
     d: &D,
     auth: &AppAuth,
     errors: FormErrors,
@@ -125,7 +141,7 @@ async fn again_with<D: Dashboard>(
 }
 
 /// The CSRF check every app form runs (the app itself was checked by [`AppAuth`]).
-fn check(auth: &AppAuth, csrf: &str) -> Result<(), PageError> {
+pub(crate) fn check(auth: &AppAuth, csrf: &str) -> Result<(), PageError> {
     if auth.session.csrf_ok(csrf) {
         Ok(())
     } else {
@@ -134,7 +150,7 @@ fn check(auth: &AppAuth, csrf: &str) -> Result<(), PageError> {
 }
 
 /// Splits an action's error: a user error goes to `show`, an internal one is a 500.
-fn user_error(e: ActionError, action: &'static str) -> Result<String, PageError> {
+pub(crate) fn user_error(e: ActionError, action: &'static str) -> Result<String, PageError> {
     match e {
         ActionError::User(m) => Ok(m),
         ActionError::Internal(message) => Err(PageError::Backend { action, message }),
@@ -320,6 +336,73 @@ async fn domain_result<D: Dashboard>(
             let errors = FormErrors {
                 domain: Some(user_error(e, "change the domains")?),
                 domain_value: hostname,
+                ..FormErrors::default()
+            };
+            again(d, auth, errors).await
+        }
+    }
+}
+
+/// `POST /apps/{name}/volumes` — `name=uploads&size=1G`.
+pub(crate) async fn create_volume<D: Dashboard>(
+    auth: AppAuth,
+    State(d): State<Arc<D>>,
+    Form(f): Form<VolumeForm>,
+) -> Result<Response, PageError> {
+    check(&auth, &f.csrf)?;
+    let result = d
+        .create_volume(&auth.app, f.name.trim(), f.size.trim())
+        .await;
+    volume_result(&*d, &auth, result, f.name).await
+}
+
+/// `POST /apps/{name}/volumes/mount` — `name=uploads&type=web&path=/app/uploads`.
+pub(crate) async fn mount_volume<D: Dashboard>(
+    auth: AppAuth,
+    State(d): State<Arc<D>>,
+    Form(f): Form<VolumeForm>,
+) -> Result<Response, PageError> {
+    check(&auth, &f.csrf)?;
+    let result = d
+        .mount_volume(&auth.app, &f.name, f.process_type.trim(), f.path.trim())
+        .await;
+    volume_result(&*d, &auth, result, String::new()).await
+}
+
+/// `POST /apps/{name}/volumes/unmount` — `name=uploads`.
+pub(crate) async fn unmount_volume<D: Dashboard>(
+    auth: AppAuth,
+    State(d): State<Arc<D>>,
+    Form(f): Form<VolumeForm>,
+) -> Result<Response, PageError> {
+    check(&auth, &f.csrf)?;
+    let result = d.unmount_volume(&auth.app, &f.name).await;
+    volume_result(&*d, &auth, result, String::new()).await
+}
+
+/// `POST /apps/{name}/volumes/destroy` — `name=uploads&confirm=APP`.
+pub(crate) async fn destroy_volume<D: Dashboard>(
+    auth: AppAuth,
+    State(d): State<Arc<D>>,
+    Form(f): Form<VolumeForm>,
+) -> Result<Response, PageError> {
+    check(&auth, &f.csrf)?;
+    let result = d.destroy_volume(&auth.app, &f.name, f.confirm.trim()).await;
+    volume_result(&*d, &auth, result, String::new()).await
+}
+
+async fn volume_result<D: Dashboard>(
+    d: &D,
+    auth: &AppAuth,
+    result: Result<(), ActionError>,
+    name: String,
+) -> Result<Response, PageError> {
+    match result {
+        Ok(()) => Ok(back(&auth.app, "volumes")),
+        Err(e) => {
+            let errors = FormErrors {
+                volume: Some(user_error(e, "change the volumes")?),
+                volume_value: name,
                 ..FormErrors::default()
             };
             again(d, auth, errors).await

@@ -5,8 +5,8 @@
 //! trait (adding methods) as pages grow.
 //!
 //! Pages (see `docs/dashboard.md`): `/login`, `/` (apps, paged), `/apps/{name}` (releases,
-//! formation, jobs, config, domains and automatic certificates, builds, live logs, charts,
-//! rename and destroy),
+//! formation, jobs, config, volumes, add-ons and their backups, domains and automatic
+//! certificates, builds, live logs, charts, rename and destroy),
 //! `/apps/{name}/builds/{id}`, `/nodes`. Every page but `/login` needs a session (a signed
 //! cookie, see [`session`]) whose user the controller still knows; every POST form carries
 //! the session's CSRF token. Access: `/apps/{name}/…` asks [`Dashboard::authorize`] for
@@ -25,6 +25,7 @@ use axum::routing::{get, post};
 use paas_api::{App, Build, Release};
 
 mod actions;
+mod addons;
 mod assets;
 mod auth;
 mod layout;
@@ -124,6 +125,67 @@ pub struct NodeInfo {
     pub last_seen: String,
     /// `app/type` of each job on the node.
     pub jobs: Vec<String>,
+}
+
+/// One persistent volume of an app (docs/volumes.md).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Volume {
+    pub name: String,
+    pub size_bytes: u64,
+    /// What its files use; `None` while its node cannot be asked (down).
+    pub used_bytes: Option<u64>,
+    /// Writes fail with ENOSPC.
+    pub full: bool,
+    pub node: String,
+    /// up, draining, down
+    pub node_state: String,
+    /// (process type, path) when mounted.
+    pub mount: Option<(String, String)>,
+}
+
+/// One add-on attached to an app (docs/addons.md).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AddonInfo {
+    /// Unique across the platform, e.g. `postgresql-shop-1a2b`.
+    pub name: String,
+    /// `postgresql` or `redis`.
+    pub service: String,
+    pub plan: String,
+    /// The app that made it (only it destroys the add-on).
+    pub owner: String,
+    /// creating, starting, available, crashed, unavailable
+    pub state: String,
+    /// Why it is not available, when it is not.
+    pub state_reason: Option<String>,
+    /// The node its data lives on.
+    pub node: Option<String>,
+    /// The config var that holds its URL on this app (`DATABASE_URL`).
+    pub attached_as: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// A service add-ons can be made of, with its plans (`mini` …) and their limits.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AddonService {
+    pub name: String,
+    /// (plan, "256 MiB, 0.5 CPU") in the order to offer them.
+    pub plans: Vec<(String, String)>,
+    pub default_plan: String,
+}
+
+/// One backup of an add-on (a `pg_dump` or a Redis RDB snapshot).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AddonBackup {
+    pub id: String,
+    pub addon: String,
+    pub size_bytes: u64,
+    /// running, completed, failed
+    pub state: String,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
 }
 
 /// An app's automatic certificates (ACME, `paas certs:auto`).
@@ -306,6 +368,128 @@ pub trait Dashboard: Send + Sync + 'static {
         hostname: &str,
     ) -> impl Future<Output = Result<(), ActionError>> + Send;
 
+    /// The app's persistent volumes (none unless the controller has them).
+    fn volumes(&self, app: &str) -> impl Future<Output = Result<Vec<Volume>, String>> + Send {
+        let _ = app;
+        async { Ok(Vec::new()) }
+    }
+
+    /// Creates a volume of `size` (`1G`) on a node the controller picks.
+    fn create_volume(
+        &self,
+        app: &str,
+        name: &str,
+        size: &str,
+    ) -> impl Future<Output = Result<(), ActionError>> + Send {
+        let _ = (app, name, size);
+        async { Err(ActionError::User("volumes are not available here".into())) }
+    }
+
+    /// Mounts a volume into the processes of one type at `path`.
+    fn mount_volume(
+        &self,
+        app: &str,
+        name: &str,
+        process_type: &str,
+        path: &str,
+    ) -> impl Future<Output = Result<(), ActionError>> + Send {
+        let _ = (app, name, process_type, path);
+        async { Err(ActionError::User("volumes are not available here".into())) }
+    }
+
+    /// Unmounts a volume (its files stay).
+    fn unmount_volume(
+        &self,
+        app: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<(), ActionError>> + Send {
+        let _ = (app, name);
+        async { Err(ActionError::User("volumes are not available here".into())) }
+    }
+
+    /// Destroys an unmounted volume and its files; `confirm` must be the app's name.
+    fn destroy_volume(
+        &self,
+        app: &str,
+        name: &str,
+        confirm: &str,
+    ) -> impl Future<Output = Result<(), ActionError>> + Send {
+        let _ = (app, name, confirm);
+        async { Err(ActionError::User("volumes are not available here".into())) }
+    }
+
+    /// The add-ons attached to the app, as `viewer` may see them.
+    fn addons(
+        &self,
+        viewer: &Viewer,
+        app: &str,
+    ) -> impl Future<Output = Result<Vec<AddonInfo>, String>> + Send {
+        let _ = (viewer, app);
+        async { Ok(Vec::new()) }
+    }
+
+    /// The services and plans the create form offers (none: no form).
+    fn addon_services(&self) -> Vec<AddonService> {
+        Vec::new()
+    }
+
+    /// The backups of the add-ons attached to the app, any order.
+    fn addon_backups(
+        &self,
+        app: &str,
+    ) -> impl Future<Output = Result<Vec<AddonBackup>, String>> + Send {
+        let _ = app;
+        async { Ok(Vec::new()) }
+    }
+
+    /// Creates an add-on of `service` and `plan` (empty: the default) for the app.
+    fn create_addon(
+        &self,
+        viewer: &Viewer,
+        app: &str,
+        service: &str,
+        plan: &str,
+    ) -> impl Future<Output = Result<(), ActionError>> + Send {
+        let _ = (viewer, app, service, plan);
+        async { Err(ActionError::User("add-ons are not available here".into())) }
+    }
+
+    /// Starts a backup of the add-on `addon` attached to the app (it runs on; the list
+    /// shows it `running` until it ends).
+    fn capture_backup(
+        &self,
+        app: &str,
+        addon: &str,
+    ) -> impl Future<Output = Result<(), ActionError>> + Send {
+        let _ = (app, addon);
+        async { Err(ActionError::User("add-ons are not available here".into())) }
+    }
+
+    /// Restores backup `id` into its own add-on (attached to the app), replacing its data;
+    /// `confirm` must be the app's name. Answers once the restore has ended.
+    fn restore_backup(
+        &self,
+        viewer: &Viewer,
+        app: &str,
+        id: &str,
+        confirm: &str,
+    ) -> impl Future<Output = Result<(), ActionError>> + Send {
+        let _ = (viewer, app, id, confirm);
+        async { Err(ActionError::User("add-ons are not available here".into())) }
+    }
+
+    /// Destroys an add-on of the app with its data and backups; `confirm` must be the
+    /// app's name.
+    fn destroy_addon(
+        &self,
+        app: &str,
+        addon: &str,
+        confirm: &str,
+    ) -> impl Future<Output = Result<(), ActionError>> + Send {
+        let _ = (app, addon, confirm);
+        async { Err(ActionError::User("add-ons are not available here".into())) }
+    }
+
     /// The app's automatic certificates: on or off, and each custom domain's state.
     fn acme(&self, app: &str) -> impl Future<Output = Result<AcmeInfo, String>> + Send;
 
@@ -374,6 +558,23 @@ pub fn pages<D: Dashboard>(dashboard: Arc<D>) -> axum::Router {
             post(actions::remove_domain::<D>),
         )
         .route("/apps/{name}/acme", post(actions::set_acme::<D>))
+        .route("/apps/{name}/volumes", post(actions::create_volume::<D>))
+        .route(
+            "/apps/{name}/volumes/mount",
+            post(actions::mount_volume::<D>),
+        )
+        .route(
+            "/apps/{name}/volumes/unmount",
+            post(actions::unmount_volume::<D>),
+        )
+        .route(
+            "/apps/{name}/volumes/destroy",
+            post(actions::destroy_volume::<D>),
+        )
+        .route("/apps/{name}/addons", post(addons::create::<D>))
+        .route("/apps/{name}/addons/capture", post(addons::capture::<D>))
+        .route("/apps/{name}/addons/restore", post(addons::restore::<D>))
+        .route("/apps/{name}/addons/destroy", post(addons::destroy::<D>))
         .route("/apps/{name}/rename", post(actions::rename::<D>))
         .route("/apps/{name}/destroy", post(actions::destroy::<D>))
         .route("/apps/{name}/restart", post(actions::restart_type::<D>))

@@ -13,6 +13,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use paas_api::{App, Build, Release};
 
+use crate::addons::{AddonView, BackupView, ServiceView};
 use crate::auth::{AppAuth, LoggedIn, Viewer};
 use crate::render::{Page, PageError};
 use crate::session::Session;
@@ -58,6 +59,12 @@ pub(crate) struct AppPage {
     pub(crate) jobs: Vec<JobView>,
     pub(crate) config: Vec<(String, String)>,
     pub(crate) domains: Vec<DomainView>,
+    pub(crate) volumes: Vec<VolumeView>,
+    /// The process types a volume may be mounted into.
+    pub(crate) process_types: Vec<String>,
+    pub(crate) addons: Vec<AddonView>,
+    pub(crate) addon_backups: Vec<BackupView>,
+    pub(crate) addon_services: Vec<ServiceView>,
     pub(crate) acme: AcmeView,
     pub(crate) builds: Vec<BuildView>,
     pub(crate) errors: FormErrors,
@@ -98,6 +105,59 @@ pub(crate) struct FormErrors {
     pub(crate) jobs: Option<String>,
     /// A refused change of the automatic certificates (no ACME CA, say).
     pub(crate) acme: Option<String>,
+    /// A refused volume change, and the volume name typed into the create form.
+    pub(crate) volume: Option<String>,
+    pub(crate) volume_value: String,
+    /// A refused add-on or backup change (create, capture, restore, destroy).
+    pub(crate) addon: Option<String>,
+}
+
+/// One persistent volume as the app page shows it.
+pub(crate) struct VolumeView {
+    name: String,
+    size: String,
+    /// `12M (1%)`, `16M (FULL)`, or `unknown` while the node is down.
+    used: String,
+    full: bool,
+    node: String,
+    node_state: String,
+    /// `web:/app/uploads`, when mounted.
+    mount: Option<String>,
+}
+
+/// `n` bytes as people read them: `1G`, `1.5G`, `512M`.
+pub(crate) fn human_bytes(n: u64) -> String {
+    for (unit, size) in [
+        ("T", 1u64 << 40),
+        ("G", 1 << 30),
+        ("M", 1 << 20),
+        ("K", 1 << 10),
+    ] {
+        if n >= size {
+            let v = format!("{:.1}", n as f64 / size as f64);
+            return format!("{}{unit}", v.trim_end_matches(".0"));
+        }
+    }
+    format!("{n}B")
+}
+
+impl VolumeView {
+    fn from_volume(v: &crate::Volume) -> VolumeView {
+        let used = match v.used_bytes {
+            Some(u) if v.full => format!("{} (FULL)", human_bytes(u)),
+            Some(u) => format!("{} ({}%)", human_bytes(u), u * 100 / v.size_bytes.max(1)),
+            None => "unknown".into(),
+        };
+        VolumeView {
+            name: v.name.clone(),
+            size: human_bytes(v.size_bytes),
+            used,
+            full: v.full,
+            node: v.node.clone(),
+            node_state: v.node_state.clone(),
+            mount: v.mount.as_ref().map(|(t, p)| format!("{t}:{p}")),
+        }
+    }
 }
 
 /// One custom domain with its automatic certificate, while those are on.
@@ -180,8 +240,8 @@ pub(crate) struct BuildView {
 
 /// An RFC 3339 time, with a short form for people and the full one for `<time datetime>`.
 pub(crate) struct Timestamp {
-    full: String,
-    short: String,
+    pub(crate) full: String,
+    pub(crate) short: String,
 }
 
 fn backend(action: &'static str) -> impl FnOnce(String) -> PageError {
@@ -319,6 +379,20 @@ pub(crate) async fn app_page<D: Dashboard>(
         .acme(name)
         .await
         .map_err(backend("read the automatic certificates"))?;
+    let volumes = dashboard
+        .volumes(name)
+        .await
+        .map_err(backend("list the volumes"))?;
+    let process_types: Vec<String> = formation.iter().map(|p| p.name.clone()).collect();
+    let addons = dashboard
+        .addons(&auth.viewer, name)
+        .await
+        .map_err(backend("list the add-ons"))?;
+    let mut addon_backups = dashboard
+        .addon_backups(name)
+        .await
+        .map_err(backend("list the backups"))?;
+    addon_backups.sort_by(|a, b| (&b.created_at, &b.id).cmp(&(&a.created_at, &a.id)));
     let mut builds = dashboard
         .builds(name)
         .await
@@ -347,6 +421,15 @@ pub(crate) async fn app_page<D: Dashboard>(
         domains: domains
             .into_iter()
             .map(|d| DomainView::new(d, &acme))
+            .collect(),
+        volumes: volumes.iter().map(VolumeView::from_volume).collect(),
+        process_types,
+        addons: addons.iter().map(|a| AddonView::new(a, name)).collect(),
+        addon_backups: addon_backups.iter().map(BackupView::new).collect(),
+        addon_services: dashboard
+            .addon_services()
+            .iter()
+            .map(ServiceView::new)
             .collect(),
         acme: AcmeView {
             enabled: acme.enabled,
@@ -591,7 +674,7 @@ fn status_class(status: &str) -> &'static str {
 
 impl Timestamp {
     /// `2024-05-01T12:34:56Z` becomes `2024-05-01 12:34 UTC`; anything else stays as is.
-    fn new(rfc3339: &str) -> Self {
+    pub(crate) fn new(rfc3339: &str) -> Self {
         let utc = rfc3339.ends_with('Z') || rfc3339.ends_with("+00:00");
         let short = match (rfc3339.get(..10), rfc3339.get(10..11), rfc3339.get(11..16)) {
             (Some(date), Some("T"), Some(time)) if utc => format!("{date} {time} UTC"),

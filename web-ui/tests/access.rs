@@ -47,6 +47,10 @@ async fn members_see_only_their_apps_and_never_the_nodes() {
         ("/apps/fresh/jobs/job-1/restart", ""),
         ("/apps/fresh/restart", "type=web"),
         ("/apps/fresh/acme", "enabled=false"),
+        ("/apps/fresh/addons", "plan=redis:mini"),
+        ("/apps/fresh/addons/capture", "addon=a"),
+        ("/apps/fresh/addons/restore", "backup=b&confirm=fresh"),
+        ("/apps/fresh/addons/destroy", "addon=a&confirm=fresh"),
         ("/nodes/node-a/drain", ""),
     ] {
         let body = format!("{form}&csrf={csrf}");

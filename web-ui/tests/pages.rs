@@ -334,6 +334,16 @@ async fn forms_need_the_sessions_csrf_token() {
         ("/apps/hello/rollback", "version=1".to_string()),
         ("/nodes/node-a/drain", String::new()),
         ("/apps", "name=x".to_string()),
+        ("/apps/hello/addons", "plan=postgresql:mini".to_string()),
+        ("/apps/hello/addons/capture", "addon=a".to_string()),
+        (
+            "/apps/hello/addons/restore",
+            "backup=b&confirm=hello".to_string(),
+        ),
+        (
+            "/apps/hello/addons/destroy",
+            "addon=a&confirm=hello".to_string(),
+        ),
     ] {
         let body = format!("{form}&csrf=wrong");
         let page = send(Arc::clone(&d), Request::post(uri), Some(&s), &body).await;

@@ -1,5 +1,6 @@
-//! `paas builds` (an app's builds, newest first), `builds:info ID` and `builds:output ID`
-//! (the build's output; while it runs, it streams until the build ends), over
+//! `paas builds` (an app's builds, newest first), `builds:info ID`, `builds:output ID`
+//! (the build's output; while it runs, it streams until the build ends) and
+//! `builds:create [--no-cache]` (rebuild the last pushed commit, its output streamed), over
 //! `/v1/apps/{app}/builds`.
 
 use paas_api::Build;
@@ -88,4 +89,46 @@ pub(super) fn output(ctx: &Context, app: &str, id: &str) -> Result<(), CommandEr
         &mut stdout,
     )?;
     Ok(())
+}
+
+/// `paas builds:create [--no-cache]`: rebuilds the last pushed commit and prints the
+/// build's output as a push would; fails (exit 1) when the build does.
+pub(super) fn create(ctx: &Context, app: &str, no_cache: bool) -> Result<(), CommandError> {
+    let client = ctx.client()?;
+    let build: Value = client.post(
+        &format!("/v1/apps/{app}/builds"),
+        &serde_json::json!({ "no_cache": no_cache }),
+    )?;
+    let id = build["id"].as_str().unwrap_or_default().to_string();
+    if ctx.json {
+        output::print(&output::json(&build));
+        return Ok(());
+    }
+    let rev: String = build["source_version"]
+        .as_str()
+        .unwrap_or("-")
+        .chars()
+        .take(12)
+        .collect();
+    output::print(&format!(
+        "Rebuilding {app} from {rev}{} (build {id})\n",
+        if no_cache { " without caches" } else { "" }
+    ));
+    {
+        let mut stdout = std::io::stdout().lock();
+        client.get_stream(
+            &format!("/v1/apps/{app}/builds/{id}/log?follow=true"),
+            &mut stdout,
+        )?;
+    }
+    let done: Build = client.get(&format!("/v1/apps/{app}/builds/{id}"))?;
+    match (done.status.as_str(), done.release) {
+        ("succeeded", Some(v)) => {
+            output::print(&format!("Build {id} succeeded: {app} runs v{v}\n"));
+            Ok(())
+        }
+        (status, _) => Err(CommandError::Usage(format!(
+            "build {id} {status}: see its output above (`paas builds:output {id} -a {app}`)"
+        ))),
+    }
 }

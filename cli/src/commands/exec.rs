@@ -45,8 +45,24 @@ pub fn ps_exec(
     Ok(session(stream, command.to_vec())?.code)
 }
 
+/// `paas pg:psql` (see pg.rs): psql in the add-on's job; `args` are psql's arguments.
+pub fn pg_psql(
+    ctx: &Context,
+    app: &str,
+    addon: &str,
+    args: Vec<String>,
+) -> Result<i32, CommandError> {
+    let (stream, _) = open(ctx, &format!("/v1/apps/{app}/addons/{addon}/psql"))?;
+    Ok(session(stream, args)?.code)
+}
+
 /// `paas run` (see ps_run.rs): the one-off job with stdin and, on a terminal, a TTY.
-pub fn run_attached(ctx: &Context, app: &str, line: &str) -> Result<i32, CommandError> {
+pub fn run_attached(
+    ctx: &Context,
+    app: &str,
+    line: &str,
+    argv: Vec<String>,
+) -> Result<i32, CommandError> {
     let (stream, headers) = open(ctx, &format!("/v1/apps/{app}/run/attach"))?;
     let header = |name: &str| {
         headers
@@ -60,7 +76,6 @@ pub fn run_attached(ctx: &Context, app: &str, line: &str) -> Result<i32, Command
         header("paas-job"),
         header("paas-node")
     );
-    let argv = vec!["/bin/sh".into(), "-c".into(), line.to_string()];
     Ok(session(stream, argv)?.code)
 }
 

@@ -3,13 +3,12 @@
 
 use std::path::Path;
 
-use clap::{Args, Parser, Subcommand};
-
 use crate::client::{Client, ClientError};
 use crate::config::{self, ConfigError, Settings};
 use crate::git_remote::{self, GitRemoteError};
 
 mod access;
+mod addons;
 mod apps;
 mod buildpacks;
 mod builds;
@@ -21,460 +20,20 @@ mod domains;
 mod exec;
 mod git_credential;
 mod git_open;
+mod line;
 mod login;
 mod logs;
 mod nodes;
+mod pg;
 mod ps;
 mod ps_run;
+mod registry;
 mod releases;
 mod restart;
+mod volumes;
 
-/// paas: deploy apps with `git push` and manage them from here.
-#[derive(Debug, Parser)]
-#[command(name = "paas", version, arg_required_else_help = true)]
-pub struct Cli {
-    #[command(flatten)]
-    global: Global,
-    #[command(subcommand)]
-    command: Command,
-}
-
-/// Options every command takes.
-#[derive(Debug, Args)]
-struct Global {
-    /// Controller URL [default: the config file's, else http://127.0.0.1:8080]
-    #[arg(long, env = "PAAS_URL", global = true, value_name = "URL")]
-    url: Option<String>,
-    /// API token [default: the config file's]
-    #[arg(
-        long,
-        env = "PAAS_TOKEN",
-        global = true,
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    token: Option<String>,
-    /// Print JSON for scripts instead of tables
-    #[arg(long, global = true)]
-    json: bool,
-    /// Only change config or formation if it still has this ETag (412 otherwise)
-    #[arg(long, global = true, value_name = "ETAG")]
-    if_match: Option<String>,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// List apps
-    Apps,
-    /// Create an app
-    #[command(name = "apps:create")]
-    AppsCreate {
-        /// 2 to 30 lowercase letters, digits and dashes, starting with a letter, ending with a letter or digit
-        name: String,
-    },
-    /// Show one app
-    #[command(name = "apps:info")]
-    AppsInfo(AppArg),
-    /// Destroy an app: its releases, config, jobs and repository
-    #[command(name = "apps:destroy")]
-    AppsDestroy {
-        /// The app
-        #[arg(short, long, value_name = "APP")]
-        app: Option<String>,
-        /// The app's name again, to confirm
-        #[arg(long, value_name = "APP")]
-        confirm: Option<String>,
-        /// The app (instead of -a)
-        #[arg(value_name = "APP", conflicts_with = "app")]
-        name: Option<String>,
-    },
-    /// List an app's releases, newest first
-    Releases(AppArg),
-    /// List the cron entries of the app's app.json with their next run (UTC)
-    Cron(AppArg),
-    /// Check a controller URL and token (or log in with --user), and save them
-    Login {
-        /// Log in as this user (the password is read from stdin with --password-stdin)
-        #[arg(long, value_name = "NAME", requires = "password_stdin")]
-        user: Option<String>,
-        /// Read the password from the first line of standard input
-        #[arg(long)]
-        password_stdin: bool,
-    },
-    /// Show an app's config vars
-    Config(AppArg),
-    /// Print one config var's value
-    #[command(name = "config:get")]
-    ConfigGet {
-        #[command(flatten)]
-        app: AppArg,
-        /// The key, such as DATABASE_URL
-        key: String,
-    },
-    /// Set config vars (KEY=value …) and release the app with them
-    #[command(name = "config:set")]
-    ConfigSet {
-        #[command(flatten)]
-        app: AppArg,
-        /// KEY=value pairs
-        #[arg(required = true, value_name = "KEY=VALUE")]
-        pairs: Vec<String>,
-    },
-    /// Unset config vars and release the app without them
-    #[command(name = "config:unset")]
-    ConfigUnset {
-        #[command(flatten)]
-        app: AppArg,
-        /// Keys to remove
-        #[arg(required = true, value_name = "KEY")]
-        keys: Vec<String>,
-    },
-    /// Show one release [default: the current one]
-    #[command(name = "releases:info")]
-    ReleasesInfo {
-        #[command(flatten)]
-        app: AppArg,
-        /// v3 or 3
-        version: Option<String>,
-    },
-    /// Add (or update) this folder's `paas` git remote for the app
-    #[command(name = "git:remote")]
-    GitRemote {
-        /// The app
-        #[arg(short, long, value_name = "APP", required = true)]
-        app: String,
-    },
-    /// Clone an app's repository into DIR (default: the app's name), with its `paas`
-    /// remote set, like `heroku git:clone` (admins and the app's collaborators)
-    #[command(name = "git:clone")]
-    GitClone {
-        /// The app
-        #[arg(short, long, value_name = "APP", required = true)]
-        app: String,
-        /// The folder to clone into [default: the app's name]
-        dir: Option<String>,
-    },
-    /// Open the app's URL in a browser (prints it without one)
-    Open(AppArg),
-    /// Show the app's process types, their quantities and the running jobs
-    Ps(AppArg),
-    /// Set how many processes of each type run: web=2 worker=1
-    #[command(name = "ps:scale")]
-    PsScale {
-        #[command(flatten)]
-        app: AppArg,
-        #[arg(required = true, value_name = "TYPE=N")]
-        pairs: Vec<String>,
-    },
-    /// Set the memory size of process types: web=512M
-    #[command(name = "ps:resize")]
-    PsResize {
-        #[command(flatten)]
-        app: AppArg,
-        /// TYPE=SIZE pairs (sizes: basic, standard-1x, standard-2x, performance, or 768M),
-        /// or process types with --memory
-        #[arg(required = true, value_name = "TYPE=SIZE")]
-        pairs: Vec<String>,
-        /// A memory size for every TYPE given: 768M, 1.5G
-        #[arg(long, value_name = "SIZE")]
-        memory: Option<String>,
-    },
-    /// Roll back to a release [default: the one before the current]
-    Rollback {
-        #[command(flatten)]
-        app: AppArg,
-        /// v3 or 3
-        version: Option<String>,
-    },
-    /// Show an app's logs (build, processes); -t follows them live
-    Logs {
-        #[command(flatten)]
-        app: AppArg,
-        /// Keep following new lines
-        #[arg(short, long)]
-        tail: bool,
-        /// Only this process type (web), dyno (web.1) or `router` (access lines)
-        #[arg(short, long, visible_alias = "dyno", value_name = "TYPE")]
-        ps: Option<String>,
-        /// How many recent lines to show first (at most 10000)
-        #[arg(short = 'n', long, default_value_t = 100)]
-        num: usize,
-    },
-    /// List an app's custom domains
-    Domains(AppArg),
-    /// Add a custom domain to an app (unique across apps)
-    #[command(name = "domains:add")]
-    DomainsAdd {
-        #[command(flatten)]
-        app: AppArg,
-        /// A host name such as www.example.com
-        hostname: String,
-    },
-    /// Remove a custom domain from an app
-    #[command(name = "domains:remove")]
-    DomainsRemove {
-        #[command(flatten)]
-        app: AppArg,
-        hostname: String,
-    },
-    /// List an app's TLS certificates
-    Certs(AppArg),
-    /// Add a TLS certificate (PEM chain and key files) for a host name of the app
-    #[command(name = "certs:add")]
-    CertsAdd {
-        #[command(flatten)]
-        app: AppArg,
-        /// The certificate chain, PEM (leaf first)
-        cert: std::path::PathBuf,
-        /// Its private key, PEM
-        key: std::path::PathBuf,
-    },
-    /// Redirect the app's plain HTTP requests to HTTPS (on) or stop (off)
-    #[command(name = "certs:redirect")]
-    CertsRedirect {
-        #[command(flatten)]
-        app: AppArg,
-        /// on or off
-        state: String,
-    },
-    /// Automatic certificates (ACME HTTP-01) for the app's custom domains: on or off
-    #[command(name = "certs:auto")]
-    CertsAuto {
-        #[command(flatten)]
-        app: AppArg,
-        /// on or off (leave out to show the state)
-        state: Option<String>,
-    },
-    /// Remove a TLS certificate (by the id `paas certs` shows)
-    #[command(name = "certs:remove")]
-    CertsRemove {
-        #[command(flatten)]
-        app: AppArg,
-        id: String,
-    },
-    /// List the node agents with their state, memory and jobs
-    Nodes,
-    /// Drain a node: its jobs move to other nodes and it gets no new ones
-    #[command(name = "nodes:drain")]
-    NodesDrain {
-        /// The node's name (see `paas nodes`)
-        name: String,
-    },
-    /// Let a drained node take jobs again
-    #[command(name = "nodes:undrain")]
-    NodesUndrain {
-        /// The node's name (see `paas nodes`)
-        name: String,
-    },
-    /// Forget a node and its agent credential, so a rebuilt machine can join under its name
-    /// (drain it first if it still has jobs)
-    #[command(name = "nodes:remove")]
-    NodesRemove {
-        /// The node's name (see `paas nodes`)
-        name: String,
-    },
-    /// Deploy an image already in the controller's registry (no build)
-    Deploy {
-        #[command(flatten)]
-        app: AppArg,
-        /// NAME:TAG or NAME@sha256:… in the controller's registry (push it with skopeo)
-        #[arg(long, value_name = "REF")]
-        image: String,
-    },
-    /// List the buildpacks an app builds with, in order (none: detected at each push)
-    Buildpacks(AppArg),
-    /// Add a buildpack to the app's list (at the end, or at -i N), like `heroku
-    /// buildpacks:add`: a built-in name (python, nodejs, go, static, procfile, or
-    /// heroku/NAME), a classic buildpack's git URL (`#REF` pins a branch, tag or commit), or
-    /// a path or file:// URL on the controller (admins)
-    #[command(name = "buildpacks:add")]
-    BuildpacksAdd {
-        #[command(flatten)]
-        app: AppArg,
-        /// The 1-based position to insert at [default: last]
-        #[arg(short, long, value_name = "N")]
-        index: Option<usize>,
-        /// NAME, https://…/buildpack.git[#REF], or /path
-        buildpack: String,
-    },
-    /// Set the buildpack at -i N (default 1) of the app's list, like `heroku buildpacks:set`
-    #[command(name = "buildpacks:set")]
-    BuildpacksSet {
-        #[command(flatten)]
-        app: AppArg,
-        /// The 1-based position to replace [default: 1]
-        #[arg(short, long, value_name = "N")]
-        index: Option<usize>,
-        /// NAME, https://…/buildpack.git[#REF], or /path
-        buildpack: String,
-    },
-    /// Remove a buildpack from the app's list, by URL or with -i N
-    #[command(name = "buildpacks:remove")]
-    BuildpacksRemove {
-        #[command(flatten)]
-        app: AppArg,
-        /// The 1-based position to remove
-        #[arg(short, long, value_name = "N")]
-        index: Option<usize>,
-        /// The buildpack to remove, as listed by `paas buildpacks`
-        buildpack: Option<String>,
-    },
-    /// Clear the app's buildpacks: detect one again at each push
-    #[command(name = "buildpacks:clear")]
-    BuildpacksClear(AppArg),
-    /// Run a command in a one-off job of the app's current release (exits with its code)
-    Run {
-        #[command(flatten)]
-        app: AppArg,
-        /// The command and its arguments (after --)
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
-        command: Vec<String>,
-    },
-    /// List users (admins)
-    Users,
-    /// Add a user (admins)
-    #[command(name = "users:add")]
-    UsersAdd {
-        /// 1-40 of a-z 0-9 - _ .
-        name: String,
-        /// member (sees only the apps they collaborate on) or admin
-        #[arg(long, default_value = "member", value_parser = ["member", "admin"])]
-        role: String,
-        /// Read a password from the first line of standard input
-        #[arg(long)]
-        password_stdin: bool,
-    },
-    /// Remove a user with their tokens and app access (admins)
-    #[command(name = "users:remove")]
-    UsersRemove { name: String },
-    /// List your API tokens (--all: everyone's, admins)
-    Tokens {
-        #[arg(long)]
-        all: bool,
-    },
-    /// Create an API token and print it (shown only once)
-    #[command(name = "tokens:create")]
-    TokensCreate {
-        /// What the token is for, such as ci
-        #[arg(long)]
-        name: Option<String>,
-        /// Lifetime such as 30d, 12h [default: until revoked]
-        #[arg(long, value_name = "DURATION")]
-        expires: Option<String>,
-        /// Make it for this user instead (admins)
-        #[arg(long, value_name = "NAME")]
-        user: Option<String>,
-    },
-    /// Revoke an API token
-    #[command(name = "tokens:revoke")]
-    TokensRevoke { id: String },
-    /// List the collaborators of an app
-    Access(AppArg),
-    /// Give a user access to an app
-    #[command(name = "access:add")]
-    AccessAdd {
-        #[command(flatten)]
-        app: AppArg,
-        user: String,
-    },
-    /// Take a user's access to an app away
-    #[command(name = "access:remove")]
-    AccessRemove {
-        #[command(flatten)]
-        app: AppArg,
-        user: String,
-    },
-    /// Show or set whether the app's containers may reach the controller's and the agents'
-    /// API ports (off by default; `on` and `off` need an admin; new jobs get it)
-    #[command(name = "apps:access-api")]
-    AppsAccessApi {
-        #[command(flatten)]
-        app: AppArg,
-        /// on or off; without it, show the setting
-        #[arg(value_parser = ["on", "off"])]
-        state: Option<String>,
-    },
-    /// Show who the current token belongs to
-    Whoami,
-    /// Run a command inside a running job of the app (its first web job by default)
-    #[command(name = "ps:exec")]
-    PsExec {
-        #[command(flatten)]
-        app: AppArg,
-        /// The job's id (see `paas ps -a APP`) [default: the app's first web job]
-        #[arg(value_name = "JOB")]
-        job: Option<String>,
-        /// The job's id, as an option (same as JOB)
-        #[arg(long = "job", value_name = "ID", conflicts_with = "job")]
-        job_flag: Option<String>,
-        /// The command and its arguments, after --
-        #[arg(last = true, allow_hyphen_values = true)]
-        command: Vec<String>,
-    },
-    /// Rename an app (its git remote here is updated too when it points at the app)
-    #[command(name = "apps:rename")]
-    AppsRename {
-        #[command(flatten)]
-        app: AppArg,
-        /// The new name
-        new_name: String,
-    },
-    /// Restart jobs with zero downtime: all, one process type, or one job
-    #[command(name = "ps:restart")]
-    PsRestart {
-        #[command(flatten)]
-        app: AppArg,
-        /// A process type (web) or a job id; all jobs when omitted
-        #[arg(value_name = "TYPE|JOB")]
-        target: Option<String>,
-    },
-    /// Stop one job now (its formation starts a replacement)
-    #[command(name = "ps:stop")]
-    PsStop {
-        #[command(flatten)]
-        app: AppArg,
-        /// The job id (see `paas ps`)
-        job: String,
-    },
-    /// List an app's builds, newest first
-    Builds {
-        #[command(flatten)]
-        app: AppArg,
-        /// At most this many
-        #[arg(long, value_name = "N")]
-        limit: Option<u32>,
-    },
-    /// Show one build
-    #[command(name = "builds:info")]
-    BuildsInfo {
-        #[command(flatten)]
-        app: AppArg,
-        /// The build id (see `paas builds`)
-        id: String,
-    },
-    /// Print a build's output (follows it while it runs)
-    #[command(name = "builds:output")]
-    BuildsOutput {
-        #[command(flatten)]
-        app: AppArg,
-        /// The build id (see `paas builds`)
-        id: String,
-    },
-    /// git credential helper (set up by `paas login`)
-    #[command(name = "git-credential", hide = true)]
-    GitCredential {
-        /// get, store or erase
-        operation: String,
-    },
-}
-
-/// `-a APP`, defaulting to the app of the `paas` git remote of the current folder.
-#[derive(Debug, Args)]
-struct AppArg {
-    /// The app [default: the app of the current folder's `paas` git remote]
-    #[arg(short, long, value_name = "APP")]
-    app: Option<String>,
-}
+pub use line::Cli;
+use line::{AppArg, Command};
 
 /// Why a command failed; [`CommandError::exit_code`] maps it to the process exit code.
 #[derive(Debug, thiserror::Error)]
@@ -549,6 +108,116 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Cron(arg) => cron::list(&ctx, &resolve_app(arg)?),
         Command::Login { user: None, .. } => login::login(&ctx, file),
         Command::Login { user: Some(u), .. } => access::login_password(&ctx, file, &u),
+        Command::Volumes(arg) => volumes::list(&ctx, &resolve_app(arg)?),
+        Command::VolumesCreate {
+            app,
+            name,
+            size,
+            node,
+        } => volumes::create(&ctx, &resolve_app(app)?, &name, &size, node.as_deref()),
+        Command::VolumesMount {
+            app,
+            name,
+            path,
+            process_type,
+        } => volumes::mount(&ctx, &resolve_app(app)?, &name, &path, &process_type),
+        Command::VolumesUnmount { app, name } => volumes::unmount(&ctx, &resolve_app(app)?, &name),
+        Command::VolumesDestroy { app, name, confirm } => {
+            volumes::destroy(&ctx, &resolve_app(app)?, &name, confirm.as_deref())
+        }
+        Command::Addons(arg) => addons::list(&ctx, &resolve_app(arg)?),
+        Command::AddonsCreate {
+            app,
+            service,
+            plan,
+            as_name,
+            wait,
+        } => addons::create(
+            &ctx,
+            &resolve_app(app)?,
+            &service,
+            plan.as_deref(),
+            as_name.as_deref(),
+            wait,
+        ),
+        Command::AddonsInfo { app, addon } => addons::info(&ctx, &resolve_app(app)?, &addon),
+        Command::AddonsAttach {
+            app,
+            addon,
+            as_name,
+        } => addons::attach(&ctx, &resolve_app(app)?, &addon, as_name.as_deref()),
+        Command::AddonsDetach { app, addon } => addons::detach(&ctx, &resolve_app(app)?, &addon),
+        Command::AddonsDestroy {
+            app,
+            addon,
+            confirm,
+        } => addons::destroy(&ctx, &resolve_app(app)?, &addon, confirm.as_deref()),
+        Command::PgPsql {
+            app,
+            addon,
+            command,
+        } => {
+            let code = pg::psql(
+                &ctx,
+                &resolve_app(app)?,
+                addon.as_deref(),
+                command.as_deref(),
+            )?;
+            if code != 0 {
+                std::process::exit(code.clamp(0, 255));
+            }
+            Ok(())
+        }
+        Command::PgBackups(arg) => pg::list(&ctx, &resolve_app(arg)?, "pg"),
+        Command::RedisBackups(arg) => pg::list(&ctx, &resolve_app(arg)?, "redis"),
+        Command::RedisBackupsCapture { app, addon } => {
+            pg::capture(&ctx, &resolve_app(app)?, "redis", addon.as_deref())
+        }
+        Command::RedisBackupsDelete { app, backup } => {
+            pg::delete(&ctx, &resolve_app(app)?, "redis", &backup)
+        }
+        Command::PgBackupsCapture { app, addon } => {
+            pg::capture(&ctx, &resolve_app(app)?, "pg", addon.as_deref())
+        }
+        Command::PgBackupsRestore {
+            app,
+            backup,
+            addon,
+            confirm,
+        } => pg::restore(
+            &ctx,
+            &resolve_app(app)?,
+            "pg",
+            &backup,
+            addon.as_deref(),
+            confirm.as_deref(),
+        ),
+        Command::RedisBackupsRestore {
+            app,
+            backup,
+            addon,
+            confirm,
+        } => pg::restore(
+            &ctx,
+            &resolve_app(app)?,
+            "redis",
+            &backup,
+            addon.as_deref(),
+            confirm.as_deref(),
+        ),
+        Command::PgBackupsDelete { app, backup } => {
+            pg::delete(&ctx, &resolve_app(app)?, "pg", &backup)
+        }
+        Command::PgBackupsSchedule {
+            app,
+            addon,
+            at,
+            keep,
+        } => pg::schedule(&ctx, &resolve_app(app)?, addon.as_deref(), &at, keep),
+        Command::PgBackupsSchedules(arg) => pg::schedules(&ctx, &resolve_app(arg)?),
+        Command::PgBackupsUnschedule { app, addon } => {
+            pg::unschedule(&ctx, &resolve_app(app)?, addon.as_deref())
+        }
         Command::Domains(arg) => domains::list(&ctx, &resolve_app(arg)?),
         Command::DomainsAdd { app, hostname } => domains::add(&ctx, &resolve_app(app)?, &hostname),
         Command::DomainsRemove { app, hostname } => {
@@ -578,6 +247,13 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         }
         Command::Open(arg) => git_open::open(&ctx, &resolve_app(arg)?),
         Command::Deploy { app, image } => deploy::deploy_image(&ctx, &resolve_app(app)?, &image),
+        Command::RegistryLogin {
+            host,
+            username,
+            password_stdin,
+        } => registry::login(&ctx, &host, &username, password_stdin),
+        Command::RegistryLogout { host } => registry::logout(&ctx, &host),
+        Command::RegistryList => registry::list(&ctx),
         Command::Buildpacks(arg) => buildpacks::show(&ctx, &resolve_app(arg)?),
         Command::BuildpacksAdd {
             app,
@@ -663,6 +339,9 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::PsStop { app, job } => restart::stop(&ctx, &resolve_app(app)?, &job),
         Command::Builds { app, limit } => builds::list(&ctx, &resolve_app(app)?, limit),
         Command::BuildsInfo { app, id } => builds::info(&ctx, &resolve_app(app)?, &id),
+        Command::BuildsCreate { app, no_cache } => {
+            builds::create(&ctx, &resolve_app(app)?, no_cache)
+        }
         Command::BuildsOutput { app, id } => builds::output(&ctx, &resolve_app(app)?, &id),
         Command::GitCredential { operation } => git_credential::credential(&ctx, &operation),
     }

@@ -27,6 +27,9 @@ struct Job {
     node: String,
     state: String,
     restarts: u32,
+    /// Why a `pending` process waits (its volume's node is down).
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 fn formation_table(entries: &[Entry]) -> String {
@@ -87,6 +90,14 @@ pub(super) fn ps(ctx: &Context, app: &str) -> Result<(), CommandError> {
             ]);
         }
         text.push_str(&table.render());
+        for j in jobs.iter().filter(|j| j.reason.is_some()) {
+            text.push_str(&format!(
+                "{} {}: {}\n",
+                j.process_type,
+                j.state,
+                j.reason.as_deref().unwrap_or_default()
+            ));
+        }
     }
     output::print(&text);
     Ok(())

@@ -18,7 +18,7 @@ use http::HeaderMap;
 
 use super::limit::Budget;
 use super::{constant_time_eq, presented_token};
-use crate::http::ApiError;
+use crate::api_error::ApiError;
 use crate::state::Controller;
 use crate::store::UserRow;
 

@@ -19,7 +19,7 @@ use paas_api::JobState;
 use serde::Serialize;
 
 use super::schedule::{rfc3339, Schedule};
-use crate::build::app_json::{self, CronEntry};
+use crate::builder::app_json::{self, CronEntry};
 use crate::state::Controller;
 use crate::store::{job_state, JobRow};
 use crate::util::now_rfc3339;
@@ -107,12 +107,7 @@ pub async fn run(c: Arc<Controller>) {
 
 /// Runs one entry to its end and keeps its output.
 async fn run_once(c: &Arc<Controller>, app: &str, entry: &CronEntry) {
-    let command = vec![
-        "/bin/sh".to_string(),
-        "-c".to_string(),
-        crate::scheduler::PROFILE_PRELUDE.to_string(),
-        entry.command.clone(),
-    ];
+    let command = crate::scheduler::command::process_argv(&entry.command);
     tracing::info!(%app, command = %entry.command, schedule = %entry.schedule, "cron: starting");
     let (id, node, url) = match crate::http::start_one_off(c, app, command, "cron").await {
         Ok(started) => started,

@@ -157,6 +157,11 @@ async fn delete_user(
         )));
     }
     c.store.delete_user(&name).await?;
+    // Their logins for other registries go with them (a later user of the same name
+    // starts with none).
+    if let Err(e) = c.registry_logins.remove_user(&name) {
+        tracing::warn!(user = %name, "removing the user's registry logins: {e}");
+    }
     tracing::info!(user = %name, by = %caller.name(), "user removed");
     Ok(StatusCode::NO_CONTENT)
 }

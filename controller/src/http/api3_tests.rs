@@ -297,12 +297,12 @@ async fn builds_and_their_logs_and_restarts_answer_clearly() {
     );
 
     // A running build's output is readable before it ends.
-    crate::build::live::begin("bld-2");
+    crate::builder::live::begin("bld-2");
     c.store.create_build("bld-2", "b", None).await.unwrap();
-    crate::build::live::append("bld-2", "-----> so far\n");
+    crate::builder::live::append("bld-2", "-----> so far\n");
     let log = send(&c, Request::get("/v1/apps/b/builds/bld-2/log"), "").await;
     assert_eq!(log.body, "-----> so far\n");
-    crate::build::live::end("bld-2");
+    crate::builder::live::end("bld-2");
 
     let r = send(&c, Request::post("/v1/apps/b/restart"), "").await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);

@@ -1,5 +1,7 @@
 //! `/v1/apps/{app}/builds`: an app's builds (paged, newest first), one build, and its
-//! output as text (`?follow=true` streams it while the build runs, then ends).
+//! output as text (`?follow=true` streams it while the build runs, then ends);
+//! `POST` rebuilds the last pushed commit (`{"no_cache": true}` skips the caches; see
+//! `crate::builder::rebuild`) and answers the new build at once (201).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use bytes::Bytes;
-use http::header;
+use http::{header, StatusCode};
 use paas_api::Build;
 use serde::Deserialize;
 
@@ -19,7 +21,8 @@ use super::paging::{page_of, PageQuery};
 use super::ApiError;
 use crate::apps::AppsError;
 use crate::auth::AppAccess;
-use crate::build::live;
+use crate::builder::live;
+use crate::builder::rebuild::{self, RebuildError};
 use crate::state::Controller;
 use crate::store::BuildRow;
 
@@ -30,6 +33,48 @@ pub(super) fn routes() -> Router<Arc<Controller>> {
     Router::new()
         .route("/v1/apps/{app}/builds/{id}", get(get_build))
         .route("/v1/apps/{app}/builds/{id}/log", get(build_log))
+}
+
+/// `POST /v1/apps/{app}/builds` body (optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBuild {
+    #[serde(default)]
+    pub no_cache: bool,
+}
+
+/// `POST /v1/apps/{app}/builds`: rebuilds the app's last pushed commit.
+pub(super) async fn create_build(
+    AppAccess(caller): AppAccess,
+    State(c): State<Arc<Controller>>,
+    Path(app): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Build>), ApiError> {
+    let req: CreateBuild = if body.iter().all(u8::is_ascii_whitespace) {
+        CreateBuild::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "the body must be empty or {{\"no_cache\": true|false}}: {e}"
+            ))
+        })?
+    };
+    if c.store.get_app(&app).await?.is_none() {
+        return Err(AppsError::NotFound(app).into());
+    }
+    // As a push by the caller: what a Dockerfile's FROM may pull is judged for them.
+    let pusher = if caller.is_admin() && caller.user().is_none() {
+        crate::builder::PUSHER_ADMIN.to_string()
+    } else {
+        caller.name().to_string()
+    };
+    let row = rebuild::start(&c, &app, pusher, req.no_cache)
+        .await
+        .map_err(|e| match e {
+            RebuildError::Store(s) => s.into(),
+            other => ApiError::Conflict(other.to_string()),
+        })?;
+    Ok((StatusCode::CREATED, Json(row.to_api())))
 }
 
 /// `GET /v1/apps/{app}/builds?limit=&after=`

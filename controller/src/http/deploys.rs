@@ -3,8 +3,10 @@
 //! * `POST /v1/apps/{app}/releases` `{"image": "<repo>@sha256:…" | "<repo>[:tag]"}` (the
 //!   route is shared with rollbacks, see `config::create_release`): deploys an image already
 //!   in the controller's registry, from a repository the caller may pull (404 otherwise),
-//!   linked into the app's own repository `apps/<app>` first. Its config's `Entrypoint` + `Cmd` become the `web`
-//!   process (`/bin/sh -c`, so the image needs a `/bin/sh`); its `Env`, `WorkingDir` and
+//!   linked into the app's own repository `apps/<app>` first; or `HOST[:PORT]/REPO…` of
+//!   another registry, copied into `apps/<app>` with the caller's own registry login
+//!   (`crate::registry_client`). Its config's `Entrypoint` + `Cmd` become the `web`
+//!   process (its argv, run without a shell as Docker does); its `Env`, `WorkingDir` and
 //!   `User` apply as they are. Answers once the release serves (`201`, the release with
 //!   `status`) or failed (`422`, rolled back).
 //! * the release list gains `status` (`pending`, `succeeded`, `failed`) and
@@ -35,9 +37,11 @@ use serde_json::{json, Value};
 
 use super::ApiError;
 use crate::auth::{log_refusal, may_use_repository, AppAccess, Caller};
-use crate::build::{buildpacks, custom, roll_out, BuildError, Output};
+use crate::builder::{buildpacks, custom, roll_out, BuildError, Output};
+use crate::registry_client::{pull_for, registry_host, Error as PullError, Reference};
 use crate::state::Controller;
 use crate::store::NewRelease;
+use paas_api::ErrorBody;
 
 pub(super) fn routes() -> Router<Arc<Controller>> {
     Router::new()
@@ -90,19 +94,6 @@ pub fn parse_image_ref(reference: &str) -> Result<(String, String), String> {
     Ok((repo.to_string(), reference))
 }
 
-/// Quotes `word` for `/bin/sh` when it needs it.
-fn sh_quote(word: &str) -> String {
-    if !word.is_empty()
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
-    {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', "'\\''"))
-    }
-}
-
 /// The `web` command of an image config: its Entrypoint followed by its Cmd.
 pub fn web_command(config: &Value) -> Option<String> {
     let c = config.get("config")?;
@@ -117,13 +108,76 @@ pub fn web_command(config: &Value) -> Option<String> {
             .unwrap_or_default()
     };
     let words: Vec<String> = list("Entrypoint").into_iter().chain(list("Cmd")).collect();
-    (!words.is_empty()).then(|| {
-        words
-            .iter()
-            .map(|w| sh_quote(w))
-            .collect::<Vec<_>>()
-            .join(" ")
-    })
+    // Run as Docker runs it: the argv, without a shell (distroless images have none).
+    (!words.is_empty()).then(|| crate::scheduler::command::to_exec_form(&words))
+}
+
+/// The other registry `image` names, if it names one that is not this controller
+/// (`HOST[:PORT]/…` where HOST is not the controller's own address).
+fn foreign_reference(c: &Controller, image: &str) -> Option<Result<Reference, PullError>> {
+    let host = registry_host(image)?.to_ascii_lowercase();
+    let own = [&c.settings.public_url, &c.settings.internal_url];
+    if own.iter().any(|u| {
+        u.split_once("://")
+            .map(|(_, rest)| rest.trim_end_matches('/').eq_ignore_ascii_case(&host))
+            .unwrap_or(false)
+    }) {
+        return None;
+    }
+    Reference::parse(image).transpose()
+}
+
+/// A pull failure as an API answer with its stable code.
+pub(super) fn pull_error(e: PullError) -> Response {
+    let status = e.status();
+    if status.is_server_error() {
+        tracing::warn!("image pull: {e}");
+    }
+    let message = match &e {
+        PullError::Store { .. } => {
+            "internal error: the controller's log has the details".to_string()
+        }
+        e => e.to_string(),
+    };
+    (status, Json(ErrorBody::new(e.code(), message))).into_response()
+}
+
+/// An image already in paas's registry that the caller may pull: (repo, manifest bytes,
+/// media type, digest).
+async fn local_image(
+    c: &Controller,
+    caller: &Caller,
+    app: &str,
+    image: &str,
+) -> Result<(String, Vec<u8>, String, String), ApiError> {
+    let (repo, reference) = parse_image_ref(image).map_err(ApiError::Validation)?;
+    let not_yours = || {
+        ApiError::NotFound(format!(
+            "no image {image} that you may deploy: it is not in this controller's registry, or \
+             it is in a repository you may not pull (members deploy images of apps/<app> of \
+             their apps and of stacks/<name>). Push it first, e.g. skopeo copy oci:DIR \
+             docker://CONTROLLER/apps/{app}:TAG --dest-creds USER:TOKEN, or name another \
+             registry's image as HOST[:PORT]/REPO:TAG"
+        ))
+    };
+    if !may_use_repository(c, caller, &repo, false).await? {
+        log_refusal(
+            404,
+            caller.source,
+            &caller.path,
+            &format!("may not pull repository {repo} for an image deploy"),
+        );
+        return Err(not_yours());
+    }
+    let (bytes, media_type, digest) =
+        c.registry
+            .get_manifest(&repo, &reference)
+            .await
+            .map_err(|e| {
+                tracing::debug!(%image, "image deploy: {e}");
+                not_yours()
+            })?;
+    Ok((repo, bytes, media_type, digest))
 }
 
 /// `POST /v1/apps/{app}/releases` with `{"image": …}`. The caller must be allowed to pull
@@ -141,32 +195,31 @@ pub(super) async fn deploy_image(
     if c.store.get_app(&app).await?.is_none() {
         return Err(ApiError::NotFound(format!("no app named {app}")));
     }
-    let (repo, reference) = parse_image_ref(&image).map_err(ApiError::Validation)?;
-    let not_yours = || {
-        ApiError::NotFound(format!(
-            "no image {image} that you may deploy: it is not in this controller's registry, or \
-             it is in a repository you may not pull (members deploy images of apps/<app> of \
-             their apps and of stacks/<name>). Push it first, e.g. skopeo copy oci:DIR \
-             docker://CONTROLLER/apps/{app}:TAG --dest-creds USER:TOKEN"
-        ))
+    let own = format!("apps/{app}");
+    let (repo, bytes, media_type, digest) = match foreign_reference(&c, &image) {
+        Some(r) => {
+            let r = match r {
+                Ok(r) => r,
+                Err(e) => return Ok(pull_error(e)),
+            };
+            // Copied into the app's own repository (untagged until the release tags it),
+            // with the caller's own stored credentials for that registry.
+            let digest = match pull_for(&c, caller.name(), &r, &own).await {
+                Ok(d) => d,
+                Err(e) => return Ok(pull_error(e)),
+            };
+            let (bytes, media_type, digest) = c
+                .registry
+                .get_manifest(&own, &digest)
+                .await
+                .map_err(ApiError::internal)?;
+            (own.clone(), bytes, media_type, digest)
+        }
+        None => {
+            let (repo, bytes, media_type, digest) = local_image(&c, &caller, &app, &image).await?;
+            (repo, bytes, media_type, digest)
+        }
     };
-    if !may_use_repository(&c, &caller, &repo, false).await? {
-        log_refusal(
-            404,
-            caller.source,
-            &caller.path,
-            &format!("may not pull repository {repo} for an image deploy"),
-        );
-        return Err(not_yours());
-    }
-    let (bytes, media_type, digest) =
-        c.registry
-            .get_manifest(&repo, &reference)
-            .await
-            .map_err(|e| {
-                tracing::debug!(%image, "image deploy: {e}");
-                not_yours()
-            })?;
     if media_type.contains("index") || media_type.contains("list") {
         return Err(ApiError::Validation(format!(
             "{image} is a multi-platform index: push a single-platform image \
@@ -194,12 +247,13 @@ pub(super) async fn deploy_image(
 
     let lock = c.build_lock(&app);
     let _guard = lock.lock().await;
-    let own = format!("apps/{app}");
     // Tagged `vN` once the release (and its number) is made, in one transaction.
-    c.registry
-        .copy_image(&repo, &digest, &own, None)
-        .await
-        .map_err(ApiError::internal)?;
+    if repo != own {
+        c.registry
+            .copy_image(&repo, &digest, &own, None)
+            .await
+            .map_err(ApiError::internal)?;
+    }
     let new = NewRelease {
         image: format!("{own}@{digest}"),
         source_version: None,
@@ -409,7 +463,7 @@ mod tests {
         let cfg = json!({"config": {"Entrypoint": ["/bin/httpd", "-f"], "Cmd": ["-p", "5000", "-h", "/www root"]}});
         assert_eq!(
             web_command(&cfg).unwrap(),
-            "/bin/httpd -f -p 5000 -h '/www root'"
+            r#"["/bin/httpd","-f","-p","5000","-h","/www root"]"#
         );
         assert_eq!(web_command(&json!({"config": {}})), None);
     }

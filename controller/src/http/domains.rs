@@ -158,50 +158,15 @@ async fn remove(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use axum::body::Body;
-    use http::{header, Request, StatusCode};
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
+    use http::StatusCode;
 
     use super::validate_hostname;
-    use crate::config::Settings;
-    use crate::state::Controller;
-
-    async fn send(
-        c: &Arc<Controller>,
-        method: &str,
-        path: &str,
-        body: &str,
-    ) -> (StatusCode, String) {
-        let req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(
-                header::AUTHORIZATION,
-                format!("Bearer {}", c.tokens.admin()),
-            )
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.to_string()))
-            .unwrap();
-        let resp = crate::http::app(Arc::clone(c)).oneshot(req).await.unwrap();
-        let status = resp.status();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8_lossy(&body).into_owned())
-    }
+    use crate::http::test_support::{controller, send};
 
     #[tokio::test]
     async fn add_list_remove_and_uniqueness() {
         let dir = tempfile::tempdir().unwrap();
-        let settings = Settings::new(
-            dir.path().to_path_buf(),
-            "127.0.0.1:8080".parse().unwrap(),
-            8000,
-            "localhost",
-        )
-        .unwrap();
-        let c = Controller::open(settings).await.unwrap();
+        let c = controller(&dir).await;
         c.store.create_app("hello").await.unwrap();
         c.store.create_app("other").await.unwrap();
         let path = "/v1/apps/hello/domains";

@@ -37,7 +37,7 @@ pub(super) fn routes() -> Router<Arc<Controller>> {
 /// once), while the command runs beside it through exec.
 const HOLDER: &str = "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done";
 
-fn check_upgrade(req: &Request) -> Result<hyper::upgrade::OnUpgrade, ApiError> {
+pub(super) fn check_upgrade(req: &Request) -> Result<hyper::upgrade::OnUpgrade, ApiError> {
     let asks = req
         .headers()
         .get(header::UPGRADE)
@@ -56,7 +56,7 @@ fn check_upgrade(req: &Request) -> Result<hyper::upgrade::OnUpgrade, ApiError> {
         .ok_or_else(|| ApiError::BadRequest("this connection cannot be upgraded".into()))
 }
 
-fn switching(extra: &[(&'static str, String)]) -> Response {
+pub(super) fn switching(extra: &[(&'static str, String)]) -> Response {
     let mut resp = Response::new(Body::empty());
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
@@ -216,6 +216,16 @@ async fn run_attach(
     req: Request,
 ) -> Result<Response, ApiError> {
     let client = check_upgrade(&req)?;
+    // The waiting main process is a shell loop: an image without one (`FROM scratch`)
+    // is refused with `no_shell`, and the CLI runs the command as the job itself.
+    if let Some(release) = current_release(&c, &app).await? {
+        if !crate::builder::dockerfile::release_has_shell(&c, &release).await {
+            return Err(ApiError::NoShell(format!(
+                "{app}'s image has no /bin/sh, so a command cannot be attached to a terminal \
+                 there: `paas run` runs it without stdin instead (POST /v1/apps/{app}/run)"
+            )));
+        }
+    }
     let holder = vec!["/bin/sh".into(), "-c".into(), HOLDER.into()];
     let (id, node, url) = super::run::start_one_off(&c, &app, holder, super::run::KIND_RUN).await?;
     let remove = {
@@ -247,6 +257,17 @@ async fn run_attach(
         tracing::info!(%job, "one-off job (attached) removed");
     });
     Ok(switching(&[("paas-job", id), ("paas-node", node)]))
+}
+
+/// The app's current release, if it has one.
+async fn current_release(
+    c: &Controller,
+    app: &str,
+) -> Result<Option<crate::store::ReleaseRow>, ApiError> {
+    let Some(version) = c.store.get_app(app).await?.and_then(|a| a.current_release) else {
+        return Ok(None);
+    };
+    Ok(c.store.get_release(app, version).await?)
 }
 
 #[cfg(test)]

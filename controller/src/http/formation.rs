@@ -62,6 +62,9 @@ struct JobEntry {
     state: &'static str,
     /// Crashes in a row of this release's jobs (0 when healthy).
     restarts: u32,
+    /// Why a `pending` entry (a process that cannot start now) waits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
 /// The current release's process types with their quantities (0 when not scaled); the
@@ -166,6 +169,10 @@ pub(crate) async fn change_formation(
                 "at most {MAX_QUANTITY} processes of one type"
             )));
         }
+        if let Some(q) = change.quantity {
+            let volumes = c.store.volumes(Some(app)).await?;
+            crate::volumes::check_scale(&volumes, app, t, q)?;
+        }
     }
     for (t, change) in changes {
         if let Some(q) = change.quantity {
@@ -227,6 +234,7 @@ async fn list_jobs(
                 release: r.release,
                 node: r.node,
                 state,
+                reason: None,
             }
         })
         .collect::<Vec<_>>();
@@ -237,6 +245,7 @@ async fn list_jobs(
     let limit = q.fetch()? as usize - 1;
     if jobs.len() <= limit {
         let mut one_offs = one_off_jobs(&c, &app).await?;
+        one_offs.extend(waiting_jobs(&c, &app, &snap).await?);
         one_offs.truncate(limit - jobs.len());
         jobs.extend(one_offs);
     }
@@ -279,11 +288,52 @@ async fn one_off_jobs(c: &Controller, app: &str) -> Result<Vec<JobEntry>, ApiErr
                 .map_or(url, |n| n.name.clone()),
             state: "up",
             restarts: 0,
+            reason: None,
             id,
         })
         .collect();
     jobs.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(jobs)
+}
+
+/// A `pending` entry for each process type of `app` that waits for the node holding its
+/// volume (see [`crate::volumes`]), id `<type>.pending`, on that node.
+async fn waiting_jobs(
+    c: &Controller,
+    app: &str,
+    snap: &crate::scheduler::Snapshot,
+) -> Result<Vec<JobEntry>, ApiError> {
+    let mut waiting: Vec<(&String, &String)> = snap
+        .waiting
+        .iter()
+        .filter(|((a, _), _)| a == app)
+        .map(|((_, t), why)| (t, why))
+        .collect();
+    if waiting.is_empty() {
+        return Ok(Vec::new());
+    }
+    waiting.sort();
+    let volumes = c.store.volumes(Some(app)).await?;
+    let release = c
+        .store
+        .get_app(app)
+        .await?
+        .and_then(|a| a.current_release)
+        .unwrap_or(0);
+    Ok(waiting
+        .into_iter()
+        .map(|(t, why)| JobEntry {
+            id: format!("{t}.pending"),
+            process_type: t.clone(),
+            release,
+            node: crate::volumes::pinned_node(&volumes, app, t)
+                .unwrap_or("")
+                .to_string(),
+            state: "pending",
+            restarts: 0,
+            reason: Some(why.clone()),
+        })
+        .collect())
 }
 
 /// A stored job state as the jobs list names it (for jobs the scheduler has not seen).

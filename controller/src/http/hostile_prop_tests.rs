@@ -161,12 +161,32 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("PATCH", "/v1/apps/web/config"),
     ("PATCH", "/v1/apps/web/formation"),
     ("POST", "/v1/apps/web/domains"),
+    ("POST", "/v1/apps/web/volumes"),
+    ("PUT", "/v1/apps/web/volumes/data/mount"),
+    ("POST", "/v1/apps/web/addons"),
+    ("POST", "/v1/apps/web/addon-attachments"),
+    ("POST", "/v1/apps/web/pg-backups"),
+    ("POST", "/v1/apps/web/redis-backups"),
+    (
+        "POST",
+        "/v1/apps/web/pg-backups/b000000000000/restore?confirm=web",
+    ),
+    (
+        "POST",
+        "/v1/apps/web/redis-backups/b000000000000/restore?confirm=web",
+    ),
+    (
+        "PUT",
+        "/v1/apps/web/pg-backup-schedules/postgresql-web-0000",
+    ),
     ("PATCH", "/v1/apps/web/api-access"),
     ("PUT", "/v1/apps/web/tls"),
     ("POST", "/v1/apps/web/collaborators"),
     ("POST", "/v1/users"),
     ("POST", "/v1/tokens"),
     ("POST", "/v1/nodes/heartbeat"),
+    // A loopback host the controller was not told to allow: refused before any request.
+    ("PUT", "/v1/registry-logins/127.0.0.1:9"),
 ];
 
 proptest! {

@@ -18,7 +18,7 @@ use http::header;
 use tokio_util::io::ReaderStream;
 
 use super::{ApiError, NodeAuth};
-use crate::build::{self, buildpacks};
+use crate::builder::{self, buildpacks};
 use crate::state::Controller;
 
 pub(super) fn routes() -> Router<Arc<Controller>> {
@@ -29,7 +29,7 @@ pub(super) fn routes() -> Router<Arc<Controller>> {
         .route("/internal/buildpacks.tar", get(buildpacks_tar))
         .route(
             "/internal/hooks/pre-receive",
-            post(build::hook_endpoint).layer(DefaultBodyLimit::disable()),
+            post(builder::hook_endpoint).layer(DefaultBodyLimit::disable()),
         )
 }
 

@@ -10,10 +10,12 @@
 //! sort, so each job's lines keep their order) and cut to the last `lines`; a tail then
 //! follows each job from the last record the history saw (`since=`), so no line is shown
 //! twice or skipped. The router's access lines (`heroku[router]`, only them with
-//! `ps=router`) come from the router in this process: the last requests it keeps per app
-//! join the history by their µs stamps, and a tail follows the live ones through
-//! [`access_lines`] (subscribed before the history is read; lines the history already had
-//! are not sent twice).
+//! `ps=router`) come from every router: the one in this process (`--router-in-process`)
+//! and each `paas-router` process following this controller's feed
+//! ([`crate::router_peers`], asked on its internal endpoint). The last requests each keeps
+//! per app join the history by their µs stamps, and a tail follows the live ones
+//! (subscribed before the history is read; lines the history already had are not sent
+//! twice; a router that begins following during a tail is followed from then on).
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -108,13 +110,15 @@ fn wants(ps: Option<&str>, process_type: &str, dyno: &str) -> bool {
 
 /// The app's running (or finished, not yet removed) jobs with their dyno names.
 async fn app_jobs(c: &Controller, app: &str) -> Result<Vec<(JobRow, String, String)>, ApiError> {
-    let rows: Vec<JobRow> = c
+    let mut rows: Vec<JobRow> = c
         .store
         .active_jobs()
         .await?
         .into_iter()
         .filter(|j| j.app == app && j.state != job_state::PENDING)
         .collect();
+    // The jobs of the app's own add-ons (`--ps addon`, or `addon.<name>`).
+    rows.extend(crate::addons::log_jobs(c, app).await?);
     let urls: HashMap<String, String> = c
         .store
         .list_nodes()
@@ -174,6 +178,15 @@ async fn app_logs(
     let access = (q.tail && wants_router(ps.as_deref()))
         .then(|| access_lines(&c, &app))
         .flatten();
+    // The router processes' kept lines and, for a tail, their live ones after them.
+    let (peers, peer_history) = match (wants_router(ps.as_deref()), q.tail) {
+        (false, _) => (None, Vec::new()),
+        (true, true) => {
+            let (f, h) = crate::router_peers::RouterFollow::start(&c, &app).await;
+            (Some(f), h)
+        }
+        (true, false) => (None, crate::router_peers::history(&c, &app).await),
+    };
 
     // History: the latest build, the router's access lines, the kept output of removed
     // jobs and each job's records, sorted by time.
@@ -197,6 +210,10 @@ async fn app_logs(
             if access.is_some() {
                 router_seen.insert(text.clone());
             }
+            history.push((sort_key(&ts), text));
+        }
+        for (at_us, text) in peer_history {
+            let ts = crate::util::rfc3339_from_micros(at_us);
             history.push((sort_key(&ts), text));
         }
     }
@@ -259,7 +276,12 @@ async fn app_logs(
             }
         }
         if q.tail {
-            follow(c, app, ps, cursors, access, router_seen, tx).await;
+            let router = RouterLines {
+                access,
+                seen: router_seen,
+                peers,
+            };
+            follow(c, app, ps, cursors, router, tx).await;
         }
     });
     let stream = ReceiverStream::new(rx);
@@ -296,20 +318,35 @@ pub(crate) async fn dashboard_stream(
     app_logs(c, app, q, headers).await
 }
 
-/// Follows every job of the app (new ones as they appear) and, when `access` is given, the
-/// router's lines (those in `router_seen` were in the history already) until the client
-/// goes away.
+/// The router lines a tail follows.
+struct RouterLines {
+    /// The in-process router's live lines (those in `seen` were in the history already).
+    access: Option<crate::router::AccessFollower>,
+    seen: HashSet<String>,
+    /// The router processes' live lines.
+    peers: Option<crate::router_peers::RouterFollow>,
+}
+
+/// Follows every job of the app (new ones as they appear) and the router's lines, when
+/// wanted, until the client goes away.
 async fn follow(
     c: Arc<Controller>,
     app: String,
     ps: Option<String>,
     mut cursors: HashMap<String, Option<String>>,
-    mut access: Option<crate::router::AccessFollower>,
-    mut router_seen: HashSet<String>,
+    router: RouterLines,
     tx: mpsc::Sender<String>,
 ) {
+    let RouterLines {
+        mut access,
+        seen: mut router_seen,
+        mut peers,
+    } = router;
     let mut followed: HashSet<String> = HashSet::new();
     loop {
+        if let Some(p) = peers.as_mut() {
+            p.rescan(&c);
+        }
         if let Ok(jobs) = app_jobs(&c, &app).await {
             for (job, url, dyno) in jobs {
                 if !wants(ps.as_deref(), &job.process_type, &dyno)
@@ -340,6 +377,17 @@ async fn follow(
                     if router_seen.remove(&l) {
                         continue;
                     }
+                    if tx.send(l).await.is_err() {
+                        return;
+                    }
+                }
+                l = async {
+                    match peers.as_mut() {
+                        Some(p) => p.rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    let Some(l) = l else { continue };
                     if tx.send(l).await.is_err() {
                         return;
                     }

@@ -2,12 +2,13 @@
 //! (`/git/`), the registry (`/v2/`), the build inputs and hook endpoint for agents and git
 //! hooks (`/internal/`) and the dashboard (`/`).
 //!
-//! Every `/v1/` and `/internal/` error is an [`ApiError`], rendered as `api::ErrorBody` with
-//! a stable code; 5xx details are logged, never sent. Submodules: `v1` (apps and nodes) and
-//! `internal` (build inputs for agents).
+//! Every `/v1/` and `/internal/` error is an [`ApiError`] (`crate::api_error`, re-exported
+//! here), rendered as `api::ErrorBody` with a stable code; 5xx details are logged, never
+//! sent. Submodules: `v1` (apps and nodes) and `internal` (build inputs for agents).
 
 mod access;
 mod acme;
+mod addons;
 #[cfg(test)]
 mod api3_tests;
 mod api_access;
@@ -34,37 +35,40 @@ mod openapi_tests;
 mod paging;
 #[cfg(test)]
 mod paging_tests;
+mod pg;
+mod registry_logins;
+#[cfg(test)]
+mod registry_logins_tests;
 mod rename;
 mod run;
 #[cfg(test)]
 mod sched_tests;
+#[cfg(test)]
+mod test_support;
 mod v1;
+mod volumes;
 
 #[cfg(test)]
 mod tests;
 
+pub use crate::api_error::ApiError;
 pub(crate) use acme::{acme_status, set_acme};
 pub(crate) use config::check_destroy_confirmation;
 pub(crate) use domains::validate_hostname;
 pub(crate) use formation::{change_formation, formation as current_formation, FormationChange};
 pub(crate) use jobs::{restart_all, restart_one, stop_one};
 pub(crate) use logs::dashboard_stream;
+pub(crate) use pg::{attached_addon, attached_backup, backups_list, restore_backup, start_capture};
 pub(crate) use rename::rename as rename_app;
 pub(crate) use run::start_one_off;
 
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
 use http::request::Parts;
-use http::{header, HeaderValue, StatusCode};
-use paas_api::{codes, ErrorBody};
 
-use crate::apps::AppsError;
 use crate::dashboard::ControllerDashboard;
 use crate::state::Controller;
-use crate::store::StoreError;
 
 /// The whole controller: REST API, git, registry, internal endpoints and dashboard.
 pub fn app(c: Arc<Controller>) -> axum::Router {
@@ -92,10 +96,14 @@ pub fn app(c: Arc<Controller>) -> axum::Router {
         .merge(api_access::routes())
         .merge(jobs::routes())
         .merge(cron::routes())
+        .merge(addons::routes())
+        .merge(pg::routes())
         .merge(builds::routes())
         .merge(rename::routes())
         .merge(openapi::routes())
         .merge(deploys::routes())
+        .merge(volumes::routes())
+        .merge(registry_logins::routes())
         .merge(internal::routes())
         .merge(crate::routing::feed_routes())
         .merge(crate::git::routes())
@@ -105,120 +113,6 @@ pub fn app(c: Arc<Controller>) -> axum::Router {
         // Paths nothing answers: the dashboard's "not found" page for browsers, a bare 404
         // for everyone else.
         .fallback_service(not_found)
-}
-
-/// An API failure: the status and code say what kind, the message what is wrong and what
-/// to do.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("{0}")]
-    Validation(String),
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    Unauthorized(&'static str),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("{0}")]
-    Unavailable(String),
-    /// Too many failed logins or bad tokens from one source: retry after this many seconds.
-    #[error("too many failed logins or bad tokens from your address: retry after {0} s")]
-    RateLimited(u64),
-    /// `If-Match` no longer matches (412).
-    #[error("{0}")]
-    PreconditionFailed(String),
-    /// Logged with its detail; the client sees a generic message.
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl ApiError {
-    /// Wraps any error as an internal one.
-    pub fn internal(e: impl std::fmt::Display) -> ApiError {
-        ApiError::Internal(e.to_string())
-    }
-
-    fn parts(&self) -> (StatusCode, &'static str) {
-        match self {
-            ApiError::Validation(_) => (StatusCode::BAD_REQUEST, codes::VALIDATION),
-            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, codes::BAD_REQUEST),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
-            ApiError::Conflict(_) => (StatusCode::CONFLICT, codes::CONFLICT),
-            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED),
-            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, codes::FORBIDDEN),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE),
-            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, codes::RATE_LIMITED),
-            ApiError::PreconditionFailed(_) => {
-                (StatusCode::PRECONDITION_FAILED, codes::PRECONDITION_FAILED)
-            }
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code) = self.parts();
-        let retry_after = match self {
-            ApiError::RateLimited(secs) => Some(secs),
-            _ => None,
-        };
-        let message = if status.is_server_error() {
-            tracing::error!("{self}");
-            match self {
-                ApiError::Unavailable(m) => m,
-                _ => "internal error: the controller's log has the details".to_string(),
-            }
-        } else {
-            self.to_string()
-        };
-        let mut resp = (status, Json(ErrorBody::new(code, message))).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"paas\""),
-            );
-        }
-        if let Some(secs) = retry_after {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        resp
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::AppExists(_)
-            | StoreError::ReleaseExists { .. }
-            | StoreError::Busy { .. } => ApiError::Conflict(e.to_string()),
-            StoreError::NoApp(_) => ApiError::NotFound(e.to_string()),
-            StoreError::UserExists(_) => ApiError::Conflict(e.to_string()),
-            e => ApiError::internal(e),
-        }
-    }
-}
-
-impl From<AppsError> for ApiError {
-    fn from(e: AppsError) -> Self {
-        match e {
-            AppsError::InvalidName(m) => ApiError::Validation(m),
-            AppsError::NotFound(_) => ApiError::NotFound(e.to_string()),
-            AppsError::NoRelease(_) => ApiError::NotFound(e.to_string()),
-            AppsError::NothingToRollBack(_) => ApiError::Conflict(e.to_string()),
-            AppsError::Building(_) => ApiError::Conflict(e.to_string()),
-            AppsError::Exists(_) => ApiError::Conflict(e.to_string()),
-            // The config handler answers these itself (422 with the limit's code).
-            AppsError::Config(_) => ApiError::Validation(e.to_string()),
-            AppsError::Store(e) => ApiError::from(e),
-            AppsError::Names(e) => ApiError::internal(e),
-        }
-    }
 }
 
 /// Extractor: the caller is an admin (the admin token or a user with role admin).

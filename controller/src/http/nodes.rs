@@ -320,6 +320,8 @@ async fn scale(
     if c.store.get_app(&app).await?.is_none() {
         return Err(ApiError::NotFound(format!("no app named {app}")));
     }
+    let volumes = c.store.volumes(Some(&app)).await?;
+    crate::volumes::check_scale(&volumes, &app, &process_type, req.count)?;
     c.store
         .set_formation(&app, &process_type, req.count)
         .await?;

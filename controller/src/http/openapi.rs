@@ -89,7 +89,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("PATCH", "/v1/apps/{app}", "apps", "Rename an app: {\"name\": \"new-name\"}", 200, One("App"), Object),
     op("DELETE", "/v1/apps/{app}", "apps", "Destroy an app (?confirm=APP)", 204, Body::None, Body::None),
     op("GET", "/v1/apps/{app}/releases", "releases", "List releases, newest first (paged: ?limit=&after=VERSION)", 200, Many("Release"), Body::None),
-    op("POST", "/v1/apps/{app}/releases", "releases", "Roll back ({\"rollback\": N}, or {} for the previous release) or deploy an image of our registry without a build ({\"image\": REF})", 201, One("Release"), Object),
+    op("POST", "/v1/apps/{app}/releases", "releases", "Roll back ({\"rollback\": N}, or {} for the previous release) or deploy an image without a build ({\"image\": REF}: a name in our registry, or HOST[:PORT]/REPO:TAG copied from another registry with the caller's registry login; 422 registry_login_required, 404 not_found, 422 no_linux_amd64, 502 digest_mismatch)", 201, One("Release"), Object),
     op("GET", "/v1/apps/{app}/releases/{version}", "releases", "Show a release (3 or v3)", 200, One("Release"), Body::None),
     op("POST", "/v1/apps/{app}/rollback", "releases", "Roll back to the previous release (or {\"rollback\": N})", 201, One("Release"), Object),
     op("GET", "/v1/apps/{app}/config", "config", "Config vars as an object; answers with an ETag", 200, Object, Body::None),
@@ -103,15 +103,25 @@ pub const OPERATIONS: &[Operation] = &[
     op("GET", "/v1/apps/{app}/cron", "cron", "The cron entries of the current release's app.json with their next run (UTC)", 200, Objects, Body::None),
     op("POST", "/v1/apps/{app}/restart", "jobs", "Replace all jobs (?type=web: one process type) with zero downtime", 202, Object, Body::None),
     op("GET", "/v1/apps/{app}/builds", "builds", "List builds, newest first (paged: ?limit=&after=ID)", 200, Many("Build"), Body::None),
+    op("POST", "/v1/apps/{app}/builds", "builds", "Rebuild the last pushed commit without a push (paas builds:create; {\"no_cache\": true} skips the Dockerfile layer cache and the buildpack cache; body optional). Answers the new build at once; follow its log", 201, One("Build"), Object),
     op("GET", "/v1/apps/{app}/builds/{id}", "builds", "Show a build", 200, One("Build"), Body::None),
     op("GET", "/v1/apps/{app}/builds/{id}/log", "builds", "A build's output (?follow=true streams it while it runs)", 200, Text, Body::None),
     op("GET", "/v1/apps/{app}/logs", "logs", "The app's logs as server-sent events (?tail=true follows)", 200, Events, Body::None),
+    op("GET", "/v1/registry-logins", "registry", "Your logins for other registries: [{\"host\", \"username\"}] (never a password)", 200, Objects, Body::None),
+    op("PUT", "/v1/registry-logins/{host}", "registry", "Store your login for a registry after checking it there: {\"username\", \"password\"} (422 registry_login_refused)", 200, Object, Object),
+    op("DELETE", "/v1/registry-logins/{host}", "registry", "Forget your login for a registry", 204, Body::None, Body::None),
     op("GET", "/v1/apps/{app}/domains", "domains", "List the app's custom domains", 200, Objects, Body::None),
     op("POST", "/v1/apps/{app}/domains", "domains", "Add a custom domain: {\"hostname\": \"www.example.com\"}", 201, Object, Object),
     op("DELETE", "/v1/apps/{app}/domains/{hostname}", "domains", "Remove a custom domain", 204, Body::None, Body::None),
+    op("GET", "/v1/apps/{app}/volumes", "volumes", "List the app's persistent volumes: [{\"name\", \"size_bytes\", \"used_bytes\", \"available_bytes\", \"full\", \"node\", \"node_state\", \"mounts\": [{\"type\", \"path\"}], \"created_at\"}] (use is null while the node is down)", 200, Objects, Body::None),
+    op("POST", "/v1/apps/{app}/volumes", "volumes", "Create a volume on a node: {\"name\": \"uploads\", \"size\": \"1G\", \"node\": \"n1\"?} (16M to 1T; writes past the size fail with ENOSPC)", 201, Object, Object),
+    op("GET", "/v1/apps/{app}/volumes/{name}", "volumes", "One volume, with its use", 200, Object, Body::None),
+    op("DELETE", "/v1/apps/{app}/volumes/{name}", "volumes", "Destroy an unmounted volume and its files: ?confirm={app} (400 confirmation_required without it, 409 while mounted)", 204, Body::None, Body::None),
+    op("PUT", "/v1/apps/{app}/volumes/{name}/mount", "volumes", "Mount the volume into the jobs of one process type: {\"type\": \"web\", \"path\": \"/app/uploads\"}; the type then runs one job, on the volume's node, and restarts (409 when it is scaled above 1)", 200, Object, Object),
+    op("DELETE", "/v1/apps/{app}/volumes/{name}/mount", "volumes", "Unmount the volume (its files stay); the type it was mounted into restarts", 200, Object, Body::None),
     op("POST", "/v1/apps/{app}/run", "run", "Start a one-off job of the current release", 201, Object, Object),
     op("GET", "/v1/apps/{app}/run/{id}/output", "run", "A one-off job's output, streamed", 200, Text, Body::None),
-    op("DELETE", "/v1/apps/{app}/run/{id}", "run", "Stop a one-off job", 204, Body::None, Body::None),
+    op("DELETE", "/v1/apps/{app}/run/{id}", "run", "Stop and remove a one-off job; answers its exit code", 200, Body::None, Object),
     op("GET", "/v1/nodes", "nodes", "List the nodes", 200, Many("Node"), Body::None),
     op("POST", "/v1/nodes/heartbeat", "nodes", "A node agent's heartbeat (node token)", 204, Body::None, Object),
     op("DELETE", "/v1/nodes/{name}", "nodes", "Forget a node and its agent credential; 409 while it has jobs and is not draining (admins)", 200, Object, Body::None),
@@ -151,6 +161,26 @@ pub const OPERATIONS: &[Operation] = &[
     op("GET", "/v1/apps/{app}/buildpack", "builds", "The last buildpack of the app's list (null: detection)", 200, Object, Body::None),
     op("PUT", "/v1/apps/{app}/buildpack", "builds", "Make the app's list this one buildpack ({\"buildpack\": \"python\"}); as PUT /buildpacks", 200, Object, Object),
     op("DELETE", "/v1/apps/{app}/buildpack", "builds", "Clear the app's buildpack list: detection again", 204, Body::None, Body::None),
+    op("GET", "/v1/apps/{app}/addons", "addons", "The add-ons attached to the app (name, service, plan, state, node, config var)", 200, Many("Addon"), Body::None),
+    op("POST", "/v1/apps/{app}/addons", "addons", "Create a postgresql or redis add-on ({\"service\", \"plan\"?, \"as\"?}); its URL is set on the app (DATABASE_URL, REDIS_URL or <AS>_URL) in a release once it answers; 422 unknown_addon_service / unknown_addon_plan list the ones there are", 201, One("Addon"), One("CreateAddon")),
+    op("GET", "/v1/apps/{app}/addons/{addon}", "addons", "Show an add-on attached to the app", 200, One("Addon"), Body::None),
+    op("DELETE", "/v1/apps/{app}/addons/{addon}", "addons", "Destroy an add-on of this app, its data and credentials (?confirm=APP); its URL is unset on every attached app", 204, Body::None, Body::None),
+    op("POST", "/v1/apps/{app}/addon-attachments", "addons", "Attach an add-on of another app you may use ({\"addon\", \"as\"?}): its URL as <AS>_URL", 201, One("Addon"), One("AttachAddon")),
+    op("DELETE", "/v1/apps/{app}/addon-attachments/{addon}", "addons", "Detach an add-on from an app that does not own it (its URL var is unset)", 204, Body::None, Body::None),
+    op("POST", "/v1/apps/{app}/addons/{addon}/psql", "addons", "psql in a PostgreSQL add-on's job over the exec stream (Upgrade: paas-exec → 101); the START frame's command is psql's arguments, the credentials go in its environment", 101, Body::None, Body::None),
+    op("GET", "/v1/apps/{app}/pg-backups", "addons", "The backups of the app's PostgreSQL add-ons (id, add-on, size, state, created)", 200, Many("PgBackup"), Body::None),
+    op("POST", "/v1/apps/{app}/pg-backups", "addons", "Capture a backup (pg_dump -Fc) of the app's PostgreSQL add-on ({\"addon\"?}); 202 with state running, then completed or failed", 202, One("PgBackup"), One("PgBackupTarget")),
+    op("GET", "/v1/apps/{app}/pg-backups/{id}", "addons", "Show a backup of one of the app's PostgreSQL add-ons", 200, One("PgBackup"), Body::None),
+    op("DELETE", "/v1/apps/{app}/pg-backups/{id}", "addons", "Delete a backup (its dump file too)", 204, Body::None, Body::None),
+    op("POST", "/v1/apps/{app}/pg-backups/{id}/restore", "addons", "Restore a backup of any add-on you may use into the app's PostgreSQL add-on ({\"addon\"?}, ?confirm=APP) with pg_restore --clean --if-exists", 200, One("PgBackup"), One("PgBackupTarget")),
+    op("GET", "/v1/apps/{app}/redis-backups", "addons", "The backups (RDB snapshots) of the app's Redis add-ons", 200, Many("PgBackup"), Body::None),
+    op("POST", "/v1/apps/{app}/redis-backups", "addons", "Capture an RDB snapshot of the app's Redis add-on (redis-cli --rdb; {\"addon\"?}); 202 with state running", 202, One("PgBackup"), One("PgBackupTarget")),
+    op("GET", "/v1/apps/{app}/redis-backups/{id}", "addons", "Show a backup of one of the app's Redis add-ons", 200, One("PgBackup"), Body::None),
+    op("DELETE", "/v1/apps/{app}/redis-backups/{id}", "addons", "Delete a Redis backup (its file too)", 204, Body::None, Body::None),
+    op("POST", "/v1/apps/{app}/redis-backups/{id}/restore", "addons", "Restore an RDB snapshot of any Redis add-on you may use into the app's Redis add-on ({\"addon\"?}, ?confirm=APP): all its data is replaced and Redis restarts in its job", 200, One("PgBackup"), One("PgBackupTarget")),
+    op("GET", "/v1/apps/{app}/pg-backup-schedules", "addons", "The daily backup schedules of the app's PostgreSQL add-ons", 200, Many("PgBackupSchedule"), Body::None),
+    op("PUT", "/v1/apps/{app}/pg-backup-schedules/{addon}", "addons", "Back the add-on up every day at HH:MM UTC, keeping the newest N scheduled backups ({\"at\", \"keep\"}; 400 validation_error for a bad time or a keep outside 1..90)", 200, One("PgBackupSchedule"), One("SetPgBackupSchedule")),
+    op("DELETE", "/v1/apps/{app}/pg-backup-schedules/{addon}", "addons", "Stop the add-on's daily backups (the backups stay)", 204, Body::None, Body::None),
     op("DELETE", "/v1/node-tokens/{node}", "nodes", "Revoke a node's own token (admins)", 204, Body::None, Body::None),
 ];
 
@@ -175,6 +205,21 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "confirmation_required",
         400,
         "a destroy without ?confirm=APP",
+    ),
+    (
+        "unknown_addon_service",
+        422,
+        "addons:create names a service paas does not offer (the message lists them)",
+    ),
+    (
+        "unknown_addon_plan",
+        422,
+        "addons:create names a plan the service does not have (the message lists them)",
+    ),
+    (
+        "invalid_attachment_name",
+        422,
+        "--as is not NAME of letters, digits and _ (it becomes NAME_URL)",
     ),
     (
         codes::UNAUTHORIZED,
@@ -325,6 +370,14 @@ fn build() -> OpenApi {
                 .schema_from::<Node>()
                 .schema_from::<ErrorBody>()
                 .schema_from::<ErrorDetail>()
+                .schema_from::<paas_api::Addon>()
+                .schema_from::<paas_api::AddonAttachment>()
+                .schema_from::<paas_api::CreateAddon>()
+                .schema_from::<paas_api::AttachAddon>()
+                .schema_from::<paas_api::PgBackup>()
+                .schema_from::<paas_api::PgBackupTarget>()
+                .schema_from::<paas_api::PgBackupSchedule>()
+                .schema_from::<paas_api::SetPgBackupSchedule>()
                 .build(),
         ))
         .build()

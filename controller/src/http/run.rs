@@ -72,7 +72,8 @@ async fn start(
             "no command: give one, e.g. paas run -a APP -- ls -la".into(),
         ));
     }
-    let spec_cmd = vec!["/bin/sh".into(), "-c".into(), req.command.clone()];
+    // Plain words run as they are (an image without a shell runs them too).
+    let spec_cmd = crate::scheduler::command::one_off_argv(&req.command);
     let (id, node, _) = start_one_off(&c, &app, spec_cmd, KIND_RUN).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id, "node": node }))).into_response())
 }

@@ -28,7 +28,10 @@ pub(super) fn routes() -> Router<Arc<Controller>> {
             "/v1/apps/{app}/releases",
             get(list_releases).post(super::config::create_release),
         )
-        .route("/v1/apps/{app}/builds", get(super::builds::list_builds))
+        .route(
+            "/v1/apps/{app}/builds",
+            get(super::builds::list_builds).post(super::builds::create_build),
+        )
         .route("/v1/nodes", get(list_nodes))
         .route("/v1/nodes/heartbeat", post(heartbeat))
         .route("/v1", any(unknown))
@@ -136,6 +139,10 @@ async fn heartbeat(
     let peers = super::nodes::peer_nodes(&c, &hb.name).await?;
     if let Ok(value) = axum::http::HeaderValue::from_str(&peers) {
         resp.headers_mut().insert(paas_api::PEER_NODES, value);
+    }
+    let addon_ports = crate::addons::remote_ports(&c, &hb.name).await?;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&addon_ports) {
+        resp.headers_mut().insert(paas_api::ADDON_PORTS, value);
     }
     if stored {
         resp.headers_mut().insert(

@@ -1,6 +1,6 @@
 //! Runs the scheduler loop only while this controller leads ([`crate::store::leader`]):
 //! on SQLite always; on PostgreSQL while it holds the scheduler lock. A controller that does
-//! not lead runs [`super::runner::follow`] instead (routes and snapshot from the store), and
+//! not lead runs [`super::follow::follow`] instead (routes and snapshot from the store), and
 //! switches when the lead is won or lost. On PostgreSQL every controller also follows the
 //! store's certificates and HTTPS redirects ([`crate::routing::watch_certs`]). The leader
 //! also orders automatic certificates ([`crate::acme::renew_loop`]) and runs the periodic
@@ -27,7 +27,7 @@ pub async fn run_elected(c: Arc<Controller>) {
         let task = if leading {
             tokio::spawn(super::runner::run(Arc::clone(&c)))
         } else {
-            tokio::spawn(super::runner::follow(Arc::clone(&c)))
+            tokio::spawn(super::follow::follow(Arc::clone(&c)))
         };
         // Automatic certificates and the periodic registry gc run on the leader only.
         let acme = leading.then(|| tokio::spawn(crate::acme::renew_loop(Arc::clone(&c))));
@@ -40,10 +40,15 @@ pub async fn run_elected(c: Arc<Controller>) {
         });
         // app.json's cron entries run from the leader only (crate::cron::runner).
         let cron = leading.then(|| tokio::spawn(crate::cron::runner::run(Arc::clone(&c))));
+        // Add-on jobs are started, checked and restarted by the leader (crate::addons).
+        let addons = leading.then(|| tokio::spawn(crate::addons::supervisor::run(Arc::clone(&c))));
         let changed = rx.wait_for(|now| *now != leading).await.is_ok();
         task.abort();
         if let Some(cron) = cron {
             cron.abort();
+        }
+        if let Some(addons) = addons {
+            addons.abort();
         }
         if let Some(gc) = gc {
             gc.abort();

@@ -1,7 +1,7 @@
 //! Health checks of up web jobs, run by the scheduler loop each pass.
 //!
 //! Without a check in the release (no `app.json` healthchecks), a web job is healthy once
-//! its port accepts a TCP connection. With one (see [`crate::build::healthcheck`]), it is
+//! its port accepts a TCP connection. With one (see [`crate::builder::healthcheck`]), it is
 //! healthy once an HTTP `GET` of the check's path answers 2xx with the expected content;
 //! tries are `wait` seconds apart (the first `initialDelay` after the job is up). A job
 //! that fails `attempts` tries before ever passing is reported in
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 
 use super::Phase;
-use crate::build::healthcheck::{probe, HealthCheck};
+use crate::builder::healthcheck::{probe, HealthCheck};
 use crate::state::Controller;
 
 /// Consecutive failed health checks before a once-healthy job leaves the routes.

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use paas_api::{ImageRef, JobSpec};
 
-use super::runner::{labels, state_name, APP_PORT};
+use super::observe::state_name;
+use super::runner::{labels, APP_PORT};
 use crate::config::Settings;
 use crate::state::Controller;
 use crate::store::{job_state, JobRow, ReleaseRow, Restarts, StoreError};
@@ -48,7 +49,15 @@ pub fn process_job_spec(
         .cloned()
         .unwrap_or_default();
     let mut env: BTreeMap<String, String> = release.config.clone();
-    env.insert("PORT".into(), APP_PORT.to_string());
+    // A `PORT` config var (a Dockerfile app's EXPOSEd port, see docs/builds.md) is the
+    // port the web process listens on; else paas's.
+    let port = release
+        .config
+        .get("PORT")
+        .and_then(|p| p.trim().parse::<u16>().ok())
+        .filter(|p| *p > 0)
+        .unwrap_or(APP_PORT);
+    env.insert("PORT".into(), port.to_string());
     env.insert("DYNO".into(), format!("{process_type}.{dyno}"));
     let labels = BTreeMap::from([
         (labels::KIND.into(), labels::KIND_PROCESS.into()),
@@ -65,15 +74,10 @@ pub fn process_job_spec(
             repository: repository.into(),
             reference: reference.into(),
         },
-        command: vec![
-            "/bin/sh".into(),
-            "-c".into(),
-            PROFILE_PRELUDE.into(),
-            command,
-        ],
+        command: super::command::process_argv(&command),
         env,
         working_dir: None,
-        port: (process_type == "web").then_some(APP_PORT),
+        port: (process_type == "web").then_some(port),
         memory_bytes: Some(APP_MEMORY_BYTES),
         pids_limit: Some(APP_PIDS),
         cpu_millicores: Some(paas_api::sizes::cpu(APP_MEMORY_BYTES).millicores),
@@ -85,6 +89,7 @@ pub fn process_job_spec(
         user_namespace: true,
         tenant: None,
         api_access: false,
+        guests: Vec::new(),
     }
 }
 
@@ -127,6 +132,9 @@ pub(super) async fn start_job(
     if let Some(n) = spec.tenant {
         spec.labels.insert(labels::APP_ID.into(), n.to_string());
     }
+    // The volumes mounted into this process type (the plan placed it on their node).
+    spec.volumes =
+        crate::volumes::job_mounts(&c.store.volumes(Some(&release.app)).await?, process_type);
     // A size is memory and CPU (paas_api::sizes): the quota and weight follow the memory.
     spec.memory_bytes = Some(memory_bytes);
     let cpu = paas_api::sizes::cpu(memory_bytes);
@@ -195,7 +203,14 @@ pub(super) async fn stop_job(
     tokio::spawn(async move {
         if let Some(addr) = addr {
             c.routes.remove_backend(&addr);
-            if !c.routes.wait_drained(&addr, DRAIN_GRACE).await {
+            crate::builder::leftovers::kill_point("draining");
+            // This process's router and every router process (they learn of the removal
+            // through the feed, then report when their requests to it are done).
+            let (here, there) = tokio::join!(
+                c.routes.wait_drained(&addr, DRAIN_GRACE),
+                crate::router_peers::wait_drained(&c, &addr, DRAIN_GRACE),
+            );
+            if !(here && there) {
                 tracing::warn!(job = %id, %addr, "requests still running after the drain grace");
             }
         }

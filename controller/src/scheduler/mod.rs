@@ -13,15 +13,24 @@
 //! * stop surplus jobs of the current release (unhealthy ones first), jobs of process types
 //!   no formation wants, and clean up finished (down or crashed) jobs;
 //! * ignore down nodes: nothing is placed there and their jobs are not counted (the loop
-//!   replaces them elsewhere; surplus is stopped when the node comes back).
+//!   replaces them elsewhere; surplus is stopped when the node comes back);
+//! * a process type with a volume mounted (`Formation::pinned`) runs at most one job, only
+//!   on the volume's node (draining or not), and is replaced stop-first: the old job is
+//!   stopped and gone before the new one starts, so two jobs never write the volume at
+//!   once. While that node is down nothing starts anywhere: the jobs wait for their data.
 //!
-//! The `runner` submodule is the small loop around it: it reads the store, asks the agents
-//! for their jobs, health-checks web jobs, applies the plan and pushes routes to the router.
+//! The loop around it: `runner` (each pass: read the store, ask the agents, run the plan,
+//! start and stop jobs, record release outcomes), `observe` (what a pass sees: store rows
+//! merged with the agents' reports, health checks, the route table) and `follow` (the loop
+//! of a controller that does not lead: routes and snapshot from the store).
 
+pub mod command;
 mod elected;
+mod follow;
 mod health;
 mod inputs;
 mod jobs;
+mod observe;
 pub mod outcome;
 pub mod restart;
 mod runner;
@@ -47,6 +56,9 @@ pub struct Formation {
     pub memory_bytes: u64,
     /// Layer digests of the release's image: nodes that cache them are preferred.
     pub layers: Vec<String>,
+    /// The node holding the volume(s) mounted into this process type: its one job runs
+    /// there and nowhere else (see [`plan`]).
+    pub pinned: Option<String>,
 }
 
 /// A node: whether it can take jobs now, how much memory it offers, what it caches.
@@ -208,6 +220,29 @@ pub fn plan_with_replacements(
             }
             continue;
         };
+        if let Some(pin) = &formation.pinned {
+            let stopping = jobs.iter().any(|(j, _)| {
+                j.phase == Phase::Stopping && (j.app.as_str(), j.process_type.as_str()) == key
+            });
+            let pin = index.get(pin.as_str()).copied();
+            let start = plan_pinned(formation, active, pin, stopping, replace, &mut actions);
+            if let Some(i) = start {
+                let n = order[i];
+                let fits =
+                    n.memory_bytes == 0 || used[i] + formation.memory_bytes <= n.memory_bytes;
+                if n.up && !n.silent && fits {
+                    load[i] += 1;
+                    used[i] += formation.memory_bytes;
+                    actions.push(Action::Start {
+                        app: formation.app.clone(),
+                        release: formation.release,
+                        process_type: formation.process_type.clone(),
+                        node: n.name.clone(),
+                    });
+                }
+            }
+            continue;
+        }
         let count = formation.count as usize;
         // Jobs on draining nodes are replaced like jobs of an old release.
         let (mut current, old): (Vec<Placed>, Vec<Placed>) =
@@ -289,6 +324,32 @@ pub fn plan_with_replacements(
     actions
 }
 
+/// A volume-backed process type (`pinned`, node index `pin` when that node is known and
+/// up): at most one job, of the current release, on the pinned node. Every other job is
+/// stopped at once; a new one may start (the returned node) only when none is left
+/// running or stopping.
+fn plan_pinned(
+    formation: &Formation,
+    active: &[Placed<'_>],
+    pin: Option<usize>,
+    stopping: bool,
+    replace: &HashSet<String>,
+    actions: &mut Vec<Action>,
+) -> Option<usize> {
+    let count = formation.count.min(1) as usize;
+    let (mut current, old): (Vec<Placed>, Vec<Placed>) =
+        active.iter().copied().partition(|(j, i)| {
+            j.release == formation.release && Some(*i) == pin && !replace.contains(&j.id)
+        });
+    current.sort_by(|(a, _), (b, _)| b.ready().cmp(&a.ready()).then(a.id.cmp(&b.id)));
+    let surplus = current.split_off(count.min(current.len()));
+    for (job, _) in old.iter().chain(&surplus) {
+        actions.push(stop(job));
+    }
+    let busy = stopping || !old.is_empty() || !surplus.is_empty();
+    (current.len() < count && !busy).then_some(pin).flatten()
+}
+
 fn stop(job: &ObservedJob) -> Action {
     Action::Stop {
         job_id: job.id.clone(),
@@ -299,3 +360,5 @@ fn stop(job: &ObservedJob) -> Action {
 mod replace_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod volume_tests;

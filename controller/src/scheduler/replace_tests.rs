@@ -14,6 +14,7 @@ fn web(count: u32, memory_bytes: u64) -> Formation {
         release: 1,
         memory_bytes,
         layers: Vec::new(),
+        pinned: None,
     }
 }
 

@@ -1,9 +1,9 @@
 //! The scheduler loop: every second (or at once when notified) it reads the store, asks each
-//! live agent for its jobs, merges the two, health-checks up web jobs (TCP connect to their
-//! `addr`, or the release's app.json HTTP check, see [`super::health`]), pushes the route table to the router, runs [`super::plan`] and applies the
-//! actions. A job row is written BEFORE the agent is asked to start it, and job ids are
-//! persisted, so a restarted controller matches what the agents report instead of starting
-//! duplicates.
+//! live agent for its jobs, merges the two and health-checks up web jobs (TCP connect to
+//! their `addr`, or the release's app.json HTTP check; both in [`super::observe`]), pushes
+//! the route table to the router, runs [`super::plan`] and applies the actions. A job row is
+//! written BEFORE the agent is asked to start it, and job ids are persisted, so a restarted
+//! controller matches what the agents report instead of starting duplicates.
 //!
 //! Starts and stops run as tasks (a start may pull an image); ids in flight are remembered
 //! so that a job being started counts as `Starting` and one being stopped as `Stopping`.
@@ -16,20 +16,20 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use paas_api::{JobState, JobStatus};
+use paas_api::JobStatus;
 use tokio::sync::{watch, Notify};
 
 use super::jobs::{start_job, stop_job, APP_MEMORY_BYTES};
+use super::observe::{check_health, node_last_seen, observe, push_routes};
 use super::{
     health, inputs, plan_with_replacements, restart, Action, Formation, ObservedJob, Phase,
 };
-use crate::router::{Backend, Route};
 use crate::state::{Controller, NODE_TIMEOUT_MS};
-use crate::store::{job_state, JobRow, ReleaseRow, Restarts, StoreError};
-use crate::util::{now_rfc3339, unix_ms};
+use crate::store::{ReleaseRow, Restarts, StoreError};
+use crate::util::unix_ms;
 
 /// Time between two passes when nothing notifies the loop.
-const INTERVAL: Duration = Duration::from_secs(1);
+pub(super) const INTERVAL: Duration = Duration::from_secs(1);
 /// The port every process is told to listen on (`PORT`).
 pub const APP_PORT: u16 = 5000;
 
@@ -74,13 +74,16 @@ pub struct Snapshot {
     /// (app, release) → why, when a web job of the release failed all the startup tries
     /// of the release's app.json health check.
     pub failed_checks: HashMap<(String, u32), String>,
+    /// (app, process type) → why its job cannot start now (the node holding its volume
+    /// is down): `paas ps` shows it as pending with this reason.
+    pub waiting: HashMap<(String, String), String>,
 }
 
 /// The scheduler's side of [`Controller`]: wake-ups, jobs in flight, the last snapshot.
 pub struct Handle {
-    notify: Notify,
+    pub(super) notify: Notify,
     inflight: Mutex<Inflight>,
-    snapshot: watch::Sender<Arc<Snapshot>>,
+    pub(super) snapshot: watch::Sender<Arc<Snapshot>>,
 }
 
 impl Default for Handle {
@@ -248,34 +251,6 @@ pub async fn run(c: Arc<Controller>) {
     }
 }
 
-/// A job as this pass sees it.
-struct Seen {
-    job: ObservedJob,
-    addr: Option<String>,
-    crashed: bool,
-    /// The exit reason of a finished job.
-    reason: Option<String>,
-}
-
-fn phase_of(state: JobState) -> Phase {
-    match state {
-        JobState::Starting => Phase::Starting,
-        JobState::Up => Phase::Up,
-        JobState::Stopping => Phase::Stopping,
-        JobState::Down | JobState::Crashed => Phase::Finished,
-    }
-}
-
-pub(super) fn state_name(state: JobState) -> &'static str {
-    match state {
-        JobState::Starting => job_state::STARTING,
-        JobState::Up => job_state::UP,
-        JobState::Stopping => job_state::STOPPING,
-        JobState::Down => job_state::DOWN,
-        JobState::Crashed => job_state::CRASHED,
-    }
-}
-
 async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError> {
     st.pass += 1;
     // Snapshot what is in flight BEFORE asking the agents: a start that finishes after this
@@ -344,7 +319,7 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
     let apps = c.store.list_apps().await?;
     st.track_ids(&apps);
     let mut seen = observe(c, &reports, &silent, &starting, &stopping, &st.ids).await?;
-    let failed_checks = check_health(c, st, &mut seen).await;
+    let failed_checks = check_health(c, &mut st.health, &mut seen).await;
 
     // Crash bookkeeping for the restart delay.
     for s in &seen {
@@ -371,6 +346,8 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
     // Desired state: formations of current releases, for process types the release has.
     let mut desired = Vec::new();
     let sizes = c.store.formation_memory().await?;
+    let volumes = c.store.volumes(None).await?;
+    let mut waiting = HashMap::new();
     for f in c.store.formations().await? {
         let Some(version) = f.release else { continue };
         let Some(release) = st.release(c, &f.app, version).await? else {
@@ -381,6 +358,16 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
                 .get(&(f.app.clone(), f.process_type.clone()))
                 .copied()
                 .unwrap_or(APP_MEMORY_BYTES);
+            let pinned = crate::volumes::pinned_node(&volumes, &f.app, &f.process_type);
+            if let Some(node) = pinned.filter(|_| f.count > 0) {
+                let up = nodes.iter().any(|n| n.name == node && n.up);
+                if !up {
+                    waiting.insert(
+                        (f.app.clone(), f.process_type.clone()),
+                        crate::volumes::waiting_reason(&volumes, &f.app, &f.process_type),
+                    );
+                }
+            }
             desired.push(Formation {
                 app: f.app,
                 process_type: f.process_type,
@@ -388,6 +375,7 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
                 release: version,
                 memory_bytes,
                 layers: st.layers(c, &release.image).await,
+                pinned: pinned.map(str::to_string),
             });
         }
     }
@@ -410,6 +398,7 @@ async fn pass(c: &Arc<Controller>, st: &mut LoopState) -> Result<(), StoreError>
         routed,
         crashing,
         failed_checks,
+        waiting,
     });
     c.scheduler.snapshot.send_replace(Arc::clone(&snapshot));
     record_outcomes(c, st, &desired, &snapshot).await?;
@@ -500,334 +489,5 @@ async fn record_outcomes(
             st.outcomes.record(c, app, *version, outcome).await?;
         }
     }
-    Ok(())
-}
-
-/// Merges the store's job rows with the agents' reports, updating rows that changed,
-/// dropping rows their (answering) node no longer has, and adopting labelled jobs the store
-/// does not know.
-async fn observe(
-    c: &Controller,
-    reports: &HashMap<String, Vec<JobStatus>>,
-    silent: &HashSet<String>,
-    starting: &HashSet<String>,
-    stopping: &HashSet<String>,
-    ids: &HashMap<String, u32>,
-) -> Result<Vec<Seen>, StoreError> {
-    let rows = c.store.active_jobs().await?;
-    let known: HashSet<String> = rows.iter().map(|r| r.id.clone()).collect();
-    let mut seen = Vec::new();
-    for row in rows {
-        let observed = |phase, healthy| ObservedJob {
-            id: row.id.clone(),
-            app: row.app.clone(),
-            release: row.release,
-            process_type: row.process_type.clone(),
-            node: row.node.clone(),
-            phase,
-            healthy,
-        };
-        let Some(report) = reports.get(&row.node) else {
-            // A silent node's jobs count as last recorded; a down node's are not known.
-            if let Some(phase) = silent
-                .contains(&row.node)
-                .then(|| recorded_phase(&row.state))
-                .flatten()
-            {
-                seen.push(Seen {
-                    job: observed(phase, false),
-                    addr: row.addr.clone(),
-                    crashed: false,
-                    reason: None,
-                });
-            }
-            continue;
-        };
-        match report.iter().find(|s| s.id == row.id) {
-            Some(status) => {
-                let being_stopped = stopping.contains(&row.id);
-                let state = if being_stopped {
-                    job_state::STOPPING
-                } else {
-                    state_name(status.state)
-                };
-                if state != row.state || status.addr != row.addr {
-                    let reason = status.exit.as_ref().map(|e| e.reason.as_str());
-                    c.store
-                        .update_job(&row.id, state, status.addr.as_deref(), reason)
-                        .await?;
-                }
-                let phase = if being_stopped {
-                    Phase::Stopping
-                } else {
-                    phase_of(status.state)
-                };
-                seen.push(Seen {
-                    job: observed(phase, false),
-                    addr: status.addr.clone(),
-                    crashed: status.state == JobState::Crashed,
-                    reason: status.exit.as_ref().map(|e| e.reason.clone()),
-                });
-            }
-            None if starting.contains(&row.id) => seen.push(Seen {
-                job: observed(Phase::Starting, false),
-                addr: None,
-                crashed: false,
-                reason: None,
-            }),
-            None if stopping.contains(&row.id) => {}
-            None => {
-                tracing::info!(job = %row.id, node = %row.node, "the node no longer has this job");
-                c.store
-                    .set_job_state(
-                        &row.id,
-                        job_state::REMOVED,
-                        Some("its node no longer has this job"),
-                    )
-                    .await?;
-            }
-        }
-    }
-    for (node, statuses) in reports {
-        for status in statuses.iter().filter(|s| !known.contains(&s.id)) {
-            let Some(mut job) = adoptable(node, status) else {
-                continue;
-            };
-            // Only into the app that has the job's name AND number; anything else (a
-            // destroyed app's job, or one of an app renamed since) is filed under a name
-            // no app has, so the plan stops it.
-            let number = status
-                .labels
-                .get(labels::APP_ID)
-                .and_then(|n| n.parse::<u32>().ok());
-            if number.is_none() || ids.get(&job.app) != number.as_ref() {
-                tracing::warn!(job = %job.id, app = %job.app, ?number,
-                    "a job of an app that is gone (or another app now): it is stopped");
-                job.app = crate::store::destroyed_name(&job.app, number.unwrap_or(0));
-            }
-            tracing::info!(job = %job.id, %node, "adopting a job the store did not list");
-            let now = now_rfc3339();
-            c.store
-                .upsert_job(&JobRow {
-                    id: job.id.clone(),
-                    app: job.app.clone(),
-                    release: job.release,
-                    process_type: job.process_type.clone(),
-                    node: node.clone(),
-                    state: state_name(status.state).to_string(),
-                    addr: status.addr.clone(),
-                    exit_reason: status.exit.as_ref().map(|e| e.reason.clone()),
-                    created_at: now.clone(),
-                    updated_at: now,
-                })
-                .await?;
-            seen.push(Seen {
-                job,
-                addr: status.addr.clone(),
-                crashed: status.state == JobState::Crashed,
-                reason: status.exit.as_ref().map(|e| e.reason.clone()),
-            });
-        }
-    }
-    Ok(seen)
-}
-
-/// The phase a stored state stands for while the job's agent is silent (finished jobs are
-/// left for when it answers again).
-fn recorded_phase(state: &str) -> Option<Phase> {
-    match state {
-        job_state::PENDING | job_state::STARTING => Some(Phase::Starting),
-        job_state::UP => Some(Phase::Up),
-        job_state::STOPPING => Some(Phase::Stopping),
-        _ => None,
-    }
-}
-
-fn node_last_seen(rows: &[crate::store::NodeRow], name: &str) -> i64 {
-    rows.iter()
-        .find(|n| n.name == name)
-        .map_or(0, |n| n.last_seen_ms)
-}
-
-/// An app job (by its labels) that the store does not list.
-fn adoptable(node: &str, status: &JobStatus) -> Option<ObservedJob> {
-    let l = &status.labels;
-    if l.get(labels::KIND).map(String::as_str) != Some(labels::KIND_PROCESS) {
-        return None;
-    }
-    Some(ObservedJob {
-        id: status.id.clone(),
-        app: l.get(labels::APP)?.clone(),
-        release: l.get(labels::RELEASE)?.parse().ok()?,
-        process_type: l.get(labels::TYPE)?.clone(),
-        node: node.to_string(),
-        phase: phase_of(status.state),
-        healthy: false,
-    })
-}
-
-/// Health-checks every up web job (see [`super::health`]); other up jobs count as healthy
-/// while they run. Returns (app, release) → why, for releases whose new web jobs failed all
-/// their startup health checks.
-async fn check_health(
-    c: &Controller,
-    st: &mut LoopState,
-    seen: &mut [Seen],
-) -> HashMap<(String, u32), String> {
-    let targets: Vec<health::Target> = seen
-        .iter()
-        .filter(|s| health::is_checked(&s.job.process_type, s.job.phase))
-        .map(|s| health::Target {
-            id: &s.job.id,
-            app: &s.job.app,
-            release: s.job.release,
-            addr: s.addr.as_deref(),
-        })
-        .collect();
-    let results = st.health.check(c, &targets).await;
-    let failed = st.health.failed(c, &targets).await;
-    for s in seen.iter_mut() {
-        if s.job.phase != Phase::Up {
-            continue;
-        }
-        s.job.healthy = if s.job.process_type == "web" {
-            results.get(&s.job.id).copied().unwrap_or(false)
-        } else {
-            true
-        };
-    }
-    failed
-}
-
-/// Replaces the router's table: every app (`<app>.<domain>` and its custom domains) → its
-/// healthy web jobs of the current release, or, while there are none, the healthy web jobs
-/// of older releases. Returns app → job ids.
-async fn push_routes(
-    c: &Controller,
-    seen: &[Seen],
-    apps: Vec<crate::store::AppRow>,
-) -> Result<HashMap<String, Vec<String>>, StoreError> {
-    let mut custom: HashMap<String, Vec<String>> = HashMap::new();
-    for d in c.store.domains(None).await? {
-        custom.entry(d.app).or_default().push(d.hostname);
-    }
-    let mut routes = Vec::with_capacity(apps.len());
-    let mut routed = HashMap::new();
-    for app in apps {
-        let mut ready: Vec<&Seen> = seen
-            .iter()
-            .filter(|s| s.job.app == app.name && s.job.process_type == "web")
-            .filter(|s| s.job.ready() && s.addr.is_some())
-            .collect();
-        let current: Vec<&Seen> = ready
-            .iter()
-            .copied()
-            .filter(|s| Some(s.job.release) == app.current_release)
-            .collect();
-        if !current.is_empty() {
-            ready = current;
-        }
-        ready.sort_by(|a, b| {
-            b.job
-                .release
-                .cmp(&a.job.release)
-                .then(a.job.id.cmp(&b.job.id))
-        });
-        let backends: Vec<Backend> = ready
-            .iter()
-            .map(|s| Backend {
-                addr: s.addr.clone().unwrap_or_default(),
-                job_id: s.job.id.clone(),
-            })
-            .collect();
-        routed.insert(
-            app.name.clone(),
-            backends.iter().map(|b| b.job_id.clone()).collect(),
-        );
-        let mut hosts = vec![c.settings.app_host(&app.name)];
-        hosts.extend(custom.remove(&app.name).unwrap_or_default());
-        routes.push(Route {
-            hosts,
-            app: app.name,
-            backends,
-        });
-    }
-    // Saved for a restarted or separate router, only when it changed (no write per pass).
-    if c.routes.routes() != routes {
-        crate::routing::save_routes(&c.store, &routes).await;
-    }
-    c.routes.replace(routes);
-    Ok(routed)
-}
-
-/// The loop of a controller that does not lead (PostgreSQL, another controller runs the
-/// scheduler): it never asks agents or writes the store. Its router serves the route table
-/// the leader saved in the store (re-read when its version moves), and its snapshot (for a
-/// push waiting for its deploy, and app status) comes from the store's job rows and that
-/// table, so every controller's router serves every app.
-pub async fn follow(c: Arc<Controller>) {
-    let mut pass = 0;
-    let mut version = None;
-    loop {
-        pass += 1;
-        if let Err(e) = follow_pass(&c, pass, &mut version).await {
-            tracing::warn!("route refresh from the store failed (will retry): {e}");
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(INTERVAL) => {}
-            _ = c.scheduler.notify.notified() => {}
-        }
-    }
-}
-
-async fn follow_pass(
-    c: &Arc<Controller>,
-    pass: u64,
-    version: &mut Option<i64>,
-) -> Result<(), crate::routing::RoutingError> {
-    let saved = c.store.routes_version().await?;
-    if saved != *version {
-        *version = crate::routing::load_routes(&c.store, &c.routes).await?;
-    }
-    let routed: HashMap<String, Vec<String>> = c
-        .routes
-        .routes()
-        .iter()
-        .map(|r| {
-            let ids = r.backends.iter().map(|b| b.job_id.clone()).collect();
-            (r.app.clone(), ids)
-        })
-        .collect();
-    let in_routes: HashSet<&str> = routed.values().flatten().map(String::as_str).collect();
-    let now = unix_ms();
-    let nodes = c.store.list_nodes().await?;
-    let jobs: Vec<ObservedJob> = c
-        .store
-        .active_jobs()
-        .await?
-        .into_iter()
-        .filter(|row| now - node_last_seen(&nodes, &row.node) <= NODE_TIMEOUT_MS)
-        .filter_map(|row| {
-            let phase = recorded_phase(&row.state)?;
-            let healthy = phase == Phase::Up
-                && (row.process_type != "web" || in_routes.contains(row.id.as_str()));
-            Some(ObservedJob {
-                id: row.id,
-                app: row.app,
-                release: row.release,
-                process_type: row.process_type,
-                node: row.node,
-                phase,
-                healthy,
-            })
-        })
-        .collect();
-    c.scheduler.snapshot.send_replace(Arc::new(Snapshot {
-        pass,
-        jobs,
-        routed,
-        crashing: HashMap::new(),
-        failed_checks: HashMap::new(),
-    }));
     Ok(())
 }

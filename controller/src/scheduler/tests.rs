@@ -10,6 +10,7 @@ fn web(app: &str, release: u32, count: u32) -> Formation {
         release,
         memory_bytes: DEFAULT_MEMORY_BYTES,
         layers: Vec::new(),
+        pinned: None,
     }
 }
 
@@ -199,6 +200,7 @@ fn process_types_are_planned_independently() {
         release: 2,
         memory_bytes: DEFAULT_MEMORY_BYTES,
         layers: Vec::new(),
+        pinned: None,
     };
     let jobs = [job("v1", "hello", 1, "a", Phase::Up, true)];
     let actions = plan(&[web("hello", 2, 1), worker], &[node("a", true)], &jobs);

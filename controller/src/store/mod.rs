@@ -20,6 +20,8 @@
 //! database each, on both backends (`test_pg` starts a throwaway PostgreSQL).
 
 mod acme;
+mod addon_backups;
+mod addons;
 mod agent_access;
 mod apps;
 mod certs;
@@ -35,12 +37,17 @@ mod rename;
 mod routes;
 mod sizes;
 mod users;
+mod volumes;
 mod work;
 
+#[cfg(test)]
+mod addons_tests;
 #[cfg(test)]
 mod limits_tests;
 #[cfg(test)]
 mod names_tests;
+#[cfg(test)]
+mod pages_tests;
 #[cfg(test)]
 mod releases_tests;
 #[doc(hidden)]
@@ -59,6 +66,8 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use acme::{acme_state, AcmeDomainRow};
+pub use addon_backups::{BackupRow, ScheduleRow};
+pub use addons::{AddonInserted, AddonRow, AttachmentRow};
 pub use certs::CertRow;
 pub use deploys::{release_status, ReleaseStatus};
 pub use destroy::destroyed_name;
@@ -68,6 +77,7 @@ pub use nodes::{last_lines, Restarts};
 pub use releases::{ConfigChanged, NewRelease};
 pub use rename::moved_image;
 pub use users::{role, TokenRow, UserRow};
+pub use volumes::VolumeRow;
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]

@@ -129,3 +129,38 @@ async fn renamed_images(backend: Backend) {
     assert_eq!(victor.image, format!("apps/victor@{d}"));
     assert!(store.list_releases("vic").await.unwrap().is_empty());
 }
+
+/// Volumes (migration 0024): a rename keeps them (same number, so the same volume on the
+/// node), a destroy drops them, and a new app of the name starts with none.
+async fn volumes_follow_the_app_not_the_name(backend: Backend) {
+    let Some((_place, store)) = fresh_on(backend).await else {
+        return;
+    };
+    let app = store.create_app("shop").await.unwrap();
+    assert!(store
+        .add_volume("shop", "data", app.id, 1 << 30, "n1")
+        .await
+        .unwrap());
+    assert!(!store
+        .add_volume("shop", "data", app.id, 1 << 30, "n1")
+        .await
+        .unwrap());
+    assert!(store
+        .set_volume_mount("shop", "data", Some(("web", "/data")))
+        .await
+        .unwrap());
+    store.rename_app("shop", "store").await.unwrap();
+    assert!(store.volumes(Some("shop")).await.unwrap().is_empty());
+    let moved = store.volume("store", "data").await.unwrap().unwrap();
+    assert_eq!(moved.agent_name(), format!("app-{}-data", app.id));
+    assert_eq!(moved.mount, Some(("web".into(), "/data".into())));
+    store.delete_app("store").await.unwrap();
+    assert!(store.volumes(None).await.unwrap().is_empty());
+    let again = store.create_app("store").await.unwrap();
+    assert_ne!(again.id, app.id);
+    assert!(store.volumes(Some("store")).await.unwrap().is_empty());
+}
+on_both!(
+    volumes_move_with_a_rename,
+    volumes_follow_the_app_not_the_name
+);

@@ -23,6 +23,7 @@ pub const APP_TABLES: &[&str] = &[
     "app_buildpacks",
     "acme_apps",
     "acme_domains",
+    "volumes",
 ];
 
 impl Store {

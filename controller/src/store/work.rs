@@ -158,7 +158,9 @@ impl Store {
         Ok(())
     }
 
-    /// Updates a job's state, address and exit reason.
+    /// Updates a job's state, address and exit reason. A removed job stays removed (a
+    /// scheduler task that read it before a node removal must not bring it back); only
+    /// [`Store::upsert_job`], adopting a job an agent reports, revives one.
     pub async fn update_job(
         &self,
         id: &str,
@@ -168,20 +170,22 @@ impl Store {
     ) -> Result<()> {
         sqlx::query(
             "UPDATE jobs SET state = $1, addr = $2, exit_reason = COALESCE($3, exit_reason), \
-             updated_at = $4 WHERE id = $5",
+             updated_at = $4 WHERE id = $5 AND state != $6",
         )
         .bind(state)
         .bind(addr)
         .bind(exit_reason)
         .bind(now_rfc3339())
         .bind(id)
+        .bind(job_state::REMOVED)
         .execute(self.pool())
         .await
         .map_err(query("updating a job"))?;
         Ok(())
     }
 
-    /// Sets a job's state (and exit reason, when given) without touching its address.
+    /// Sets a job's state (and exit reason, when given) without touching its address. As
+    /// [`Store::update_job`], a removed job stays removed.
     pub async fn set_job_state(
         &self,
         id: &str,
@@ -190,12 +194,13 @@ impl Store {
     ) -> Result<()> {
         sqlx::query(
             "UPDATE jobs SET state = $1, exit_reason = COALESCE($2, exit_reason), updated_at = $3 \
-             WHERE id = $4",
+             WHERE id = $4 AND state != $5",
         )
         .bind(state)
         .bind(exit_reason)
         .bind(now_rfc3339())
         .bind(id)
+        .bind(job_state::REMOVED)
         .execute(self.pool())
         .await
         .map_err(query("updating a job's state"))?;

@@ -10,6 +10,7 @@
 //! serializes start, stop and delete; a waiter task per running job records the exit.
 
 pub mod capture;
+pub mod diff;
 pub mod logs;
 pub mod output;
 pub mod prepare;
@@ -443,6 +444,18 @@ async fn start(agent: &Arc<Agent>, job: &Arc<JobHandle>, made: &mut Made) -> Res
             what: format!("creating volume {}", dir.display()),
             source,
         })?;
+        // A sized volume is mounted again after a reboot or an agent cleanup.
+        let (state_dir, name) = (agent.config.state_dir.clone(), volume.name.clone());
+        tokio::task::spawn_blocking(move || crate::volumes::ensure_mounted(&state_dir, &name))
+            .await
+            .map_err(|e| JobError::Io {
+                what: format!("mounting volume {}", volume.name),
+                source: std::io::Error::other(e),
+            })?
+            .map_err(|e| JobError::Io {
+                what: format!("mounting volume {}", volume.name),
+                source: std::io::Error::other(e.to_string()),
+            })?;
         if let Some(base) = userns_base {
             // Owned by the tenant's range (the same every time on this node); a volume
             // of another owner (made before user namespaces, or under another range)
@@ -462,7 +475,7 @@ async fn start(agent: &Arc<Agent>, job: &Arc<JobHandle>, made: &mut Made) -> Res
     made.network = true;
     let net = agent
         .network
-        .setup_job(&spec.id, spec.port, spec.tenant)
+        .setup_job(&spec.id, spec.port, spec.tenant, &spec.guests)
         .await?;
     if spec.api_access {
         agent.network.allow_api(&spec.id).await?;
@@ -560,13 +573,6 @@ async fn make_output(
     job: &Arc<JobHandle>,
     out: &paas_api::JobOutput,
 ) -> std::result::Result<LayerInfo, String> {
-    let n = job
-        .spec
-        .inputs
-        .iter()
-        .position(|i| i.path == out.path)
-        .ok_or_else(|| format!("{} is not one of the job's inputs", out.path))?;
-    let src = job.dir.join("inputs").join(n.to_string());
     let blob = job.dir.join("output.tar.gz");
     // The ids the job ran with, to map its files back to container ids.
     let (runtime, id) = (agent.runtime.clone(), job.spec.id.clone());
@@ -575,9 +581,27 @@ async fn make_output(
         .map_err(|e| format!("reading the job's user namespace: {e}"))?
         .id_mappings
         .and_then(|m| m.host_id(0, false));
-    let (src2, blob2, path) = (src.clone(), blob.clone(), out.path.clone());
-    let layer = tokio::task::spawn_blocking(move || output::pack(&src2, &path, &blob2, base))
-        .await
+    let packed = if out.path == "/" {
+        // The container's filesystem changes (a Dockerfile RUN step): its upper dir.
+        let (runtime, id) = (agent.runtime.clone(), job.spec.id.clone());
+        let upper = blocking(move || runtime.state(&id))
+            .await
+            .map_err(|e| format!("finding the job's upper dir: {e}"))?
+            .upper_dir;
+        let blob2 = blob.clone();
+        tokio::task::spawn_blocking(move || diff::pack_changes(&upper, &blob2, base)).await
+    } else {
+        let n = job
+            .spec
+            .inputs
+            .iter()
+            .position(|i| i.path == out.path)
+            .ok_or_else(|| format!("{} is not one of the job's inputs", out.path))?;
+        let src = job.dir.join("inputs").join(n.to_string());
+        let (blob2, path) = (blob.clone(), out.path.clone());
+        tokio::task::spawn_blocking(move || output::pack(&src, &path, &blob2, base)).await
+    };
+    let layer = packed
         .map_err(|e| format!("packing {}: {e}", out.path))?
         .map_err(|e| format!("packing {}: {e}", out.path))?;
     let pushed = output::push(&agent.client, &agent.config.token, out, &blob, &layer).await;

@@ -111,9 +111,9 @@ pub fn validate(spec: &JobSpec) -> Result<(), String> {
         }
     }
     if let Some(output) = &spec.output {
-        if !spec.inputs.iter().any(|i| i.path == output.path) {
+        if output.path != "/" && !spec.inputs.iter().any(|i| i.path == output.path) {
             return Err(format!(
-                "output.path {:?} must be the path of one of the job's inputs",
+                "output.path {:?} must be `/` or the path of one of the job's inputs",
                 output.path
             ));
         }

@@ -52,6 +52,9 @@ pub struct Lease {
     /// reads it from the job's netns).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
+    /// Other tenants whose jobs may reach this one ([`paas_api::JobSpec::guests`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guests: Vec<u32>,
 }
 
 /// The MAC address the agent gives a job's `eth0`: `02:50:` and the four bytes of its IPv4
@@ -108,6 +111,7 @@ impl Ipam {
         job: &str,
         container_port: Option<u16>,
         tenant: Option<u32>,
+        guests: &[u32],
     ) -> Result<Lease, IpamError> {
         if let Some(lease) = self.file.leases.get(job) {
             return Ok(lease.clone());
@@ -132,6 +136,7 @@ impl Ipam {
             api_access: false,
             tenant,
             mac: Some(mac_for(ip)),
+            guests: guests.to_vec(),
         };
         self.file.leases.insert(job.to_string(), lease.clone());
         self.save()?;

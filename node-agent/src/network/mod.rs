@@ -120,6 +120,8 @@ pub struct NetworkManager {
     ipam: Mutex<Ipam>,
     /// The peer nodes last written to the tables (None: not since the agent started).
     peers: Mutex<Option<Vec<SocketAddrV4>>>,
+    /// The add-ons on other nodes last written to the tables, with their apps.
+    addon_ports: Mutex<Option<Vec<tables::AddonPort>>>,
 }
 
 impl NetworkManager {
@@ -140,6 +142,7 @@ impl NetworkManager {
             job_ipv6: false,
             ipam: Mutex::new(ipam),
             peers: Mutex::new(None),
+            addon_ports: Mutex::new(None),
         })
     }
 
@@ -170,7 +173,8 @@ impl NetworkManager {
             tables::tenant_mark(lease.tenant, lease.ip)?,
             port,
             lease.api_access,
-        )?)
+        )?
+        .with_guests(&lease.guests)?)
     }
 
     pub fn bridge(&self) -> String {
@@ -265,6 +269,27 @@ impl NetworkManager {
         Ok(())
     }
 
+    /// Replaces the add-ons on other nodes that jobs of their attached apps may reach
+    /// through the wall against other nodes' host ports (from the heartbeat answer).
+    pub async fn set_addon_ports(&self, ports: &[tables::AddonPort]) -> Result<()> {
+        let same = self
+            .addon_ports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_deref()
+            == Some(ports);
+        if same {
+            return Ok(());
+        }
+        nft(&self.tables().addon_ports(ports)?).await?;
+        tracing::info!(
+            count = ports.len(),
+            "add-ons on other nodes opened to their apps' jobs"
+        );
+        *self.addon_ports.lock().unwrap_or_else(|e| e.into_inner()) = Some(ports.to_vec());
+        Ok(())
+    }
+
     fn peers_now(&self) -> Option<Vec<SocketAddrV4>> {
         self.peers.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -278,10 +303,14 @@ impl NetworkManager {
         job: &str,
         port: Option<u16>,
         tenant: Option<u32>,
+        guests: &[u32],
     ) -> Result<JobNet> {
         // Checked before anything is made.
         tables::tenant_mark(tenant, Ipv4Addr::UNSPECIFIED)?;
-        let lease = self.ipam().lease(job, port, tenant)?;
+        for guest in guests {
+            tables::tenant_mark(Some(*guest), Ipv4Addr::UNSPECIFIED)?;
+        }
+        let lease = self.ipam().lease(job, port, tenant, guests)?;
         let wall = self.wall(job, &lease)?;
         let names = JobNames::new(&self.prefix, job);
         let ns = names.netns.as_str();

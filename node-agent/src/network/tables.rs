@@ -17,6 +17,11 @@
 //!   the tenant of the source address (map `tenants`) and the packet passes only when
 //!   destination `.` mark is in `members`. The hook runs after DNAT, so a host port is
 //!   judged by the job it leads to.
+//! * **Guests** (an add-on's job and the apps attached to it, `JobSpec.guests`): the job
+//!   holds `address . guest` in `members` and `port . guest` in `port_members`, and each
+//!   wall also passes a packet the OTHER end's elements allow (destination `.` tenant of
+//!   the source), so a guest's jobs and the add-on talk both ways. Without guests that
+//!   second rule adds nothing: a job's own elements name only its own tenant.
 //! * **Only their own address**: chain `from_job` (bridge `prerouting`, every frame a job
 //!   sends): ARP and IPv4 must carry the port's own address and MAC (set `job_ports`,
 //!   port `.` IPv4 `.` MAC; for ARP the sender fields as well), so a job can neither speak
@@ -29,6 +34,10 @@
 //!   (`forward`: new connections from the bridge to `peer_nodes` on the port range, or to
 //!   `peer_agents`; filled from the controller's heartbeat answer, assuming every agent of
 //!   a cluster uses the same `--port-range`).
+//! * **Other nodes' add-ons** (set `addon_ports`, address `.` port `.` app, from the
+//!   heartbeat answer): a job passes the wall above to an add-on on another node when its
+//!   own app is attached to it; the node's users (processes not root, not in a job) may
+//!   not open connections to those add-ons at all (chain `local_out`, set `addon_addrs`).
 //!
 //! A tenant is a 32-bit mark: an app's permanent number (1 to 2^31 − 1), or for a job of
 //! no app `2^31 | its address` (unique on the node). Per job: one element in each of
@@ -76,6 +85,8 @@ pub struct JobWall {
     /// Host port → container port.
     pub port: Option<(u16, u16)>,
     pub api_access: bool,
+    /// Marks of other tenants let in as well (an add-on's attached apps).
+    pub guests: Vec<u32>,
 }
 
 impl JobWall {
@@ -103,7 +114,19 @@ impl JobWall {
             mark,
             port,
             api_access,
+            guests: Vec::new(),
         })
+    }
+
+    /// Lets the jobs of these tenants in too (each checked like [`tenant_mark`]).
+    pub fn with_guests(mut self, guests: &[u32]) -> Result<JobWall, TablesError> {
+        for guest in guests {
+            let mark = tenant_mark(Some(*guest), self.ip)?;
+            if mark != self.mark && !self.guests.contains(&mark) {
+                self.guests.push(mark);
+            }
+        }
+        Ok(self)
     }
 }
 
@@ -134,6 +157,8 @@ impl Tables<'_> {
              add set ip {p} members {{ type ipv4_addr . mark; }}\n\
              add set ip {p} peer_nodes {{ type ipv4_addr; }}\n\
              add set ip {p} peer_agents {{ type ipv4_addr . inet_service; }}\n\
+             add set ip {p} addon_ports {{ type ipv4_addr . inet_service . mark; }}\n\
+             add set ip {p} addon_addrs {{ type ipv4_addr . inet_service; }}\n\
              add set ip {p} api_ports {{ type inet_service; }}\n\
              add set ip {p} api_remote {{ type ipv4_addr . inet_service; }}\n\
              add set ip {p} api_allowed {{ type ipv4_addr; }}\n\
@@ -143,12 +168,14 @@ impl Tables<'_> {
              add chain ip {p} forward {{ type filter hook forward priority filter; policy accept; }}\n\
              add chain ip {p} input {{ type filter hook input priority filter; policy accept; }}\n\
              add chain ip {p} walls\n\
+             add chain ip {p} local_out {{ type filter hook output priority filter; policy accept; }}\n\
              flush chain ip {p} prerouting\n\
              flush chain ip {p} output\n\
              flush chain ip {p} postrouting\n\
              flush chain ip {p} forward\n\
              flush chain ip {p} input\n\
              flush chain ip {p} walls\n\
+             flush chain ip {p} local_out\n\
              flush map ip {p} jobports\n\
              flush map ip {p} tenants\n\
              flush set ip {p} members\n\
@@ -161,12 +188,15 @@ impl Tables<'_> {
              add rule ip {p} input iifname \"{br}\" tcp dport {range} ct state new drop\n\
              add rule ip {p} forward iifname \"{br}\" ip saddr != @api_allowed ip daddr . tcp dport @api_remote drop\n\
              add rule ip {p} forward iifname \"{br}\" ip saddr != @api_allowed ip daddr . tcp dport @peer_agents ct state new drop\n\
+             add rule ip {p} forward iifname \"{br}\" ip daddr @peer_nodes meta mark set ip saddr map @tenants ip daddr . tcp dport . meta mark @addon_ports accept\n\
              add rule ip {p} forward iifname \"{br}\" ip daddr @peer_nodes tcp dport {range} ct state new drop\n\
              add rule ip {p} forward iifname \"{br}\" oifname \"{br}\" jump walls\n\
              add rule ip {p} forward iifname \"{br}\" accept\n\
              add rule ip {p} forward oifname \"{br}\" accept\n\
              add rule ip {p} walls meta mark set ip saddr map @tenants ip daddr . meta mark @members accept\n\
+             add rule ip {p} walls meta mark set ip daddr map @tenants ip saddr . meta mark @members accept\n\
              add rule ip {p} walls drop\n\
+             add rule ip {p} local_out meta skuid != 0 ip daddr . tcp dport @addon_addrs ct state new reject with tcp reset\n\
              add table bridge {p}\n\
              add set bridge {p} job_veths {{ type ifname; }}\n\
              add set bridge {p} job_ports {{ type ifname . ipv4_addr . ether_addr; }}\n\
@@ -192,6 +222,7 @@ impl Tables<'_> {
              add rule bridge {p} from_job ip daddr 169.254.0.0/16 drop\n\
              add rule bridge {p} forward oifname @job_veths jump to_job\n\
              add rule bridge {p} to_job meta mark set oifname map @port_tenants iifname . meta mark @port_members accept\n\
+             add rule bridge {p} to_job meta mark set iifname map @port_tenants oifname . meta mark @port_members accept\n\
              add rule bridge {p} to_job drop\n"
         );
         for job in jobs {
@@ -236,6 +267,20 @@ impl Tables<'_> {
                 format!("\"{veth}\" . {mark}"),
             ),
         ];
+        // A guest tenant's jobs pass the walls to this job as its own tenant's do: routed
+        // (address . mark in `members`) and bridged (port . mark in `port_members`).
+        for guest in &job.guests {
+            e.push((
+                format!("ip {p} members"),
+                format!("{ip} . {guest}"),
+                format!("{ip} . {guest}"),
+            ));
+            e.push((
+                format!("bridge {p} port_members"),
+                format!("\"{veth}\" . {guest}"),
+                format!("\"{veth}\" . {guest}"),
+            ));
+        }
         if let Some((host, container)) = job.port {
             e.push((
                 format!("ip {p} jobports"),
@@ -297,6 +342,53 @@ impl Tables<'_> {
         }
         s
     }
+}
+
+/// An add-on on another node (its advertised address and port) and an app attached to it.
+pub type AddonPort = (SocketAddrV4, u32);
+
+impl Tables<'_> {
+    /// Replaces the set of add-ons on other nodes that the jobs of their attached apps may
+    /// reach (the only exception to the wall against other nodes' host ports).
+    pub fn addon_ports(&self, ports: &[AddonPort]) -> Result<String, TablesError> {
+        let p = self.prefix;
+        let mut s = format!("flush set ip {p} addon_ports\nflush set ip {p} addon_addrs\n");
+        let mut list = Vec::new();
+        let mut addrs = Vec::new();
+        for (addr, app) in ports {
+            let mark = tenant_mark(Some(*app), *addr.ip())?;
+            list.push(format!("{} . {} . {mark}", addr.ip(), addr.port()));
+            addrs.push(format!("{} . {}", addr.ip(), addr.port()));
+        }
+        addrs.sort_unstable();
+        addrs.dedup();
+        if !list.is_empty() {
+            s.push_str(&format!(
+                "add element ip {p} addon_ports {{ {} }}\n\
+                 add element ip {p} addon_addrs {{ {} }}\n",
+                list.join(", "),
+                addrs.join(", ")
+            ));
+        }
+        Ok(s)
+    }
+}
+
+/// Reads the controller's `paas-addon-ports` header: `IPV4:PORT/APP` entries separated by
+/// commas; entries that are not (or name no valid app number) are skipped.
+pub fn parse_addon_ports(header: &str) -> Vec<AddonPort> {
+    let mut ports: Vec<AddonPort> = header
+        .split(',')
+        .filter_map(|e| {
+            let (addr, app) = e.trim().split_once('/')?;
+            let app: u32 = app.parse().ok()?;
+            tenant_mark(Some(app), std::net::Ipv4Addr::UNSPECIFIED).ok()?;
+            Some((addr.parse().ok()?, app))
+        })
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
 }
 
 /// Reads the controller's `paas-peer-nodes` header: `IPV4:PORT` entries separated by
@@ -400,6 +492,69 @@ mod tests {
         assert!(s.contains("add element bridge wt job_veths"), "{s}");
         assert!(!s.contains("flush set ip wt peer_nodes"), "{s}");
         assert!(!s.contains("flush set ip wt api_ports"), "{s}");
+    }
+
+    #[test]
+    fn guests_pass_both_walls_to_the_job_and_only_to_it() {
+        let t = tables();
+        let addon = job().with_guests(&[9, 7, 9]).unwrap();
+        assert_eq!(addon.guests, [9], "its own tenant and repeats are left out");
+        let add = t.add_job(&addon);
+        for want in [
+            "add element ip wt members { 10.88.0.2 . 9 }",
+            "add element bridge wt port_members { \"wtv12345678\" . 9 }",
+        ] {
+            assert!(add.contains(want), "{want}\n{add}");
+        }
+        // The guest's own jobs keep their tenant (9); the walls let both directions pass
+        // by the add-on's elements: a rule that reads them from the other end.
+        assert!(!add.contains("tenants { 10.88.0.2 : 9 }"), "{add}");
+        let define = t.define(&[]);
+        for want in [
+            "walls meta mark set ip daddr map @tenants ip saddr . meta mark @members accept",
+            "to_job meta mark set iifname map @port_tenants oifname . meta mark @port_members accept",
+        ] {
+            assert!(define.contains(want), "{want}\n{define}");
+        }
+        assert_eq!(t.delete_job(&addon).len(), add.lines().count());
+        let err = job().with_guests(&[0]).unwrap_err().to_string();
+        assert!(err.contains("1 to 2147483647"), "{err}");
+    }
+
+    #[test]
+    fn addons_on_other_nodes_open_only_to_their_apps() {
+        let ports =
+            parse_addon_ports("10.240.0.11:20005/3, 10.240.0.11:20005/3,bad,1.2.3.4:5/0,x/4");
+        assert_eq!(ports, [("10.240.0.11:20005".parse().unwrap(), 3)]);
+        let s = tables().addon_ports(&ports).unwrap();
+        let define = tables().define(&[]);
+        assert_eq!(
+            s,
+            "flush set ip wt addon_ports\nflush set ip wt addon_addrs\n\
+             add element ip wt addon_ports { 10.240.0.11 . 20005 . 3 }\n\
+             add element ip wt addon_addrs { 10.240.0.11 . 20005 }\n"
+        );
+        assert!(
+            define.contains(
+                "local_out meta skuid != 0 ip daddr . tcp dport @addon_addrs ct state new reject"
+            ),
+            "users of the node (not root) are kept out:\n{define}"
+        );
+        let open = define
+            .find("@addon_ports accept")
+            .expect("the exception is in the forward chain");
+        let wall = define
+            .find("ip daddr @peer_nodes tcp dport 20000-20099 ct state new drop")
+            .unwrap();
+        assert!(
+            open < wall,
+            "the exception comes before the wall:\n{define}"
+        );
+        assert!(
+            !define.contains("flush set ip wt addon_ports")
+                && !define.contains("flush set ip wt addon_addrs"),
+            "kept across a repair"
+        );
     }
 
     #[test]

@@ -162,3 +162,93 @@ pub fn wait_for(cond: impl Fn() -> bool) {
     }
     panic!("condition not met within 10 s");
 }
+
+/// True when the engine test may run: root, and each of `tools` on PATH. Missing ones
+/// skip on a developer machine but panic when `CI=true` (deploy/install-deps installs
+/// them), so CI never passes by skipping.
+pub fn need_root_and(tools: &[&str]) -> bool {
+    if !need_root() {
+        return false;
+    }
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| {
+            !std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+                .any(|d| d.join(t).is_file())
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("this test needs {missing:?} and CI=true: run deploy/install-deps");
+    }
+    eprintln!("skipping: {missing:?} not installed (deploy/install-deps)");
+    false
+}
+
+/// The `tiny` stack (deploy/build-stack tiny: busybox in one layer) as an OCI archive
+/// (`oci-archive:`), the image both engine tests load; its one tag is `latest`.
+pub fn tiny_oci_archive(dir: &Path) -> PathBuf {
+    let layout = dir.join("tiny-layout");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/build-stack");
+    let out = std::process::Command::new(&script)
+        .arg("tiny")
+        .arg(&layout)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "deploy/build-stack tiny: {out:?}");
+    let archive = dir.join("tiny.tar");
+    let out = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&layout)
+        .arg("-cf")
+        .arg(&archive)
+        .arg(".")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tar of the layout: {out:?}");
+    fs::remove_dir_all(&layout).unwrap();
+    archive
+}
+
+/// Unmounts (lazily) every mount at or below `dir`, deepest first: what an engine left
+/// there when a test failed half-way.
+pub fn unmount_below(dir: &Path) {
+    let Ok(text) = fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mut points: Vec<PathBuf> = text
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(PathBuf::from)
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in points {
+        let _ = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// Removes a cgroup directory tree (depth first) under every hierarchy: `rel` is the
+/// path below each hierarchy's root.
+pub fn remove_cgroup_tree(rel: &str) {
+    assert!(
+        !rel.trim_matches('/').is_empty() && !rel.contains(".."),
+        "refusing to remove cgroup tree {rel:?}"
+    );
+    fn rm(dir: &Path) {
+        for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                rm(&e.path());
+            }
+        }
+        let _ = fs::remove_dir(dir);
+    }
+    let root = Path::new("/sys/fs/cgroup");
+    rm(&root.join(rel));
+    for h in fs::read_dir(root).into_iter().flatten().flatten() {
+        rm(&h.path().join(rel));
+    }
+}

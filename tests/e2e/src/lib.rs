@@ -10,136 +10,20 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+mod app_dir;
+mod bins;
+pub mod netns;
+pub mod oci_layout;
 pub mod tenants;
 
-/// True when the test may run; false (the caller returns early) when not root outside CI.
-/// Under `CI=true` a missing root is a failure, never a skip.
-pub fn require_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    if euid == 0 {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("this test needs root (containers, cgroups, nftables) and CI=true: run as root");
-    }
-    eprintln!("skipping: needs root");
-    false
-}
-
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => workspace_root().join("target"),
-    }
-}
-
-/// Paths of the binaries under test, built once per test process.
-pub struct Bins {
-    pub controller: PathBuf,
-    pub agent: PathBuf,
-    pub cli: PathBuf,
-}
-
-pub fn bins() -> &'static Bins {
-    static BINS: OnceLock<Bins> = OnceLock::new();
-    BINS.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(workspace_root())
-            .args([
-                "build",
-                "-p",
-                "paas-controller",
-                "-p",
-                "paas-node-agent",
-                "-p",
-                "paas",
-                "-p",
-                "paas-router",
-                "--bins",
-            ])
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build of the paas binaries failed");
-        let dir = target_dir().join("debug");
-        Bins {
-            controller: dir.join("paas-controller"),
-            agent: dir.join("paas-agent"),
-            cli: dir.join("paas"),
-        }
-    })
-}
-
-/// The `tiny` stack as an OCI layout, built once per test process by deploy/build-stack.
-pub fn stacks_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = target_dir()
-            .join("e2e-stacks")
-            .join(std::process::id().to_string());
-        let out = Command::new(workspace_root().join("deploy/build-stack"))
-            .arg("tiny")
-            .arg(dir.join("tiny"))
-            .output()
-            .expect("run deploy/build-stack");
-        assert!(
-            out.status.success(),
-            "deploy/build-stack tiny failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
-    })
-}
-
-/// A stacks dir with `tiny` (built per test process) and `bookworm` (a symlink to one copy
-/// under target/e2e-stacks/bookworm/, built once by deploy/build-stack and reused while its
-/// version is unchanged; several test processes serialise on a lock file).
-pub fn bookworm_stacks_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let shared = target_dir().join("e2e-stacks").join("bookworm");
-        std::fs::create_dir_all(&shared).unwrap();
-        let out = Command::new("flock")
-            .arg(shared.join("lock"))
-            .arg(workspace_root().join("deploy/build-stack"))
-            .arg("bookworm")
-            .arg(shared.join("bookworm"))
-            .output()
-            .expect("run flock deploy/build-stack bookworm");
-        assert!(
-            out.status.success(),
-            "deploy/build-stack bookworm failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let dir = target_dir()
-            .join("e2e-stacks")
-            .join(format!("{}-bookworm", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let link = dir.join("bookworm");
-        if !link.exists() {
-            std::os::unix::fs::symlink(shared.join("bookworm"), &link).unwrap();
-        }
-        let tiny = stacks_dir().join("tiny");
-        if !dir.join("tiny").exists() {
-            std::os::unix::fs::symlink(tiny, dir.join("tiny")).unwrap();
-        }
-        dir
-    })
-}
+pub use app_dir::{AppDir, Push};
+pub use bins::{
+    addon_stacks_dir, bins, bookworm_stacks_dir, require_root, stacks_dir, workspace_root, Bins,
+};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -631,6 +515,38 @@ impl Paas {
     /// Runs the `paas` CLI with `token` (and this controller's URL) in the environment, a
     /// HOME of its own and stdin closed; killed after 180 s (then the exit code is none).
     pub fn cli_as(&self, token: &str, args: &[&str]) -> Output {
+        self.cli_within(token, args, Duration::from_secs(180))
+    }
+
+    /// Waits until add-on `name` of `app` is `available` (as the admin) and returns it;
+    /// panics with its last state and the controller's log after 600 s, a bound for a
+    /// loaded machine: the first start pulls and unpacks the service image (2.5 min seen
+    /// with the load average at 15).
+    pub fn wait_addon_available(&self, app: &str, name: &str) -> serde_json::Value {
+        let end = Instant::now() + Duration::from_secs(600);
+        loop {
+            let a = self.call(
+                Some(&self.token),
+                "GET",
+                &format!("/v1/apps/{app}/addons/{name}"),
+                None,
+            );
+            let addon = a.json();
+            if addon["state"] == "available" {
+                return addon;
+            }
+            assert!(
+                Instant::now() < end,
+                "the add-on {name} of {app} never became available: {a}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// [`Paas::cli_as`] killed after `limit` instead (a command that waits for an image
+    /// pull, such as `addons:create --wait`, on a loaded machine).
+    pub fn cli_within(&self, token: &str, args: &[&str], limit: Duration) -> Output {
         let home = self.data.path().join("cli-home");
         std::fs::create_dir_all(&home).unwrap();
         let mut cmd = Command::new(&bins().cli);
@@ -641,7 +557,7 @@ impl Paas {
             .env_remove("XDG_CONFIG_HOME")
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .stdin(Stdio::null());
-        output_within(cmd, Duration::from_secs(180))
+        output_within(cmd, limit)
     }
 
     /// The admin makes a member `name` with the CLI (`users:add --password-stdin`, then
@@ -744,84 +660,5 @@ impl Drop for Paas {
         if std::thread::panicking() {
             eprintln!("---- controller log ----\n{}", self.log());
         }
-    }
-}
-
-/// An app's source folder: a git repository with `main` checked out.
-pub struct AppDir {
-    pub dir: tempfile::TempDir,
-    home: tempfile::TempDir,
-}
-
-/// What a `git push` printed and whether it succeeded.
-pub struct Push {
-    pub ok: bool,
-    pub output: String,
-}
-
-impl AppDir {
-    pub fn new() -> AppDir {
-        let app = AppDir {
-            dir: tempfile::Builder::new()
-                .prefix("paas-app-")
-                .tempdir()
-                .unwrap(),
-            home: tempfile::tempdir().unwrap(),
-        };
-        app.git(&["init", "-q", "-b", "main"]).unwrap();
-        app
-    }
-
-    pub fn write(&self, path: &str, content: &str) -> &AppDir {
-        let full = self.dir.path().join(path);
-        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-        std::fs::write(full, content).unwrap();
-        self
-    }
-
-    pub fn commit(&self, message: &str) {
-        self.git(&["add", "-A"]).unwrap();
-        self.git(&["commit", "-q", "-m", message]).unwrap();
-    }
-
-    /// Runs git in the app folder with a clean environment (no prompts, no helpers).
-    pub fn git(&self, args: &[&str]) -> Result<Output> {
-        Ok(self.git_command(args).output()?)
-    }
-
-    /// The command [`AppDir::git`] runs, to spawn it (and kill it) yourself.
-    pub fn git_command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("git");
-        cmd.current_dir(self.dir.path())
-            .env("HOME", self.home.path())
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .args([
-                "-c",
-                "credential.helper=",
-                "-c",
-                "user.name=paas test",
-                "-c",
-                "user.email=test@paas.invalid",
-            ])
-            .args(args);
-        cmd
-    }
-
-    /// `git push <url> <refspec>`; the combined output, as the user sees it.
-    pub fn push(&self, url: &str, refspec: &str) -> Push {
-        let out = self.git(&["push", url, refspec]).unwrap();
-        let mut output = String::from_utf8_lossy(&out.stdout).to_string();
-        output.push_str(&String::from_utf8_lossy(&out.stderr));
-        Push {
-            ok: out.status.success(),
-            output,
-        }
-    }
-}
-
-impl Default for AppDir {
-    fn default() -> Self {
-        AppDir::new()
     }
 }

@@ -10,103 +10,52 @@
 //! restarted in the middle of a scale converges to exactly the formation.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use paas_e2e::{bins, require_root, stacks_dir, workspace_root, AppDir};
+use paas_e2e::netns::{wait, Layout, NetnsCluster};
+use paas_e2e::{require_root, AppDir};
 use serde_json::{json, Value};
 
 const HOSTS: usize = 3;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
+/// The shared harness plus what this journey needs: the shared node token and one client.
 struct Cluster {
-    env: Vec<(String, String)>,
-    work: PathBuf,
-    api: String,
-    router: String,
-    net: String,
-    token: String,
+    c: NetnsCluster,
     node_token: String,
     http: reqwest::blocking::Client,
 }
 
+impl std::ops::Deref for Cluster {
+    type Target = NetnsCluster;
+    fn deref(&self) -> &NetnsCluster {
+        &self.c
+    }
+}
+
 impl Cluster {
     fn up() -> Cluster {
-        let bins = bins();
-        let pid = std::process::id();
-        let prefix = format!("c{:04x}", pid % 0xffff);
-        let net = format!("10.240.{}", pid % 200 + 20);
-        let work = std::env::temp_dir().join(format!("paas-e2e-cluster-{prefix}"));
-        let env = vec![
-            ("PREFIX".to_string(), prefix),
-            ("NET".to_string(), net.clone()),
-            ("API_PORT".to_string(), free_port().to_string()),
-            ("ROUTER_PORT".to_string(), free_port().to_string()),
-            (
-                "BIN".to_string(),
-                bins.controller.parent().unwrap().display().to_string(),
-            ),
-            ("WORK".to_string(), work.display().to_string()),
-            ("STACKS".to_string(), stacks_dir().display().to_string()),
-        ];
-        let mut c = Cluster {
-            api: format!("http://{net}.1:{}", env[2].1),
-            router: format!("127.0.0.1:{}", env[3].1),
-            env,
-            work,
-            net,
-            token: String::new(),
-            node_token: String::new(),
-            http: reqwest::blocking::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap(),
-        };
-        let out = c.script(&["up", &HOSTS.to_string()]);
-        let exports: BTreeMap<&str, &str> = out
-            .lines()
-            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
-            .collect();
-        assert_eq!(
-            exports.get("PAAS_URL").copied(),
-            Some(c.api.as_str()),
-            "{out}"
-        );
-        c.token = exports["PAAS_TOKEN"].to_string();
-        c.node_token = std::fs::read_to_string(c.work.join("data/node-token"))
+        let c = NetnsCluster::up(Layout {
+            tag: 'c',
+            name: "cluster",
+            octet: 240,
+            cluster_cidr: None,
+            hosts: HOSTS,
+        });
+        let node_token = std::fs::read_to_string(c.work.join("data/node-token"))
             .unwrap()
             .trim()
             .to_string();
-        c
-    }
-
-    fn script(&self, args: &[&str]) -> String {
-        let out = Command::new(workspace_root().join("deploy/netns-cluster"))
-            .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .output()
-            .expect("run deploy/netns-cluster");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "netns-cluster {args:?} failed: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
+        let http = c.client();
+        Cluster {
+            c,
+            node_token,
+            http,
+        }
     }
 
     fn node(&self, i: usize) -> String {
-        format!("{}h{i}", self.env[0].1)
+        format!("{}h{i}", self.prefix)
     }
 
     fn agent_url(&self, i: usize) -> String {
@@ -193,44 +142,6 @@ impl Cluster {
             .send()
             .ok()?;
         Some((resp.status().as_u16(), resp.text().unwrap_or_default()))
-    }
-
-    fn logs(&self) -> String {
-        let mut all = String::new();
-        for name in ["controller.log", "h1.log", "h2.log", "h3.log"] {
-            let text = std::fs::read_to_string(self.work.join(name)).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(60).collect();
-            all.push_str(&format!("---- {name} ----\n"));
-            for l in tail.into_iter().rev() {
-                all.push_str(l);
-                all.push('\n');
-            }
-        }
-        all
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("{}", self.logs());
-        }
-        let _ = Command::new(workspace_root().join("deploy/netns-cluster"))
-            .arg("down")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .status();
-    }
-}
-
-/// Polls `check` every 200 ms until it returns Some or `timeout` passes.
-fn wait<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -439,7 +350,7 @@ fn walls_between_nodes(c: &Cluster) {
             .collect();
         wait("the agent knows its peers", Duration::from_secs(10), || {
             let set = Command::new("ip")
-                .args(["netns", "exec", &format!("{}-h{i}", c.env[0].1), "nft"])
+                .args(["netns", "exec", &format!("{}-h{i}", c.prefix), "nft"])
                 .args(["list", "set", "ip", &c.node(i), "peer_nodes"])
                 .output()
                 .ok()?;
@@ -476,7 +387,7 @@ fn walls_between_nodes(c: &Cluster) {
             .success()
     };
     let in_job = ["-t", attacker.as_str(), "-n"];
-    let node1 = format!("--net=/run/netns/{}-h1", c.env[0].1);
+    let node1 = format!("--net=/run/netns/{}-h1", c.prefix);
     for port in [host_port.as_str(), "7070"] {
         assert!(
             connects(&[node1.as_str()], port),

@@ -5,159 +5,31 @@
 //! give up after 2 s unacknowledged, new ones after the 1 s connect timeout, the node is
 //! taken out at once (passive health) and each such request goes to another backend.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use paas_e2e::{bins, require_root, stacks_dir, workspace_root, AppDir};
+use paas_e2e::netns::{wait, Layout, NetnsCluster};
+use paas_e2e::{require_root, AppDir};
 use serde_json::{json, Value};
 
 /// At most this many requests in the loop (one every 20 ms).
 const MAX_REQUESTS: usize = 2000;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Cluster {
-    env: Vec<(String, String)>,
-    work: PathBuf,
-    api: String,
-    router: String,
-    net: String,
-    token: String,
-}
-
-impl Cluster {
-    fn up() -> Cluster {
-        let bins = bins();
-        let pid = std::process::id();
-        // Not the prefix and net cluster.rs takes for the same pid range.
-        let prefix = format!("n{:04x}", pid % 0xffff);
-        let net = format!("10.241.{}", pid % 200 + 20);
-        let work = std::env::temp_dir().join(format!("paas-e2e-nodeloss-{prefix}"));
-        let (api_port, router_port) = (free_port(), free_port());
-        let env = vec![
-            ("PREFIX".to_string(), prefix),
-            ("NET".to_string(), net.clone()),
-            ("API_PORT".to_string(), api_port.to_string()),
-            ("ROUTER_PORT".to_string(), router_port.to_string()),
-            (
-                "BIN".to_string(),
-                bins.controller.parent().unwrap().display().to_string(),
-            ),
-            ("WORK".to_string(), work.display().to_string()),
-            ("STACKS".to_string(), stacks_dir().display().to_string()),
-            ("CLUSTER_CIDR".to_string(), "10.215.0.0/16".to_string()),
-        ];
-        let mut c = Cluster {
-            api: format!("http://{net}.1:{api_port}"),
-            router: format!("127.0.0.1:{router_port}"),
-            env,
-            work,
-            net,
-            token: String::new(),
-        };
-        let out = c.script(&["up", "3"]);
-        c.token = out
-            .lines()
-            .find_map(|l| l.strip_prefix("export PAAS_TOKEN="))
-            .expect("the admin token")
-            .to_string();
-        c
-    }
-
-    fn script(&self, args: &[&str]) -> String {
-        let out = Command::new(workspace_root().join("deploy/netns-cluster"))
-            .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .output()
-            .expect("run deploy/netns-cluster");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "netns-cluster {args:?} failed: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    }
-
-    fn client(&self) -> reqwest::blocking::Client {
-        reqwest::blocking::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap()
-    }
-
-    /// The app's up web jobs per host (1..=3), as the agents report them.
-    fn jobs_per_host(&self) -> Vec<usize> {
-        let http = self.client();
-        (1..=3)
-            .map(|i| {
-                let token = std::fs::read_to_string(self.work.join(format!("h{i}/api-token")))
-                    .unwrap_or_default();
-                http.get(format!("http://{}.{}:7070/v1/jobs", self.net, 10 + i))
-                    .bearer_auth(token.trim())
-                    .timeout(Duration::from_secs(2))
-                    .send()
-                    .ok()
-                    .and_then(|r| r.json::<Vec<Value>>().ok())
-                    .map(|jobs| {
-                        jobs.iter()
-                            .filter(|j| j["labels"]["paas.app"] == "hello" && j["state"] == "up")
-                            .count()
-                    })
-                    .unwrap_or(0)
-            })
-            .collect()
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            for name in ["controller.log", "data/router/router.log"] {
-                let text = std::fs::read_to_string(self.work.join(name)).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(40).collect();
-                eprintln!("---- {name} ----");
-                for l in tail.into_iter().rev() {
-                    eprintln!("{l}");
-                }
-            }
-        }
-        let _ = Command::new(workspace_root().join("deploy/netns-cluster"))
-            .arg("down")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .status();
-    }
-}
-
-fn wait<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
-        thread::sleep(Duration::from_millis(200));
-    }
-}
 
 #[test]
 fn a_lost_node_with_two_backends_left_fails_no_request() {
     if !require_root() {
         return;
     }
-    let c = Cluster::up();
+    let c = NetnsCluster::up(Layout {
+        // Not the tags and nets of cluster.rs and cluster_volumes.rs.
+        tag: 'n',
+        name: "nodeloss",
+        octet: 241,
+        cluster_cidr: Some("10.215.0.0/16"),
+        hosts: 3,
+    });
     let app = AppDir::new();
     app.write("index.html", "<h1>hello cluster</h1>\n");
     app.commit("v1");
@@ -177,7 +49,7 @@ fn a_lost_node_with_two_backends_left_fails_no_request() {
         .unwrap();
     assert!(resp.status().is_success(), "scale: {:?}", resp.text());
     wait("one web job per node", Duration::from_secs(60), || {
-        (c.jobs_per_host() == [1, 1, 1]).then_some(())
+        (c.up_jobs_per_host("hello") == [1, 1, 1]).then_some(())
     });
     // Every backend in the router's table and answering (keep-alive connections to each).
     let http = c.client();

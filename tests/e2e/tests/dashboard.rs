@@ -9,252 +9,24 @@
 //! the pages on a phone-sized window. Then a member logs in: sees only the app they
 //! collaborate on, gets the 404 page (with the nav bar and logout) for another app and for
 //! an unknown path, 403 for the nodes page, renames their app and destroys it (a wrong
-//! confirmation shows an error by the field). Screenshots go to `target/screenshots/` (CI
-//! keeps them).
+//! confirmation shows an error by the field). The add-on journey is in
+//! `dashboard_addons.rs`; the browser helpers are in `browser_common/`. Screenshots go to
+//! `target/screenshots/` (CI keeps them).
 //!
 //! Without chromium/chromedriver the test skips, except under `CI=true`, where it fails.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod browser_common;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
-use paas_e2e::{require_root, workspace_root, AppDir, Paas};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-/// True when the browser can run; false (skip) when it is missing outside CI.
-fn require_browser() -> bool {
-    if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "the dashboard test needs {CHROMIUM} and {CHROMEDRIVER} and CI=true: \
-             install them with deploy/install-deps (Debian: apt-get install chromium chromium-driver)"
-        );
-    }
-    eprintln!("skipping: chromium or chromedriver is not installed");
-    false
-}
-
-/// A running chromedriver, stopped on drop.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Driver {
-    fn start() -> Driver {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver did not listen on {port} within 20 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Driver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn screenshots_dir() -> PathBuf {
-    let dir = workspace_root().join("target/screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-async fn browser(driver: &Driver, profile: &Path) -> Client {
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": CHROMIUM,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1280,1000", "--no-first-run", "--disable-extensions",
-                "--disable-background-networking", "--disable-sync",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        }),
-    );
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&driver.url)
-        .await
-        .expect("open a chromium session through chromedriver")
-}
-
-async fn shot(b: &Client, name: &str) {
-    let png = b.screenshot().await.expect("screenshot");
-    std::fs::write(screenshots_dir().join(format!("{name}.png")), png).unwrap();
-}
-
-async fn text(b: &Client, css: &str) -> String {
-    match b.find(Locator::Css(css)).await {
-        Ok(e) => e.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    }
-}
-
-async fn fill(b: &Client, css: &str, value: &str) {
-    let e = b.find(Locator::Css(css)).await.expect(css);
-    e.clear().await.unwrap();
-    e.send_keys(value).await.unwrap();
-}
-
-async fn click(b: &Client, css: &str) {
-    b.find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no {css}: {e}"))
-        .click()
-        .await
-        .unwrap();
-}
-
-/// Clicks a submit button and waits until the next page has replaced this one.
-async fn submit(b: &Client, css: &str) {
-    let old = b.find(Locator::Css("html")).await.unwrap();
-    click(b, css).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while old.tag_name().await.is_ok() {
-        assert!(
-            Instant::now() < deadline,
-            "clicking {css} did not load a page"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    while b
-        .execute("return document.readyState", vec![])
-        .await
-        .unwrap()
-        != "complete"
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the page after {css} did not finish loading"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Waits until the browser is at `path` (after a click that submits a form).
-async fn at(b: &Client, path: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let now = b.current_url().await.unwrap();
-        if now.path() == path
-            && b.execute("return document.readyState", vec![])
-                .await
-                .unwrap()
-                == "complete"
-        {
-            return;
-        }
-        if Instant::now() > deadline {
-            panic!("the browser is at {now}, not {path}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Reloads `url` until `check(page source)` holds; panics with the last source otherwise.
-async fn eventually(
-    b: &Client,
-    url: &str,
-    what: &str,
-    timeout: Duration,
-    check: impl Fn(&str) -> bool,
-) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        b.goto(url).await.unwrap();
-        let src = b.source().await.unwrap();
-        if check(&src) {
-            return;
-        }
-        if Instant::now() > deadline {
-            panic!("{what} did not happen within {timeout:?}; the page was:\n{src}");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-fn count(src: &str, needle: &str) -> usize {
-    src.matches(needle).count()
-}
-
-/// The ids of the page's web jobs that are up.
-async fn up_web_jobs(b: &Client) -> Vec<String> {
-    let mut ids = Vec::new();
-    for row in b
-        .find_all(Locator::Css("tr.job[data-type=web][data-state=up]"))
-        .await
-        .unwrap()
-    {
-        if let Some(id) = row.attr("data-job").await.unwrap() {
-            ids.push(id);
-        }
-    }
-    ids
-}
-
-/// True once a chart on the page has drawn a data line: pixels in the first series colour
-/// (blue), which neither the title text nor the axis uses.
-const CHART_DRAWN: &str = r#"
-var cs = document.querySelectorAll('#charts canvas');
-for (var n = 0; n < cs.length; n++) {
-  var c = cs[n];
-  if (!c.width || !c.height) continue;
-  var d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-  for (var i = 0; i < d.length; i += 4) {
-    if (d[i + 3] > 0 && d[i + 2] - d[i] > 80 && d[i + 2] - d[i + 1] > 60) return true;
-  }
-}
-return false;
-"#;
-
-/// POSTs JSON to the API with the admin token; panics unless it succeeds.
-fn api_post(p: &Paas, path: &str, body: serde_json::Value) {
-    let resp = p
-        .client()
-        .post(format!("{}{path}", p.api))
-        .bearer_auth(&p.token)
-        .json(&body)
-        .send()
-        .unwrap();
-    let status = resp.status();
-    assert!(
-        status.is_success(),
-        "POST {path}: {status}: {}",
-        resp.text().unwrap_or_default()
-    );
-}
+use browser_common::{
+    api_post, at, browser, click, count, eventually, fill, require_browser, shot, submit, text,
+    up_web_jobs, Driver, CHART_DRAWN,
+};
+use fantoccini::Locator;
+use paas_e2e::{require_root, AppDir, Paas};
 
 #[test]
 fn dashboard_in_a_real_browser() {
@@ -370,6 +142,61 @@ fn dashboard_in_a_real_browser() {
             .await
             .unwrap();
         shot(&b, "acme-error").await;
+
+        // Volumes: a bad size is refused next to the form; a good one is listed, mounted
+        // into web, unmounted and destroyed (once the job that had it has stopped).
+        fill(&b, "#volume-name", "files").await;
+        fill(&b, "#volume-size", "2X").await;
+        submit(&b, "#volume-form button[type=submit]").await;
+        let err = text(&b, "#volume-error").await;
+        assert!(err.contains("not a volume size"), "{err:?}");
+        fill(&b, "#volume-name", "files").await;
+        fill(&b, "#volume-size", "16M").await;
+        submit(&b, "#volume-form button[type=submit]").await;
+        at(&b, "/apps/dash").await;
+        let row = "#volume-list tr[data-volume=files]";
+        assert!(
+            text(&b, row).await.contains("16M"),
+            "{}",
+            text(&b, row).await
+        );
+        fill(
+            &b,
+            &format!("{row} form.volume-mount input[name=path]"),
+            "/data",
+        )
+        .await;
+        submit(&b, &format!("{row} form.volume-mount button")).await;
+        at(&b, "/apps/dash").await;
+        assert!(
+            text(&b, row).await.contains("web:/data"),
+            "{}",
+            text(&b, row).await
+        );
+        shot(&b, "volumes").await;
+        submit(&b, &format!("{row} form.inline-form button")).await;
+        at(&b, "/apps/dash").await;
+        let mut destroyed = false;
+        for _ in 0..40 {
+            fill(
+                &b,
+                &format!("{row} form.volume-destroy input[name=confirm]"),
+                "dash",
+            )
+            .await;
+            submit(&b, &format!("{row} form.volume-destroy button")).await;
+            if b.source().await.unwrap().contains("No volumes.") {
+                destroyed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            b.goto(&app_url).await.unwrap();
+        }
+        assert!(
+            destroyed,
+            "the volume was never destroyed: {}",
+            text(&b, "#volume-error").await
+        );
 
         // Scale web to 2 and see two jobs up.
         fill(&b, "form.scale[data-type=web] input[name=quantity]", "2").await;

@@ -288,7 +288,7 @@ fn image_pushed_with_skopeo_deploys_without_a_build() {
         body["process_types"]["web"]
             .as_str()
             .unwrap()
-            .starts_with("/bin/sh -c 'mkdir"),
+            .starts_with(r#"["/bin/sh","-c","mkdir"#),
         "{body}"
     );
     paas.wait_for_body("imgapp", "image-ok from-image-env", Duration::from_secs(30))

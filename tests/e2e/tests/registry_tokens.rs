@@ -6,71 +6,11 @@
 //! then the zstd image deploys (`POST /v1/apps/APP/releases {"image"}`) and serves, so the
 //! agent unpacked its zstd layer.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use paas_e2e::{require_root, stacks_dir, Paas};
-
-fn sha256_file(path: &Path) -> String {
-    let out = Command::new("sha256sum").arg(path).output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
-
-fn put_blob(dir: &Path, bytes: &[u8]) -> String {
-    let tmp = dir.join("blob.tmp");
-    std::fs::write(&tmp, bytes).unwrap();
-    let hex = sha256_file(&tmp);
-    std::fs::rename(&tmp, dir.join("blobs/sha256").join(&hex)).unwrap();
-    hex
-}
-
-fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-/// An OCI layout: the tiny stack with a Cmd that serves `page` on $PORT.
-fn image_layout(dir: &Path, page: &str) {
-    let status = Command::new("cp")
-        .arg("-rL")
-        .arg(stacks_dir().join("tiny"))
-        .arg(dir)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let blobs = dir.join("blobs/sha256");
-    let mut index = read_json(&dir.join("index.json"));
-    let mdigest = index["manifests"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let mut manifest = read_json(&blobs.join(mdigest.trim_start_matches("sha256:")));
-    let cdigest = manifest["config"]["digest"].as_str().unwrap().to_string();
-    let mut config = read_json(&blobs.join(cdigest.trim_start_matches("sha256:")));
-    config["config"]["Cmd"] = serde_json::json!([
-        "/bin/sh",
-        "-c",
-        format!("mkdir -p /tmp/w && echo {page} > /tmp/w/index.html && exec httpd -f -p $PORT -h /tmp/w")
-    ]);
-    let cbytes = serde_json::to_vec(&config).unwrap();
-    let chex = put_blob(dir, &cbytes);
-    manifest["config"]["digest"] = format!("sha256:{chex}").into();
-    manifest["config"]["size"] = cbytes.len().into();
-    let mbytes = serde_json::to_vec(&manifest).unwrap();
-    let mhex = put_blob(dir, &mbytes);
-    index["manifests"] = serde_json::json!([{
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "digest": format!("sha256:{mhex}"),
-        "size": mbytes.len(),
-        "annotations": {"org.opencontainers.image.ref.name": "latest"},
-    }]);
-    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
-}
+use paas_e2e::oci_layout::serving_layout;
+use paas_e2e::{require_root, Paas};
 
 fn skopeo_present() -> bool {
     if Command::new("skopeo").arg("--version").output().is_ok() {
@@ -115,7 +55,7 @@ fn skopeo_follows_the_token_challenge_and_a_zstd_image_deploys() {
     // skopeo pushes with the admin's credentials, recompressing the layers as zstd.
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("img");
-    image_layout(&layout, "im4-zstd-ok");
+    serving_layout(&layout, "im4-zstd-ok", Some("latest"));
     let home = work.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
     // skopeo keeps compressed layers as they are, so decompress them first (into a `dir:`

@@ -59,9 +59,9 @@ fn https_with_certificates_redirect_and_access_lines() {
     if !require_root() {
         return;
     }
-    // The default router (inside the controller): `paas logs` shows its access lines
-    // (those of a `--router-process` router are not collected yet, docs/router.md).
-    let p = Paas::start_with_args(paas_e2e::stacks_dir(), &[]);
+    // The default router (the paas-router process): `paas logs` shows its access lines,
+    // asked of it on its internal endpoint.
+    let p = Paas::start();
     let app = AppDir::new();
     app.write("index.html", "<h1>secure</h1>\n");
     app.commit("v1");

@@ -182,7 +182,7 @@ fn push_and_scale_down_under_load_drop_no_request_and_domains_route() {
         return;
     }
     // Through the `paas-router` process (issue 16: it serves from its fed table).
-    let paas = Paas::start_with_args(paas_e2e::stacks_dir(), &["--router-process"]);
+    let paas = Paas::start();
     let app = AppDir::new();
     app.write("index.html", "<h1>hello v1</h1>\n");
     app.commit("v1");

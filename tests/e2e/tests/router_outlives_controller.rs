@@ -2,13 +2,15 @@
 //! serving and a bounded loop of requests through the router, the controller is SIGKILLed
 //! and restarted, and then replaced by another binary (an upgrade: a copy of it): every
 //! request is answered 2xx, the restarted controller adopts the running router (same pid,
-//! no second one), and a change made after the restart (a new release) reaches the router
-//! by its feed. The router's saved state is owner-only.
+//! no second one), a request served while no controller ran shows in `paas logs --ps
+//! router` after the restart (once: the history lives in the router), and a change made
+//! after the restart (a new release) reaches the router by its feed. The router's saved
+//! state is owner-only.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use paas_e2e::{bins, require_root, AppDir, Paas};
 
@@ -68,12 +70,15 @@ fn under_load(paas: &mut Paas, what: &str, action: impl FnOnce(&mut Paas)) {
     eprintln!("{what}: {ok} requests, 0 failed");
 }
 
+/// The path of a request served while no controller runs.
+const WHILE_DOWN: &str = "/served-while-the-controller-was-down";
+
 #[test]
 fn the_router_serves_through_a_controller_kill_restart_and_upgrade() {
     if !require_root() {
         return;
     }
-    let mut paas = Paas::start_with_args(paas_e2e::stacks_dir(), &["--router-process"]);
+    let mut paas = Paas::start();
     let router = paas.router_pid().expect("a paas-router process serves");
     let app = AppDir::new();
     app.write("index.html", "<h1>hello v1</h1>\n");
@@ -83,12 +88,47 @@ fn the_router_serves_through_a_controller_kill_restart_and_upgrade() {
     paas.wait_for_body("hello", "hello v1", Duration::from_secs(30))
         .unwrap();
 
-    // SIGKILL, 3 s with no controller at all, then a restart.
+    // SIGKILL, 3 s with no controller at all (one request with a path of its own then),
+    // then a restart.
     under_load(&mut paas, "controller SIGKILLed and restarted", |paas| {
         paas.kill_controller();
+        let (status, _) = paas.request_app("hello", WHILE_DOWN).unwrap();
+        assert_eq!(status, 404, "busybox httpd has no such file");
         thread::sleep(Duration::from_secs(3));
         paas.restart_controller(None);
     });
+    // The router kept the access line of the request it served with no controller up, and
+    // the restarted controller shows it in the app's log (asked of the router), once.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        let resp = paas
+            .client()
+            .get(format!(
+                "{}/v1/apps/hello/logs?ps=router&lines=10000",
+                paas.api
+            ))
+            .bearer_auth(&paas.token)
+            .send()
+            .unwrap();
+        last = resp.text().unwrap();
+        if last.contains(WHILE_DOWN) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(250));
+    }
+    let lines: Vec<&str> = last.lines().filter(|l| l.contains(WHILE_DOWN)).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "the request served while no controller ran is in the router lines once:
+{last}"
+    );
+    assert!(
+        lines[0].contains("heroku[router]: at=info method=GET"),
+        "{}",
+        lines[0]
+    );
     assert_eq!(
         paas.router_pid(),
         Some(router),

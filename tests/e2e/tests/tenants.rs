@@ -26,7 +26,10 @@ fn body_for(method: &str, template: &str) -> Option<Value> {
         ("PATCH", "/formation") => json!({"web": {"quantity": 0}}),
         ("PUT", "/formation/{process_type}") => json!({"count": 0}),
         ("POST", "/domains") => json!({"hostname": "stolen.example.test"}),
+        ("POST", "/addons") => json!({"service": "postgresql"}),
+        ("POST", "/addon-attachments") => json!({"addon": "postgresql-vic-0000"}),
         ("POST", "/run") => json!({"command": "cat /app/index.html"}),
+        ("POST", "/builds") => json!({"no_cache": true}),
         ("PUT" | "PATCH", "/tls") => json!({"https_redirect": true}),
         ("PUT" | "PATCH", "/acme") => json!({"enabled": true}),
         ("POST", "/collaborators") => json!({"user": "mallory"}),
@@ -34,6 +37,8 @@ fn body_for(method: &str, template: &str) -> Option<Value> {
         ("PUT" | "POST", "/buildpack") => json!({"buildpack": "static"}),
         ("PUT", "/buildpacks") => json!({"buildpacks": ["static"]}),
         ("POST", "/certs") => json!({"certificate": "x", "key": "y"}),
+        ("POST", "/volumes") => json!({"name": "stolen", "size": "16M"}),
+        ("PUT", "/volumes/{name}/mount") => json!({"type": "web", "path": "/stolen"}),
         _ => return None,
     };
     Some(b)
@@ -472,6 +477,23 @@ fn mallory_cannot_touch_vics_app_from_the_dashboard() {
         (
             "/apps/mal/domains/remove".into(),
             vec![("hostname", "www.vic.test")],
+        ),
+        ("/apps/vic/addons".into(), vec![("plan", "redis:mini")]),
+        (
+            "/apps/vic/addons/capture".into(),
+            vec![("addon", "postgresql-vic-0000")],
+        ),
+        (
+            "/apps/vic/addons/restore".into(),
+            vec![("backup", "b000000000000"), ("confirm", "vic")],
+        ),
+        (
+            "/apps/vic/addons/destroy".into(),
+            vec![("addon", "postgresql-vic-0000"), ("confirm", "vic")],
+        ),
+        (
+            "/apps/mal/addons/destroy".into(),
+            vec![("addon", "postgresql-vic-0000"), ("confirm", "mal")],
         ),
         (format!("/nodes/{node}/drain"), vec![]),
     ];
