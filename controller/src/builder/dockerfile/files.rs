@@ -503,40 +503,6 @@ pub fn dir_layer(path: &str, out: &Path) -> Result<Layer, FilesError> {
     })
 }
 
-/// The text of the file at `path` (absolute) in an image of `blobs` (bottom first), at
-/// most `max` bytes; `None` when absent or deleted.
-pub fn read_file(blobs: &[PathBuf], path: &str, max: u64) -> io::Result<Option<Vec<u8>>> {
-    let want = clean(path);
-    let (parent, base) = match want.rsplit_once('/') {
-        Some((p, b)) => (p.to_string(), b.to_string()),
-        None => (String::new(), want.clone()),
-    };
-    let whiteout = if parent.is_empty() {
-        format!(".wh.{base}")
-    } else {
-        format!("{parent}/.wh.{base}")
-    };
-    for blob in blobs.iter().rev() {
-        let mut archive = tar::Archive::new(layer_reader(blob)?);
-        for e in archive.entries()? {
-            let mut e = e?;
-            let name = entry_name(&e.path()?);
-            if name == whiteout {
-                return Ok(None);
-            }
-            if name == want {
-                if !e.header().entry_type().is_file() || e.size() > max {
-                    return Ok(None);
-                }
-                let mut bytes = Vec::new();
-                e.read_to_end(&mut bytes)?;
-                return Ok(Some(bytes));
-            }
-        }
-    }
-    Ok(None)
-}
-
 /// `--chown=USER[:GROUP]` as numeric ids, names looked up in the image's `/etc/passwd` and
 /// `/etc/group` text.
 pub fn resolve_owner(spec: &str, passwd: &str, group: &str) -> Result<(u64, u64), String> {

@@ -1,6 +1,7 @@
 //! Tests of COPY's file handling (no root needed).
 
 use super::*;
+use crate::builder::dockerfile::tree::{layers_touching, read_file};
 
 fn layer_names(path: &Path) -> Vec<(String, u64, u32)> {
     let mut a = tar::Archive::new(layer_reader(path).unwrap());
@@ -168,15 +169,28 @@ fn stage_files_come_out_of_layers_with_whiteouts_applied() {
         ],
     );
     let dir = d.path().join("stage");
-    extract_from_layers(&[l1.clone(), l2.clone()], &["out".into()], &dir).unwrap();
+    // Digests are the cache's keys: the blob paths are unique to this test.
+    let named: Vec<(String, PathBuf)> = [&l1, &l2]
+        .iter()
+        .map(|p| (p.display().to_string(), p.to_path_buf()))
+        .collect();
+    let needed = layers_touching(&named, &["out".into()]).unwrap();
+    assert_eq!(needed, [l1.clone(), l2.clone()]);
+    extract_from_layers(&needed, &["out".into()], &dir).unwrap();
     assert_eq!(fs::read_to_string(dir.join("out/app")).unwrap(), "v2");
     assert!(!dir.join("out/old").exists());
     assert!(!dir.join("etc").exists(), "only what was asked for");
-    let blobs = [l1, l2];
-    assert_eq!(read_file(&blobs, "/out/app", 100).unwrap().unwrap(), b"v2");
-    assert_eq!(read_file(&blobs, "/out/old", 100).unwrap(), None);
+    assert_eq!(
+        layers_touching(&named, &["etc/passwd".into()]).unwrap(),
+        [l1.clone()],
+        "the layer that only has out/ is not opened for etc/passwd"
+    );
+    assert_eq!(read_file(&named, "/out/app", 100).unwrap().unwrap(), b"v2");
+    assert_eq!(read_file(&named, "/out/old", 100).unwrap(), None);
+    assert_eq!(read_file(&named, "/out/app", 1).unwrap(), None, "over max");
+    assert_eq!(read_file(&named, "/out", 100).unwrap(), None, "a directory");
     let passwd =
-        String::from_utf8(read_file(&blobs, "/etc/passwd", 1000).unwrap().unwrap()).unwrap();
+        String::from_utf8(read_file(&named, "/etc/passwd", 1000).unwrap().unwrap()).unwrap();
     assert_eq!(resolve_owner("app", &passwd, "").unwrap(), (1000, 1000));
     assert_eq!(resolve_owner("app:0", &passwd, "").unwrap(), (1000, 0));
     assert_eq!(resolve_owner("5:6", "", "").unwrap(), (5, 6));

@@ -7,7 +7,7 @@
 use paas_dockerfile::plan::ImageConfig;
 
 use super::image::Layer;
-use super::{files, tree};
+use super::tree;
 use crate::builder::healthcheck::HealthCheck;
 use crate::builder::BuildError;
 use crate::scheduler::command::to_exec_form;
@@ -133,9 +133,8 @@ pub async fn finish(
         .collect();
     let wd = config.working_dir.trim_end_matches('/').to_string();
     let (procfile, app_json, has_shell) = tokio::task::spawn_blocking(move || {
-        let blobs: Vec<_> = named.iter().map(|(_, p)| p.clone()).collect();
         let read = |name: &str| {
-            files::read_file(&blobs, &format!("{wd}/{name}"), MAX_FILE)
+            tree::read_file(&named, &format!("{wd}/{name}"), MAX_FILE)
                 .ok()
                 .flatten()
                 .map(|b| String::from_utf8_lossy(&b).into_owned())

@@ -29,27 +29,25 @@ pub(super) struct Runner<'a> {
 }
 
 impl Runner<'_> {
-    fn blobs(&self, layers: &[Layer]) -> Result<Vec<PathBuf>, BuildError> {
+    /// Each of `layers` as (digest, blob path in the registry).
+    fn named(&self, layers: &[Layer]) -> Result<Vec<(String, PathBuf)>, BuildError> {
         layers
             .iter()
             .map(|l| {
-                self.c.registry.blob_path(&l.digest).ok_or_else(|| {
+                let blob = self.c.registry.blob_path(&l.digest).ok_or_else(|| {
                     BuildError::Dockerfile(format!(
                         "layer {} is missing from the registry",
                         l.digest
                     ))
-                })
+                })?;
+                Ok((l.digest.clone(), blob))
             })
             .collect()
     }
 
     /// The names of the image of `layers` (see [`tree`]).
     async fn tree(&self, layers: &[Layer]) -> Result<tree::Tree, BuildError> {
-        let named: Vec<(String, PathBuf)> = layers
-            .iter()
-            .map(|l| l.digest.clone())
-            .zip(self.blobs(layers)?)
-            .collect();
+        let named = self.named(layers)?;
         tokio::task::spawn_blocking(move || tree::image_tree(&named))
             .await
             .map_err(|e| BuildError::Lost(e.to_string()))?
@@ -300,7 +298,7 @@ impl Runner<'_> {
         layers: &[Layer],
         sources: &[String],
     ) -> Result<PathBuf, BuildError> {
-        let blobs = self.blobs(layers)?;
+        let named = self.named(layers)?;
         let prefixes: Vec<String> = sources
             .iter()
             .map(|s| {
@@ -314,10 +312,14 @@ impl Runner<'_> {
             .collect();
         let dir = self.dir.join(format!("from-{}", self.n));
         let d2 = dir.clone();
-        tokio::task::spawn_blocking(move || files::extract_from_layers(&blobs, &prefixes, &d2))
-            .await
-            .map_err(|e| BuildError::Lost(e.to_string()))?
-            .map_err(|e| BuildError::Dockerfile(e.to_string()))?;
+        tokio::task::spawn_blocking(move || {
+            let blobs = tree::layers_touching(&named, &prefixes)
+                .map_err(|e| BuildError::Dockerfile(format!("reading the stage's layers: {e}")))?;
+            files::extract_from_layers(&blobs, &prefixes, &d2)
+                .map_err(|e| BuildError::Dockerfile(e.to_string()))
+        })
+        .await
+        .map_err(|e| BuildError::Lost(e.to_string()))??;
         Ok(dir)
     }
 
@@ -327,10 +329,10 @@ impl Runner<'_> {
         let (passwd, group) = if numeric {
             (String::new(), String::new())
         } else {
-            let blobs = self.blobs(layers)?;
+            let named = self.named(layers)?;
             tokio::task::spawn_blocking(move || {
                 let read = |p: &str| {
-                    files::read_file(&blobs, p, 1 << 20)
+                    tree::read_file(&named, p, 1 << 20)
                         .ok()
                         .flatten()
                         .map(|b| String::from_utf8_lossy(&b).into_owned())

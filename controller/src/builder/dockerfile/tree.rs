@@ -11,13 +11,15 @@
 //! Reading a layer's names means unpacking it, so each layer's list is kept in memory by
 //! digest ([`layer_entries`]) for the next step and the next build.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::io::Read;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use tar::EntryType;
 
 use super::files::{entry_name, layer_reader};
+use paas_dockerfile::ignore::clean;
 
 /// Symlinks followed while resolving one path before giving up (Linux's limit).
 const MAX_LINKS: usize = 40;
@@ -225,6 +227,101 @@ pub fn image_tree(layers: &[(String, PathBuf)]) -> std::io::Result<Tree> {
     Ok(tree)
 }
 
+/// The blobs of `layers` (digest, blob path; bottom first) that can change what the image
+/// shows at or under one of `prefixes` (clean paths, no leading `/`; `""` is everything):
+/// a layer with a name at or under a prefix, a whiteout of one or of an ancestor, or an
+/// ancestor that some layer makes something other than a directory (a symlink on the
+/// way, or a directory that replaces one). A layer that only holds a prefix's parent
+/// directories changes nothing a COPY takes, so `COPY --from=build /venv` opens the build
+/// stage's own small layers and not the 90 MB base layer under them (its names come from
+/// [`layer_entries`], kept in memory).
+pub fn layers_touching(
+    layers: &[(String, PathBuf)],
+    prefixes: &[String],
+) -> std::io::Result<Vec<PathBuf>> {
+    let listed = layers
+        .iter()
+        .map(|(digest, blob)| layer_entries(digest, blob))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let under = |name: &str| {
+        prefixes.iter().any(|p| {
+            p.is_empty()
+                || name == p
+                || (name.len() > p.len()
+                    && name.starts_with(p.as_str())
+                    && name.as_bytes()[p.len()] == b'/')
+        })
+    };
+    let above = |name: &str| {
+        name.is_empty()
+            || prefixes.iter().any(|p| {
+                p.len() > name.len() && p.starts_with(name) && p.as_bytes()[name.len()] == b'/'
+            })
+    };
+    // Ancestors of a prefix that are not a directory in at least one layer: every layer
+    // that names them matters (a symlink there redirects the prefix).
+    let linked: HashSet<&str> = listed
+        .iter()
+        .flat_map(|entries| entries.iter())
+        .filter_map(|e| match e {
+            Entry::Is(name, kind) if *kind != Kind::Dir && above(name) => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    let touches = |entries: &[Entry]| {
+        entries.iter().any(|e| match e {
+            Entry::Is(name, _) => {
+                !name.is_empty() && (under(name) || linked.contains(name.as_str()))
+            }
+            Entry::Deleted(name) | Entry::Opaque(name) => under(name) || above(name),
+        })
+    };
+    Ok(layers
+        .iter()
+        .zip(&listed)
+        .filter(|(_, entries)| touches(entries))
+        .map(|((_, blob), _)| blob.clone())
+        .collect())
+}
+
+/// The bytes of the regular file at `path` (absolute) in the image of `layers` (digest,
+/// blob path; bottom first), at most `max`; `None` when it is absent, deleted, not a
+/// regular file (a symlink is not followed) or larger. Only the layer that holds it is
+/// opened: the others are known from their kept names ([`layer_entries`]).
+pub fn read_file(
+    layers: &[(String, PathBuf)],
+    path: &str,
+    max: u64,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let want = clean(path);
+    if want.is_empty() || image_tree(layers)?.get(&want) != Some(&Kind::File) {
+        return Ok(None);
+    }
+    for (digest, blob) in layers.iter().rev() {
+        let holds = layer_entries(digest, blob)?
+            .iter()
+            .any(|e| matches!(e, Entry::Is(name, _) if *name == want));
+        if !holds {
+            continue;
+        }
+        let mut archive = tar::Archive::new(layer_reader(blob)?);
+        for e in archive.entries()? {
+            let mut e = e?;
+            if entry_name(&e.path()?) != want {
+                continue;
+            }
+            if !e.header().entry_type().is_file() || e.size() > max {
+                return Ok(None);
+            }
+            let mut bytes = Vec::new();
+            e.read_to_end(&mut bytes)?;
+            return Ok(Some(bytes));
+        }
+        return Ok(None);
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,6 +432,89 @@ mod tests {
                 Entry::Opaque("var".into()),
                 Entry::Is("usr/x".into(), Kind::File),
             ]
+        );
+    }
+
+    /// Writes a layer of `names` (a trailing `/` is a directory, `a->b` a symlink, else an
+    /// empty file) and returns it as (digest, path) with the path as its unique digest.
+    fn layer(dir: &std::path::Path, file: &str, names: &[&str]) -> (String, PathBuf) {
+        let path = dir.join(file);
+        let mut b = tar::Builder::new(std::fs::File::create(&path).unwrap());
+        for name in names {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(0);
+            if let Some((link, target)) = name.split_once("->") {
+                h.set_entry_type(EntryType::Symlink);
+                b.append_link(&mut h, link, target).unwrap();
+            } else {
+                h.set_entry_type(if name.ends_with('/') {
+                    EntryType::Directory
+                } else {
+                    EntryType::Regular
+                });
+                b.append_data(&mut h, name, std::io::empty()).unwrap();
+            }
+        }
+        b.finish().unwrap();
+        (path.display().to_string(), path)
+    }
+
+    #[test]
+    fn only_layers_that_change_a_prefix_are_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = layer(
+            dir.path(),
+            "base",
+            &["srv/", "usr/", "usr/lib/", "lib->usr/lib"],
+        );
+        let venv = layer(
+            dir.path(),
+            "venv",
+            &["venv/", "venv/bin/", "venv/bin/python"],
+        );
+        let deps = layer(dir.path(), "deps", &["srv/", "srv/deps.txt"]);
+        let pylib = layer(dir.path(), "pylib", &["usr/", "usr/lib/", "usr/lib/py/"]);
+        let gone = layer(dir.path(), "gone", &["venv/.wh.bin"]);
+        let all = [
+            base.clone(),
+            venv.clone(),
+            deps.clone(),
+            pylib.clone(),
+            gone.clone(),
+        ];
+        let touching = |prefixes: &[&str]| {
+            let prefixes: Vec<String> = prefixes.iter().map(|p| p.to_string()).collect();
+            layers_touching(&all, &prefixes).unwrap()
+        };
+        // The base only has srv/ as a parent: not opened for srv/deps.txt.
+        assert_eq!(touching(&["srv/deps.txt"]), [deps.1.clone()]);
+        assert_eq!(touching(&["venv"]), [venv.1.clone(), gone.1.clone()]);
+        // lib is a symlink in the base: the base is opened for lib/py (pylib names
+        // usr/lib/py, not lib/py: the stage's files are taken by the prefix's own names).
+        assert_eq!(touching(&["lib/py"]), [base.1.clone()]);
+        assert_eq!(touching(&["usr/lib/py"]), [pylib.1.clone()]);
+        assert_eq!(touching(&[""]).len(), 5, "the whole tree needs every layer");
+        assert!(touching(&["etc/passwd"]).is_empty());
+        // A whiteout of an ancestor, or an opaque ancestor, touches what is under it.
+        let opaque = layer(dir.path(), "opaque", &["srv/.wh..wh..opq"]);
+        let with = [base.clone(), deps.clone(), opaque.clone()];
+        assert_eq!(
+            layers_touching(&with, &["srv/deps.txt".into()]).unwrap(),
+            [deps.1.clone(), opaque.1.clone()]
+        );
+        // A directory that replaces a lower symlink on the way is needed too.
+        let relinked = layer(dir.path(), "relinked", &["lib/", "lib/py/"]);
+        let with = [base.clone(), relinked.clone()];
+        assert_eq!(
+            layers_touching(&with, &["lib/py".into()]).unwrap(),
+            [base.1.clone(), relinked.1.clone()]
+        );
+        // read_file opens the one layer that holds the file.
+        assert_eq!(read_file(&all, "/srv/deps.txt", 10).unwrap().unwrap(), b"");
+        assert_eq!(
+            read_file(&all, "/venv/bin/python", 10).unwrap(),
+            None,
+            "whited out"
         );
     }
 }
