@@ -6,19 +6,28 @@
 #      the node (one warm-up create and destroy first); median of $CREATES (default 3), for
 #      PostgreSQL and for Redis.
 #  (b) `pgbench -S` (select-only; $CLIENTS clients, default 8, 2 threads, $SECS s per round,
-#      default 10, scale $SCALE, default 10) against an add-on of plan `standard` (2 GiB,
-#      2 cores: the machine's) and against a PostgreSQL 15 cluster the bench starts on the
-#      host in a temp dir with the add-on's settings (initdb defaults: shared_buffers 128MB,
-#      max_connections 100; scram-sha-256 over TCP), interleaved rounds ($ROUNDS, default 3),
-#      medians. pgbench runs on the host for both: over the bridge and the job's veth into
-#      the add-on's job (user namespace, walls, cgroup limits), over loopback to the host's.
+#      default 10, scale $SCALE, default 10) from an app job against an add-on of plan
+#      `standard` (2 GiB, 2 cores: the machine's) and against a PostgreSQL 15 cluster the
+#      bench starts on the host in a temp dir with the add-on's settings (initdb defaults:
+#      shared_buffers 128MB, max_connections 100; scram-sha-256 over TCP), interleaved
+#      rounds ($ROUNDS, default 3), medians. "From an app job": the host's pgbench joins
+#      the cgroups of a web job of the add-on's app and runs in its network namespace
+#      (`nsenter -n`), so it competes for the CPU as the app would and its queries take the
+#      app's path: to the add-on by the app's DATABASE_URL (the node's
+#      address and the add-on's host port: DNAT, the walls, the bridge and the add-on job's
+#      veth), to the host's cluster by the bridge's address. The headline ratio is
+#      add-on / host from the app job. Also printed, for where the time goes: both from the
+#      host (to the add-on by its host port, to the host's cluster over loopback) and
+#      inside the add-on job's own network namespace over its loopback (the database's
+#      cost in a job, with no network in between), and from the app job to the add-on
+#      job's own address (bridged: no DNAT, no hairpin through the host).
 #
 # Runs a throw-away standalone paas (own data dir, ports, prefix, uid range) and removes it
 # and the host cluster at the end. Binaries: a release build, or $BIN (e.g. target/debug).
 # Service images: deploy/build-stack postgresql into $STACKS (default target/bench-stacks;
 # nothing is rebuilt when they are up to date).
 # Last line: `addons: create postgresql <s> s, redis <s> s, pgbench paas <tps> tps, host <tps> tps,
-# ratio <paas/host>`
+# ratio <paas/host>` (pgbench from the app job)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "bench/run addons needs root (it runs containers)" >&2; exit 1; }
@@ -138,34 +147,105 @@ read -r ms name < <(create standard)
 url=$(api GET /v1/apps/bench/config | field '["DATABASE_URL"]')
 echo "add-on $name (standard) available in $ms ms"
 
-# The host's cluster: initdb defaults as the add-on's (start script: listen, port, scram).
+# An app job of the add-on's app: pgbench runs in its network namespace.
+src=$work/src
+mkdir -p "$src"
+git -C "$src" init -q -b main
+printf '%s\n' "web: sh -c 'mkdir -p /tmp/$prefix-client && exec python3 -m http.server \$PORT --directory /tmp/$prefix-client'" >"$src/Procfile"
+git -C "$src" -c user.name=b -c user.email=b@paas.invalid add -A
+git -C "$src" -c user.name=b -c user.email=b@paas.invalid commit -qm client
+git -C "$src" -c credential.helper= push -q "http://u:$token@127.0.0.1:$api_port/git/bench.git" main >"$work/push.log" 2>&1 \
+    || { echo "push of the client app failed:" >&2; cat "$work/push.log" >&2; tail -30 "$work/controller.log" >&2; exit 1; }
+app_pid=
+for _ in $(seq 1 600); do
+    app_pid=$(pgrep -f "http.server [0-9]+ --directory /tmp/$prefix-client" | head -1 || true)
+    [ -n "$app_pid" ] && break
+    sleep 0.1
+done
+[ -n "$app_pid" ] || { echo "the client app's web job did not start within 60 s" >&2; tail -30 "$work/controller.log" >&2; exit 1; }
+in_app() { nsenter -t "$app_pid" -n "$@"; }
+# The app job's cgroup.procs files (every v1 hierarchy and the cgroup2 one): pgbench joins
+# them, so it competes for the CPU as the app's own process would (one job against the
+# add-on's job, both under the agent's cgroup parent), within the app's size.
+app_cgroups=()
+while IFS=: read -r _ ctrl path; do
+    if [ -z "$ctrl" ]; then
+        for root in /sys/fs/cgroup/unified /sys/fs/cgroup; do
+            [ -f "$root$path/cgroup.procs" ] && { app_cgroups+=("$root$path/cgroup.procs"); break; }
+        done
+    else
+        ctrl=${ctrl#name=}
+        [ -f "/sys/fs/cgroup/$ctrl$path/cgroup.procs" ] && app_cgroups+=("/sys/fs/cgroup/$ctrl$path/cgroup.procs")
+    fi
+done <"/proc/$app_pid/cgroup"
+as_app() { # CMD...: run in the app job's network namespace and cgroups
+    (for f in "${app_cgroups[@]}"; do echo "$BASHPID" >"$f" 2>/dev/null || true; done
+     exec nsenter -t "$app_pid" -n "$@")
+}
+
+# The add-on's own job (its postgres) for the in-job loopback line.
+addon_pid=$(pgrep -f "postgres .*-D /data" | while read -r p; do
+    [ "$(readlink /proc/$p/ns/net)" != "$(readlink /proc/self/ns/net)" ] && { echo "$p"; break; }; done || true)
+
+# The host's cluster: initdb defaults as the add-on's (start script: listen, port, scram),
+# listening on loopback and on the bridge's address (the app job's way to the host).
+gateway=$(ip -4 -o addr show dev "${prefix}0" 2>/dev/null | awk '{ split($4, a, "/"); print a[1]; exit }')
+[ -n "$gateway" ] || gateway=$(nsenter -t "$app_pid" -n ip route | awk '/^default/ { print $3; exit }')
+[ -n "$gateway" ] || { echo "no address of the bridge ${prefix}0 to reach the host's cluster from the app job" >&2; exit 1; }
 mkdir -p "$work/pg" "$work/pgrun"
 chown postgres:postgres "$work/pg" "$work/pgrun"
 pw=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
 (umask 077; echo "$pw" >"$work/pgpw"); chown postgres "$work/pgpw"
 su postgres -s /bin/sh -c "$pgbin/initdb -D $work/pg -U bench --pwfile=$work/pgpw --auth-local=scram-sha-256 --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8" >/dev/null
 cat >>"$work/pg/postgresql.conf" <<CONF
-listen_addresses = '127.0.0.1'
+listen_addresses = '127.0.0.1,$gateway'
 port = $host_port
 password_encryption = 'scram-sha-256'
 unix_socket_directories = '$work/pgrun'
 logging_collector = off
 CONF
+echo "host all all $gateway/24 scram-sha-256" >>"$work/pg/pg_hba.conf"
 su postgres -s /bin/sh -c "$pgbin/pg_ctl -D $work/pg -l $work/pgrun/pg.log -w start" >/dev/null
 host_url="postgres://bench:$pw@127.0.0.1:$host_port/postgres"
+host_from_app="postgres://bench:$pw@$gateway:$host_port/postgres"
+# The add-on as its own job sees it: its loopback, the port postgres listens on.
+addon_port=$(nsenter -t "${addon_pid:-$app_pid}" -n ss -Htln 2>/dev/null | awk '{ n = split($4, a, ":"); print a[n]; exit }')
+addon_ip=$(nsenter -t "${addon_pid:-$app_pid}" -n ip -4 -o addr show scope global 2>/dev/null | awk '{ split($4, a, "/"); print a[1]; exit }')
+# The add-on's job address as the app job could reach it on this node (bridged: no DNAT,
+# no routing through the host), for where the time goes.
+direct_url=$(python3 -c 'import sys,urllib.parse as u; p=u.urlsplit(sys.argv[1]); print(p._replace(netloc="%s:%s@%s:%s" % (p.username, p.password, sys.argv[2], sys.argv[3])).geturl())' "$url" "${addon_ip:-127.0.0.1}" 5432)
+local_url=$(python3 -c 'import sys,urllib.parse as u; p=u.urlsplit(sys.argv[1]); print(p._replace(netloc="%s:%s@127.0.0.1:%s" % (p.username, p.password, sys.argv[2])).geturl())' "$url" "${addon_port:-5432}")
 
 echo "settings: paas $(psql "$url" -Atc 'SHOW shared_buffers') / host $(psql "$host_url" -Atc 'SHOW shared_buffers') shared_buffers"
+in_app psql "$url" -Atc 'select 1' >/dev/null || { echo "the app job cannot reach the add-on at its DATABASE_URL" >&2; exit 1; }
+in_app psql "$host_from_app" -Atc 'select 1' >/dev/null || { echo "the app job cannot reach the host's cluster at $gateway:$host_port" >&2; exit 1; }
 pgbench -q -i -s "$SCALE" "$url" >/dev/null 2>&1
 pgbench -q -i -s "$SCALE" "$host_url" >/dev/null 2>&1
-tps() { pgbench -n -S -c "$CLIENTS" -j 2 -T "$SECS" "$1" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p'; }
-paas_tps=(); host_tps=()
+tps() { # [nsenter args...] URL
+    local url=${*: -1}
+    "${@:1:$#-1}" pgbench -n -S -c "$CLIENTS" -j 2 -T "$SECS" "$url" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p'
+}
+paas_tps=(); host_tps=(); paas_h=(); host_h=(); local_tps=(); direct_tps=()
 for r in $(seq 1 "$ROUNDS"); do
-    paas_tps+=("$(tps "$url")")
-    host_tps+=("$(tps "$host_url")")
-    echo "round $r: paas ${paas_tps[-1]} tps, host ${host_tps[-1]} tps"
+    paas_tps+=("$(tps as_app "$url")")
+    host_tps+=("$(tps as_app "$host_from_app")")
+    paas_h+=("$(tps "$url")")
+    host_h+=("$(tps "$host_url")")
+    if [ -n "$addon_pid" ]; then
+        local_tps+=("$(tps nsenter -t "$addon_pid" -n "$local_url")")
+        direct_tps+=("$(tps as_app "$direct_url")")
+    fi
+    echo "round $r: from the app job: paas ${paas_tps[-1]} tps, host ${host_tps[-1]} tps; from the host: paas ${paas_h[-1]}, host ${host_h[-1]}; inside the add-on's job: ${local_tps[-1]:-n/a}; app job to the add-on's job address: ${direct_tps[-1]:-n/a}"
 done
 p=$(printf '%s\n' "${paas_tps[@]}" | median)
 h=$(printf '%s\n' "${host_tps[@]}" | median)
+ph=$(printf '%s\n' "${paas_h[@]}" | median)
+hh=$(printf '%s\n' "${host_h[@]}" | median)
+echo "from the host: paas $ph tps, host $hh tps, ratio $(awk -v p="$ph" -v h="$hh" 'BEGIN { printf "%.2f", p / h }')"
+if [ ${#local_tps[@]} -gt 0 ]; then
+    echo "inside the add-on's job over its loopback: $(printf '%s\n' "${local_tps[@]}" | median) tps"
+    echo "from the app job to the add-on's job address (bridged, no DNAT): $(printf '%s\n' "${direct_tps[@]}" | median) tps"
+fi
 create_s=$(awk -v m="$create_ms" 'BEGIN { printf "%.1f", m / 1000 }')
 redis_s=$(awk -v m="$redis_ms" 'BEGIN { printf "%.1f", m / 1000 }')
 ratio=$(awk -v p="$p" -v h="$h" 'BEGIN { printf "%.2f", p / h }')

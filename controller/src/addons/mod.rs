@@ -241,6 +241,12 @@ pub fn url(a: &AddonRow, addr: &str) -> String {
     }
 }
 
+/// The CPU weight of `plan`: 1024 `cpu.shares` per core, as apps' sizes
+/// ([`paas_api::sizes::cpu`]).
+pub fn plan_shares(plan: &Plan) -> u64 {
+    (u64::from(plan.cpu_millicores) * 1024 / 1000).clamp(2, 262_144)
+}
+
 /// The job that runs add-on `a` now: its service image, the plan's limits, its volume at
 /// `/data`, its own tenant and `guests` (the attached apps' numbers) let in.
 pub fn job_spec(settings: &Settings, a: &AddonRow, job_id: &str, guests: &[u32]) -> JobSpec {
@@ -277,7 +283,10 @@ pub fn job_spec(settings: &Settings, a: &AddonRow, job_id: &str, guests: &[u32])
         memory_bytes: Some(plan.memory_bytes),
         pids_limit: Some(512),
         cpu_millicores: Some(plan.cpu_millicores),
-        cpu_shares: None,
+        // 1024 shares per core of the plan, as an app's size has: under contention a
+        // `standard` database gets twice the CPU of a one-core app, not the default weight
+        // of any job.
+        cpu_shares: Some(plan_shares(&plan)),
         inputs: Vec::new(),
         volumes: vec![VolumeMount {
             name: volume(a.id),
@@ -480,6 +489,18 @@ mod tests {
         assert!(
             remote_ports_of(&addons, &ts, "n1").is_empty(),
             "its own node"
+        );
+    }
+
+    #[test]
+    fn a_plans_cores_are_its_cpu_weight() {
+        let pg = service("postgresql").unwrap();
+        let shares: Vec<u64> = pg.plans.iter().map(plan_shares).collect();
+        assert_eq!(shares, [512, 1024, 2048], "mini, basic, standard");
+        assert_eq!(
+            paas_api::sizes::cpu(1024 * MIB).shares,
+            2048,
+            "an app of two cores weighs the same"
         );
     }
 
