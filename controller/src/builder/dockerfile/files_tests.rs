@@ -182,7 +182,7 @@ fn stage_files_come_out_of_layers_with_whiteouts_applied() {
     assert!(!dir.join("etc").exists(), "only what was asked for");
     assert_eq!(
         layers_touching(&named, &["etc/passwd".into()]).unwrap(),
-        [l1.clone()],
+        std::slice::from_ref(&l1),
         "the layer that only has out/ is not opened for etc/passwd"
     );
     assert_eq!(read_file(&named, "/out/app", 100).unwrap().unwrap(), b"v2");
