@@ -200,6 +200,34 @@ impl Client {
         }
     }
 
+    /// `GET <base><path>` (a file) written to `out`: the bytes written. Unlike
+    /// [`Client::get_stream`] a failed write is an error, and so is an answer shorter than
+    /// its `Content-Length` (a cut download).
+    pub fn download(&self, path: &str, out: &mut dyn std::io::Write) -> Result<u64, ClientError> {
+        let request = self
+            .http
+            .get(self.url(path))
+            .timeout(Duration::from_secs(24 * 3600));
+        let request = match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        let mut response = request.send().map_err(|err| self.send_error(err))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(self.error_answer(status, response));
+        }
+        let expected = response.content_length();
+        let n = std::io::copy(&mut response, out).map_err(|err| self.unexpected(status, err))?;
+        if let Some(len) = expected.filter(|len| *len != n) {
+            return Err(self.unexpected(
+                status,
+                format!("the download ended after {n} of {len} bytes"),
+            ));
+        }
+        Ok(n)
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -47,7 +47,7 @@ mod tests {
             .rev()
             .collect();
         match name.as_str() {
-            "get" | "get_stream" => Some("GET"),
+            "get" | "get_stream" | "download" => Some("GET"),
             "post" => Some("POST"),
             "put" => Some("PUT"),
             "patch" | "patch_if_match" => Some("PATCH"),

@@ -260,6 +260,17 @@ pub(super) enum Command {
         #[arg(long, value_name = "APP")]
         confirm: Option<String>,
     },
+    /// Download a backup's dump (pg_dump -Fc; for pg_restore)
+    #[command(name = "pg:backups:download")]
+    PgBackupsDownload {
+        #[command(flatten)]
+        app: AppArg,
+        /// The backup (default: the newest completed one)
+        backup: Option<String>,
+        /// The file to write (default: latest.dump)
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+    },
     /// Delete a backup
     #[command(name = "pg:backups:delete")]
     PgBackupsDelete {
@@ -311,6 +322,17 @@ pub(super) enum Command {
         /// The app's name again, to confirm
         #[arg(long, value_name = "APP")]
         confirm: Option<String>,
+    },
+    /// Download a Redis backup's RDB snapshot
+    #[command(name = "redis:backups:download")]
+    RedisBackupsDownload {
+        #[command(flatten)]
+        app: AppArg,
+        /// The backup (default: the newest completed one)
+        backup: Option<String>,
+        /// The file to write (default: latest.rdb)
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
     },
     /// Delete a Redis backup
     #[command(name = "redis:backups:delete")]

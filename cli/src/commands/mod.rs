@@ -205,6 +205,28 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
             addon.as_deref(),
             confirm.as_deref(),
         ),
+        Command::PgBackupsDownload {
+            app,
+            backup,
+            output,
+        } => pg::download(
+            &ctx,
+            &resolve_app(app)?,
+            "pg",
+            backup.as_deref(),
+            output.as_deref(),
+        ),
+        Command::RedisBackupsDownload {
+            app,
+            backup,
+            output,
+        } => pg::download(
+            &ctx,
+            &resolve_app(app)?,
+            "redis",
+            backup.as_deref(),
+            output.as_deref(),
+        ),
         Command::PgBackupsDelete { app, backup } => {
             pg::delete(&ctx, &resolve_app(app)?, "pg", &backup)
         }

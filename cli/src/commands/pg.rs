@@ -1,9 +1,10 @@
 //! `paas pg:psql -a APP [ADDON] [-c SQL]`, `pg:backups -a APP`, `pg:backups:capture -a APP
 //! [ADDON]`, `pg:backups:restore BACKUP -a APP [ADDON] --confirm APP`,
-//! `pg:backups:delete BACKUP -a APP`, `pg:backups:schedule -a APP [ADDON] --at HH:MM
+//! `pg:backups:delete BACKUP -a APP`, `pg:backups:download [BACKUP] -a APP [-o FILE]`,
+//! `pg:backups:schedule -a APP [ADDON] --at HH:MM
 //! --keep N`, `pg:backups:schedules -a APP`, `pg:backups:unschedule -a APP [ADDON]`: psql
 //! and backups of PostgreSQL add-ons; `redis:backups`, `redis:backups:capture`,
-//! `redis:backups:delete`, `redis:backups:restore BACKUP -a APP [ADDON] --confirm APP`: RDB
+//! `redis:backups:delete`, `redis:backups:download`, `redis:backups:restore BACKUP -a APP [ADDON] --confirm APP`: RDB
 //! snapshots of Redis add-ons.
 
 use std::time::{Duration, Instant};
@@ -220,6 +221,90 @@ pub(super) fn delete(
         output::print(&output::json(&serde_json::json!({"deleted": backup})));
     } else {
         output::print(&format!("Deleted backup {backup}.\n"));
+    }
+    Ok(())
+}
+
+/// `pg:backups:download` / `redis:backups:download`: the backup's file (the newest
+/// completed one unless named) into `output` (default `latest.dump` / `latest.rdb`, as
+/// Heroku's). Written next to it first and renamed when whole, so a cut download leaves
+/// no file under that name.
+pub(super) fn download(
+    ctx: &Context,
+    app: &str,
+    kind: &str,
+    backup: Option<&str>,
+    output: Option<&std::path::Path>,
+) -> Result<(), CommandError> {
+    let client = ctx.client()?;
+    let id = match backup {
+        Some(b) => b.to_string(),
+        None => {
+            let backups: Vec<PgBackup> = if kind == "redis" {
+                client.get(&format!("/v1/apps/{app}/redis-backups"))?
+            } else {
+                client.get(&format!("/v1/apps/{app}/pg-backups"))?
+            };
+            backups
+                .iter()
+                .filter(|b| b.state == "completed")
+                .max_by(|a, b| a.created_at.cmp(&b.created_at))
+                .map(|b| b.id.clone())
+                .ok_or_else(|| {
+                    CommandError::Usage(format!(
+                        "{app} has no completed backup to download: take one with `paas \
+                         {kind}:backups:capture -a {app}`"
+                    ))
+                })?
+        }
+    };
+    let default = if kind == "redis" {
+        "latest.rdb"
+    } else {
+        "latest.dump"
+    };
+    let path = output.unwrap_or(std::path::Path::new(default));
+    let partial = {
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(".partial");
+        path.with_file_name(name)
+    };
+    let cant = |what: &str, e: std::io::Error| {
+        CommandError::Usage(format!("cannot {what} {}: {e}", partial.display()))
+    };
+    let mut file = std::fs::File::create(&partial).map_err(|e| cant("write", e))?;
+    let got = if kind == "redis" {
+        client.download(
+            &format!("/v1/apps/{app}/redis-backups/{id}/download"),
+            &mut file,
+        )
+    } else {
+        client.download(
+            &format!("/v1/apps/{app}/pg-backups/{id}/download"),
+            &mut file,
+        )
+    };
+    let bytes = match got.map_err(CommandError::from).and_then(|n| {
+        file.sync_all().map_err(|e| cant("write", e))?;
+        Ok(n)
+    }) {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+    };
+    std::fs::rename(&partial, path).map_err(|e| cant("rename", e))?;
+    if ctx.json {
+        output::print(&output::json(&serde_json::json!({
+            "backup": id, "file": path.display().to_string(), "bytes": bytes
+        })));
+    } else {
+        output::print(&format!(
+            "Downloaded backup {id} ({}) to {}.\n",
+            size(bytes),
+            path.display()
+        ));
     }
     Ok(())
 }

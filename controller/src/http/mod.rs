@@ -12,6 +12,7 @@ mod addons;
 #[cfg(test)]
 mod api3_tests;
 mod api_access;
+mod backup_files;
 mod builds;
 mod certs;
 mod config;

@@ -42,6 +42,8 @@ pub enum Body {
     Text,
     /// `text/event-stream` (server-sent events).
     Events,
+    /// `application/octet-stream` (a file).
+    Binary,
 }
 
 /// One operation of the API.
@@ -77,7 +79,7 @@ const fn op(
     }
 }
 
-use Body::{Events, Many, Object, Objects, One, Text};
+use Body::{Binary, Events, Many, Object, Objects, One, Text};
 
 /// Every `/v1` operation. A route added in `src/http/` without a line here fails the
 /// `every_v1_route_is_documented` test.
@@ -172,10 +174,12 @@ pub const OPERATIONS: &[Operation] = &[
     op("POST", "/v1/apps/{app}/pg-backups", "addons", "Capture a backup (pg_dump -Fc) of the app's PostgreSQL add-on ({\"addon\"?}); 202 with state running, then completed or failed", 202, One("PgBackup"), One("PgBackupTarget")),
     op("GET", "/v1/apps/{app}/pg-backups/{id}", "addons", "Show a backup of one of the app's PostgreSQL add-ons", 200, One("PgBackup"), Body::None),
     op("DELETE", "/v1/apps/{app}/pg-backups/{id}", "addons", "Delete a backup (its dump file too)", 204, Body::None, Body::None),
+    op("GET", "/v1/apps/{app}/pg-backups/{id}/download", "addons", "Download a completed backup's dump (pg_dump -Fc, for pg_restore; <id>.dump; 409 while it runs or when it failed)", 200, Binary, Body::None),
     op("POST", "/v1/apps/{app}/pg-backups/{id}/restore", "addons", "Restore a backup of any add-on you may use into the app's PostgreSQL add-on ({\"addon\"?}, ?confirm=APP) with pg_restore --clean --if-exists", 200, One("PgBackup"), One("PgBackupTarget")),
     op("GET", "/v1/apps/{app}/redis-backups", "addons", "The backups (RDB snapshots) of the app's Redis add-ons", 200, Many("PgBackup"), Body::None),
     op("POST", "/v1/apps/{app}/redis-backups", "addons", "Capture an RDB snapshot of the app's Redis add-on (redis-cli --rdb; {\"addon\"?}); 202 with state running", 202, One("PgBackup"), One("PgBackupTarget")),
     op("GET", "/v1/apps/{app}/redis-backups/{id}", "addons", "Show a backup of one of the app's Redis add-ons", 200, One("PgBackup"), Body::None),
+    op("GET", "/v1/apps/{app}/redis-backups/{id}/download", "addons", "Download a completed Redis backup's RDB snapshot (<id>.rdb; 409 while it runs or when it failed)", 200, Binary, Body::None),
     op("DELETE", "/v1/apps/{app}/redis-backups/{id}", "addons", "Delete a Redis backup (its file too)", 204, Body::None, Body::None),
     op("POST", "/v1/apps/{app}/redis-backups/{id}/restore", "addons", "Restore an RDB snapshot of any Redis add-on you may use into the app's Redis add-on ({\"addon\"?}, ?confirm=APP): all its data is replaced and Redis restarts in its job", 200, One("PgBackup"), One("PgBackupTarget")),
     op("GET", "/v1/apps/{app}/pg-backup-schedules", "addons", "The daily backup schedules of the app's PostgreSQL add-ons", 200, Many("PgBackupSchedule"), Body::None),
@@ -298,6 +302,7 @@ fn content(body: Body) -> Option<(&'static str, RefOr<Schema>)> {
         ),
         Text => ("text/plain", text()),
         Events => ("text/event-stream", text()),
+        Binary => ("application/octet-stream", text()),
     })
 }
 

@@ -6,7 +6,8 @@
 //!   with them and the credentials in its environment;
 //! * `GET /v1/apps/{app}/pg-backups`: the backups of the app's PostgreSQL add-ons;
 //! * `POST /v1/apps/{app}/pg-backups` `{"addon"?}`: capture one (202, `running`);
-//! * `GET /v1/apps/{app}/pg-backups/{id}`, `DELETE …`: show, delete;
+//! * `GET /v1/apps/{app}/pg-backups/{id}`, `DELETE …`: show, delete; `GET …/{id}/download`
+//!   the file ([`super::backup_files`]);
 //! * `POST /v1/apps/{app}/pg-backups/{id}/restore?confirm=APP` `{"addon"?}`: restore into
 //!   an add-on attached to `{app}`; the backup may come from any add-on of an app the caller
 //!   may use.
@@ -41,8 +42,8 @@ use crate::auth::{AppAccess, Caller};
 use crate::state::Controller;
 use crate::store::{AddonRow, BackupRow, ScheduleRow};
 
-const PG: &str = "postgresql";
-const REDIS: &str = "redis";
+pub(super) const PG: &str = "postgresql";
+pub(super) const REDIS: &str = "redis";
 
 pub(super) fn routes() -> Router<Arc<Controller>> {
     Router::new()
@@ -53,6 +54,14 @@ pub(super) fn routes() -> Router<Arc<Controller>> {
             get(show).delete(delete_one),
         )
         .route("/v1/apps/{app}/pg-backups/{id}/restore", post(restore))
+        .route(
+            "/v1/apps/{app}/pg-backups/{id}/download",
+            get(super::backup_files::pg_download),
+        )
+        .route(
+            "/v1/apps/{app}/redis-backups/{id}/download",
+            get(super::backup_files::redis_download),
+        )
         .route(
             "/v1/apps/{app}/redis-backups",
             get(redis_list).post(redis_capture),
@@ -160,7 +169,7 @@ async fn backup_of(c: &Controller, app: &str, id: &str) -> Result<BackupRow, Api
 }
 
 /// Backup `id` of a `service` add-on attached to `app`.
-async fn backup_of_service(
+pub(super) async fn backup_of_service(
     c: &Controller,
     app: &str,
     service: &str,
