@@ -171,8 +171,9 @@ impl Client {
         self.call(request)
     }
 
-    /// `GET <base><path>` as a byte stream (a build log), copied to `out` as it arrives.
-    pub fn get_stream(&self, path: &str, out: &mut dyn std::io::Write) -> Result<(), ClientError> {
+    /// `GET <base><path>` that may stream for up to a day (a log, a file): the successful
+    /// answer, its body not read yet; an error answer as [`ClientError`].
+    fn get_long(&self, path: &str) -> Result<Response, ClientError> {
         let request = self
             .http
             .get(self.url(path))
@@ -181,11 +182,18 @@ impl Client {
             Some(token) => request.bearer_auth(token),
             None => request,
         };
-        let mut response = request.send().map_err(|err| self.send_error(err))?;
+        let response = request.send().map_err(|err| self.send_error(err))?;
         let status = response.status();
         if !status.is_success() {
             return Err(self.error_answer(status, response));
         }
+        Ok(response)
+    }
+
+    /// `GET <base><path>` as a byte stream (a build log), copied to `out` as it arrives.
+    pub fn get_stream(&self, path: &str, out: &mut dyn std::io::Write) -> Result<(), ClientError> {
+        let mut response = self.get_long(path)?;
+        let status = response.status();
         let mut buf = [0u8; 8192];
         loop {
             let n = std::io::Read::read(&mut response, &mut buf)
@@ -204,19 +212,8 @@ impl Client {
     /// [`Client::get_stream`] a failed write is an error, and so is an answer shorter than
     /// its `Content-Length` (a cut download).
     pub fn download(&self, path: &str, out: &mut dyn std::io::Write) -> Result<u64, ClientError> {
-        let request = self
-            .http
-            .get(self.url(path))
-            .timeout(Duration::from_secs(24 * 3600));
-        let request = match &self.token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
-        };
-        let mut response = request.send().map_err(|err| self.send_error(err))?;
+        let mut response = self.get_long(path)?;
         let status = response.status();
-        if !status.is_success() {
-            return Err(self.error_answer(status, response));
-        }
         let expected = response.content_length();
         let n = std::io::copy(&mut response, out).map_err(|err| self.unexpected(status, err))?;
         if let Some(len) = expected.filter(|len| *len != n) {

@@ -59,14 +59,11 @@ async fn download(
         )));
     }
     let path = backups::file(c, &b);
-    let file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| ApiError::Internal(format!("the file of backup {id} cannot be read: {e}")))?;
-    let len = file
-        .metadata()
-        .await
-        .map_err(|e| ApiError::Internal(format!("the file of backup {id} cannot be read: {e}")))?
-        .len();
+    let unreadable = |e: std::io::Error| {
+        ApiError::Internal(format!("the file of backup {id} cannot be read: {e}"))
+    };
+    let file = tokio::fs::File::open(&path).await.map_err(unreadable)?;
+    let len = file.metadata().await.map_err(unreadable)?.len();
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/octet-stream")
