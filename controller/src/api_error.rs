@@ -1,6 +1,6 @@
 //! The error every `/v1/` and `/internal/` handler answers with: [`ApiError`], rendered as
 //! `api::ErrorBody` with a stable code (5xx details are logged, never sent), and how store
-//! and app errors map onto it. Its own module so `auth` and `http` both use it without
+//! errors map onto it (`apps` maps its own errors here). Its own module so `auth` and `http` both use it without
 //! importing each other; `http` re-exports it.
 
 use axum::response::{IntoResponse, Response};
@@ -8,7 +8,6 @@ use axum::Json;
 use http::{header, HeaderValue, StatusCode};
 use paas_api::{codes, ErrorBody};
 
-use crate::apps::AppsError;
 use crate::store::StoreError;
 
 /// An API failure: the status and code say what kind, the message what is wrong and what
@@ -108,23 +107,6 @@ impl From<StoreError> for ApiError {
             StoreError::NoApp(_) => ApiError::NotFound(e.to_string()),
             StoreError::UserExists(_) => ApiError::Conflict(e.to_string()),
             e => ApiError::internal(e),
-        }
-    }
-}
-
-impl From<AppsError> for ApiError {
-    fn from(e: AppsError) -> Self {
-        match e {
-            AppsError::InvalidName(m) => ApiError::Validation(m),
-            AppsError::NotFound(_) => ApiError::NotFound(e.to_string()),
-            AppsError::NoRelease(_) => ApiError::NotFound(e.to_string()),
-            AppsError::NothingToRollBack(_) => ApiError::Conflict(e.to_string()),
-            AppsError::Building(_) => ApiError::Conflict(e.to_string()),
-            AppsError::Exists(_) => ApiError::Conflict(e.to_string()),
-            // The config handler answers these itself (422 with the limit's code).
-            AppsError::Config(_) => ApiError::Validation(e.to_string()),
-            AppsError::Store(e) => ApiError::from(e),
-            AppsError::Names(e) => ApiError::internal(e),
         }
     }
 }

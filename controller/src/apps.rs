@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use paas_api::{App, Build, Release};
 
+use crate::api_error::ApiError;
 use crate::scheduler::Snapshot;
 use crate::state::Controller;
 use crate::store::{AppRow, StoreError};
@@ -51,6 +52,25 @@ impl From<StoreError> for AppsError {
             StoreError::AppExists(name) => AppsError::Exists(name),
             StoreError::NoApp(name) => AppsError::NotFound(name),
             e => AppsError::Store(e),
+        }
+    }
+}
+
+/// How the API answers each: 404 for what is not there, 409 for a conflict, 422 for a bad
+/// name or config.
+impl From<AppsError> for ApiError {
+    fn from(e: AppsError) -> Self {
+        match e {
+            AppsError::InvalidName(m) => ApiError::Validation(m),
+            AppsError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            AppsError::NoRelease(_) => ApiError::NotFound(e.to_string()),
+            AppsError::NothingToRollBack(_) => ApiError::Conflict(e.to_string()),
+            AppsError::Building(_) => ApiError::Conflict(e.to_string()),
+            AppsError::Exists(_) => ApiError::Conflict(e.to_string()),
+            // The config handler answers these itself (422 with the limit's code).
+            AppsError::Config(_) => ApiError::Validation(e.to_string()),
+            AppsError::Store(e) => ApiError::from(e),
+            AppsError::Names(e) => ApiError::internal(e),
         }
     }
 }

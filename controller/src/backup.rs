@@ -294,7 +294,7 @@ pub async fn restore(
 /// Add-on backups that were running when the controller backup was taken never end in the
 /// restored controller: each becomes `failed` (saying why) and its partial file goes.
 async fn interrupted_backups(store: &Store, data_dir: &Path) -> Result<(), BackupError> {
-    use crate::addons::backups::state;
+    use crate::store::backup_state as state;
     let now = crate::util::now_rfc3339();
     for a in store.addons().await? {
         for b in store.backups_of(&a.name).await? {

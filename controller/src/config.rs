@@ -230,7 +230,7 @@ pub struct Settings {
     /// `--database-url`: PostgreSQL (or `sqlite:PATH`) instead of SQLite at [`Self::db_path`].
     pub database_url: Option<String>,
     /// `--acme-directory` and friends: automatic certificates (None: off).
-    pub acme: Option<crate::acme::AcmeSettings>,
+    pub acme: Option<crate::acme::account::AcmeSettings>,
     /// `--gc-interval-secs`, `--gc-keep`, `--gc-grace-secs`: the periodic registry gc.
     pub gc: crate::gc::Periodic,
     /// `--max-source-bytes`, `--build-timeout`, `--build-cpu`, `--max-cache-bytes`.
@@ -286,6 +286,12 @@ impl Settings {
 
     pub fn git_dir(&self) -> PathBuf {
         self.data_dir.join("git")
+    }
+
+    /// Where git repositories set aside by a destroy or rename wait to be removed:
+    /// `DATA/git/.trash/` (no app name starts with a dot, so no request reaches it).
+    pub fn git_trash_dir(&self) -> PathBuf {
+        self.git_dir().join(".trash")
     }
 
     /// The bare repository of an app.

@@ -1,24 +1,26 @@
 //! paas-controller: the brain of paas.
 //!
-//! Internal walls (each a module; arrows point down):
-//! * `http`      – the REST API under `/v1/` and the app router that mounts everything.
-//! * `git`       – smart-HTTP git receive and the pre-receive hook that runs a build.
-//! * `build`     – turns a pushed commit into an image (build job on a node) and a release.
-//! * `scheduler` – desired formations vs observed jobs → actions; a small loop applies them.
-//! * `cron`      – app.json's `cron` entries: the schedule parser and the leader's loop that runs them.
-//! * `store`     – sqlx (SQLite) persistence with numbered migrations.
-//! * `registry`  – content-addressed blob store and the OCI distribution API (`/v2/`): the
-//!   `paas-registry` crate (re-exported here), which depends on nothing of the controller;
-//!   the controller passes in who may pull and push what.
-//! * `router`    – the Host-header reverse proxy: the `paas-router` crate (re-exported
-//!   here), which depends on nothing of the controller; its route table is pushed to it.
+//! Internal walls, from the top down (a module names only what stands below it; circles
+//! stay inside one folder; `tests/walls.rs` checks both from the source):
+//! * `http`      – the REST API under `/v1/`, the dashboard's side (`http::dashboard`, the
+//!   web UI's `Dashboard` answered by the API's own functions), `/internal/` (build inputs,
+//!   the router feed) and the app router that mounts everything.
+//! * services, each taking the shared [`state::Controller`]: `git` (smart-HTTP receive),
+//!   `builder` (a pushed commit → image and release), `scheduler` (its loop; the pure
+//!   `scheduler::plan` takes plain values), `addons`, `cron`, `acme`, `apps`, `names`
+//!   (what destroy, rename and create do with everything keyed by an app's name),
+//!   `volumes`, `routing` (route table and certificates from the store), `gc`, `backup`.
+//! * `state`     – the shared [`state::Controller`]: settings, store, registry, tokens,
+//!   route table, the scheduler's handle, the agent client.
+//! * the ground it stands on, none of which names `state`: `store` (sqlx, SQLite or
+//!   PostgreSQL, numbered migrations), `config`, `auth::tokens` and `auth::limit`,
+//!   `api_error`, `agent_client`, `router_peers`, `registry_client::logins`,
+//!   `scheduler::{plan, handle}`, `acme::account`, `job_stats`, `files`, `util`; and the
+//!   crates `paas-registry` and `paas-router` (re-exported as `registry` and `router`),
+//!   which depend on nothing of the controller.
 //!
-//! Around them: `config` (command line, settings), `state` (the shared [`state::Controller`]),
-//! `auth` (tokens), `apps` (app services shared by the API and the dashboard), `dashboard`
-//! (the web UI's `Dashboard`), `files` (owner-only data dir and secrets), `names` (what
-//! destroy, rename and create do with everything keyed by an app's name), `gc` (registry
-//! garbage collection), `agent_client` (the node agent API), `hook` (the git
-//! pre-receive hook subcommand), `standalone` (start-up, stacks, the local agent) and `util`.
+//! `auth` (who is calling) stands above `state`; `hook` (the git pre-receive hook
+//! subcommand) and `standalone` (start-up, stacks, the local agent and router) on top.
 //! See docs/controller.md.
 
 pub mod acme;
@@ -31,8 +33,6 @@ pub mod backup;
 pub mod builder;
 pub mod config;
 pub mod cron;
-pub mod dashboard;
-mod dashboard_addons;
 pub mod files;
 pub mod gc;
 pub mod git;

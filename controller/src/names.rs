@@ -24,7 +24,7 @@
 //! ([`fresh_start`]). Build directories are keyed by build id, and destroy and rename are
 //! refused while the app builds.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::registry::SetAside;
@@ -55,21 +55,6 @@ pub fn repository(app: &str) -> String {
     format!("apps/{app}")
 }
 
-/// Where git repositories set aside wait to be removed: `DATA/git/.trash/` (no app name
-/// starts with a dot, so no request reaches it).
-fn git_trash(c: &Controller) -> PathBuf {
-    c.settings.git_dir().join(".trash")
-}
-
-/// Removes what an interrupted destroy or rename left in the git trash over an hour ago
-/// (called at start; younger entries may be another controller's destroy under way).
-pub fn empty_git_trash(git_dir: &Path) {
-    let trash = git_dir.join(".trash");
-    if let Err(e) = crate::registry::empty_trash_dir(&trash, crate::registry::TRASH_AGE_MS) {
-        tracing::warn!("emptying {}: {e}", trash.display());
-    }
-}
-
 /// A git repository moved out of the way.
 struct GitAside {
     from: PathBuf,
@@ -97,7 +82,7 @@ impl GitAside {
 /// Moves `app`'s git repository into the trash; `None` when it has none.
 async fn set_git_aside(c: &Controller, app: &str) -> Result<Option<GitAside>, NamesError> {
     let from = c.settings.repo_path(app);
-    let trash = git_trash(c);
+    let trash = c.settings.git_trash_dir();
     tokio::fs::create_dir_all(&trash)
         .await
         .map_err(io(format!("creating {}", trash.display())))?;

@@ -16,8 +16,6 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use tokio::sync::mpsc;
 
-use crate::state::Controller;
-
 /// How long a history read waits for one router.
 const READ_WAIT: Duration = Duration::from_secs(3);
 
@@ -36,10 +34,20 @@ struct Inner {
     peers: Mutex<BTreeMap<u64, String>>,
 }
 
-/// The routers following this controller, by registration. Cheap to clone.
-#[derive(Debug, Clone, Default)]
+/// The routers following this controller, by registration, and the node token every
+/// request to them carries. Cheap to clone.
+#[derive(Clone, Default)]
 pub struct RouterPeers {
     inner: Arc<Inner>,
+    token: Arc<str>,
+}
+
+impl std::fmt::Debug for RouterPeers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouterPeers")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One router's registration; dropping it (the feed stream ended) forgets the router.
@@ -57,6 +65,14 @@ impl Drop for PeerGuard {
 }
 
 impl RouterPeers {
+    /// No router yet; requests to those that register carry `node_token`.
+    pub fn new(node_token: &str) -> RouterPeers {
+        RouterPeers {
+            inner: Arc::default(),
+            token: Arc::from(node_token),
+        }
+    }
+
     /// Registers the router whose internal endpoint is `url` until the guard is dropped.
     pub fn register(&self, url: &str) -> Result<PeerGuard, PeerError> {
         let rest = url
@@ -124,9 +140,9 @@ fn parse(line: &str) -> Option<AccessLine> {
 
 /// Every following router's kept access lines of `app`, each with its µs stamp (merged,
 /// oldest first).
-pub async fn history(c: &Controller, app: &str) -> Vec<(i64, String)> {
-    let token = c.tokens.node().to_string();
-    let reads = c.router_peers.list().into_iter().map(|(_, base)| {
+pub async fn history(peers: &RouterPeers, app: &str) -> Vec<(i64, String)> {
+    let token = peers.token.to_string();
+    let reads = peers.list().into_iter().map(|(_, base)| {
         let token = token.clone();
         async move {
             let resp = client()
@@ -237,16 +253,16 @@ impl RouterFollow {
     /// Starts following on every router; returns the follow and the routers' kept lines
     /// (each router's history as of its subscription, merged oldest first), which the live
     /// lines never repeat.
-    pub async fn start(c: &Controller, app: &str) -> (RouterFollow, Vec<(i64, String)>) {
+    pub async fn start(peers: &RouterPeers, app: &str) -> (RouterFollow, Vec<(i64, String)>) {
         let (tx, rx) = mpsc::channel(1024);
         let mut f = RouterFollow {
             app: app.to_string(),
-            token: c.tokens.node().to_string(),
+            token: peers.token.to_string(),
             followed: HashSet::new(),
             tx,
             rx,
         };
-        let waits = f.rescan_inner(c);
+        let waits = f.rescan_inner(peers);
         let mut lines = Vec::new();
         for wait in waits {
             if let Ok(Ok(h)) = tokio::time::timeout(READ_WAIT, wait).await {
@@ -259,10 +275,10 @@ impl RouterFollow {
 
     fn rescan_inner(
         &mut self,
-        c: &Controller,
+        peers: &RouterPeers,
     ) -> Vec<tokio::sync::oneshot::Receiver<Vec<(i64, String)>>> {
         let mut waits = Vec::new();
-        for (id, base) in c.router_peers.list() {
+        for (id, base) in peers.list() {
             if !self.followed.insert(id) {
                 continue;
             }
@@ -281,8 +297,8 @@ impl RouterFollow {
 
     /// Follows routers that began following this controller since the last look. Their
     /// kept lines (requests served before this look) are sent as live lines.
-    pub fn rescan(&mut self, c: &Controller) {
-        for wait in self.rescan_inner(c) {
+    pub fn rescan(&mut self, peers: &RouterPeers) {
+        for wait in self.rescan_inner(peers) {
             let tx = self.tx.clone();
             tokio::spawn(async move {
                 if let Ok(Ok(lines)) = tokio::time::timeout(READ_WAIT, wait).await {
@@ -301,9 +317,9 @@ impl RouterFollow {
 /// left its table and serves no request (at most `grace`); true when all did (or none
 /// follows). A router that cannot be asked counts as drained (it is gone or restarting,
 /// and a restarted router starts with no request in flight).
-pub async fn wait_drained(c: &Controller, addr: &str, grace: Duration) -> bool {
-    let token = c.tokens.node().to_string();
-    let asks = c.router_peers.list().into_iter().map(|(_, base)| {
+pub async fn wait_drained(peers: &RouterPeers, addr: &str, grace: Duration) -> bool {
+    let token = peers.token.to_string();
+    let asks = peers.list().into_iter().map(|(_, base)| {
         let token = token.clone();
         async move {
             let resp = client()

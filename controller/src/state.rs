@@ -6,11 +6,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use crate::agent_client::AgentClient;
-use crate::auth::Tokens;
+use crate::auth::limit::FailureLimiter;
+use crate::auth::tokens::{Tokens, BOOTSTRAP_ADMIN};
 use crate::config::Settings;
 use crate::registry::Registry;
 use crate::router::RouteTable;
-use crate::scheduler::Handle as SchedulerHandle;
+use crate::router_peers::RouterPeers;
+use crate::scheduler::handle::Handle as SchedulerHandle;
 use crate::store::Store;
 use crate::util::{load_or_create_token, random_hex, UtilError};
 
@@ -60,12 +62,12 @@ pub struct Controller {
     pub registry: Registry,
     pub tokens: Tokens,
     /// Per-source budget of failed logins and bad tokens.
-    pub access: crate::auth::FailureLimiter,
+    pub access: FailureLimiter,
     /// The per-controller secret the git hook sends back (`PAAS_HOOK_TOKEN`).
     pub hook_secret: String,
     pub routes: RouteTable,
     /// The `paas-router` processes following this controller's feed.
-    pub router_peers: crate::router_peers::RouterPeers,
+    pub router_peers: RouterPeers,
     pub scheduler: SchedulerHandle,
     pub agents: AgentClient,
     /// Latest heartbeat details by node name.
@@ -79,9 +81,9 @@ pub struct Controller {
     /// The last CPU and memory samples of each job, from the heartbeats (dashboard charts).
     pub job_stats: crate::job_stats::JobStatsStore,
     /// The ACME client's account and order lock (automatic certificates).
-    pub acme: crate::acme::Acme,
+    pub acme: crate::acme::account::Acme,
     /// Credentials for other registries, per user (`paas registry:login`).
-    pub registry_logins: crate::registry_client::Logins,
+    pub registry_logins: crate::registry_client::logins::Logins,
 }
 
 impl std::fmt::Debug for Controller {
@@ -106,7 +108,12 @@ impl Controller {
                 source,
             })?;
         }
-        crate::names::empty_git_trash(&settings.git_dir());
+        // What an interrupted destroy or rename left in the git trash over an hour ago
+        // (younger entries may be another controller's destroy under way).
+        let trash = settings.git_trash_dir();
+        if let Err(e) = crate::registry::empty_trash_dir(&trash, crate::registry::TRASH_AGE_MS) {
+            tracing::warn!("emptying {}: {e}", trash.display());
+        }
         let admin = load_or_create_token(&settings.data_dir.join("admin-token"))?;
         let node = load_or_create_token(&settings.data_dir.join("node-token"))?;
         let store = match &settings.database_url {
@@ -118,11 +125,7 @@ impl Controller {
         };
         // The first admin user; its first password is the admin token.
         if store
-            .ensure_user(
-                crate::auth::BOOTSTRAP_ADMIN,
-                crate::store::role::ADMIN,
-                &admin,
-            )
+            .ensure_user(BOOTSTRAP_ADMIN, crate::store::role::ADMIN, &admin)
             .await?
         {
             tracing::info!("created the user admin (its first password is the admin token)");
@@ -141,27 +144,28 @@ impl Controller {
         let registry =
             Registry::open(settings.registry_dir())?.with_max_blob_bytes(settings.max_blob_bytes);
         let agents = AgentClient::new(node.clone()).with_store(store.clone());
-        let registry_logins = crate::registry_client::Logins::new(&settings.data_dir);
+        let registry_logins = crate::registry_client::logins::Logins::new(&settings.data_dir);
+        let router_peers = RouterPeers::new(&node);
         let c = Arc::new(Controller {
             settings,
             store,
             registry,
             agents,
             tokens: Tokens::new(admin.clone(), node),
-            access: crate::auth::FailureLimiter::default(),
+            access: FailureLimiter::default(),
             hook_secret: random_hex(32),
             routes: RouteTable::new(),
-            router_peers: Default::default(),
+            router_peers,
             scheduler: SchedulerHandle::new(),
             heartbeats: Mutex::new(HashMap::new()),
             runs: Mutex::new(HashMap::new()),
             build_locks: Mutex::new(HashMap::new()),
             building: Mutex::new(HashSet::new()),
             job_stats: crate::job_stats::JobStatsStore::default(),
-            acme: crate::acme::Acme::default(),
+            acme: crate::acme::account::Acme::default(),
             registry_logins,
         });
-        crate::builder::remove_finished_build_dirs(&c).await;
+        remove_finished_build_dirs(&c.settings.builds_dir(), &c.store).await;
         Ok(c)
     }
 
@@ -186,5 +190,31 @@ impl Controller {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .contains(app)
+    }
+}
+
+/// At controller start: removes the directory of every build that is not running (a
+/// controller stopped mid-build leaves one). With a shared store, other controllers'
+/// running builds keep theirs.
+async fn remove_finished_build_dirs(dir: &std::path::Path, store: &Store) {
+    let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
+        return;
+    };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let id = entry.file_name().to_string_lossy().to_string();
+        let running = match store.get_build(&id).await {
+            Ok(Some(b)) => b.status == "building" || b.status == "pending",
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(build = %id, "checking a leftover build dir: {e}");
+                continue;
+            }
+        };
+        if !running {
+            tracing::info!(build = %id, "removing the directory of a build that is not running");
+            if let Err(e) = tokio::fs::remove_dir_all(entry.path()).await {
+                tracing::warn!(build = %id, "removing {}: {e}", entry.path().display());
+            }
+        }
     }
 }

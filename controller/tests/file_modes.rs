@@ -59,7 +59,7 @@ const SECRETS: &[&str] = &[
 /// session key and the router's default certificate; writes to the store once.
 async fn start(dir: &Path) -> std::sync::Arc<Controller> {
     let c = Controller::open(settings(dir)).await.unwrap();
-    let _dashboard = paas_controller::dashboard::ControllerDashboard::new(c.clone());
+    let _dashboard = paas_controller::http::dashboard::ControllerDashboard::new(c.clone());
     paas_controller::routing::set_default_cert(dir, "localhost", &c.routes).unwrap();
     if c.store.get_app("modes").await.unwrap().is_none() {
         c.store.create_app("modes").await.unwrap();

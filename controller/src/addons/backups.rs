@@ -22,12 +22,8 @@ use crate::state::Controller;
 use crate::store::{AddonRow, BackupRow, ScheduleRow, StoreError};
 use crate::util::{now_rfc3339, random_hex, unix_ms};
 
-/// Backup states.
-pub mod state {
-    pub const RUNNING: &str = "running";
-    pub const COMPLETED: &str = "completed";
-    pub const FAILED: &str = "failed";
-}
+/// Backup states (kept with the rows, in the store).
+pub use crate::store::backup_state as state;
 
 /// How much of a failed command's stderr is kept for its error message.
 const STDERR_KEPT: usize = 4096;

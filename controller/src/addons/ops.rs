@@ -10,8 +10,8 @@ use paas_api::{Addon, AddonAttachment, AttachAddon, CreateAddon};
 
 use super::supervisor::{self, state};
 use super::{attachment_var, plan, service, AddonsError};
+use crate::api_error::ApiError;
 use crate::auth::Caller;
-use crate::http::ApiError;
 use crate::state::Controller;
 use crate::store::{AddonInserted, AddonRow, AttachmentRow};
 use crate::util::{now_rfc3339, random_hex};

@@ -17,13 +17,10 @@ use http::request::Parts;
 use http::HeaderMap;
 
 use super::limit::Budget;
-use super::{constant_time_eq, presented_token};
+use super::tokens::{constant_time_eq, presented_token, BOOTSTRAP_ADMIN};
 use crate::api_error::ApiError;
 use crate::state::Controller;
 use crate::store::UserRow;
-
-/// The user the admin token acts as.
-pub const BOOTSTRAP_ADMIN: &str = "admin";
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! What one build may use: the unpacked source size (`--max-source-bytes`), the wall-clock
 //! time of the build job (`--build-timeout`), its CPU (`--build-cpu`) and the app's build
 //! cache after it (`--max-cache-bytes`). The flags are parsed here into [`BuildLimits`],
-//! which the controller's [`crate::config::Settings`] carries.
+//! which the controller's `Settings` carries.
 
 use std::time::Duration;
 

@@ -365,34 +365,6 @@ impl Drop for UploadGuard {
         });
     }
 }
-
-/// At controller start: removes the directory of every build that is not running (a
-/// controller stopped mid-build leaves one). With a shared store, other controllers'
-/// running builds keep theirs.
-pub async fn remove_finished_build_dirs(c: &Controller) {
-    let dir = c.settings.builds_dir();
-    let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
-        return;
-    };
-    while let Ok(Some(entry)) = entries.next_entry().await {
-        let id = entry.file_name().to_string_lossy().to_string();
-        let running = match c.store.get_build(&id).await {
-            Ok(Some(b)) => b.status == "building" || b.status == "pending",
-            Ok(None) => false,
-            Err(e) => {
-                tracing::warn!(build = %id, "checking a leftover build dir: {e}");
-                continue;
-            }
-        };
-        if !running {
-            tracing::info!(build = %id, "removing the directory of a build that is not running");
-            if let Err(e) = tokio::fs::remove_dir_all(entry.path()).await {
-                tracing::warn!(build = %id, "removing {}: {e}", entry.path().display());
-            }
-        }
-    }
-}
-
 /// Streams the pushed source into `builds/<id>/source.tar`, refusing it as soon as more
 /// than `max` bytes arrived (never more than `max` is written). The caller removes the
 /// directory on error.

@@ -20,9 +20,6 @@ use crate::store::ReleaseRow;
 
 /// The release phase's process type.
 pub const RELEASE_TYPE: &str = "release";
-/// The `paas.kind` label of one-off jobs (as `paas run`'s): the scheduler neither counts
-/// nor adopts them.
-const KIND_RUN: &str = "run";
 /// How long the release command may run.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
@@ -93,7 +90,8 @@ async fn one_off(
     spec.api_access = c.store.app_api_access(&release.app).await.unwrap_or(false);
     spec.tenant = c.store.app_id(&release.app).await?;
     spec.port = None;
-    spec.labels.insert(labels::KIND.into(), KIND_RUN.into());
+    spec.labels
+        .insert(labels::KIND.into(), labels::KIND_RUN.into());
     spec.labels.remove(labels::RELEASE);
     spec.labels.insert(labels::BUILD.into(), build.into());
     c.agents

@@ -1,5 +1,5 @@
 //! The leader's cron loop, and the listing `GET /v1/apps/{app}/cron` answers
-//! (`crate::http::cron`).
+//! (`http::cron`).
 //!
 //! Every [`TICK`] the loop reads the app.json of each app's current release (kept with the
 //! release, migration 0020) and, for each `cron` entry whose time has come, starts the
@@ -109,13 +109,14 @@ pub async fn run(c: Arc<Controller>) {
 async fn run_once(c: &Arc<Controller>, app: &str, entry: &CronEntry) {
     let command = crate::scheduler::command::process_argv(&entry.command);
     tracing::info!(%app, command = %entry.command, schedule = %entry.schedule, "cron: starting");
-    let (id, node, url) = match crate::http::start_one_off(c, app, command, "cron").await {
-        Ok(started) => started,
-        Err(e) => {
-            tracing::warn!(%app, command = %entry.command, "cron: could not start: {e:?}");
-            return;
-        }
-    };
+    let (id, node, url) =
+        match crate::scheduler::one_off::start_one_off(c, app, command, "cron").await {
+            Ok(started) => started,
+            Err(e) => {
+                tracing::warn!(%app, command = %entry.command, "cron: could not start: {e:?}");
+                return;
+            }
+        };
     let created = now_rfc3339();
     let deadline = tokio::time::Instant::now() + MAX_RUN;
     let mut reason = None;

@@ -227,7 +227,13 @@ async fn run_attach(
         }
     }
     let holder = vec!["/bin/sh".into(), "-c".into(), HOLDER.into()];
-    let (id, node, url) = super::run::start_one_off(&c, &app, holder, super::run::KIND_RUN).await?;
+    let (id, node, url) = crate::scheduler::one_off::start_one_off(
+        &c,
+        &app,
+        holder,
+        crate::scheduler::labels::KIND_RUN,
+    )
+    .await?;
     let remove = {
         let c = c.clone();
         let (id, url) = (id.clone(), url.clone());

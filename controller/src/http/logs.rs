@@ -182,10 +182,13 @@ async fn app_logs(
     let (peers, peer_history) = match (wants_router(ps.as_deref()), q.tail) {
         (false, _) => (None, Vec::new()),
         (true, true) => {
-            let (f, h) = crate::router_peers::RouterFollow::start(&c, &app).await;
+            let (f, h) = crate::router_peers::RouterFollow::start(&c.router_peers, &app).await;
             (Some(f), h)
         }
-        (true, false) => (None, crate::router_peers::history(&c, &app).await),
+        (true, false) => (
+            None,
+            crate::router_peers::history(&c.router_peers, &app).await,
+        ),
     };
 
     // History: the latest build, the router's access lines, the kept output of removed
@@ -345,7 +348,7 @@ async fn follow(
     let mut followed: HashSet<String> = HashSet::new();
     loop {
         if let Some(p) = peers.as_mut() {
-            p.rescan(&c);
+            p.rescan(&c.router_peers);
         }
         if let Ok(jobs) = app_jobs(&c, &app).await {
             for (job, url, dyno) in jobs {

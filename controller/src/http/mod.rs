@@ -17,6 +17,8 @@ mod builds;
 mod certs;
 mod config;
 mod cron;
+pub mod dashboard;
+mod dashboard_addons;
 mod deploys;
 mod domains;
 mod etag;
@@ -41,6 +43,7 @@ mod registry_logins;
 #[cfg(test)]
 mod registry_logins_tests;
 mod rename;
+mod router_feed;
 mod run;
 #[cfg(test)]
 mod sched_tests;
@@ -61,15 +64,14 @@ pub(crate) use jobs::{restart_all, restart_one, stop_one};
 pub(crate) use logs::dashboard_stream;
 pub(crate) use pg::{attached_addon, attached_backup, backups_list, restore_backup, start_capture};
 pub(crate) use rename::rename as rename_app;
-pub(crate) use run::start_one_off;
 
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use http::request::Parts;
 
-use crate::dashboard::ControllerDashboard;
 use crate::state::Controller;
+use dashboard::ControllerDashboard;
 
 /// The whole controller: REST API, git, registry, internal endpoints and dashboard.
 pub fn app(c: Arc<Controller>) -> axum::Router {
@@ -106,7 +108,7 @@ pub fn app(c: Arc<Controller>) -> axum::Router {
         .merge(volumes::routes())
         .merge(registry_logins::routes())
         .merge(internal::routes())
-        .merge(crate::routing::feed_routes())
+        .merge(router_feed::routes())
         .merge(crate::git::routes())
         .with_state(c)
         .merge(registry)

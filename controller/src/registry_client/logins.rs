@@ -129,7 +129,7 @@ impl Logins {
         result.map_err(io("writing", &path))
     }
 
-    /// The credentials `user` stored for `host` (normalized, see [`super::normalize_host`]).
+    /// The credentials `user` stored for `host` (normalized: `normalize_host`).
     pub fn get(&self, user: &str, host: &str) -> Result<Option<Credentials>, LoginsError> {
         let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         Ok(self.read(user)?.remove(host))

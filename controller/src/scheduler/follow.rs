@@ -4,8 +4,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use super::handle::Snapshot;
 use super::observe::{node_last_seen, recorded_phase};
-use super::runner::{Snapshot, INTERVAL};
+use super::runner::INTERVAL;
 use super::{ObservedJob, Phase};
 use crate::state::{Controller, NODE_TIMEOUT_MS};
 use crate::util::unix_ms;

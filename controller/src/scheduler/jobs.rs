@@ -1,4 +1,4 @@
-//! Starting and stopping one job on its node, for the scheduler loop ([`super::runner`]):
+//! Starting and stopping one job on its node, for the scheduler loop (`runner`):
 //! the JobSpec of a process, the job row written before the agent is asked (so a restarted
 //! controller adopts instead of duplicating), and the stop with its router drain.
 
@@ -8,14 +8,17 @@ use std::time::Duration;
 
 use paas_api::{ImageRef, JobSpec};
 
+use super::labels;
 use super::observe::state_name;
-use super::runner::{labels, APP_PORT};
 use crate::config::Settings;
 use crate::state::Controller;
 use crate::store::{job_state, JobRow, ReleaseRow, Restarts, StoreError};
 use crate::util::{now_rfc3339, random_hex};
 
-pub(super) const APP_MEMORY_BYTES: u64 = super::DEFAULT_MEMORY_BYTES;
+/// The port every process is told to listen on (`PORT`).
+pub const APP_PORT: u16 = 5000;
+
+pub(super) const APP_MEMORY_BYTES: u64 = super::plan::DEFAULT_MEMORY_BYTES;
 const APP_PIDS: u64 = 1024;
 /// Seconds between SIGTERM and SIGKILL when stopping a job.
 const STOP_GRACE_SECONDS: u64 = 10;
@@ -208,7 +211,7 @@ pub(super) async fn stop_job(
             // through the feed, then report when their requests to it are done).
             let (here, there) = tokio::join!(
                 c.routes.wait_drained(&addr, DRAIN_GRACE),
-                crate::router_peers::wait_drained(&c, &addr, DRAIN_GRACE),
+                crate::router_peers::wait_drained(&c.router_peers, &addr, DRAIN_GRACE),
             );
             if !(here && there) {
                 tracing::warn!(job = %id, %addr, "requests still running after the drain grace");

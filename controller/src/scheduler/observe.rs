@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use paas_api::{JobState, JobStatus};
 
-use super::runner::labels;
+use super::labels;
 use super::{health, ObservedJob, Phase};
 use crate::router::{Backend, Route};
 use crate::state::Controller;

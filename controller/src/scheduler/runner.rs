@@ -12,13 +12,13 @@
 //! and the last one's exit reason (`jobs.restarts`, `jobs.last_exit`).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use paas_api::JobStatus;
-use tokio::sync::{watch, Notify};
 
+use super::handle::{ProcessKey, Snapshot};
 use super::jobs::{start_job, stop_job, APP_MEMORY_BYTES};
 use super::observe::{check_health, node_last_seen, observe, push_routes};
 use super::{
@@ -30,108 +30,6 @@ use crate::util::unix_ms;
 
 /// Time between two passes when nothing notifies the loop.
 pub(super) const INTERVAL: Duration = Duration::from_secs(1);
-/// The port every process is told to listen on (`PORT`).
-pub const APP_PORT: u16 = 5000;
-
-/// Job labels the controller sets and reads back.
-pub mod labels {
-    pub const KIND: &str = "paas.kind";
-    pub const KIND_PROCESS: &str = "process";
-    pub const KIND_BUILD: &str = "build";
-    pub const APP: &str = "paas.app";
-    pub const RELEASE: &str = "paas.release";
-    pub const TYPE: &str = "paas.type";
-    pub const DYNO: &str = "paas.dyno";
-    pub const BUILD: &str = "paas.build";
-    /// The app's permanent number: a job is adopted into the app of its name only when
-    /// the numbers match (a destroyed app's job never joins a new app of that name).
-    pub const APP_ID: &str = "paas.app-id";
-}
-
-type ProcessKey = (String, String, u32);
-
-#[derive(Default)]
-pub(super) struct Inflight {
-    pub(super) starting: HashSet<String>,
-    pub(super) stopping: HashSet<String>,
-    pub(super) failed_starts: Vec<(ProcessKey, String)>,
-    /// Jobs to replace with zero downtime (restart, resize): see [`Handle::replace`].
-    pub(super) replace: HashSet<String>,
-    /// Jobs to stop now (the formation starts a replacement): see [`Handle::stop`].
-    pub(super) stop: HashSet<String>,
-}
-
-/// What the last pass saw, for the build (waiting for a deploy) and the app status.
-#[derive(Debug, Default, Clone)]
-pub struct Snapshot {
-    pub pass: u64,
-    pub jobs: Vec<ObservedJob>,
-    /// App → the ids of the jobs the router sends it to.
-    pub routed: HashMap<String, Vec<String>>,
-    /// (app, release) → how many times its jobs crashed in a row (reset once one of them
-    /// is healthy); those are restarted with a growing delay.
-    pub crashing: HashMap<(String, u32), u32>,
-    /// (app, release) → why, when a web job of the release failed all the startup tries
-    /// of the release's app.json health check.
-    pub failed_checks: HashMap<(String, u32), String>,
-    /// (app, process type) → why its job cannot start now (the node holding its volume
-    /// is down): `paas ps` shows it as pending with this reason.
-    pub waiting: HashMap<(String, String), String>,
-}
-
-/// The scheduler's side of [`Controller`]: wake-ups, jobs in flight, the last snapshot.
-pub struct Handle {
-    pub(super) notify: Notify,
-    inflight: Mutex<Inflight>,
-    pub(super) snapshot: watch::Sender<Arc<Snapshot>>,
-}
-
-impl Default for Handle {
-    fn default() -> Self {
-        Handle::new()
-    }
-}
-
-impl Handle {
-    pub fn new() -> Handle {
-        Handle {
-            notify: Notify::new(),
-            inflight: Mutex::new(Inflight::default()),
-            snapshot: watch::channel(Arc::new(Snapshot::default())).0,
-        }
-    }
-
-    /// Runs a pass soon (a release changed, a node appeared, a job finished).
-    pub fn notify(&self) {
-        self.notify.notify_one();
-    }
-
-    /// The snapshot of every pass from now on.
-    pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
-        self.snapshot.subscribe()
-    }
-
-    pub fn snapshot(&self) -> Arc<Snapshot> {
-        Arc::clone(&self.snapshot.borrow())
-    }
-
-    /// Replaces these jobs with zero downtime: new ones start, the named ones stop once the
-    /// new ones are up and healthy. Kept in memory: a controller restart forgets it.
-    pub fn replace(&self, ids: impl IntoIterator<Item = String>) {
-        self.with(|i| i.replace.extend(ids));
-        self.notify();
-    }
-
-    /// Stops this job now; its formation starts a replacement.
-    pub fn stop(&self, id: String) {
-        self.with(|i| i.stop.insert(id));
-        self.notify();
-    }
-
-    pub(super) fn with<T>(&self, f: impl FnOnce(&mut Inflight) -> T) -> T {
-        f(&mut self.inflight.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-}
 
 struct Crashes {
     count: u32,

@@ -1,12 +1,19 @@
 //! Backups of PostgreSQL add-ons (migration 0023): one row per `pg_dump`, naming the add-on
 //! (by name and permanent number) and its owner app (by number, so a rename keeps them),
 //! with the dump's size and state. The dump is a file of the data dir
-//! ([`crate::addons::backups`]); these rows only describe it. A daily schedule per add-on
+//! (written by the add-ons' backup code); these rows only describe it. A daily schedule per add-on
 //! (`pg:backups:schedule`) is a row of `addon_backup_schedules`.
 
 use sqlx::Row;
 
 use super::{query, Result, Store};
+
+/// The states of a backup row.
+pub mod backup_state {
+    pub const RUNNING: &str = "running";
+    pub const COMPLETED: &str = "completed";
+    pub const FAILED: &str = "failed";
+}
 
 /// One backup as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]

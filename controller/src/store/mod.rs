@@ -66,7 +66,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use acme::{acme_state, AcmeDomainRow};
-pub use addon_backups::{BackupRow, ScheduleRow};
+pub use addon_backups::{backup_state, BackupRow, ScheduleRow};
 pub use addons::{AddonInserted, AddonRow, AttachmentRow};
 pub use certs::CertRow;
 pub use deploys::{release_status, ReleaseStatus};

@@ -259,8 +259,8 @@ async fn contention_is_a_409_that_says_try_again() {
     use axum::response::IntoResponse;
     let busy = || StoreError::Busy { app: "a".into() };
     for e in [
-        crate::http::ApiError::from(busy()),
-        crate::http::ApiError::from(crate::apps::AppsError::from(busy())),
+        crate::api_error::ApiError::from(busy()),
+        crate::api_error::ApiError::from(crate::apps::AppsError::from(busy())),
     ] {
         let resp = e.into_response();
         assert_eq!(resp.status(), http::StatusCode::CONFLICT);

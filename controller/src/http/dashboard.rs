@@ -25,9 +25,9 @@ use paas_web_ui::{
     ProcessType, Refusal, SessionUser, Viewer,
 };
 
+use super::{ApiError, FormationChange};
 use crate::apps::{self, AppsError};
 use crate::auth::{Caller, Principal};
-use crate::http::{ApiError, FormationChange};
 use crate::scheduler::{ObservedJob, Phase, DEFAULT_MEMORY_BYTES};
 use crate::state::{Controller, NODE_TIMEOUT_MS};
 use crate::store::DomainAdded;
@@ -248,13 +248,13 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
     }
 
     async fn rename_app(&self, app: &str, new_name: &str) -> Result<App, ActionError> {
-        crate::http::rename_app(&self.controller, app, new_name)
+        super::rename_app(&self.controller, app, new_name)
             .await
             .map_err(action_err)
     }
 
     async fn destroy_app(&self, app: &str, confirm: &str) -> Result<(), ActionError> {
-        crate::http::check_destroy_confirmation(app, Some(confirm))
+        super::check_destroy_confirmation(app, Some(confirm))
             .map_err(|m| ActionError::User(format!("{m}: type its name, {app}, to confirm")))?;
         apps::destroy(&self.controller, app).await?;
         tracing::info!(%app, "app destroyed from the dashboard");
@@ -262,28 +262,28 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
     }
 
     async fn restart_job(&self, app: &str, job: &str) -> Result<(), ActionError> {
-        crate::http::restart_one(&self.controller, app, job)
+        super::restart_one(&self.controller, app, job)
             .await
             .map(drop)
             .map_err(action_err)
     }
 
     async fn stop_job(&self, app: &str, job: &str) -> Result<(), ActionError> {
-        crate::http::stop_one(&self.controller, app, job)
+        super::stop_one(&self.controller, app, job)
             .await
             .map(drop)
             .map_err(action_err)
     }
 
     async fn restart_type(&self, app: &str, process_type: &str) -> Result<(), ActionError> {
-        crate::http::restart_all(&self.controller, app, Some(process_type))
+        super::restart_all(&self.controller, app, Some(process_type))
             .await
             .map(drop)
             .map_err(action_err)
     }
 
     async fn formation(&self, app: &str) -> Result<Vec<ProcessType>, String> {
-        match crate::http::current_formation(&self.controller, app).await {
+        match super::current_formation(&self.controller, app).await {
             Ok(entries) => Ok(entries
                 .into_iter()
                 .map(|f| ProcessType {
@@ -293,7 +293,7 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
                 })
                 .collect()),
             // No app, or no release yet: nothing to scale.
-            Err(crate::http::ApiError::NotFound(_)) => Ok(Vec::new()),
+            Err(super::ApiError::NotFound(_)) => Ok(Vec::new()),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -307,7 +307,7 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
                 size: None,
             },
         )]);
-        crate::http::change_formation(&self.controller, app, &changes, None)
+        super::change_formation(&self.controller, app, &changes, None)
             .await
             .map_err(action_err)?;
         tracing::info!(%app, process_type, quantity, "scaled from the dashboard");
@@ -389,8 +389,8 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
 
     async fn add_domain(&self, app: &str, hostname: &str) -> Result<(), ActionError> {
         let c = &self.controller;
-        let hostname = crate::http::validate_hostname(hostname, &c.settings.domain)
-            .map_err(ActionError::User)?;
+        let hostname =
+            super::validate_hostname(hostname, &c.settings.domain).map_err(ActionError::User)?;
         self.require_app(app).await?;
         match c
             .store
@@ -492,15 +492,15 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
         app: &str,
     ) -> Result<Vec<paas_web_ui::AddonInfo>, String> {
         let caller = self.caller(viewer).await?;
-        crate::dashboard_addons::list(&self.controller, &caller, app).await
+        super::dashboard_addons::list(&self.controller, &caller, app).await
     }
 
     fn addon_services(&self) -> Vec<paas_web_ui::AddonService> {
-        crate::dashboard_addons::services()
+        super::dashboard_addons::services()
     }
 
     async fn addon_backups(&self, app: &str) -> Result<Vec<paas_web_ui::AddonBackup>, String> {
-        crate::dashboard_addons::backups(&self.controller, app).await
+        super::dashboard_addons::backups(&self.controller, app).await
     }
 
     async fn create_addon(
@@ -511,11 +511,11 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
         plan: &str,
     ) -> Result<(), ActionError> {
         let caller = self.caller(viewer).await.map_err(ActionError::Internal)?;
-        crate::dashboard_addons::create(&self.controller, &caller, app, service, plan).await
+        super::dashboard_addons::create(&self.controller, &caller, app, service, plan).await
     }
 
     async fn capture_backup(&self, app: &str, addon: &str) -> Result<(), ActionError> {
-        crate::dashboard_addons::capture(&self.controller, app, addon).await
+        super::dashboard_addons::capture(&self.controller, app, addon).await
     }
 
     async fn restore_backup(
@@ -526,7 +526,7 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
         confirm: &str,
     ) -> Result<(), ActionError> {
         let caller = self.caller(viewer).await.map_err(ActionError::Internal)?;
-        crate::dashboard_addons::restore(&self.controller, &caller, app, id, confirm).await
+        super::dashboard_addons::restore(&self.controller, &caller, app, id, confirm).await
     }
 
     async fn destroy_addon(
@@ -535,11 +535,11 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
         addon: &str,
         confirm: &str,
     ) -> Result<(), ActionError> {
-        crate::dashboard_addons::destroy(&self.controller, app, addon, confirm).await
+        super::dashboard_addons::destroy(&self.controller, app, addon, confirm).await
     }
 
     async fn acme(&self, app: &str) -> Result<AcmeInfo, String> {
-        let status = match crate::http::acme_status(&self.controller, app).await {
+        let status = match super::acme_status(&self.controller, app).await {
             Ok(s) => s,
             Err(ApiError::NotFound(_)) => return Ok(AcmeInfo::default()),
             Err(e) => return Err(e.to_string()),
@@ -562,7 +562,7 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
 
     async fn set_acme(&self, app: &str, enabled: bool) -> Result<(), ActionError> {
         // The PUT handler's own function: the same rules, messages and side effects.
-        crate::http::set_acme(&self.controller, app, enabled)
+        super::set_acme(&self.controller, app, enabled)
             .await
             .map(drop)
             .map_err(action_err)
@@ -594,9 +594,9 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
     }
 
     async fn log_stream(&self, app: &str) -> Result<axum::response::Response, String> {
-        match crate::http::dashboard_stream(Arc::clone(&self.controller), app.to_string()).await {
+        match super::dashboard_stream(Arc::clone(&self.controller), app.to_string()).await {
             Ok(r) => Ok(r),
-            Err(e @ crate::http::ApiError::NotFound(_)) => Ok(e.into_response()),
+            Err(e @ super::ApiError::NotFound(_)) => Ok(e.into_response()),
             Err(e) => Err(e.to_string()),
         }
     }

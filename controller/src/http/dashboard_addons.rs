@@ -1,4 +1,4 @@
-//! The dashboard's add-on section ([`crate::dashboard::ControllerDashboard`]): an app's
+//! The dashboard's add-on section ([`super::dashboard::ControllerDashboard`]): an app's
 //! add-ons, their backups, and the create, capture, restore and destroy forms, answered by
 //! the same functions as the REST routes (`addons::ops`, `http::pg`), so the member walls
 //! are theirs: an add-on or backup of an app the viewer may not use is answered like a
@@ -9,9 +9,9 @@ use std::sync::Arc;
 use paas_api::CreateAddon;
 use paas_web_ui::{ActionError, AddonBackup, AddonInfo, AddonService};
 
+use super::ApiError;
 use crate::addons::ops::{self, OpsError};
 use crate::auth::Caller;
-use crate::http::ApiError;
 use crate::state::Controller;
 
 /// An add-on operation's error as the dashboard shows it: bad input and refusals next to
@@ -90,7 +90,7 @@ pub(crate) async fn list(
 pub(crate) async fn backups(c: &Controller, app: &str) -> Result<Vec<AddonBackup>, String> {
     let mut out = Vec::new();
     for service in ["postgresql", "redis"] {
-        let list = match crate::http::backups_list(c, app, service).await {
+        let list = match super::backups_list(c, app, service).await {
             Ok(l) => l,
             Err(ApiError::NotFound(_)) => return Ok(Vec::new()),
             Err(e) => return Err(e.to_string()),
@@ -131,10 +131,10 @@ pub(crate) async fn capture(
     app: &str,
     addon: &str,
 ) -> Result<(), ActionError> {
-    let a = crate::http::attached_addon(c, app, addon)
+    let a = super::attached_addon(c, app, addon)
         .await
         .map_err(api_err)?;
-    crate::http::start_capture(c, app, &a.service, Some(&a.name))
+    super::start_capture(c, app, &a.service, Some(&a.name))
         .await
         .map_err(api_err)?;
     Ok(())
@@ -148,16 +148,14 @@ pub(crate) async fn restore(
     id: &str,
     confirm: &str,
 ) -> Result<(), ActionError> {
-    let (b, service) = crate::http::attached_backup(c, app, id)
-        .await
-        .map_err(api_err)?;
+    let (b, service) = super::attached_backup(c, app, id).await.map_err(api_err)?;
     if confirm != app {
         return Err(ActionError::User(format!(
             "restoring {id} replaces the data of {}: type the app's name, {app}, to confirm",
             b.addon
         )));
     }
-    crate::http::restore_backup(
+    super::restore_backup(
         c,
         caller,
         app,
