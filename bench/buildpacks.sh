@@ -8,10 +8,11 @@
 # Last line: `buildpacks: python cold <ms> warm <ms> node cold <ms> warm <ms> ratio <warm python / 5000 ms target>`
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib/paas.sh
 [ "$(id -u)" -eq 0 ] || { echo "bench/run buildpacks needs root (it runs containers)" >&2; exit 1; }
 
 cargo build --release -q -p paas-controller -p paas-node-agent
-bin=target/release
+bin=${CARGO_TARGET_DIR:-target}/release
 work=$(mktemp -d /tmp/paas-bench-buildpacks.XXXXXX)
 prefix=bb$(printf '%04x' $(( $$ % 65535 )))
 api_port=$(( 19000 + $$ % 1000 ))
@@ -22,25 +23,13 @@ flock "$shared/lock" deploy/build-stack bookworm "$shared/bookworm"
 deploy/build-stack tiny "$work/stacks/tiny" >/dev/null
 ln -s "$(pwd)/$shared/bookworm" "$work/stacks/bookworm"
 
-"$bin/paas-controller" --standalone --router-in-process --data-dir "$work/data" --stacks-dir "$work/stacks" \
-    --listen 127.0.0.1:$api_port --router-listen 127.0.0.1:$router_port \
-    --prefix "$prefix" --subnet 10.211.7.0/24 --port-range 31100-31199 \
-    >"$work/controller.log" 2>&1 &
-pid=$!
 cleanup() {
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    "$bin/paas-agent" cleanup --state-dir "$work/data/agent" --prefix "$prefix" >/dev/null 2>&1 || true
+    paas_stop
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-for _ in $(seq 1 600); do
-    [ -s "$work/data/admin-token" ] && curl -sf -o /dev/null -H "Authorization: Bearer $(cat "$work/data/admin-token")" \
-        "http://127.0.0.1:$api_port/v1/apps" && break
-    sleep 0.1
-done
-token=$(cat "$work/data/admin-token")
+paas_start --stacks-dir "$work/stacks" --prefix "$prefix" --subnet 10.211.7.0/24 --port-range 31100-31199
 sleep 3 # the agent's first heartbeat
 
 now_ms() { date +%s%3N; }

@@ -12,6 +12,7 @@
 # Last line: `dockerfile: warm paas <s> s, buildah <s> s, ratio <paas/buildah>` (goal ≤ 1.0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib/paas.sh
 [ "$(id -u)" -eq 0 ] || { echo "bench/run dockerfile needs root (it runs containers)" >&2; exit 1; }
 command -v buildah >/dev/null || { echo "bench/run dockerfile needs buildah: run deploy/install-deps" >&2; exit 1; }
 
@@ -28,15 +29,8 @@ deploy/build-stack tiny "$work/stacks/tiny" >/dev/null
 ln -s "$(pwd)/$shared/bookworm" "$work/stacks/bookworm"
 bah=(buildah --root "$work/buildah/root" --runroot "$work/buildah/run" --storage-driver overlay)
 
-"$bin/paas-controller" --standalone --router-in-process --data-dir "$work/data" --stacks-dir "$work/stacks" \
-    --listen 127.0.0.1:$api_port --router-listen 127.0.0.1:$router_port \
-    --prefix "$prefix" --subnet 10.211.9.0/24 --port-range 31300-31399 \
-    >"$work/controller.log" 2>&1 &
-pid=$!
 cleanup() {
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    "$bin/paas-agent" cleanup --state-dir "$work/data/agent" --prefix "$prefix" >/dev/null 2>&1 || true
+    paas_stop
     "${bah[@]}" rm --all >/dev/null 2>&1 || true
     "${bah[@]}" rmi --all --force >/dev/null 2>&1 || true
     umount -R "$work/buildah/root/overlay" 2>/dev/null || true
@@ -44,12 +38,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for _ in $(seq 1 600); do
-    [ -s "$work/data/admin-token" ] && curl -sf -o /dev/null -H "Authorization: Bearer $(cat "$work/data/admin-token")" \
-        "http://127.0.0.1:$api_port/v1/apps" && break
-    sleep 0.1
-done
-token=$(cat "$work/data/admin-token")
+paas_start --stacks-dir "$work/stacks" --prefix "$prefix" --subnet 10.211.9.0/24 --port-range 31300-31399
 sleep 3 # the agent's first heartbeat
 
 now_ms() { date +%s%3N; }

@@ -8,6 +8,7 @@
 # Last line: `registry: paas <MB/s> disk <MB/s> ratio <paas/disk>`
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib/paas.sh
 
 profile=${BENCH_PROFILE:-release}
 if [ "$profile" = release ]; then
@@ -15,31 +16,20 @@ if [ "$profile" = release ]; then
 else
     cargo build -q -p paas-controller
 fi
-bin=target/$profile
+bin=${CARGO_TARGET_DIR:-target}/$profile
 mb=${BENCH_MB:-512}
 work=$(mktemp -d /tmp/paas-bench-registry.XXXXXX)
 api_port=$(( 17000 + $$ % 1000 ))
 router_port=$(( api_port + 1000 ))
 deploy/build-stack tiny "$work/stacks/tiny" >/dev/null
 
-"$bin/paas-controller" --standalone --router-in-process --no-local-agent --no-router-tls --data-dir "$work/data" \
-    --stacks-dir "$work/stacks" --listen 127.0.0.1:$api_port \
-    --router-listen 127.0.0.1:$router_port --gc-interval-secs 0 \
-    >"$work/controller.log" 2>&1 &
-pid=$!
 cleanup() {
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    paas_stop
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-for _ in $(seq 1 300); do
-    [ -s "$work/data/admin-token" ] && curl -sf -o /dev/null -H "Authorization: Bearer $(cat "$work/data/admin-token")" \
-        "http://127.0.0.1:$api_port/v2/" && break
-    sleep 0.1
-done
-token=$(cat "$work/data/admin-token")
+paas_start --no-local-agent --no-router-tls --stacks-dir "$work/stacks" --gc-interval-secs 0
 base=http://127.0.0.1:$api_port/v2/bench/blob
 
 head -c $(( mb * 1024 * 1024 )) /dev/urandom > "$work/blob"
