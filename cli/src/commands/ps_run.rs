@@ -16,12 +16,6 @@ use serde_json::Value;
 use super::{CommandError, Context};
 use crate::client::ClientError;
 
-/// Programs that exist only inside a shell.
-const BUILTINS: &[&str] = &[
-    ".", ":", "alias", "cd", "eval", "exit", "export", "read", "set", "source", "ulimit", "umask",
-    "unset",
-];
-
 /// What the command runs as (see the module doc).
 fn argv_of(command: &[String], line: &str) -> Vec<String> {
     let sh = |text: &str| vec!["/bin/sh".to_string(), "-c".into(), text.to_string()];
@@ -30,7 +24,7 @@ fn argv_of(command: &[String], line: &str) -> Vec<String> {
     {
         return sh(&command[0]);
     }
-    if BUILTINS.contains(&command[0].as_str()) {
+    if paas_api::exec::SHELL_BUILTINS.contains(&command[0].as_str()) {
         return sh(line);
     }
     command.to_vec()

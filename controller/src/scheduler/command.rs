@@ -11,13 +11,9 @@
 //! backslashes only (no `$`, `|`, `;`, `&`, redirections, globs, `~`, comments, `VAR=x`
 //! prefixes, or a shell builtin as the program). Such a line can run as an argv.
 
-use super::PROFILE_PRELUDE;
+use paas_api::exec::SHELL_BUILTINS;
 
-/// Programs that exist only inside a shell: a line starting with one needs the shell.
-const BUILTINS: &[&str] = &[
-    ".", ":", "alias", "break", "cd", "continue", "eval", "exit", "export", "read", "readonly",
-    "return", "set", "shift", "source", "trap", "ulimit", "umask", "unalias", "unset", "wait",
-];
+use super::PROFILE_PRELUDE;
 
 /// The argv of an exec-form command (a JSON array of strings, at least one, the first not
 /// empty); `None` for shell text.
@@ -102,7 +98,7 @@ pub fn plain_words(line: &str) -> Option<Vec<String>> {
         words.remove(0);
     }
     let first = words.first()?;
-    if first.is_empty() || BUILTINS.contains(&first.as_str()) {
+    if first.is_empty() || SHELL_BUILTINS.contains(&first.as_str()) {
         return None;
     }
     Some(words)
