@@ -1,8 +1,9 @@
 #!/bin/bash
 # Build-time measurements for issue 20 (the crate walls): from the tree this script sits in,
 #   1. `cargo build --release -p paas-controller` from clean (own target dir), twice;
-#   2. debug `cargo build -p paas-controller` after `touch` of one router file and of one
-#      registry file (the tree warm from a debug build before), twice each;
+#   2. debug `cargo build -p paas-controller` after `touch` of one router file, of one
+#      registry file and of one API handler file (the tree warm from a debug build
+#      before), twice each;
 #   3. when a paas-registry crate exists, `cargo build -p paas-registry` after the same
 #      touch (what `cargo test -p paas-registry` needs without the controller).
 # Every line printed carries the 1-minute load average when the build started and ended,
@@ -27,6 +28,7 @@ timed() { # label, command...
         "$(echo "$t1 - $t0" | bc)" "$l0" "$l1" "$(date -u +%H:%M)"
 }
 router_file=router/src/lib.rs
+handler_file=controller/src/http/config.rs
 if [ -d registry/src ]; then registry_file=registry/src/store.rs; else registry_file=controller/src/registry/store.rs; fi
 
 if [ "${SKIP_RELEASE:-}" != 1 ]; then
@@ -42,6 +44,8 @@ for i in $(seq "$runs"); do
     timed "debug after touch $router_file #$i" cargo build -p paas-controller --target-dir "$target"
     touch "$registry_file"
     timed "debug after touch $registry_file #$i" cargo build -p paas-controller --target-dir "$target"
+    touch "$handler_file"
+    timed "debug after touch $handler_file #$i" cargo build -p paas-controller --target-dir "$target"
 done
 if [ -d registry/src ]; then
     for i in $(seq "$runs"); do
