@@ -56,7 +56,10 @@ pub fn measure(state_dir: &Path, name: &str) -> Option<u64> {
     match crate::du::disk_usage_bounded(&dir, MAX_ENTRIES) {
         Ok(Some(bytes)) => Some(bytes),
         Ok(None) => {
-            tracing::debug!(volume = name, "more than {MAX_ENTRIES} entries: not measured");
+            tracing::debug!(
+                volume = name,
+                "more than {MAX_ENTRIES} entries: not measured"
+            );
             None
         }
         Err(e) => {
@@ -153,6 +156,9 @@ mod tests {
             &BTreeSet::from(["addon-7".to_string(), "addon-8".to_string()]),
         );
         assert_eq!(uses.len(), 1, "the unknown one is left out: {uses:?}");
-        assert_eq!((uses[0].name.as_str(), uses[0].used_bytes), ("addon-7", used));
+        assert_eq!(
+            (uses[0].name.as_str(), uses[0].used_bytes),
+            ("addon-7", used)
+        );
     }
 }

@@ -547,7 +547,13 @@ mod tests {
     #[test]
     fn volume_names_name_their_addon() {
         assert_eq!(volume_addon_id(&volume(42)), Some(42));
-        for other in ["addon-", "addon-042", "addon-x", "app-3-uploads", "addon-1-x"] {
+        for other in [
+            "addon-",
+            "addon-042",
+            "addon-x",
+            "app-3-uploads",
+            "addon-1-x",
+        ] {
             assert_eq!(volume_addon_id(other), None, "{other}");
         }
     }
