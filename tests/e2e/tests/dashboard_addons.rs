@@ -95,6 +95,12 @@ fn addons_in_a_real_browser() {
             |s| s.contains("class=\"addon-size\"") && !s.contains("class=\"addon-size\">–<"),
         )
         .await;
+        b.execute(
+            "document.getElementById('addons').scrollIntoView();",
+            vec![],
+        )
+        .await
+        .unwrap();
         shot(&b, "addons").await;
 
         // Download: the link serves the snapshot's bytes with the session's cookie.
