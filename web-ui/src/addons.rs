@@ -30,7 +30,7 @@ pub(crate) struct AddonView {
     pub(crate) state_class: &'static str,
     pub(crate) state_reason: String,
     pub(crate) node: String,
-    /// What its data takes (`8.5 MB`), or "–" while unknown.
+    /// What its data takes (`8.5M`, as the volumes table writes sizes), or "–" while unknown.
     pub(crate) size: String,
     /// `DATABASE_URL`, or "–".
     pub(crate) attached_as: String,
