@@ -30,6 +30,14 @@ pub struct Addon {
     /// Crashes in a row (reset once it answers again).
     #[serde(default)]
     pub restarts: u32,
+    /// What its data takes on its node's disk, in bytes (its volume, measured by the node's
+    /// agent about every 30 s). `null` when it is not known: before the first measurement,
+    /// and while its node is down.
+    #[serde(default)]
+    pub data_bytes: Option<u64>,
+    /// When `data_bytes` was measured (RFC 3339), when it is known.
+    #[serde(default)]
+    pub data_measured_at: Option<String>,
     pub created_at: String,
 }
 

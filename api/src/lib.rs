@@ -423,6 +423,26 @@ pub struct NodeHeartbeat {
     /// with the header [`AGENT_TOKEN_STORED`]; the agent then refuses its bootstrap token.
     #[serde(default)]
     pub agent_token: Option<String>,
+    /// A new measurement of what the volumes of the node's services hold (the volumes
+    /// mounted by its jobs that are not builds: add-ons' data, apps' sized volumes), sent
+    /// in the heartbeats after each measurement until one is answered, and empty (left
+    /// out) in between: an empty list means "nothing new", not "no volumes". The agent
+    /// measures about every 30 s, and at once when a job mounts a volume it has not
+    /// measured yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeUse>,
+}
+
+/// What one volume on a node holds ([`NodeHeartbeat::volumes`]): for a sized volume the
+/// use its filesystem reports (`statvfs`), for a plain directory the blocks its files take
+/// (as `du -s` counts them). A volume the agent could not measure is left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeUse {
+    /// The agent's volume name (`addon-<id>`, `app-<id>-<name>`).
+    pub name: String,
+    pub used_bytes: u64,
+    /// When it was measured, RFC 3339 UTC.
+    pub measured_at: String,
 }
 
 /// Response header of `POST /v1/nodes/heartbeat`: the controller stored the heartbeat's

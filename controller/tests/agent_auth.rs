@@ -94,6 +94,7 @@ async fn heartbeat(
         layers: Vec::new(),
         stats: Vec::new(),
         agent_token,
+        volumes: Vec::new(),
     };
     reqwest::Client::builder()
         .no_proxy()

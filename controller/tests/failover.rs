@@ -231,6 +231,7 @@ async fn start_agent(controllers: Vec<String>, token: String) -> Agent {
                 layers: Vec::new(),
                 stats: Vec::new(),
                 agent_token: None,
+                volumes: Vec::new(),
             };
             for c in &controllers {
                 let _ = http

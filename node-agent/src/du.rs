@@ -10,9 +10,16 @@ use std::path::Path;
 
 /// Bytes allocated on disk to `root` and everything under it. A missing `root` is 0.
 pub fn disk_usage(root: &Path) -> io::Result<u64> {
+    Ok(disk_usage_bounded(root, u64::MAX)?.unwrap_or(u64::MAX))
+}
+
+/// [`disk_usage`], but gives up (`None`) after `max_entries` directory entries, so a tree
+/// of millions of files costs a bounded walk (a measurement that runs again and again).
+pub fn disk_usage_bounded(root: &Path, max_entries: u64) -> io::Result<Option<u64>> {
+    let mut entries_seen = 0u64;
     let meta = match std::fs::symlink_metadata(root) {
         Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some(0)),
         Err(e) => return Err(e),
     };
     let dev = meta.dev();
@@ -30,6 +37,10 @@ pub fn disk_usage(root: &Path) -> io::Result<u64> {
             Err(e) => return Err(e),
         };
         for entry in entries {
+            entries_seen += 1;
+            if entries_seen > max_entries {
+                return Ok(None);
+            }
             let entry = match entry {
                 Ok(entry) => entry,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -52,7 +63,7 @@ pub fn disk_usage(root: &Path) -> io::Result<u64> {
             }
         }
     }
-    Ok(total)
+    Ok(Some(total))
 }
 
 #[cfg(test)]
@@ -76,5 +87,18 @@ mod tests {
         std::os::unix::fs::symlink(&outside, root.join("escape")).unwrap();
         assert!(disk_usage(&root).unwrap() < one + 10_000);
         assert_eq!(disk_usage(&dir.path().join("missing")).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_bounded_walk_gives_up_past_its_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..10 {
+            std::fs::write(dir.path().join(format!("f{i}")), b"x").unwrap();
+        }
+        assert_eq!(disk_usage_bounded(dir.path(), 5).unwrap(), None);
+        assert_eq!(
+            disk_usage_bounded(dir.path(), 10).unwrap(),
+            Some(disk_usage(dir.path()).unwrap())
+        );
     }
 }

@@ -1,15 +1,16 @@
 //! The heartbeat: every 2 s, `POST {controller}/v1/nodes/heartbeat` with the node's name,
 //! API URL, memory, every job's status, the cached layers' digests and the running jobs'
 //! cgroup stats (the newest complete sample of [`crate::stats::Sampler`], so a slow cgroup
-//! read never delays a heartbeat), and the agent's own API credential (the controller's
-//! answer says whether it stored it, see [`crate::register`], and names the other nodes,
-//! whose host ports and agent ports the agent then closes to jobs). Failures are logged
-//! and the loop goes on.
+//! read never delays a heartbeat), a new measurement of its services' volumes when there
+//! is one ([`crate::volume_use::Meter`], sent until a heartbeat carrying it is answered),
+//! and the agent's own API credential (the controller's answer says whether it stored it,
+//! see [`crate::register`], and names the other nodes, whose host ports and agent ports
+//! the agent then closes to jobs). Failures are logged and the loop goes on.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use paas_api::{JobStats, NodeHeartbeat};
+use paas_api::{JobStats, NodeHeartbeat, VolumeUse};
 
 use crate::agent::Agent;
 
@@ -45,6 +46,7 @@ pub fn heartbeat(agent: &Agent, stats: Vec<JobStats>) -> NodeHeartbeat {
         layers: cached_layers(&agent.config.state_dir.join("layers")),
         stats,
         agent_token: Some(agent.credential.token().to_string()),
+        volumes: Vec::new(),
     }
 }
 
@@ -68,13 +70,25 @@ pub async fn send(
     controller: &str,
     stats: Vec<JobStats>,
 ) -> Result<(), HeartbeatError> {
+    send_with_volumes(agent, controller, stats, Vec::new()).await
+}
+
+/// Sends one heartbeat to `controller` that also carries a measurement of the volumes.
+pub async fn send_with_volumes(
+    agent: &Agent,
+    controller: &str,
+    stats: Vec<JobStats>,
+    volumes: Vec<VolumeUse>,
+) -> Result<(), HeartbeatError> {
     let url = format!("{controller}/v1/nodes/heartbeat");
+    let mut hb = heartbeat(agent, stats);
+    hb.volumes = volumes;
     let resp = agent
         .client
         .post(&url)
         .bearer_auth(&agent.config.token)
         .timeout(Duration::from_secs(5))
-        .json(&heartbeat(agent, stats))
+        .json(&hb)
         .send()
         .await
         .map_err(|source| HeartbeatError::Http {
@@ -122,12 +136,18 @@ pub async fn run(agent: Arc<Agent>) {
     let mut sampler = crate::stats::Sampler::default();
     let _ = sampler.latest(&agent).await;
     sampler.settle(Duration::from_secs(1)).await;
+    let mut meter = crate::volume_use::Meter::default();
     let mut ticker = tokio::time::interval(INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
         let stats = sampler.latest(&agent).await;
-        match send(&agent, &controller, stats).await {
+        let volumes = meter.fresh(&agent).await;
+        let result = send_with_volumes(&agent, &controller, stats, volumes).await;
+        if result.is_ok() {
+            meter.delivered();
+        }
+        match result {
             Ok(()) if failing => {
                 tracing::info!("heartbeat: the controller answers again");
                 failing = false;

@@ -23,6 +23,7 @@ pub mod network;
 pub mod register;
 pub mod stats;
 pub mod util;
+pub mod volume_use;
 pub mod volumes;
 
 pub use agent::{serve, Agent};

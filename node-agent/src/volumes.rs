@@ -315,6 +315,20 @@ fn sized_info(state_dir: &Path, name: &str) -> Result<SizedVolume, VolumeError> 
     })
 }
 
+/// What sized volume `name` uses now, by `statvfs` of its own filesystem (blocking; cheap);
+/// `None` when it is not a sized volume or not mounted (then `statvfs` would measure the
+/// filesystem under it instead).
+pub fn mounted_use(state_dir: &Path, name: &str) -> Option<u64> {
+    if !image_path(state_dir, name).is_file() {
+        return None;
+    }
+    let dir = state_dir.join("volumes").join(name);
+    if !is_mountpoint(&dir) {
+        return None;
+    }
+    sized_info(state_dir, name).ok().map(|v| v.used_bytes)
+}
+
 /// Unmounts and removes the image of sized volume `name`, if it has one (the caller then
 /// removes its directory). A volume still in use by a process is refused.
 pub fn remove_image(state_dir: &Path, name: &str) -> Result<bool, VolumeError> {

@@ -144,3 +144,67 @@ async fn a_volume_over_its_limit_is_emptied_once_no_job_uses_it() {
         (400, Some("validation_error"))
     );
 }
+
+/// The heartbeat's volume meter: a running service's volume is measured by its files (a
+/// plain directory: the bounded du walk), a volume no job mounts is not, and a measurement
+/// is handed out until the controller took it, then not again before the next one is due.
+#[tokio::test]
+async fn the_meter_measures_the_volumes_of_the_nodes_services() {
+    if !need_root("the_meter_measures_the_volumes_of_the_nodes_services") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let names = unique_names();
+    let registry = FakeRegistry::start(TOKEN).await;
+    registry.add_image(
+        "stacks/tiny",
+        "latest",
+        &busybox_rootfs_tar(),
+        json!({"config": {"Env": ["PATH=/bin"]}}),
+    );
+    let agent = Agent::open(config(dir.path(), TOKEN, &names)).unwrap();
+    agent.start().await.unwrap();
+    struct Guard<'a>(&'a Path, String);
+    impl Drop for Guard<'_> {
+        fn drop(&mut self) {
+            cleanup(self.0, &self.1);
+        }
+    }
+    let _guard = Guard(dir.path(), names.prefix.clone());
+    // A volume no job mounts (an old build cache): never walked.
+    std::fs::create_dir_all(dir.path().join("volumes/cache-3")).unwrap();
+    std::fs::write(dir.path().join("volumes/cache-3/big"), vec![1u8; 1 << 20]).unwrap();
+
+    let mut service = spec(
+        &registry,
+        "db",
+        "dd if=/dev/zero of=/cache/table bs=1024 count=3072 2>/dev/null && \
+         touch /cache/written && sleep 600",
+    );
+    service.volumes[0].name = "addon-9".into();
+    jobs::create(&agent, service).await.unwrap();
+    let volume = dir.path().join("volumes/addon-9");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !volume.join("written").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the job did not write its volume"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut meter = paas_node_agent::volume_use::Meter::default();
+    assert!(meter.fresh(&agent).await.is_empty(), "nothing measured yet");
+    meter.settle(Duration::from_secs(10)).await;
+    let uses = meter.fresh(&agent).await;
+    assert_eq!(uses.len(), 1, "{uses:?}");
+    assert_eq!(uses[0].name, "addon-9");
+    assert!((3 << 20..4 << 20).contains(&uses[0].used_bytes), "{uses:?}");
+    assert_eq!(meter.fresh(&agent).await, uses, "sent until delivered");
+    meter.delivered();
+    assert!(
+        meter.fresh(&agent).await.is_empty(),
+        "not measured again before it is due"
+    );
+    jobs::delete(&agent, "db").await.unwrap();
+}

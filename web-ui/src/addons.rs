@@ -1,12 +1,15 @@
 //! The add-ons section of the app page: its view models and its forms (`POST`,
 //! CSRF-checked, behind [`AppAuth`] like every app form): create an add-on (service and
-//! plan from what the controller offers), capture a backup, restore one (the app's name
-//! typed to confirm) and destroy an add-on (the same). The controller answers every add-on
-//! or backup the app may not use exactly like a missing one.
+//! plan from what the controller offers), attach an add-on of another app (`--as NAME`)
+//! and detach it, capture a backup, restore one (the app's name typed to confirm) and
+//! destroy an add-on (the same); and the download of a completed backup's file (`GET`,
+//! behind [`AppAuth`]: the session's cookie, which a browser sends with a plain link). The
+//! controller answers every add-on or backup the app may not use exactly like a missing
+//! one.
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::Form;
 use serde::Deserialize;
@@ -27,6 +30,8 @@ pub(crate) struct AddonView {
     pub(crate) state_class: &'static str,
     pub(crate) state_reason: String,
     pub(crate) node: String,
+    /// What its data takes (`8.5M`, as the volumes table writes sizes), or "–" while unknown.
+    pub(crate) size: String,
     /// `DATABASE_URL`, or "–".
     pub(crate) attached_as: String,
     /// The owner app when it is another one (then this app only uses it).
@@ -67,6 +72,7 @@ impl AddonView {
             state: a.state.clone(),
             state_reason: a.state_reason.clone().unwrap_or_default(),
             node: a.node.clone().unwrap_or_else(|| "–".into()),
+            size: a.data_bytes.map_or_else(|| "–".into(), human_bytes),
             attached_as: a.attached_as.clone().unwrap_or_else(|| "–".into()),
             owner: (a.owner != app).then(|| a.owner.clone()),
             created: Timestamp::new(&a.created_at),
@@ -124,6 +130,9 @@ pub(crate) struct AddonForm {
     backup: String,
     #[serde(default)]
     confirm: String,
+    /// The attachment's name (`ANALYTICS` → `ANALYTICS_URL`); empty: the default var.
+    #[serde(default, rename = "as")]
+    as_name: String,
 }
 
 /// `POST /apps/{name}/addons` — `plan=postgresql:mini` (or just `plan=postgresql`: its
@@ -178,6 +187,54 @@ pub(crate) async fn destroy<D: Dashboard>(
         .destroy_addon(&auth.app, f.addon.trim(), f.confirm.trim())
         .await;
     addon_result(&*d, &auth, result, "destroy the add-on").await
+}
+
+/// `POST /apps/{name}/addons/attach` — `addon=NAME&as=ANALYTICS` (`addons:attach`).
+pub(crate) async fn attach<D: Dashboard>(
+    auth: AppAuth,
+    State(d): State<Arc<D>>,
+    Form(f): Form<AddonForm>,
+) -> Result<Response, PageError> {
+    check(&auth, &f.csrf)?;
+    let addon = f.addon.trim();
+    let result = if addon.is_empty() {
+        Err(ActionError::User(
+            "enter the name of the add-on to attach (paas addons -a OTHER-APP lists them)".into(),
+        ))
+    } else {
+        d.attach_addon(&auth.viewer, &auth.app, addon, f.as_name.trim())
+            .await
+    };
+    addon_result(&*d, &auth, result, "attach the add-on").await
+}
+
+/// `POST /apps/{name}/addons/detach` — `addon=NAME` (`addons:detach`).
+pub(crate) async fn detach<D: Dashboard>(
+    auth: AppAuth,
+    State(d): State<Arc<D>>,
+    Form(f): Form<AddonForm>,
+) -> Result<Response, PageError> {
+    check(&auth, &f.csrf)?;
+    let result = d.detach_addon(&auth.app, f.addon.trim()).await;
+    addon_result(&*d, &auth, result, "detach the add-on").await
+}
+
+/// `GET /apps/{name}/addons/backups/{id}/download` — the backup's file, as an attachment.
+pub(crate) async fn download<D: Dashboard>(
+    auth: AppAuth,
+    State(d): State<Arc<D>>,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    match d.download_backup(&auth.app, &id).await {
+        Ok(file) => Ok(file),
+        Err(ActionError::User(why)) => Err(PageError::NotFound {
+            what: format!("file to download here: {why}"),
+        }),
+        Err(ActionError::Internal(message)) => Err(PageError::Backend {
+            action: "download the backup",
+            message,
+        }),
+    }
 }
 
 async fn addon_result<D: Dashboard>(

@@ -161,6 +161,9 @@ pub struct AddonInfo {
     pub node: Option<String>,
     /// The config var that holds its URL on this app (`DATABASE_URL`).
     pub attached_as: Option<String>,
+    /// What its data takes on its node's disk; `None` while unknown (not measured yet, or
+    /// its node is down).
+    pub data_bytes: Option<u64>,
     /// RFC 3339.
     pub created_at: String,
 }
@@ -478,6 +481,42 @@ pub trait Dashboard: Send + Sync + 'static {
         async { Err(ActionError::User("add-ons are not available here".into())) }
     }
 
+    /// Attaches the add-on `addon` of another app to this app, its URL set as `<AS>_URL`
+    /// (`as_name` empty: the service's default var); `viewer` must be allowed to use the
+    /// add-on's own app too (else the add-on is answered like a missing one).
+    fn attach_addon(
+        &self,
+        viewer: &Viewer,
+        app: &str,
+        addon: &str,
+        as_name: &str,
+    ) -> impl Future<Output = Result<(), ActionError>> + Send {
+        let _ = (viewer, app, addon, as_name);
+        async { Err(ActionError::User("add-ons are not available here".into())) }
+    }
+
+    /// Detaches the add-on `addon` (of another app) from this app; its URL var is unset.
+    fn detach_addon(
+        &self,
+        app: &str,
+        addon: &str,
+    ) -> impl Future<Output = Result<(), ActionError>> + Send {
+        let _ = (app, addon);
+        async { Err(ActionError::User("add-ons are not available here".into())) }
+    }
+
+    /// The file of completed backup `id` of an add-on attached to the app, as a download
+    /// (the bytes `GET /v1/apps/{app}/pg-backups/{id}/download` answers). A backup the app
+    /// has no add-on of is an [`ActionError::User`] (shown as "not found").
+    fn download_backup(
+        &self,
+        app: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<axum::response::Response, ActionError>> + Send {
+        let _ = (app, id);
+        async { Err(ActionError::User("add-ons are not available here".into())) }
+    }
+
     /// Destroys an add-on of the app with its data and backups; `confirm` must be the
     /// app's name.
     fn destroy_addon(
@@ -575,6 +614,12 @@ pub fn pages<D: Dashboard>(dashboard: Arc<D>) -> axum::Router {
         .route("/apps/{name}/addons/capture", post(addons::capture::<D>))
         .route("/apps/{name}/addons/restore", post(addons::restore::<D>))
         .route("/apps/{name}/addons/destroy", post(addons::destroy::<D>))
+        .route("/apps/{name}/addons/attach", post(addons::attach::<D>))
+        .route("/apps/{name}/addons/detach", post(addons::detach::<D>))
+        .route(
+            "/apps/{name}/addons/backups/{id}/download",
+            get(addons::download::<D>),
+        )
         .route("/apps/{name}/rename", post(actions::rename::<D>))
         .route("/apps/{name}/destroy", post(actions::destroy::<D>))
         .route("/apps/{name}/restart", post(actions::restart_type::<D>))

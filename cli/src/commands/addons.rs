@@ -12,7 +12,30 @@ use crate::output::{self, Spinner, Table};
 /// How long `addons:create --wait` waits for the add-on to answer.
 const WAIT: Duration = Duration::from_secs(300);
 
-/// NAME, SERVICE, PLAN, STATE, NODE, AS, CREATED.
+/// `n` bytes as Heroku prints a database's size: `8.5 MB`, `1.2 GB`, `512 bytes` (units of
+/// 1024, as PostgreSQL's `pg_size_pretty`).
+pub(crate) fn data_size(n: u64) -> String {
+    const UNITS: [(&str, u64); 4] = [
+        ("TB", 1 << 40),
+        ("GB", 1 << 30),
+        ("MB", 1 << 20),
+        ("kB", 1 << 10),
+    ];
+    for (unit, size) in UNITS {
+        if n >= size {
+            return format!("{:.1} {unit}", n as f64 / size as f64);
+        }
+    }
+    format!("{n} bytes")
+}
+
+/// The SIZE column: the data's size, or `-` when it is not known (not measured yet, or
+/// its node is down).
+fn size_cell(a: &Addon) -> String {
+    a.data_bytes.map_or_else(|| "-".into(), data_size)
+}
+
+/// NAME, SERVICE, PLAN, STATE, NODE, SIZE, AS, CREATED.
 pub(super) fn list(ctx: &Context, app: &str) -> Result<(), CommandError> {
     let client = ctx.client()?;
     let addons: Vec<Addon> = {
@@ -30,7 +53,9 @@ pub(super) fn list(ctx: &Context, app: &str) -> Result<(), CommandError> {
         ));
         return Ok(());
     }
-    let mut table = Table::new(&["name", "service", "plan", "state", "node", "as", "created"]);
+    let mut table = Table::new(&[
+        "name", "service", "plan", "state", "node", "size", "as", "created",
+    ]);
     for a in &addons {
         let owner = if a.app == app {
             String::new()
@@ -43,6 +68,7 @@ pub(super) fn list(ctx: &Context, app: &str) -> Result<(), CommandError> {
             a.plan.clone(),
             a.state.clone(),
             a.node.clone().unwrap_or_else(|| "-".into()),
+            size_cell(a),
             a.config_var.clone().unwrap_or_default(),
             a.created_at.clone(),
         ]);
@@ -63,6 +89,13 @@ fn describe(a: &Addon) -> String {
         "Node:        {}\n",
         a.node.as_deref().unwrap_or("(not placed yet)")
     ));
+    let size = match (&a.data_bytes, &a.data_measured_at) {
+        (Some(_), Some(at)) => format!("{} (measured {at})", size_cell(a)),
+        (Some(_), None) => size_cell(a),
+        (None, _) if a.node.is_some() => "unknown (not measured yet, or its node is down)".into(),
+        (None, _) => "-".into(),
+    };
+    s.push_str(&format!("Data size:   {size}\n"));
     for t in &a.attachments {
         s.push_str(&format!("Attached to: {} as {}\n", t.app, t.config_var));
     }
@@ -183,4 +216,18 @@ pub(super) fn destroy(
         output::print(&format!("Destroyed {addon}, its data and its backups.\n"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::data_size;
+
+    #[test]
+    fn sizes_read_like_herokus() {
+        assert_eq!(data_size(0), "0 bytes");
+        assert_eq!(data_size(512), "512 bytes");
+        assert_eq!(data_size(8_912_896), "8.5 MB");
+        assert_eq!(data_size(7 << 30), "7.0 GB");
+        assert_eq!(data_size(1536), "1.5 kB");
+    }
 }

@@ -219,6 +219,36 @@ pub fn volume(id: u32) -> String {
     format!("addon-{id}")
 }
 
+/// The add-on number whose volume is named `name` (the inverse of [`volume`]).
+pub fn volume_addon_id(name: &str) -> Option<u32> {
+    let id = name.strip_prefix("addon-")?;
+    // Canonical digits only, so one volume has one name.
+    (!id.starts_with('0')).then(|| id.parse().ok()).flatten()
+}
+
+/// Records the sizes of add-on volumes that a heartbeat of `node` carries (the agent's
+/// measurement, [`paas_api::NodeHeartbeat::volumes`]). Other volumes (apps' sized volumes)
+/// are asked from the agent when they are listed. A failure is logged: the size waits for
+/// the next measurement.
+pub async fn record_volume_use(
+    c: &crate::state::Controller,
+    node: &str,
+    volumes: &[paas_api::VolumeUse],
+) {
+    for v in volumes {
+        let Some(id) = volume_addon_id(&v.name) else {
+            continue;
+        };
+        if let Err(e) = c
+            .store
+            .record_addon_data(id, node, v.used_bytes, &v.measured_at)
+            .await
+        {
+            tracing::warn!(%node, volume = %v.name, "recording an add-on's data size: {e}");
+        }
+    }
+}
+
 /// The database user and name of a PostgreSQL add-on.
 pub fn pg_user(id: u32) -> String {
     format!("u{id}")
@@ -407,6 +437,8 @@ mod tests {
             last_exit: None,
             next_start_ms: 0,
             created_at: "2026-12-07T00:00:00Z".into(),
+            data_bytes: None,
+            data_measured_at: None,
         }
     }
 
@@ -510,6 +542,20 @@ mod tests {
         assert_eq!(restart_delay(2), Duration::from_secs(2));
         assert_eq!(restart_delay(5), Duration::from_secs(16));
         assert_eq!(restart_delay(50), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn volume_names_name_their_addon() {
+        assert_eq!(volume_addon_id(&volume(42)), Some(42));
+        for other in [
+            "addon-",
+            "addon-042",
+            "addon-x",
+            "app-3-uploads",
+            "addon-1-x",
+        ] {
+            assert_eq!(volume_addon_id(other), None, "{other}");
+        }
     }
 
     #[test]

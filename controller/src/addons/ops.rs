@@ -47,6 +47,27 @@ async fn app_id(c: &Controller, app: &str) -> Result<u32> {
         .ok_or_else(|| ApiError::NotFound(format!("no app named {app}")).into())
 }
 
+/// The size of `a`'s data as the API shows it: the last measurement, while its node is up
+/// (a down node's volume cannot be measured and may have changed: unknown, not a stale or
+/// zero number).
+async fn data_size(c: &Controller, a: &AddonRow) -> Result<(Option<u64>, Option<String>)> {
+    let (Some(node), Some(_)) = (a.node.as_deref(), a.data_bytes) else {
+        return Ok((None, None));
+    };
+    let now = crate::util::unix_ms();
+    let up = c
+        .store
+        .list_nodes()
+        .await?
+        .iter()
+        .any(|n| n.name == node && now - n.last_seen_ms <= crate::state::NODE_TIMEOUT_MS);
+    Ok(if up {
+        (a.data_bytes, a.data_measured_at.clone())
+    } else {
+        (None, None)
+    })
+}
+
 /// The wire form of `a` as `app` (one of its attachments, or none) sees it.
 async fn view(
     c: &Controller,
@@ -78,6 +99,7 @@ async fn view(
             .find(|t| t.app == app)
             .map(|t| t.config_var.clone())
     });
+    let (data_bytes, data_measured_at) = data_size(c, a).await?;
     Ok(Addon {
         name: a.name.clone(),
         service: a.service.clone(),
@@ -91,6 +113,8 @@ async fn view(
         config_var,
         attachments: shown,
         restarts: a.restarts,
+        data_bytes,
+        data_measured_at,
         created_at: a.created_at.clone(),
     })
 }
@@ -190,6 +214,8 @@ pub async fn create(
             last_exit: None,
             next_start_ms: 0,
             created_at: now_rfc3339(),
+            data_bytes: None,
+            data_measured_at: None,
         };
         if c.store.insert_addon(&row, &var).await? == AddonInserted::Inserted {
             tracing::info!(addon = %row.name, %app, service = svc.name, plan = plan.name,

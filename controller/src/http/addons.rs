@@ -128,7 +128,114 @@ async fn detach(
 mod tests {
     use http::StatusCode;
 
-    use crate::http::test_support::{controller, send};
+    use crate::http::test_support::{controller, send, send_as};
+    use crate::store::role;
+
+    /// The heartbeat of node `node` carrying one volume measurement.
+    fn heartbeat(node: &str, volume: &str, bytes: u64, at: &str) -> String {
+        serde_json::json!({
+            "name": node,
+            "url": "http://127.0.0.1:9",
+            "memory_bytes": 1u64 << 30,
+            "volumes": [{"name": volume, "used_bytes": bytes, "measured_at": at}],
+        })
+        .to_string()
+    }
+
+    /// An add-on's data size comes from its own node's heartbeat, is shown in the list and
+    /// the info answer, is null before the first measurement and while the node is down,
+    /// and is seen only by those who may use an app it is attached to.
+    #[tokio::test]
+    async fn the_data_size_is_its_nodes_measurement_and_only_its_apps_see_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = controller(&dir).await;
+        c.store.create_app("shop").await.unwrap();
+        c.store.create_app("evil").await.unwrap();
+        for (user, app) in [("ann", "shop"), ("mallory", "evil")] {
+            c.store.create_user(user, role::MEMBER, None).await.unwrap();
+            c.store.add_collaborator(app, user).await.unwrap();
+        }
+        let ann = c.store.create_token("ann", "t", None).await.unwrap().1;
+        let mallory = c.store.create_token("mallory", "t", None).await.unwrap().1;
+        let (status, body) = send_as(
+            &c,
+            &ann,
+            "POST",
+            "/v1/apps/shop/addons",
+            r#"{"service":"postgresql"}"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let created: paas_api::Addon = serde_json::from_str(&body).unwrap();
+        assert_eq!(created.data_bytes, None, "not measured yet");
+        assert!(body.contains(r#""data_bytes":null"#), "{body}");
+        let mut row = c.store.addon(&created.name).await.unwrap().unwrap();
+        row.node = Some("n1".into());
+        c.store.update_addon_run(&row).await.unwrap();
+        let volume = crate::addons::volume(row.id);
+        let info = format!("/v1/apps/shop/addons/{}", created.name);
+        let get = |path: String, token: String| {
+            let c = c.clone();
+            async move {
+                let (status, body) = send_as(&c, &token, "GET", &path, "").await;
+                (status, body)
+            }
+        };
+
+        // Another node's claim about the volume changes nothing.
+        let (status, body) = send(
+            &c,
+            "POST",
+            "/v1/nodes/heartbeat",
+            &heartbeat("n2", &volume, 1 << 40, "2026-12-07T10:00:00Z"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        let (_, body) = get(info.clone(), ann.clone()).await;
+        assert!(body.contains(r#""data_bytes":null"#), "{body}");
+
+        let (status, body) = send(
+            &c,
+            "POST",
+            "/v1/nodes/heartbeat",
+            &heartbeat("n1", &volume, 8_912_896, "2026-12-07T10:00:00Z"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        let (status, body) = get("/v1/apps/shop/addons".into(), ann.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let list: Vec<paas_api::Addon> = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (list[0].data_bytes, list[0].data_measured_at.as_deref()),
+            (Some(8_912_896), Some("2026-12-07T10:00:00Z"))
+        );
+        let (_, body) = get(info.clone(), ann.clone()).await;
+        assert!(body.contains(r#""data_bytes":8912896"#), "{body}");
+
+        // Another member sees neither the add-on nor its size, from any app.
+        for path in [
+            "/v1/apps/shop/addons".to_string(),
+            info.clone(),
+            format!("/v1/apps/evil/addons/{}", created.name),
+        ] {
+            let (status, body) = get(path.clone(), mallory.clone()).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+            assert!(!body.contains("8912896"), "{body}");
+        }
+        let (status, body) = get("/v1/apps/evil/addons".into(), mallory.clone()).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "[]"));
+
+        // Its node goes down: unknown, not the old number and not 0.
+        c.store
+            .upsert_node("n1", "http://127.0.0.1:9", 1 << 30, 0)
+            .await
+            .unwrap();
+        let (_, body) = get(info, ann).await;
+        assert!(
+            body.contains(r#""data_bytes":null"#) && body.contains(r#""data_measured_at":null"#),
+            "{body}"
+        );
+    }
 
     /// Create, attach, detach and destroy with their refusals (no node runs: the add-on
     /// stays `creating`, which is all the API needs).

@@ -40,7 +40,9 @@ pub(super) async fn redis_download(
     download(&c, &app, REDIS, &id).await
 }
 
-async fn download(
+/// The download answer of backup `id` of a `service` add-on attached to `app` (the REST
+/// routes above and the dashboard's download link).
+pub(crate) async fn download(
     c: &Controller,
     app: &str,
     service: &str,

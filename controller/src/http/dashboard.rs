@@ -538,6 +538,29 @@ impl paas_web_ui::Dashboard for ControllerDashboard {
         super::dashboard_addons::destroy(&self.controller, app, addon, confirm).await
     }
 
+    async fn attach_addon(
+        &self,
+        viewer: &Viewer,
+        app: &str,
+        addon: &str,
+        as_name: &str,
+    ) -> Result<(), ActionError> {
+        let caller = self.caller(viewer).await.map_err(ActionError::Internal)?;
+        super::dashboard_addons::attach(&self.controller, &caller, app, addon, as_name).await
+    }
+
+    async fn detach_addon(&self, app: &str, addon: &str) -> Result<(), ActionError> {
+        super::dashboard_addons::detach(&self.controller, app, addon).await
+    }
+
+    async fn download_backup(
+        &self,
+        app: &str,
+        id: &str,
+    ) -> Result<axum::response::Response, ActionError> {
+        super::dashboard_addons::download(&self.controller, app, id).await
+    }
+
     async fn acme(&self, app: &str) -> Result<AcmeInfo, String> {
         let status = match super::acme_status(&self.controller, app).await {
             Ok(s) => s,

@@ -1,12 +1,13 @@
 //! The dashboard's add-on section ([`super::dashboard::ControllerDashboard`]): an app's
-//! add-ons, their backups, and the create, capture, restore and destroy forms, answered by
-//! the same functions as the REST routes (`addons::ops`, `http::pg`), so the member walls
-//! are theirs: an add-on or backup of an app the viewer may not use is answered like a
-//! missing one.
+//! add-ons (with the size of their data), their backups, the create, attach, detach,
+//! capture, restore and destroy forms and a backup's download, answered by the same
+//! functions as the REST routes (`addons::ops`, `http::pg`, `http::backup_files`), so the
+//! member walls are theirs: an add-on or backup of an app the viewer may not use is
+//! answered like a missing one.
 
 use std::sync::Arc;
 
-use paas_api::CreateAddon;
+use paas_api::{AttachAddon, CreateAddon};
 use paas_web_ui::{ActionError, AddonBackup, AddonInfo, AddonService};
 
 use super::ApiError;
@@ -81,6 +82,7 @@ pub(crate) async fn list(
             state_reason: a.state_reason,
             node: a.node,
             attached_as: a.config_var,
+            data_bytes: a.data_bytes,
             created_at: a.created_at,
         })
         .collect())
@@ -123,6 +125,45 @@ pub(crate) async fn create(
     let a = ops::create(c, caller, app, &req).await.map_err(ops_err)?;
     tracing::info!(addon = %a.name, %app, "add-on created from the dashboard");
     Ok(())
+}
+
+/// `addons:attach ADDON -a APP --as NAME` (an empty name: the service's default var). The
+/// add-on's own app must be one `caller` may use, else it is a missing one.
+pub(crate) async fn attach(
+    c: &Arc<Controller>,
+    caller: &Caller,
+    app: &str,
+    addon: &str,
+    as_name: &str,
+) -> Result<(), ActionError> {
+    let req = AttachAddon {
+        addon: addon.to_string(),
+        as_name: (!as_name.is_empty()).then(|| as_name.to_string()),
+    };
+    let a = ops::attach(c, caller, app, &req).await.map_err(ops_err)?;
+    tracing::info!(addon = %a.name, %app, "add-on attached from the dashboard");
+    Ok(())
+}
+
+/// `addons:detach ADDON -a APP`.
+pub(crate) async fn detach(c: &Arc<Controller>, app: &str, addon: &str) -> Result<(), ActionError> {
+    ops::detach(c, app, addon).await.map_err(ops_err)?;
+    tracing::info!(%addon, %app, "add-on detached from the dashboard");
+    Ok(())
+}
+
+/// The file of backup `id` of an add-on attached to `app`, as the REST download answers it.
+pub(crate) async fn download(
+    c: &Controller,
+    app: &str,
+    id: &str,
+) -> Result<axum::response::Response, ActionError> {
+    let (_, service) = super::attached_backup(c, app, id)
+        .await
+        .map_err(api_err)?;
+    super::download_backup(c, app, &service, id)
+        .await
+        .map_err(api_err)
 }
 
 /// A backup of the add-on `addon` attached to `app` (it runs on in its own task).

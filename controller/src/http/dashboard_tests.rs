@@ -678,3 +678,316 @@ async fn addon_forms_refuse_bad_tokens_wrong_confirmations_and_other_members() {
     assert!(c.store.addon(&name).await.unwrap().is_none());
     assert!(c.store.backup("b0123456789ab").await.unwrap().is_none());
 }
+
+/// A GET to the whole controller app with `user`'s session cookie: (status, headers, body).
+async fn get_as(
+    c: &Arc<Controller>,
+    user: &str,
+    uri: &str,
+) -> (StatusCode, http::HeaderMap, Vec<u8>) {
+    let d = ControllerDashboard::new(Arc::clone(c));
+    let s = paas_web_ui::session::Session::new(user);
+    let req = Request::get(uri)
+        .header(
+            header::COOKIE,
+            format!("paas_session={}", s.encode(&d.session_key())),
+        )
+        .body(Body::empty())
+        .unwrap();
+    let resp = crate::http::app(Arc::clone(c)).oneshot(req).await.unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    let body = axum::body::to_bytes(resp.into_body(), 4 << 20)
+        .await
+        .unwrap();
+    (status, headers, body.to_vec())
+}
+
+/// Attach (with `--as`) and detach from the dashboard, a backup's download link and the
+/// add-on's size, with the API's rules: a member attaches only add-ons of apps she may use
+/// (another member's is answered like a missing one), the owner app cannot detach, a bad
+/// CSRF token changes nothing; a backup downloads whole through an app its add-on is
+/// attached to and through no other member's app; the size shows once measured.
+#[tokio::test]
+async fn addons_attach_detach_and_download_from_the_dashboard_with_the_apis_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = controller(&dir).await;
+    let d = ControllerDashboard::new(Arc::clone(&c));
+    for user in ["ann", "bob"] {
+        c.store
+            .create_user(user, crate::store::role::MEMBER, None)
+            .await
+            .unwrap();
+    }
+    let (ann, bob) = (viewer("ann", false), viewer("bob", false));
+    d.create_app(&ann, "shop").await.unwrap();
+    d.create_app(&ann, "reports").await.unwrap();
+    d.create_app(&bob, "bobs").await.unwrap();
+    d.create_addon(&ann, "shop", "postgresql", "")
+        .await
+        .unwrap();
+    d.create_addon(&bob, "bobs", "redis", "").await.unwrap();
+    let theirs = |app: &str| {
+        let c = Arc::clone(&c);
+        let app = app.to_string();
+        async move {
+            let id = c.store.app_id(&app).await.unwrap().unwrap();
+            c.store
+                .addons()
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|a| a.app_id == id)
+                .unwrap()
+        }
+    };
+    let (pg, redis) = (theirs("shop").await, theirs("bobs").await);
+
+    // A forged token: nothing is attached.
+    let attach = format!("addon={}&as=analytics", pg.name);
+    let (status, _) = post_form(
+        &c,
+        "ann",
+        Some("forged"),
+        "/apps/reports/addons/attach",
+        &attach,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        c.store
+            .addon_attachments(Some(&pg.name))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Bob's add-on, attached to ann's app: the very answer a missing one gets.
+    let (s1, p1) = post_form(
+        &c,
+        "ann",
+        None,
+        "/apps/reports/addons/attach",
+        &format!("addon={}&as=stolen", redis.name),
+    )
+    .await;
+    let (s2, p2) = post_form(
+        &c,
+        "ann",
+        None,
+        "/apps/reports/addons/attach",
+        "addon=redis-nope-0000&as=stolen",
+    )
+    .await;
+    assert_eq!((s1, s2), (StatusCode::BAD_REQUEST, StatusCode::BAD_REQUEST));
+    assert_eq!(
+        addon_error(&p1).unwrap(),
+        addon_error(&p2)
+            .unwrap()
+            .replace("redis-nope-0000", &redis.name)
+    );
+    assert_eq!(
+        c.store
+            .addon_attachments(Some(&redis.name))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Nor from bob's side: ann's add-on onto his app.
+    let (status, page) = post_form(
+        &c,
+        "bob",
+        None,
+        "/apps/bobs/addons/attach",
+        &format!("addon={}&as=stolen", pg.name),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        addon_error(&page).unwrap().contains("no add-on named"),
+        "{page}"
+    );
+    // Nor onto ann's app, which bob may not use.
+    let (status, _) = post_form(
+        &c,
+        "bob",
+        None,
+        "/apps/reports/addons/attach",
+        &format!("addon={}&as=stolen", redis.name),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Ann attaches her own add-on to her other app, as ANALYTICS_URL.
+    let (status, page) = post_form(&c, "ann", None, "/apps/reports/addons/attach", &attach).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let reports = c.store.app_id("reports").await.unwrap().unwrap();
+    let t = c.store.addon_attachments(Some(&pg.name)).await.unwrap();
+    assert!(
+        t.iter()
+            .any(|t| t.app_id == reports && t.var == "ANALYTICS_URL"),
+        "{t:?}"
+    );
+    let (status, _, page) = get_as(&c, "ann", "/apps/reports").await;
+    assert_eq!(status, StatusCode::OK);
+    let page = String::from_utf8(page).unwrap();
+    assert!(
+        page.contains(&format!("data-addon=\"{}\"", pg.name)),
+        "{page}"
+    );
+    assert!(
+        page.contains("of shop") && page.contains("ANALYTICS_URL"),
+        "{page}"
+    );
+    assert!(page.contains("/apps/reports/addons/detach"), "{page}");
+    assert!(page.contains("id=\"addon-attach-form\""), "{page}");
+
+    // The owner app cannot detach it; bob cannot detach it from ann's app.
+    let detach = format!("addon={}", pg.name);
+    let (status, page) = post_form(&c, "ann", None, "/apps/shop/addons/detach", &detach).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(addon_error(&page).unwrap().contains("destroy it"), "{page}");
+    let (status, _) = post_form(&c, "bob", None, "/apps/reports/addons/detach", &detach).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = post_form(
+        &c,
+        "ann",
+        Some("forged"),
+        "/apps/reports/addons/detach",
+        &detach,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        c.store
+            .addon_attachments(Some(&pg.name))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let (status, _) = post_form(&c, "ann", None, "/apps/reports/addons/detach", &detach).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        c.store
+            .addon_attachments(Some(&pg.name))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // The size: unknown until its node reports it.
+    let mut placed = pg.clone();
+    placed.node = Some("n1".into());
+    c.store.update_addon_run(&placed).await.unwrap();
+    c.store
+        .upsert_node("n1", "http://127.0.0.1:9", 1 << 30, crate::util::unix_ms())
+        .await
+        .unwrap();
+    assert_eq!(d.addons(&ann, "shop").await.unwrap()[0].data_bytes, None);
+    crate::addons::record_volume_use(
+        &c,
+        "n1",
+        &[paas_api::VolumeUse {
+            name: crate::addons::volume(pg.id),
+            used_bytes: 8_912_896,
+            measured_at: crate::util::now_rfc3339(),
+        }],
+    )
+    .await;
+    assert_eq!(
+        d.addons(&ann, "shop").await.unwrap()[0].data_bytes,
+        Some(8_912_896)
+    );
+    let (_, _, page) = get_as(&c, "ann", "/apps/shop").await;
+    let page = String::from_utf8(page).unwrap();
+    assert!(
+        page.contains("<td class=\"addon-size\">8.5M</td>"),
+        "{page}"
+    );
+
+    // A completed backup: a download link, the file's bytes, for ann only.
+    let backup = |id: &str, of: &crate::store::AddonRow, state: &str| crate::store::BackupRow {
+        id: id.into(),
+        addon: of.name.clone(),
+        addon_id: of.id,
+        app_id: of.app_id,
+        size_bytes: 9,
+        state: state.into(),
+        scheduled: false,
+        error: None,
+        created_at: crate::util::now_rfc3339(),
+        finished_at: None,
+    };
+    for (b, bytes) in [
+        (backup("b0123456789ab", &pg, "completed"), &b"PGDMP-ann"[..]),
+        (backup("b0123456789ac", &redis, "completed"), b"REDIS-bob"),
+        (backup("b0123456789ad", &pg, "running"), b""),
+    ] {
+        c.store.insert_backup(&b).await.unwrap();
+        let file = crate::addons::backups::file(&c, &b);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, bytes).unwrap();
+    }
+    let (_, _, page) = get_as(&c, "ann", "/apps/shop").await;
+    let page = String::from_utf8(page).unwrap();
+    let link = "/apps/shop/addons/backups/b0123456789ab/download";
+    assert!(page.contains(&format!("href=\"{link}\"")), "{page}");
+    assert!(
+        !page.contains("b0123456789ad/download"),
+        "no link for a running one"
+    );
+    let (status, headers, body) = get_as(&c, "ann", link).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, b"PGDMP-ann");
+    assert_eq!(
+        headers[header::CONTENT_DISPOSITION],
+        "attachment; filename=\"b0123456789ab.dump\""
+    );
+    let (status, _, _) = get_as(
+        &c,
+        "ann",
+        "/apps/shop/addons/backups/b0123456789ad/download",
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "running: no file");
+
+    // Bob: not through ann's app, and from his own app the same 404 as a missing backup.
+    let (status, _, body) = get_as(&c, "bob", link).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(!body.windows(9).any(|w| w == b"PGDMP-ann"));
+    let (s1, _, b1) = get_as(
+        &c,
+        "bob",
+        "/apps/bobs/addons/backups/b0123456789ab/download",
+    )
+    .await;
+    let (s2, _, b2) = get_as(
+        &c,
+        "bob",
+        "/apps/bobs/addons/backups/b0000000000zz/download",
+    )
+    .await;
+    assert_eq!((s1, s2), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND));
+    let message = |page: Vec<u8>| {
+        let page = String::from_utf8(page).unwrap();
+        let start = page.find("id=\"error-message\">").unwrap();
+        page[start..start + page[start..].find('<').unwrap()].to_string()
+    };
+    assert_eq!(
+        message(b1),
+        message(b2).replace("b0000000000zz", "b0123456789ab")
+    );
+    let (status, _, body) = get_as(
+        &c,
+        "bob",
+        "/apps/bobs/addons/backups/b0123456789ac/download",
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_slice()),
+        (StatusCode::OK, &b"REDIS-bob"[..])
+    );
+}

@@ -57,6 +57,7 @@ mod tests;
 
 pub use crate::api_error::ApiError;
 pub(crate) use acme::{acme_status, set_acme};
+pub(crate) use backup_files::download as download_backup;
 pub(crate) use config::check_destroy_confirmation;
 pub(crate) use domains::validate_hostname;
 pub(crate) use formation::{change_formation, formation as current_formation, FormationChange};

@@ -131,6 +131,7 @@ async fn heartbeat(
             .is_none()
     };
     c.job_stats.record(&hb.name, &hb.stats, unix_ms());
+    crate::addons::record_volume_use(&c, &hb.name, &hb.volumes).await;
     if first {
         tracing::info!(node = %hb.name, url = %hb.url, "node joined");
     }

@@ -1,7 +1,8 @@
 //! Add-ons and their attachments (migration 0022). An add-on belongs to the app that made
 //! it by that app's permanent number (`apps.id`), so a rename needs nothing here and a
 //! destroyed app's add-ons are found by the add-on loop (their owner number has no app).
-//! Attachments name the apps an add-on's URL is set on, and under which config var.
+//! Attachments name the apps an add-on's URL is set on, and under which config var. The size
+//! of an add-on's data is the nodes' measurement of its volume (migration 0028).
 
 use sqlx::Row;
 
@@ -31,6 +32,10 @@ pub struct AddonRow {
     /// Unix ms before which the loop does not start it again (restart backoff).
     pub next_start_ms: i64,
     pub created_at: String,
+    /// What its volume held when its node's agent last measured it (bytes), and when
+    /// (RFC 3339); None before the first measurement.
+    pub data_bytes: Option<u64>,
+    pub data_measured_at: Option<String>,
 }
 
 impl std::fmt::Debug for AddonRow {
@@ -46,6 +51,7 @@ impl std::fmt::Debug for AddonRow {
             .field("job_id", &self.job_id)
             .field("state", &self.state)
             .field("addr", &self.addr)
+            .field("data_bytes", &self.data_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -63,7 +69,8 @@ pub struct AttachmentRow {
 }
 
 const COLUMNS: &str = "name, id, service, plan, app_id, password, node, job_id, state, addr, \
-                       restarts, last_exit, next_start_ms, created_at";
+                       restarts, last_exit, next_start_ms, created_at, data_bytes, \
+                       data_measured_at";
 
 fn addon_row(r: &super::Row) -> std::result::Result<AddonRow, sqlx::Error> {
     Ok(AddonRow {
@@ -81,6 +88,10 @@ fn addon_row(r: &super::Row) -> std::result::Result<AddonRow, sqlx::Error> {
         last_exit: r.try_get("last_exit")?,
         next_start_ms: r.try_get("next_start_ms")?,
         created_at: r.try_get("created_at")?,
+        data_bytes: r
+            .try_get::<Option<i64>, _>("data_bytes")?
+            .map(|b| b.max(0) as u64),
+        data_measured_at: r.try_get("data_measured_at")?,
     })
 }
 
@@ -112,7 +123,7 @@ impl Store {
             .map_err(query("starting an add-on insert"))?;
         let res = sqlx::query(&format!(
             "INSERT INTO addons ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-             $11, $12, $13, $14)"
+             $11, $12, $13, $14, $15, $16)"
         ))
         .bind(&a.name)
         .bind(i64::from(a.id))
@@ -128,6 +139,8 @@ impl Store {
         .bind(&a.last_exit)
         .bind(a.next_start_ms)
         .bind(&a.created_at)
+        .bind(a.data_bytes.map(|b| b.min(i64::MAX as u64) as i64))
+        .bind(&a.data_measured_at)
         .execute(&mut *tx)
         .await;
         match res {
@@ -274,6 +287,30 @@ impl Store {
         .await
         .map_err(query("updating an add-on"))?;
         Ok(())
+    }
+
+    /// Records a measurement of the volume of add-on number `id` sent by `node`'s agent:
+    /// only the add-on's own node speaks for its data, and an older measurement never
+    /// replaces a newer one. False when nothing changed.
+    pub async fn record_addon_data(
+        &self,
+        id: u32,
+        node: &str,
+        bytes: u64,
+        measured_at: &str,
+    ) -> Result<bool> {
+        let res = sqlx::query(
+            "UPDATE addons SET data_bytes = $1, data_measured_at = $2 WHERE id = $3 AND \
+             node = $4 AND (data_measured_at IS NULL OR data_measured_at < $2)",
+        )
+        .bind(bytes.min(i64::MAX as u64) as i64)
+        .bind(measured_at)
+        .bind(i64::from(id))
+        .bind(node)
+        .execute(self.pool())
+        .await
+        .map_err(query("recording an add-on's data size"))?;
+        Ok(res.rows_affected() > 0)
     }
 
     /// The name of the app with permanent number `id`.

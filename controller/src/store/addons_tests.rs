@@ -36,6 +36,8 @@ fn addon(name: &str, id: u32, app_id: u32) -> AddonRow {
         last_exit: None,
         next_start_ms: 0,
         created_at: "2026-01-01T00:00:00Z".into(),
+        data_bytes: None,
+        data_measured_at: None,
     }
 }
 
@@ -87,7 +89,27 @@ async fn lifecycle(backend: Backend) {
     running.state = "available".into();
     running.addr = Some("10.0.0.2:5432".into());
     store.update_addon_run(&running).await.unwrap();
-    assert_eq!(store.addons().await.unwrap(), [running]);
+    assert_eq!(store.addons().await.unwrap(), [running.clone()]);
+
+    // Its data's size: only its own node's measurement counts, and never an older one.
+    let t1 = "2026-01-01T00:01:00Z";
+    assert!(!store.record_addon_data(7, "n2", 1 << 40, t1).await.unwrap());
+    assert!(store.record_addon_data(7, "n1", 8 << 20, t1).await.unwrap());
+    assert!(!store
+        .record_addon_data(7, "n1", 1, "2026-01-01T00:00:30Z")
+        .await
+        .unwrap());
+    let measured = store.addon(&a.name).await.unwrap().unwrap();
+    assert_eq!(
+        (measured.data_bytes, measured.data_measured_at.as_deref()),
+        (Some(8 << 20), Some(t1))
+    );
+    // The loop's writes leave it alone.
+    store.update_addon_run(&running).await.unwrap();
+    assert_eq!(
+        store.addon(&a.name).await.unwrap().unwrap().data_bytes,
+        Some(8 << 20)
+    );
 
     store.delete_app("other").await.unwrap();
     let t = store.addon_attachments(None).await.unwrap();

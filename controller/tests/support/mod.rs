@@ -304,6 +304,7 @@ impl FakeAgent {
                     layers: Vec::new(),
                     stats: Vec::new(),
                     agent_token: None,
+                    volumes: Vec::new(),
                 };
                 let _ = hb_agent
                     .http

@@ -15,9 +15,11 @@ use paas_e2e::{require_root, Paas};
 
 /// Journey: an app's add-ons in a real headless Chromium against a standalone paas with the
 /// add-on images: create a Redis add-on from the service-and-plan select, see it become
-/// available, capture a backup and see it listed as completed with its size, a restore with
-/// a wrong confirmation refused by the form, one with the app's name typed restoring it, and
-/// the add-on destroyed with the app's name typed (its backup goes with it).
+/// available and its data's size measured, capture a backup and see it listed as completed
+/// with its size, download it through its link (the session's cookie, the RDB's bytes), a
+/// restore with a wrong confirmation refused by the form, one with the app's name typed
+/// restoring it, the add-on attached to another app as `CACHE` and detached from it, and the
+/// add-on destroyed with the app's name typed (its backup goes with it).
 #[test]
 fn addons_in_a_real_browser() {
     if !require_root() || !require_browser() {
@@ -84,7 +86,46 @@ fn addons_in_a_real_browser() {
             backup.contains("completed") && !backup.contains('–'),
             "{backup}"
         );
+        // The add-on's data: measured by its node's agent, a size and not the dash.
+        eventually(
+            &b,
+            &app_url,
+            "the add-on's size",
+            Duration::from_secs(60),
+            |s| s.contains("class=\"addon-size\"") && !s.contains("class=\"addon-size\">–<"),
+        )
+        .await;
+        b.execute(
+            "document.getElementById('addons').scrollIntoView();",
+            vec![],
+        )
+        .await
+        .unwrap();
         shot(&b, "addons").await;
+
+        // Download: the link serves the snapshot's bytes with the session's cookie.
+        let link = b
+            .find(Locator::Css("#backup-list a.backup-download"))
+            .await
+            .unwrap()
+            .attr("href")
+            .await
+            .unwrap()
+            .expect("a download link");
+        let got = b
+            .execute(
+                "var x = new XMLHttpRequest(); x.open('GET', arguments[0], false); \
+                 x.overrideMimeType('text/plain; charset=x-user-defined'); x.send(); \
+                 return [x.status, x.responseText.length, x.responseText.slice(0, 5), \
+                 x.getResponseHeader('Content-Disposition')];",
+                vec![serde_json::json!(link)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(got[0], 200, "{got}");
+        assert!(got[1].as_u64().unwrap() > 5, "{got}");
+        assert_eq!(got[2], "REDIS", "an RDB file: {got}");
+        assert!(got[3].as_str().unwrap().contains(".rdb"), "{got}");
 
         // A wrong confirmation: refused above the list, nothing restored.
         fill(
@@ -110,6 +151,34 @@ fn addons_in_a_real_browser() {
             "{}",
             text(&b, "#addon-error").await
         );
+
+        // Attach it to another app as CACHE, then detach it there.
+        let addon = b
+            .find(Locator::Css("#addon-list tbody tr"))
+            .await
+            .unwrap()
+            .attr("data-addon")
+            .await
+            .unwrap()
+            .expect("the add-on's name");
+        b.goto(&format!("{api}/")).await.unwrap();
+        fill(&b, "#new-app-name", "reports").await;
+        submit(&b, "#create-app button").await;
+        at(&b, "/apps/reports").await;
+        fill(&b, "#attach-addon", &addon).await;
+        fill(&b, "#attach-as", "cache").await;
+        submit(&b, "#addon-attach-form button[type=submit]").await;
+        at(&b, "/apps/reports").await;
+        let row = text(&b, "#addon-list tbody tr").await;
+        assert!(
+            row.contains(&addon) && row.contains("of cart") && row.contains("CACHE_URL"),
+            "{row} {}",
+            text(&b, "#addon-error").await
+        );
+        submit(&b, "#addon-list form.addon-detach button").await;
+        at(&b, "/apps/reports").await;
+        assert!(b.source().await.unwrap().contains("No add-ons."));
+        b.goto(&app_url).await.unwrap();
 
         // Destroy: a wrong name is refused; the app's name removes it and its backup.
         fill(
