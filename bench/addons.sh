@@ -246,6 +246,16 @@ if [ ${#local_tps[@]} -gt 0 ]; then
     echo "inside the add-on's job over its loopback: $(printf '%s\n' "${local_tps[@]}" | median) tps"
     echo "from the app job to the add-on's job address (bridged, no DNAT): $(printf '%s\n' "${direct_tps[@]}" | median) tps"
 fi
+if [ -n "$addon_pid" ]; then
+    # The add-on job's CPU settings as the kernel holds them (cgroup v1 cpu or v2), and how
+    # often CFS bandwidth control throttled it during the rounds.
+    cg=$(awk -F: '$2 == "cpu" { print "/sys/fs/cgroup/cpu" $3 } $1 == "0" && $2 == "" { v2 = "/sys/fs/cgroup" $3 } END { if (v2 != "") print v2 }' "/proc/$addon_pid/cgroup" | head -1)
+    if [ -f "$cg/cpu.cfs_quota_us" ]; then
+        echo "add-on job's cpu cgroup: cfs_quota_us $(cat "$cg/cpu.cfs_quota_us"), shares $(cat "$cg/cpu.shares"), $(grep nr_throttled "$cg/cpu.stat")"
+    elif [ -f "$cg/cpu.max" ]; then
+        echo "add-on job's cpu cgroup: cpu.max $(cat "$cg/cpu.max"), weight $(cat "$cg/cpu.weight"), $(grep nr_throttled "$cg/cpu.stat")"
+    fi
+fi
 create_s=$(awk -v m="$create_ms" 'BEGIN { printf "%.1f", m / 1000 }')
 redis_s=$(awk -v m="$redis_ms" 'BEGIN { printf "%.1f", m / 1000 }')
 ratio=$(awk -v p="$p" -v h="$h" 'BEGIN { printf "%.2f", p / h }')

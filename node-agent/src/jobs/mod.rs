@@ -488,7 +488,7 @@ async fn start(agent: &Arc<Agent>, job: &Arc<JobHandle>, made: &mut Made) -> Res
     let cspec = prepare::container_spec(spec, &image, mounts, net.netns_path, job.output_paths())
         .map_err(JobError::Spec)?;
     let runtime = agent.runtime.clone();
-    let options = prepare::container_options(spec, userns_base);
+    let options = prepare::container_options(spec, userns_base, prepare::node_cpus());
     made.container = true;
     let state = blocking(move || runtime.run_with(&cspec, &options))
         .await

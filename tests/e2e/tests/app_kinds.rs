@@ -293,15 +293,24 @@ fn app_json_with_comments_sets_formation_env_scripts_and_cron() {
         Some(json!({"web": {"size": "performance-m"}})),
     );
     assert_eq!(status, 200, "{body}");
+    // 5 cores: a quota on a node with more, none on a node with 5 or fewer (a quota of
+    // every core limits nothing; the agent leaves it out, node-agent jobs/prepare.rs).
+    // SAFETY: sysconf reads a system value; no pointers are involved.
+    let node_cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    let five_cores = if node_cpus > 5 { "500000" } else { "-1" };
+    let mut seen = None;
     assert!(
         eventually(Duration::from_secs(60), || {
-            jobs_of(&paas, "aj", "web")
+            seen = jobs_of(&paas, "aj", "web")
                 .first()
                 .and_then(|j| j["pid"].as_i64())
-                .map(|pid| cpu_of(pid).0)
-                == Some(Some("500000".into()))
+                .map(cpu_of);
+            seen.as_ref().is_some_and(|(quota, shares)| {
+                let quota = quota.as_deref().map(|q| if q == "max" { "-1" } else { q });
+                quota == Some(five_cores) && shares.as_deref().is_none_or(|s| s == "5120")
+            })
         }),
-        "the resized web job never got 5 cores"
+        "the resized web job never got 5 cores ({node_cpus} on the node): {seen:?}"
     );
 
     // Cron: listed with its next run, and it runs within a minute or so.
