@@ -30,6 +30,7 @@
 # ratio <paas/host>` (pgbench from the app job)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib/paas.sh
 [ "$(id -u)" -eq 0 ] || { echo "bench/run addons needs root (it runs containers)" >&2; exit 1; }
 command -v pgbench >/dev/null || { echo "pgbench is missing: apt-get install postgresql-contrib (deploy/install-deps)" >&2; exit 1; }
 pgbin=/usr/lib/postgresql/15/bin
@@ -61,26 +62,15 @@ ln -s "$(realpath "$STACKS/postgresql")" "$work/stacks/postgresql"
 ln -s "$(realpath "$STACKS/redis")" "$work/stacks/redis"
 export PAAS_AGENT_USERNS_RANGE="$(( 3221225472 + ($$ % 1000) * 1048576 )):1048576"
 
-"$BIN/paas-controller" --standalone --router-in-process --data-dir "$work/data" --stacks-dir "$work/stacks" \
-    --listen 127.0.0.1:$api_port --router-listen 127.0.0.1:$router_port \
-    --prefix "$prefix" --subnet 10.202.9.0/24 --port-range 31100-31199 \
-    >"$work/controller.log" 2>&1 &
-pid=$!
 cleanup() {
     [ ! -d "$work/pg" ] || su postgres -s /bin/sh -c "$pgbin/pg_ctl -D $work/pg -m immediate stop" >/dev/null 2>&1 || true
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    "$BIN/paas-agent" cleanup --state-dir "$work/data/agent" --prefix "$prefix" >/dev/null 2>&1 || true
+    paas_stop
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-for _ in $(seq 1 300); do
-    [ -s "$work/data/admin-token" ] && curl -sf -o /dev/null -H "Authorization: Bearer $(cat "$work/data/admin-token")" \
-        "http://127.0.0.1:$api_port/v1/apps" && break
-    sleep 0.1
-done
-token=$(cat "$work/data/admin-token")
+bin=$BIN
+paas_start --stacks-dir "$work/stacks" --prefix "$prefix" --subnet 10.202.9.0/24 --port-range 31100-31199
 api() { # METHOD PATH [BODY]
     curl -sf -X "$1" -H "Authorization: Bearer $token" -H 'content-type: application/json' \
         ${3:+-d "$3"} "http://127.0.0.1:$api_port$2"
