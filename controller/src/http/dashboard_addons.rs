@@ -158,9 +158,7 @@ pub(crate) async fn download(
     app: &str,
     id: &str,
 ) -> Result<axum::response::Response, ActionError> {
-    let (_, service) = super::attached_backup(c, app, id)
-        .await
-        .map_err(api_err)?;
+    let (_, service) = super::attached_backup(c, app, id).await.map_err(api_err)?;
     super::download_backup(c, app, &service, id)
         .await
         .map_err(api_err)
