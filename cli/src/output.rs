@@ -54,6 +54,17 @@ impl Table {
 }
 
 /// `Label:  value` lines with the values aligned.
+/// `n` bytes in the largest power of 1024 it reaches, up to 1024⁴: the value in that unit
+/// and the power (0 = bytes, 1 = Ki, 2 = Mi, 3 = Gi, 4 = Ti). Callers print the unit their
+/// command's readers know (`8.5 MB` for a database, `1.5G` for a volume).
+pub fn scale_1024(n: u64) -> (f64, usize) {
+    let power = (1..=4usize)
+        .rev()
+        .find(|p| n >= 1u64 << (10 * p))
+        .unwrap_or(0);
+    (n as f64 / (1u64 << (10 * power)) as f64, power)
+}
+
 pub fn key_values(pairs: &[(&str, String)]) -> String {
     let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
     pairs

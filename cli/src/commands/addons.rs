@@ -15,18 +15,10 @@ const WAIT: Duration = Duration::from_secs(300);
 /// `n` bytes as Heroku prints a database's size: `8.5 MB`, `1.2 GB`, `512 bytes` (units of
 /// 1024, as PostgreSQL's `pg_size_pretty`).
 pub(crate) fn data_size(n: u64) -> String {
-    const UNITS: [(&str, u64); 4] = [
-        ("TB", 1 << 40),
-        ("GB", 1 << 30),
-        ("MB", 1 << 20),
-        ("kB", 1 << 10),
-    ];
-    for (unit, size) in UNITS {
-        if n >= size {
-            return format!("{:.1} {unit}", n as f64 / size as f64);
-        }
+    match output::scale_1024(n) {
+        (_, 0) => format!("{n} bytes"),
+        (v, p) => format!("{v:.1} {}", ["kB", "MB", "GB", "TB"][p - 1]),
     }
-    format!("{n} bytes")
 }
 
 /// The SIZE column: the data's size, or `-` when it is not known (not measured yet, or

@@ -31,19 +31,17 @@ struct Mount {
 
 /// `n` bytes as people read them: `1G`, `1.5G`, `512M`, `3.2K`.
 fn human(n: u64) -> String {
-    const UNITS: [(&str, u64); 4] = [
-        ("T", 1 << 40),
-        ("G", 1 << 30),
-        ("M", 1 << 20),
-        ("K", 1 << 10),
-    ];
-    for (unit, size) in UNITS {
-        if n >= size {
-            let v = format!("{:.1}", n as f64 / size as f64);
-            return format!("{}{unit}", v.trim_end_matches(".0"));
+    match crate::output::scale_1024(n) {
+        (_, 0) => format!("{n}B"),
+        (v, p) => {
+            let v = format!("{v:.1}");
+            format!(
+                "{}{}",
+                v.trim_end_matches(".0"),
+                ["K", "M", "G", "T"][p - 1]
+            )
         }
     }
-    format!("{n}B")
 }
 
 fn used(v: &Volume) -> String {
@@ -215,4 +213,17 @@ pub(super) fn destroy(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(super::human(100), "100B");
+        assert_eq!(super::human(3277), "3.2K");
+        assert_eq!(super::human(512 << 20), "512M");
+        assert_eq!(super::human(1 << 30), "1G");
+        assert_eq!(super::human(3 << 29), "1.5G");
+        assert_eq!(super::human(2 << 40), "2T");
+    }
 }
