@@ -179,6 +179,14 @@ pub fn read_frame(r: &mut impl std::io::Read) -> std::io::Result<Option<Frame>> 
     }))
 }
 
+/// Programs that exist only inside a shell: a command that starts with one must run
+/// through `/bin/sh -c` (the CLI's `paas run` and the controller's Procfile lines both
+/// decide with this list).
+pub const SHELL_BUILTINS: &[&str] = &[
+    ".", ":", "alias", "break", "cd", "continue", "eval", "exit", "export", "read", "readonly",
+    "return", "set", "shift", "source", "trap", "ulimit", "umask", "unalias", "unset", "wait",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,11 +222,3 @@ mod tests {
         assert_eq!(decode(&mut big), Err(FrameError::TooLong(MAX_FRAME + 1)));
     }
 }
-
-/// Programs that exist only inside a shell: a command that starts with one must run
-/// through `/bin/sh -c` (the CLI's `paas run` and the controller's Procfile lines both
-/// decide with this list).
-pub const SHELL_BUILTINS: &[&str] = &[
-    ".", ":", "alias", "break", "cd", "continue", "eval", "exit", "export", "read", "readonly",
-    "return", "set", "shift", "source", "trap", "ulimit", "umask", "unalias", "unset", "wait",
-];
