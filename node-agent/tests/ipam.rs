@@ -129,3 +129,52 @@ fn leases_carry_tenant_and_mac_and_old_ones_still_load() {
         Some("02:99:00:11:22:33")
     );
 }
+
+#[test]
+fn ports_the_host_refuses_are_skipped_and_an_all_refused_range_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("network.json");
+    let big: Subnet = "10.200.9.0/24".parse().unwrap();
+    let ports = PortRange {
+        first: 31000,
+        last: 31003,
+    };
+    let mut ipam = Ipam::open(&path, big, ports).unwrap();
+    // 31000 and 31002 are another program's (the agent's bind of them fails).
+    let busy = |p: u16| p != 31000 && p != 31002;
+    let port = |l: Result<_, IpamError>| -> u16 {
+        let l: paas_node_agent::network::ipam::Lease = l.unwrap();
+        l.host_port.unwrap()
+    };
+    assert_eq!(
+        port(ipam.lease_where("a", Some(80), None, &[], busy)),
+        31001
+    );
+    assert_eq!(
+        port(ipam.lease_where("b", Some(80), None, &[], busy)),
+        31003
+    );
+    let mut asked = Vec::new();
+    let err = ipam
+        .lease_where("c", Some(80), None, &[], |p| {
+            asked.push(p);
+            busy(p)
+        })
+        .unwrap_err();
+    // Ports held by jobs are never offered to the check; the others are, once each.
+    asked.sort();
+    assert_eq!(asked, vec![31000, 31002]);
+    let text = err.to_string();
+    assert!(
+        text.contains("31000-31003")
+            && text.contains("2 held by jobs")
+            && text.contains("other programs"),
+        "{text}"
+    );
+    assert_eq!(ipam.get("c"), None, "a failed lease leaves nothing");
+    // A job already holding its lease keeps it whatever the check says.
+    assert_eq!(
+        port(ipam.lease_where("a", Some(80), None, &[], |_| false)),
+        31001
+    );
+}

@@ -253,12 +253,33 @@ async fn network_maps_ports_and_tears_down() {
     .unwrap();
     net.ensure_node().await.unwrap();
     net.ensure_node().await.expect("ensure_node is idempotent");
+    // Another program listens on the range's first port: the job gets another one (the
+    // DNAT would take every connection to it from that program).
+    let other = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, names.ports.first))
+        .expect("the test's own port in the range");
     let job = net.setup_job("net-1", Some(5000), None, &[]).await.unwrap();
     let expected_ip = Ipv4Addr::from(u32::from(names.subnet.network) + 2);
     assert_eq!(job.ip, expected_ip);
     assert_eq!(job.addr, Some(format!("{expected_ip}:5000")));
     let host_port = job.host_port.unwrap();
     assert!(names.ports.contains(host_port));
+    assert_ne!(
+        host_port, names.ports.first,
+        "another program's port was handed out"
+    );
+    let mut reached = std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, names.ports.first))
+        .expect("the other program's port still reaches it");
+    let (mut conn, _) = other.accept().unwrap();
+    std::io::Write::write_all(&mut conn, b"mine").unwrap();
+    let mut said = [0u8; 4];
+    std::io::Read::read_exact(&mut reached, &mut said).unwrap();
+    assert_eq!(&said, b"mine");
+    // The job's port is the agent's while the job holds it.
+    assert_eq!(net.held_ports(), vec![host_port]);
+    assert!(
+        std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, host_port)).is_err(),
+        "another program could bind the job's host port {host_port}"
+    );
     let table = nft_table(&names.prefix);
     assert!(
         table.contains(&format!("{host_port} : {expected_ip} . 5000")),
@@ -339,6 +360,9 @@ async fn network_maps_ports_and_tears_down() {
     );
     assert!(net.lease("net-1").is_none());
     assert!(net.lease("net-2").is_some());
+    assert_eq!(net.held_ports(), vec![job2.host_port.unwrap()]);
+    std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, host_port))
+        .expect("a released job's host port is free again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

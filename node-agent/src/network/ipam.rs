@@ -3,7 +3,8 @@
 //! Persisted in `state_dir/network.json` after every change (written before the network
 //! is touched, so a crash leaves at worst a lease that DELETE or cleanup releases). IPs are
 //! handed out lowest-free-first; host ports round-robin from a persisted cursor, so a port
-//! just released is not handed out again at once. Nothing held is ever handed out twice.
+//! just released is not handed out again at once. Nothing held is ever handed out twice,
+//! and the agent skips a port another program on the host already listens on.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -20,8 +21,11 @@ pub enum IpamError {
          start the agent with a larger --subnet"
     )]
     SubnetFull { subnet: Subnet, held: usize },
-    #[error("no free host port left in {range}: delete stopped jobs or widen --port-range")]
-    PortsExhausted { range: PortRange },
+    #[error(
+        "no free host port left in {range} ({held} held by jobs, the rest by other programs \
+         on this host): delete stopped jobs or move or widen --port-range"
+    )]
+    PortsExhausted { range: PortRange, held: usize },
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -113,6 +117,20 @@ impl Ipam {
         tenant: Option<u32>,
         guests: &[u32],
     ) -> Result<Lease, IpamError> {
+        self.lease_where(job, container_port, tenant, guests, |_| true)
+    }
+
+    /// [`Ipam::lease`] handing out only a host port that `may_take` accepts (the agent
+    /// passes one that binds the port on the host, so a port another program listens on
+    /// is skipped and the one handed out stays the job's: see `network::holds`).
+    pub fn lease_where(
+        &mut self,
+        job: &str,
+        container_port: Option<u16>,
+        tenant: Option<u32>,
+        guests: &[u32],
+        may_take: impl FnMut(u16) -> bool,
+    ) -> Result<Lease, IpamError> {
         if let Some(lease) = self.file.leases.get(job) {
             return Ok(lease.clone());
         }
@@ -126,7 +144,7 @@ impl Ipam {
                 held: held_ips.len(),
             })?;
         let host_port = match container_port {
-            Some(_) => Some(self.free_port()?),
+            Some(_) => Some(self.free_port(may_take)?),
             None => None,
         };
         let lease = Lease {
@@ -143,7 +161,7 @@ impl Ipam {
         Ok(lease)
     }
 
-    fn free_port(&mut self) -> Result<u16, IpamError> {
+    fn free_port(&mut self, mut may_take: impl FnMut(u16) -> bool) -> Result<u16, IpamError> {
         let held: Vec<u16> = self
             .file
             .leases
@@ -160,12 +178,15 @@ impl Ipam {
         for i in 0..span {
             let port = (u32::from(start - first) + i) % span + u32::from(first);
             let port = port as u16;
-            if !held.contains(&port) {
+            if !held.contains(&port) && may_take(port) {
                 self.file.next_port = Some(if port == last { first } else { port + 1 });
                 return Ok(port);
             }
         }
-        Err(IpamError::PortsExhausted { range: self.ports })
+        Err(IpamError::PortsExhausted {
+            range: self.ports,
+            held: held.len(),
+        })
     }
 
     /// Releases `job`'s lease (persisted). Returns what it held.

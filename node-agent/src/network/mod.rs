@@ -12,6 +12,8 @@
 //!   of sets and maps, added at setup and deleted at teardown, so a deleted job leaves no
 //!   rule behind; a restarted agent redefines both tables from the leases in one nft
 //!   transaction, so running jobs' traffic is never dropped meanwhile.
+//! * Host ports are bound by the agent while a job holds them ([`holds`]), so the DNAT
+//!   never takes another program's port and nothing else takes a job's.
 //! * Other nodes ([`NetworkManager::set_peers`], from the controller's heartbeat answer):
 //!   their host ports and agent ports are closed to jobs.
 //!
@@ -19,6 +21,7 @@
 //! that enters the job's netns.
 
 mod fence;
+mod holds;
 pub mod ipam;
 pub mod tables;
 
@@ -118,6 +121,8 @@ pub struct NetworkManager {
     /// Leave IPv6 on in job netns (`--job-ipv6`).
     job_ipv6: bool,
     ipam: Mutex<Ipam>,
+    /// The host ports of the leases, bound while they are held.
+    holds: holds::Holds,
     /// The peer nodes last written to the tables (None: not since the agent started).
     peers: Mutex<Option<Vec<SocketAddrV4>>>,
     /// The add-ons on other nodes last written to the tables, with their apps.
@@ -141,6 +146,7 @@ impl NetworkManager {
             advertise,
             job_ipv6: false,
             ipam: Mutex::new(ipam),
+            holds: holds::Holds::default(),
             peers: Mutex::new(None),
             addon_ports: Mutex::new(None),
         })
@@ -230,6 +236,9 @@ impl NetworkManager {
             let Some(lease) = self.lease(&job) else {
                 continue;
             };
+            if let Some(port) = lease.host_port {
+                self.holds.keep(port, &job);
+            }
             walls.push(self.wall(&job, &lease)?);
         }
         nft(&self.tables().define(&walls)).await
@@ -310,7 +319,21 @@ impl NetworkManager {
         for guest in guests {
             tables::tenant_mark(Some(*guest), Ipv4Addr::UNSPECIFIED)?;
         }
-        let lease = self.ipam().lease(job, port, tenant, guests)?;
+        let mut taken = None;
+        let leased = self.ipam().lease_where(job, port, tenant, guests, |p| {
+            let ok = self.holds.take(p);
+            taken = taken.or(ok.then_some(p));
+            ok
+        });
+        let lease = leased.inspect_err(|_| {
+            if let Some(p) = taken {
+                self.holds.release(p);
+            }
+        })?;
+        if let Some(port) = lease.host_port {
+            // A lease made before (the same job set up again) keeps its port.
+            self.holds.keep(port, job);
+        }
         let wall = self.wall(job, &lease)?;
         let names = JobNames::new(&self.prefix, job);
         let ns = names.netns.as_str();
@@ -364,6 +387,11 @@ impl NetworkManager {
         }
     }
 
+    /// The host ports bound for the leases now, lowest first.
+    pub fn held_ports(&self) -> Vec<u16> {
+        self.holds.ports()
+    }
+
     /// The lease `job` holds, if any.
     pub fn lease(&self, job: &str) -> Option<Lease> {
         self.ipam().get(job).cloned()
@@ -387,6 +415,9 @@ impl NetworkManager {
         ignore_missing(ip(&["netns", "del", &names.netns]).await)?;
         ignore_missing(ip(&["link", "del", &names.veth_host]).await)?;
         self.ipam().release(job)?;
+        if let Some(port) = lease.host_port {
+            self.holds.release(port);
+        }
         Ok(())
     }
 }

@@ -113,11 +113,14 @@ impl Paas {
                 .args(["--domain", "localhost", "--prefix", &prefix])
                 .arg("--subnet")
                 .arg(format!("10.201.{slot}.0/24"))
+                // Below the kernel's ephemeral ports (32768-60999 here), where the API and
+                // router ports above come from: the agent skips and holds busy ports
+                // (node-agent network/holds.rs), this keeps them from meeting at all.
                 .arg("--port-range")
                 .arg(format!(
                     "{}-{}",
-                    30000 + slot * 100,
-                    30000 + slot * 100 + 99
+                    10000 + (slot - 20) * 100,
+                    10000 + (slot - 20) * 100 + 99
                 ))
                 .arg("--stacks-dir")
                 .arg(stacks)
