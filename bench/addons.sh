@@ -246,6 +246,76 @@ if [ -n "$addon_pid" ]; then
         echo "add-on job's cpu cgroup: cpu.max $(cat "$cg/cpu.max"), weight $(cat "$cg/cpu.weight"), $(grep nr_throttled "$cg/cpu.stat")"
     fi
 fi
+# Where the rest goes ($VARIANTS, e.g. "base rootcg nobrnf notrack"; empty: skipped): more
+# interleaved rounds ($VROUNDS, default 8) from the app job to the add-on and to the host's
+# cluster, each variant set on the live jobs before its measurement and undone after:
+#   base     as deployed
+#   rootcg   the add-on's postgres processes in the root cpu cgroup (no group of its own)
+#   parentcg ... in the agent's <prefix> cpu cgroup (one level up, beside the app's job)
+#   flatcg   ... in a new cpu cgroup at depth 1 with the job's cpu.shares
+#   nobrnf   net.bridge.bridge-nf-call-iptables=0 (bridged frames skip the ip hooks)
+#   notrack  no conntrack for packets between two jobs of the subnet (an nft raw rule)
+#   nobrnf+rootcg  both
+# The sysctl is put back to what it was, the table and the cgroup removed, at exit too.
+if [ -n "${VARIANTS:-}" ] && [ -n "$addon_pid" ]; then
+    vnet=$(ip -4 -o addr show dev "${prefix}0" | awk '{ print $4; exit }')
+    cpu_line=$(awk -F: '$2 ~ /(^|,)cpu(,|$)/ { print; exit }' "/proc/$addon_pid/cgroup")
+    cpu_root=/sys/fs/cgroup/$(echo "$cpu_line" | cut -d: -f2)
+    cpu_job=$cpu_root$(echo "$cpu_line" | cut -d: -f3)
+    brnf_was=$(sysctl -n net.bridge.bridge-nf-call-iptables 2>/dev/null || echo)
+    move_pg() { # DIR: the postmaster and its children
+        local t
+        for t in $(ls "/proc/$addon_pid/task") $(pgrep -P "$addon_pid"); do
+            echo "$t" >"$1/tasks" 2>/dev/null || true
+        done
+    }
+    undo_variant() {
+        [ -z "$brnf_was" ] || sysctl -qw net.bridge.bridge-nf-call-iptables="$brnf_was"
+        nft delete table ip "${prefix}x" 2>/dev/null || true
+        move_pg "$cpu_job"
+        rmdir "$cpu_root/${prefix}-flat" 2>/dev/null || true
+    }
+    trap 'undo_variant; cleanup' EXIT
+    set_variant() {
+        undo_variant
+        case $1 in
+        base) ;;
+        rootcg) move_pg "$cpu_root" ;;
+        parentcg) move_pg "$(dirname "$cpu_job")" ;;
+        flatcg)
+            mkdir -p "$cpu_root/${prefix}-flat"
+            cat "$cpu_job/cpu.shares" >"$cpu_root/${prefix}-flat/cpu.shares"
+            move_pg "$cpu_root/${prefix}-flat" ;;
+        nobrnf) sysctl -qw net.bridge.bridge-nf-call-iptables=0 ;;
+        nobrnf+rootcg) sysctl -qw net.bridge.bridge-nf-call-iptables=0; move_pg "$cpu_root" ;;
+        notrack)
+            nft -f - <<NFT
+table ip ${prefix}x {
+    chain raw {
+        type filter hook prerouting priority raw;
+        ip saddr $vnet ip daddr $vnet ip daddr != $gateway notrack;
+    }
+}
+NFT
+            ;;
+        *) echo "unknown variant $1 (base rootcg parentcg flatcg nobrnf notrack nobrnf+rootcg)" >&2; exit 1 ;;
+        esac
+    }
+    declare -A v_paas v_host
+    for r in $(seq 1 "${VROUNDS:-8}"); do
+        for v in $VARIANTS; do
+            set_variant "$v"
+            a=$(tps as_app "$url"); b=$(tps as_app "$host_from_app")
+            v_paas[$v]+="$a "; v_host[$v]+="$b "
+            echo "variant round $r $v: from the app job: paas $a tps, host $b tps"
+        done
+    done
+    undo_variant
+    for v in $VARIANTS; do
+        vp=$(printf '%s\n' ${v_paas[$v]} | median); vh=$(printf '%s\n' ${v_host[$v]} | median)
+        echo "variant $v: paas $vp tps, host $vh tps (medians), ratio $(awk -v p="$vp" -v h="$vh" 'BEGIN { printf "%.2f", p / h }')"
+    done
+fi
 create_s=$(awk -v m="$create_ms" 'BEGIN { printf "%.1f", m / 1000 }')
 redis_s=$(awk -v m="$redis_ms" 'BEGIN { printf "%.1f", m / 1000 }')
 ratio=$(awk -v p="$p" -v h="$h" 'BEGIN { printf "%.2f", p / h }')
