@@ -2,7 +2,8 @@
 //! PostgreSQL 15 and Redis 7 in paas jobs from the service images (root): a Python app
 //! (pg8000) keeps its rows across a restart of the app, of the add-on and of the agent and a
 //! redeploy; a
-//! Node app (the `redis` package) keeps its keys across a restart of its Redis; another
+//! Node app (the `redis` package) keeps its keys across a crash of its Redis, a restart and
+//! a redeploy; another
 //! app's job cannot connect, wrong credentials are refused, a member cannot see or attach
 //! another member's add-on (404), bad services and plans are 422s that list the good ones,
 //! and a destroy unsets the URL and removes the job.
@@ -422,6 +423,26 @@ fn apps_keep_their_data_in_postgresql_and_redis_addons_that_only_they_reach() {
     crash_addon(&paas, &redis_name);
     wait_available(&paas, "cart");
     wait_app(&paas, "cart", "/", "items:x,y", Duration::from_secs(120));
+    // …and across a restart and a redeploy of the Node app itself.
+    let (status, body) = api(&paas, "POST", "/v1/apps/cart/restart", None);
+    assert!(status < 300, "{body}");
+    wait_app(
+        &paas,
+        "cart",
+        "/set/z",
+        "items:x,y,z",
+        Duration::from_secs(90),
+    );
+    let (_, before) = api(&paas, "GET", "/v1/apps/cart", None);
+    node.write("REVISION", "2\n");
+    node.commit("redeploy");
+    push(&paas, &node, "cart");
+    let (_, after) = api(&paas, "GET", "/v1/apps/cart", None);
+    assert!(
+        after["current_release"].as_u64() > before["current_release"].as_u64(),
+        "the push made no new release: {before} → {after}"
+    );
+    wait_app(&paas, "cart", "/", "items:x,y,z", Duration::from_secs(120));
 
     // Destroying needs the confirmation, then unsets the URL and stops the job.
     let (status, body) = api(
